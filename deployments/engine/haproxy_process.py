@@ -1,0 +1,89 @@
+"""Start, reload and stop the HAProxy master process (master-worker mode, daemonised).
+
+A reload goes through the master CLI, so listening sockets pass to the new worker
+(`expose-fd listeners`) and no connection is refused while it happens.
+"""
+import os
+import signal
+import subprocess
+import time
+
+from deployments.engine import haproxy_socket
+from deployments.engine.haproxy_config import Paths
+
+START_TIMEOUT = 10.0
+
+
+class HAProxyConfigInvalid(Exception):
+    """`haproxy -c` rejected a rendered config; nothing was reloaded."""
+
+
+def check_config(config_file: os.PathLike) -> None:
+    result = subprocess.run(
+        ["haproxy", "-c", "-q", "-f", str(config_file)], capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        raise HAProxyConfigInvalid((result.stderr or result.stdout).strip())
+
+
+def is_running(paths: Paths) -> bool:
+    return haproxy_socket.is_alive(paths.admin_socket)
+
+
+def start(paths: Paths) -> None:
+    """Start a daemonised master with the files on disk and wait until its worker answers."""
+    subprocess.run(
+        ["haproxy", "-W", "-D", "-f", str(paths.config), "-S", f"{paths.master_socket},mode,600", "-p", str(paths.pidfile)],
+        check=True, capture_output=True, timeout=30,
+    )
+    _wait_until(lambda: haproxy_socket.is_alive(paths.admin_socket), "HAProxy did not start answering")
+
+
+def reload(paths: Paths) -> None:
+    """Seamless reload; returns once the new worker answers on the admin socket."""
+    old_pid = haproxy_socket.worker_pid(paths.admin_socket)
+    haproxy_socket.send(paths.master_socket, "reload")
+    _wait_until(
+        lambda: haproxy_socket.worker_pid(paths.admin_socket) not in (None, old_pid),
+        "HAProxy did not finish reloading",
+    )
+
+
+def stop(paths: Paths) -> None:
+    """Stop the master and its workers (used by `manage.py haproxy` on Ctrl-C and by tests)."""
+    pid = master_pid(paths)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    _wait_until(lambda: not _pid_alive(pid), "HAProxy did not stop")
+
+
+def master_pid(paths: Paths) -> int | None:
+    try:
+        return int(paths.pidfile.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child still "exists"; its state letter in /proc tells it is dead.
+    try:
+        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _wait_until(condition, message: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{message} within {timeout:.0f}s")

@@ -1,0 +1,285 @@
+"""The deploy state machine: fetch → build → start → verify → switch → drain.
+
+Before the switch nothing the old release depends on is touched, so any failure there
+removes the new containers and leaves the old release serving. The switch is one map
+commit in HAProxy. After it, the old release drains and is retired.
+With zero_downtime off the old release is stopped before the new one starts (recreate);
+if the new one then fails, the old containers are started again.
+"""
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from deployments.engine import health, queue, router, runtime, source
+from deployments.engine.logs import DeploymentLog, publish
+from deployments.models import App, Deployment
+
+HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
+HEARTBEAT_SECONDS = 5.0
+
+logger = logging.getLogger(__name__)
+
+
+class PhaseFailed(Exception):
+    def __init__(self, phase: str, reason: str) -> None:
+        super().__init__(f"{phase} failed: {reason}")
+        self.phase = phase
+
+
+def run(deployment_id: int) -> None:
+    """Entry point of the Celery task: claim, run, then hand over to the next queued one."""
+    if not queue.claim(deployment_id):
+        return
+    deployment = Deployment.objects.select_related("app", "previous").get(id=deployment_id)
+    try:
+        Pipeline(deployment).execute()
+    finally:
+        queue.dispatch_next(deployment.app_id)
+
+
+class Pipeline:
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.app: App = deployment.app
+        self.previous: Deployment | None = deployment.previous
+        self.log = DeploymentLog(deployment.id)
+        self._stopped_previous = False
+
+    def execute(self) -> None:
+        heartbeat = _Heartbeat(self.deployment.id)
+        heartbeat.start()
+        try:
+            self._phases()
+            self._finish(Deployment.State.SUCCEEDED, "")
+        except PhaseFailed as failure:
+            self._undo_before_switch()
+            self._finish(Deployment.State.FAILED, str(failure))
+        except Exception as error:  # a bug or an unreachable service: still leave things clean
+            logger.exception("deployment %s crashed", self.deployment.id)
+            self._undo_before_switch()
+            self._finish(Deployment.State.FAILED, f"{self.deployment.phase or 'start-up'} failed: internal error: {error}")
+        finally:
+            heartbeat.stop()
+
+    def _phases(self) -> None:
+        self.log.write(f"Deploying {self.app.name} from {self.app.repo_url} ref {self.deployment.ref} "
+                       f"({'zero-downtime' if self.app.zero_downtime else 'recreate: a short 503 gap'})")
+        with self._phase("fetch"):
+            self._fetch()
+        with self._phase("build"):
+            self._build()
+        with self._phase("start"):
+            if not self.app.zero_downtime:
+                self._stop_previous()
+            self._start()
+        with self._phase("verify"):
+            self._verify()
+        with self._phase("switch"):
+            self._switch()
+        with self._phase("drain"):
+            self._drain()
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = timezone.now()
+        self._save(phase=name, phase_times={**self.deployment.phase_times, name: {"start": started.isoformat()}})
+        self.log.write(f"==> {name}")
+        self.log.flush()
+        try:
+            yield
+        except PhaseFailed:
+            raise
+        except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure,
+                health.HealthCheckFailed, health.ContainerExited) as error:
+            raise PhaseFailed(name, str(error)) from error
+        finally:
+            times = {**self.deployment.phase_times}
+            times[name] = {**times[name], "end": timezone.now().isoformat()}
+            self._save(phase_times=times)
+        self.log.write(f"    {name} done in {self.deployment.phase_duration(name):.2f}s")
+
+    def _fetch(self) -> None:
+        sha = source.fetch(self.app.name, self.app.repo_url, self.deployment.ref)
+        self._save(commit_sha=sha)
+        self.log.write(f"{self.deployment.ref} is commit {sha}")
+
+    def _build(self) -> None:
+        tag = f"{self.app.image_repository()}:{self.deployment.commit_sha[:12]}"
+        context = source.archive(self.app.name, self.deployment.commit_sha)
+        runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.write)
+        self._save(image=tag)
+        self.log.write(f"Built {tag}")
+
+    def _start(self) -> None:
+        colour = self.app.idle_colour
+        self._save(colour=colour)
+        for index in range(self.app.replicas):
+            name = f"sy-{self.app.name}-{self.deployment.id}-{index + 1}"
+            container = runtime.start_container(
+                name, self.deployment.image, self.app.port, self.app.environment(),
+                {runtime.LABEL_APP: self.app.name, runtime.LABEL_DEPLOYMENT: str(self.deployment.id)},
+            )
+            self._save(containers=[*self.deployment.containers, container.as_dict()])
+            self.log.write(f"Started {name} at {container.ip}:{container.port} ({colour})")
+
+    def _verify(self) -> None:
+        deadline = time.monotonic() + self.app.health_deadline
+        for container in self.deployment.containers:
+            self._verify_container(container, deadline)
+        router.publish_servers(self.deployment)
+        self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
+        for container in self.deployment.containers:
+            runtime.enable_restarts(container["id"])
+
+    def _verify_container(self, container: dict, deadline: float) -> None:
+        alive = lambda: runtime.state(container["id"]).running  # noqa: E731
+        try:
+            health.wait_for_port(container["ip"], container["port"], deadline, alive)
+            self.log.write(f"{container['name']}: port {container['port']} open")
+            health.wait_for_status(container["ip"], container["port"], self.app.health_path,
+                                   self.app.health_check_host(), self.app.health_status,
+                                   self.app.health_timeout, deadline, alive)
+            self.log.write(f"{container['name']}: GET {self.app.health_path} answered {self.app.health_status}")
+        except health.ContainerExited:
+            raise PhaseFailed("verify", self._exit_report(container)) from None
+
+    def _exit_report(self, container: dict) -> str:
+        exited = runtime.state(container["id"])
+        output = runtime.tail(container["id"]) or "(no output)"
+        self.log.write(f"Last output of {container['name']}:\n{output}")
+        return f"container {container['name']} exited with code {exited.exit_code}; last output:\n{output}"
+
+    def _wait_for_haproxy_up(self, deadline: float) -> None:
+        wanted = len(self.deployment.containers)
+        while True:
+            rows = router.server_rows(self.app, self.deployment.colour)[:wanted]
+            # Leaving maintenance shows "UP 1/2" (and the slot's old check result) until a
+            # check passes; plain "UP" with L7OK means HAProxy itself saw this container healthy.
+            if all(r["status"] == "UP" and r["check_status"].startswith("L7OK") for r in rows):
+                self.log.write(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
+                return
+            if time.monotonic() >= deadline:
+                seen = ", ".join(f"{r['svname']} {r['status']} {r['check_status']} {r['check_desc']}" for r in rows)
+                raise PhaseFailed("verify", f"HAProxy's health check did not report the new servers UP: {seen}")
+            time.sleep(0.1)
+
+    def _switch(self) -> None:
+        router.switch_to(self.deployment)
+        self.app.refresh_from_db()
+        self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}")
+
+    def _drain(self) -> None:
+        if self.previous is None:
+            self.log.write("No previous release to retire")
+        elif self._stopped_previous:
+            self._retire(self.previous, wait=False)
+        else:
+            self._retire(self.previous, wait=True)
+        self._prune_images()
+
+    def _retire(self, old: Deployment, wait: bool) -> None:
+        if wait:
+            self._wait_until_idle(old)
+        router.withdraw_servers(old)
+        for container in old.containers:
+            runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
+        self.log.write(f"Retired the previous release (deployment #{old.id}, {old.short_sha})")
+
+    def _wait_until_idle(self, old: Deployment) -> None:
+        timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
+        deadline = time.monotonic() + timeout
+        while (busy := router.in_flight(self.app, old.colour)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if busy:
+            self.log.write(f"Drain timeout ({timeout}s): closing {busy} request(s) still open on the old release")
+        else:
+            self.log.write("The old release has no requests in flight")
+
+    def _stop_previous(self) -> None:
+        """Recreate: the old release stops before the new one starts; kept stopped, not
+        removed, so it can be started again if the new release fails."""
+        if self.previous is None:
+            return
+        self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
+        router.withdraw_servers(self.previous)
+        for container in self.previous.containers:
+            runtime.stop(container["id"], timeout=self.app.stop_timeout)
+        self._stopped_previous = True
+
+    def _undo_before_switch(self) -> None:
+        """Remove what this deployment started; in a recreate, bring the old release back."""
+        self.deployment.refresh_from_db()
+        try:
+            if self.deployment.holds_backend:
+                router.withdraw_servers(self.deployment)
+            for container in self.deployment.containers:
+                runtime.stop_and_remove(container["id"], timeout=0)
+            if self._stopped_previous and self.previous is not None:
+                self._restart_previous()
+        except Exception as error:
+            logger.exception("clean-up of deployment %s incomplete", self.deployment.id)
+            self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
+
+    def _restart_previous(self) -> None:
+        restarted = [runtime.restart(c["id"], c["port"]).as_dict() for c in self.previous.containers]
+        Deployment.objects.filter(pk=self.previous.pk).update(containers=restarted)
+        self.previous.containers = restarted
+        router.publish_servers(self.previous)
+        self.log.write("The previous release was started again and serves traffic")
+
+    def _prune_images(self) -> None:
+        keep = settings.SWITCHYARD["KEEP_IMAGES"]
+        kept = set()
+        for image in (Deployment.objects.filter(app=self.app, state=Deployment.State.SUCCEEDED)
+                      .exclude(image="").order_by("-finished_at").values_list("image", flat=True)):
+            kept.add(image)
+            if len(kept) >= keep:
+                break
+        kept.add(self.deployment.image)
+        removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
+        if removed:
+            self.log.write(f"Removed old images: {', '.join(removed)}")
+
+    def _finish(self, state: str, error: str) -> None:
+        self._save(state=state, error=error, finished_at=timezone.now())
+        self.log.write(f"Deployment {state}" + (f": {error}" if error else ""))
+        self.log.flush()
+
+    def _save(self, **fields) -> None:
+        for name, value in fields.items():
+            setattr(self.deployment, name, value)
+        Deployment.objects.filter(pk=self.deployment.pk).update(**fields)
+        if "phase" in fields or "state" in fields:
+            publish(self.deployment.id, {"type": "deployment.state", "state": self.deployment.state,
+                                         "phase": self.deployment.phase, "error": self.deployment.error})
+
+
+class _Heartbeat:
+    """Touches heartbeat_at while the deployment runs; reconcile fails deployments whose
+    heartbeat stopped (their worker died)."""
+
+    def __init__(self, deployment_id: int) -> None:
+        self.deployment_id = deployment_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                close_old_connections()
+                Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()

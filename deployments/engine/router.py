@@ -1,0 +1,198 @@
+"""Routing: what HAProxy sends where, kept equal in three places.
+
+The database says which deployment holds which colour of an app and which colour is
+live. Every change here, under one Redis lock:
+  1. updates those rows,
+  2. renders config and map from the database and writes both files (atomic rename),
+  3. tells the running HAProxy the same thing through the runtime API
+     (or reloads it when the config's structure changed, e.g. a new app).
+So a reload or restart at any moment lands on the routing the runtime already had.
+"""
+import os
+import re
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from deployments.engine import haproxy_process, haproxy_socket
+from deployments.engine.haproxy_config import (
+    AppRoute,
+    Paths,
+    Server,
+    map_entries,
+    render_config,
+    render_map,
+    slot_name,
+)
+from deployments.engine.locks import router_lock
+from deployments.models import COLOURS, MAX_REPLICAS, App, Deployment
+
+MAP_BATCH = 40  # entries per runtime-API line; keeps each line well under HAProxy's buffer
+SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( disabled)?$", re.MULTILINE)
+
+
+def paths() -> Paths:
+    return Paths(Path(settings.SWITCHYARD["HAPROXY_DIR"]))
+
+
+def snapshot() -> list[AppRoute]:
+    holders = Deployment.objects.filter(holds_backend=True).order_by("id")
+    servers: dict[tuple[int, str], tuple[Server, ...]] = {
+        (d.app_id, d.colour): tuple(Server(c["ip"], c["port"]) for c in d.containers) for d in holders
+    }
+    return [
+        AppRoute(
+            name=app.name,
+            hostnames=tuple(app.hostnames()),
+            live_colour=app.live_colour,
+            health_path=app.health_path,
+            health_status=app.health_status,
+            health_host=app.health_check_host(),
+            health_timeout=app.health_timeout,
+            servers={colour: servers.get((app.id, colour), ()) for colour in COLOURS},
+        )
+        for app in App.objects.prefetch_related("domains")
+    ]
+
+
+def publish_servers(deployment: Deployment) -> None:
+    """Put a deployment's containers into its colour's backend (they start health checks)."""
+    with router_lock():
+        Deployment.objects.filter(pk=deployment.pk).update(holds_backend=True)
+        commands = []
+        for index, container in enumerate(deployment.containers):
+            server = f"{deployment.app.backend_name(deployment.colour)}/{slot_name(index)}"
+            commands += [f"set server {server} addr {container['ip']} port {container['port']}",
+                         f"set server {server} state ready"]
+        _apply(server_commands=commands)
+
+
+def withdraw_servers(deployment: Deployment) -> None:
+    """Take a deployment's servers out of rotation and close what is still open on them."""
+    with router_lock():
+        Deployment.objects.filter(pk=deployment.pk).update(holds_backend=False)
+        backend = deployment.app.backend_name(deployment.colour)
+        commands = []
+        for index in range(len(deployment.containers)):
+            commands += [f"set server {backend}/{slot_name(index)} state maint",
+                         f"shutdown sessions server {backend}/{slot_name(index)}"]
+        _apply(server_commands=commands)
+
+
+def switch_to(deployment: Deployment) -> None:
+    """Point every host of the app at the deployment's colour: one atomic map commit."""
+    with router_lock():
+        app = App.objects.get(pk=deployment.app_id)
+        before = (app.live_colour, app.live_deployment_id)
+        App.objects.filter(pk=app.pk).update(live_colour=deployment.colour, live_deployment=deployment)
+        try:
+            _apply(push_map=True)
+        except Exception:
+            App.objects.filter(pk=app.pk).update(live_colour=before[0], live_deployment_id=before[1])
+            _apply_quietly(push_map=True)
+            raise
+
+
+def sync_all() -> None:
+    """Make HAProxy equal the database: start it if it is down, reload if its config's
+    structure changed, and push every map entry and server slot."""
+    with router_lock():
+        routes = snapshot()
+        _apply(push_map=True, server_commands=_all_server_commands(routes))
+
+
+def refresh_config() -> None:
+    """After apps were added, changed or deleted: new files, and a reload if HAProxy runs.
+    Does not start HAProxy: creating an app from the CLI must not leave a proxy behind."""
+    with router_lock():
+        _apply(push_map=True, start_if_down=False)
+
+
+def server_rows(app: App, colour: str) -> list[dict[str, str]]:
+    backend = app.backend_name(colour)
+    return [row for row in haproxy_socket.server_stats(paths().admin_socket) if row["pxname"] == backend]
+
+
+def in_flight(app: App, colour: str) -> int:
+    return sum(int(row["scur"] or 0) for row in server_rows(app, colour))
+
+
+def _apply(push_map: bool = False, server_commands: list[str] | None = None, start_if_down: bool = True) -> None:
+    """Write both files from the database, then bring the running HAProxy to the same state."""
+    location = paths()
+    routes = snapshot()
+    structure_changed = _write_files(location, routes)
+    if not haproxy_process.is_running(location):
+        if not start_if_down:
+            return
+        haproxy_process.check_config(location.config)
+        haproxy_process.start(location)
+        return  # a fresh process reads the complete state from the files
+    if structure_changed:
+        haproxy_process.check_config(location.config)
+        haproxy_process.reload(location)
+        return
+    if push_map:
+        _push_map(location, routes)
+    for batch in _batches(server_commands or [], MAP_BATCH):
+        haproxy_socket.run(location.admin_socket, "; ".join(batch))
+
+
+def _apply_quietly(**kwargs) -> None:
+    try:
+        _apply(**kwargs)
+    except Exception:  # the caller is already failing with the first error; this is clean-up
+        pass
+
+
+def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
+    """Write config and map; return whether the config changed beyond server addresses/state."""
+    location.directory.mkdir(parents=True, exist_ok=True)
+    config = render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"])
+    try:
+        previous = location.config.read_text()
+    except FileNotFoundError:
+        previous = ""
+    _atomic_write(location.hosts_map, render_map(routes))
+    _atomic_write(location.config, config)
+    return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
+
+
+def _push_map(location: Paths, routes: list[AppRoute]) -> None:
+    """Replace the whole map in one version commit: every host switches at the same instant."""
+    map_file = str(location.hosts_map)
+    answer = haproxy_socket.run(location.admin_socket, f"prepare map {map_file}")
+    version = answer.strip().rsplit(":", 1)[-1].strip()
+    for batch in _batches(map_entries(routes), MAP_BATCH):
+        line = "; ".join(f"add map @{version} {map_file} {host} {backend}" for host, backend in batch)
+        haproxy_socket.run(location.admin_socket, line)
+    haproxy_socket.run(location.admin_socket, f"commit map @{version} {map_file}")
+
+
+def _all_server_commands(routes: list[AppRoute]) -> list[str]:
+    commands = []
+    for route in routes:
+        for colour in COLOURS:
+            servers = route.servers.get(colour, ())
+            for index in range(MAX_REPLICAS):
+                name = f"{route.backend(colour)}/{slot_name(index)}"
+                if index < len(servers):
+                    commands += [f"set server {name} addr {servers[index].addr} port {servers[index].port}",
+                                 f"set server {name} state ready"]
+                else:
+                    commands.append(f"set server {name} state maint")
+    return commands
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

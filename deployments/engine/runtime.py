@@ -1,0 +1,209 @@
+"""Docker: build images, run and stop app containers. The only module that imports `docker`.
+
+Everything created carries the labels `switchyard.instance` (this installation),
+`switchyard.app` and, for containers, `switchyard.deployment`, so reconcile and tests can
+find exactly what is theirs.
+"""
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable
+
+import docker
+import docker.errors
+from django.conf import settings
+
+LABEL_INSTANCE = "switchyard.instance"
+LABEL_APP = "switchyard.app"
+LABEL_DEPLOYMENT = "switchyard.deployment"
+
+
+class BuildFailed(Exception):
+    """The Dockerfile did not build; the message is Docker's error line."""
+
+
+class RuntimeFailure(Exception):
+    """Docker refused to create or start a container, or is not reachable."""
+
+
+@dataclass(frozen=True)
+class RunningContainer:
+    id: str
+    name: str
+    ip: str
+    port: int
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "ip": self.ip, "port": self.port}
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    running: bool
+    exit_code: int | None
+    status: str
+
+
+@lru_cache(maxsize=1)
+def client() -> docker.DockerClient:
+    return docker.from_env(timeout=60)
+
+
+def instance_labels(**extra: str) -> dict[str, str]:
+    return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
+
+
+def ensure_network() -> str:
+    name = settings.SWITCHYARD["DOCKER_NETWORK"]
+    try:
+        client().networks.get(name)
+    except docker.errors.NotFound:
+        client().networks.create(name, driver="bridge", labels=instance_labels())
+    return name
+
+
+def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str, str],
+                on_line: Callable[[str], None]) -> str:
+    """Build from a tar of the source; every output line goes to on_line. Returns the image id."""
+    stream = client().api.build(
+        fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
+        labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+        timeout=settings.SWITCHYARD["BUILD_TIMEOUT"],
+    )
+    image_id = None
+    for chunk in stream:
+        if "error" in chunk:
+            raise BuildFailed(chunk["error"].strip())
+        for line in chunk.get("stream", "").splitlines():
+            if line.strip():
+                on_line(line.rstrip())
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    if image_id is None:
+        image_id = client().images.get(tag).id
+    return image_id
+
+
+def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str]) -> RunningContainer:
+    """Run a container on the Switchyard network, no restart policy yet (see enable_restarts)."""
+    network = ensure_network()
+    try:
+        container = client().containers.run(
+            image, name=name, detach=True, environment=env, labels=instance_labels(**labels),
+            network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+        )
+    except docker.errors.APIError as error:
+        raise RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error
+    return _running(container, port)
+
+
+def enable_restarts(container_id: str) -> None:
+    """Once verified, a release that crashes later is restarted by Docker. Not before: a
+    crash during verification must stay visible as an exit code, not a restart loop."""
+    client().api.update_container(container_id, restart_policy={"Name": "unless-stopped"})
+
+
+def state(container_id: str) -> ContainerState:
+    try:
+        attrs = client().api.inspect_container(container_id)["State"]
+    except docker.errors.NotFound:
+        return ContainerState(running=False, exit_code=None, status="removed")
+    return ContainerState(running=bool(attrs["Running"]), exit_code=attrs.get("ExitCode"), status=attrs["Status"])
+
+
+def tail(container_id: str, lines: int = 20) -> str:
+    try:
+        output = client().api.logs(container_id, tail=lines, stdout=True, stderr=True)
+    except docker.errors.NotFound:
+        return ""
+    return output.decode(errors="replace").rstrip()
+
+
+def stop(container_id: str, timeout: int) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds; the container is kept."""
+    try:
+        client().api.stop(container_id, timeout=timeout)
+    except docker.errors.NotFound:
+        pass
+
+
+def restart(container_id: str, port: int) -> RunningContainer:
+    """Start a stopped container again; its address may change, so it is read anew."""
+    container = client().containers.get(container_id)
+    container.start()
+    return _running(container, port)
+
+
+def address(container_id: str) -> str:
+    """The container's current IP on the Switchyard network ('' if it has none)."""
+    try:
+        return _running(client().containers.get(container_id), 0).ip
+    except docker.errors.NotFound:
+        return ""
+
+
+def _running(container, port: int) -> RunningContainer:
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    ip = networks.get(settings.SWITCHYARD["DOCKER_NETWORK"], {}).get("IPAddress", "")
+    return RunningContainer(id=container.id, name=container.name, ip=ip, port=port)
+
+
+def stop_and_remove(container_id: str, timeout: int) -> None:
+    """SIGTERM, wait up to `timeout` seconds, SIGKILL; then remove. Gone already is fine."""
+    try:
+        client().api.stop(container_id, timeout=timeout)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError:
+        pass  # removal below forces it
+    try:
+        client().api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def containers(app_name: str | None = None) -> list[dict]:
+    """This installation's containers (optionally one app's) with their labels."""
+    filters = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"]
+    if app_name:
+        filters.append(f"{LABEL_APP}={app_name}")
+    found = client().api.containers(all=True, filters={"label": filters})
+    return [{"id": c["Id"], "name": c["Names"][0].lstrip("/"), "labels": c["Labels"], "state": c["State"]} for c in found]
+
+
+def app_images(repository: str) -> list[str]:
+    """Tags of one app's images (repository:tag)."""
+    tags = []
+    for image in client().images.list(name=repository):
+        tags += [t for t in image.tags if t.startswith(repository + ":")]
+    return tags
+
+
+def remove_images(tags: Iterable[str]) -> list[str]:
+    """Remove images by tag; one still used by a container is left alone. Returns removed tags."""
+    removed = []
+    for tag in tags:
+        try:
+            client().images.remove(tag, noprune=False)
+            removed.append(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError:
+            pass  # in use by a container (e.g. a release still draining): next deploy retries
+    return removed
+
+
+def image_exists(tag: str) -> bool:
+    try:
+        client().images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ping() -> None:
+    try:
+        client().ping()
+    except Exception as error:
+        raise RuntimeFailure(f"Docker is not reachable ({error}); is dockerd running?") from error

@@ -1,0 +1,86 @@
+"""Git: check a remote, fetch into a per-app bare cache, resolve a ref, archive a commit.
+
+Always the git CLI with argument lists, a timeout, and no way to prompt for credentials
+(a prompt in a worker would hang the deployment forever).
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from django.conf import settings
+
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+class SourceError(Exception):
+    """Git could not reach the repository or find the ref; the message says which."""
+
+
+def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "SSH_ASKPASS": "/bin/true",
+           "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"}
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, timeout=timeout or settings.SWITCHYARD["GIT_TIMEOUT"],
+        )
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"git {args[0]} did not finish within {timeout or settings.SWITCHYARD['GIT_TIMEOUT']}s")
+
+
+def _stderr(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"exit code {result.returncode}"
+
+
+def remote_branches(repo_url: str) -> list[str]:
+    """Branch names of a remote; raises SourceError if it cannot be read."""
+    result = _git(["ls-remote", "--heads", "--", repo_url], timeout=30)
+    if result.returncode != 0:
+        raise SourceError(f"cannot read git repository {repo_url!r}: {_stderr(result)}")
+    return [line.split("refs/heads/", 1)[1] for line in result.stdout.decode().splitlines() if "refs/heads/" in line]
+
+
+def cache_dir(app_name: str) -> Path:
+    return Path(settings.SWITCHYARD["REPO_CACHE_DIR"]) / f"{app_name}.git"
+
+
+def fetch(app_name: str, repo_url: str, ref: str) -> str:
+    """Fetch all branches and tags into the app's cache; return the commit sha `ref` names."""
+    repo = cache_dir(app_name)
+    if not (repo / "HEAD").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        _checked(_git(["init", "--bare", "--quiet", str(repo)]), "create the repository cache")
+    result = _git(["fetch", "--force", "--prune", "--no-tags", "--", repo_url,
+                   "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"], cwd=repo)
+    if result.returncode != 0:
+        raise SourceError(f"git fetch from {repo_url!r} failed: {_stderr(result)}")
+    return resolve(repo, ref)
+
+
+def resolve(repo: Path, ref: str) -> str:
+    candidates = [f"refs/remotes/origin/{ref}", f"refs/tags/{ref}"]
+    if SHA.match(ref):
+        candidates.append(ref)
+    for candidate in candidates:
+        result = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{candidate}^{{commit}}"], cwd=repo)
+        if result.returncode == 0:
+            return result.stdout.decode().strip()
+    raise SourceError(f"{ref!r} is not a branch, tag or commit of the repository")
+
+
+def archive(app_name: str, sha: str) -> bytes:
+    """A tar of exactly that commit's tree: the build context."""
+    result = _git(["archive", "--format=tar", sha], cwd=cache_dir(app_name))
+    _checked(result, f"archive commit {sha[:12]}")
+    return result.stdout
+
+
+def delete_cache(app_name: str) -> None:
+    shutil.rmtree(cache_dir(app_name), ignore_errors=True)
+
+
+def _checked(result: subprocess.CompletedProcess, what: str) -> None:
+    if result.returncode != 0:
+        raise SourceError(f"could not {what}: {_stderr(result)}")

@@ -1,0 +1,60 @@
+"""`manage.py apps create|list|delete`."""
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from deployments import services
+from deployments.models import App
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise CommandError(f"--env {text!r} is not KEY=VALUE")
+    return key, value
+
+
+class Command(BaseCommand):
+    help = "Create, list and delete apps."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="register an app (a git repo with a Dockerfile)")
+        create.add_argument("name")
+        create.add_argument("--repo", required=True, help="git URL or absolute path")
+        create.add_argument("--branch", default="main")
+        create.add_argument("--dockerfile", default="Dockerfile")
+        create.add_argument("--port", type=int, default=8000, help="port the app listens on in its container")
+        create.add_argument("--health-path", default="/health")
+        create.add_argument("--domain", action="append", default=[], help="a hostname; repeatable")
+        create.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
+        create.add_argument("--replicas", type=int, default=1)
+        create.add_argument("--no-zero-downtime", action="store_true",
+                            help="recreate instead: stop the old release first (a short 503 gap)")
+        sub.add_parser("list", help="list apps")
+        delete = sub.add_parser("delete", help="stop an app's containers and remove it")
+        delete.add_argument("name")
+
+    def handle(self, *args, **options) -> None:
+        getattr(self, f"_{options['action']}")(options)
+
+    def _create(self, options: dict) -> None:
+        spec = services.AppSpec(
+            name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
+            port=options["port"], health_path=options["health_path"], domains=options["domain"],
+            env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
+        )
+        try:
+            app = services.create_app(spec)
+        except services.InvalidInput as error:
+            raise CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))
+        self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
+
+    def _list(self, options: dict) -> None:
+        for app in App.objects.select_related("live_deployment").prefetch_related("domains"):
+            live = app.live_deployment.short_sha if app.live_deployment else "-"
+            self.stdout.write(f"{app.name}\t{live}\t{app.repo_url}#{app.branch}\t{' '.join(app.hostnames())}")
+
+    def _delete(self, options: dict) -> None:
+        if services.delete_app(options["name"]):
+            self.stdout.write(f"Deleted {options['name']}")
+        else:
+            self.stdout.write(f"No app named {options['name']}; nothing to delete")

@@ -1,0 +1,35 @@
+"""`manage.py haproxy`: HAProxy for the apps, in the foreground (as `make run` uses it)."""
+import signal
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from deployments.engine import haproxy_process, router
+
+CHECK_SECONDS = 2.0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # honcho and systemd stop with SIGTERM; treat it like Ctrl-C
+
+
+class Command(BaseCommand):
+    help = "Render HAProxy's config from the database, run HAProxy, restart it if it dies; Ctrl-C stops it."
+
+    def handle(self, *args, **options) -> None:
+        signal.signal(signal.SIGTERM, _interrupt)
+        router.sync_all()
+        host, port = settings.SWITCHYARD["HTTP_BIND"]
+        self.stdout.write(f"HAProxy serves apps on http://{host}:{port} (config in {router.paths().directory})")
+        try:
+            while True:
+                time.sleep(CHECK_SECONDS)
+                if not haproxy_process.is_running(router.paths()):
+                    self.stdout.write("HAProxy is not answering; starting it again from the database")
+                    router.sync_all()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            haproxy_process.stop(router.paths())
+            self.stdout.write("HAProxy stopped")

@@ -1,0 +1,166 @@
+"""Apps, their deployments and deployment logs.
+
+The database is the truth: HAProxy's config, map and runtime state, and which containers
+should exist, are all derived from these rows (see engine/router.py and engine/reconcile.py).
+"""
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from deployments.validators import (
+    validate_app_name,
+    validate_env_key,
+    validate_git_ref,
+    validate_health_path,
+    validate_hostname,
+    validate_repo_url,
+)
+
+MAX_REPLICAS = 8  # HAProxy keeps this many server slots per backend, so scaling needs no reload
+COLOURS = ("blue", "green")
+
+
+class App(models.Model):
+    name = models.CharField(max_length=32, unique=True, validators=[validate_app_name])
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    repo_url = models.CharField(max_length=500, validators=[validate_repo_url])
+    branch = models.CharField(max_length=200, default="main", validators=[validate_git_ref])
+    dockerfile = models.CharField(max_length=200, default="Dockerfile")
+    port = models.PositiveIntegerField(default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    health_path = models.CharField(max_length=200, default="/health", validators=[validate_health_path])
+    health_status = models.PositiveIntegerField(default=200, validators=[MinValueValidator(100), MaxValueValidator(599)])
+    health_timeout = models.FloatField(default=2.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
+    health_deadline = models.FloatField(default=60.0, validators=[MinValueValidator(1), MaxValueValidator(3600)])
+    health_host = models.CharField(max_length=253, blank=True, help_text="Host header for health checks; blank: NAME.localhost")
+    replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)])
+    stop_timeout = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(600)])
+    zero_downtime = models.BooleanField(default=True)
+    live_colour = models.CharField(max_length=5, default="blue", choices=[(c, c) for c in COLOURS])
+    live_deployment = models.ForeignKey(
+        "Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def idle_colour(self) -> str:
+        return "green" if self.live_colour == "blue" else "blue"
+
+    @property
+    def default_hostname(self) -> str:
+        return f"{self.name}.localhost"
+
+    def hostnames(self) -> list[str]:
+        """Every host that routes to this app: its own domains and NAME.localhost."""
+        return [self.default_hostname, *self.domains.values_list("hostname", flat=True)]
+
+    def health_check_host(self) -> str:
+        return self.health_host or self.default_hostname
+
+    def backend_name(self, colour: str) -> str:
+        return f"app_{self.name}_{colour}"
+
+    def image_repository(self) -> str:
+        return f"switchyard/{self.name}"
+
+    def environment(self) -> dict[str, str]:
+        return dict(self.env_vars.values_list("key", "value"))
+
+
+class Domain(models.Model):
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="domains")
+    hostname = models.CharField(max_length=253, unique=True, validators=[validate_hostname])
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class EnvVar(models.Model):
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="env_vars")
+    key = models.CharField(max_length=128, validators=[validate_env_key])
+    value = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "key"], name="unique_env_key_per_app")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Deployment(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ROLLED_BACK = "rolled_back"
+        CANCELLED = "cancelled"
+        SUPERSEDED = "superseded"
+
+    class Trigger(models.TextChoices):
+        CLI = "cli"
+        UI = "ui"
+        WEBHOOK = "webhook"
+        API = "api"
+
+    PHASES = ("fetch", "build", "start", "verify", "switch", "drain")
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED, State.SUPERSEDED)
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deployments")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.CLI)
+    triggered_by = models.CharField(max_length=150, blank=True)
+    ref = models.CharField(max_length=200, validators=[validate_git_ref])
+    commit_sha = models.CharField(max_length=40, blank=True)
+    image = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    phase = models.CharField(max_length=10, blank=True)
+    phase_times = models.JSONField(default=dict, blank=True)  # {"build": {"start": iso, "end": iso}}
+    error = models.TextField(blank=True)
+    colour = models.CharField(max_length=5, blank=True)
+    # [{"id": docker id, "name": ..., "ip": ..., "port": ...}] in server-slot order.
+    containers = models.JSONField(default=list, blank=True)
+    # True while HAProxy has (or should have) this deployment's containers as servers.
+    holds_backend = models.BooleanField(default=False)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.app.name}#{self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:12]
+
+    def phase_duration(self, phase: str) -> float | None:
+        times = self.phase_times.get(phase, {})
+        if "start" not in times or "end" not in times:
+            return None
+        start, end = (timezone.datetime.fromisoformat(times[k]) for k in ("start", "end"))
+        return (end - start).total_seconds()
+
+
+class LogLine(models.Model):
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "seq"], name="unique_log_seq")]

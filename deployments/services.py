@@ -1,0 +1,120 @@
+"""What the CLI, the panel and the API do to apps: create, delete, deploy.
+
+Input is validated completely before anything is written, so bad input changes nothing.
+"""
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from deployments.engine import queue, router, runtime, source
+from deployments.models import App, Deployment, Domain, EnvVar
+from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
+
+
+class InvalidInput(Exception):
+    """Bad input; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items()))
+
+
+@dataclass
+class AppSpec:
+    name: str
+    repo_url: str
+    branch: str = "main"
+    dockerfile: str = "Dockerfile"
+    port: int = 8000
+    health_path: str = "/health"
+    domains: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    zero_downtime: bool = True
+
+
+def create_app(spec: AppSpec, owner=None) -> App:
+    app = App(name=spec.name, owner=owner, repo_url=spec.repo_url, branch=spec.branch, dockerfile=spec.dockerfile,
+              port=spec.port, health_path=spec.health_path, replicas=spec.replicas, zero_downtime=spec.zero_downtime)
+    errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
+    if not errors:
+        errors = _remote_errors(spec.repo_url, spec.branch)
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        app.save()
+        Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
+        EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
+    router.refresh_config()
+    return app
+
+
+def delete_app(name: str) -> bool:
+    """Stop the app's containers, remove its images, cache and routing. False if unknown."""
+    app = App.objects.filter(name=name).first()
+    if app is None:
+        return False
+    Deployment.objects.filter(app=app, state__in=[Deployment.State.QUEUED, Deployment.State.RUNNING]).update(
+        state=Deployment.State.CANCELLED, error="the app was deleted")
+    app.delete()
+    router.refresh_config()
+    for container in runtime.containers(app_name=name):
+        runtime.stop_and_remove(container["id"], timeout=app.stop_timeout)
+    runtime.remove_images(runtime.app_images(app.image_repository()))
+    source.delete_cache(name)
+    return True
+
+
+def deploy(app: App, ref: str | None, trigger: str, triggered_by: str = "") -> Deployment:
+    ref = ref or app.branch
+    try:
+        validate_git_ref(ref)
+    except ValidationError as error:
+        raise InvalidInput({"ref": error.messages})
+    return queue.enqueue(app, ref, trigger, triggered_by)
+
+
+def _field_errors(app: App) -> dict[str, list[str]]:
+    try:
+        app.full_clean(exclude=["owner", "live_deployment"])
+    except ValidationError as error:
+        return error.message_dict
+    return {}
+
+
+def _domain_errors(domains: list[str]) -> dict[str, list[str]]:
+    messages = []
+    for hostname in domains:
+        try:
+            validate_hostname(hostname.lower())
+        except ValidationError as error:
+            messages += error.messages
+            continue
+        host = hostname.lower()
+        if host.endswith(".localhost"):
+            messages.append(f"{hostname!r}: *.localhost names are reserved (every app answers on NAME.localhost)")
+        elif Domain.objects.filter(hostname=host).exists():
+            messages.append(f"{hostname!r} is already a domain of another app")
+    return {"domains": messages} if messages else {}
+
+
+def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
+    messages = []
+    for key in env:
+        try:
+            validate_env_key(key)
+        except ValidationError as error:
+            messages += error.messages
+    return {"env": messages} if messages else {}
+
+
+def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
+    try:
+        branches = source.remote_branches(repo_url)
+    except source.SourceError as error:
+        return {"repo_url": [str(error)]}
+    if branch not in branches:
+        known = ", ".join(branches[:10]) or "none"
+        return {"branch": [f"branch {branch!r} does not exist in the repository (branches: {known})"]}
+    return {}

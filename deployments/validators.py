@@ -1,0 +1,54 @@
+"""Validation of what users type: app names, git refs, repo URLs, hostnames, env keys.
+
+Everything here ends up in argument lists, HAProxy config, container names or Docker
+labels, so the rules are strict and every message says what to type instead.
+"""
+import re
+
+from django.core.exceptions import ValidationError
+
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+# A safe subset of git's ref grammar: no shell metacharacters, no option look-alikes.
+GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+REPO_URL = re.compile(r"^(https?://|ssh://|git://|file://|/|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:)\S+$")
+
+
+def validate_app_name(value: str) -> None:
+    if not APP_NAME.match(value or ""):
+        raise ValidationError(
+            f"{value!r} is not a valid app name: use 1-32 lowercase letters, digits and "
+            "hyphens, starting with a letter and not ending with a hyphen (e.g. my-app)"
+        )
+
+
+def validate_git_ref(value: str) -> None:
+    if not GIT_REF.match(value or "") or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value:
+        raise ValidationError(
+            f"{value!r} is not a usable git branch, tag or commit: use letters, digits and . _ / - "
+            "only (no spaces or shell characters such as ; $ ` |), not starting with - or ending with /"
+        )
+
+
+def validate_repo_url(value: str) -> None:
+    if not REPO_URL.match(value or "") or value.startswith("-") or "::" in value.split("/")[0]:
+        raise ValidationError(
+            f"{value!r} is not a git repository URL: use https://host/owner/repo.git, "
+            "ssh://host/repo, git@host:owner/repo.git or an absolute path"
+        )
+
+
+def validate_hostname(value: str) -> None:
+    if not HOSTNAME.match(value or ""):
+        raise ValidationError(f"{value!r} is not a hostname: use lowercase letters, digits, hyphens and dots (e.g. app.example.com)")
+
+
+def validate_env_key(value: str) -> None:
+    if not ENV_KEY.match(value or ""):
+        raise ValidationError(f"{value!r} is not an environment variable name: use letters, digits and _, not starting with a digit")
+
+
+def validate_health_path(value: str) -> None:
+    if not value.startswith("/") or any(c.isspace() for c in value) or len(value) > 200:
+        raise ValidationError(f"{value!r} is not a health check path: it must start with / and contain no spaces (e.g. /health)")

@@ -1,0 +1,47 @@
+"""Typed readers for environment variables.
+
+Each raises ImproperlyConfigured naming the variable and what a valid value looks like,
+so a typo in a deployment's environment stops start-up with a message instead of a
+surprise later.
+"""
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number; set e.g. {name}={default}")
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name}={value} is out of range; use {minimum}..{maximum}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def env_bind(name: str, default: str) -> tuple[str, int]:
+    """An address as HOST:PORT, returned split; PORT must be 1..65535."""
+    raw = env_str(name, default)
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not HOST:PORT; set e.g. {name}={default}")
+    return host, int(port)
