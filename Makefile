@@ -1,0 +1,20 @@
+# Switchyard: `make run` serves the panel, the worker and HAProxy; `make test` runs the suite.
+# Both install what is missing first (Debian packages, .venv) and start dockerd if needed.
+PYTHON := .venv/bin/python
+
+.PHONY: run test bench install
+
+install:
+	scripts/install.sh
+
+run: install
+	scripts/services.sh
+	$(PYTHON) manage.py migrate --noinput
+	$(PYTHON) manage.py ensure_admin
+	$(PYTHON) manage.py collectstatic --noinput -v0
+	.venv/bin/honcho -f Procfile start
+
+# Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared.
+test: install
+	NO_REDIS=1 scripts/services.sh
+	.venv/bin/pytest

@@ -1,0 +1,68 @@
+"""A git repository of a tiny web app, made for a test: busybox httpd in a FROM scratch image.
+
+No image can be pulled here, so the static busybox from Debian's busybox-static is
+committed into the repo; `httpd` serves www/ (a version page and /health) on port 8000.
+Variants commit releases that fail in each way a real release can.
+"""
+import shutil
+import subprocess
+from pathlib import Path
+
+BUSYBOX = Path("/bin/busybox")
+SERVE = '["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]'
+
+
+class AppRepo:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        self._git("init", "-q", "-b", "main")
+        shutil.copy(BUSYBOX, path / "busybox")
+
+    @property
+    def url(self) -> str:
+        return str(self.path)
+
+    def commit_version(self, version: str, health: bool = True, extra_dockerfile: str = "", cmd: str = SERVE) -> str:
+        """A release that serves `version` at / and 200 at /health (unless health=False)."""
+        www = self.path / "www"
+        shutil.rmtree(www, ignore_errors=True)
+        (www / "cgi-bin").mkdir(parents=True)
+        (www / "index.html").write_text(version)
+        if health:
+            (www / "health").write_text("ok")
+        self._dockerfile(extra_dockerfile, cmd)
+        return self._commit(version)
+
+    def commit_build_error(self) -> str:
+        self._dockerfile("COPY does-not-exist /nowhere\n", SERVE)
+        return self._commit("broken build")
+
+    def commit_exit_at_boot(self) -> str:
+        return self.commit_version("crashes", cmd='["/bin/busybox", "sh", "-c", "echo config missing: DATABASE_URL >&2; exit 3"]')
+
+    def commit_health_status(self, status: int) -> str:
+        """/health is a CGI script answering `status` (404 needs no script: just no file)."""
+        if status == 404:
+            return self.commit_version("no health page", health=False)
+        self.commit_version(f"health {status}", health=False)
+        script = self.path / "www" / "cgi-bin" / "health"
+        script.write_text(f"#!/bin/busybox sh\necho 'Status: {status} Broken'\necho\necho broken\n")
+        script.chmod(0o755)
+        return self._commit(f"health {status}")
+
+    def commit_never_listens(self) -> str:
+        return self.commit_version("silent", cmd='["/bin/busybox", "sleep", "3600"]')
+
+    def _dockerfile(self, extra: str, cmd: str) -> None:
+        (self.path / "Dockerfile").write_text(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra + f"CMD {cmd}\n"
+        )
+
+    def _commit(self, message: str) -> str:
+        self._git("add", "-A")
+        self._git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", message)
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.path, check=True, capture_output=True, text=True, timeout=30).stdout

@@ -1,0 +1,123 @@
+"""Real services for the suite: a Redis and a Celery worker started here, HAProxy started by
+the engine itself, and the machine's Docker daemon. Everything they create is removed at
+the end (containers, images and the network carry this run's instance label)."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from deployments.engine import haproxy_process, router, runtime
+from tests.apprepo import AppRepo
+from tests.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(settings.DATA_DIR)
+
+
+def _wait(condition, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} within {timeout}s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    port = redis.connection.parse_url(settings.REDIS_URL)["port"]
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(DATA_DIR)],
+        stdout=open(DATA_DIR / "redis.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    _wait(lambda: _pings(client), "redis-server did not answer", 10)
+    yield client
+    _stop(process)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, redis_server):
+    """A real worker process on this run's queue, with the test settings (same database)."""
+    log_path = DATA_DIR / "worker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--concurrency", "4", "--loglevel", "info", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _wait(lambda: "ready." in log_path.read_text() or process.poll() is not None, "the Celery worker did not start", 60)
+    assert process.poll() is None, f"the Celery worker exited:\n{log_path.read_text()[-3000:]}"
+    yield process
+    _stop(process)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cleanup_session():
+    """After the run: stop HAProxy, remove this run's containers, images and network."""
+    yield
+    haproxy_process.stop(router.paths())
+    _remove_docker_resources()
+
+
+def pytest_unconfigure(config) -> None:
+    """Last of all, once every fixture (and the test database) is gone: the data dir."""
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+def _remove_docker_resources() -> None:
+    try:
+        runtime.ping()
+    except runtime.RuntimeFailure:
+        return
+    for container in runtime.containers():
+        runtime.stop_and_remove(container["id"], timeout=0)
+    label = f"{runtime.LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    for image in runtime.client().images.list(filters={"label": label}):
+        runtime.client().images.remove(image.id, force=True)
+    for network in runtime.client().networks.list(filters={"label": label}):
+        network.remove()
+
+
+@pytest.fixture
+def stack(transactional_db, celery_worker):
+    """The running Switchyard for one test; afterwards its deployments have ended and
+    its containers are gone."""
+    runtime.ping()
+    router.sync_all()
+    helper = Stack()
+    yield helper
+    helper.wait_until_idle()
+    for container in runtime.containers():
+        runtime.stop_and_remove(container["id"], timeout=0)
+
+
+@pytest.fixture
+def app_repo(tmp_path) -> AppRepo:
+    return AppRepo(tmp_path / "repo")

@@ -1,0 +1,33 @@
+"""Settings for the test suite: an isolated Switchyard on free ports.
+
+Everything is set through the same environment variables as production, in os.environ,
+so the Celery worker and CLI subprocesses the tests start see the same installation.
+Its label (SWITCHYARD_INSTANCE) keeps a test run away from a running panel's containers.
+"""
+import os
+import socket
+import tempfile
+import uuid
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+run_id = os.environ.setdefault("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
+os.environ.setdefault("SWITCHYARD_DATA_DIR", tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-"))
+os.environ.setdefault("SWITCHYARD_INSTANCE", f"test-{run_id}")
+os.environ.setdefault("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
+os.environ.setdefault("SWITCHYARD_QUEUE", f"test-{run_id}")
+os.environ.setdefault("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")
+os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
+os.environ.setdefault("SWITCHYARD_DRAIN_TIMEOUT", "10")
+
+from panel.settings import *  # noqa: E402,F401,F403
+
+# The worker subprocess runs with these settings outside pytest: point it at the file
+# pytest-django creates as the test database, so both sides see the same rows.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]  # noqa: F405

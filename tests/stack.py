@@ -1,0 +1,71 @@
+"""Test-side handle on the running Switchyard: create apps, deploy, wait, send requests."""
+import http.client
+import time
+
+from django.conf import settings
+
+from deployments import services
+from deployments.models import App, Deployment
+from tests.apprepo import AppRepo
+from tests.load import Load
+
+SPEC_FIELDS = {"branch", "dockerfile", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
+
+
+class Stack:
+    @property
+    def port(self) -> int:
+        return settings.SWITCHYARD["HTTP_BIND"][1]
+
+    def create_app(self, repo: AppRepo, name: str = "web", **fields) -> App:
+        """Fields of AppSpec go through create_app; other App fields (e.g. health_deadline)
+        are set afterwards, as the panel's settings form would."""
+        spec = {k: v for k, v in fields.items() if k in SPEC_FIELDS}
+        app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, **spec))
+        extra = {k: v for k, v in fields.items() if k not in SPEC_FIELDS}
+        if extra:
+            App.objects.filter(pk=app.pk).update(**extra)
+            app.refresh_from_db()
+        return app
+
+    def deploy(self, app: App, ref: str | None = None) -> Deployment:
+        return services.deploy(app, ref, Deployment.Trigger.CLI, "test")
+
+    def wait(self, deployment: Deployment, timeout: float = 120) -> Deployment:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            deployment.refresh_from_db()
+            if deployment.is_final:
+                return deployment
+            time.sleep(0.1)
+        raise TimeoutError(f"deployment #{deployment.id} still {deployment.state}/{deployment.phase} after {timeout}s")
+
+    def wait_for_state(self, deployment: Deployment, state: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            deployment.refresh_from_db()
+            if deployment.state == state:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"deployment #{deployment.id} never reached {state} (is {deployment.state})")
+
+    def deploy_and_wait(self, app: App, ref: str | None = None) -> Deployment:
+        return self.wait(self.deploy(app, ref))
+
+    def get(self, host: str, path: str = "/") -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Host": host})
+            response = connection.getresponse()
+            return response.status, response.read().decode(errors="replace").strip()
+        finally:
+            connection.close()
+
+    def load(self, host: str, **options) -> Load:
+        return Load(self.port, host, **options)
+
+    def wait_until_idle(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        active = [Deployment.State.QUEUED, Deployment.State.RUNNING]
+        while Deployment.objects.filter(state__in=active).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
