@@ -23,14 +23,19 @@ class AppRepo:
     def url(self) -> str:
         return str(self.path)
 
-    def commit_version(self, version: str, health: bool = True, extra_dockerfile: str = "", cmd: str = SERVE) -> str:
-        """A release that serves `version` at / and 200 at /health (unless health=False)."""
+    def commit_version(self, version: str, health: bool = True, extra_dockerfile: str = "", cmd: str = SERVE,
+                       cgi_health_status: int = 200) -> str:
+        """A release that serves `version` at /, 200 at /health (unless health=False), and
+        `cgi_health_status` at /cgi-bin/health."""
         www = self.path / "www"
         shutil.rmtree(www, ignore_errors=True)
         (www / "cgi-bin").mkdir(parents=True)
         (www / "index.html").write_text(version)
         if health:
             (www / "health").write_text("ok")
+        script = www / "cgi-bin" / "health"
+        script.write_text(f"#!/bin/busybox sh\necho 'Status: {cgi_health_status} Health'\necho\necho health\n")
+        script.chmod(0o755)
         self._dockerfile(extra_dockerfile, cmd)
         return self._commit(version)
 
@@ -41,15 +46,12 @@ class AppRepo:
     def commit_exit_at_boot(self) -> str:
         return self.commit_version("crashes", cmd='["/bin/busybox", "sh", "-c", "echo config missing: DATABASE_URL >&2; exit 3"]')
 
-    def commit_health_status(self, status: int) -> str:
-        """/health is a CGI script answering `status` (404 needs no script: just no file)."""
-        if status == 404:
-            return self.commit_version("no health page", health=False)
-        self.commit_version(f"health {status}", health=False)
-        script = self.path / "www" / "cgi-bin" / "health"
-        script.write_text(f"#!/bin/busybox sh\necho 'Status: {status} Broken'\necho\necho broken\n")
-        script.chmod(0o755)
-        return self._commit(f"health {status}")
+    def commit_health_404(self) -> str:
+        return self.commit_version("no health page", health=False)
+
+    def commit_cgi_health_500(self) -> str:
+        """For an app whose health path is /cgi-bin/health."""
+        return self.commit_version("health 500", cgi_health_status=500)
 
     def commit_never_listens(self) -> str:
         return self.commit_version("silent", cmd='["/bin/busybox", "sleep", "3600"]')

@@ -178,26 +178,27 @@ class Pipeline:
         if self.previous is None:
             self.log.write("No previous release to retire")
         elif self._stopped_previous:
-            self._retire(self.previous, wait=False)
+            for container in self.previous.containers:
+                runtime.stop_and_remove(container["id"], timeout=0)
+            self.log.write(f"Removed the previous release (deployment #{self.previous.id})")
         else:
-            self._retire(self.previous, wait=True)
+            self._take_out_of_service(self.previous)
+            for container in self.previous.containers:
+                runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
+            self.log.write(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self._prune_images()
 
-    def _retire(self, old: Deployment, wait: bool) -> None:
-        if wait:
-            self._wait_until_idle(old)
+    def _take_out_of_service(self, old: Deployment) -> None:
+        """Maintenance first (no new requests), then let what is in flight finish, up to the
+        drain timeout; only what is still open after that is cut."""
         router.withdraw_servers(old)
-        for container in old.containers:
-            runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
-        self.log.write(f"Retired the previous release (deployment #{old.id}, {old.short_sha})")
-
-    def _wait_until_idle(self, old: Deployment) -> None:
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
         while (busy := router.in_flight(self.app, old.colour)) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         if busy:
             self.log.write(f"Drain timeout ({timeout}s): closing {busy} request(s) still open on the old release")
+            router.close_sessions(old)
         else:
             self.log.write("The old release has no requests in flight")
 
@@ -207,7 +208,7 @@ class Pipeline:
         if self.previous is None:
             return
         self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
-        router.withdraw_servers(self.previous)
+        self._take_out_of_service(self.previous)
         for container in self.previous.containers:
             runtime.stop(container["id"], timeout=self.app.stop_timeout)
         self._stopped_previous = True

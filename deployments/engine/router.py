@@ -69,15 +69,20 @@ def publish_servers(deployment: Deployment) -> None:
 
 
 def withdraw_servers(deployment: Deployment) -> None:
-    """Take a deployment's servers out of rotation and close what is still open on them."""
+    """No new requests to a deployment's servers; those in flight carry on (see in_flight)."""
     with router_lock():
         Deployment.objects.filter(pk=deployment.pk).update(holds_backend=False)
         backend = deployment.app.backend_name(deployment.colour)
-        commands = []
-        for index in range(len(deployment.containers)):
-            commands += [f"set server {backend}/{slot_name(index)} state maint",
-                         f"shutdown sessions server {backend}/{slot_name(index)}"]
-        _apply(server_commands=commands)
+        _apply(server_commands=[f"set server {backend}/{slot_name(i)} state maint"
+                                for i in range(len(deployment.containers))])
+
+
+def close_sessions(deployment: Deployment) -> None:
+    """Cut what is still open on a withdrawn deployment's servers (after the drain timeout)."""
+    backend = deployment.app.backend_name(deployment.colour)
+    commands = [f"shutdown sessions server {backend}/{slot_name(i)}" for i in range(len(deployment.containers))]
+    for batch in _batches(commands, MAP_BATCH):
+        haproxy_socket.run(paths().admin_socket, "; ".join(batch))
 
 
 def switch_to(deployment: Deployment) -> None:
