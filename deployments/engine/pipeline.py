@@ -235,14 +235,14 @@ class Pipeline:
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
-        keep = settings.SWITCHYARD["KEEP_IMAGES"]
-        kept = set()
+        """Keep this image and those of the latest earlier successes, KEEP_IMAGES in all."""
+        kept = [self.deployment.image]
         for image in (Deployment.objects.filter(app=self.app, state=Deployment.State.SUCCEEDED)
                       .exclude(image="").order_by("-finished_at").values_list("image", flat=True)):
-            kept.add(image)
-            if len(kept) >= keep:
+            if len(kept) >= settings.SWITCHYARD["KEEP_IMAGES"]:
                 break
-        kept.add(self.deployment.image)
+            if image not in kept:
+                kept.append(image)
         removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")

@@ -1,0 +1,70 @@
+"""reconcile: HAProxy, containers and deployments brought back in line with the database."""
+import os
+import signal
+import time
+from datetime import timedelta
+
+from django.core.management import call_command
+from django.utils import timezone
+
+from deployments.engine import haproxy_process, haproxy_socket, router, runtime
+from deployments.models import Deployment
+
+
+def _kill_haproxy() -> None:
+    worker = haproxy_socket.worker_pid(router.paths().admin_socket)
+    os.kill(haproxy_process.master_pid(router.paths()), signal.SIGKILL)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while haproxy_process.is_running(router.paths()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, capsys):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo)
+    stack.deploy_and_wait(app)
+    app_repo.commit_version("v2")
+    stack.deploy_and_wait(app)  # the live release is now on the other colour than at first
+    _kill_haproxy()
+    try:
+        stack.get(f"{app.name}.localhost")
+        raise AssertionError("HAProxy still answered after being killed")
+    except ConnectionRefusedError:
+        pass
+
+    call_command("reconcile")
+
+    assert stack.get(f"{app.name}.localhost") == (200, "v2")
+    assert "HAProxy config, map and servers match the database" in capsys.readouterr().out
+
+
+def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo)
+    live = stack.deploy_and_wait(app)
+    stray = runtime.start_container("sy-stray", live.image, 8000, {},
+                                    {runtime.LABEL_APP: app.name, runtime.LABEL_DEPLOYMENT: "999999"})
+
+    call_command("reconcile")
+
+    remaining = {c["id"] for c in runtime.containers(app.name)}
+    assert stray.id not in remaining
+    assert remaining == {c["id"] for c in live.containers}
+    assert stack.get(f"{app.name}.localhost") == (200, "v1")
+
+
+def test_reconcile_fails_a_deployment_whose_worker_died(stack, app_repo):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo)
+    long_ago = timezone.now() - timedelta(hours=1)
+    orphan = Deployment.objects.create(app=app, ref="main", state=Deployment.State.RUNNING, phase="build",
+                                       started_at=long_ago, heartbeat_at=long_ago)
+
+    call_command("reconcile")
+
+    orphan.refresh_from_db()
+    assert orphan.state == Deployment.State.FAILED
+    assert orphan.error == "build failed: the worker running it stopped (no heartbeat)"
+    # The app is free to deploy again.
+    assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
