@@ -17,7 +17,8 @@ def _free_port() -> int:
 
 
 run_id = os.environ.setdefault("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
-os.environ.setdefault("SWITCHYARD_DATA_DIR", tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-"))
+if "SWITCHYARD_DATA_DIR" not in os.environ:  # subprocesses inherit the parent's
+    os.environ["SWITCHYARD_DATA_DIR"] = tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-")
 os.environ.setdefault("SWITCHYARD_INSTANCE", f"test-{run_id}")
 os.environ.setdefault("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
 os.environ.setdefault("SWITCHYARD_QUEUE", f"test-{run_id}")
