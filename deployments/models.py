@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from deployments import crypto
 from deployments.validators import (
     validate_app_name,
     validate_env_key,
@@ -70,7 +71,29 @@ class App(models.Model):
         return f"switchyard/{self.name}"
 
     def environment(self) -> dict[str, str]:
-        return dict(self.env_vars.values_list("key", "value"))
+        return {var.key: var.value for var in self.env_vars.all()}
+
+    def current_health_check(self) -> dict:
+        """The health check as a deployment records it when it starts."""
+        return {"path": self.health_path, "status": self.health_status, "host": self.health_check_host(),
+                "timeout": self.health_timeout}
+
+
+class Membership(models.Model):
+    """A user's role on an app. Roles grow: viewer < deployer < admin."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer"
+        DEPLOYER = "deployer"
+        ADMIN = "admin"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="app_memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["app", "user"], name="unique_member_per_app")]
+        ordering = ["user__username"]
 
 
 class Domain(models.Model):
@@ -84,13 +107,22 @@ class Domain(models.Model):
 class EnvVar(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="env_vars")
     key = models.CharField(max_length=128, validators=[validate_env_key])
-    value = models.TextField(blank=True)
+    encrypted_value = models.TextField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["app", "key"], name="unique_env_key_per_app")]
+        ordering = ["key"]
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def value(self) -> str:
+        return crypto.decrypt(self.encrypted_value)
+
+    @value.setter
+    def value(self, plain: str) -> None:
+        self.encrypted_value = crypto.encrypt(plain)
 
 
 class Deployment(models.Model):
@@ -128,6 +160,13 @@ class Deployment(models.Model):
     # True while HAProxy has (or should have) this deployment's containers as servers.
     holds_backend = models.BooleanField(default=False)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A redeploy reuses this deployment's image: no fetch, no build.
+    redeploy_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cancel_requested = models.BooleanField(default=False)
+    cancelled_by = models.CharField(max_length=150, blank=True)
+    # The health check this deployment was verified with; HAProxy keeps checking its
+    # servers the same way even if the app's settings change later.
+    health_check = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -146,6 +185,18 @@ class Deployment(models.Model):
     @property
     def short_sha(self) -> str:
         return self.commit_sha[:12]
+
+    @property
+    def is_cancellable(self) -> bool:
+        """Queued, or running and not yet switched: after the switch the new release serves."""
+        if self.state == self.State.QUEUED:
+            return True
+        return self.state == self.State.RUNNING and self.phase in ("", "fetch", "build", "start", "verify")
+
+    def duration(self) -> float | None:
+        if not self.started_at:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
     def phase_duration(self, phase: str) -> float | None:
         times = self.phase_times.get(phase, {})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from deployments.engine import queue, router, runtime, source
 from deployments.models import App, Deployment, Domain, EnvVar
@@ -64,6 +65,36 @@ def delete_app(name: str) -> bool:
     runtime.remove_images(runtime.app_images(app.image_repository()))
     source.delete_cache(name)
     return True
+
+
+class NotPossible(Exception):
+    """The action cannot be done in the current state; the message says why."""
+
+
+def cancel(deployment: Deployment, by: str) -> Deployment:
+    """Queued: ends at once. Running before the switch: the pipeline stops, removes what it
+    started and ends `cancelled`. After the switch it is too late (the new release serves)."""
+    now = timezone.now()
+    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.QUEUED).update(
+            state=Deployment.State.CANCELLED, cancelled_by=by, finished_at=now, error=f"cancelled by {by} while queued"):
+        return Deployment.objects.get(pk=deployment.pk)
+    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING,
+                                 phase__in=["", "fetch", "build", "start", "verify"]).update(
+            cancel_requested=True, cancelled_by=by):
+        return Deployment.objects.get(pk=deployment.pk)
+    deployment.refresh_from_db()
+    if deployment.state == Deployment.State.RUNNING:
+        raise NotPossible("Too late to cancel: traffic has moved to the new release. Redeploy the previous one instead.")
+    raise NotPossible(f"Deployment #{deployment.pk} already ended ({deployment.state}).")
+
+
+def redeploy(source: Deployment, trigger: str, triggered_by: str = "") -> Deployment:
+    """Roll back (or forward) to a kept release: its image again, without fetch or build."""
+    if source.state != Deployment.State.SUCCEEDED or not source.image:
+        raise NotPossible(f"Deployment #{source.pk} did not succeed; only successful releases can be redeployed.")
+    if not runtime.image_exists(source.image):
+        raise NotPossible(f"The image {source.image} is no longer kept (only the last few are); deploy its commit instead.")
+    return queue.enqueue(source.app, source.ref, trigger, triggered_by, redeploy_of=source)
 
 
 def deploy(app: App, ref: str | None, trigger: str, triggered_by: str = "") -> Deployment:

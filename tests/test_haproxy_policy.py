@@ -7,7 +7,15 @@ import threading
 import pytest
 
 from deployments.engine import haproxy_process
-from deployments.engine.haproxy_config import AppRoute, Paths, Server, render_config, render_map
+from deployments.engine.haproxy_config import (
+    AppRoute,
+    Backend,
+    HealthCheck,
+    Paths,
+    Server,
+    render_config,
+    render_map,
+)
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -60,8 +68,9 @@ def _free_port() -> int:
 @pytest.fixture
 def proxy(tmp_path):
     dropper, healthy = _serve(_Dropper), _serve(_Recorder)
-    route = AppRoute("shop", ("shop.localhost",), "blue", "/health", 200, "shop.localhost", 1.0,
-                     {"blue": (Server("127.0.0.1", dropper.server_port), Server("127.0.0.1", healthy.server_port))})
+    health = HealthCheck("/health", 200, "shop.localhost", 1.0)
+    servers = (Server("127.0.0.1", dropper.server_port), Server("127.0.0.1", healthy.server_port))
+    route = AppRoute("shop", ("shop.localhost",), "blue", {"blue": Backend(health, servers), "green": Backend(health)})
     paths, port = Paths(tmp_path), _free_port()
     paths.config.write_text(render_config([route], paths, ("127.0.0.1", port)))
     paths.hosts_map.write_text(render_map([route]))

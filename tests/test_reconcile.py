@@ -3,21 +3,32 @@ import os
 import signal
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.management import call_command
 from django.utils import timezone
 
-from deployments.engine import haproxy_process, haproxy_socket, router, runtime
+from deployments.engine import haproxy_process, router, runtime
 from deployments.models import Deployment
 
 
 def _kill_haproxy() -> None:
-    worker = haproxy_socket.worker_pid(router.paths().admin_socket)
-    os.kill(haproxy_process.master_pid(router.paths()), signal.SIGKILL)
-    os.kill(worker, signal.SIGKILL)
+    """SIGKILL the master and every worker it forked (old ones from reloads included)."""
+    master = haproxy_process.master_pid(router.paths())
+    children = [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _parent_pid(p) == master]
+    for pid in [master, *children]:
+        os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while haproxy_process.is_running(router.paths()) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _parent_pid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, capsys):

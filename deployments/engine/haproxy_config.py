@@ -19,16 +19,25 @@ class Server:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    path: str
+    status: int
+    host: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Backend:
+    health: HealthCheck
+    servers: tuple[Server, ...] = ()  # in slot order: s1, s2, ...
+
+
+@dataclass(frozen=True)
 class AppRoute:
     name: str
     hostnames: tuple[str, ...]
     live_colour: str
-    health_path: str
-    health_status: int
-    health_host: str
-    health_timeout: float
-    # colour -> the servers that colour's backend routes to, in slot order (s1, s2, ...)
-    servers: dict[str, tuple[Server, ...]] = field(default_factory=dict)
+    backends: dict[str, Backend] = field(default_factory=dict)  # colour -> backend
 
     def backend(self, colour: str) -> str:
         return f"app_{self.name}_{colour}"
@@ -122,15 +131,17 @@ def _no_app_backend() -> str:
 
 
 def _app_backend(route: AppRoute, colour: str) -> str:
+    backend = route.backends[colour]
+    health = backend.health
     lines = [
         f"backend {route.backend(colour)}",
         "    balance roundrobin",
         "    option httpchk",
-        f"    http-check send meth GET uri {route.health_path} ver HTTP/1.1 hdr Host {route.health_host}",
-        f"    http-check expect status {route.health_status}",
-        f"    timeout check {int(route.health_timeout * 1000)}ms",
+        f"    http-check send meth GET uri {health.path} ver HTTP/1.1 hdr Host {health.host}",
+        f"    http-check expect status {health.status}",
+        f"    timeout check {int(health.timeout * 1000)}ms",
     ]
-    servers = route.servers.get(colour, ())
+    servers = backend.servers
     for index in range(MAX_REPLICAS):
         if index < len(servers):
             lines.append(f"    server {slot_name(index)} {servers[index].addr}:{servers[index].port} check")

@@ -33,14 +33,18 @@ def publish(deployment_id: int, message: dict) -> None:
 
 
 class DeploymentLog:
-    def __init__(self, deployment_id: int) -> None:
+    def __init__(self, deployment_id: int, secrets: list[str] | tuple[str, ...] = ()) -> None:
         self.deployment_id = deployment_id
+        # Env var values never reach the log, even if an app prints its environment.
+        self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
         last = LogLine.objects.filter(deployment_id=deployment_id).aggregate(m=Max("seq"))["m"]
         self._next_seq = (last or 0) + 1
         self._pending: list[LogLine] = []
         self._last_flush = time.monotonic()
 
     def write(self, text: str) -> None:
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
         for line in text.splitlines() or [""]:
             self._pending.append(LogLine(deployment_id=self.deployment_id, seq=self._next_seq, text=line[:MAX_LINE]))
             self._next_seq += 1

@@ -26,6 +26,10 @@ HEARTBEAT_SECONDS = 5.0
 logger = logging.getLogger(__name__)
 
 
+class Cancelled(Exception):
+    """Someone asked to cancel before the switch."""
+
+
 class PhaseFailed(Exception):
     def __init__(self, phase: str, reason: str) -> None:
         super().__init__(f"{phase} failed: {reason}")
@@ -48,7 +52,8 @@ class Pipeline:
         self.deployment = deployment
         self.app: App = deployment.app
         self.previous: Deployment | None = deployment.previous
-        self.log = DeploymentLog(deployment.id)
+        self.environment = self.app.environment()
+        self.log = DeploymentLog(deployment.id, secrets=list(self.environment.values()))
         self._stopped_previous = False
 
     def execute(self) -> None:
@@ -60,6 +65,10 @@ class Pipeline:
         except PhaseFailed as failure:
             self._undo_before_switch()
             self._finish(Deployment.State.FAILED, str(failure))
+        except Cancelled:
+            self._undo_before_switch()
+            who = Deployment.objects.values_list("cancelled_by", flat=True).get(pk=self.deployment.pk)
+            self._finish(Deployment.State.CANCELLED, f"cancelled by {who or 'a user'} during {self.deployment.phase}")
         except Exception as error:  # a bug or an unreachable service: still leave things clean
             logger.exception("deployment %s crashed", self.deployment.id)
             self._undo_before_switch()
@@ -70,10 +79,14 @@ class Pipeline:
     def _phases(self) -> None:
         self.log.write(f"Deploying {self.app.name} from {self.app.repo_url} ref {self.deployment.ref} "
                        f"({'zero-downtime' if self.app.zero_downtime else 'recreate: a short 503 gap'})")
-        with self._phase("fetch"):
-            self._fetch()
-        with self._phase("build"):
-            self._build()
+        if self.deployment.redeploy_of_id:
+            self.log.write(f"Redeploying {self.deployment.image} of deployment #{self.deployment.redeploy_of_id} "
+                           f"({self.deployment.short_sha}): no fetch, no build")
+        else:
+            with self._phase("fetch"):
+                self._fetch()
+            with self._phase("build"):
+                self._build()
         with self._phase("start"):
             if not self.app.zero_downtime:
                 self._stop_previous()
@@ -87,13 +100,17 @@ class Pipeline:
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
+        # Entering a phase is a conditional UPDATE against the cancel flag, and cancelling is a
+        # conditional UPDATE against the phase: whichever comes first wins, never both.
+        if not Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=False).update(phase=name):
+            raise Cancelled()
         started = timezone.now()
         self._save(phase=name, phase_times={**self.deployment.phase_times, name: {"start": started.isoformat()}})
         self.log.write(f"==> {name}")
         self.log.flush()
         try:
             yield
-        except PhaseFailed:
+        except (PhaseFailed, Cancelled):
             raise
         except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure,
                 health.HealthCheckFailed, health.ContainerExited) as error:
@@ -112,7 +129,11 @@ class Pipeline:
     def _build(self) -> None:
         tag = f"{self.app.image_repository()}:{self.deployment.commit_sha[:12]}"
         context = source.archive(self.app.name, self.deployment.commit_sha)
-        runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.write)
+        try:
+            runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.write,
+                                should_stop=self._cancel_requested_in_thread)
+        except runtime.BuildStopped:
+            raise Cancelled() from None
         self._save(image=tag)
         self.log.write(f"Built {tag}")
 
@@ -122,7 +143,7 @@ class Pipeline:
         for index in range(self.app.replicas):
             name = f"sy-{self.app.name}-{self.deployment.id}-{index + 1}"
             container = runtime.start_container(
-                name, self.deployment.image, self.app.port, self.app.environment(),
+                name, self.deployment.image, self.app.port, self.environment,
                 {runtime.LABEL_APP: self.app.name, runtime.LABEL_DEPLOYMENT: str(self.deployment.id)},
             )
             self._save(containers=[*self.deployment.containers, container.as_dict()])
@@ -138,14 +159,17 @@ class Pipeline:
             runtime.enable_restarts(container["id"])
 
     def _verify_container(self, container: dict, deadline: float) -> None:
-        alive = lambda: runtime.state(container["id"]).running  # noqa: E731
+        def alive() -> bool:
+            self._raise_if_cancelled()
+            return runtime.state(container["id"]).running
+
+        check = self.deployment.health_check
         try:
             health.wait_for_port(container["ip"], container["port"], deadline, alive)
             self.log.write(f"{container['name']}: port {container['port']} open")
-            health.wait_for_status(container["ip"], container["port"], self.app.health_path,
-                                   self.app.health_check_host(), self.app.health_status,
-                                   self.app.health_timeout, deadline, alive)
-            self.log.write(f"{container['name']}: GET {self.app.health_path} answered {self.app.health_status}")
+            health.wait_for_status(container["ip"], container["port"], check["path"], check["host"],
+                                   check["status"], check["timeout"], deadline, alive)
+            self.log.write(f"{container['name']}: GET {check['path']} answered {check['status']}")
         except health.ContainerExited:
             raise PhaseFailed("verify", self._exit_report(container)) from None
 
@@ -164,6 +188,7 @@ class Pipeline:
             if all(r["status"] == "UP" and r["check_status"].startswith("L7OK") for r in rows):
                 self.log.write(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
                 return
+            self._raise_if_cancelled()
             if time.monotonic() >= deadline:
                 seen = ", ".join(f"{r['svname']} {r['status']} {r['check_status']} {r['check_desc']}" for r in rows)
                 raise PhaseFailed("verify", f"HAProxy's health check did not report the new servers UP: {seen}")
@@ -246,6 +271,20 @@ class Pipeline:
         removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")
+
+    def _cancel_requested(self) -> bool:
+        return Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=True).exists()
+
+    def _cancel_requested_in_thread(self) -> bool:
+        """For the build watcher's thread, which must not keep a database connection open."""
+        try:
+            return self._cancel_requested()
+        finally:
+            connection.close()
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel_requested():
+            raise Cancelled()
 
     def _finish(self, state: str, error: str) -> None:
         self._save(state=state, error=error, finished_at=timezone.now())

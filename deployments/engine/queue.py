@@ -9,12 +9,14 @@ from django.utils import timezone
 from deployments.models import App, Deployment
 
 
-def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "") -> Deployment:
+def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "", redeploy_of: Deployment | None = None) -> Deployment:
     """Create a queued deployment, supersede older queued ones, dispatch after commit."""
     from deployments.tasks import run_deployment
 
+    reuse = {"redeploy_of": redeploy_of, "commit_sha": redeploy_of.commit_sha, "image": redeploy_of.image} if redeploy_of else {}
     with transaction.atomic():
-        deployment = Deployment.objects.create(app=app, ref=ref or app.branch, trigger=trigger, triggered_by=triggered_by)
+        deployment = Deployment.objects.create(app=app, ref=ref or app.branch, trigger=trigger,
+                                               triggered_by=triggered_by, **reuse)
         (Deployment.objects.filter(app=app, state=Deployment.State.QUEUED, id__lt=deployment.id)
          .update(state=Deployment.State.SUPERSEDED, finished_at=timezone.now(),
                  error=f"superseded by deployment #{deployment.id}"))
@@ -34,6 +36,7 @@ def claim(deployment_id: int) -> bool:
         now = timezone.now()
         return bool(Deployment.objects.filter(id=deployment_id, state=Deployment.State.QUEUED).update(
             state=Deployment.State.RUNNING, started_at=now, heartbeat_at=now, previous=app.live_deployment_id,
+            health_check=app.current_health_check(),
         ))
 
 

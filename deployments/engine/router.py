@@ -18,6 +18,8 @@ from django.conf import settings
 from deployments.engine import haproxy_process, haproxy_socket
 from deployments.engine.haproxy_config import (
     AppRoute,
+    Backend,
+    HealthCheck,
     Paths,
     Server,
     map_entries,
@@ -37,23 +39,20 @@ def paths() -> Paths:
 
 
 def snapshot() -> list[AppRoute]:
-    holders = Deployment.objects.filter(holds_backend=True).order_by("id")
-    servers: dict[tuple[int, str], tuple[Server, ...]] = {
-        (d.app_id, d.colour): tuple(Server(c["ip"], c["port"]) for c in d.containers) for d in holders
-    }
-    return [
-        AppRoute(
-            name=app.name,
-            hostnames=tuple(app.hostnames()),
-            live_colour=app.live_colour,
-            health_path=app.health_path,
-            health_status=app.health_status,
-            health_host=app.health_check_host(),
-            health_timeout=app.health_timeout,
-            servers={colour: servers.get((app.id, colour), ()) for colour in COLOURS},
-        )
-        for app in App.objects.prefetch_related("domains")
-    ]
+    """Routing as the database describes it. A colour held by a deployment is checked the way
+    that deployment was verified, so editing the health path never fails a live release."""
+    holders = {(d.app_id, d.colour): d for d in Deployment.objects.filter(holds_backend=True).order_by("id")}
+    routes = []
+    for app in App.objects.prefetch_related("domains"):
+        backends = {}
+        for colour in COLOURS:
+            holder = holders.get((app.id, colour))
+            health = HealthCheck(**(holder.health_check if holder and holder.health_check else app.current_health_check()))
+            servers = tuple(Server(c["ip"], c["port"]) for c in holder.containers) if holder else ()
+            backends[colour] = Backend(health=health, servers=servers)
+        routes.append(AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour,
+                               backends=backends))
+    return routes
 
 
 def publish_servers(deployment: Deployment) -> None:
@@ -179,7 +178,7 @@ def _all_server_commands(routes: list[AppRoute]) -> list[str]:
     commands = []
     for route in routes:
         for colour in COLOURS:
-            servers = route.servers.get(colour, ())
+            servers = route.backends[colour].servers
             for index in range(MAX_REPLICAS):
                 name = f"{route.backend(colour)}/{slot_name(index)}"
                 if index < len(servers):

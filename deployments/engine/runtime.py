@@ -5,6 +5,7 @@ Everything created carries the labels `switchyard.instance` (this installation),
 find exactly what is theirs.
 """
 import io
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -20,6 +21,10 @@ LABEL_DEPLOYMENT = "switchyard.deployment"
 
 class BuildFailed(Exception):
     """The Dockerfile did not build; the message is Docker's error line."""
+
+
+class BuildStopped(Exception):
+    """The build was stopped on request (should_stop returned True)."""
 
 
 class RuntimeFailure(Exception):
@@ -63,13 +68,33 @@ def ensure_network() -> str:
 
 
 def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str, str],
-                on_line: Callable[[str], None]) -> str:
-    """Build from a tar of the source; every output line goes to on_line. Returns the image id."""
-    stream = client().api.build(
-        fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
-        labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
-        timeout=settings.SWITCHYARD["BUILD_TIMEOUT"],
-    )
+                on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False) -> str:
+    """Build from a tar of the source; every output line goes to on_line. Returns the image id.
+
+    The build has its own connection to Docker: to stop it, a watcher closes that
+    connection, and dockerd cancels a build whose client went away."""
+    api = docker.from_env(timeout=settings.SWITCHYARD["BUILD_TIMEOUT"]).api
+    watcher = _StopWatcher(should_stop, api.close)
+    try:
+        stream = api.build(
+            fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
+            labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+        )
+        watcher.start()
+        image_id = _follow_build(stream, on_line)
+    except Exception:
+        if watcher.fired:
+            raise BuildStopped() from None
+        raise
+    finally:
+        watcher.stop()
+        api.close()
+    if watcher.fired:
+        raise BuildStopped()
+    return image_id or client().images.get(tag).id
+
+
+def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
     image_id = None
     for chunk in stream:
         if "error" in chunk:
@@ -79,9 +104,32 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
                 on_line(line.rstrip())
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
-    if image_id is None:
-        image_id = client().images.get(tag).id
     return image_id
+
+
+class _StopWatcher:
+    """Polls should_stop() in a thread and calls stop() once when it turns true."""
+
+    def __init__(self, should_stop: Callable[[], bool], stop: Callable[[], None], interval: float = 0.3) -> None:
+        self.fired = False
+        self._should_stop, self._stop_action, self._interval = should_stop, stop, interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._interval):
+            if self._should_stop():
+                self.fired = True
+                self._stop_action()
+                return
 
 
 def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str]) -> RunningContainer:

@@ -1,4 +1,5 @@
 """`manage.py apps create|list|delete`."""
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         create.add_argument("--domain", action="append", default=[], help="a hostname; repeatable")
         create.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
         create.add_argument("--replicas", type=int, default=1)
+        create.add_argument("--owner", help="username of the owner (default: the first superuser)")
         create.add_argument("--no-zero-downtime", action="store_true",
                             help="recreate instead: stop the old release first (a short 503 gap)")
         sub.add_parser("list", help="list apps")
@@ -43,10 +45,19 @@ class Command(BaseCommand):
             env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
         )
         try:
-            app = services.create_app(spec)
+            app = services.create_app(spec, owner=self._owner(options["owner"]))
         except services.InvalidInput as error:
             raise CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))
         self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
+
+    def _owner(self, username: str | None):
+        users = get_user_model().objects
+        if username is None:
+            return users.filter(is_superuser=True).order_by("id").first()
+        owner = users.filter(username=username).first()
+        if owner is None:
+            raise CommandError(f"--owner: there is no user {username!r}")
+        return owner
 
     def _list(self, options: dict) -> None:
         for app in App.objects.select_related("live_deployment").prefetch_related("domains"):
