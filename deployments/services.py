@@ -4,12 +4,13 @@ Input is validated completely before anything is written, so bad input changes n
 """
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from deployments.engine import queue, router, runtime, source
-from deployments.models import App, Deployment, Domain, EnvVar
+from deployments.models import App, Deployment, Domain, EnvVar, Membership
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
 
@@ -149,3 +150,62 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
         known = ", ".join(branches[:10]) or "none"
         return {"branch": [f"branch {branch!r} does not exist in the repository (branches: {known})"]}
     return {}
+
+
+SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
+                   "health_deadline", "health_host", "replicas", "stop_timeout")
+
+
+def update_settings(app: App, changes: dict, domains: list[str]) -> App:
+    """Validate everything, then save settings and domains together and refresh routing.
+    Settings take effect at the next deployment; domains at once."""
+    for name in SETTINGS_FIELDS:
+        if name in changes:
+            setattr(app, name, changes[name])
+    current = set(app.domains.values_list("hostname", flat=True))
+    wanted = [h.lower() for h in domains]
+    errors = _field_errors(app) | _domain_errors([h for h in wanted if h not in current])
+    if not errors and ("repo_url" in changes or "branch" in changes):
+        errors = _remote_errors(app.repo_url, app.branch)
+    if errors:
+        app.refresh_from_db()
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        app.save()
+        app.domains.exclude(hostname__in=wanted).delete()
+        Domain.objects.bulk_create(Domain(app=app, hostname=h) for h in wanted if h not in current)
+    router.refresh_config()
+    return app
+
+
+def set_zero_downtime(app: App, enabled: bool) -> None:
+    App.objects.filter(pk=app.pk).update(zero_downtime=enabled)
+
+
+def set_env(app: App, key: str, value: str) -> None:
+    errors = _env_errors({key: value})
+    if errors:
+        raise InvalidInput(errors)
+    var = EnvVar.objects.filter(app=app, key=key).first() or EnvVar(app=app, key=key)
+    var.value = value
+    var.save()
+
+
+def delete_env(app: App, key: str) -> None:
+    EnvVar.objects.filter(app=app, key=key).delete()
+
+
+def set_member(app: App, username: str, role: str) -> Membership:
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise InvalidInput({"username": [f"there is no user {username!r}"]})
+    if role not in Membership.Role.values:
+        raise InvalidInput({"role": [f"{role!r} is not a role; use viewer, deployer or admin"]})
+    if user.pk == app.owner_id:
+        raise InvalidInput({"username": [f"{username} owns the app and has every right already"]})
+    membership, _ = Membership.objects.update_or_create(app=app, user=user, defaults={"role": role})
+    return membership
+
+
+def remove_member(app: App, user_id: int) -> None:
+    Membership.objects.filter(app=app, user_id=user_id).delete()

@@ -118,6 +118,24 @@ def server_rows(app: App, colour: str) -> list[dict[str, str]]:
     return [row for row in haproxy_socket.server_stats(paths().admin_socket) if row["pxname"] == backend]
 
 
+def live_health(apps: list[App]) -> dict[str, str]:
+    """Per app, HAProxy's view of its live servers: "UP", "DOWN" (some or all down),
+    "no release", or "unknown" when HAProxy does not answer. One `show stat` for all."""
+    try:
+        rows = haproxy_socket.server_stats(paths().admin_socket)
+    except haproxy_socket.HAProxyUnavailable:
+        return {app.name: "unknown" for app in apps}
+    summary = {}
+    for app in apps:
+        if app.live_deployment_id is None:
+            summary[app.name] = "no release"
+            continue
+        wanted = len(app.live_deployment.containers) if app.live_deployment else 0
+        statuses = [r["status"] for r in rows if r["pxname"] == app.backend_name(app.live_colour)][:wanted]
+        summary[app.name] = "UP" if statuses and all(s.startswith("UP") for s in statuses) else "DOWN"
+    return summary
+
+
 def in_flight(app: App, colour: str) -> int:
     return sum(int(row["scur"] or 0) for row in server_rows(app, colour))
 

@@ -167,6 +167,41 @@ def tail(container_id: str, lines: int = 20) -> str:
     return output.decode(errors="replace").rstrip()
 
 
+class OutputStream:
+    """A container's output, followed live, a line at a time. Its own connection to
+    Docker, so close() from another thread ends a blocking read at once."""
+
+    def __init__(self, container_id: str, tail: int) -> None:
+        self._api = docker.from_env(timeout=None).api
+        self._pending = b""
+        self._lines: list[str] = []
+        try:
+            self._chunks = self._api.logs(container_id, stream=True, follow=True, tail=tail)
+        except docker.errors.NotFound:
+            self._chunks = iter(())
+
+    def next_line(self) -> str | None:
+        """The next line, or None when the container stopped or the stream was closed."""
+        while not self._lines:
+            try:
+                chunk = next(self._chunks)
+            except Exception:  # StopIteration, or the connection closed by close()
+                if self._pending:
+                    line, self._pending = self._pending, b""
+                    return line.decode(errors="replace")
+                return None
+            *complete, self._pending = (self._pending + chunk).split(b"\n")
+            self._lines = [line.decode(errors="replace").rstrip("\r") for line in complete]
+        return self._lines.pop(0)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def follow_output(container_id: str, tail: int = 200) -> OutputStream:
+    return OutputStream(container_id, tail)
+
+
 def stop(container_id: str, timeout: int) -> None:
     """SIGTERM, then SIGKILL after `timeout` seconds; the container is kept."""
     try:

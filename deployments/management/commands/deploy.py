@@ -1,4 +1,5 @@
 """`manage.py deploy NAME [--ref REF] [--follow]`."""
+import getpass
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         if app is None:
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         try:
-            deployment = services.deploy(app, options["ref"], Deployment.Trigger.CLI, "cli")
+            deployment = services.deploy(app, options["ref"], Deployment.Trigger.CLI, getpass.getuser())
         except services.InvalidInput as error:
             raise CommandError(str(error))
         self.stdout.write(f"Queued deployment #{deployment.id} of {app.name} ({deployment.ref})")

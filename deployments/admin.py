@@ -1,0 +1,26 @@
+from django.contrib import admin
+
+from deployments.models import App, Deployment, Domain, Membership
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+
+
+@admin.register(App)
+class AppAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "repo_url", "branch", "live_colour", "zero_downtime"]
+    inlines = [DomainInline, MembershipInline]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["id", "app", "state", "phase", "ref", "commit_sha", "trigger", "triggered_by", "created_at"]
+    list_filter = ["state", "trigger"]
+    readonly_fields = [f.name for f in Deployment._meta.fields]

@@ -1,0 +1,52 @@
+"""Forms of the panel. Validation that needs the database or git lives in services."""
+from django import forms
+
+from deployments.models import App, Membership
+
+
+def split_hosts(text: str) -> list[str]:
+    return [h for h in text.replace(",", " ").split() if h]
+
+
+class NewAppForm(forms.Form):
+    name = forms.CharField(max_length=32, help_text="lowercase letters, digits, hyphens")
+    repo_url = forms.CharField(label="Git repository", max_length=500)
+    branch = forms.CharField(initial="main", max_length=200)
+    dockerfile = forms.CharField(initial="Dockerfile", max_length=200)
+    port = forms.IntegerField(initial=8000, min_value=1, max_value=65535, help_text="the port the app listens on")
+    health_path = forms.CharField(initial="/health", max_length=200)
+    domains = forms.CharField(required=False, help_text="space or comma separated")
+
+
+class SettingsForm(forms.ModelForm):
+    domains = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                              help_text="space or comma separated; NAME.localhost always works")
+
+    class Meta:
+        model = App
+        fields = ["repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
+                  "health_deadline", "health_host", "replicas", "stop_timeout"]
+        labels = {"repo_url": "Git repository", "health_status": "Expected status",
+                  "health_timeout": "Probe timeout (s)", "health_deadline": "Health deadline (s)",
+                  "health_host": "Health check Host header", "stop_timeout": "Stop timeout (s)"}
+
+
+class DeployForm(forms.Form):
+    ref = forms.CharField(required=False, max_length=200)
+
+
+class EnvVarForm(forms.Form):
+    key = forms.CharField(max_length=128)
+    value = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 1}))
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+def add_service_errors(form: forms.Form, errors: dict[str, list[str]]) -> None:
+    """Show errors from services.InvalidInput on the form, by field where it has one."""
+    for name, messages in errors.items():
+        for message in messages:
+            form.add_error(name if name in form.fields else None, message)

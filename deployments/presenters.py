@@ -1,0 +1,89 @@
+"""What the pages show, computed once: the views render it and the WebSocket sends the
+same step list, so the stepper has one source of truth."""
+from django.utils import timezone
+
+from deployments import access
+from deployments.engine import router, runtime
+from deployments.forms import DeployForm, EnvVarForm, MemberForm, SettingsForm
+from deployments.models import App, Deployment
+
+HISTORY_LENGTH = 30
+
+
+def steps(deployment: Deployment) -> list[dict]:
+    """One entry per phase: status pending|active|done|failed|cancelled|skipped, seconds."""
+    result = []
+    for phase in Deployment.PHASES:
+        times = deployment.phase_times.get(phase, {})
+        if deployment.redeploy_of_id and phase in ("fetch", "build"):
+            status = "skipped"
+        elif phase == deployment.phase and deployment.state == Deployment.State.FAILED:
+            status = "failed"
+        elif phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
+            status = "cancelled"
+        elif "end" in times:
+            status = "done"
+        elif "start" in times:
+            status = "active"
+        else:
+            status = "skipped" if deployment.is_final else "pending"
+        result.append({"name": phase, "status": status, "seconds": deployment.phase_duration(phase)})
+    return result
+
+
+def state_message(deployment: Deployment) -> dict:
+    return {"type": "state", "state": deployment.state, "phase": deployment.phase, "error": deployment.error,
+            "steps": steps(deployment), "cancellable": deployment.is_cancellable,
+            "duration": deployment.duration(), "final": deployment.is_final}
+
+
+def app_rows(apps: list[App], health: dict[str, str]) -> list[dict]:
+    rows = []
+    for app in apps:
+        rows.append({"app": app, "hostnames": app.hostnames(), "live": app.live_deployment,
+                     "last": app.deployments.first(), "health": health.get(app.name, "unknown")})
+    return rows
+
+
+def app_page(user, app: App) -> dict:
+    role = access.role_of(user, app)
+    deployments = list(app.deployments.all()[:HISTORY_LENGTH])
+    kept_images = set(runtime.app_images(app.image_repository()))
+    apps = [App.objects.select_related("live_deployment").get(pk=app.pk)]
+    return {
+        "app": app,
+        "role": role,
+        "can_deploy": access.allows(role, access.DEPLOYER),
+        "can_admin": access.allows(role, access.ADMIN),
+        "hostnames": app.hostnames(),
+        "health": router.live_health(apps)[app.name],
+        "history": [_history_row(d, app, kept_images) for d in deployments],
+        "deploy_form": DeployForm(),
+        "settings_form": SettingsForm(instance=app, initial={"domains": " ".join(
+            app.domains.values_list("hostname", flat=True))}),
+        "env_vars": list(app.env_vars.values_list("key", flat=True)),
+        "env_form": EnvVarForm(),
+        "members": app.memberships.select_related("user"),
+        "member_form": MemberForm(),
+    }
+
+
+def _history_row(deployment: Deployment, app: App, kept_images: set[str]) -> dict:
+    return {
+        "deployment": deployment,
+        "steps": steps(deployment),
+        "is_live": deployment.pk == app.live_deployment_id,
+        "can_redeploy": (deployment.state == Deployment.State.SUCCEEDED and deployment.image in kept_images
+                         and deployment.pk != app.live_deployment_id),
+    }
+
+
+def deployment_page(user, deployment: Deployment) -> dict:
+    role = access.role_of(user, deployment.app)
+    return {
+        "deployment": deployment,
+        "app": deployment.app,
+        "steps": steps(deployment),
+        "can_deploy": access.allows(role, access.DEPLOYER),
+        "age": (timezone.now() - deployment.created_at).total_seconds(),
+    }

@@ -1,0 +1,15 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """0.47 → "0.47s", 83 → "1m 23s"; None → "–"."""
+    if value is None:
+        return "–"
+    if value < 10:
+        return f"{value:.2f}s"
+    if value < 60:
+        return f"{value:.0f}s"
+    return f"{int(value // 60)}m {int(value % 60):02d}s"

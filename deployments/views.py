@@ -1,0 +1,198 @@
+"""Pages and actions of the panel: thin, the rules are in access.py and services.py."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from deployments import access, presenters, services
+from deployments.engine import router
+from deployments.forms import (
+    DeployForm,
+    EnvVarForm,
+    MemberForm,
+    NewAppForm,
+    SettingsForm,
+    add_service_errors,
+    split_hosts,
+)
+from deployments.models import Deployment, LogLine
+
+LOG_PAGE = 1000
+
+
+@login_required
+def app_list(request: HttpRequest) -> HttpResponse:
+    form = NewAppForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        spec = services.AppSpec(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
+        try:
+            app = services.create_app(spec, owner=request.user)
+        except services.InvalidInput as error:
+            add_service_errors(form, error.errors)
+        else:
+            messages.success(request, f"Created {app.name}. Deploy it when you are ready.")
+            return redirect("app", name=app.name)
+    apps = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
+    return render(request, "deployments/app_list.html", {
+        "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
+    })
+
+
+@login_required
+@require_GET
+def app_detail(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name)
+    return render(request, "deployments/app_detail.html", presenters.app_page(request.user, app))
+
+
+@login_required
+@require_POST
+def deploy(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.DEPLOYER)
+    form = DeployForm(request.POST)
+    ref = form.cleaned_data["ref"].strip() if form.is_valid() else ""
+    try:
+        deployment = services.deploy(app, ref or None, Deployment.Trigger.UI, request.user.get_username())
+    except services.InvalidInput as error:
+        messages.error(request, str(error))
+        return redirect("app", name=name)
+    return redirect("deployment", pk=deployment.pk)
+
+
+@login_required
+@require_POST
+def zero_downtime(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    enabled = request.POST.get("enabled") == "on"
+    services.set_zero_downtime(app, enabled)
+    messages.success(request, "Zero-downtime deploys on." if enabled else
+                     "Zero-downtime off: the next deploys stop the old release first (a short 503 gap).")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def app_settings(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    form = SettingsForm(request.POST, instance=app)
+    if form.is_valid():
+        try:
+            services.update_settings(app, form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
+        except services.InvalidInput as error:
+            add_service_errors(form, error.errors)
+        else:
+            messages.success(request, "Settings saved. Domains apply now; the rest at the next deploy.")
+            return redirect("app", name=name)
+    app.refresh_from_db()
+    context = presenters.app_page(request.user, app)
+    context["settings_form"] = form
+    return render(request, "deployments/app_detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def env_set(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    form = EnvVarForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "An env var needs a name.")
+        return redirect("app", name=name)
+    try:
+        services.set_env(app, form.cleaned_data["key"], form.cleaned_data["value"])
+    except services.InvalidInput as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Saved {form.cleaned_data['key']}; it applies at the next deploy.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def env_delete(request: HttpRequest, name: str, key: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    services.delete_env(app, key)
+    messages.success(request, f"Removed {key}; it applies at the next deploy.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def member_set(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    form = MemberForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.InvalidInput({"member": ["give a username and a role"]})
+        services.set_member(app, form.cleaned_data["username"], form.cleaned_data["role"])
+    except services.InvalidInput as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']} of {name}.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, name: str, user_id: int) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    services.remove_member(app, user_id)
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def app_delete(request: HttpRequest, name: str) -> HttpResponse:
+    access.app_for_user(request.user, name, access.ADMIN)
+    if request.POST.get("confirm") != name:
+        messages.error(request, f"Type {name} to confirm deleting it.")
+        return redirect("app", name=name)
+    services.delete_app(name)
+    messages.success(request, f"Deleted {name}: its containers, routing and images are gone.")
+    return redirect("apps")
+
+
+@login_required
+@require_GET
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = access.deployment_for_user(request.user, pk)
+    return render(request, "deployments/deployment_detail.html", presenters.deployment_page(request.user, deployment))
+
+
+@login_required
+@require_GET
+def deployment_log(request: HttpRequest, pk: int) -> JsonResponse:
+    """Stored lines after `after`, a page at a time (the WebSocket does the same live)."""
+    deployment = access.deployment_for_user(request.user, pk)
+    try:
+        after = max(int(request.GET.get("after", 0)), 0)
+    except ValueError:
+        return JsonResponse({"detail": "after must be a whole number"}, status=400)
+    lines = LogLine.objects.filter(deployment=deployment, seq__gt=after).order_by("seq")[:LOG_PAGE]
+    return JsonResponse({"lines": [{"seq": line.seq, "text": line.text} for line in lines]})
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
+    try:
+        services.cancel(deployment, request.user.get_username())
+    except services.NotPossible as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Cancelling: new containers are removed, the running release keeps serving.")
+    return redirect("deployment", pk=pk)
+
+
+@login_required
+@require_POST
+def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
+    source = access.deployment_for_user(request.user, pk, access.DEPLOYER)
+    try:
+        deployment = services.redeploy(source, Deployment.Trigger.UI, request.user.get_username())
+    except services.NotPossible as error:
+        messages.error(request, str(error))
+        return redirect("app", name=source.app.name)
+    return redirect("deployment", pk=deployment.pk)
