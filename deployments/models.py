@@ -14,6 +14,7 @@ from deployments.validators import (
     validate_env_key,
     validate_git_ref,
     validate_health_path,
+    validate_host_header,
     validate_hostname,
     validate_repo_url,
 )
@@ -33,7 +34,8 @@ class App(models.Model):
     health_status = models.PositiveIntegerField(default=200, validators=[MinValueValidator(100), MaxValueValidator(599)])
     health_timeout = models.FloatField(default=2.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
     health_deadline = models.FloatField(default=60.0, validators=[MinValueValidator(1), MaxValueValidator(3600)])
-    health_host = models.CharField(max_length=253, blank=True, help_text="Host header for health checks; blank: NAME.localhost")
+    health_host = models.CharField(max_length=253, blank=True, validators=[validate_host_header],
+                                   help_text="Host header for health checks; blank: NAME.localhost")
     replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)])
     stop_timeout = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(600)])
     zero_downtime = models.BooleanField(default=True)

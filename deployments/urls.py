@@ -1,6 +1,20 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from deployments import views
+
+
+class DatabaseId:
+    """A positive id that fits a 64-bit integer column; anything longer is a 404, not a crash."""
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(DatabaseId, "id")
 
 urlpatterns = [
     path("", views.app_list, name="apps"),
@@ -11,10 +25,10 @@ urlpatterns = [
     path("apps/<str:name>/env", views.env_set, name="env_set"),
     path("apps/<str:name>/env/<str:key>/delete", views.env_delete, name="env_delete"),
     path("apps/<str:name>/members", views.member_set, name="member_set"),
-    path("apps/<str:name>/members/<int:user_id>/delete", views.member_remove, name="member_remove"),
+    path("apps/<str:name>/members/<id:user_id>/delete", views.member_remove, name="member_remove"),
     path("apps/<str:name>/delete", views.app_delete, name="app_delete"),
-    path("deployments/<int:pk>/", views.deployment_detail, name="deployment"),
-    path("deployments/<int:pk>/log", views.deployment_log, name="deployment_log"),
-    path("deployments/<int:pk>/cancel", views.cancel, name="cancel"),
-    path("deployments/<int:pk>/redeploy", views.redeploy, name="redeploy"),
+    path("deployments/<id:pk>/", views.deployment_detail, name="deployment"),
+    path("deployments/<id:pk>/log", views.deployment_log, name="deployment_log"),
+    path("deployments/<id:pk>/cancel", views.cancel, name="cancel"),
+    path("deployments/<id:pk>/redeploy", views.redeploy, name="redeploy"),
 ]

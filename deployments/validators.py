@@ -44,6 +44,16 @@ def validate_hostname(value: str) -> None:
         raise ValidationError(f"{value!r} is not a hostname: use lowercase letters, digits, hyphens and dots (e.g. app.example.com)")
 
 
+def validate_host_header(value: str) -> None:
+    host, _, port = value.partition(":")
+    try:
+        validate_hostname(host)
+    except ValidationError:
+        raise ValidationError(f"{value!r} is not a Host header: use a hostname, optionally with :port (e.g. app.example.com)")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValidationError(f"{value!r} has a port that is not 1-65535")
+
+
 def validate_env_key(value: str) -> None:
     if not ENV_KEY.match(value or ""):
         raise ValidationError(f"{value!r} is not an environment variable name: use letters, digits and _, not starting with a digit")

@@ -37,7 +37,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
     apps = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
     return render(request, "deployments/app_list.html", {
         "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
-    })
+    }, status=400 if form.errors else 200)
 
 
 @login_required
@@ -52,9 +52,12 @@ def app_detail(request: HttpRequest, name: str) -> HttpResponse:
 def deploy(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.DEPLOYER)
     form = DeployForm(request.POST)
-    ref = form.cleaned_data["ref"].strip() if form.is_valid() else ""
+    if not form.is_valid():
+        messages.error(request, "The ref is too long: give a branch, tag or commit of at most 200 characters.")
+        return redirect("app", name=name)
     try:
-        deployment = services.deploy(app, ref or None, Deployment.Trigger.UI, request.user.get_username())
+        ref = form.cleaned_data["ref"].strip() or None
+        deployment = services.deploy(app, ref, Deployment.Trigger.UI, request.user.get_username())
     except services.InvalidInput as error:
         messages.error(request, str(error))
         return redirect("app", name=name)

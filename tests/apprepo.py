@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
-SERVE = '["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]'
+# Prints one line at boot (so container output can be seen), then serves www/.
+SERVE = '["/bin/busybox", "sh", "-c", "echo serving $(cat /www/index.html); exec /bin/busybox httpd -f -p 8000 -h /www"]'
 
 
 class AppRepo:

@@ -168,34 +168,31 @@ def tail(container_id: str, lines: int = 20) -> str:
 
 
 class OutputStream:
-    """A container's output, followed live, a line at a time. Its own connection to
-    Docker, so close() from another thread ends a blocking read at once."""
+    """A container's output, followed live, a line at a time. close() from another thread
+    shuts the socket down, which ends a blocking read at once (docker's CancellableStream)."""
 
     def __init__(self, container_id: str, tail: int) -> None:
-        self._api = docker.from_env(timeout=None).api
         self._pending = b""
         self._lines: list[str] = []
         try:
-            self._chunks = self._api.logs(container_id, stream=True, follow=True, tail=tail)
+            self._chunks = client().api.logs(container_id, stream=True, follow=True, tail=tail)
         except docker.errors.NotFound:
-            self._chunks = iter(())
+            self._chunks = None
 
     def next_line(self) -> str | None:
         """The next line, or None when the container stopped or the stream was closed."""
         while not self._lines:
-            try:
-                chunk = next(self._chunks)
-            except Exception:  # StopIteration, or the connection closed by close()
-                if self._pending:
-                    line, self._pending = self._pending, b""
-                    return line.decode(errors="replace")
-                return None
+            chunk = next(self._chunks, None) if self._chunks is not None else None
+            if chunk is None:
+                line, self._pending = self._pending, b""
+                return line.decode(errors="replace") if line else None
             *complete, self._pending = (self._pending + chunk).split(b"\n")
             self._lines = [line.decode(errors="replace").rstrip("\r") for line in complete]
         return self._lines.pop(0)
 
     def close(self) -> None:
-        self._api.close()
+        if self._chunks is not None:
+            self._chunks.close()
 
 
 def follow_output(container_id: str, tail: int = 200) -> OutputStream:
