@@ -171,7 +171,9 @@ def update_settings(app: App, changes: dict, domains: list[str]) -> App:
         app.refresh_from_db()
         raise InvalidInput(errors)
     with transaction.atomic():
-        app.save()
+        # Only the settings: live_colour and live_deployment belong to the deploy engine,
+        # and this instance may have been loaded before a switch.
+        app.save(update_fields=list(SETTINGS_FIELDS))
         app.domains.exclude(hostname__in=wanted).delete()
         Domain.objects.bulk_create(Domain(app=app, hostname=h) for h in wanted if h not in current)
     router.refresh_config()

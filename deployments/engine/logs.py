@@ -42,9 +42,13 @@ class DeploymentLog:
         self._pending: list[LogLine] = []
         self._last_flush = time.monotonic()
 
-    def write(self, text: str) -> None:
+    def mask(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "****")
+        return text
+
+    def write(self, text: str) -> None:
+        text = self.mask(text)
         for line in text.splitlines() or [""]:
             self._pending.append(LogLine(deployment_id=self.deployment_id, seq=self._next_seq, text=line[:MAX_LINE]))
             self._next_seq += 1

@@ -287,6 +287,7 @@ class Pipeline:
             raise Cancelled()
 
     def _finish(self, state: str, error: str) -> None:
+        error = self.log.mask(error)  # a crash report can quote the app's output
         self._save(state=state, error=error, finished_at=timezone.now())
         self.log.write(f"Deployment {state}" + (f": {error}" if error else ""))
         self.log.flush()

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 import docker
 import docker.errors
+from docker.types.daemon import CancellableStream
 from django.conf import settings
 
 LABEL_INSTANCE = "switchyard.instance"
@@ -71,27 +72,29 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
                 on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False) -> str:
     """Build from a tar of the source; every output line goes to on_line. Returns the image id.
 
-    The build has its own connection to Docker: to stop it, a watcher closes that
-    connection, and dockerd cancels a build whose client went away."""
-    api = docker.from_env(timeout=settings.SWITCHYARD["BUILD_TIMEOUT"]).api
-    watcher = _StopWatcher(should_stop, api.close)
+    To stop a build, a watcher shuts the build's connection down; dockerd cancels a
+    build whose client went away (its RUN step's container is killed)."""
+    api = _BuildClient(timeout=settings.SWITCHYARD["BUILD_TIMEOUT"], **docker.utils.kwargs_from_env())
     try:
         stream = api.build(
             fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
             labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
         )
-        watcher.start()
-        image_id = _follow_build(stream, on_line)
-    except Exception:
-        if watcher.fired:
-            raise BuildStopped() from None
-        raise
+        with _StopWatcher(should_stop, stream.close) as watcher:
+            image_id = _follow_build(stream, on_line)
     finally:
-        watcher.stop()
         api.close()
     if watcher.fired:
         raise BuildStopped()
     return image_id or client().images.get(tag).id
+
+
+class _BuildClient(docker.APIClient):
+    """docker-py returns a build's output as a bare generator; this returns it as a
+    CancellableStream (as it already does for logs), whose close() ends it from any thread."""
+
+    def _stream_helper(self, response, decode=False):
+        return CancellableStream(super()._stream_helper(response, decode=decode), response)
 
 
 def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
@@ -108,7 +111,8 @@ def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
 
 
 class _StopWatcher:
-    """Polls should_stop() in a thread and calls stop() once when it turns true."""
+    """While in its `with` block, polls should_stop() in a thread and calls stop() once
+    when it turns true; `fired` tells afterwards whether it did."""
 
     def __init__(self, should_stop: Callable[[], bool], stop: Callable[[], None], interval: float = 0.3) -> None:
         self.fired = False
@@ -116,13 +120,13 @@ class _StopWatcher:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def start(self) -> None:
+    def __enter__(self) -> "_StopWatcher":
         self._thread.start()
+        return self
 
-    def stop(self) -> None:
+    def __exit__(self, *exc) -> None:
         self._done.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)
 
     def _watch(self) -> None:
         while not self._done.wait(self._interval):
