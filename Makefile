@@ -15,6 +15,7 @@ run: install
 	.venv/bin/honcho -f Procfile start
 
 # Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared.
-test: install
+test:
+	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
 	.venv/bin/pytest

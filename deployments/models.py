@@ -138,10 +138,10 @@ class Deployment(models.Model):
         SUPERSEDED = "superseded"
 
     class Trigger(models.TextChoices):
-        CLI = "cli"
-        UI = "ui"
-        WEBHOOK = "webhook"
-        API = "api"
+        CLI = "cli", "CLI"
+        UI = "ui", "Panel"
+        WEBHOOK = "webhook", "Webhook"
+        API = "api", "API"
 
     PHASES = ("fetch", "build", "start", "verify", "switch", "drain")
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED, State.SUPERSEDED)

@@ -1,7 +1,5 @@
 """What the pages show, computed once: the views render it and the WebSocket sends the
 same step list, so the stepper has one source of truth."""
-from django.utils import timezone
-
 from deployments import access
 from deployments.engine import router, runtime
 from deployments.forms import DeployForm, EnvVarForm, MemberForm, SettingsForm
@@ -33,6 +31,7 @@ def steps(deployment: Deployment) -> list[dict]:
 
 def state_message(deployment: Deployment) -> dict:
     return {"type": "state", "state": deployment.state, "phase": deployment.phase, "error": deployment.error,
+            "commit": deployment.short_sha,
             "steps": steps(deployment), "cancellable": deployment.is_cancellable,
             "duration": deployment.duration(), "final": deployment.is_final}
 
@@ -85,5 +84,4 @@ def deployment_page(user, deployment: Deployment) -> dict:
         "app": deployment.app,
         "steps": steps(deployment),
         "can_deploy": access.allows(role, access.DEPLOYER),
-        "age": (timezone.now() - deployment.created_at).total_seconds(),
     }

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(docker.io haproxy redis-server git busybox-static socat)
+# The browser test drives Debian's Chromium (Playwright's own browser download cannot work here).
+[ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,6 +4,7 @@ the end (containers, images and the network carry this run's instance label)."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,6 +77,35 @@ def celery_worker(django_db_setup, redis_server):
     assert process.poll() is None, f"the Celery worker exited:\n{log_path.read_text()[-3000:]}"
     yield process
     _stop(process)
+
+
+@pytest.fixture(scope="session")
+def panel_server(celery_worker):
+    """The panel as `make run` serves it: gunicorn with uvicorn workers (HTTP and WebSockets)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
+                   check=True, timeout=120)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = DATA_DIR / "panel.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "panel.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+         "--workers", "1", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _wait(lambda: _answers(port) or process.poll() is not None, "the panel did not start", 30)
+    assert process.poll() is None, f"the panel exited:\n{log_path.read_text()[-3000:]}"
+    yield f"http://127.0.0.1:{port}"
+    _stop(process)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -32,3 +32,6 @@ from panel.settings import *  # noqa: E402,F401,F403
 # pytest-django creates as the test database, so both sides see the same rows.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]  # noqa: F405
+
+# The browser test serves the panel like `make run` does: collectstatic, then whitenoise.
+STATIC_ROOT = DATA_DIR / "static"  # noqa: F405

@@ -1,4 +1,5 @@
 from django import template
+from django.conf import settings
 
 register = template.Library()
 
@@ -13,3 +14,10 @@ def seconds(value: float | None) -> str:
     if value < 60:
         return f"{value:.0f}s"
     return f"{int(value // 60)}m {int(value % 60):02d}s"
+
+
+@register.filter
+def app_url(host: str) -> str:
+    """Where a person reaches an app's host through HAProxy (the port unless it is 80)."""
+    port = settings.SWITCHYARD["HTTP_BIND"][1]
+    return f"http://{host}/" if port == 80 else f"http://{host}:{port}/"

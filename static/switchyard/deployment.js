@@ -31,6 +31,7 @@ function showState(message) {
   errorBox.hidden = !message.error;
   errorBox.textContent = message.error;
   document.getElementById("duration").textContent = formatSeconds(message.duration);
+  document.getElementById("commit").textContent = message.commit || "–";
   const cancelForm = document.getElementById("cancel-form");
   if (cancelForm) cancelForm.hidden = !message.cancellable;
   if (final) {

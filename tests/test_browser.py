@@ -1,0 +1,126 @@
+"""End to end in real headless Chromium (Debian's), driven by Playwright: a person logs in,
+creates an app, deploys it twice, flips zero-downtime, and rolls back with Redeploy.
+
+Screenshots of the apps page, the app page and a finished deployment page are saved in
+tests/artifacts/screenshots/ (see README)."""
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from deployments.models import App, Deployment
+
+SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google on this closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "2"]\n'  # long enough to watch the stepper move
+
+
+@pytest.fixture
+def page(panel_server):
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
+    # are plain synchronous code between browser steps.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(base_url=panel_server, viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def _deploy_and_watch(page: Page) -> int:
+    """Click Deploy on the app page; watch the stepper run and the log stream to success."""
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    page.wait_for_url("**/deployments/*/")
+    expect(page.locator("#stepper li.active")).to_have_count(1, timeout=20000)  # caught mid-flight
+    expect(page.locator("#state-badge")).to_have_class("badge succeeded", timeout=60000)
+    expect(page.locator("#stepper li.done")).to_have_count(6)
+    expect(page.locator("#log .line").filter(has_text="==> build")).to_have_count(1)
+    expect(page.locator("#log .line").last).to_contain_text("Deployment succeeded")
+    expect(page.locator("#log-status")).to_have_text("complete")
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app_repo, page, django_user_model):
+    django_user_model.objects.create_user("ada", password="correct horse battery")
+    app_repo.commit_version("v1", extra_dockerfile=SLOW_BUILD)
+
+    page.goto("/")
+    expect(page).to_have_url("/login/?next=/")
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Apps")).to_be_visible()
+
+    page.fill("#id_name", "hello")
+    page.fill("#id_repo_url", app_repo.url)
+    page.fill("#id_domains", "hello.example.com")
+    page.get_by_role("button", name="Create app").click()
+    expect(page.get_by_role("heading", name="hello")).to_be_visible()
+
+    first = _deploy_and_watch(page)
+    assert stack.get("hello.example.com") == (200, "v1")
+    page.screenshot(path=str(SCREENSHOTS / "deployment.png"), full_page=True)
+
+    app_repo.commit_version("v2", extra_dockerfile=SLOW_BUILD)
+    page.goto("/apps/hello/")
+    _deploy_and_watch(page)
+    assert stack.get("hello.example.com") == (200, "v2")
+
+    page.goto("/apps/hello/")
+    page.locator("label.switch").click()
+    expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys off")
+    assert App.objects.get(name="hello").zero_downtime is False
+    page.locator("label.switch").click()
+    expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys on")
+    assert App.objects.get(name="hello").zero_downtime is True
+
+    page.locator("#history tr", has=page.locator(f'a[href="/deployments/{first}/"]')).get_by_role(
+        "button", name="Redeploy").click()
+    page.wait_for_url("**/deployments/*/")
+    expect(page.locator("#state-badge")).to_have_class("badge succeeded", timeout=60000)
+    expect(page.locator('#stepper li[data-phase="build"]')).to_have_class("skipped")
+    assert stack.get("hello.example.com") == (200, "v1")
+    assert Deployment.objects.filter(app__name="hello", redeploy_of_id=first, state="succeeded").count() == 1
+
+    page.goto("/apps/hello/")
+    expect(page.locator("#output .line").first).to_contain_text("serving v1")
+    page.screenshot(path=str(SCREENSHOTS / "app.png"), full_page=True)
+    page.goto("/")
+    expect(page.locator("td .badge.UP")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "apps.png"), full_page=True)
+
+
+def test_a_100000_line_log_streams_in_without_freezing_the_page(transactional_db, page, django_user_model):
+    from deployments.models import LogLine
+
+    owner = django_user_model.objects.create_user("bea", password="pw-bea-123")
+    app = App.objects.create(name="big", repo_url="/srv/big.git", owner=owner)
+    deployment = Deployment.objects.create(app=app, ref="main", state=Deployment.State.FAILED, phase="build",
+                                           error="build failed: too much output")
+    LogLine.objects.bulk_create((LogLine(deployment=deployment, seq=i, text=f"\x1b[32mstep {i}\x1b[0m compiling")
+                                 for i in range(1, 100001)), batch_size=5000)
+    # Chromium reports every task longer than 50 ms; the page must never block for long.
+    page.add_init_script("""window.__longest = 0;
+        new PerformanceObserver((list) => list.getEntries().forEach(
+            (e) => { window.__longest = Math.max(window.__longest, e.duration); })).observe({type: "longtask"});""")
+    page.goto("/login/")
+    page.fill("#id_username", "bea")
+    page.fill("#id_password", "pw-bea-123")
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/deployments/{deployment.pk}/")
+
+    # Poll a cheap attribute, not 100,000 nodes: the test must not be what blocks the page.
+    page.wait_for_function("document.getElementById('log').dataset.renderedSeq === '100000'",
+                           polling=500, timeout=90000)
+    longest = page.evaluate("window.__longest")
+
+    assert longest < 300, f"the page was blocked for {longest:.0f} ms at once"
+    expect(page.locator("#log .line")).to_have_count(100000)
+    expect(page.locator("#log .line").last).to_contain_text("step 100000 compiling")
+    expect(page.locator("#log .line").first.locator("span[style*='color']")).to_have_count(1)  # ANSI green
