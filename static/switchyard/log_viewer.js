@@ -9,7 +9,7 @@ import { AnsiUp } from "../vendor/ansi_up/ansi_up.js";
 
 const FRAME_BUDGET_MS = 12;  // script time per frame; layout and paint of the new lines follow
 const SLICE = 100;           // lines rendered between budget checks
-const LINES_PER_CHUNK = 1000;
+const LINES_PER_CHUNK = 250;
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
 export class LogViewer {
@@ -74,6 +74,8 @@ export class LogViewer {
       if (!this.chunk || this.chunkLines >= LINES_PER_CHUNK) {
         this.flush(html);
         html = "";
+        // Only a full chunk may be skipped off screen: its placeholder height is then right.
+        if (this.chunk) this.chunk.classList.add("full");
         this.chunk = document.createElement("div");
         this.chunk.className = "chunk";
         this.chunkLines = 0;
