@@ -1,8 +1,11 @@
-"""Apps, their deployments and deployment logs.
+"""Apps, their deployments, logs, webhook deliveries and API tokens.
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers
 should exist, are all derived from these rows (see engine/router.py and engine/reconcile.py).
 """
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -23,6 +26,10 @@ MAX_REPLICAS = 8  # HAProxy keeps this many server slots per backend, so scaling
 COLOURS = ("blue", "green")
 
 
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
 class App(models.Model):
     name = models.CharField(max_length=32, unique=True, validators=[validate_app_name])
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -39,6 +46,8 @@ class App(models.Model):
     replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)])
     stop_timeout = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(600)])
     zero_downtime = models.BooleanField(default=True)
+    auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
+    webhook_secret = models.CharField(max_length=64, default=new_secret)
     live_colour = models.CharField(max_length=5, default="blue", choices=[(c, c) for c in COLOURS])
     live_deployment = models.ForeignKey(
         "Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -68,6 +77,11 @@ class App(models.Model):
 
     def backend_name(self, colour: str) -> str:
         return f"app_{self.name}_{colour}"
+
+    def rotate_webhook_secret(self) -> str:
+        self.webhook_secret = new_secret()
+        App.objects.filter(pk=self.pk).update(webhook_secret=self.webhook_secret)
+        return self.webhook_secret
 
     def image_repository(self) -> str:
         return f"switchyard/{self.name}"
@@ -217,3 +231,57 @@ class LogLine(models.Model):
     class Meta:
         ordering = ["seq"]
         constraints = [models.UniqueConstraint(fields=["deployment", "seq"], name="unique_log_seq")]
+
+
+class WebhookDelivery(models.Model):
+    """One request to an app's webhook, whatever came of it."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deliveries")
+    received_at = models.DateTimeField(default=timezone.now)
+    provider = models.CharField(max_length=20)
+    event = models.CharField(max_length=60, blank=True)
+    delivery_id = models.CharField(max_length=100, blank=True)
+    status_code = models.PositiveSmallIntegerField()
+    result = models.CharField(max_length=300)
+    deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The push as read from a verified delivery (kind, branch, sha, pusher), for Redeliver.
+    push = models.JSONField(null=True, blank=True)
+    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["app", "provider", "delivery_id"])]
+
+
+class ApiToken(models.Model):
+    """A bearer token that acts as its user. Only a hash is stored; the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    PREFIX = "sy_"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name: str) -> tuple["ApiToken", str]:
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls.objects.create(user=user, name=name, token_hash=cls.hash(token), prefix=token[:10]), token
+
+    @classmethod
+    def user_for(cls, token: str):
+        """The active user a token belongs to, or None."""
+        found = cls.objects.select_related("user").filter(token_hash=cls.hash(token)).first()
+        if found is None or not found.user.is_active:
+            return None
+        cls.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
+        return found.user

@@ -6,6 +6,7 @@ from deployments.forms import DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Deployment
 
 HISTORY_LENGTH = 30
+DELIVERIES_SHOWN = 20
 
 
 def steps(deployment: Deployment) -> list[dict]:
@@ -64,6 +65,7 @@ def app_page(user, app: App) -> dict:
         "env_form": EnvVarForm(),
         "members": app.memberships.select_related("user"),
         "member_form": MemberForm(),
+        "deliveries": app.deliveries.select_related("deployment")[:DELIVERIES_SHOWN],
     }
 
 

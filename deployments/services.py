@@ -2,15 +2,16 @@
 
 Input is validated completely before anything is written, so bad input changes nothing.
 """
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from deployments import webhooks
 from deployments.engine import queue, router, runtime, source
-from deployments.models import App, Deployment, Domain, EnvVar, Membership
+from deployments.models import App, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
 
@@ -184,6 +185,10 @@ def set_zero_downtime(app: App, enabled: bool) -> None:
     App.objects.filter(pk=app.pk).update(zero_downtime=enabled)
 
 
+def set_auto_deploy(app: App, enabled: bool) -> None:
+    App.objects.filter(pk=app.pk).update(auto_deploy=enabled)
+
+
 def set_env(app: App, key: str, value: str) -> None:
     errors = _env_errors({key: value})
     if errors:
@@ -211,3 +216,63 @@ def set_member(app: App, username: str, role: str) -> Membership:
 
 def remove_member(app: App, user_id: int) -> None:
     Membership.objects.filter(app=app, user_id=user_id).delete()
+
+
+def receive_webhook(app: App, headers, body: bytes) -> tuple[int, dict]:
+    """Record a delivery and, for a push to the app's branch, queue exactly that commit.
+    Returns (HTTP status, JSON body). Nothing is queued for any rejected or ignored delivery."""
+    provider_name = "unknown"
+    try:
+        provider = webhooks.identify(headers)
+        provider_name = provider.name
+        push = webhooks.read(provider, headers, body, app.webhook_secret)
+    except webhooks.Rejected as rejection:
+        _record_delivery(app, provider_name, None, rejection.status, f"rejected: {rejection.detail}")
+        return rejection.status, {"detail": rejection.detail}
+    return _act_on_push(app, provider_name, push)
+
+
+def redeliver(delivery: WebhookDelivery) -> tuple[int, dict]:
+    """Act on a recorded push again (the duplicate check does not apply: a person asked)."""
+    if not delivery.push:
+        raise NotPossible("Only deliveries with a valid signature can be redelivered.")
+    return _act_on_push(delivery.app, delivery.provider, webhooks.Push(**delivery.push), redelivery_of=delivery)
+
+
+def _act_on_push(app: App, provider: str, push: "webhooks.Push", redelivery_of=None) -> tuple[int, dict]:
+    with transaction.atomic():
+        App.objects.select_for_update().get(pk=app.pk)  # one delivery of an app at a time: no double queue
+        app.refresh_from_db()
+        reason = _ignore_reason(app, provider, push, check_duplicate=redelivery_of is None)
+        if reason:
+            _record_delivery(app, provider, push, 200, f"ignored: {reason}", redelivery_of=redelivery_of)
+            return 200, {"detail": f"ignored: {reason}"}
+        deployment = queue.enqueue(app, push.branch or app.branch, Deployment.Trigger.WEBHOOK,
+                                   push.pusher or provider, commit_sha=push.sha or "")
+        result = f"queued deployment #{deployment.pk}" + (f" of {push.sha[:12]}" if push.sha else "")
+        _record_delivery(app, provider, push, 202, result, deployment, redelivery_of)
+    return 202, {"detail": result, "deployment": deployment.pk}
+
+
+def _ignore_reason(app: App, provider: str, push: "webhooks.Push", check_duplicate: bool) -> str:
+    if check_duplicate and push.delivery_id and WebhookDelivery.objects.filter(
+            app=app, provider=provider, delivery_id=push.delivery_id, status_code__lt=300).exists():
+        return f"duplicate delivery {push.delivery_id}"
+    if push.kind != "push":
+        return {"ping": "ping", "tag": "tag push"}.get(push.kind, f"{push.event or 'unknown'} event")
+    if push.sha == webhooks.ZERO_SHA:
+        return "branch deleted"
+    if push.branch is not None and push.branch != app.branch:
+        return f"push to {push.branch}; {app.name} deploys {app.branch}"
+    if not app.auto_deploy:
+        return "auto-deploy is off"
+    return ""
+
+
+def _record_delivery(app: App, provider: str, push, status: int, result: str, deployment=None,
+                     redelivery_of=None) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(
+        app=app, provider=provider, event=(push.event if push else "")[:60],
+        delivery_id=(push.delivery_id if push else "")[:100], status_code=status, result=result[:300],
+        deployment=deployment, push=asdict(push) if push else None, redelivery_of=redelivery_of,
+    )

@@ -1,8 +1,9 @@
 """Pages and actions of the panel: thin, the rules are in access.py and services.py."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import access, presenters, services
@@ -16,7 +17,7 @@ from deployments.forms import (
     add_service_errors,
     split_hosts,
 )
-from deployments.models import Deployment, LogLine
+from deployments.models import ApiToken, Deployment, LogLine
 
 LOG_PAGE = 1000
 
@@ -44,7 +45,13 @@ def app_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def app_detail(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name)
-    return render(request, "deployments/app_detail.html", presenters.app_page(request.user, app))
+    return render(request, "deployments/app_detail.html", _app_page(request, app))
+
+
+def _app_page(request: HttpRequest, app) -> dict:
+    context = presenters.app_page(request.user, app)
+    context["webhook_url"] = request.build_absolute_uri(reverse("webhook", args=[app.name]))
+    return context
 
 
 @login_required
@@ -89,7 +96,7 @@ def app_settings(request: HttpRequest, name: str) -> HttpResponse:
             messages.success(request, "Settings saved. Domains apply now; the rest at the next deploy.")
             return redirect("app", name=name)
     app.refresh_from_db()
-    context = presenters.app_page(request.user, app)
+    context = _app_page(request, app)
     context["settings_form"] = form
     return render(request, "deployments/app_detail.html", context, status=400)
 
@@ -199,3 +206,67 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("app", name=source.app.name)
     return redirect("deployment", pk=deployment.pk)
+
+
+@login_required
+@require_POST
+def auto_deploy(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    enabled = request.POST.get("enabled") == "on"
+    services.set_auto_deploy(app, enabled)
+    messages.success(request, "Pushes to the branch deploy automatically." if enabled else
+                     "Auto-deploy off: deliveries are still recorded, nothing is deployed.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def webhook_secret(request: HttpRequest, name: str) -> JsonResponse:
+    """The secret on request (a POST, so it is never in a page, a cache or a log)."""
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    return JsonResponse({"secret": app.webhook_secret})
+
+
+@login_required
+@require_POST
+def webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    app.rotate_webhook_secret()
+    messages.success(request, "New webhook secret: update it at your git host, the old one no longer works.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.DEPLOYER)
+    delivery = app.deliveries.filter(pk=delivery_id).first()
+    if delivery is None:
+        raise Http404("No such delivery")
+    try:
+        _, answer = services.redeliver(delivery)
+    except services.NotPossible as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Redelivered: {answer['detail']}")
+    return redirect("app", name=name)
+
+
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    """The user's API tokens; a new one is shown once, right after it is created."""
+    new_token = None
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()[:100] or "token"
+        _, new_token = ApiToken.issue(request.user, name)
+    return render(request, "deployments/tokens.html", {
+        "tokens": request.user.api_tokens.all(), "new_token": new_token,
+    })
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    request.user.api_tokens.filter(pk=token_id).delete()
+    messages.success(request, "Token revoked.")
+    return redirect("tokens")

@@ -122,9 +122,10 @@ class Pipeline:
         self.log.write(f"    {name} done in {self.deployment.phase_duration(name):.2f}s")
 
     def _fetch(self) -> None:
-        sha = source.fetch(self.app.name, self.app.repo_url, self.deployment.ref)
+        pinned = self.deployment.commit_sha  # a webhook deploys exactly the pushed commit
+        sha = source.fetch(self.app.name, self.app.repo_url, pinned or self.deployment.ref)
         self._save(commit_sha=sha)
-        self.log.write(f"{self.deployment.ref} is commit {sha}")
+        self.log.write(f"Pushed commit {sha} on {self.deployment.ref}" if pinned else f"{self.deployment.ref} is commit {sha}")
 
     def _build(self) -> None:
         tag = f"{self.app.image_repository()}:{self.deployment.commit_sha[:12]}"

@@ -9,11 +9,15 @@ from django.utils import timezone
 from deployments.models import App, Deployment
 
 
-def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "", redeploy_of: Deployment | None = None) -> Deployment:
-    """Create a queued deployment, supersede older queued ones, dispatch after commit."""
+def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "", redeploy_of: Deployment | None = None,
+            commit_sha: str = "") -> Deployment:
+    """Create a queued deployment, supersede older queued ones, dispatch after commit.
+    commit_sha pins the exact commit (a webhook's pushed commit) instead of the ref's head."""
     from deployments.tasks import run_deployment
 
     reuse = {"redeploy_of": redeploy_of, "commit_sha": redeploy_of.commit_sha, "image": redeploy_of.image} if redeploy_of else {}
+    if commit_sha:
+        reuse["commit_sha"] = commit_sha
     with transaction.atomic():
         deployment = Deployment.objects.create(app=app, ref=ref or app.branch, trigger=trigger,
                                                triggered_by=triggered_by, **reuse)

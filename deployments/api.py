@@ -1,0 +1,269 @@
+"""REST API (django-ninja), OpenAPI at /api/openapi.json. A bearer token acts as its user
+with the same access as in the panel: outsiders get 404, lower roles 403. Every error is
+JSON {"detail": "..."}."""
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI, Path, Query, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+from pydantic import Field
+
+from deployments import access, presenters, services
+from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, LogLine
+
+LOG_PAGE = 1000
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        user = ApiToken.user_for(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+api = NinjaAPI(title="Switchyard", version="1", auth=TokenAuth(), urls_namespace="api")
+
+
+@api.exception_handler(Http404)
+def not_found(request, error):
+    return api.create_response(request, {"detail": str(error) or "Not found"}, status=404)
+
+
+@api.exception_handler(PermissionDenied)
+def forbidden(request, error):
+    return api.create_response(request, {"detail": str(error) or "Forbidden"}, status=403)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request, error):
+    return api.create_response(request, {"detail": "missing or invalid token: send Authorization: Bearer <token>"},
+                               status=401)
+
+
+@api.exception_handler(ValidationError)
+def invalid(request, error):
+    problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg')}"
+                         for e in error.errors)
+    return api.create_response(request, {"detail": problems or "invalid input"}, status=422)
+
+
+def _fail(error: services.InvalidInput) -> HttpError:
+    return HttpError(400, str(error))
+
+
+# Schemas -----------------------------------------------------------------------------------
+
+class AppIn(Schema):
+    name: str
+    repo_url: str
+    branch: str = "main"
+    dockerfile: str = "Dockerfile"
+    port: int = 8000
+    health_path: str = "/health"
+    domains: list[str] = []
+    env: dict[str, str] = {}
+    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    zero_downtime: bool = True
+
+
+class AppPatch(Schema):
+    repo_url: str | None = None
+    branch: str | None = None
+    dockerfile: str | None = None
+    port: int | None = None
+    health_path: str | None = None
+    health_status: int | None = None
+    health_timeout: float | None = None
+    health_deadline: float | None = None
+    health_host: str | None = None
+    replicas: int | None = None
+    stop_timeout: int | None = None
+    domains: list[str] | None = None
+    zero_downtime: bool | None = None
+    auto_deploy: bool | None = None
+    env: dict[str, str | None] | None = Field(None, description="set keys; a null value removes the key")
+
+
+class AppOut(Schema):
+    name: str
+    repo_url: str
+    branch: str
+    dockerfile: str
+    port: int
+    health_path: str
+    health_status: int
+    health_timeout: float
+    health_deadline: float
+    health_host: str
+    replicas: int
+    stop_timeout: int
+    zero_downtime: bool
+    auto_deploy: bool
+    domains: list[str]
+    env_keys: list[str]
+    live_deployment: int | None
+    role: str
+    webhook_url: str
+    webhook_secret: str | None = Field(description="the app's own credential; only for its admins")
+
+
+class DeployIn(Schema):
+    ref: str | None = None
+
+
+class DeploymentOut(Schema):
+    id: int
+    app: str
+    state: str
+    phase: str
+    ref: str
+    commit: str
+    image: str
+    trigger: str
+    triggered_by: str
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    phases: list[dict]
+    redeploy_of: int | None
+
+
+class LogLineOut(Schema):
+    seq: int
+    text: str
+
+
+def _app_out(request: HttpRequest, app: App) -> dict:
+    role = access.role_of(request.user, app)
+    fields = {name: getattr(app, name) for name in AppOut.model_fields if hasattr(app, name) and name != "role"}
+    return {
+        **fields,
+        "domains": list(app.domains.values_list("hostname", flat=True)),
+        "env_keys": list(app.env_vars.values_list("key", flat=True)),
+        "live_deployment": app.live_deployment_id,
+        "role": role,
+        "webhook_url": request.build_absolute_uri(f"/hooks/{app.name}/"),
+        "webhook_secret": app.webhook_secret if access.allows(role, access.ADMIN) else None,
+    }
+
+
+def _deployment_out(deployment: Deployment) -> dict:
+    return {
+        "id": deployment.pk, "app": deployment.app.name, "state": deployment.state, "phase": deployment.phase,
+        "ref": deployment.ref, "commit": deployment.commit_sha, "image": deployment.image,
+        "trigger": deployment.trigger, "triggered_by": deployment.triggered_by, "error": deployment.error,
+        "created_at": deployment.created_at, "started_at": deployment.started_at,
+        "finished_at": deployment.finished_at, "phases": presenters.steps(deployment),
+        "redeploy_of": deployment.redeploy_of_id,
+    }
+
+
+# Apps ---------------------------------------------------------------------------------------
+
+@api.get("/apps", response=list[AppOut])
+def list_apps(request):
+    return [_app_out(request, app) for app in access.visible_apps(request.user)]
+
+
+@api.post("/apps", response={201: AppOut})
+def create_app(request, body: AppIn):
+    try:
+        app = services.create_app(services.AppSpec(**body.dict()), owner=request.user)
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return 201, _app_out(request, app)
+
+
+@api.get("/apps/{name}", response=AppOut)
+def get_app(request, name: str):
+    return _app_out(request, access.app_for_user(request.user, name))
+
+
+@api.patch("/apps/{name}", response=AppOut)
+def update_app(request, name: str, body: AppPatch):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    changes = body.dict(exclude_unset=True)
+    try:
+        _apply_patch(app, changes)
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return _app_out(request, App.objects.get(pk=app.pk))
+
+
+def _apply_patch(app: App, changes: dict) -> None:
+    settings_changes = {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS}
+    if settings_changes or "domains" in changes:
+        domains = changes.get("domains")
+        if domains is None:
+            domains = list(app.domains.values_list("hostname", flat=True))
+        services.update_settings(app, settings_changes, domains)
+    if changes.get("zero_downtime") is not None:
+        services.set_zero_downtime(app, changes["zero_downtime"])
+    if changes.get("auto_deploy") is not None:
+        services.set_auto_deploy(app, changes["auto_deploy"])
+    for key, value in (changes.get("env") or {}).items():
+        if value is None:
+            services.delete_env(app, key)
+        else:
+            services.set_env(app, key, value)
+
+
+@api.delete("/apps/{name}", response={204: None})
+def delete_app(request, name: str):
+    access.app_for_user(request.user, name, access.ADMIN)
+    services.delete_app(name)
+    return 204, None
+
+
+@api.get("/apps/{name}/deployments", response=list[DeploymentOut])
+def list_deployments(request, name: str, limit: int = Query(50, ge=1, le=500)):
+    app = access.app_for_user(request.user, name)
+    return [_deployment_out(d) for d in app.deployments.select_related("app")[:limit]]
+
+
+@api.post("/apps/{name}/deploy", response={202: DeploymentOut})
+def deploy(request, name: str, body: DeployIn | None = None):
+    app = access.app_for_user(request.user, name, access.DEPLOYER)
+    try:
+        deployment = services.deploy(app, (body.ref if body else None) or None, Deployment.Trigger.API,
+                                     request.user.get_username())
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return 202, _deployment_out(deployment)
+
+
+# Deployments --------------------------------------------------------------------------------
+
+@api.get("/deployments/{deployment_id}", response=DeploymentOut)
+def get_deployment(request, deployment_id: int = Path(..., ge=1, le=2**62)):
+    return _deployment_out(access.deployment_for_user(request.user, deployment_id))
+
+
+@api.get("/deployments/{deployment_id}/logs", response=list[LogLineOut])
+def deployment_logs(request, deployment_id: int = Path(..., ge=1, le=2**62), after: int = Query(0, ge=0, le=2**31)):
+    deployment = access.deployment_for_user(request.user, deployment_id)
+    return list(LogLine.objects.filter(deployment=deployment, seq__gt=after).order_by("seq")
+                .values("seq", "text")[:LOG_PAGE])
+
+
+@api.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
+def cancel(request, deployment_id: int = Path(..., ge=1, le=2**62)):
+    deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
+    try:
+        return _deployment_out(services.cancel(deployment, request.user.get_username()))
+    except services.NotPossible as error:
+        raise HttpError(409, str(error))
+
+
+@api.post("/deployments/{deployment_id}/redeploy", response={202: DeploymentOut})
+def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
+    source = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
+    try:
+        deployment = services.redeploy(source, Deployment.Trigger.API, request.user.get_username())
+    except services.NotPossible as error:
+        raise HttpError(409, str(error))
+    return 202, _deployment_out(deployment)

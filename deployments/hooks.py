@@ -1,0 +1,25 @@
+"""The webhook endpoint, POST /hooks/<app>/: only records and enqueues (see services)."""
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from deployments import services
+from deployments.models import App
+
+MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB, but a push we act on is a few kB
+
+
+@csrf_exempt
+@require_POST
+def receive(request: HttpRequest, name: str) -> JsonResponse:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
+    app = App.objects.filter(name=name).first()
+    if app is None:
+        return JsonResponse({"detail": f"no app named {name!r}"}, status=404)
+    body = request.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
+    status, payload = services.receive_webhook(app, request.headers, body)
+    return JsonResponse(payload, status=status)
