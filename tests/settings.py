@@ -35,3 +35,4 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 
 # The browser test serves the panel like `make run` does: collectstatic, then whitenoise.
 STATIC_ROOT = DATA_DIR / "static"  # noqa: F405
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request while it is missing
