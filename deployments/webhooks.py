@@ -156,7 +156,9 @@ class Bitbucket(Provider):
         if event != "repo:push":
             return Push("other", event, delivery)
         changes = (payload.get("push") or {}).get("changes") or []
-        news = [c.get("new") for c in changes if isinstance(c, dict) and c.get("new")]
+        if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+            raise TypeError("push.changes is not a list of changes")
+        news = [c.get("new") for c in changes if c.get("new")]
         branches = [n for n in news if n.get("type") == "branch"]
         if not branches:
             return Push("tag" if news else "other", event, delivery)
