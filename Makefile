@@ -19,3 +19,8 @@ test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
 	.venv/bin/pytest
+
+# Benchmarks (not part of `make test`); each writes its section of bench/RESULTS.md.
+bench: install
+	NO_REDIS=1 scripts/services.sh
+	.venv/bin/python bench/webhook_latency.py

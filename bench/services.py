@@ -1,0 +1,60 @@
+"""Services a benchmark starts for itself (and stops): Redis and the panel."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait(check, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not start within {timeout}s")
+
+
+@contextmanager
+def redis_server() -> Iterator[None]:
+    port = redis.connection.parse_url(settings.REDIS_URL)["port"]
+    process = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait(lambda: redis.Redis.from_url(settings.REDIS_URL).ping(), "redis-server")
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def serve_panel(port: int, workers: int = 2) -> Iterator[int]:
+    """gunicorn with uvicorn workers, as the Procfile's `web` line."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "panel.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+         "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+    try:
+        _wait(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.5).close() or True, "the panel")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
