@@ -5,10 +5,10 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
-from ninja import NinjaAPI, Path, Query, Schema
+from ninja import NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from deployments import access, presenters, services
 from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, LogLine
@@ -56,7 +56,19 @@ def _fail(error: services.InvalidInput) -> HttpError:
 
 # Schemas -----------------------------------------------------------------------------------
 
-class AppIn(Schema):
+class ObjectBody(Schema):
+    """A request body must be a JSON object: ninja would read fields off any value (5, [], "x")
+    as if they were absent. It hands validators its DjangoGetter wrapper; _obj is the value."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def must_be_object(cls, value):
+        if not isinstance(getattr(value, "_obj", value), dict):
+            raise ValueError("the body must be a JSON object")
+        return value
+
+
+class AppIn(ObjectBody):
     name: str
     repo_url: str
     branch: str = "main"
@@ -69,15 +81,15 @@ class AppIn(Schema):
     zero_downtime: bool = True
 
 
-class AppPatch(Schema):
+class AppPatch(ObjectBody):
     repo_url: str | None = None
     branch: str | None = None
     dockerfile: str | None = None
     port: int | None = None
     health_path: str | None = None
     health_status: int | None = None
-    health_timeout: float | None = None
-    health_deadline: float | None = None
+    health_timeout: float | None = Field(None, allow_inf_nan=False)
+    health_deadline: float | None = Field(None, allow_inf_nan=False)
     health_host: str | None = None
     replicas: int | None = None
     stop_timeout: int | None = None
@@ -110,7 +122,7 @@ class AppOut(Schema):
     webhook_secret: str | None = Field(description="the app's own credential; only for its admins")
 
 
-class DeployIn(Schema):
+class DeployIn(ObjectBody):
     ref: str | None = None
 
 
@@ -175,7 +187,7 @@ def create_app(request, body: AppIn):
         app = services.create_app(services.AppSpec(**body.dict()), owner=request.user)
     except services.InvalidInput as error:
         raise _fail(error)
-    return 201, _app_out(request, app)
+    return Status(201, _app_out(request, app))
 
 
 @api.get("/apps/{name}", response=AppOut)
@@ -195,28 +207,16 @@ def update_app(request, name: str, body: AppPatch):
 
 
 def _apply_patch(app: App, changes: dict) -> None:
-    settings_changes = {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS}
-    if settings_changes or "domains" in changes:
-        domains = changes.get("domains")
-        if domains is None:
-            domains = list(app.domains.values_list("hostname", flat=True))
-        services.update_settings(app, settings_changes, domains)
-    if changes.get("zero_downtime") is not None:
-        services.set_zero_downtime(app, changes["zero_downtime"])
-    if changes.get("auto_deploy") is not None:
-        services.set_auto_deploy(app, changes["auto_deploy"])
-    for key, value in (changes.get("env") or {}).items():
-        if value is None:
-            services.delete_env(app, key)
-        else:
-            services.set_env(app, key, value)
+    services.update_app(app, {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS},
+                        domains=changes.get("domains"), env=changes.get("env"),
+                        zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy"))
 
 
 @api.delete("/apps/{name}", response={204: None})
 def delete_app(request, name: str):
     access.app_for_user(request.user, name, access.ADMIN)
     services.delete_app(name)
-    return 204, None
+    return Status(204, None)
 
 
 @api.get("/apps/{name}/deployments", response=list[DeploymentOut])
@@ -233,7 +233,7 @@ def deploy(request, name: str, body: DeployIn | None = None):
                                      request.user.get_username())
     except services.InvalidInput as error:
         raise _fail(error)
-    return 202, _deployment_out(deployment)
+    return Status(202, _deployment_out(deployment))
 
 
 # Deployments --------------------------------------------------------------------------------
@@ -266,4 +266,4 @@ def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
         deployment = services.redeploy(source, Deployment.Trigger.API, request.user.get_username())
     except services.NotPossible as error:
         raise HttpError(409, str(error))
-    return 202, _deployment_out(deployment)
+    return Status(202, _deployment_out(deployment))

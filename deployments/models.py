@@ -14,6 +14,8 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.validators import (
     validate_app_name,
+    validate_dockerfile,
+    validate_finite,
     validate_env_key,
     validate_git_ref,
     validate_health_path,
@@ -35,12 +37,14 @@ class App(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     repo_url = models.CharField(max_length=500, validators=[validate_repo_url])
     branch = models.CharField(max_length=200, default="main", validators=[validate_git_ref])
-    dockerfile = models.CharField(max_length=200, default="Dockerfile")
+    dockerfile = models.CharField(max_length=200, default="Dockerfile", validators=[validate_dockerfile])
     port = models.PositiveIntegerField(default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     health_path = models.CharField(max_length=200, default="/health", validators=[validate_health_path])
     health_status = models.PositiveIntegerField(default=200, validators=[MinValueValidator(100), MaxValueValidator(599)])
-    health_timeout = models.FloatField(default=2.0, validators=[MinValueValidator(0.1), MaxValueValidator(60)])
-    health_deadline = models.FloatField(default=60.0, validators=[MinValueValidator(1), MaxValueValidator(3600)])
+    health_timeout = models.FloatField(default=2.0, validators=[validate_finite, MinValueValidator(0.1),
+                                                                MaxValueValidator(60)])
+    health_deadline = models.FloatField(default=60.0, validators=[validate_finite, MinValueValidator(1),
+                                                                  MaxValueValidator(3600)])
     health_host = models.CharField(max_length=253, blank=True, validators=[validate_host_header],
                                    help_text="Host header for health checks; blank: NAME.localhost")
     replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)])

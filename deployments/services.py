@@ -38,6 +38,7 @@ class AppSpec:
 
 
 def create_app(spec: AppSpec, owner=None) -> App:
+    spec.domains = _unique_hosts(spec.domains)
     app = App(name=spec.name, owner=owner, repo_url=spec.repo_url, branch=spec.branch, dockerfile=spec.dockerfile,
               port=spec.port, health_path=spec.health_path, replicas=spec.replicas, zero_downtime=spec.zero_downtime)
     errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
@@ -157,28 +158,49 @@ SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "h
                    "health_deadline", "health_host", "replicas", "stop_timeout")
 
 
-def update_settings(app: App, changes: dict, domains: list[str]) -> App:
-    """Validate everything, then save settings and domains together and refresh routing.
+def update_app(app: App, settings: dict, domains: list[str] | None = None, env: dict | None = None,
+               zero_downtime: bool | None = None, auto_deploy: bool | None = None) -> App:
+    """Validate everything first, then write it all in one transaction and refresh routing:
+    a refused change changes nothing. env: {KEY: value} sets, {KEY: None} removes.
     Settings take effect at the next deployment; domains at once."""
     for name in SETTINGS_FIELDS:
-        if name in changes:
-            setattr(app, name, changes[name])
+        if name in settings:
+            setattr(app, name, settings[name])
     current = set(app.domains.values_list("hostname", flat=True))
-    wanted = [h.lower() for h in domains]
-    errors = _field_errors(app) | _domain_errors([h for h in wanted if h not in current])
-    if not errors and ("repo_url" in changes or "branch" in changes):
+    wanted = _unique_hosts(domains) if domains is not None else sorted(current)
+    errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current])
+              | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
+    if not errors and ("repo_url" in settings or "branch" in settings):
         errors = _remote_errors(app.repo_url, app.branch)
     if errors:
         app.refresh_from_db()
         raise InvalidInput(errors)
+    switches = {k: v for k, v in (("zero_downtime", zero_downtime), ("auto_deploy", auto_deploy)) if v is not None}
     with transaction.atomic():
-        # Only the settings: live_colour and live_deployment belong to the deploy engine,
+        # Only these columns: live_colour and live_deployment belong to the deploy engine,
         # and this instance may have been loaded before a switch.
         app.save(update_fields=list(SETTINGS_FIELDS))
+        if switches:
+            App.objects.filter(pk=app.pk).update(**switches)
         app.domains.exclude(hostname__in=wanted).delete()
         Domain.objects.bulk_create(Domain(app=app, hostname=h) for h in wanted if h not in current)
+        for key, value in (env or {}).items():
+            _write_env(app, key, value)
     router.refresh_config()
     return app
+
+
+def _unique_hosts(domains: list[str]) -> list[str]:
+    return list(dict.fromkeys(h.lower() for h in domains))
+
+
+def _write_env(app: App, key: str, value: str | None) -> None:
+    if value is None:
+        EnvVar.objects.filter(app=app, key=key).delete()
+        return
+    var = EnvVar.objects.filter(app=app, key=key).first() or EnvVar(app=app, key=key)
+    var.value = value
+    var.save()
 
 
 def set_zero_downtime(app: App, enabled: bool) -> None:
@@ -193,13 +215,11 @@ def set_env(app: App, key: str, value: str) -> None:
     errors = _env_errors({key: value})
     if errors:
         raise InvalidInput(errors)
-    var = EnvVar.objects.filter(app=app, key=key).first() or EnvVar(app=app, key=key)
-    var.value = value
-    var.save()
+    _write_env(app, key, value)
 
 
 def delete_env(app: App, key: str) -> None:
-    EnvVar.objects.filter(app=app, key=key).delete()
+    _write_env(app, key, None)
 
 
 def set_member(app: App, username: str, role: str) -> Membership:

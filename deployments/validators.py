@@ -3,6 +3,7 @@
 Everything here ends up in argument lists, HAProxy config, container names or Docker
 labels, so the rules are strict and every message says what to type instead.
 """
+import math
 import re
 
 from django.core.exceptions import ValidationError
@@ -12,7 +13,9 @@ APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-REPO_URL = re.compile(r"^(https?://|ssh://|git://|file://|/|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:)\S+$")
+# \S would let control characters (a NUL breaks every subprocess call) through.
+REPO_URL = re.compile(r"^(https?://|ssh://|git://|file://|/|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:)[^\s\x00-\x1f\x7f]+$")
+DOCKERFILE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$")
 
 
 def validate_app_name(value: str) -> None:
@@ -62,3 +65,14 @@ def validate_env_key(value: str) -> None:
 def validate_health_path(value: str) -> None:
     if not value.startswith("/") or any(c.isspace() for c in value) or len(value) > 200:
         raise ValidationError(f"{value!r} is not a health check path: it must start with / and contain no spaces (e.g. /health)")
+
+
+def validate_dockerfile(value: str) -> None:
+    if not DOCKERFILE.match(value or "") or ".." in value.split("/"):
+        raise ValidationError(f"{value!r} is not a Dockerfile path: give a path inside the repository, "
+                              "e.g. Dockerfile or docker/web.Dockerfile")
+
+
+def validate_finite(value: float) -> None:
+    if not math.isfinite(value):
+        raise ValidationError("must be a finite number")

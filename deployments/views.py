@@ -89,7 +89,7 @@ def app_settings(request: HttpRequest, name: str) -> HttpResponse:
     form = SettingsForm(request.POST, instance=app)
     if form.is_valid():
         try:
-            services.update_settings(app, form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
+            services.update_app(app, form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
         except services.InvalidInput as error:
             add_service_errors(form, error.errors)
         else:

@@ -101,7 +101,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     stack.deploy_and_wait(app)
 
     # /ready does not exist in v1: checking the live release with it would take it DOWN.
-    services.update_settings(stale, {"health_path": "/ready"}, ["web.example.com"])
+    services.update_app(stale, {"health_path": "/ready"}, ["web.example.com"])
     time.sleep(3)  # several HAProxy check intervals (inter 1s, fall 2)
 
     assert stack.get("web.example.com") == (200, "v1")
