@@ -79,3 +79,15 @@ def test_reconcile_fails_a_deployment_whose_worker_died(stack, app_repo):
     assert orphan.error == "build failed: the worker running it stopped (no heartbeat)"
     # The app is free to deploy again.
     assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
+
+
+def test_a_queued_deployment_whose_task_was_lost_runs_after_reconcile(stack, app_repo):
+    """Deployments are rows: after a restart (tasks lost with the broker), reconcile picks them up."""
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo)
+    orphan = Deployment.objects.create(app=app, ref="main")  # queued, never handed to a worker
+
+    call_command("reconcile")
+
+    assert stack.wait(orphan).state == Deployment.State.SUCCEEDED
+    assert stack.get(f"{app.name}.localhost") == (200, "v1")
