@@ -142,6 +142,8 @@ class DeploymentOut(Schema):
     finished_at: datetime | None
     phases: list[dict]
     redeploy_of: int | None
+    watch_until: datetime | None
+    traffic: dict = Field(description='{"old": {"requests": n, "failed": m}, "new": {...}} from HAProxy')
 
 
 class LogLineOut(Schema):
@@ -170,7 +172,8 @@ def _deployment_out(deployment: Deployment) -> dict:
         "trigger": deployment.trigger, "triggered_by": deployment.triggered_by, "error": deployment.error,
         "created_at": deployment.created_at, "started_at": deployment.started_at,
         "finished_at": deployment.finished_at, "phases": presenters.steps(deployment),
-        "redeploy_of": deployment.redeploy_of_id,
+        "redeploy_of": deployment.redeploy_of_id, "watch_until": deployment.watch_until,
+        "traffic": deployment.traffic,
     }
 
 
@@ -267,3 +270,12 @@ def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     except services.NotPossible as error:
         raise HttpError(409, str(error))
     return Status(202, _deployment_out(deployment))
+
+
+@api.post("/deployments/{deployment_id}/promote", response=DeploymentOut)
+def promote(request, deployment_id: int = Path(..., ge=1, le=2**62)):
+    deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
+    try:
+        return _deployment_out(services.promote(deployment, request.user.get_username()))
+    except services.NotPossible as error:
+        raise HttpError(409, str(error))

@@ -32,6 +32,10 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def default_watch_window() -> int:
+    return settings.SWITCHYARD["DEFAULT_WATCH_WINDOW"]
+
+
 class App(models.Model):
     name = models.CharField(max_length=32, unique=True, validators=[validate_app_name])
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -50,6 +54,12 @@ class App(models.Model):
     replicas = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS)])
     stop_timeout = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(600)])
     zero_downtime = models.BooleanField(default=True)
+    watch_window = models.PositiveIntegerField(
+        default=default_watch_window, validators=[MaxValueValidator(3600)],
+        help_text="seconds the old release stays ready after the switch while the new one is watched; 0: no watch")
+    watch_error_percent = models.FloatField(default=5.0, validators=[validate_finite, MinValueValidator(0.1),
+                                                                     MaxValueValidator(100)])
+    watch_min_requests = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
     webhook_secret = models.CharField(max_length=64, default=new_secret)
     live_colour = models.CharField(max_length=5, default="blue", choices=[(c, c) for c in COLOURS])
@@ -66,7 +76,11 @@ class App(models.Model):
 
     @property
     def idle_colour(self) -> str:
-        return "green" if self.live_colour == "blue" else "blue"
+        return self.idle_colour_of(self.live_colour)
+
+    @staticmethod
+    def idle_colour_of(colour: str) -> str:
+        return "green" if colour == "blue" else "blue"
 
     @property
     def default_hostname(self) -> str:
@@ -161,7 +175,7 @@ class Deployment(models.Model):
         WEBHOOK = "webhook", "Webhook"
         API = "api", "API"
 
-    PHASES = ("fetch", "build", "start", "verify", "switch", "drain")
+    PHASES = ("fetch", "build", "start", "verify", "switch", "watch", "drain")
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED, State.SUPERSEDED)
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deployments")
@@ -184,6 +198,14 @@ class Deployment(models.Model):
     redeploy_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     cancel_requested = models.BooleanField(default=False)
     cancelled_by = models.CharField(max_length=150, blank=True)
+    promote_requested = models.BooleanField(default=False)
+    promoted_by = models.CharField(max_length=150, blank=True)
+    watch_until = models.DateTimeField(null=True, blank=True)
+    # While watched, the previous release's containers sit in this backend as HAProxy
+    # `backup` servers: if the new ones go DOWN, HAProxy fails over before the engine acts.
+    serves_backup = models.BooleanField(default=False)
+    # From HAProxy's counters: {"old": {"requests": n, "failed": m}, "new": {...}}
+    traffic = models.JSONField(default=dict, blank=True)
     # The health check this deployment was verified with; HAProxy keeps checking its
     # servers the same way even if the app's settings change later.
     health_check = models.JSONField(default=dict, blank=True)
@@ -212,6 +234,14 @@ class Deployment(models.Model):
         if self.state == self.State.QUEUED:
             return True
         return self.state == self.State.RUNNING and self.phase in ("", "fetch", "build", "start", "verify")
+
+    @property
+    def traffic_summary(self) -> tuple[int, int] | None:
+        """(requests, failed) over both releases, or None if nothing was recorded."""
+        if not self.traffic:
+            return None
+        return (sum(part.get("requests", 0) for part in self.traffic.values()),
+                sum(part.get("failed", 0) for part in self.traffic.values()))
 
     def duration(self) -> float | None:
         if not self.started_at:

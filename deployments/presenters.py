@@ -33,6 +33,9 @@ def steps(deployment: Deployment) -> list[dict]:
 def state_message(deployment: Deployment) -> dict:
     return {"type": "state", "state": deployment.state, "phase": deployment.phase, "error": deployment.error,
             "commit": deployment.short_sha,
+            "watch_until": deployment.watch_until.isoformat() if deployment.watch_until and deployment.phase == "watch"
+            and deployment.state == Deployment.State.RUNNING else None,
+            "traffic": deployment.traffic_summary,
             "steps": steps(deployment), "cancellable": deployment.is_cancellable,
             "duration": deployment.duration(), "final": deployment.is_final}
 

@@ -91,6 +91,16 @@ def cancel(deployment: Deployment, by: str) -> Deployment:
     raise NotPossible(f"Deployment #{deployment.pk} already ended ({deployment.state}).")
 
 
+def promote(deployment: Deployment, by: str) -> Deployment:
+    """Skip the rest of the watch window: the old release drains and retires now."""
+    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING, phase="watch").update(
+            promote_requested=True, promoted_by=by):
+        return Deployment.objects.get(pk=deployment.pk)
+    deployment.refresh_from_db()
+    raise NotPossible(f"Deployment #{deployment.pk} is not being watched (it is {deployment.state}"
+                      f"{', ' + deployment.phase if deployment.state == Deployment.State.RUNNING else ''}).")
+
+
 def redeploy(source: Deployment, trigger: str, triggered_by: str = "") -> Deployment:
     """Roll back (or forward) to a kept release: its image again, without fetch or build."""
     if source.state != Deployment.State.SUCCEEDED or not source.image:

@@ -37,4 +37,5 @@ urlpatterns = [
     path("deployments/<id:pk>/log", views.deployment_log, name="deployment_log"),
     path("deployments/<id:pk>/cancel", views.cancel, name="cancel"),
     path("deployments/<id:pk>/redeploy", views.redeploy, name="redeploy"),
+    path("deployments/<id:pk>/promote", views.promote, name="promote"),
 ]

@@ -198,6 +198,19 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def promote(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
+    try:
+        services.promote(deployment, request.user.get_username())
+    except services.NotPossible as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Promoted: the old release drains and retires now.")
+    return redirect("deployment", pk=pk)
+
+
+@login_required
+@require_POST
 def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     source = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:

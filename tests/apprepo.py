@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
+STAMP_AND_SERVE = ('["/bin/busybox", "sh", "-c", "mkdir -p /tmp; date +%s > /tmp/started; '
+                   'exec /bin/busybox httpd -f -p 8000 -h /www"]')
 # Prints one line at boot (so container output can be seen), then serves www/.
 SERVE = '["/bin/busybox", "sh", "-c", "echo serving $(cat /www/index.html); exec /bin/busybox httpd -f -p 8000 -h /www"]'
 
@@ -34,11 +36,34 @@ class AppRepo:
         (www / "index.html").write_text(version)
         if health:
             (www / "health").write_text("ok")
-        script = www / "cgi-bin" / "health"
-        script.write_text(f"#!/bin/busybox sh\necho 'Status: {cgi_health_status} Health'\necho\necho health\n")
-        script.chmod(0o755)
+        self._cgi("health", f"echo 'Status: {cgi_health_status} Health'\necho\necho health")
+        self._cgi("page", f"echo 'Status: 200 OK'\necho\necho {version}")
         self._dockerfile(extra_dockerfile, cmd)
         return self._commit(version)
+
+    def _cgi(self, name: str, body: str) -> None:
+        script = self.path / "www" / "cgi-bin" / name
+        script.write_text(f"#!/bin/busybox sh\n{body}\n")
+        script.chmod(0o755)
+
+    def commit_health_fails_after(self, version: str, seconds: int) -> str:
+        """Passes verify, then /cgi-bin/health answers 500 from `seconds` after boot on."""
+        self.commit_version(version, cmd=STAMP_AND_SERVE)
+        self._cgi("health", 'if [ $(( $(date +%s) - $(cat /tmp/started) )) -ge ' + str(seconds) + ' ]; then '
+                  "echo 'Status: 500 Broken'; else echo 'Status: 200 OK'; fi\necho\necho health")
+        return self._commit(version)
+
+    def commit_flaky_page(self, version: str) -> str:
+        """/cgi-bin/page answers 500 about one time in three; /health stays fine."""
+        self.commit_version(version)
+        self._cgi("page", "if [ $((RANDOM % 3)) -eq 0 ]; then echo 'Status: 500 Oops'; echo; echo oops; "
+                  f"else echo 'Status: 200 OK'; echo; echo {version}; fi")
+        return self._commit(version)
+
+    def commit_exits_after(self, version: str, seconds: int) -> str:
+        """Serves, then its main process exits with code 7 after `seconds`."""
+        return self.commit_version(version, cmd='["/bin/busybox", "sh", "-c", "/bin/busybox httpd -p 8000 -h /www; '
+                                                f'sleep {seconds}; exit 7"]')
 
     def commit_build_error(self) -> str:
         self._dockerfile("COPY does-not-exist /nowhere\n", SERVE)

@@ -1,7 +1,7 @@
 """A bounded HTTP load through HAProxy, recording every answer.
 
 Each thread keeps one keep-alive connection (reconnecting after an error) and sends GET /
-with the app's Host header until told to stop, `max_requests` is reached, or `max_seconds`
+(or `path`) with the app's Host header until told to stop, `max_requests` is reached, or `max_seconds`
 pass — it always ends by itself.
 """
 import http.client
@@ -42,8 +42,9 @@ class LoadResult:
 
 
 class Load:
-    def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 60000, max_seconds: float = 120) -> None:
-        self.port, self.host = port, host
+    def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 60000, max_seconds: float = 120,
+                 path: str = "/") -> None:
+        self.port, self.host, self.path = port, host, path
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -79,7 +80,7 @@ class Load:
             if connection is None:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             try:
-                connection.request("GET", "/", headers={"Host": self.host})
+                connection.request("GET", self.path, headers={"Host": self.host})
                 response = connection.getresponse()
                 answer = Answer(index, response.status, response.read().decode(errors="replace").strip(), time.monotonic())
                 if response.will_close:

@@ -30,6 +30,7 @@ class HealthCheck:
 class Backend:
     health: HealthCheck
     servers: tuple[Server, ...] = ()  # in slot order: s1, s2, ...
+    backups: tuple[Server, ...] = ()  # b1, b2, ...: used only when every primary server is DOWN
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Paths:
 
 def slot_name(index: int) -> str:
     return f"s{index + 1}"
+
+
+def backup_slot_name(index: int) -> str:
+    return f"b{index + 1}"
 
 
 def render_map(routes: list[AppRoute]) -> str:
@@ -141,11 +146,17 @@ def _app_backend(route: AppRoute, colour: str) -> str:
         f"    http-check expect status {health.status}",
         f"    timeout check {int(health.timeout * 1000)}ms",
     ]
-    servers = backend.servers
+    lines += _slots(backend.servers, slot_name, "check")
+    lines += _slots(backend.backups, backup_slot_name, "check backup")
+    return "\n".join(lines) + "\n"
+
+
+def _slots(servers: tuple[Server, ...], name, options: str) -> list[str]:
+    lines = []
     for index in range(MAX_REPLICAS):
         if index < len(servers):
-            lines.append(f"    server {slot_name(index)} {servers[index].addr}:{servers[index].port} check")
+            lines.append(f"    server {name(index)} {servers[index].addr}:{servers[index].port} {options}")
         else:
             addr, port = PLACEHOLDER_ADDR
-            lines.append(f"    server {slot_name(index)} {addr}:{port} check disabled")
-    return "\n".join(lines) + "\n"
+            lines.append(f"    server {name(index)} {addr}:{port} {options} disabled")
+    return lines

@@ -1,8 +1,10 @@
-"""The deploy state machine: fetch → build → start → verify → switch → drain.
+"""The deploy state machine: fetch → build → start → verify → switch → watch → drain.
 
 Before the switch nothing the old release depends on is touched, so any failure there
 removes the new containers and leaves the old release serving. The switch is one map
-commit in HAProxy. After it, the old release drains and is retired.
+commit in HAProxy. During the watch the old release stays ready (and sits in the new
+backend as HAProxy backup servers); trouble switches the map back at once. After a clean
+watch the old release drains and is retired.
 With zero_downtime off the old release is stopped before the new one starts (recreate);
 if the new one then fails, the old containers are started again.
 """
@@ -22,12 +24,17 @@ from deployments.models import App, Deployment
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 HEARTBEAT_SECONDS = 5.0
+WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
 logger = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
     """Someone asked to cancel before the switch."""
+
+
+class RolledBack(Exception):
+    """The watch caught the new release misbehaving; traffic is back on the old one."""
 
 
 class PhaseFailed(Exception):
@@ -55,13 +62,18 @@ class Pipeline:
         self.environment = self.app.environment()
         self.log = DeploymentLog(deployment.id, secrets=list(self.environment.values()))
         self._stopped_previous = False
+        self._switched = False  # from here on the new release serves: undoing means rolling back
+        self._old_colour = self.app.live_colour
 
     def execute(self) -> None:
         heartbeat = _Heartbeat(self.deployment.id)
         heartbeat.start()
+        self._traffic_before = self._backend_responses()
         try:
             self._phases()
             self._finish(Deployment.State.SUCCEEDED, "")
+        except RolledBack as rollback:
+            self._finish(Deployment.State.ROLLED_BACK, str(rollback))
         except PhaseFailed as failure:
             self._undo_before_switch()
             self._finish(Deployment.State.FAILED, str(failure))
@@ -71,8 +83,12 @@ class Pipeline:
             self._finish(Deployment.State.CANCELLED, f"cancelled by {who or 'a user'} during {self.deployment.phase}")
         except Exception as error:  # a bug or an unreachable service: still leave things clean
             logger.exception("deployment %s crashed", self.deployment.id)
-            self._undo_before_switch()
-            self._finish(Deployment.State.FAILED, f"{self.deployment.phase or 'start-up'} failed: internal error: {error}")
+            reason = f"{self.deployment.phase or 'start-up'} failed: internal error: {error}"
+            if self._switched:
+                self._finish(*self._recover_after_switch(reason))
+            else:
+                self._undo_before_switch()
+                self._finish(Deployment.State.FAILED, reason)
         finally:
             heartbeat.stop()
 
@@ -95,6 +111,9 @@ class Pipeline:
             self._verify()
         with self._phase("switch"):
             self._switch()
+        if self._watch_applies():
+            with self._phase("watch"):
+                self._watch()
         with self._phase("drain"):
             self._drain()
 
@@ -196,9 +215,76 @@ class Pipeline:
             time.sleep(0.1)
 
     def _switch(self) -> None:
+        if self._watch_applies():
+            router.publish_backups(self.deployment)
         router.switch_to(self.deployment)
+        self._switched = True
         self.app.refresh_from_db()
         self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}")
+
+    def _watch_applies(self) -> bool:
+        return bool(self.app.watch_window and self.previous and self.previous.containers and not self._stopped_previous)
+
+    def _watch(self) -> None:
+        """Until the window ends (or someone promotes): HAProxy's health of the new servers,
+        the 5xx ratio of their answers, and their containers. Any trouble: roll back."""
+        window = self.app.watch_window
+        self._save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
+        self.log.write(f"Watching the new release for {window}s; the old one stays ready")
+        baseline = router.responses(router.server_rows(self.app, self.deployment.colour))
+        restarts = {c["id"]: runtime.state(c["id"]).restarts for c in self.deployment.containers}
+        deadline = time.monotonic() + window
+        while time.monotonic() < deadline:
+            trouble = self._trouble(baseline, restarts)
+            if trouble:
+                self._roll_back(trouble)
+            if self._promoted():
+                break
+            time.sleep(WATCH_INTERVAL)
+        router.withdraw_backups(self.deployment)
+        served, errors = self._served_since(baseline)
+        self.log.write(f"Watch passed: {served} responses, {errors} 5xx")
+
+    def _trouble(self, baseline: tuple[int, int], restarts: dict[str, int]) -> str:
+        """Why the new release must be rolled back, or "" if it is fine."""
+        rows = router.server_rows(self.app, self.deployment.colour)[:len(self.deployment.containers)]
+        down = [f"{r['svname']} {r['status']} ({r['check_status']} {r['check_desc']})".strip()
+                for r in rows if r["status"].startswith("DOWN")]
+        if down:
+            return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
+        served, errors = self._served_since(baseline)
+        limit = self.app.watch_error_percent
+        if served >= self.app.watch_min_requests and errors * 100 > limit * served:
+            return f"{errors} of {served} responses were 5xx ({errors * 100 / served:.1f}% > {limit:g}%)"
+        for container in self.deployment.containers:
+            state = runtime.state(container["id"])
+            if not state.running or state.restarts > restarts[container["id"]]:
+                return f"container {container['name']} exited (code {state.exit_code})"
+        return ""
+
+    def _served_since(self, baseline: tuple[int, int]) -> tuple[int, int]:
+        served, errors = router.responses(router.server_rows(self.app, self.deployment.colour))
+        if served < baseline[0]:  # HAProxy reloaded: its counters restarted from zero
+            return served, errors
+        return served - baseline[0], errors - baseline[1]
+
+    def _promoted(self) -> bool:
+        promoted = Deployment.objects.filter(pk=self.deployment.pk, promote_requested=True).values_list(
+            "promoted_by", flat=True).first()
+        if promoted is not None:
+            self.log.write(f"Promoted by {promoted or 'a user'}: the rest of the watch is skipped")
+        return promoted is not None
+
+    def _roll_back(self, reason: str) -> None:
+        """Map back to the old release in one commit (files first), then remove the new one."""
+        detected = time.monotonic()
+        router.switch_to(self.previous)
+        self.log.write(f"Rolled back in {(time.monotonic() - detected) * 1000:.0f} ms: {reason}")
+        router.withdraw_backups(self.deployment)
+        router.withdraw_servers(self.deployment)
+        for container in self.deployment.containers:
+            runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
+        raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}")
 
     def _drain(self) -> None:
         if self.previous is None:
@@ -238,6 +324,19 @@ class Pipeline:
         for container in self.previous.containers:
             runtime.stop(container["id"], timeout=self.app.stop_timeout)
         self._stopped_previous = True
+
+    def _recover_after_switch(self, reason: str) -> tuple[str, str]:
+        """During the watch the old release still runs: go back to it. During the drain the
+        new release is live and fine: keep it; reconcile removes what the drain left."""
+        if self.deployment.phase == "watch":
+            try:
+                self._roll_back(reason)
+            except RolledBack as rollback:
+                return Deployment.State.ROLLED_BACK, str(rollback)
+            except Exception as error:
+                return Deployment.State.FAILED, f"{reason}; rolling back failed too: {error}"
+        self.log.write("The new release is live; reconcile will remove what the drain left behind")
+        return Deployment.State.FAILED, reason
 
     def _undo_before_switch(self) -> None:
         """Remove what this deployment started; in a recreate, bring the old release back."""
@@ -287,9 +386,32 @@ class Pipeline:
         if self._cancel_requested():
             raise Cancelled()
 
+    def _backend_responses(self) -> dict[str, tuple[int, int]] | None:
+        try:
+            return router.backend_responses(self.app)
+        except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
+            return None
+
+    def _traffic(self) -> dict:
+        """Requests each release's backend answered during this deployment, and 5xx among them."""
+        after = self._backend_responses()
+        if not after or not self._traffic_before:
+            return {}
+        numbers = {}
+        for role, colour in (("old", self._old_colour), ("new", self.app.idle_colour_of(self._old_colour))):
+            before = self._traffic_before[colour] if after[colour][0] >= self._traffic_before[colour][0] else (0, 0)
+            numbers[role] = {"requests": after[colour][0] - before[0], "failed": after[colour][1] - before[1]}
+        return numbers
+
     def _finish(self, state: str, error: str) -> None:
         error = self.log.mask(error)  # a crash report can quote the app's output
-        self._save(state=state, error=error, finished_at=timezone.now())
+        traffic = self._traffic()
+        self._save(state=state, error=error, finished_at=timezone.now(), traffic=traffic)
+        if traffic:
+            total = traffic["old"]["requests"] + traffic["new"]["requests"]
+            failed = traffic["old"]["failed"] + traffic["new"]["failed"]
+            self.log.write(f"Traffic during this deployment: {total} requests, {failed} failed "
+                           f"(old release {traffic['old']['requests']}, new {traffic['new']['requests']})")
         self.log.write(f"Deployment {state}" + (f": {error}" if error else ""))
         self.log.flush()
 
@@ -297,7 +419,7 @@ class Pipeline:
         for name, value in fields.items():
             setattr(self.deployment, name, value)
         Deployment.objects.filter(pk=self.deployment.pk).update(**fields)
-        if "phase" in fields or "state" in fields:
+        if {"phase", "state", "watch_until"} & set(fields):
             publish(self.deployment.id, {"type": "deployment.state", "state": self.deployment.state,
                                          "phase": self.deployment.phase, "error": self.deployment.error})
 

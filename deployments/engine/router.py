@@ -22,6 +22,7 @@ from deployments.engine.haproxy_config import (
     HealthCheck,
     Paths,
     Server,
+    backup_slot_name,
     map_entries,
     render_config,
     render_map,
@@ -31,7 +32,7 @@ from deployments.engine.locks import router_lock
 from deployments.models import COLOURS, MAX_REPLICAS, App, Deployment
 
 MAP_BATCH = 40  # entries per runtime-API line; keeps each line well under HAProxy's buffer
-SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( disabled)?$", re.MULTILINE)
+SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( backup)?( disabled)?$", re.MULTILINE)
 
 
 def paths() -> Paths:
@@ -41,18 +42,24 @@ def paths() -> Paths:
 def snapshot() -> list[AppRoute]:
     """Routing as the database describes it. A colour held by a deployment is checked the way
     that deployment was verified, so editing the health path never fails a live release."""
-    holders = {(d.app_id, d.colour): d for d in Deployment.objects.filter(holds_backend=True).order_by("id")}
+    holders = {(d.app_id, d.colour): d for d in
+               Deployment.objects.filter(holds_backend=True).select_related("previous").order_by("id")}
     routes = []
     for app in App.objects.prefetch_related("domains"):
         backends = {}
         for colour in COLOURS:
             holder = holders.get((app.id, colour))
             health = HealthCheck(**(holder.health_check if holder and holder.health_check else app.current_health_check()))
-            servers = tuple(Server(c["ip"], c["port"]) for c in holder.containers) if holder else ()
-            backends[colour] = Backend(health=health, servers=servers)
+            servers = _servers(holder.containers) if holder else ()
+            backups = _servers(holder.previous.containers) if holder and holder.serves_backup and holder.previous else ()
+            backends[colour] = Backend(health=health, servers=servers, backups=backups)
         routes.append(AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour,
                                backends=backends))
     return routes
+
+
+def _servers(containers: list[dict]) -> tuple[Server, ...]:
+    return tuple(Server(c["ip"], c["port"]) for c in containers)
 
 
 def publish_servers(deployment: Deployment) -> None:
@@ -82,6 +89,26 @@ def close_sessions(deployment: Deployment) -> None:
     commands = [f"shutdown sessions server {backend}/{slot_name(i)}" for i in range(len(deployment.containers))]
     for batch in _batches(commands, MAP_BATCH):
         haproxy_socket.run(paths().admin_socket, "; ".join(batch))
+
+
+def publish_backups(deployment: Deployment) -> None:
+    """The previous release's containers become `backup` servers of the new release's backend."""
+    with router_lock():
+        Deployment.objects.filter(pk=deployment.pk).update(serves_backup=True)
+        backend = deployment.app.backend_name(deployment.colour)
+        commands = []
+        for index, container in enumerate(deployment.previous.containers):
+            server = f"{backend}/{backup_slot_name(index)}"
+            commands += [f"set server {server} addr {container['ip']} port {container['port']}",
+                         f"set server {server} state ready"]
+        _apply(server_commands=commands)
+
+
+def withdraw_backups(deployment: Deployment) -> None:
+    with router_lock():
+        Deployment.objects.filter(pk=deployment.pk).update(serves_backup=False)
+        backend = deployment.app.backend_name(deployment.colour)
+        _apply(server_commands=[f"set server {backend}/{backup_slot_name(i)} state maint" for i in range(MAX_REPLICAS)])
 
 
 def switch_to(deployment: Deployment) -> None:
@@ -114,8 +141,23 @@ def refresh_config() -> None:
 
 
 def server_rows(app: App, colour: str) -> list[dict[str, str]]:
+    """`show stat` rows of a backend's primary slots (s1..s8), in order."""
     backend = app.backend_name(colour)
-    return [row for row in haproxy_socket.server_stats(paths().admin_socket) if row["pxname"] == backend]
+    return [row for row in haproxy_socket.server_stats(paths().admin_socket)
+            if row["pxname"] == backend and row["svname"].startswith("s")]
+
+
+def responses(rows: list[dict[str, str]]) -> tuple[int, int]:
+    """(responses, of which 5xx) summed over `show stat` rows."""
+    total = sum(int(row.get(f"hrsp_{k}xx") or 0) for row in rows for k in range(1, 6))
+    return total, sum(int(row.get("hrsp_5xx") or 0) for row in rows)
+
+
+def backend_responses(app: App) -> dict[str, tuple[int, int]]:
+    """Per colour, (responses, 5xx) of the whole backend, HAProxy's own 503s included."""
+    backends = haproxy_socket.backend_stats(paths().admin_socket)
+    return {colour: responses([backends[app.backend_name(colour)]]) if app.backend_name(colour) in backends
+            else (0, 0) for colour in COLOURS}
 
 
 def live_health(apps: list[App]) -> dict[str, str]:
@@ -196,14 +238,21 @@ def _all_server_commands(routes: list[AppRoute]) -> list[str]:
     commands = []
     for route in routes:
         for colour in COLOURS:
-            servers = route.backends[colour].servers
-            for index in range(MAX_REPLICAS):
-                name = f"{route.backend(colour)}/{slot_name(index)}"
-                if index < len(servers):
-                    commands += [f"set server {name} addr {servers[index].addr} port {servers[index].port}",
-                                 f"set server {name} state ready"]
-                else:
-                    commands.append(f"set server {name} state maint")
+            backend = route.backends[colour]
+            for servers, name in ((backend.servers, slot_name), (backend.backups, backup_slot_name)):
+                commands += _slot_commands(route.backend(colour), servers, name)
+    return commands
+
+
+def _slot_commands(backend: str, servers: tuple[Server, ...], name) -> list[str]:
+    commands = []
+    for index in range(MAX_REPLICAS):
+        server = f"{backend}/{name(index)}"
+        if index < len(servers):
+            commands += [f"set server {server} addr {servers[index].addr} port {servers[index].port}",
+                         f"set server {server} state ready"]
+        else:
+            commands.append(f"set server {server} state maint")
     return commands
 
 

@@ -48,6 +48,7 @@ class ContainerState:
     running: bool
     exit_code: int | None
     status: str
+    restarts: int = 0
 
 
 @lru_cache(maxsize=1)
@@ -157,10 +158,12 @@ def enable_restarts(container_id: str) -> None:
 
 def state(container_id: str) -> ContainerState:
     try:
-        attrs = client().api.inspect_container(container_id)["State"]
+        info = client().api.inspect_container(container_id)
     except docker.errors.NotFound:
         return ContainerState(running=False, exit_code=None, status="removed")
-    return ContainerState(running=bool(attrs["Running"]), exit_code=attrs.get("ExitCode"), status=attrs["Status"])
+    attrs = info["State"]
+    return ContainerState(running=bool(attrs["Running"]), exit_code=attrs.get("ExitCode"), status=attrs["Status"],
+                          restarts=int(info.get("RestartCount") or 0))
 
 
 def tail(container_id: str, lines: int = 20) -> str:

@@ -6,6 +6,13 @@ const logElement = document.getElementById("log");
 const viewer = new LogViewer(logElement);
 const status = document.getElementById("log-status");
 let final = false;
+let watchUntil = null;
+
+// The watch step counts down to the end of the window.
+setInterval(() => {
+  const time = document.querySelector('#stepper li[data-phase="watch"].active .time');
+  if (time && watchUntil) time.textContent = `${Math.max(0, Math.ceil((watchUntil - Date.now()) / 1000))}s left`;
+}, 250);
 
 const STATUS_TEXT = { live: "live", reconnecting: "reconnecting…", closed: "complete" };
 
@@ -34,6 +41,12 @@ function showState(message) {
   document.getElementById("commit").textContent = message.commit || "–";
   const cancelForm = document.getElementById("cancel-form");
   if (cancelForm) cancelForm.hidden = !message.cancellable;
+  const promoteForm = document.getElementById("promote-form");
+  if (promoteForm) promoteForm.hidden = !message.watch_until;
+  watchUntil = message.watch_until ? new Date(message.watch_until) : null;
+  if (message.traffic) {
+    document.getElementById("traffic").textContent = `${message.traffic[0]} requests, ${message.traffic[1]} failed`;
+  }
   if (final) {
     status.textContent = "complete";
     status.className = "status";
