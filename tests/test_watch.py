@@ -126,3 +126,34 @@ def test_watch_window_zero_goes_straight_to_the_drain(stack, app_repo):
     assert done.state == Deployment.State.SUCCEEDED
     assert "watch" not in done.phase_times and "Watching" not in _log(done)
     assert {s["name"]: s["status"] for s in presenters.steps(done)}["watch"] == "skipped"
+
+
+def test_promote_follows_the_access_rules_in_the_panel_and_the_api(transactional_db, client, django_user_model):
+    from deployments.models import ApiToken, Membership
+
+    owner = django_user_model.objects.create_user("owner")
+    app = App.objects.create(name="shop", repo_url="/srv/shop.git", owner=owner)
+    users = {}
+    for role in ("viewer", "deployer"):
+        users[role] = django_user_model.objects.create_user(role)
+        Membership.objects.create(app=app, user=users[role], role=role)
+    users["outsider"] = django_user_model.objects.create_user("outsider")
+    watched = Deployment.objects.create(app=app, ref="main", state=Deployment.State.RUNNING, phase="watch")
+
+    def api(user):
+        _, token = ApiToken.issue(user, "t")
+        return client.post(f"/api/deployments/{watched.pk}/promote", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert api(users["outsider"]).status_code == 404
+    assert api(users["viewer"]).status_code == 403
+    client.force_login(users["outsider"])
+    assert client.post(f"/deployments/{watched.pk}/promote").status_code == 404
+    client.force_login(users["viewer"])
+    assert client.post(f"/deployments/{watched.pk}/promote").status_code == 403
+    assert not Deployment.objects.get(pk=watched.pk).promote_requested
+
+    response = api(users["deployer"])
+    assert response.status_code == 200 and response.json()["watch_until"] is None
+    assert Deployment.objects.filter(pk=watched.pk, promote_requested=True, promoted_by="deployer").exists()
+    Deployment.objects.filter(pk=watched.pk).update(state=Deployment.State.SUCCEEDED, phase="drain")
+    assert api(users["deployer"]).status_code == 409

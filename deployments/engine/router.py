@@ -214,13 +214,24 @@ def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
     """Write config and map; return whether the config changed beyond server addresses/state."""
     location.directory.mkdir(parents=True, exist_ok=True)
     config = render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"])
-    try:
-        previous = location.config.read_text()
-    except FileNotFoundError:
-        previous = ""
-    _atomic_write(location.hosts_map, render_map(routes))
-    _atomic_write(location.config, config)
+    previous = _read(location.config)
+    _write_if_changed(location.hosts_map, render_map(routes))
+    _write_if_changed(location.config, config, previous)
     return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_if_changed(path: Path, text: str, current: str | None = None) -> None:
+    """Unchanged files are not rewritten: a switch changes the map only, and each fsync
+    is time between "healthy" and "serving"."""
+    if (current if current is not None else _read(path)) != text:
+        _atomic_write(path, text)
 
 
 def _push_map(location: Paths, routes: list[AppRoute]) -> None:
