@@ -21,6 +21,8 @@ test:
 	.venv/bin/pytest
 
 # Benchmarks (not part of `make test`); each writes its section of bench/RESULTS.md.
-bench: install
+bench:
+	WITH_BENCH=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
 	.venv/bin/python bench/webhook_latency.py
+	.venv/bin/python bench/deploys.py

@@ -58,3 +58,20 @@ def serve_panel(port: int, workers: int = 2) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@contextmanager
+def celery_worker(log: Path) -> Iterator[None]:
+    """A real worker on this installation's queue, with the same settings module."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--concurrency", "2", "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=os.environ.copy(), stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(3)  # the worker reconciles (starting HAProxy) as it comes up
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited:\n{log.read_text()[-2000:]}")
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(docker.io haproxy redis-server git busybox-static socat)
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot work here).
 [ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium)
+# The benchmark reproduces Dokku's method with Debian's nginx.
+[ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -29,4 +31,8 @@ if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   echo "Installing Python packages from requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   sha256sum requirements.txt > "$stamp"
+fi
+if [ "${WITH_BENCH:-0}" = 1 ] && ! sha256sum --status -c .venv/.bench-requirements.sha256 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+  sha256sum bench/requirements.txt > .venv/.bench-requirements.sha256
 fi

@@ -16,7 +16,8 @@ class Answer:
     thread: int
     status: int  # 0: no HTTP answer (connection error)
     body: str
-    at: float
+    at: float  # wall-clock time the answer was complete (comparable with the database's timestamps)
+    started: float = 0.0  # wall-clock time the request was sent
 
 
 @dataclass
@@ -79,15 +80,17 @@ class Load:
         while not self._stop.is_set() and self._time_left() > 0 and self.result.total < self.max_requests:
             if connection is None:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            started = time.time()
             try:
                 connection.request("GET", self.path, headers={"Host": self.host})
                 response = connection.getresponse()
-                answer = Answer(index, response.status, response.read().decode(errors="replace").strip(), time.monotonic())
+                answer = Answer(index, response.status, response.read().decode(errors="replace").strip(), time.time(),
+                                started)
                 if response.will_close:
                     connection.close()
                     connection = None
             except (OSError, http.client.HTTPException) as error:
-                answer = Answer(index, 0, f"{type(error).__name__}: {error}", time.monotonic())
+                answer = Answer(index, 0, f"{type(error).__name__}: {error}", time.time(), started)
                 connection.close()
                 connection = None
             with self._lock:

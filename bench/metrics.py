@@ -1,0 +1,107 @@
+"""What one scenario's answers and deploy records amount to: the numbers of the results table."""
+import statistics
+from dataclasses import dataclass
+
+from bench.deployers import DeployRecord
+from tests.load import Answer
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    started: float
+    answers: list[Answer]  # the steady load on /cgi-bin/page
+    slow_answers: list[Answer]  # the 2-second requests sent during one deploy
+    records: list[DeployRecord]
+
+    @property
+    def everything(self) -> list[Answer]:
+        return self.answers + self.slow_answers
+
+    @property
+    def failed(self) -> list[Answer]:
+        return [a for a in self.everything if not 200 <= a.status < 300]
+
+    def longest_gap(self) -> float:
+        """Seconds without any successful answer of the steady load."""
+        times = sorted(a.at for a in self.answers if a.status == 200)
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+    def switch_latencies_ms(self) -> list[float]:
+        """Per deploy that went live: health OK → first request answered by the new version
+        (measured at the moment that request was sent, so its own duration does not count)."""
+        latencies = []
+        for record in self.records:
+            if record.health_ok is None or record.outcome != "succeeded":
+                continue
+            first = min((a.started for a in self.answers if a.body == record.release.version), default=None)
+            if first is not None:
+                latencies.append(max(0.0, first - record.health_ok) * 1000)
+        return latencies
+
+    def latencies_during_deploys_ms(self) -> list[float]:
+        windows = [(r.start, r.end) for r in self.records]
+        return sorted((a.at - a.started) * 1000 for a in self.answers
+                      if a.status == 200 and any(start <= a.started <= end for start, end in windows))
+
+    def overheads(self) -> list[float]:
+        """Switchyard only: total − build − boot-to-healthy (start + verify) − the watch window
+        and the drain (both deliberate waits): what the panel itself adds."""
+        result = []
+        for record in self.records:
+            if record.outcome == "succeeded" and record.phases:
+                waits = sum(record.phases.get(p, 0.0) for p in ("build", "start", "verify", "watch", "drain"))
+                result.append(record.end - record.start - waits)
+        return result
+
+    def late_break(self) -> dict:
+        """For the late-breaking release: 5xx users saw, and first 5xx → old release answering again."""
+        index = next(i for i, r in enumerate(self.records) if r.release.kind == "breaks_later")
+        record = self.records[index]
+        until = self.records[index + 1].start if index + 1 < len(self.records) else float("inf")
+        previous = self.records[index - 1].release.version
+        errors = sorted((a for a in self.answers if a.status >= 500 and record.start <= a.at < until), key=lambda a: a.at)
+        if not errors:
+            return {"errors": 0, "recovery": None, "caught": record.outcome == "rolled_back"}
+        recovered = min((a.at for a in self.answers if a.body == previous and a.at > errors[0].at), default=None)
+        recovery = (recovered - errors[0].at) if recovered and recovered < until else None
+        return {"errors": len(errors), "recovery": recovery, "caught": record.outcome == "rolled_back"}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def table(results: list[ScenarioResult]) -> str:
+    header = ["", *[r.name for r in results]]
+    rows = [
+        ("requests sent", lambda r: f"{len(r.everything):,}"),
+        ("failed (non-2xx or connection error)", lambda r: f"{len(r.failed):,}"),
+        ("failure %", lambda r: f"{100 * len(r.failed) / max(1, len(r.everything)):.2f} %"),
+        ("  of which the late-breaking release's own 5xx", lambda r: f"{r.late_break()['errors']:,}"),
+        ("longest gap without a successful response", lambda r: f"{r.longest_gap() * 1000:.0f} ms"),
+        ("switch latency (health OK → first new answer), median / max",
+         lambda r: _pair(r.switch_latencies_ms(), "{:.1f} ms")),
+        ("latency during deploys p50 / p99",
+         lambda r: f"{percentile(r.latencies_during_deploys_ms(), .5):.1f} / "
+                   f"{percentile(r.latencies_during_deploys_ms(), .99):.1f} ms"),
+        ("panel overhead per deploy, median / max", lambda r: _pair(r.overheads(), "{:.2f} s") if r.overheads() else "–"),
+        ("late-breaking release caught", lambda r: "yes, rolled back" if r.late_break()["caught"] else "no"),
+        ("first 5xx → old release serving again",
+         lambda r: f"{r.late_break()['recovery'] * 1000:.0f} ms" if r.late_break()["recovery"] is not None
+         else "not until the next deploy"),
+        ("deploys: succeeded / failed / rolled back",
+         lambda r: " / ".join(str(sum(1 for x in r.records if x.outcome == o)) for o in ("succeeded", "failed", "rolled_back"))),
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([name, *[cell(r) for r in results]]) + " |" for name, cell in rows]
+    return "\n".join(lines)
+
+
+def _pair(values: list[float], fmt: str) -> str:
+    if not values:
+        return "–"
+    return f"{fmt.format(statistics.median(values))} / {fmt.format(max(values))}"
