@@ -90,15 +90,21 @@ def table(results: list[ScenarioResult]) -> str:
                    f"{percentile(r.latencies_during_deploys_ms(), .99):.1f} ms"),
         ("panel overhead per deploy, median / max", lambda r: _pair(r.overheads(), "{:.2f} s") if r.overheads() else "–"),
         ("late-breaking release caught", lambda r: "yes, rolled back" if r.late_break()["caught"] else "no"),
-        ("first 5xx → old release serving again",
-         lambda r: f"{r.late_break()['recovery'] * 1000:.0f} ms" if r.late_break()["recovery"] is not None
-         else "not until the next deploy"),
+        ("first 5xx → old release serving again", lambda r: _recovery(r.late_break())),
         ("deploys: succeeded / failed / rolled back",
          lambda r: " / ".join(str(sum(1 for x in r.records if x.outcome == o)) for o in ("succeeded", "failed", "rolled_back"))),
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([name, *[cell(r) for r in results]]) + " |" for name, cell in rows]
     return "\n".join(lines)
+
+
+def _recovery(late: dict) -> str:
+    if late["errors"] == 0:
+        return "no 5xx reached users"
+    if late["recovery"] is None:
+        return "not until the next deploy"
+    return f"{late['recovery'] * 1000:.0f} ms"
 
 
 def _pair(values: list[float], fmt: str) -> str:

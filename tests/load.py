@@ -43,7 +43,7 @@ class LoadResult:
 
 
 class Load:
-    def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 60000, max_seconds: float = 120,
+    def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 10_000_000, max_seconds: float = 120,
                  path: str = "/") -> None:
         self.port, self.host, self.path = port, host, path
         self.max_requests, self.max_seconds = max_requests, max_seconds

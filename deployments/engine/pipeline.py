@@ -121,12 +121,13 @@ class Pipeline:
     def _phase(self, name: str) -> Iterator[None]:
         # Entering a phase is a conditional UPDATE against the cancel flag, and cancelling is a
         # conditional UPDATE against the phase: whichever comes first wins, never both.
-        if not Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=False).update(phase=name):
+        times = {**self.deployment.phase_times, name: {"start": timezone.now().isoformat()}}
+        if not Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=False).update(
+                phase=name, phase_times=times):
             raise Cancelled()
-        started = timezone.now()
-        self._save(phase=name, phase_times={**self.deployment.phase_times, name: {"start": started.isoformat()}})
+        self.deployment.phase, self.deployment.phase_times = name, times
+        self._publish_state()
         self.log.write(f"==> {name}")
-        self.log.flush()
         try:
             yield
         except (PhaseFailed, Cancelled):
@@ -174,6 +175,8 @@ class Pipeline:
         for container in self.deployment.containers:
             self._verify_container(container, deadline)
         router.publish_servers(self.deployment)
+        if self._watch_applies():  # ready before the switch, so the switch itself is one map commit
+            router.publish_backups(self.deployment)
         self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
         for container in self.deployment.containers:
             runtime.enable_restarts(container["id"])
@@ -215,8 +218,6 @@ class Pipeline:
             time.sleep(0.1)
 
     def _switch(self) -> None:
-        if self._watch_applies():
-            router.publish_backups(self.deployment)
         router.switch_to(self.deployment)
         self._switched = True
         self.app.refresh_from_db()
@@ -342,6 +343,8 @@ class Pipeline:
         """Remove what this deployment started; in a recreate, bring the old release back."""
         self.deployment.refresh_from_db()
         try:
+            if self.deployment.serves_backup:
+                router.withdraw_backups(self.deployment)
             if self.deployment.holds_backend:
                 router.withdraw_servers(self.deployment)
             for container in self.deployment.containers:
@@ -420,8 +423,11 @@ class Pipeline:
             setattr(self.deployment, name, value)
         Deployment.objects.filter(pk=self.deployment.pk).update(**fields)
         if {"phase", "state", "watch_until"} & set(fields):
-            publish(self.deployment.id, {"type": "deployment.state", "state": self.deployment.state,
-                                         "phase": self.deployment.phase, "error": self.deployment.error})
+            self._publish_state()
+
+    def _publish_state(self) -> None:
+        publish(self.deployment.id, {"type": "deployment.state", "state": self.deployment.state,
+                                     "phase": self.deployment.phase, "error": self.deployment.error})
 
 
 class _Heartbeat:
