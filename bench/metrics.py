@@ -60,7 +60,8 @@ class ScenarioResult:
         record = self.records[index]
         until = self.records[index + 1].start if index + 1 < len(self.records) else float("inf")
         previous = self.records[index - 1].release.version
-        errors = sorted((a for a in self.answers if a.status >= 500 and record.start <= a.at < until), key=lambda a: a.at)
+        # 500 is what the release itself answers once broken (HAProxy's own gap answers are 503).
+        errors = sorted((a for a in self.answers if a.status == 500 and record.start <= a.at < until), key=lambda a: a.at)
         if not errors:
             return {"errors": 0, "recovery": None, "caught": record.outcome == "rolled_back"}
         recovered = min((a.at for a in self.answers if a.body == previous and a.at > errors[0].at), default=None)

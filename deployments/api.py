@@ -93,6 +93,9 @@ class AppPatch(ObjectBody):
     health_host: str | None = None
     replicas: int | None = None
     stop_timeout: int | None = None
+    watch_window: int | None = None
+    watch_error_percent: float | None = Field(None, allow_inf_nan=False)
+    watch_min_requests: int | None = None
     domains: list[str] | None = None
     zero_downtime: bool | None = None
     auto_deploy: bool | None = None
@@ -112,6 +115,9 @@ class AppOut(Schema):
     health_host: str
     replicas: int
     stop_timeout: int
+    watch_window: int
+    watch_error_percent: float
+    watch_min_requests: int
     zero_downtime: bool
     auto_deploy: bool
     domains: list[str]

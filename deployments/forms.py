@@ -25,10 +25,13 @@ class SettingsForm(forms.ModelForm):
     class Meta:
         model = App
         fields = ["repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
-                  "health_deadline", "health_host", "replicas", "stop_timeout"]
+                  "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
+                  "watch_error_percent", "watch_min_requests"]
         labels = {"repo_url": "Git repository", "health_status": "Expected status",
                   "health_timeout": "Probe timeout (s)", "health_deadline": "Health deadline (s)",
-                  "health_host": "Health check Host header", "stop_timeout": "Stop timeout (s)"}
+                  "health_host": "Health check Host header", "stop_timeout": "Stop timeout (s)",
+                  "watch_window": "Watch window (s)", "watch_error_percent": "Roll back above this % of 5xx",
+                  "watch_min_requests": "…once this many requests were served"}
 
 
 class DeployForm(forms.Form):

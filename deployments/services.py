@@ -165,7 +165,8 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
 
 
 SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
-                   "health_deadline", "health_host", "replicas", "stop_timeout")
+                   "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
+                   "watch_error_percent", "watch_min_requests")
 
 
 def update_app(app: App, settings: dict, domains: list[str] | None = None, env: dict | None = None,

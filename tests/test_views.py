@@ -68,7 +68,9 @@ def settings_data(app: App, **changes) -> dict:
     data = {"repo_url": app.repo_url, "branch": app.branch, "dockerfile": app.dockerfile, "port": app.port,
             "health_path": app.health_path, "health_status": app.health_status, "health_timeout": app.health_timeout,
             "health_deadline": app.health_deadline, "health_host": app.health_host, "replicas": app.replicas,
-            "stop_timeout": app.stop_timeout, "domains": " ".join(app.domains.values_list("hostname", flat=True))}
+            "stop_timeout": app.stop_timeout, "watch_window": app.watch_window,
+            "watch_error_percent": app.watch_error_percent, "watch_min_requests": app.watch_min_requests,
+            "domains": " ".join(app.domains.values_list("hostname", flat=True))}
     return {**data, **changes}
 
 
