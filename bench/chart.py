@@ -13,7 +13,7 @@ OUTCOME_COLOURS = {"succeeded": "#c7d2fe", "failed": "#fde68a", "rolled_back": "
 
 
 def draw(results: list[ScenarioResult], path: Path) -> None:
-    figure, axes = plt.subplots(len(results), 1, figsize=(15, 3.6 * len(results)), sharey=True)
+    figure, axes = plt.subplots(len(results), 1, figsize=(15, 3.6 * len(results)))
     for axis, result in zip(axes, results):
         _panel(axis, result)
     axes[-1].set_xlabel("seconds since the load started")
@@ -33,7 +33,11 @@ def _panel(axis, result: ScenarioResult) -> None:
     xs = [i * BUCKET for i in range(len(ok))]
     axis.plot(xs, ok, color="#4338ca", lw=0.8, label="successful")
     axis.bar(xs, failed, width=BUCKET, color="#dc2626", label="failed")
-    axis.set_title(f"{result.name}: {len(result.everything):,} requests, {len(result.failed):,} failed",
+    # Scaled to the successful traffic: fast error answers (503 storms) would flatten it.
+    top = max(max(ok) * 1.35, 10)
+    axis.set_ylim(0, top)
+    clipped = " (red bars clipped at the top)" if max(failed, default=0) > top else ""
+    axis.set_title(f"{result.name}: {len(result.everything):,} requests, {len(result.failed):,} failed{clipped}",
                    loc="left", fontsize=11)
     axis.set_ylabel("requests / 100 ms")
     axis.set_xlim(0, len(ok) * BUCKET)

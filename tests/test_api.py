@@ -366,7 +366,8 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
     assert body == {
         "name": "new-app", "repo_url": world.repo_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
         "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
-        "health_host": "", "replicas": 2, "stop_timeout": 10, "zero_downtime": False, "auto_deploy": True,
+        "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
+        "watch_min_requests": 20, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
     }
