@@ -68,8 +68,14 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
     page.screenshot(path=str(SCREENSHOTS / "deployment.png"), full_page=True)
 
     app_repo.commit_version("v2", extra_dockerfile=SLOW_BUILD)
+    App.objects.filter(name="hello").update(watch_window=4)  # as the settings form would
     page.goto("/apps/hello/")
-    _deploy_and_watch(page)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.locator('#stepper li[data-phase="watch"].active .time')).to_contain_text("s left", timeout=60000)
+    expect(page.get_by_role("button", name="Promote now")).to_be_visible()
+    expect(page.locator("#state-badge")).to_have_class("badge succeeded", timeout=60000)
+    expect(page.locator("#stepper li.done")).to_have_count(7)
+    expect(page.locator("#traffic")).to_contain_text("requests")
     assert stack.get("hello.example.com") == (200, "v2")
 
     page.goto("/apps/hello/")
