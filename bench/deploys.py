@@ -82,7 +82,7 @@ def main() -> None:
                 BenchRepo(work / "dk"), "dk", work / "nginx", nginx_port), nginx_port))
             haproxy_process.stop(router.paths())
     finally:
-        _remove_docker_resources()
+        runtime.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(results)
 
@@ -110,16 +110,6 @@ window and the drain (deliberate waits); that is queueing, fetch, switch and boo
 
 ![successful requests per 100 ms](deploys.png)
 """)
-
-
-def _remove_docker_resources() -> None:
-    for container in runtime.containers():
-        runtime.stop_and_remove(container["id"], timeout=0)
-    label = f"{runtime.LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
-    for image in runtime.client().images.list(filters={"label": label}):
-        runtime.client().images.remove(image.id, force=True)
-    for network in runtime.client().networks.list(filters={"label": label}):
-        network.remove()
 
 
 if __name__ == "__main__":

@@ -214,12 +214,14 @@ def _write_env(app: App, key: str, value: str | None) -> None:
     var.save()
 
 
-def set_zero_downtime(app: App, enabled: bool) -> None:
-    App.objects.filter(pk=app.pk).update(zero_downtime=enabled)
+SWITCHES = ("zero_downtime", "auto_deploy")
 
 
-def set_auto_deploy(app: App, enabled: bool) -> None:
-    App.objects.filter(pk=app.pk).update(auto_deploy=enabled)
+def set_switch(app: App, field: str, enabled: bool) -> None:
+    """Turn one of the app's SWITCHES on or off (takes effect at the next deploy or push)."""
+    if field not in SWITCHES:
+        raise ValueError(f"{field!r} is not a switch")
+    App.objects.filter(pk=app.pk).update(**{field: enabled})
 
 
 def set_env(app: App, key: str, value: str) -> None:

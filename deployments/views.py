@@ -71,15 +71,26 @@ def deploy(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("deployment", pk=deployment.pk)
 
 
+SWITCH_MESSAGES = {  # field: (message when turned on, message when turned off)
+    "zero_downtime": ("Zero-downtime deploys on.",
+                      "Zero-downtime off: the next deploys stop the old release first (a short 503 gap)."),
+    "auto_deploy": ("Pushes to the branch deploy automatically.",
+                    "Auto-deploy off: deliveries are still recorded, nothing is deployed."),
+}
+
+
+def _flip(request: HttpRequest, name: str, field: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    enabled = request.POST.get("enabled") == "on"
+    services.set_switch(app, field, enabled)
+    messages.success(request, SWITCH_MESSAGES[field][0 if enabled else 1])
+    return redirect("app", name=name)
+
+
 @login_required
 @require_POST
 def zero_downtime(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    enabled = request.POST.get("enabled") == "on"
-    services.set_zero_downtime(app, enabled)
-    messages.success(request, "Zero-downtime deploys on." if enabled else
-                     "Zero-downtime off: the next deploys stop the old release first (a short 503 gap).")
-    return redirect("app", name=name)
+    return _flip(request, name, "zero_downtime")
 
 
 @login_required
@@ -224,12 +235,7 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def auto_deploy(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    enabled = request.POST.get("enabled") == "on"
-    services.set_auto_deploy(app, enabled)
-    messages.success(request, "Pushes to the branch deploy automatically." if enabled else
-                     "Auto-deploy off: deliveries are still recorded, nothing is deployed.")
-    return redirect("app", name=name)
+    return _flip(request, name, "auto_deploy")
 
 
 @login_required

@@ -126,13 +126,7 @@ def _remove_docker_resources() -> None:
         runtime.ping()
     except runtime.RuntimeFailure:
         return
-    for container in runtime.containers():
-        runtime.stop_and_remove(container["id"], timeout=0)
-    label = f"{runtime.LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
-    for image in runtime.client().images.list(filters={"label": label}):
-        runtime.client().images.remove(image.id, force=True)
-    for network in runtime.client().networks.list(filters={"label": label}):
-        network.remove()
+    runtime.remove_instance_resources()
 
 
 @pytest.fixture

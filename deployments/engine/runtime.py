@@ -281,6 +281,17 @@ def remove_images(tags: Iterable[str]) -> list[str]:
     return removed
 
 
+def remove_instance_resources() -> None:
+    """Every container, image and network labelled with this installation (tests, benchmarks)."""
+    for container in containers():
+        stop_and_remove(container["id"], timeout=0)
+    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    for image in client().images.list(filters={"label": label}):
+        client().images.remove(image.id, force=True)
+    for network in client().networks.list(filters={"label": label}):
+        network.remove()
+
+
 def image_exists(tag: str) -> bool:
     try:
         client().images.get(tag)
