@@ -71,16 +71,18 @@ def main() -> None:
     results = []
     try:
         with redis_server(), celery_worker(work / "worker.log"):
-            router.sync_all()
-            http_port = settings.SWITCHYARD["HTTP_BIND"][1]
-            results.append(run_scenario("Switchyard zero-downtime", SwitchyardDeployer(
-                BenchRepo(work / "zd"), "zd", zero_downtime=True, watch_window=WATCH_WINDOW), http_port))
-            results.append(run_scenario("Switchyard recreate", SwitchyardDeployer(
-                BenchRepo(work / "rc"), "rc", zero_downtime=False, watch_window=0), http_port))
-            nginx_port = free_port()
-            results.append(run_scenario("Dokku's method (nginx reload)", NginxDeployer(
-                BenchRepo(work / "dk"), "dk", work / "nginx", nginx_port), nginx_port))
-            haproxy_process.stop(router.paths())
+            try:
+                router.sync_all()
+                http_port = settings.SWITCHYARD["HTTP_BIND"][1]
+                results.append(run_scenario("Switchyard zero-downtime", SwitchyardDeployer(
+                    BenchRepo(work / "zd"), "zd", zero_downtime=True, watch_window=WATCH_WINDOW), http_port))
+                results.append(run_scenario("Switchyard recreate", SwitchyardDeployer(
+                    BenchRepo(work / "rc"), "rc", zero_downtime=False, watch_window=0), http_port))
+                nginx_port = free_port()
+                results.append(run_scenario("Dokku's method (nginx reload)", NginxDeployer(
+                    BenchRepo(work / "dk"), "dk", work / "nginx", nginx_port), nginx_port))
+            finally:  # the worker started HAProxy when it came up: stop it whatever happened
+                haproxy_process.stop(router.paths())
     finally:
         runtime.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
