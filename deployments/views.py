@@ -194,30 +194,29 @@ def deployment_log(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"lines": [{"seq": line.seq, "text": line.text} for line in lines]})
 
 
-@login_required
-@require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def _act_on_deployment(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
+    """A deployer's action on a running deployment: the service says why if it cannot be done."""
     deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:
-        services.cancel(deployment, request.user.get_username())
+        action(deployment, request.user.get_username())
     except services.NotPossible as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, "Cancelling: new containers are removed, the running release keeps serving.")
+        messages.success(request, done)
     return redirect("deployment", pk=pk)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act_on_deployment(request, pk, services.cancel,
+                              "Cancelling: new containers are removed, the running release keeps serving.")
 
 
 @login_required
 @require_POST
 def promote(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
-    try:
-        services.promote(deployment, request.user.get_username())
-    except services.NotPossible as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, "Promoted: the old release drains and retires now.")
-    return redirect("deployment", pk=pk)
+    return _act_on_deployment(request, pk, services.promote, "Promoted: the old release drains and retires now.")
 
 
 @login_required
