@@ -17,18 +17,33 @@ def _kill_haproxy() -> None:
     master = haproxy_process.master_pid(router.paths())
     children = [int(p.name) for p in Path("/proc").iterdir()
                 if p.name.isdigit() and _parent_pid(p) == master]
-    for pid in [master, *children]:
+    killed = [master, *children]
+    for pid in killed:
         os.kill(pid, signal.SIGKILL)
+    # The master holds the listening sockets too (it hands them to new workers on reload), so
+    # the port refuses only once every process has exited; until then a connection is reset.
     deadline = time.monotonic() + 5
-    while haproxy_process.is_running(router.paths()) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
 def _parent_pid(proc_dir: Path) -> int | None:
+    fields = _stat_fields(proc_dir)
+    return int(fields[1]) if fields else None
+
+
+def _alive(pid: int) -> bool:
+    """True until the process has exited: gone from /proc, or a zombie whose files are closed."""
+    fields = _stat_fields(Path(f"/proc/{pid}"))
+    return bool(fields) and fields[0] != "Z"
+
+
+def _stat_fields(proc_dir: Path) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state, parent pid, ..."""
     try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+        return (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
 def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, capsys):
