@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from deployments.engine import router
 from deployments.models import App, Deployment, Domain, Membership
 
 
@@ -17,6 +18,11 @@ class MembershipInline(admin.TabularInline):
 class AppAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "repo_url", "branch", "live_colour", "zero_downtime"]
     inlines = [DomainInline, MembershipInline]
+    readonly_fields = ["live_colour", "live_deployment", "created_at"]  # only deployments move traffic
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        router.refresh_config()  # domains edited here reach HAProxy's map like the panel's do
 
 
 @admin.register(Deployment)
