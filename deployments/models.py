@@ -88,7 +88,7 @@ class App(models.Model):
 
     def hostnames(self) -> list[str]:
         """Every host that routes to this app: its own domains and NAME.localhost."""
-        return [self.default_hostname, *self.domains.values_list("hostname", flat=True)]
+        return [self.default_hostname, *(domain.hostname for domain in self.domains.all())]  # prefetch-aware
 
     def health_check_host(self) -> str:
         return self.health_host or self.default_hostname
@@ -133,6 +133,9 @@ class Membership(models.Model):
 class Domain(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="domains")
     hostname = models.CharField(max_length=253, unique=True, validators=[validate_hostname])
+
+    class Meta:
+        ordering = ["id"]  # the map file lists hosts in a stable order, so it is rewritten only on change
 
     def __str__(self) -> str:
         return self.hostname

@@ -41,7 +41,11 @@ class AppRoute:
     backends: dict[str, Backend] = field(default_factory=dict)  # colour -> backend
 
     def backend(self, colour: str) -> str:
-        return f"app_{self.name}_{colour}"
+        return backend_name(self.name, colour)
+
+
+def backend_name(app_name: str, colour: str) -> str:
+    return f"app_{app_name}_{colour}"
 
 
 @dataclass(frozen=True)
@@ -77,15 +81,33 @@ def backup_slot_name(index: int) -> str:
     return f"b{index + 1}"
 
 
+MAP_HEADER = "# host -> backend of the app's live colour; written by Switchyard"
+
+
 def render_map(routes: list[AppRoute]) -> str:
-    lines = ["# host -> backend of the app's live colour; written by Switchyard"]
-    for route in routes:
-        lines += [f"{host} {route.backend(route.live_colour)}" for host in route.hostnames]
-    return "\n".join(lines) + "\n"
+    return map_text(map_entries(routes))
 
 
 def map_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
     return [(host, route.backend(route.live_colour)) for route in routes for host in route.hostnames]
+
+
+def map_text(entries: list[tuple[str, str]]) -> str:
+    return "\n".join([MAP_HEADER, *(f"{host} {backend}" for host, backend in entries)]) + "\n"
+
+
+def parse_map(text: str) -> list[tuple[str, str]]:
+    return [tuple(line.split(None, 1)) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def route_app_to(entries: list[tuple[str, str]], app_name: str, colour: str) -> list[tuple[str, str]] | None:
+    """The same map with every host of the app pointed at its `colour` backend;
+    None if the map has no host of the app."""
+    own = {backend_name(app_name, c) for c in COLOURS}
+    if not any(backend in own for _, backend in entries):
+        return None
+    target = backend_name(app_name, colour)
+    return [(host, target if backend in own else backend) for host, backend in entries]
 
 
 def render_config(routes: list[AppRoute], paths: Paths, bind: tuple[str, int]) -> str:

@@ -67,6 +67,7 @@ class DeploymentLog:
         self._next_seq = (last or 0) + 1
         self._pending: list[LogLine] = []
         self._last_flush = time.monotonic()
+        self._held = False
 
     def mask(self, text: str) -> str:
         for secret in self._secrets:
@@ -78,8 +79,18 @@ class DeploymentLog:
         for line in text.splitlines() or [""]:
             self._pending.append(LogLine(deployment_id=self.deployment_id, seq=self._next_seq, text=line[:MAX_LINE]))
             self._next_seq += 1
+        if self._held:
+            return
         if len(self._pending) >= FLUSH_LINES or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
+
+    def hold(self) -> None:
+        """Keep new lines in memory until release() (or an explicit flush): for a stretch where
+        a database write would delay something users wait on, like the switch."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()

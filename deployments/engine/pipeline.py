@@ -63,6 +63,7 @@ class Pipeline:
         self.log = DeploymentLog(deployment.id, secrets=list(self.environment.values()))
         self._stopped_previous = False
         self._switched = False  # from here on the new release serves: undoing means rolling back
+        self._healthy_at = 0.0  # monotonic time HAProxy reported the new servers UP
         self._old_colour = self.app.live_colour
 
     def execute(self) -> None:
@@ -120,7 +121,8 @@ class Pipeline:
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
         # Entering a phase is a conditional UPDATE against the cancel flag, and cancelling is a
-        # conditional UPDATE against the phase: whichever comes first wins, never both.
+        # conditional UPDATE against the phase: whichever comes first wins, never both. The same
+        # UPDATE stores the previous phase's end: between verify and switch there is one write.
         times = {**self.deployment.phase_times, name: {"start": timezone.now().isoformat()}}
         if not Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=False).update(
                 phase=name, phase_times=times):
@@ -135,10 +137,10 @@ class Pipeline:
         except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure,
                 health.HealthCheckFailed, health.ContainerExited) as error:
             raise PhaseFailed(name, str(error)) from error
-        finally:
+        finally:  # stored by the next phase's UPDATE, or by _finish
             times = {**self.deployment.phase_times}
             times[name] = {**times[name], "end": timezone.now().isoformat()}
-            self._save(phase_times=times)
+            self.deployment.phase_times = times
         self.log.write(f"    {name} done in {self.deployment.phase_duration(name):.2f}s")
 
     def _fetch(self) -> None:
@@ -178,8 +180,6 @@ class Pipeline:
         if self._watch_applies():  # ready before the switch, so the switch itself is one map commit
             router.publish_backups(self.deployment)
         self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
-        for container in self.deployment.containers:
-            runtime.enable_restarts(container["id"])
 
     def _verify_container(self, container: dict, deadline: float) -> None:
         def alive() -> bool:
@@ -209,6 +209,8 @@ class Pipeline:
             # Leaving maintenance shows "UP 1/2" (and the slot's old check result) until a
             # check passes; plain "UP" with L7OK means HAProxy itself saw this container healthy.
             if all(r["status"] == "UP" and r["check_status"].startswith("L7OK") for r in rows):
+                self._healthy_at = time.monotonic()
+                self.log.hold()  # until the switch: no log write to the database on the way
                 self.log.write(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
                 return
             self._raise_if_cancelled()
@@ -218,10 +220,20 @@ class Pipeline:
             time.sleep(0.1)
 
     def _switch(self) -> None:
-        router.switch_to(self.deployment)
+        # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
+        # millisecond here is a request the old release answers although the new one is ready.
+        try:
+            router.switch_to(self.deployment)
+        finally:
+            self.log.release()
+        switched_after_ms = (time.monotonic() - self._healthy_at) * 1000
         self._switched = True
         self.app.refresh_from_db()
-        self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}")
+        self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
+                       f"{switched_after_ms:.1f} ms after HAProxy reported it UP")
+        # Restarts only from here: a crash before the switch shows as an exit code, not a restart loop.
+        for container in self.deployment.containers:
+            runtime.enable_restarts(container["id"])
 
     def _watch_applies(self) -> bool:
         return bool(self.app.watch_window and self.previous and self.previous.containers and not self._stopped_previous)
@@ -409,7 +421,8 @@ class Pipeline:
     def _finish(self, state: str, error: str) -> None:
         error = self.log.mask(error)  # a crash report can quote the app's output
         traffic = self._traffic()
-        self._save(state=state, error=error, finished_at=timezone.now(), traffic=traffic)
+        self._save(state=state, error=error, finished_at=timezone.now(), traffic=traffic,
+                   phase_times=self.deployment.phase_times)
         if traffic:
             total = traffic["old"]["requests"] + traffic["new"]["requests"]
             failed = traffic["old"]["failed"] + traffic["new"]["failed"]

@@ -7,6 +7,9 @@ live. Every change here, under one Redis lock:
   3. tells the running HAProxy the same thing through the runtime API
      (or reloads it when the config's structure changed, e.g. a new app).
 So a reload or restart at any moment lands on the routing the runtime already had.
+The switch is the one exception to that order (see switch_to): it is on the path between
+"healthy" and "serving", so it tells HAProxy first and writes file and rows right after,
+still under the lock, so nobody else ever sees the three differ.
 """
 import os
 import re
@@ -24,8 +27,11 @@ from deployments.engine.haproxy_config import (
     Server,
     backup_slot_name,
     map_entries,
+    map_text,
+    parse_map,
     render_config,
     render_map,
+    route_app_to,
     slot_name,
 )
 from deployments.engine.locks import router_lock
@@ -112,17 +118,46 @@ def withdraw_backups(deployment: Deployment) -> None:
 
 
 def switch_to(deployment: Deployment) -> None:
-    """Point every host of the app at the deployment's colour: one atomic map commit."""
+    """Point every host of the app at the deployment's colour: one atomic map commit.
+
+    This runs between "healthy" and "serving", so the runtime goes first and nothing is
+    queried or rendered before it: under this lock the map file is the database's routing
+    rendered (every change writes it), so the new map is that file with the app's hosts
+    pointed at the new colour. The file and the database follow under the same lock, before
+    the switch counts as done; if anything fails, HAProxy gets the database's map back.
+    """
+    app, colour = deployment.app, deployment.colour
     with router_lock():
-        app = App.objects.get(pk=deployment.app_id)
-        before = (app.live_colour, app.live_deployment_id)
-        App.objects.filter(pk=app.pk).update(live_colour=deployment.colour, live_deployment=deployment)
+        location = paths()
+        replaced = None
         try:
-            _apply(push_map=True)
+            entries = route_app_to(parse_map(_read(location.hosts_map)), app.name, colour)
+            if entries is not None and _pushed(location, entries):
+                _atomic_write(location.hosts_map, map_text(entries))
+                replaced = _set_live(app.pk, colour, deployment.pk)
+            else:  # no map file yet, or HAProxy down: the full way, which starts it from the files
+                replaced = _set_live(app.pk, colour, deployment.pk)
+                _apply(push_map=True)
         except Exception:
-            App.objects.filter(pk=app.pk).update(live_colour=before[0], live_deployment_id=before[1])
+            if replaced:
+                _set_live(app.pk, *replaced)
             _apply_quietly(push_map=True)
             raise
+
+
+def _pushed(location: Paths, entries: list[tuple[str, str]]) -> bool:
+    try:
+        _push_map(location, entries)
+    except haproxy_socket.HAProxyUnavailable:
+        return False
+    return True
+
+
+def _set_live(app_id: int, colour: str, deployment_id: int | None) -> tuple[str, int | None]:
+    """Store which colour (and deployment) serves the app; return what did before."""
+    replaced = App.objects.values_list("live_colour", "live_deployment_id").get(pk=app_id)
+    App.objects.filter(pk=app_id).update(live_colour=colour, live_deployment_id=deployment_id)
+    return replaced
 
 
 def sync_all() -> None:
@@ -198,7 +233,7 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         haproxy_process.reload(location)
         return
     if push_map:
-        _push_map(location, routes)
+        _push_map(location, map_entries(routes))
     for batch in _batches(server_commands or [], MAP_BATCH):
         haproxy_socket.run(location.admin_socket, "; ".join(batch))
 
@@ -234,12 +269,12 @@ def _write_if_changed(path: Path, text: str, current: str | None = None) -> None
         _atomic_write(path, text)
 
 
-def _push_map(location: Paths, routes: list[AppRoute]) -> None:
+def _push_map(location: Paths, entries: list[tuple[str, str]]) -> None:
     """Replace the whole map in one version commit: every host switches at the same instant."""
     map_file = str(location.hosts_map)
     answer = haproxy_socket.run(location.admin_socket, f"prepare map {map_file}")
     version = answer.strip().rsplit(":", 1)[-1].strip()
-    for batch in _batches(map_entries(routes), MAP_BATCH):
+    for batch in _batches(entries, MAP_BATCH):
         line = "; ".join(f"add map @{version} {map_file} {host} {backend}" for host, backend in batch)
         haproxy_socket.run(location.admin_socket, line)
     haproxy_socket.run(location.admin_socket, f"commit map @{version} {map_file}")
