@@ -68,6 +68,7 @@ class DeploymentLog:
         self._pending: list[LogLine] = []
         self._last_flush = time.monotonic()
         self._held = False
+        self._held_messages: list[dict] = []
 
     def mask(self, text: str) -> str:
         for secret in self._secrets:
@@ -84,13 +85,25 @@ class DeploymentLog:
         if len(self._pending) >= FLUSH_LINES or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
+    def send(self, message: dict) -> None:
+        """Publish a message that is not a line (e.g. the deployment's state) to the same group."""
+        if self._held:
+            self._held_messages.append(message)
+        else:
+            publish(self.deployment_id, message)
+
     def hold(self) -> None:
-        """Keep new lines in memory until release() (or an explicit flush): for a stretch where
-        a database write would delay something users wait on, like the switch."""
+        """Keep new lines and messages here until release() (lines also go on an explicit flush):
+        for a stretch where neither a database write nor the publisher thread may delay what
+        users wait on, like the switch."""
         self._held = True
 
     def release(self) -> None:
         self._held = False
+        messages, self._held_messages = self._held_messages, []
+        for message in messages:
+            publish(self.deployment_id, message)
+        self._held_messages: list[dict] = []
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()

@@ -19,10 +19,11 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.engine import health, queue, router, runtime, source
-from deployments.engine.logs import DeploymentLog, publish
+from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
+UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
 HEARTBEAT_SECONDS = 5.0
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
@@ -217,7 +218,7 @@ class Pipeline:
             if time.monotonic() >= deadline:
                 seen = ", ".join(f"{r['svname']} {r['status']} {r['check_status']} {r['check_desc']}" for r in rows)
                 raise PhaseFailed("verify", f"HAProxy's health check did not report the new servers UP: {seen}")
-            time.sleep(0.1)
+            time.sleep(UP_POLL_INTERVAL)
 
     def _switch(self) -> None:
         # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
@@ -419,6 +420,7 @@ class Pipeline:
         return numbers
 
     def _finish(self, state: str, error: str) -> None:
+        self.log.release()  # if a failure came between HAProxy's UP and the switch
         error = self.log.mask(error)  # a crash report can quote the app's output
         traffic = self._traffic()
         self._save(state=state, error=error, finished_at=timezone.now(), traffic=traffic,
@@ -439,8 +441,8 @@ class Pipeline:
             self._publish_state()
 
     def _publish_state(self) -> None:
-        publish(self.deployment.id, {"type": "deployment.state", "state": self.deployment.state,
-                                     "phase": self.deployment.phase, "error": self.deployment.error})
+        self.log.send({"type": "deployment.state", "state": self.deployment.state,
+                       "phase": self.deployment.phase, "error": self.deployment.error})
 
 
 class _Heartbeat:
