@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments.engine import health, queue, router, runtime, source
+from deployments.engine import health, priority, queue, router, runtime, source
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment
 
@@ -50,7 +50,8 @@ def run(deployment_id: int) -> None:
         return
     deployment = Deployment.objects.select_related("app", "previous").get(id=deployment_id)
     try:
-        Pipeline(deployment).execute()
+        with priority.raised():
+            Pipeline(deployment).execute()
     finally:
         queue.dispatch_next(deployment.app_id)
 
@@ -224,10 +225,10 @@ class Pipeline:
         # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
         # millisecond here is a request the old release answers although the new one is ready.
         try:
-            router.switch_to(self.deployment)
+            routed_at = router.switch_to(self.deployment)
         finally:
             self.log.release()
-        switched_after_ms = (time.monotonic() - self._healthy_at) * 1000
+        switched_after_ms = (routed_at - self._healthy_at) * 1000
         self._switched = True
         self.app.refresh_from_db()
         self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
@@ -292,8 +293,8 @@ class Pipeline:
     def _roll_back(self, reason: str) -> None:
         """Map back to the old release in one commit (files first), then remove the new one."""
         detected = time.monotonic()
-        router.switch_to(self.previous)
-        self.log.write(f"Rolled back in {(time.monotonic() - detected) * 1000:.0f} ms: {reason}")
+        routed_at = router.switch_to(self.previous)
+        self.log.write(f"Rolled back in {(routed_at - detected) * 1000:.0f} ms: {reason}")
         router.withdraw_backups(self.deployment)
         router.withdraw_servers(self.deployment)
         for container in self.deployment.containers:

@@ -117,8 +117,9 @@ def withdraw_backups(deployment: Deployment) -> None:
         _apply(server_commands=[f"set server {backend}/{backup_slot_name(i)} state maint" for i in range(MAX_REPLICAS)])
 
 
-def switch_to(deployment: Deployment) -> None:
+def switch_to(deployment: Deployment) -> float:
     """Point every host of the app at the deployment's colour: one atomic map commit.
+    Returns when HAProxy had the new routing (time.monotonic()).
 
     This runs between "healthy" and "serving", so the runtime goes first and nothing is
     queried or rendered before it: under this lock the map file is the database's routing
@@ -132,23 +133,33 @@ def switch_to(deployment: Deployment) -> None:
         replaced = None
         try:
             entries = route_app_to(parse_map(_read(location.hosts_map)), app.name, colour)
-            if entries is not None and _pushed(location, entries):
+            if entries is not None and _pushed_route(location, entries, app.backend_name(colour)):
+                routed_at = time.monotonic()
                 _atomic_write(location.hosts_map, map_text(entries))
                 replaced = _set_live(app.pk, colour, deployment.pk)
             else:  # no map file yet, or HAProxy down: the full way, which starts it from the files
                 replaced = _set_live(app.pk, colour, deployment.pk)
                 _apply(push_map=True)
+                routed_at = time.monotonic()
         except Exception:
             if replaced:
                 _set_live(app.pk, *replaced)
             _apply_quietly(push_map=True)
             raise
+    return routed_at
 
 
-def _pushed(location: Paths, entries: list[tuple[str, str]]) -> bool:
+def _pushed_route(location: Paths, entries: list[tuple[str, str]], backend: str) -> bool:
+    """Tell HAProxy the app's hosts now go to `backend`. One host: `set map`, atomic by itself
+    and one round trip. Several: a versioned commit of the whole map, so they all switch at
+    the same instant. False if HAProxy is down or refused (the caller then takes the full way)."""
+    hosts = [host for host, target in entries if target == backend]
     try:
-        _push_map(location, entries)
-    except haproxy_socket.HAProxyUnavailable:
+        if len(hosts) == 1:
+            haproxy_socket.run(location.admin_socket, f"set map {location.hosts_map} {hosts[0]} {backend}")
+        else:
+            _push_map(location, entries)
+    except (haproxy_socket.HAProxyUnavailable, haproxy_socket.HAProxyCommandError):
         return False
     return True
 
