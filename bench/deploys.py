@@ -107,6 +107,9 @@ health check, then the old container stopped at once (real Dokku waits `DOKKU_WA
 
 {table}
 
+Switch latency = from the moment the deployer knew the new release healthy (Switchyard: HAProxy
+reported the new servers UP, which verify polls every 20 ms; Dokku's method: the health check
+answered) to the send time of the first request the new version answered.
 Panel overhead = total deploy time − build − boot-to-healthy (start + verify) − the watch
 window and the drain (deliberate waits); that is queueing, fetch, switch and bookkeeping.
 
