@@ -2,6 +2,7 @@
 Switchyard zero-downtime, Switchyard recreate, and Dokku's method reproduced (nginx in front,
 upstream rewritten and `nginx -s reload`, then the old container stopped)."""
 import http.client
+import re
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from deployments.engine import runtime
 from deployments.models import App, Deployment
 
 HEALTH_DEADLINE = 10.0
+ROUTED_LINE = re.compile(r"([\d.]+) ms after HAProxy reported it UP")
+ROLLED_BACK_LINE = re.compile(r"Rolled back in ([\d.]+) ms")
 
 
 @dataclass
@@ -24,6 +27,15 @@ class DeployRecord:
     outcome: str  # succeeded | failed | rolled_back
     health_ok: float | None = None  # when the new release was known healthy (switch may follow)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (Switchyard)
+    # From Switchyard's own log: HAProxy's UP seen → HAProxy routes to the new release, and
+    # trouble detected → HAProxy routes back to the old one.
+    routed_ms: float | None = None
+    rollback_ms: float | None = None
+
+
+def _number(pattern: re.Pattern, text: str) -> float | None:
+    found = pattern.search(text)
+    return float(found.group(1)) if found else None
 
 
 def _timestamp(iso: str | None) -> float | None:
@@ -53,8 +65,10 @@ class SwitchyardDeployer:
         health_ok = _timestamp(verify.get("end")) if deployment.phase_duration("verify") is not None and \
             deployment.state != Deployment.State.FAILED else None
         phases = {p: deployment.phase_duration(p) or 0.0 for p in Deployment.PHASES}
+        log = "\n".join(deployment.log_lines.values_list("text", flat=True))
         return DeployRecord(release, deployment.created_at.timestamp(), deployment.finished_at.timestamp(),
-                            deployment.state, health_ok, phases)
+                            deployment.state, health_ok, phases,
+                            _number(ROUTED_LINE, log), _number(ROLLED_BACK_LINE, log))
 
     def close(self) -> None:
         services.delete_app(self.name)

@@ -86,12 +86,16 @@ def table(results: list[ScenarioResult]) -> str:
         ("longest gap without a successful response", lambda r: f"{r.longest_gap() * 1000:.0f} ms"),
         ("switch latency (health OK → first new answer), median / max",
          lambda r: _pair(r.switch_latencies_ms(), "{:.1f} ms")),
+        ("  of which inside Switchyard (UP seen → HAProxy routes to it), median / max",
+         lambda r: _pair([x.routed_ms for x in r.records if x.routed_ms is not None], "{:.1f} ms")),
         ("latency during deploys p50 / p99",
          lambda r: f"{percentile(r.latencies_during_deploys_ms(), .5):.1f} / "
                    f"{percentile(r.latencies_during_deploys_ms(), .99):.1f} ms"),
         ("panel overhead per deploy, median / max", lambda r: _pair(r.overheads(), "{:.2f} s") if r.overheads() else "–"),
         ("late-breaking release caught", lambda r: "yes, rolled back" if r.late_break()["caught"] else "no"),
         ("first 5xx → old release serving again", lambda r: _recovery(r.late_break())),
+        ("  of which rollback (trouble detected → HAProxy routes back)",
+         lambda r: " / ".join(f"{x.rollback_ms:.0f} ms" for x in r.records if x.rollback_ms is not None) or "–"),
         ("deploys: succeeded / failed / rolled back",
          lambda r: " / ".join(str(sum(1 for x in r.records if x.outcome == o)) for o in ("succeeded", "failed", "rolled_back"))),
     ]
