@@ -137,7 +137,7 @@ def switch_to(deployment: Deployment) -> float:
                 routed_at = time.monotonic()
                 _atomic_write(location.hosts_map, map_text(entries))
                 replaced = _set_live(app.pk, colour, deployment.pk)
-            else:  # no map file yet, or HAProxy down: the full way, which starts it from the files
+            else:  # no map file yet, or HAProxy down or refusing: the full way (it starts HAProxy if needed)
                 replaced = _set_live(app.pk, colour, deployment.pk)
                 _apply(push_map=True)
                 routed_at = time.monotonic()
