@@ -304,7 +304,8 @@ class Pipeline:
         return promoted is not None
 
     def _roll_back(self, reason: str) -> None:
-        """Map back to the old release in one commit (files first), then remove the new one."""
+        """Map back to the old release in one runtime operation (file and rows right after),
+        then remove the new one."""
         detected = time.monotonic()
         self._enter_hot_path()
         try:
