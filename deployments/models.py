@@ -14,6 +14,7 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.validators import (
     validate_app_name,
+    validate_capabilities,
     validate_dockerfile,
     validate_finite,
     validate_env_key,
@@ -34,6 +35,22 @@ def new_secret() -> str:
 
 def default_watch_window() -> int:
     return settings.SWITCHYARD["DEFAULT_WATCH_WINDOW"]
+
+
+def default_memory_mb() -> int:
+    return settings.SWITCHYARD["DEFAULT_MEMORY_MB"]
+
+
+def default_cpus() -> float:
+    return settings.SWITCHYARD["DEFAULT_CPUS"]
+
+
+def default_pids() -> int:
+    return settings.SWITCHYARD["DEFAULT_PIDS"]
+
+
+def default_build_timeout() -> int:
+    return settings.SWITCHYARD["BUILD_TIMEOUT"]
 
 
 class App(models.Model):
@@ -61,6 +78,22 @@ class App(models.Model):
                                                                      MaxValueValidator(100)])
     watch_min_requests = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
+    # Confinement of the app's containers (see README "Security").
+    memory_limit_mb = models.PositiveIntegerField(
+        default=default_memory_mb, validators=[MinValueValidator(16), MaxValueValidator(65536)],
+        help_text="memory of each container, MiB; above it the kernel kills the process")
+    cpu_limit = models.FloatField(default=default_cpus, validators=[validate_finite, MinValueValidator(0.05),
+                                                                    MaxValueValidator(64)],
+                                  help_text="CPUs each container may use, e.g. 0.5")
+    pids_limit = models.PositiveIntegerField(
+        default=default_pids, validators=[MinValueValidator(16), MaxValueValidator(32768)],
+        help_text="processes and threads each container may have")
+    capabilities = models.CharField(
+        max_length=300, blank=True, validators=[validate_capabilities],
+        help_text="Linux capabilities given back, space separated (e.g. NET_BIND_SERVICE); all others are dropped")
+    build_timeout = models.PositiveIntegerField(
+        default=default_build_timeout, validators=[MinValueValidator(5), MaxValueValidator(86400)],
+        help_text="seconds a build may take before it is stopped")
     webhook_secret = models.CharField(max_length=64, default=new_secret)
     live_colour = models.CharField(max_length=5, default="blue", choices=[(c, c) for c in COLOURS])
     live_deployment = models.ForeignKey(
@@ -322,3 +355,30 @@ class ApiToken(models.Model):
             return None
         cls.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
         return found.user
+
+
+class AuditEvent(models.Model):
+    """One state-changing action: who, when, from where, through what. App and user names
+    are copied, so the record outlives both."""
+
+    class Via(models.TextChoices):
+        PANEL = "panel", "Panel"
+        API = "api", "API"
+        CLI = "cli", "CLI"
+        WEBHOOK = "webhook", "Webhook"
+        ADMIN = "admin", "Admin"
+
+    at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    username = models.CharField(max_length=150, blank=True)
+    via = models.CharField(max_length=10, choices=Via.choices)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    app = models.ForeignKey(App, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    app_name = models.CharField(max_length=32, blank=True)
+    action = models.CharField(max_length=40)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["app_name", "-at"]), models.Index(fields=["-at"])]

@@ -73,6 +73,18 @@ def validate_dockerfile(value: str) -> None:
                               "e.g. Dockerfile or docker/web.Dockerfile")
 
 
+# Docker's default capability set: an app may take back some of these; every other is dropped.
+GRANTABLE_CAPABILITIES = ("AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                          "NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT")
+
+
+def validate_capabilities(value: str) -> None:
+    unknown = [name for name in value.split() if name not in GRANTABLE_CAPABILITIES]
+    if unknown:
+        raise ValidationError(f"{', '.join(unknown)}: not a capability an app may have; choose from "
+                              f"{' '.join(GRANTABLE_CAPABILITIES)} (space separated), or leave empty")
+
+
 def validate_finite(value: float) -> None:
     if not math.isfinite(value):
         raise ValidationError("must be a finite number")

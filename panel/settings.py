@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from panel.env import env_bind, env_bool, env_int, env_str
+from panel.env import env_bind, env_bool, env_float, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("SWITCHYARD_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -137,6 +137,14 @@ SWITCHYARD = {
     "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),
     # Watch window a new app gets (seconds after the switch; each app can change it).
     "DEFAULT_WATCH_WINDOW": env_int("SWITCHYARD_DEFAULT_WATCH_WINDOW", 30, maximum=3600),
+    # Confinement a new app gets (each app can change its own; see README "Security").
+    "DEFAULT_MEMORY_MB": env_int("SWITCHYARD_DEFAULT_MEMORY_MB", 512, minimum=16, maximum=65536),
+    "DEFAULT_CPUS": env_float("SWITCHYARD_DEFAULT_CPUS", 1.0, minimum=0.05, maximum=64),
+    "DEFAULT_PIDS": env_int("SWITCHYARD_DEFAULT_PIDS", 256, minimum=16, maximum=32768),
+    # Limits of a build's RUN steps (all apps).
+    "BUILD_MEMORY_MB": env_int("SWITCHYARD_BUILD_MEMORY_MB", 2048, minimum=64, maximum=65536),
+    # Lines stored per deployment log; the rest is cut with a line saying so.
+    "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
 }
 
 LOGGING = {
