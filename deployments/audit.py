@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from deployments.access import visible_apps
 from deployments.models import App, AuditEvent
 
 Via = AuditEvent.Via
@@ -67,6 +68,4 @@ def visible_events(user: AbstractBaseUser, app: App | None = None) -> QuerySet[A
         events = events.filter(app=app)
     if user.is_superuser:
         return events
-    from deployments.access import visible_apps  # access imports models only; no cycle at import time
-
     return events.filter(Q(app__in=visible_apps(user)) | Q(app=None, user=user))
