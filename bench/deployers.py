@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.releases import BenchRepo, Release
 from deployments import services
+from deployments.audit import Actor
 from deployments.engine import runtime
 from deployments.models import App, Deployment
 
@@ -48,7 +49,7 @@ class SwitchyardDeployer:
     def __init__(self, repo: BenchRepo, name: str, zero_downtime: bool, watch_window: int) -> None:
         self.repo, self.name = repo, name
         self.app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, health_path="/cgi-bin/health",
-                                                         zero_downtime=zero_downtime))
+                                                         zero_downtime=zero_downtime), Actor.cli("bench"))
         App.objects.filter(pk=self.app.pk).update(watch_window=watch_window, health_deadline=HEALTH_DEADLINE)
 
     @property
@@ -57,7 +58,7 @@ class SwitchyardDeployer:
 
     def deploy(self, release: Release) -> DeployRecord:
         self.repo.commit_release(release)
-        deployment = services.deploy(App.objects.get(pk=self.app.pk), None, Deployment.Trigger.CLI, "bench")
+        deployment = services.deploy(App.objects.get(pk=self.app.pk), None, Actor.cli("bench"))
         while not deployment.is_final:
             time.sleep(0.05)
             deployment.refresh_from_db()
@@ -71,7 +72,7 @@ class SwitchyardDeployer:
                             _number(ROUTED_LINE, log), _number(ROLLED_BACK_LINE, log))
 
     def close(self) -> None:
-        services.delete_app(self.name)
+        services.delete_app(self.name, Actor.cli("bench"))
 
 
 class NginxDeployer:
@@ -94,7 +95,8 @@ class NginxDeployer:
         tag = f"switchyard/{self.name}:{sha[:12]}"
         runtime.build_image(self._archive(sha), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
         new = runtime.start_container(f"sy-{self.name}-{release.version}", tag, 8000, {},
-                                      {runtime.LABEL_APP: self.name, runtime.LABEL_DEPLOYMENT: release.version})
+                                      {runtime.LABEL_APP: self.name, runtime.LABEL_DEPLOYMENT: release.version},
+                                      runtime.ContainerLimits.defaults())
         health_ok = self._wait_healthy(new)
         if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
             runtime.stop_and_remove(new.id, timeout=0)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from deployments import audit
 from deployments.engine import router
 from deployments.models import App, Deployment, Domain, Membership
 
@@ -23,6 +24,8 @@ class AppAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         router.refresh_config()  # domains edited here reach HAProxy's map like the panel's do
+        changed = ", ".join(form.changed_data) or "related rows"
+        audit.record(audit.Actor.from_request(request, audit.Via.ADMIN), "app.admin_edit", form.instance, changed)
 
 
 @admin.register(Deployment)

@@ -8,12 +8,14 @@ from django.http import Http404, HttpRequest
 from ninja import NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
-from deployments import access, presenters, services
+from deployments import access, audit, presenters, services
+from deployments.audit import Actor
 from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, LogLine
 
 LOG_PAGE = 1000
+AUDIT_PAGE_MAX = 1000
 
 
 class TokenAuth(HttpBearer):
@@ -54,6 +56,10 @@ def _fail(error: services.InvalidInput) -> HttpError:
     return HttpError(400, str(error))
 
 
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, audit.Via.API)
+
+
 # Schemas -----------------------------------------------------------------------------------
 
 class ObjectBody(Schema):
@@ -68,64 +74,58 @@ class ObjectBody(Schema):
         return value
 
 
-class AppIn(ObjectBody):
-    name: str
-    repo_url: str
-    branch: str = "main"
-    dockerfile: str = "Dockerfile"
-    port: int = 8000
-    health_path: str = "/health"
-    domains: list[str] = []
-    env: dict[str, str] = {}
-    replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
-    zero_downtime: bool = True
+# The app's settings come from services.SETTINGS_FIELDS and the model's own field types and
+# help texts, so a new setting appears in the API (and its OpenAPI document) by itself.
+PYTHON_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "BooleanField": bool}
 
 
-class AppPatch(ObjectBody):
-    repo_url: str | None = None
-    branch: str | None = None
-    dockerfile: str | None = None
-    port: int | None = None
-    health_path: str | None = None
-    health_status: int | None = None
-    health_timeout: float | None = Field(None, allow_inf_nan=False)
-    health_deadline: float | None = Field(None, allow_inf_nan=False)
-    health_host: str | None = None
-    replicas: int | None = None
-    stop_timeout: int | None = None
-    watch_window: int | None = None
-    watch_error_percent: float | None = Field(None, allow_inf_nan=False)
-    watch_min_requests: int | None = None
-    domains: list[str] | None = None
-    zero_downtime: bool | None = None
-    auto_deploy: bool | None = None
-    env: dict[str, str | None] | None = Field(None, description="set keys; a null value removes the key")
+def _setting(name: str, default=None):
+    """(type, pydantic Field) of an App setting; floats must be finite (NaN would reach the database)."""
+    model_field = App._meta.get_field(name)
+    python_type = PYTHON_TYPES[model_field.get_internal_type()]
+    extra = {"allow_inf_nan": False} if python_type is float else {}
+    return python_type, Field(default, description=str(model_field.help_text) or None, **extra)
 
 
-class AppOut(Schema):
-    name: str
-    repo_url: str
-    branch: str
-    dockerfile: str
-    port: int
-    health_path: str
-    health_status: int
-    health_timeout: float
-    health_deadline: float
-    health_host: str
-    replicas: int
-    stop_timeout: int
-    watch_window: int
-    watch_error_percent: float
-    watch_min_requests: int
-    zero_downtime: bool
-    auto_deploy: bool
-    domains: list[str]
-    env_keys: list[str]
-    live_deployment: int | None
-    role: str
-    webhook_url: str
-    webhook_secret: str | None = Field(description="the app's own credential; only for its admins")
+def _optional(name: str):
+    python_type, field = _setting(name)
+    return python_type | None, field
+
+
+CREATE_CORE = {"name", "repo_url", "branch", "dockerfile", "port", "health_path", "replicas"}
+
+AppIn = create_model(
+    "AppIn", __base__=ObjectBody,
+    name=(str, ...), repo_url=(str, ...), branch=(str, "main"), dockerfile=(str, "Dockerfile"), port=(int, 8000),
+    health_path=(str, "/health"), replicas=(int, Field(1, ge=1, le=MAX_REPLICAS)),
+    domains=(list[str], []), env=(dict[str, str], {}), zero_downtime=(bool, True),
+    **{name: _optional(name) for name in services.SETTINGS_FIELDS if name not in CREATE_CORE},
+)
+
+AppPatch = create_model(
+    "AppPatch", __base__=ObjectBody,
+    **{name: _optional(name) for name in services.SETTINGS_FIELDS},
+    domains=(list[str] | None, None), zero_downtime=(bool | None, None), auto_deploy=(bool | None, None),
+    env=(dict[str, str | None] | None, Field(None, description="set keys; a null value removes the key")),
+)
+
+AppOut = create_model(
+    "AppOut", __base__=Schema,
+    name=(str, ...), **{name: (_setting(name)[0], ...) for name in services.SETTINGS_FIELDS},
+    zero_downtime=(bool, ...), auto_deploy=(bool, ...), domains=(list[str], ...), env_keys=(list[str], ...),
+    live_deployment=(int | None, ...), role=(str, ...), webhook_url=(str, ...),
+    webhook_secret=(str | None, Field(description="the app's own credential; only for its admins")),
+)
+
+
+class AuditEventOut(Schema):
+    at: datetime
+    user: str
+    via: str
+    address: str | None
+    app: str
+    action: str
+    detail: str
 
 
 class DeployIn(ObjectBody):
@@ -193,7 +193,10 @@ def list_apps(request):
 @api.post("/apps", response={201: AppOut})
 def create_app(request, body: AppIn):
     try:
-        app = services.create_app(services.AppSpec(**body.dict()), owner=request.user)
+        fields = body.dict()
+        settings = {k: fields.pop(k) for k in list(fields) if k not in services.AppSpec.__dataclass_fields__}
+        spec = services.AppSpec(**fields, settings={k: v for k, v in settings.items() if v is not None})
+        app = services.create_app(spec, _actor(request))
     except services.InvalidInput as error:
         raise _fail(error)
     return Status(201, _app_out(request, app))
@@ -209,14 +212,14 @@ def update_app(request, name: str, body: AppPatch):
     app = access.app_for_user(request.user, name, access.ADMIN)
     changes = body.dict(exclude_unset=True)
     try:
-        _apply_patch(app, changes)
+        _apply_patch(app, changes, _actor(request))
     except services.InvalidInput as error:
         raise _fail(error)
     return _app_out(request, App.objects.get(pk=app.pk))
 
 
-def _apply_patch(app: App, changes: dict) -> None:
-    services.update_app(app, {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS},
+def _apply_patch(app: App, changes: dict, actor: Actor) -> None:
+    services.update_app(app, actor, {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS},
                         domains=changes.get("domains"), env=changes.get("env"),
                         zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy"))
 
@@ -224,7 +227,7 @@ def _apply_patch(app: App, changes: dict) -> None:
 @api.delete("/apps/{name}", response={204: None})
 def delete_app(request, name: str):
     access.app_for_user(request.user, name, access.ADMIN)
-    services.delete_app(name)
+    services.delete_app(name, _actor(request))
     return Status(204, None)
 
 
@@ -238,8 +241,7 @@ def list_deployments(request, name: str, limit: int = Query(50, ge=1, le=500)):
 def deploy(request, name: str, body: DeployIn | None = None):
     app = access.app_for_user(request.user, name, access.DEPLOYER)
     try:
-        deployment = services.deploy(app, (body.ref if body else None) or None, Deployment.Trigger.API,
-                                     request.user.get_username())
+        deployment = services.deploy(app, (body.ref if body else None) or None, _actor(request))
     except services.InvalidInput as error:
         raise _fail(error)
     return Status(202, _deployment_out(deployment))
@@ -263,7 +265,7 @@ def deployment_logs(request, deployment_id: int = Path(..., ge=1, le=2**62), aft
 def cancel(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
     try:
-        return _deployment_out(services.cancel(deployment, request.user.get_username()))
+        return _deployment_out(services.cancel(deployment, _actor(request)))
     except services.NotPossible as error:
         raise HttpError(409, str(error))
 
@@ -272,7 +274,7 @@ def cancel(request, deployment_id: int = Path(..., ge=1, le=2**62)):
 def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     source = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
     try:
-        deployment = services.redeploy(source, Deployment.Trigger.API, request.user.get_username())
+        deployment = services.redeploy(source, _actor(request))
     except services.NotPossible as error:
         raise HttpError(409, str(error))
     return Status(202, _deployment_out(deployment))
@@ -282,6 +284,29 @@ def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
 def promote(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
     try:
-        return _deployment_out(services.promote(deployment, request.user.get_username()))
+        return _deployment_out(services.promote(deployment, _actor(request)))
     except services.NotPossible as error:
         raise HttpError(409, str(error))
+
+
+# Audit log ----------------------------------------------------------------------------------
+
+def _audit_out(event) -> dict:
+    return {"at": event.at, "user": event.username, "via": event.via, "address": event.address,
+            "app": event.app_name, "action": event.action, "detail": event.detail}
+
+
+@api.get("/audit", response=list[AuditEventOut])
+def audit_log(request, app: str | None = None, limit: int = Query(100, ge=1, le=AUDIT_PAGE_MAX)):
+    """Recorded actions, newest first: every one for superusers, else those on apps you can see
+    and your own (tokens). `app` filters by app name."""
+    events = audit.visible_events(request.user)
+    if app:
+        events = events.filter(app_name=app)
+    return [_audit_out(e) for e in events[:limit]]
+
+
+@api.get("/apps/{name}/audit", response=list[AuditEventOut])
+def app_audit_log(request, name: str, limit: int = Query(100, ge=1, le=AUDIT_PAGE_MAX)):
+    app = access.app_for_user(request.user, name)
+    return [_audit_out(e) for e in audit.visible_events(request.user, app)[:limit]]

@@ -5,6 +5,7 @@ An Actor travels with each action from the edge (a view, an API handler, a comma
 services, which both records it and decides what it may do (`trusted`: the CLI and
 superusers may point an app at a repository on this machine).
 """
+import getpass
 import ipaddress
 from dataclasses import dataclass
 
@@ -23,12 +24,13 @@ class Actor:
     user: AbstractBaseUser | None
     via: str
     address: str | None = None
+    label: str = ""  # who acted when no user did: the shell's user for the CLI, the pusher for a webhook
 
     @property
     def name(self) -> str:
         if self.user is not None:
             return self.user.get_username()
-        return {Via.CLI: "cli", Via.WEBHOOK: "webhook"}.get(self.via, "")
+        return self.label or self.via
 
     @property
     def trusted(self) -> bool:
@@ -41,8 +43,9 @@ class Actor:
         return cls(user=user, via=via, address=client_address(request))
 
     @classmethod
-    def cli(cls, user: AbstractBaseUser | None = None) -> "Actor":
-        return cls(user=user, via=Via.CLI)
+    def cli(cls, label: str = "") -> "Actor":
+        """Someone at this machine's shell (`manage.py ...`); `label` defaults to their login name."""
+        return cls(user=None, via=Via.CLI, label=label or getpass.getuser())
 
 
 def client_address(request: HttpRequest) -> str | None:

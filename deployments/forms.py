@@ -2,6 +2,7 @@
 from django import forms
 
 from deployments.models import App, Membership
+from deployments.services import SETTINGS_FIELDS
 
 
 def split_hosts(text: str) -> list[str]:
@@ -24,14 +25,14 @@ class SettingsForm(forms.ModelForm):
 
     class Meta:
         model = App
-        fields = ["repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
-                  "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
-                  "watch_error_percent", "watch_min_requests"]
+        fields = list(SETTINGS_FIELDS)
         labels = {"repo_url": "Git repository", "health_status": "Expected status",
                   "health_timeout": "Probe timeout (s)", "health_deadline": "Health deadline (s)",
                   "health_host": "Health check Host header", "stop_timeout": "Stop timeout (s)",
                   "watch_window": "Watch window (s)", "watch_error_percent": "Roll back above this % of 5xx",
-                  "watch_min_requests": "…once this many requests were served"}
+                  "watch_min_requests": "…once this many requests were served", "memory_limit_mb": "Memory (MiB)",
+                  "cpu_limit": "CPUs", "pids_limit": "Processes", "capabilities": "Capabilities",
+                  "build_timeout": "Build timeout (s)"}
 
 
 class DeployForm(forms.Form):

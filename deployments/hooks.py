@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from deployments import services
+from deployments.audit import client_address
 from deployments.models import App
 
 MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB, but a push we act on is a few kB
@@ -21,5 +22,5 @@ def receive(request: HttpRequest, name: str) -> JsonResponse:
     body = request.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
-    status, payload = services.receive_webhook(app, request.headers, body)
+    status, payload = services.receive_webhook(app, request.headers, body, client_address(request))
     return JsonResponse(payload, status=status)

@@ -1,12 +1,13 @@
 """What the pages show, computed once: the views render it and the WebSocket sends the
 same step list, so the stepper has one source of truth."""
-from deployments import access
+from deployments import access, audit
 from deployments.engine import router, runtime
 from deployments.forms import DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Deployment
 
 HISTORY_LENGTH = 30
 DELIVERIES_SHOWN = 20
+AUDIT_SHOWN = 20
 
 
 def steps(deployment: Deployment) -> list[dict]:
@@ -69,6 +70,7 @@ def app_page(user, app: App) -> dict:
         "members": app.memberships.select_related("user"),
         "member_form": MemberForm(),
         "deliveries": app.deliveries.select_related("deployment")[:DELIVERIES_SHOWN],
+        "audit_events": audit.visible_events(user, app)[:AUDIT_SHOWN],
     }
 
 

@@ -2,7 +2,9 @@
 
 Input is validated completely before anything is written, so bad input changes nothing.
 """
+import ipaddress
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -10,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import webhooks
-from deployments.engine import queue, router, runtime, source
-from deployments.models import App, Deployment, Domain, EnvVar, Membership, WebhookDelivery
+from deployments.audit import Actor, Via, record
+from deployments.engine import haproxy_process, queue, router, runtime, source
+from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
 
@@ -35,36 +38,45 @@ class AppSpec:
     env: dict[str, str] = field(default_factory=dict)
     replicas: int = 1
     zero_downtime: bool = True
+    settings: dict = field(default_factory=dict)  # more of SETTINGS_FIELDS (e.g. limits); model defaults otherwise
 
 
-def create_app(spec: AppSpec, owner=None) -> App:
+def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
+    """The app is owned by `owner`, or else by whoever creates it."""
     spec.domains = _unique_hosts(spec.domains)
-    app = App(name=spec.name, owner=owner, repo_url=spec.repo_url, branch=spec.branch, dockerfile=spec.dockerfile,
-              port=spec.port, health_path=spec.health_path, replicas=spec.replicas, zero_downtime=spec.zero_downtime)
+    app = App(name=spec.name, owner=owner or actor.user, repo_url=spec.repo_url, branch=spec.branch,
+              dockerfile=spec.dockerfile, port=spec.port, health_path=spec.health_path, replicas=spec.replicas,
+              zero_downtime=spec.zero_downtime, **spec.settings)
     errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
+    if "repo_url" not in errors:
+        errors |= _repo_access_errors(spec.repo_url, actor)
     if not errors:
-        errors = _remote_errors(spec.repo_url, spec.branch)
+        errors = _remote_errors(spec.repo_url, spec.branch) or _haproxy_errors(app, spec.domains)
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
         app.save()
         Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
+        record(actor, "app.create", app, f"from {app.repo_url} ({app.branch})")
     router.refresh_config()
     return app
 
 
-def delete_app(name: str) -> bool:
-    """Stop the app's containers, remove its images, cache and routing. False if unknown."""
+def delete_app(name: str, actor: Actor) -> bool:
+    """Stop the app's containers, remove its network, images, cache and routing. False if unknown."""
     app = App.objects.filter(name=name).first()
     if app is None:
         return False
-    Deployment.objects.filter(app=app, state__in=[Deployment.State.QUEUED, Deployment.State.RUNNING]).update(
-        state=Deployment.State.CANCELLED, error="the app was deleted")
-    app.delete()
+    with transaction.atomic():
+        record(actor, "app.delete", app)
+        Deployment.objects.filter(app=app, state__in=[Deployment.State.QUEUED, Deployment.State.RUNNING]).update(
+            state=Deployment.State.CANCELLED, error="the app was deleted")
+        app.delete()
     router.refresh_config()
     for container in runtime.containers(app_name=name):
         runtime.stop_and_remove(container["id"], timeout=app.stop_timeout)
+    runtime.remove_app_network(name)  # if a container is still attached, reconcile removes it later
     runtime.remove_images(runtime.app_images(app.image_repository()))
     source.delete_cache(name)
     return True
@@ -74,49 +86,65 @@ class NotPossible(Exception):
     """The action cannot be done in the current state; the message says why."""
 
 
-def cancel(deployment: Deployment, by: str) -> Deployment:
+def cancel(deployment: Deployment, actor: Actor) -> Deployment:
     """Queued: ends at once. Running before the switch: the pipeline stops, removes what it
     started and ends `cancelled`. After the switch it is too late (the new release serves)."""
-    now = timezone.now()
+    now, by = timezone.now(), actor.name
     if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.QUEUED).update(
             state=Deployment.State.CANCELLED, cancelled_by=by, finished_at=now, error=f"cancelled by {by} while queued"):
-        return Deployment.objects.get(pk=deployment.pk)
+        return _recorded(actor, "deployment.cancel", deployment)
     if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING,
                                  phase__in=["", "fetch", "build", "start", "verify"]).update(
             cancel_requested=True, cancelled_by=by):
-        return Deployment.objects.get(pk=deployment.pk)
+        return _recorded(actor, "deployment.cancel", deployment)
     deployment.refresh_from_db()
     if deployment.state == Deployment.State.RUNNING:
         raise NotPossible("Too late to cancel: traffic has moved to the new release. Redeploy the previous one instead.")
     raise NotPossible(f"Deployment #{deployment.pk} already ended ({deployment.state}).")
 
 
-def promote(deployment: Deployment, by: str) -> Deployment:
+def promote(deployment: Deployment, actor: Actor) -> Deployment:
     """Skip the rest of the watch window: the old release drains and retires now."""
     if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING, phase="watch").update(
-            promote_requested=True, promoted_by=by):
-        return Deployment.objects.get(pk=deployment.pk)
+            promote_requested=True, promoted_by=actor.name):
+        return _recorded(actor, "deployment.promote", deployment)
     deployment.refresh_from_db()
     raise NotPossible(f"Deployment #{deployment.pk} is not being watched (it is {deployment.state}"
                       f"{', ' + deployment.phase if deployment.state == Deployment.State.RUNNING else ''}).")
 
 
-def redeploy(source: Deployment, trigger: str, triggered_by: str = "") -> Deployment:
+def _recorded(actor: Actor, action: str, deployment: Deployment) -> Deployment:
+    record(actor, action, deployment.app, f"deployment #{deployment.pk}")
+    return Deployment.objects.get(pk=deployment.pk)
+
+
+# How a deployment records where it came from (its `trigger`), by the channel of the actor.
+TRIGGER_OF = {Via.PANEL: Deployment.Trigger.UI, Via.ADMIN: Deployment.Trigger.UI, Via.API: Deployment.Trigger.API,
+              Via.CLI: Deployment.Trigger.CLI, Via.WEBHOOK: Deployment.Trigger.WEBHOOK}
+
+
+def redeploy(source: Deployment, actor: Actor) -> Deployment:
     """Roll back (or forward) to a kept release: its image again, without fetch or build."""
     if source.state != Deployment.State.SUCCEEDED or not source.image:
         raise NotPossible(f"Deployment #{source.pk} did not succeed; only successful releases can be redeployed.")
     if not runtime.image_exists(source.image):
         raise NotPossible(f"The image {source.image} is no longer kept (only the last few are); deploy its commit instead.")
-    return queue.enqueue(source.app, source.ref, trigger, triggered_by, redeploy_of=source)
+    with transaction.atomic():
+        deployment = queue.enqueue(source.app, source.ref, TRIGGER_OF[actor.via], actor.name, redeploy_of=source)
+        record(actor, "deployment.redeploy", source.app, f"deployment #{deployment.pk} redeploys #{source.pk}")
+    return deployment
 
 
-def deploy(app: App, ref: str | None, trigger: str, triggered_by: str = "") -> Deployment:
+def deploy(app: App, ref: str | None, actor: Actor) -> Deployment:
     ref = ref or app.branch
     try:
         validate_git_ref(ref)
     except ValidationError as error:
         raise InvalidInput({"ref": error.messages})
-    return queue.enqueue(app, ref, trigger, triggered_by)
+    with transaction.atomic():
+        deployment = queue.enqueue(app, ref, TRIGGER_OF[actor.via], actor.name)
+        record(actor, "deploy", app, f"deployment #{deployment.pk} of {ref}")
+    return deployment
 
 
 def _field_errors(app: App) -> dict[str, list[str]]:
@@ -153,6 +181,41 @@ def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
     return {"env": messages} if messages else {}
 
 
+LOCAL_HOSTS = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def _repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
+    """A repository on this machine (a path, file://) or behind its loopback address would let
+    a user read what Switchyard itself can read: only someone with the machine's rights may."""
+    if actor.trusted or not _points_at_this_machine(repo_url):
+        return {}
+    return {"repo_url": [f"{repo_url!r} is on this machine; only the CLI or a superuser may use a local path, "
+                         "file:// or a loopback address. Give the repository's https://, ssh:// or git@host: URL"]}
+
+
+def _points_at_this_machine(repo_url: str) -> bool:
+    if repo_url.startswith(("/", "file:")):
+        return True
+    host = urlsplit(repo_url).hostname if "://" in repo_url else repo_url.partition("@")[2].partition(":")[0]
+    host = (host or "").strip("[]").lower()
+    if host in LOCAL_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_link_local or address.is_unspecified
+
+
+def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
+    """HAProxy's own verdict (`haproxy -c`, ~60 ms) on the config these values make, before any is saved."""
+    try:
+        router.check_app_config(app, domains)
+    except haproxy_process.HAProxyConfigInvalid as error:
+        return {"haproxy": [f"HAProxy refuses the configuration these settings make: {error}"]}
+    return {}
+
+
 def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
     try:
         branches = source.remote_branches(repo_url)
@@ -164,16 +227,20 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
     return {}
 
 
+# The app's settings a user may change, in the order the panel shows them. The settings
+# form, the API's schemas and the CLI's options are all derived from this list.
 SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
                    "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
-                   "watch_error_percent", "watch_min_requests")
+                   "watch_error_percent", "watch_min_requests", "memory_limit_mb", "cpu_limit", "pids_limit",
+                   "capabilities", "build_timeout")
 
 
-def update_app(app: App, settings: dict, domains: list[str] | None = None, env: dict | None = None,
+def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None = None, env: dict | None = None,
                zero_downtime: bool | None = None, auto_deploy: bool | None = None) -> App:
     """Validate everything first, then write it all in one transaction and refresh routing:
     a refused change changes nothing. env: {KEY: value} sets, {KEY: None} removes.
     Settings take effect at the next deployment; domains at once."""
+    before = {name: getattr(app, name) for name in SETTINGS_FIELDS}
     for name in SETTINGS_FIELDS:
         if name in settings:
             setattr(app, name, settings[name])
@@ -181,8 +248,12 @@ def update_app(app: App, settings: dict, domains: list[str] | None = None, env: 
     wanted = _unique_hosts(domains) if domains is not None else sorted(current)
     errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current])
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
+    if app.repo_url != before["repo_url"] and "repo_url" not in errors:
+        errors |= _repo_access_errors(app.repo_url, actor)
     if not errors and ("repo_url" in settings or "branch" in settings):
         errors = _remote_errors(app.repo_url, app.branch)
+    if not errors:
+        errors = _haproxy_errors(app, wanted)
     if errors:
         app.refresh_from_db()
         raise InvalidInput(errors)
@@ -197,8 +268,21 @@ def update_app(app: App, settings: dict, domains: list[str] | None = None, env: 
         Domain.objects.bulk_create(Domain(app=app, hostname=h) for h in wanted if h not in current)
         for key, value in (env or {}).items():
             _write_env(app, key, value)
+        changes = _change_summary(app, before, current, wanted, env or {}, switches)
+        if changes:
+            record(actor, "app.settings", app, changes)
     router.refresh_config()
     return app
+
+
+def _change_summary(app: App, before: dict, current: set[str], wanted: list[str], env: dict, switches: dict) -> str:
+    """What an update changed, for the audit log: field names and hosts, env var names only."""
+    parts = [f"{name}={getattr(app, name)}" for name in SETTINGS_FIELDS if getattr(app, name) != before[name]]
+    parts += [f"{name}={value}" for name, value in switches.items()]
+    parts += [f"+domain {host}" for host in wanted if host not in current]
+    parts += [f"-domain {host}" for host in sorted(current - set(wanted))]
+    parts += [f"{'-' if value is None else ''}env {key}" for key, value in env.items()]
+    return "; ".join(parts)
 
 
 def _unique_hosts(domains: list[str]) -> list[str]:
@@ -217,25 +301,32 @@ def _write_env(app: App, key: str, value: str | None) -> None:
 SWITCHES = ("zero_downtime", "auto_deploy")
 
 
-def set_switch(app: App, field: str, enabled: bool) -> None:
+def set_switch(app: App, field: str, enabled: bool, actor: Actor) -> None:
     """Turn one of the app's SWITCHES on or off (takes effect at the next deploy or push)."""
     if field not in SWITCHES:
         raise ValueError(f"{field!r} is not a switch")
-    App.objects.filter(pk=app.pk).update(**{field: enabled})
+    with transaction.atomic():
+        App.objects.filter(pk=app.pk).update(**{field: enabled})
+        record(actor, "app.settings", app, f"{field}={enabled}")
 
 
-def set_env(app: App, key: str, value: str) -> None:
+def set_env(app: App, key: str, value: str, actor: Actor) -> None:
     errors = _env_errors({key: value})
     if errors:
         raise InvalidInput(errors)
-    _write_env(app, key, value)
+    with transaction.atomic():
+        _write_env(app, key, value)
+        record(actor, "env.set", app, key)
 
 
-def delete_env(app: App, key: str) -> None:
-    _write_env(app, key, None)
+def delete_env(app: App, key: str, actor: Actor) -> None:
+    with transaction.atomic():
+        if EnvVar.objects.filter(app=app, key=key).exists():
+            _write_env(app, key, None)
+            record(actor, "env.delete", app, key)
 
 
-def set_member(app: App, username: str, role: str) -> Membership:
+def set_member(app: App, username: str, role: str, actor: Actor) -> Membership:
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise InvalidInput({"username": [f"there is no user {username!r}"]})
@@ -243,15 +334,46 @@ def set_member(app: App, username: str, role: str) -> Membership:
         raise InvalidInput({"role": [f"{role!r} is not a role; use viewer, deployer or admin"]})
     if user.pk == app.owner_id:
         raise InvalidInput({"username": [f"{username} owns the app and has every right already"]})
-    membership, _ = Membership.objects.update_or_create(app=app, user=user, defaults={"role": role})
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(app=app, user=user, defaults={"role": role})
+        record(actor, "member.set", app, f"{username} as {role}")
     return membership
 
 
-def remove_member(app: App, user_id: int) -> None:
-    Membership.objects.filter(app=app, user_id=user_id).delete()
+def remove_member(app: App, user_id: int, actor: Actor) -> None:
+    with transaction.atomic():
+        membership = Membership.objects.select_related("user").filter(app=app, user_id=user_id).first()
+        if membership is not None:
+            membership.delete()
+            record(actor, "member.remove", app, membership.user.get_username())
 
 
-def receive_webhook(app: App, headers, body: bytes) -> tuple[int, dict]:
+def rotate_webhook_secret(app: App, actor: Actor) -> str:
+    with transaction.atomic():
+        secret = app.rotate_webhook_secret()
+        record(actor, "webhook.rotate", app)
+    return secret
+
+
+def create_token(actor: Actor, name: str) -> str:
+    """A new API token of the actor's user; the token itself is returned once, never stored."""
+    with transaction.atomic():
+        token, plain = ApiToken.issue(actor.user, name)
+        record(actor, "token.create", detail=f"{token.name} ({token.prefix}…)")
+    return plain
+
+
+def revoke_token(actor: Actor, token_id: int) -> bool:
+    with transaction.atomic():
+        token = actor.user.api_tokens.filter(pk=token_id).first()
+        if token is None:
+            return False
+        token.delete()
+        record(actor, "token.revoke", detail=f"{token.name} ({token.prefix}…)")
+    return True
+
+
+def receive_webhook(app: App, headers, body: bytes, address: str | None = None) -> tuple[int, dict]:
     """Record a delivery and, for a push to the app's branch, queue exactly that commit.
     Returns (HTTP status, JSON body). Nothing is queued for any rejected or ignored delivery."""
     provider_name = "unknown"
@@ -262,17 +384,18 @@ def receive_webhook(app: App, headers, body: bytes) -> tuple[int, dict]:
     except webhooks.Rejected as rejection:
         _record_delivery(app, provider_name, None, rejection.status, f"rejected: {rejection.detail}")
         return rejection.status, {"detail": rejection.detail}
-    return _act_on_push(app, provider_name, push)
+    return _act_on_push(app, provider_name, push, Actor(user=None, via=Via.WEBHOOK, address=address))
 
 
-def redeliver(delivery: WebhookDelivery) -> tuple[int, dict]:
+def redeliver(delivery: WebhookDelivery, actor: Actor) -> tuple[int, dict]:
     """Act on a recorded push again (the duplicate check does not apply: a person asked)."""
     if not delivery.push:
         raise NotPossible("Only deliveries with a valid signature can be redelivered.")
-    return _act_on_push(delivery.app, delivery.provider, webhooks.Push(**delivery.push), redelivery_of=delivery)
+    return _act_on_push(delivery.app, delivery.provider, webhooks.Push(**delivery.push), actor, redelivery_of=delivery)
 
 
-def _act_on_push(app: App, provider: str, push: "webhooks.Push", redelivery_of=None) -> tuple[int, dict]:
+def _act_on_push(app: App, provider: str, push: "webhooks.Push", actor: Actor,
+                 redelivery_of=None) -> tuple[int, dict]:
     with transaction.atomic():
         App.objects.select_for_update().get(pk=app.pk)  # one delivery of an app at a time: no double queue
         app.refresh_from_db()
@@ -284,6 +407,8 @@ def _act_on_push(app: App, provider: str, push: "webhooks.Push", redelivery_of=N
                                    push.pusher or provider, commit_sha=push.sha or "")
         result = f"queued deployment #{deployment.pk}" + (f" of {push.sha[:12]}" if push.sha else "")
         _record_delivery(app, provider, push, 202, result, deployment, redelivery_of)
+        record(actor, "webhook.redeliver" if redelivery_of else "deploy", app,
+               f"{provider} push by {push.pusher or 'unknown'}: {result}")
     return 202, {"detail": result, "deployment": deployment.pk}
 
 

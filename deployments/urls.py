@@ -32,6 +32,7 @@ urlpatterns = [
     path("apps/<str:name>/webhook/rotate", views.webhook_rotate, name="webhook_rotate"),
     path("apps/<str:name>/deliveries/<id:delivery_id>/redeliver", views.redeliver, name="redeliver"),
     path("tokens/", views.tokens, name="tokens"),
+    path("audit/", views.audit_log, name="audit"),
     path("tokens/<id:token_id>/revoke", views.token_revoke, name="token_revoke"),
     path("deployments/<id:pk>/", views.deployment_detail, name="deployment"),
     path("deployments/<id:pk>/log", views.deployment_log, name="deployment_log"),

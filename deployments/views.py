@@ -6,7 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, presenters, services
+from deployments import access, audit, presenters, services
+from deployments.audit import Actor
 from deployments.engine import router
 from deployments.forms import (
     DeployForm,
@@ -17,9 +18,14 @@ from deployments.forms import (
     add_service_errors,
     split_hosts,
 )
-from deployments.models import ApiToken, Deployment, LogLine
+from deployments.models import Deployment, LogLine
 
 LOG_PAGE = 1000
+AUDIT_PAGE = 200
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.from_request(request, audit.Via.PANEL)
 
 
 @login_required
@@ -29,7 +35,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         spec = services.AppSpec(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
         try:
-            app = services.create_app(spec, owner=request.user)
+            app = services.create_app(spec, _actor(request))
         except services.InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
@@ -64,7 +70,7 @@ def deploy(request: HttpRequest, name: str) -> HttpResponse:
         return redirect("app", name=name)
     try:
         ref = form.cleaned_data["ref"].strip() or None
-        deployment = services.deploy(app, ref, Deployment.Trigger.UI, request.user.get_username())
+        deployment = services.deploy(app, ref, _actor(request))
     except services.InvalidInput as error:
         messages.error(request, str(error))
         return redirect("app", name=name)
@@ -82,7 +88,7 @@ SWITCH_MESSAGES = {  # field: (message when turned on, message when turned off)
 def _flip(request: HttpRequest, name: str, field: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
     enabled = request.POST.get("enabled") == "on"
-    services.set_switch(app, field, enabled)
+    services.set_switch(app, field, enabled, _actor(request))
     messages.success(request, SWITCH_MESSAGES[field][0 if enabled else 1])
     return redirect("app", name=name)
 
@@ -100,7 +106,7 @@ def app_settings(request: HttpRequest, name: str) -> HttpResponse:
     form = SettingsForm(request.POST, instance=app)
     if form.is_valid():
         try:
-            services.update_app(app, form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
+            services.update_app(app, _actor(request), form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
         except services.InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
@@ -121,7 +127,7 @@ def env_set(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, "An env var needs a name.")
         return redirect("app", name=name)
     try:
-        services.set_env(app, form.cleaned_data["key"], form.cleaned_data["value"])
+        services.set_env(app, form.cleaned_data["key"], form.cleaned_data["value"], _actor(request))
     except services.InvalidInput as error:
         messages.error(request, str(error))
     else:
@@ -133,7 +139,7 @@ def env_set(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def env_delete(request: HttpRequest, name: str, key: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
-    services.delete_env(app, key)
+    services.delete_env(app, key, _actor(request))
     messages.success(request, f"Removed {key}; it applies at the next deploy.")
     return redirect("app", name=name)
 
@@ -146,7 +152,7 @@ def member_set(request: HttpRequest, name: str) -> HttpResponse:
     try:
         if not form.is_valid():
             raise services.InvalidInput({"member": ["give a username and a role"]})
-        services.set_member(app, form.cleaned_data["username"], form.cleaned_data["role"])
+        services.set_member(app, form.cleaned_data["username"], form.cleaned_data["role"], _actor(request))
     except services.InvalidInput as error:
         messages.error(request, str(error))
     else:
@@ -158,7 +164,7 @@ def member_set(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, name: str, user_id: int) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
-    services.remove_member(app, user_id)
+    services.remove_member(app, user_id, _actor(request))
     return redirect("app", name=name)
 
 
@@ -169,7 +175,7 @@ def app_delete(request: HttpRequest, name: str) -> HttpResponse:
     if request.POST.get("confirm") != name:
         messages.error(request, f"Type {name} to confirm deleting it.")
         return redirect("app", name=name)
-    services.delete_app(name)
+    services.delete_app(name, _actor(request))
     messages.success(request, f"Deleted {name}: its containers, routing and images are gone.")
     return redirect("apps")
 
@@ -198,7 +204,7 @@ def _act_on_deployment(request: HttpRequest, pk: int, action, done: str) -> Http
     """A deployer's action on a running deployment: the service says why if it cannot be done."""
     deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:
-        action(deployment, request.user.get_username())
+        action(deployment, _actor(request))
     except services.NotPossible as error:
         messages.error(request, str(error))
     else:
@@ -224,7 +230,7 @@ def promote(request: HttpRequest, pk: int) -> HttpResponse:
 def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     source = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:
-        deployment = services.redeploy(source, Deployment.Trigger.UI, request.user.get_username())
+        deployment = services.redeploy(source, _actor(request))
     except services.NotPossible as error:
         messages.error(request, str(error))
         return redirect("app", name=source.app.name)
@@ -249,7 +255,7 @@ def webhook_secret(request: HttpRequest, name: str) -> JsonResponse:
 @require_POST
 def webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
-    app.rotate_webhook_secret()
+    services.rotate_webhook_secret(app, _actor(request))
     messages.success(request, "New webhook secret: update it at your git host, the old one no longer works.")
     return redirect("app", name=name)
 
@@ -262,7 +268,7 @@ def redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse
     if delivery is None:
         raise Http404("No such delivery")
     try:
-        _, answer = services.redeliver(delivery)
+        _, answer = services.redeliver(delivery, _actor(request))
     except services.NotPossible as error:
         messages.error(request, str(error))
     else:
@@ -276,7 +282,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100] or "token"
-        _, new_token = ApiToken.issue(request.user, name)
+        new_token = services.create_token(_actor(request), name)
     return render(request, "deployments/tokens.html", {
         "tokens": request.user.api_tokens.all(), "new_token": new_token,
     })
@@ -285,6 +291,17 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    request.user.api_tokens.filter(pk=token_id).delete()
-    messages.success(request, "Token revoked.")
+    if services.revoke_token(_actor(request), token_id):
+        messages.success(request, "Token revoked.")
     return redirect("tokens")
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Every recorded action the user may see (all of them for superusers), newest first."""
+    events = audit.visible_events(request.user)
+    app_name = request.GET.get("app", "")
+    if app_name:
+        events = events.filter(app_name=app_name)
+    return render(request, "deployments/audit.html", {"events": events[:AUDIT_PAGE], "app_name": app_name})

@@ -5,10 +5,12 @@ import time
 from django.conf import settings
 
 from deployments import services
+from deployments.audit import Actor
 from deployments.models import App, Deployment
 from tests.apprepo import AppRepo
 from tests.load import Load
 
+TEST_ACTOR = Actor.cli("test")
 SPEC_FIELDS = {"branch", "dockerfile", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
 
 
@@ -21,7 +23,7 @@ class Stack:
         """Fields of AppSpec go through create_app; other App fields (e.g. health_deadline)
         are set afterwards, as the panel's settings form would."""
         spec = {k: v for k, v in fields.items() if k in SPEC_FIELDS}
-        app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, **spec))
+        app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, **spec), TEST_ACTOR)
         extra = {k: v for k, v in fields.items() if k not in SPEC_FIELDS}
         if extra:
             App.objects.filter(pk=app.pk).update(**extra)
@@ -29,7 +31,7 @@ class Stack:
         return app
 
     def deploy(self, app: App, ref: str | None = None) -> Deployment:
-        return services.deploy(app, ref, Deployment.Trigger.CLI, "test")
+        return services.deploy(app, ref, TEST_ACTOR)
 
     def wait(self, deployment: Deployment, timeout: float = 120) -> Deployment:
         deadline = time.monotonic() + timeout

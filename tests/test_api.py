@@ -14,7 +14,7 @@ from django.test import Client
 
 from deployments import tasks
 from deployments.api import LOG_PAGE
-from deployments.engine import router, runtime
+from deployments.engine import router, runtime, source
 from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, LogLine, Membership
 
 APP = "billing-api"
@@ -53,7 +53,9 @@ class World:
     app: App
     release: Deployment  # succeeded, with an image; has log lines
     queued: Deployment
-    repo_url: str
+    repo_url: str  # the app's repository, on this machine
+    # What an ordinary user may create an app from: a remote (answered as git would, see `world`).
+    remote_url: str = "https://git.example.com/team/new-app.git"
     clients: dict = field(default_factory=dict)
 
     def path(self, template: str) -> str:
@@ -67,7 +69,7 @@ class World:
     def body(self, name: str) -> dict | None:
         """A JSON body that makes the endpoint do something."""
         return {
-            "create_app": {"name": "new-app", "repo_url": self.repo_url, "domains": ["new.example.com"]},
+            "create_app": {"name": "new-app", "repo_url": self.remote_url, "domains": ["new.example.com"]},
             "update_app": {"port": 9000, "domains": ["billing.example.com"]},
             "deploy": {"ref": "main"},
         }.get(name)
@@ -123,8 +125,13 @@ def dispatched(request, monkeypatch) -> list[int] | None:
 
 
 @pytest.fixture
-def world(transactional_db, django_user_model, app_repo) -> World:
+def world(transactional_db, django_user_model, app_repo, monkeypatch) -> World:
     app_repo.commit_version("v1")
+    # No git host is reachable here: World.remote_url answers as a remote with a main branch
+    # would; every other URL goes to git (which may use local files only in tests).
+    read_remote = source.remote_branches
+    monkeypatch.setattr(source, "remote_branches",
+                        lambda url: ["main"] if url == World.remote_url else read_remote(url))
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
     users["superuser"] = django_user_model.objects.create_superuser("root")
     tokens = {role: ApiToken.issue(user, "t")[1] for role, user in users.items()}
@@ -330,7 +337,7 @@ def test_env_var_values_never_appear_in_any_response(world, redis_server, monkey
     bodies.append(send(client, "patch", f"/api/apps/{APP}", {"env": {"NEW_VAR": NEW_VALUE}}))
     bodies.append(send(client, "patch", f"/api/apps/{APP}", {"env": {"SECRET_TOKEN": "x" * 300}}))
     bodies.append(send(client, "patch", f"/api/apps/{APP}", {"env": {"BAD-KEY": NEW_VALUE}}))
-    bodies.append(send(client, "post", "/api/apps", {"name": "other-app", "repo_url": world.repo_url,
+    bodies.append(send(client, "post", "/api/apps", {"name": "other-app", "repo_url": world.remote_url,
                                                       "env": {"OTHER": NEW_VALUE}}))
     bodies.append(send(client, "post", "/api/apps", {"name": "Bad!", "repo_url": world.repo_url,
                                                       "env": {"OTHER": NEW_VALUE}}))
@@ -354,7 +361,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
     creator = world.users[role]
 
     response = world.client(role).post("/api/apps", {
-        "name": "new-app", "repo_url": world.repo_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
+        "name": "new-app", "repo_url": world.remote_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
         "health_path": "/ready", "domains": ["New.Example.com"], "env": {"API_KEY": NEW_VALUE}, "replicas": 2,
         "zero_downtime": False,
     }, content_type="application/json")
@@ -364,10 +371,11 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
     app = App.objects.get(name="new-app")
     assert app.owner == creator
     assert body == {
-        "name": "new-app", "repo_url": world.repo_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
+        "name": "new-app", "repo_url": world.remote_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
         "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
         "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
-        "watch_min_requests": 20, "zero_downtime": False, "auto_deploy": True,
+        "watch_min_requests": 20, "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
+        "build_timeout": 1800, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
     }
@@ -380,7 +388,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
 
 
 def test_creating_an_app_with_only_name_and_repo_uses_the_defaults(world, redis_server):
-    response = world.client("outsider").post("/api/apps", {"name": "minimal", "repo_url": world.repo_url},
+    response = world.client("outsider").post("/api/apps", {"name": "minimal", "repo_url": world.remote_url},
                                              content_type="application/json")
 
     assert response.status_code == 201
@@ -691,8 +699,17 @@ BAD_INPUT = {
     "create: existing name": ("post", "/api/apps", {**NEW, "name": APP}, 400, "already exists"),
     "create: bad repo URL": ("post", "/api/apps", {**NEW, "repo_url": "--upload-pack=touch /tmp/pwned"}, 400,
                              "is not a git repository URL"),
-    "create: unreadable repo": ("post", "/api/apps", {**NEW, "repo_url": "/nonexistent/repo.git"}, 400,
+    "create: unreadable repo": ("post", "/api/apps", {**NEW, "repo_url": "https://git.example.com/none.git"}, 400,
                                 "cannot read git repository"),
+    "create: a path on this machine": ("post", "/api/apps", {**NEW, "repo_url": "/srv/other.git"}, 400,
+                                       "only the CLI or a superuser"),
+    "patch: a path on this machine": ("patch", "/api/apps/{app}", {"repo_url": "file:///srv/other.git"}, 400,
+                                      "only the CLI or a superuser"),
+    "create: limits out of range": ("post", "/api/apps", {**NEW, "memory_limit_mb": 1, "pids_limit": 10**6}, 400,
+                                    "memory_limit_mb"),
+    "patch: CPU limit NaN": ("patch", "/api/apps/{app}", '{"cpu_limit": NaN}', 422, "cpu_limit"),
+    "patch: unknown capability": ("patch", "/api/apps/{app}", {"capabilities": "SYS_ADMIN"}, 400,
+                                  "not a capability an app may have"),
     "create: branch with shell characters": ("post", "/api/apps", {**NEW, "branch": "main; rm -rf /"}, 400,
                                              "is not a usable git branch"),
     "create: missing branch": ("post", "/api/apps", {**NEW, "branch": "release"}, 400, "branch 'release' does not exist"),
@@ -729,7 +746,7 @@ BAD_INPUT = {
     # found by this suite and fixed: each once answered 500, changed things, or was taken as empty
     "patch: health_timeout NaN": ("patch", "/api/apps/{app}", '{"health_timeout": NaN}', 422, "health_timeout"),
     "patch: health_deadline NaN": ("patch", "/api/apps/{app}", '{"health_deadline": NaN}', 422, "health_deadline"),
-    "create: the same domain twice": ("post", "/api/apps", {**NEW, "repo_url": "/nonexistent/x.git",
+    "create: the same domain twice": ("post", "/api/apps", {**NEW, "repo_url": "https://git.example.com/x.git",
                                       "domains": ["a.example.com", "A.example.com"]}, 400, "cannot read git repository"),
     "create: NUL in repo URL": ("post", "/api/apps", {**NEW, "repo_url": "/tmp/x\u0000y"}, 400,
                                 "is not a git repository URL"),
@@ -759,7 +776,7 @@ def test_bad_input_gets_a_json_error_with_the_right_status_never_a_500_and_chang
     other = App.objects.create(name="shop", repo_url="/srv/shop.git", owner=world.users["outsider"])
     Domain.objects.create(app=other, hostname="shop.example.com")
     if isinstance(body, dict):
-        body = {k: (v.replace("{repo}", world.repo_url) if isinstance(v, str) else v) for k, v in body.items()}
+        body = {k: (v.replace("{repo}", world.remote_url) if isinstance(v, str) else v) for k, v in body.items()}
     before, files_before = db_state(), haproxy_files()
 
     response = send(world.client("owner"), method, world.path(path), body)
@@ -802,7 +819,7 @@ def test_unknown_fields_in_a_patch_are_ignored_and_cannot_change_protected_colum
 
 def test_unknown_fields_in_a_create_are_ignored_and_cannot_choose_the_owner_or_secret(world, redis_server):
     response = world.client("viewer").post("/api/apps", {
-        "name": "new-app", "repo_url": world.repo_url, "owner": world.users["superuser"].pk,
+        "name": "new-app", "repo_url": world.remote_url, "owner": world.users["superuser"].pk,
         "webhook_secret": "chosen-by-attacker", "auto_deploy": False, "live_colour": "green"},
         content_type="application/json")
 
@@ -842,7 +859,7 @@ def _wait_final(client: Client, deployment_id: int, timeout: float = 180) -> dic
 
 
 def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django_user_model):
-    user = django_user_model.objects.create_user("ci")
+    user = django_user_model.objects.create_superuser("ci")  # the repo is on this machine: superusers only
     out = io.StringIO()
     call_command("tokens", "create", "ci", stdout=out)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().splitlines()[-1]}")

@@ -10,8 +10,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from deployments import tasks
-from deployments.engine import router, runtime
+from deployments import services, tasks
+from deployments.engine import router, runtime, source
 from deployments.models import App, Deployment, Domain, EnvVar, LogLine, Membership
 from deployments.views import LOG_PAGE
 
@@ -65,12 +65,8 @@ class World:
 
 
 def settings_data(app: App, **changes) -> dict:
-    data = {"repo_url": app.repo_url, "branch": app.branch, "dockerfile": app.dockerfile, "port": app.port,
-            "health_path": app.health_path, "health_status": app.health_status, "health_timeout": app.health_timeout,
-            "health_deadline": app.health_deadline, "health_host": app.health_host, "replicas": app.replicas,
-            "stop_timeout": app.stop_timeout, "watch_window": app.watch_window,
-            "watch_error_percent": app.watch_error_percent, "watch_min_requests": app.watch_min_requests,
-            "domains": " ".join(app.domains.values_list("hostname", flat=True))}
+    data = {name: getattr(app, name) for name in services.SETTINGS_FIELDS}
+    data["domains"] = " ".join(app.domains.values_list("hostname", flat=True))
     return {**data, **changes}
 
 
@@ -556,11 +552,13 @@ def _new_app(repo_url: str, changes: dict | None = None) -> dict:
             "health_path": "/health", "domains": "new.example.com", **(changes or {})}
 
 
-def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, world, redis_server):
+def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, world, redis_server, monkeypatch):
     creator = world.users["outsider"]
     client.force_login(creator)
+    # An ordinary user needs a remote repository; none is reachable here, so the remote answers as git would.
+    monkeypatch.setattr(source, "remote_branches", lambda url: ["main"])
 
-    response = client.post(reverse("apps"), _new_app(world.app.repo_url))
+    response = client.post(reverse("apps"), _new_app("https://git.example.com/team/new-app.git"))
 
     assert response.status_code == 302 and response.url == reverse("app", kwargs={"name": "new-app"})
     app = App.objects.get(name="new-app")
@@ -585,7 +583,7 @@ def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, wo
 ])
 def test_creating_an_app_with_bad_input_shows_the_error_and_creates_nothing(client, world, redis_server,
                                                                             changes, field, error):
-    client.force_login(world.users["viewer"])
+    client.force_login(world.users["superuser"])  # the only ones besides the CLI who may use a local repo
     before, files_before = db_state(), haproxy_files()
 
     response = client.post(reverse("apps"), _new_app(world.app.repo_url, changes))
@@ -639,3 +637,26 @@ def test_deployment_log_of_a_missing_deployment_is_404(client, world):
     response = client.get(reverse("deployment_log", kwargs={"pk": world.queued.pk + 1000}))
 
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("repo_url", ["{local}", "file://{local}", "http://127.0.0.1:6379/x.git",
+                                      "ssh://[::1]/srv/x.git", "git@localhost:x.git", "https://169.254.169.254/x"])
+def test_an_ordinary_user_cannot_point_an_app_at_this_machine(client, world, redis_server, repo_url):
+    """A local path or loopback URL would let a user read what Switchyard can read (other apps' repos)."""
+    client.force_login(world.users["owner"])
+    before = db_state()
+
+    response = client.post(reverse("apps"), _new_app(repo_url.format(local=world.app.repo_url)))
+
+    assert any("only the CLI or a superuser" in message for message in response.context["form"].errors["repo_url"])
+    assert db_state() == before
+    changed = client.post(world.url("app_settings"), settings_data(world.app, repo_url="/srv/other-app.git"))
+    assert changed.status_code == 400 and App.objects.get(pk=world.app.pk).repo_url == world.app.repo_url
+
+
+def test_a_superuser_may_point_an_app_at_a_repository_on_this_machine(client, world, redis_server):
+    client.force_login(world.users["superuser"])
+
+    response = client.post(reverse("apps"), _new_app(world.app.repo_url))
+
+    assert response.status_code == 302 and App.objects.get(name="new-app").repo_url == world.app.repo_url

@@ -3,6 +3,7 @@ import re
 import time
 
 from deployments import presenters, services
+from deployments.audit import Actor
 from deployments.engine import runtime
 from deployments.models import App, Deployment
 
@@ -96,7 +97,7 @@ def test_promote_skips_the_rest_of_the_watch(stack, app_repo):
         time.sleep(0.05)
     started = time.monotonic()
 
-    services.promote(deployment, "grace")
+    services.promote(deployment, Actor.cli("grace"))
     done = stack.wait(deployment, timeout=30)
 
     assert done.state == Deployment.State.SUCCEEDED
@@ -109,7 +110,7 @@ def test_promote_outside_the_watch_is_refused(stack, app_repo):
     app_repo.commit_version("v1")
     done = stack.deploy_and_wait(stack.create_app(app_repo))
     try:
-        services.promote(done, "grace")
+        services.promote(done, Actor.cli("grace"))
         raise AssertionError("promoting a finished deployment should be refused")
     except services.NotPossible as refusal:
         assert "is not being watched" in str(refusal)

@@ -1,9 +1,16 @@
-"""`manage.py apps create|list|delete`."""
+"""`manage.py apps create|update|list|delete`."""
+import argparse
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
+from deployments.audit import Actor
 from deployments.models import App
+
+# Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
+OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float}
+CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "port", "health_path", "replicas")  # spelled out below
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -31,6 +38,15 @@ class Command(BaseCommand):
         create.add_argument("--owner", help="username of the owner (default: the first superuser)")
         create.add_argument("--no-zero-downtime", action="store_true",
                             help="recreate instead: stop the old release first (a short 503 gap)")
+        _add_setting_options(create, [n for n in services.SETTINGS_FIELDS if n not in CREATE_OPTIONS])
+        update = sub.add_parser("update", help="change an app's settings (the rest stays as it is)")
+        update.add_argument("name")
+        _add_setting_options(update, services.SETTINGS_FIELDS)
+        update.add_argument("--domain", action="append", help="a hostname; repeatable; replaces the app's domains")
+        update.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
+        update.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove KEY; repeatable")
+        update.add_argument("--zero-downtime", action=argparse.BooleanOptionalAction)
+        update.add_argument("--auto-deploy", action=argparse.BooleanOptionalAction)
         sub.add_parser("list", help="list apps")
         delete = sub.add_parser("delete", help="stop an app's containers and remove it")
         delete.add_argument("name")
@@ -43,12 +59,25 @@ class Command(BaseCommand):
             name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
             port=options["port"], health_path=options["health_path"], domains=options["domain"],
             env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
+            settings=_given_settings(options, exclude=CREATE_OPTIONS),
         )
         try:
-            app = services.create_app(spec, owner=self._owner(options["owner"]))
+            app = services.create_app(spec, Actor.cli(), owner=self._owner(options["owner"]))
         except services.InvalidInput as error:
-            raise CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))
+            raise _refused(error)
         self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
+
+    def _update(self, options: dict) -> None:
+        app = App.objects.filter(name=options["name"]).first()
+        if app is None:
+            raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
+        env = {**dict(options["env"]), **{key: None for key in options["unset_env"]}}
+        try:
+            services.update_app(app, Actor.cli(), _given_settings(options), domains=options["domain"], env=env,
+                                zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"])
+        except services.InvalidInput as error:
+            raise _refused(error)
+        self.stdout.write(f"Updated {app.name}; settings apply at the next deploy, domains now")
 
     def _owner(self, username: str | None):
         users = get_user_model().objects
@@ -65,7 +94,23 @@ class Command(BaseCommand):
             self.stdout.write(f"{app.name}\t{live}\t{app.repo_url}#{app.branch}\t{' '.join(app.hostnames())}")
 
     def _delete(self, options: dict) -> None:
-        if services.delete_app(options["name"]):
+        if services.delete_app(options["name"], Actor.cli()):
             self.stdout.write(f"Deleted {options['name']}")
         else:
             self.stdout.write(f"No app named {options['name']}; nothing to delete")
+
+
+def _add_setting_options(parser: CommandParser, names) -> None:
+    for name in names:
+        field = App._meta.get_field(name)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=OPTION_TYPES[field.get_internal_type()],
+                            help=str(field.help_text) or None)
+
+
+def _given_settings(options: dict, exclude=()) -> dict:
+    return {name: options[name] for name in services.SETTINGS_FIELDS
+            if name not in exclude and options.get(name) is not None}
+
+
+def _refused(error: services.InvalidInput) -> CommandError:
+    return CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))

@@ -1,10 +1,10 @@
 """`manage.py deploy NAME [--ref REF] [--follow]`."""
-import getpass
 import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
+from deployments.audit import Actor
 from deployments.models import App, Deployment, LogLine
 
 POLL_SECONDS = 0.2
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         if app is None:
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         try:
-            deployment = services.deploy(app, options["ref"], Deployment.Trigger.CLI, getpass.getuser())
+            deployment = services.deploy(app, options["ref"], Actor.cli())
         except services.InvalidInput as error:
             raise CommandError(str(error))
         self.stdout.write(f"Queued deployment #{deployment.id} of {app.name} ({deployment.ref})")

@@ -2,7 +2,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments.models import ApiToken
+from deployments import services
+from deployments.audit import Actor
 
 
 class Command(BaseCommand):
@@ -18,6 +19,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"there is no user {options['username']!r}")
-        _, token = ApiToken.issue(user, options["name"])
+        token = services.create_token(Actor(user=user, via=Actor.cli().via, label="cli"), options["name"])
         self.stdout.write(f"Token {options['name']!r} for {user.get_username()} (shown only now):")
         self.stdout.write(token)
