@@ -240,7 +240,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     """Validate everything first, then write it all in one transaction and refresh routing:
     a refused change changes nothing. env: {KEY: value} sets, {KEY: None} removes.
     Settings take effect at the next deployment; domains at once."""
-    before = {name: getattr(app, name) for name in SETTINGS_FIELDS}
+    before = App.objects.values(*SETTINGS_FIELDS).get(pk=app.pk)  # `app` may hold a form's values already
     for name in SETTINGS_FIELDS:
         if name in settings:
             setattr(app, name, settings[name])

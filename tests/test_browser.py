@@ -47,7 +47,8 @@ def _deploy_and_watch(page: Page) -> int:
 
 
 def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app_repo, page, django_user_model):
-    django_user_model.objects.create_user("ada", password="correct horse battery")
+    # The repository is on this machine, which only superusers (and the CLI) may use.
+    django_user_model.objects.create_superuser("ada", password="correct horse battery")
     app_repo.commit_version("v1", extra_dockerfile=SLOW_BUILD)
 
     page.goto("/")
@@ -104,6 +105,51 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
     page.goto("/")
     expect(page.locator("td .badge.UP")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "apps.png"), full_page=True)
+
+
+def _log_in(page: Page, username: str, password: str) -> None:
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Apps")).to_be_visible()
+
+
+def test_person_sees_and_changes_limits_and_reads_the_audit_log(transactional_db, page, django_user_model, app_repo):
+    ben = django_user_model.objects.create_user("ben", password="pw-ben-4567")
+    app_repo.commit_version("v1")
+    App.objects.create(name="shop", repo_url=app_repo.url, owner=ben)  # as a superuser or the CLI made it
+    _log_in(page, "ben", "pw-ben-4567")
+
+    page.fill("#id_name", "mine")
+    page.fill("#id_repo_url", app_repo.url)
+    page.get_by_role("button", name="Create app").click()
+    expect(page.locator(".errorlist")).to_contain_text("only the CLI or a superuser")
+    assert not App.objects.filter(name="mine").exists()
+
+    page.goto("/apps/shop/")
+    expect(page.locator("#limits")).to_contain_text("512 MiB memory · 1 CPU · 256 processes · capabilities: none")
+    page.fill("#id_capabilities", "SYS_ADMIN")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-form .errorlist")).to_contain_text("not a capability an app may have")
+    page.fill("#id_memory_limit_mb", "256")
+    page.fill("#id_cpu_limit", "0.5")
+    page.fill("#id_pids_limit", "128")
+    page.fill("#id_capabilities", "NET_BIND_SERVICE")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    expect(page.locator("#limits")).to_contain_text("256 MiB memory · 0.5 CPU · 128 processes · "
+                                                    "capabilities: NET_BIND_SERVICE")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("memory_limit_mb=256")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("ben")
+    page.locator("#limits").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "app_limits_activity.png"), full_page=True)
+
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    expect(page.locator("table.audit tbody tr")).to_have_count(1)
+    expect(page.locator("table.audit tbody tr").first).to_contain_text("app.settings")
+    page.screenshot(path=str(SCREENSHOTS / "audit.png"), full_page=True)
 
 
 def test_a_100000_line_log_streams_in_without_freezing_the_page(transactional_db, page, django_user_model):

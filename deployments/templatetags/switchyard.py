@@ -21,3 +21,9 @@ def app_url(host: str) -> str:
     """Where a person reaches an app's host through HAProxy (the port unless it is 80)."""
     port = settings.SWITCHYARD["HTTP_BIND"][1]
     return f"http://{host}/" if port == 80 else f"http://{host}:{port}/"
+
+
+@register.filter
+def number(value: float) -> str:
+    """1.0 → "1", 0.5 → "0.5": as short as the value allows."""
+    return f"{value:g}"
