@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from deployments import audit
+from deployments import audit, services
 from deployments.engine import router
 from deployments.models import App, Deployment, Domain, Membership
 
@@ -25,7 +25,19 @@ class AppAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         router.refresh_config()  # domains edited here reach HAProxy's map like the panel's do
         changed = ", ".join(form.changed_data) or "related rows"
-        audit.record(audit.Actor.from_request(request, audit.Via.ADMIN), "app.admin_edit", form.instance, changed)
+        audit.record(_actor(request), "app.admin_edit", form.instance, changed)
+
+    def delete_model(self, request, obj: App) -> None:
+        """As the panel deletes: containers, routing, images and cache go too, and it is recorded."""
+        services.delete_app(obj.name, _actor(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for app in queryset:
+            self.delete_model(request, app)
+
+
+def _actor(request) -> audit.Actor:
+    return audit.Actor.from_request(request, audit.Via.ADMIN)
 
 
 @admin.register(Deployment)

@@ -1,5 +1,8 @@
 """Django's admin edits apps too: what it changes reaches HAProxy like the panel's edits do."""
 
+from deployments.engine import runtime
+from deployments.models import App, AuditEvent
+
 
 def _change_form_data(page) -> dict:
     """What the admin's change form would post back unchanged, inline management forms included."""
@@ -34,3 +37,19 @@ def test_a_domain_added_in_the_admin_routes_to_the_app(stack, app_repo, admin_cl
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert stack.get("added-in-admin.example.com") == (200, "v1")
+    event = AuditEvent.objects.get(action="app.admin_edit")
+    assert (event.via, event.app_name, event.username) == ("admin", app.name, "admin")
+
+
+def test_deleting_an_app_in_the_admin_removes_its_containers_and_routing(stack, app_repo, admin_client):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo)
+    stack.deploy_and_wait(app)
+    assert runtime.containers(app_name=app.name)
+
+    response = admin_client.post(f"/admin/deployments/app/{app.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not App.objects.filter(pk=app.pk).exists() and runtime.containers(app_name=app.name) == []
+    assert stack.get(app.default_hostname)[0] == 404
+    assert AuditEvent.objects.filter(action="app.delete", app_name=app.name, via="admin").exists()
