@@ -13,6 +13,7 @@ import time
 from channels.layers import get_channel_layer
 from django.db.models import Max
 
+from deployments.masking import Masker
 from deployments.models import LogLine
 
 FLUSH_LINES = 200
@@ -62,18 +63,13 @@ class DeploymentLog:
     def __init__(self, deployment_id: int, secrets: list[str] | tuple[str, ...] = ()) -> None:
         self.deployment_id = deployment_id
         # Env var values never reach the log, even if an app prints its environment.
-        self._secrets = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
+        self.mask = Masker(secrets)
         last = LogLine.objects.filter(deployment_id=deployment_id).aggregate(m=Max("seq"))["m"]
         self._next_seq = (last or 0) + 1
         self._pending: list[LogLine] = []
         self._last_flush = time.monotonic()
         self._held = False
         self._held_messages: list[dict] = []
-
-    def mask(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "****")
-        return text
 
     def write(self, text: str) -> None:
         text = self.mask(text)
