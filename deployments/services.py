@@ -208,7 +208,7 @@ def _points_at_this_machine(repo_url: str) -> bool:
 
 
 def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
-    """HAProxy's own verdict (`haproxy -c`, ~60 ms) on the config these values make, before any is saved."""
+    """HAProxy's own verdict (`haproxy -c`: 30-70 ms) on the config these values make, before any is saved."""
     try:
         router.check_app_config(app, domains)
     except haproxy_process.HAProxyConfigInvalid as error:

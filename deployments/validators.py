@@ -5,6 +5,7 @@ labels, so the rules are strict and every message says what to type instead.
 """
 import math
 import re
+from urllib.parse import quote
 
 from django.core.exceptions import ValidationError
 
@@ -16,10 +17,16 @@ ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # \S would let control characters (a NUL breaks every subprocess call) through.
 REPO_URL = re.compile(r"^(https?://|ssh://|git://|file://|/|[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:)[^\s\x00-\x1f\x7f]+$")
 DOCKERFILE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,199}$")
+PORT = re.compile(r"[0-9]{1,5}")
+# RFC 3986 path and query characters, minus what HAProxy's config or runtime API give a
+# meaning to ($ expands variables, ' quotes, ; separates runtime commands) and minus #
+# (a fragment is never sent). Everything else a person needs can be percent-encoded.
+HEALTH_PATH_CHAR = re.compile(r"[A-Za-z0-9\-._~!&()*+,=:@/?]|%[0-9A-Fa-f]{2}")
+HEALTH_PATH = re.compile(rf"/(?:{HEALTH_PATH_CHAR.pattern})*")
 
 
 def validate_app_name(value: str) -> None:
-    if not APP_NAME.match(value or ""):
+    if not APP_NAME.fullmatch(value or ""):
         raise ValidationError(
             f"{value!r} is not a valid app name: use 1-32 lowercase letters, digits and "
             "hyphens, starting with a letter and not ending with a hyphen (e.g. my-app)"
@@ -27,7 +34,7 @@ def validate_app_name(value: str) -> None:
 
 
 def validate_git_ref(value: str) -> None:
-    if not GIT_REF.match(value or "") or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value:
+    if not GIT_REF.fullmatch(value or "") or ".." in value or value.endswith((".lock", "/", ".")) or "//" in value:
         raise ValidationError(
             f"{value!r} is not a usable git branch, tag or commit: use letters, digits and . _ / - "
             "only (no spaces or shell characters such as ; $ ` |), not starting with - or ending with /"
@@ -35,7 +42,7 @@ def validate_git_ref(value: str) -> None:
 
 
 def validate_repo_url(value: str) -> None:
-    if not REPO_URL.match(value or "") or value.startswith("-") or "::" in value.split("/")[0]:
+    if not REPO_URL.fullmatch(value or "") or value.startswith("-") or "::" in value.split("/")[0]:
         raise ValidationError(
             f"{value!r} is not a git repository URL: use https://host/owner/repo.git, "
             "ssh://host/repo, git@host:owner/repo.git or an absolute path"
@@ -43,32 +50,47 @@ def validate_repo_url(value: str) -> None:
 
 
 def validate_hostname(value: str) -> None:
-    if not HOSTNAME.match(value or ""):
+    if not HOSTNAME.fullmatch(value or ""):
         raise ValidationError(f"{value!r} is not a hostname: use lowercase letters, digits, hyphens and dots (e.g. app.example.com)")
 
 
 def validate_host_header(value: str) -> None:
-    host, _, port = value.partition(":")
+    host, colon, port = value.partition(":")
     try:
         validate_hostname(host)
     except ValidationError:
         raise ValidationError(f"{value!r} is not a Host header: use a hostname, optionally with :port (e.g. app.example.com)")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    # isdigit() alone would let "²" through to int() (a ValueError, not a message).
+    if colon and not (PORT.fullmatch(port) and 0 < int(port) < 65536):
         raise ValidationError(f"{value!r} has a port that is not 1-65535")
 
 
 def validate_env_key(value: str) -> None:
-    if not ENV_KEY.match(value or ""):
+    if not ENV_KEY.fullmatch(value or ""):
         raise ValidationError(f"{value!r} is not an environment variable name: use letters, digits and _, not starting with a digit")
 
 
 def validate_health_path(value: str) -> None:
-    if not value.startswith("/") or any(c.isspace() for c in value) or len(value) > 200:
-        raise ValidationError(f"{value!r} is not a health check path: it must start with / and contain no spaces (e.g. /health)")
+    if len(value) > 200:
+        raise ValidationError(f"{value[:40]!r}... is too long for a health check path: use at most 200 characters")
+    if HEALTH_PATH.fullmatch(value):
+        return
+    if not value.startswith("/"):
+        raise ValidationError(f"{value!r} is not a health check path: start it with / (e.g. /health)")
+    raise ValidationError(
+        f"{value!r} is not a health check path: use letters, digits and - . _ ~ ! & ( ) * + , = : @ / ? only, "
+        f"and percent-encode anything else: {_percent_encoding_hint(value)} (e.g. /health?full=1&name=a%20b)"
+    )
+
+
+def _percent_encoding_hint(value: str) -> str:
+    """What to type instead of each character the grammar refuses, e.g. `write %22 for "`."""
+    unsafe = dict.fromkeys(HEALTH_PATH_CHAR.sub("", value))  # a lone % is left over too: %25
+    return ", ".join(f"write {quote(c, safe='')} for {c!r}" for c in unsafe)
 
 
 def validate_dockerfile(value: str) -> None:
-    if not DOCKERFILE.match(value or "") or ".." in value.split("/"):
+    if not DOCKERFILE.fullmatch(value or "") or ".." in value.split("/"):
         raise ValidationError(f"{value!r} is not a Dockerfile path: give a path inside the repository, "
                               "e.g. Dockerfile or docker/web.Dockerfile")
 

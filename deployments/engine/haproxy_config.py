@@ -3,10 +3,14 @@
 Pure functions of plain data (no ORM, no I/O), so what HAProxy is told can be read
 and tested on its own. router.py builds the snapshot from the database.
 """
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deployments.models import COLOURS, MAX_REPLICAS
+from deployments.validators import APP_NAME, HOSTNAME
+
+log = logging.getLogger(__name__)
 
 NO_APP_BACKEND = "no_app"
 PLACEHOLDER_ADDR = ("127.0.0.1", 1)  # address of an unused slot; it stays in maintenance
@@ -46,6 +50,20 @@ class AppRoute:
 
 def backend_name(app_name: str, colour: str) -> str:
     return f"app_{app_name}_{colour}"
+
+
+class UnsafeValue(ValueError):
+    """A value that cannot be written into HAProxy's config or map as exactly one word."""
+
+
+def quoted(value: str, log_format: bool = False) -> str:
+    """`value` as one strongly quoted word of the config: inside '...' HAProxy expands no
+    "${VAR}" and reads no escape, comment or separator ("2.2 Quoting and escaping").
+    A ' or anything outside printable ASCII has no representation there: refused, never
+    escaped. log_format: the argument is read as a log-format string too, where % is a tag."""
+    if not isinstance(value, str) or not value or "'" in value or not all(" " <= c <= "~" for c in value) or (log_format and "%" in value):
+        raise UnsafeValue(f"{value!r} cannot be written into HAProxy's config as one quoted word")
+    return f"'{value}'"
 
 
 @dataclass(frozen=True)
@@ -89,7 +107,36 @@ def render_map(routes: list[AppRoute]) -> str:
 
 
 def map_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
-    return [(host, route.backend(route.live_colour)) for route in routes for host in route.hostnames]
+    return [(host, route.backend(route.live_colour)) for route in _routable(routes) for host in route.hostnames]
+
+
+def _routable(routes: list[AppRoute]) -> list[AppRoute]:
+    """Routes whose name and hosts can be written as words of the config, the map and the
+    runtime API. Validation lets nothing else into the database; a row written around it must
+    cost its own app's routing, not every app's (a config HAProxy refuses stops them all)."""
+    safe = []
+    for route in routes:
+        if not APP_NAME.fullmatch(route.name):
+            log.error("app %r is not routed: its name cannot be written into HAProxy's config", route.name)
+            continue
+        hosts = tuple(host for host in route.hostnames if HOSTNAME.fullmatch(host))
+        if hosts != route.hostnames:
+            log.error("app %s: hosts %r are not routed: they are not hostnames", route.name,
+                      sorted(set(route.hostnames) - set(hosts)))
+        safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends))
+    return safe
+
+
+def check_route(route: AppRoute) -> None:
+    """Raise UnsafeValue if rendering would leave out any part of the route (see _routable
+    and _health_lines): for checking a value before it is stored."""
+    if not APP_NAME.fullmatch(route.name):
+        raise UnsafeValue(f"{route.name!r} cannot be written into HAProxy's config as an app name")
+    for host in route.hostnames:
+        if not HOSTNAME.fullmatch(host):
+            raise UnsafeValue(f"{host!r} cannot be written into HAProxy's map as a hostname")
+    for backend in route.backends.values():
+        _health_words(backend.health)
 
 
 def map_text(entries: list[tuple[str, str]]) -> str:
@@ -112,7 +159,7 @@ def route_app_to(entries: list[tuple[str, str]], app_name: str, colour: str) -> 
 
 def render_config(routes: list[AppRoute], paths: Paths, bind: tuple[str, int]) -> str:
     parts = [_global_and_defaults(paths), _frontend(paths, bind), _no_app_backend()]
-    for route in routes:
+    for route in _routable(routes):
         parts += [_app_backend(route, colour) for colour in COLOURS]
     return "\n".join(parts)
 
@@ -160,17 +207,31 @@ def _no_app_backend() -> str:
 def _app_backend(route: AppRoute, colour: str) -> str:
     backend = route.backends[colour]
     health = backend.health
-    lines = [
-        f"backend {route.backend(colour)}",
-        "    balance roundrobin",
-        "    option httpchk",
-        f"    http-check send meth GET uri {health.path} ver HTTP/1.1 hdr Host {health.host}",
-        f"    http-check expect status {health.status}",
-        f"    timeout check {int(health.timeout * 1000)}ms",
-    ]
+    lines = [f"backend {route.backend(colour)}", "    balance roundrobin", *_health_lines(route.name, health),
+             f"    timeout check {int(health.timeout * 1000)}ms"]
     lines += _slots(backend.servers, slot_name, "check")
     lines += _slots(backend.backups, backup_slot_name, "check backup")
     return "\n".join(lines) + "\n"
+
+
+def _health_lines(app_name: str, health: HealthCheck) -> list[str]:
+    """The HTTP check with path and Host header quoted; without it (servers checked by TCP
+    connect) if a stored value cannot be quoted: validation keeps such values out and a
+    migration repaired old ones, so this is a row written around both, and it must not stop
+    HAProxy from starting for every other app."""
+    try:
+        path, host, status = _health_words(health)
+    except UnsafeValue as error:
+        log.error("app %s: HTTP health check left out of HAProxy's config (TCP check only): %s", app_name, error)
+        return ["    # HTTP health check left out: the stored path, Host header or status cannot be written safely"]
+    return ["    option httpchk", f"    http-check send meth GET uri {path} ver HTTP/1.1 hdr Host {host}",
+            f"    http-check expect status {status}"]
+
+
+def _health_words(health: HealthCheck) -> tuple[str, str, int]:
+    if not isinstance(health.status, int) or not 100 <= health.status <= 599:
+        raise UnsafeValue(f"{health.status!r} is not an HTTP status")
+    return quoted(health.path), quoted(health.host, log_format=True), health.status
 
 
 def _slots(servers: tuple[Server, ...], name, options: str) -> list[str]:

@@ -12,16 +12,22 @@ from deployments.engine import haproxy_socket
 from deployments.engine.haproxy_config import Paths
 
 START_TIMEOUT = 10.0
+CHECK_TIMEOUT = 30.0
 
 
 class HAProxyConfigInvalid(Exception):
     """`haproxy -c` rejected a rendered config; nothing was reloaded."""
 
 
+def environment() -> dict[str, str]:
+    """All HAProxy gets from ours: the panel's holds its secret key and database URL, and
+    HAProxy substitutes "${NAME}" from its environment into the config."""
+    return {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+
+
 def check_config(config_file: os.PathLike) -> None:
-    result = subprocess.run(
-        ["haproxy", "-c", "-q", "-f", str(config_file)], capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run(["haproxy", "-c", "-q", "-f", str(config_file)], capture_output=True, text=True,
+                            timeout=CHECK_TIMEOUT, env=environment())
     if result.returncode != 0:
         raise HAProxyConfigInvalid((result.stderr or result.stdout).strip())
 
@@ -34,7 +40,7 @@ def start(paths: Paths) -> None:
     """Start a daemonised master with the files on disk and wait until its worker answers."""
     subprocess.run(
         ["haproxy", "-W", "-D", "-f", str(paths.config), "-S", f"{paths.master_socket},mode,600", "-p", str(paths.pidfile)],
-        check=True, capture_output=True, timeout=30,
+        check=True, capture_output=True, timeout=30, env=environment(),
     )
     _wait_until(lambda: haproxy_socket.is_alive(paths.admin_socket), "HAProxy did not start answering")
 

@@ -13,6 +13,7 @@ still under the lock, so nobody else ever sees the three differ.
 """
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from deployments.engine.haproxy_config import (
     HealthCheck,
     Paths,
     Server,
+    UnsafeValue,
     backup_slot_name,
+    check_route,
     map_entries,
     map_text,
     parse_map,
@@ -50,18 +53,41 @@ def snapshot() -> list[AppRoute]:
     that deployment was verified, so editing the health path never fails a live release."""
     holders = {(d.app_id, d.colour): d for d in
                Deployment.objects.filter(holds_backend=True).select_related("previous").order_by("id")}
-    routes = []
-    for app in App.objects.prefetch_related("domains"):
-        backends = {}
-        for colour in COLOURS:
-            holder = holders.get((app.id, colour))
-            health = HealthCheck(**(holder.health_check if holder and holder.health_check else app.current_health_check()))
-            servers = _servers(holder.containers) if holder else ()
-            backups = _servers(holder.previous.containers) if holder and holder.serves_backup and holder.previous else ()
-            backends[colour] = Backend(health=health, servers=servers, backups=backups)
-        routes.append(AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour,
-                               backends=backends))
-    return routes
+    return [_route(app, holders) for app in App.objects.prefetch_related("domains")]
+
+
+def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
+    backends = {}
+    for colour in COLOURS:
+        holder = holders.get((app.id, colour))
+        health = HealthCheck(**(holder.health_check if holder and holder.health_check else app.current_health_check()))
+        servers = _servers(holder.containers) if holder else ()
+        backups = _servers(holder.previous.containers) if holder and holder.serves_backup and holder.previous else ()
+        backends[colour] = Backend(health=health, servers=servers, backups=backups)
+    return AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, backends=backends)
+
+
+def check_app_config(app: App, domains: list[str]) -> None:
+    """Raise HAProxyConfigInvalid unless HAProxy accepts the config as it would be with `app`
+    (saved or not) and its `domains` in place of what is stored. Run before a row is saved,
+    so a value HAProxy refuses is refused here and never reaches a file or a reload.
+
+    Both colours get the app's own health check (the next deployment's), and the config is
+    rendered into a directory of its own: nothing HAProxy reads is touched.
+    """
+    backend = Backend(health=HealthCheck(**app.current_health_check()))
+    route = AppRoute(name=app.name, hostnames=(app.default_hostname, *domains), live_colour=app.live_colour,
+                     backends={colour: backend for colour in COLOURS})
+    try:
+        check_route(route)  # rendering would leave out what it cannot quote; here that is an error
+    except UnsafeValue as error:
+        raise haproxy_process.HAProxyConfigInvalid(str(error)) from error
+    routes = [other for other in snapshot() if other.name != app.name] + [route]
+    with tempfile.TemporaryDirectory(prefix="switchyard-check-") as directory:
+        location = Paths(Path(directory))
+        location.hosts_map.write_text(render_map(routes))  # the config names it: HAProxy opens it
+        location.config.write_text(render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"]))
+        haproxy_process.check_config(location.config)
 
 
 def _servers(containers: list[dict]) -> tuple[Server, ...]:
@@ -236,11 +262,10 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
     if not haproxy_process.is_running(location):
         if not start_if_down:
             return
-        haproxy_process.check_config(location.config)
+        haproxy_process.check_config(location.config)  # it may be an older version's, unchanged
         haproxy_process.start(location)
         return  # a fresh process reads the complete state from the files
-    if structure_changed:
-        haproxy_process.check_config(location.config)
+    if structure_changed:  # _write_files checked the new config before it replaced the old
         haproxy_process.reload(location)
         return
     if push_map:
@@ -257,12 +282,18 @@ def _apply_quietly(**kwargs) -> None:
 
 
 def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
-    """Write config and map; return whether the config changed beyond server addresses/state."""
+    """Write config and map; return whether the config changed beyond server addresses/state.
+    A changed config is checked (`haproxy -c`) in a temporary file beside haproxy.cfg and only
+    then renamed over it, before the map: if HAProxy refuses it, neither file is replaced."""
     location.directory.mkdir(parents=True, exist_ok=True)
     config = render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"])
+    hosts_map = render_map(routes)
     previous = _read(location.config)
-    _write_if_changed(location.hosts_map, render_map(routes))
-    _write_if_changed(location.config, config, previous)
+    if config != previous:
+        if not location.hosts_map.exists():  # the config names the map: HAProxy's check opens it
+            _atomic_write(location.hosts_map, hosts_map)
+        _atomic_write(location.config, config, check=haproxy_process.check_config)
+    _write_if_changed(location.hosts_map, hosts_map)
     return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
 
 
@@ -317,10 +348,17 @@ def _batches(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str, check=None) -> None:
+    """Write a temporary file beside `path`, pass it to `check` if given (which raises to
+    refuse it), then rename it over `path`."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if check is not None:
+            check(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
