@@ -1,11 +1,13 @@
 """Switchyard settings: every value comes from an environment variable (see README)."""
+import ipaddress
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from panel.env import env_bind, env_bool, env_float, env_int, env_str
+from panel.env import env_bind, env_bool, env_float, env_int, env_ipv4_network, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("SWITCHYARD_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -28,6 +30,9 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("SWITCHYARD_DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env_str("SWITCHYARD_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+# Origins besides the panel's own that may post forms and open WebSockets, e.g. https://panel.example.com
+# when a proxy rewrites the Host header.
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("SWITCHYARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -37,18 +42,22 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "deployments",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside the session and CSRF middleware, so it sees the cookies they set.
+    "panel.middleware.SecureCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
 ]
 
 ROOT_URLCONF = "panel.urls"
@@ -110,6 +119,37 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one
+# address, that pair gets 429 (even with the right password) until the cool-off has passed. The pair,
+# not the username alone, so nobody can lock the real admin out from elsewhere; not the address alone,
+# so people behind one NAT or proxy do not lock each other out. The address is REMOTE_ADDR: behind a
+# proxy on this machine uvicorn already puts the client's address there (it trusts X-Forwarded-For
+# from FORWARDED_ALLOW_IPS, default 127.0.0.1); Django itself never reads the header, so a client
+# talking to the panel directly cannot pick its own address.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("SWITCHYARD_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SWITCHYARD_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "panel.middleware.remote_addr"
+AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# Cookies: Secure is decided per request (panel.middleware.SecureCookiesMiddleware), because one
+# panel is reached both over http://127.0.0.1 and over HTTPS through a proxy. The proxy must set
+# X-Forwarded-Proto; a client forging it only makes its own cookies stricter.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -125,7 +165,12 @@ SWITCHYARD = {
     # Label on every container, image and network this installation creates; a test run
     # uses its own, so it never touches the containers of a running panel.
     "INSTANCE": env_str("SWITCHYARD_INSTANCE", "main"),
+    # Each app gets its own bridge network, named <DOCKER_NETWORK>-<app>, with a /26 of
+    # APP_SUBNETS: 61 addresses, room for blue and green at MAX_REPLICAS; 1,024 apps in a /16.
+    # The default range is private and outside Docker's own default pools (172.17-31.x, 192.168.x).
     "DOCKER_NETWORK": env_str("SWITCHYARD_DOCKER_NETWORK", "switchyard"),
+    "APP_SUBNETS": env_ipv4_network("SWITCHYARD_APP_SUBNETS", "10.213.0.0/16", longest_prefix=26),
+    "APP_SUBNET_PREFIX": 26,
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
     "PANEL_BIND": env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000"),
     "HAPROXY_DIR": DATA_DIR / "haproxy",
@@ -146,6 +191,42 @@ SWITCHYARD = {
     # Lines stored per deployment log; the rest is cut with a line saying so.
     "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
 }
+
+
+def _refuse_any_host_beyond_loopback(hosts: list[str], bind_host: str) -> None:
+    """`*` answers any Host header: harmless on loopback, an open door (cache poisoning, password
+    reset links, DNS rebinding) on an address others can reach."""
+    if "*" not in hosts or _is_loopback(bind_host):
+        return
+    raise ImproperlyConfigured(
+        f"SWITCHYARD_ALLOWED_HOSTS is '*' (the default) while the panel binds {bind_host} "
+        "(SWITCHYARD_PANEL_BIND), beyond loopback; list the host names the panel is reached by, "
+        "e.g. SWITCHYARD_ALLOWED_HOSTS=panel.example.com,203.0.113.7")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+_refuse_any_host_beyond_loopback(ALLOWED_HOSTS, SWITCHYARD["PANEL_BIND"][0])
+
+# Django's cache (webhook rejection budgets) lives in Redis, shared by every web worker.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"switchyard-{SWITCHYARD['INSTANCE']}",
+    },
+}
+# Rejected webhook deliveries (bad signature, malformed) one address may send per minute before 429.
+WEBHOOK_REJECTIONS_PER_MINUTE = env_int("SWITCHYARD_WEBHOOK_REJECTIONS_PER_MINUTE", 20, minimum=1, maximum=100000)
+# Rejected deliveries kept per app (newest first); valid ones are never pruned.
+WEBHOOK_REJECTIONS_KEPT = env_int("SWITCHYARD_WEBHOOK_REJECTIONS_KEPT", 100, minimum=1, maximum=100000)
 
 LOGGING = {
     "version": 1,

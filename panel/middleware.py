@@ -1,0 +1,32 @@
+"""Request-level security that Django's static settings cannot express."""
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+
+class SecureCookiesMiddleware:
+    """Marks every cookie of a response Secure when its request came over HTTPS.
+
+    Django's SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE are one value for all requests, but the
+    same panel is used over plain http://127.0.0.1:8000 (where a Secure cookie would be dropped and
+    nobody could log in) and over HTTPS through a proxy (where a cookie without Secure could leak
+    over a plain-HTTP request to the same host). So the request decides: request.is_secure() honours
+    X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.is_secure():
+            for morsel in response.cookies.values():
+                morsel["secure"] = True
+        return response
+
+
+def remote_addr(request: HttpRequest) -> str | None:
+    """The client address login throttling counts by: the peer as the ASGI server reports it.
+
+    Never X-Forwarded-For read here: uvicorn already resolves it for proxies it trusts
+    (FORWARDED_ALLOW_IPS), and anyone else could send any value to dodge the lock-out."""
+    return request.META.get("REMOTE_ADDR") or None
