@@ -1,7 +1,9 @@
 """The webhook endpoint, POST /hooks/<app>/: only records and enqueues (see services)."""
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from django_ratelimit.core import is_ratelimited
 
 from deployments import services
 from deployments.audit import client_address
@@ -22,5 +24,13 @@ def receive(request: HttpRequest, name: str) -> JsonResponse:
     body = request.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
-    status, payload = services.receive_webhook(app, request.headers, body, client_address(request))
+    status, payload = services.receive_webhook(app, request.headers, body, client_address(request),
+                                               within_budget=lambda: _rejection_within_budget(request))
     return JsonResponse(payload, status=status)
+
+
+def _rejection_within_budget(request: HttpRequest) -> bool:
+    """Count one rejected delivery against the sender's address (REMOTE_ADDR; the cache is Redis,
+    so every web worker shares the count); False once it has sent more this minute than allowed."""
+    rate = f"{settings.WEBHOOK_REJECTIONS_PER_MINUTE}/m"
+    return not is_ratelimited(request, group="webhook-rejections", key="ip", rate=rate, increment=True)

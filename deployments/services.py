@@ -3,9 +3,11 @@
 Input is validated completely before anything is written, so bad input changes nothing.
 """
 import ipaddress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -373,16 +375,21 @@ def revoke_token(actor: Actor, token_id: int) -> bool:
     return True
 
 
-def receive_webhook(app: App, headers, body: bytes, address: str | None = None) -> tuple[int, dict]:
+def receive_webhook(app: App, headers, body: bytes, address: str | None = None,
+                    within_budget: Callable[[], bool] = lambda: True) -> tuple[int, dict]:
     """Record a delivery and, for a push to the app's branch, queue exactly that commit.
-    Returns (HTTP status, JSON body). Nothing is queued for any rejected or ignored delivery."""
+    Returns (HTTP status, JSON body). Nothing is queued for any rejected or ignored delivery.
+    A rejected one is first counted against the sender (`within_budget`): once over, 429 and
+    nothing recorded. Verified deliveries are never counted, so a flood cannot hold them up."""
     provider_name = "unknown"
     try:
         provider = webhooks.identify(headers)
         provider_name = provider.name
         push = webhooks.read(provider, headers, body, app.webhook_secret)
     except webhooks.Rejected as rejection:
-        _record_delivery(app, provider_name, None, rejection.status, f"rejected: {rejection.detail}")
+        if not within_budget():
+            return 429, {"detail": "too many rejected deliveries from this address; try again in a minute"}
+        _record_rejection(app, provider_name, rejection)
         return rejection.status, {"detail": rejection.detail}
     return _act_on_push(app, provider_name, push, Actor(user=None, via=Via.WEBHOOK, address=address))
 
@@ -425,6 +432,16 @@ def _ignore_reason(app: App, provider: str, push: "webhooks.Push", check_duplica
     if not app.auto_deploy:
         return "auto-deploy is off"
     return ""
+
+
+def _record_rejection(app: App, provider: str, rejection: "webhooks.Rejected") -> None:
+    """Record it and keep only the app's newest WEBHOOK_REJECTIONS_KEPT rejections, so forged
+    deliveries from any number of addresses cannot grow the table without bound."""
+    _record_delivery(app, provider, None, rejection.status, f"rejected: {rejection.detail}")
+    rejected = WebhookDelivery.objects.filter(app=app, status_code__gte=400)
+    newest_dropped = rejected.order_by("-id").values_list("id", flat=True)[settings.WEBHOOK_REJECTIONS_KEPT:][:1]
+    if newest_dropped:
+        rejected.filter(id__lte=newest_dropped[0]).delete()
 
 
 def _record_delivery(app: App, provider: str, push, status: int, result: str, deployment=None,

@@ -3,10 +3,13 @@ else is answered, recorded, and queues nothing."""
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from types import SimpleNamespace
 
+import django_ratelimit.core
 import pytest
+from django.conf import settings
 
 from deployments import tasks
 from deployments.models import App, Deployment, WebhookDelivery
@@ -95,8 +98,20 @@ def app(transactional_db) -> App:
     return App.objects.create(name="shop", repo_url="/srv/shop.git", branch="main", webhook_secret=SECRET)
 
 
-def _post(client, body: bytes, headers: dict, name: str = "shop"):
-    return client.post(f"/hooks/{name}/", data=body, content_type="application/json", headers=headers)
+@pytest.fixture(autouse=True)
+def full_rejection_budgets(redis_server, monkeypatch):
+    """Every test starts with untouched budgets (the test client always comes from 127.0.0.1), inside
+    one rate-limit window: django-ratelimit's clock stands still, so no minute ends mid-test."""
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    for key in redis_server.scan_iter(match=f"{prefix}:*"):
+        redis_server.delete(key)
+    frozen = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: frozen))
+
+
+def _post(client, body: bytes, headers: dict, name: str = "shop", address: str = "127.0.0.1"):
+    return client.post(f"/hooks/{name}/", data=body, content_type="application/json", headers=headers,
+                       REMOTE_ADDR=address)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -235,6 +250,32 @@ def test_redeliver_acts_on_the_recorded_push_again(client, app, redis_server, di
     again = WebhookDelivery.objects.exclude(pk=original.pk).get()
     assert again.redelivery_of_id == original.pk and again.status_code == 202
     assert list(Deployment.objects.values_list("commit_sha", flat=True)) == [SHA, SHA]
+
+
+def test_a_forged_flood_gets_429_past_the_budget_and_signed_deliveries_still_queue(client, app, dispatched):
+    budget = settings.WEBHOOK_REJECTIONS_PER_MINUTE
+    flood = [_post(client, *_tamper(*github()), address="192.0.2.66").status_code for _ in range(budget + 30)]
+
+    assert flood == [403] * budget + [429] * 30
+    assert WebhookDelivery.objects.count() == budget  # nothing recorded past the budget
+    assert _post(client, *_tamper(*github()), address="192.0.2.67").status_code == 403  # others keep theirs
+    signed_elsewhere = _post(client, *github(), address="198.51.100.1")
+    signed_from_the_flood = _post(client, *github(after="b" * 40), address="192.0.2.66")
+    assert (signed_elsewhere.status_code, signed_from_the_flood.status_code) == (202, 202)
+    assert len(dispatched) == 2
+
+
+def test_rejected_deliveries_from_many_addresses_keep_only_the_newest_per_app(client, app, dispatched):
+    kept = settings.WEBHOOK_REJECTIONS_KEPT
+    assert _post(client, *github()).status_code == 202
+    statuses = {_post(client, *_tamper(*github()), address=f"192.0.2.{n % 40}").status_code for n in range(kept + 50)}
+
+    rejected = WebhookDelivery.objects.filter(status_code=403)
+    assert statuses == {403}
+    assert rejected.count() == kept
+    assert WebhookDelivery.objects.filter(status_code=202).count() == 1  # the accepted one is never pruned
+    newest = WebhookDelivery.objects.order_by("-id").values_list("id", flat=True)[0]
+    assert sorted(rejected.values_list("id", flat=True)) == list(range(newest - kept + 1, newest + 1))
 
 
 def test_burst_of_pushes_while_deploying_builds_at_most_twice_and_ends_on_the_last_commit(stack, app_repo, client):
