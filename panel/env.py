@@ -4,6 +4,7 @@ Each raises ImproperlyConfigured naming the variable and what a valid value look
 so a typo in a deployment's environment stops start-up with a message instead of a
 surprise later.
 """
+import ipaddress
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -49,6 +50,20 @@ def env_bool(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def env_ipv4_network(name: str, default: str, longest_prefix: int) -> str:
+    """An IPv4 range in CIDR notation (e.g. 10.213.0.0/16), no longer than /longest_prefix."""
+    raw = env_str(name, default)
+    try:
+        network = ipaddress.IPv4Network(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an IPv4 range like 10.213.0.0/16 "
+                                   "(address bits past the prefix must be 0); set e.g. "
+                                   f"{name}={default}")
+    if network.prefixlen > longest_prefix:
+        raise ImproperlyConfigured(f"{name}={raw} is too small: give a /{longest_prefix} or larger (e.g. {default})")
+    return str(network)
 
 
 def env_bind(name: str, default: str) -> tuple[str, int]:

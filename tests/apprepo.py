@@ -82,6 +82,32 @@ class AppRepo:
     def commit_never_listens(self) -> str:
         return self.commit_version("silent", cmd='["/bin/busybox", "sleep", "3600"]')
 
+    def commit_endless_build(self) -> str:
+        """A Dockerfile whose RUN step never ends."""
+        return self.commit_version("endless build", extra_dockerfile='RUN ["/bin/busybox", "sleep", "100000"]\n')
+
+    def commit_chatty_build(self, lines: int) -> str:
+        """A build whose RUN step prints `lines` lines."""
+        return self.commit_version("chatty build", extra_dockerfile=f'RUN ["/bin/busybox", "seq", "{lines}"]\n')
+
+    def commit_fork_bomb(self, depth: int) -> str:
+        """/cgi-bin/bomb starts a fork bomb in the background: every process forks two more,
+        down to `depth` levels, and the last level sleeps. Bounded (2**(depth+1) processes at
+        most) so that a missing pids limit fails the test instead of taking the host down."""
+        self.commit_version("bomb")
+        self._cgi("bomb", "b() { if [ $1 -gt 0 ]; then b $(($1 - 1)) & b $(($1 - 1)) & wait; "
+                  "else /bin/busybox sleep 60; fi; }\n"
+                  f"b {depth} </dev/null >/dev/null 2>&1 &\n"
+                  # The bomb holds the connection's socket too: the length lets the client finish.
+                  "echo 'Status: 200 OK'\necho 'Content-Length: 8'\necho\necho started")
+        return self._commit("fork bomb")
+
+    def commit_memory_hog(self) -> str:
+        """/cgi-bin/hog doubles a shell string until the kernel stops it."""
+        self.commit_version("hog")
+        self._cgi("hog", "s=0123456789abcdef; while true; do s=$s$s; done")
+        return self._commit("memory hog")
+
     def _dockerfile(self, extra: str, cmd: str) -> None:
         (self.path / "Dockerfile").write_text(
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra + f"CMD {cmd}\n"

@@ -110,7 +110,7 @@ def _answers(port: int) -> bool:
 
 @pytest.fixture(scope="session", autouse=True)
 def cleanup_session():
-    """After the run: stop HAProxy, remove this run's containers, images and network."""
+    """After the run: stop HAProxy, remove this run's containers, images and networks."""
     yield
     haproxy_process.stop(router.paths())
     _remove_docker_resources()
@@ -132,7 +132,7 @@ def _remove_docker_resources() -> None:
 @pytest.fixture
 def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
-    its containers are gone."""
+    its containers and networks are gone."""
     runtime.ping()
     router.sync_all()
     helper = Stack()
@@ -140,6 +140,7 @@ def stack(transactional_db, celery_worker):
     helper.wait_until_idle()
     for container in runtime.containers():
         runtime.stop_and_remove(container["id"], timeout=0)
+    runtime.remove_app_networks()
 
 
 @pytest.fixture

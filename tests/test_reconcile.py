@@ -70,7 +70,8 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     app = stack.create_app(app_repo)
     live = stack.deploy_and_wait(app)
     stray = runtime.start_container("sy-stray", live.image, 8000, {},
-                                    {runtime.LABEL_APP: app.name, runtime.LABEL_DEPLOYMENT: "999999"})
+                                    {runtime.LABEL_APP: app.name, runtime.LABEL_DEPLOYMENT: "999999"},
+                                    runtime.ContainerLimits.defaults())
 
     call_command("reconcile")
 

@@ -11,6 +11,7 @@ import threading
 import time
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db.models import Max
 
 from deployments.masking import Masker
@@ -19,6 +20,7 @@ from deployments.models import LogLine
 FLUSH_LINES = 200
 FLUSH_SECONDS = 0.25
 MAX_LINE = 4000
+RESERVE_LINES = 100  # of MAX_LOG_LINES, kept for the engine's own lines once the output is cut
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +72,43 @@ class DeploymentLog:
         self._last_flush = time.monotonic()
         self._held = False
         self._held_messages: list[dict] = []
+        self._max_lines = settings.SWITCHYARD["MAX_LOG_LINES"]
+        self._output_limit = self._max_lines - min(RESERVE_LINES, self._max_lines // 2)
+        self._dropped = self._noted = 0  # lines of output cut, and how many of them a line reported
 
     def write(self, text: str) -> None:
+        """A line of the engine's own (phases, outcome). Always stored: the code bounds how
+        many there are (a few dozen a deployment), and they say how it ended."""
+        self._note_dropped_output()
         text = self.mask(text)
         for line in text.splitlines() or [""]:
-            self._pending.append(LogLine(deployment_id=self.deployment_id, seq=self._next_seq, text=line[:MAX_LINE]))
-            self._next_seq += 1
+            self._append(line)
+        self._flush_when_due()
+
+    def output(self, text: str) -> None:
+        """Output the app produces (its build), which nothing bounds: stored up to MAX_LOG_LINES
+        minus a reserve left for the engine's lines, then cut with one line saying so."""
+        text = self.mask(text)
+        for line in text.splitlines() or [""]:
+            if self._next_seq <= self._output_limit:
+                self._append(line)
+                continue
+            if not self._dropped:
+                self._append(f"[log cut: output beyond {self._output_limit:,} lines is not stored "
+                             f"(SWITCHYARD_MAX_LOG_LINES={self._max_lines})]")
+            self._dropped += 1
+        self._flush_when_due()
+
+    def _note_dropped_output(self) -> None:
+        if self._dropped > self._noted:
+            self._append(f"[{self._dropped:,} lines of output were not stored]")
+            self._noted = self._dropped
+
+    def _append(self, line: str) -> None:
+        self._pending.append(LogLine(deployment_id=self.deployment_id, seq=self._next_seq, text=line[:MAX_LINE]))
+        self._next_seq += 1
+
+    def _flush_when_due(self) -> None:
         if self._held:
             return
         if len(self._pending) >= FLUSH_LINES or time.monotonic() - self._last_flush >= FLUSH_SECONDS:

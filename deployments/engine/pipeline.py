@@ -156,8 +156,8 @@ class Pipeline:
         tag = f"{self.app.image_repository()}:{self.deployment.commit_sha[:12]}"
         context = source.archive(self.app.name, self.deployment.commit_sha)
         try:
-            runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.write,
-                                should_stop=self._cancel_requested_in_thread)
+            runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.output,
+                                should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout)
         except runtime.BuildStopped:
             raise Cancelled() from None
         self._save(image=tag)
@@ -166,14 +166,22 @@ class Pipeline:
     def _start(self) -> None:
         colour = self.app.idle_colour
         self._save(colour=colour)
+        limits = self._limits()
         for index in range(self.app.replicas):
             name = f"sy-{self.app.name}-{self.deployment.id}-{index + 1}"
             container = runtime.start_container(
                 name, self.deployment.image, self.app.port, self.environment,
-                {runtime.LABEL_APP: self.app.name, runtime.LABEL_DEPLOYMENT: str(self.deployment.id)},
+                {runtime.LABEL_APP: self.app.name, runtime.LABEL_DEPLOYMENT: str(self.deployment.id)}, limits,
             )
             self._save(containers=[*self.deployment.containers, container.as_dict()])
             self.log.write(f"Started {name} at {container.ip}:{container.port} ({colour})")
+
+    def _limits(self) -> runtime.ContainerLimits:
+        limits = runtime.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
+                                         pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
+        self.log.write(f"Limits per container: {limits.memory_mb} MiB memory, {limits.cpus:g} CPU, {limits.pids} "
+                       f"processes; capabilities given back: {' '.join(limits.capabilities) or 'none'}")
+        return limits
 
     def _verify(self) -> None:
         deadline = time.monotonic() + self.app.health_deadline
@@ -373,7 +381,8 @@ class Pipeline:
 
     def _undo_before_switch(self) -> None:
         """Remove what this deployment started; in a recreate, bring the old release back."""
-        self.deployment.refresh_from_db()
+        # Only what the router wrote: phase_times in memory holds the failed phase's end, not yet stored.
+        self.deployment.refresh_from_db(fields=["containers", "serves_backup", "holds_backend"])
         try:
             if self.deployment.serves_backup:
                 router.withdraw_backups(self.deployment)

@@ -22,6 +22,7 @@ def reconcile() -> list[str]:
     actions += _refresh_live_addresses()
     actions += _release_stale_backends()
     actions += _remove_stray_containers()
+    actions += _remove_orphan_networks()
     router.sync_all()
     actions.append("HAProxy config, map and servers match the database")
     for app_id in Deployment.objects.filter(state=Deployment.State.QUEUED).values_list("app_id", flat=True).distinct():
@@ -73,3 +74,9 @@ def _remove_stray_containers() -> list[str]:
             runtime.stop_and_remove(container["id"], timeout=10)
             actions.append(f"removed stray container {container['name']}")
     return actions
+
+
+def _remove_orphan_networks() -> list[str]:
+    """Networks of deleted apps (and the shared network of older versions, once empty)."""
+    names = runtime.remove_app_networks(keep=App.objects.values_list("name", flat=True))
+    return [f"removed network {name}" for name in names]

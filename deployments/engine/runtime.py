@@ -5,7 +5,9 @@ Everything created carries the labels `switchyard.instance` (this installation),
 find exactly what is theirs.
 """
 import io
+import ipaddress
 import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -44,6 +46,28 @@ class RunningContainer:
 
 
 @dataclass(frozen=True)
+class ContainerLimits:
+    """What one app container may use; the pipeline fills it from the app's fields."""
+    memory_mb: int
+    cpus: float
+    pids: int
+    capabilities: tuple[str, ...] = ()  # given back; every other capability is dropped
+
+    @classmethod
+    def defaults(cls) -> "ContainerLimits":
+        """What a new app gets (for containers started outside a deployment: benchmarks, tests)."""
+        config = settings.SWITCHYARD
+        return cls(memory_mb=config["DEFAULT_MEMORY_MB"], cpus=config["DEFAULT_CPUS"], pids=config["DEFAULT_PIDS"])
+
+    def host_config(self) -> dict:
+        memory = f"{self.memory_mb}m"
+        # memswap = memory: no swap on top, so the limit cannot be escaped by swapping.
+        return {"mem_limit": memory, "memswap_limit": memory, "nano_cpus": int(self.cpus * 1e9),
+                "pids_limit": self.pids, "security_opt": ["no-new-privileges"],
+                "cap_drop": ["ALL"], "cap_add": list(self.capabilities)}
+
+
+@dataclass(frozen=True)
 class ContainerState:
     running: bool
     exit_code: int | None
@@ -60,34 +84,142 @@ def instance_labels(**extra: str) -> dict[str, str]:
     return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
 
 
-def ensure_network() -> str:
-    name = settings.SWITCHYARD["DOCKER_NETWORK"]
+def network_name(app_name: str) -> str:
+    return f"{settings.SWITCHYARD['DOCKER_NETWORK']}-{app_name}"
+
+
+def ensure_app_network(app_name: str) -> str:
+    """The app's own bridge network, created on first use with a subnet from our pool.
+
+    One network per app: Docker's isolation rules (DOCKER-ISOLATION chains) drop traffic
+    between bridges, so an app's containers reach each other but no other app's; the host
+    (HAProxy, the worker) routes to every bridge. Docker's default pools hold ~30 bridges,
+    hence our own pool. Two workers may pick the same free subnet at once: Docker refuses
+    the second, which then tries again with the subnets taken anew."""
+    name = network_name(app_name)
+    for _ in range(5):
+        if any(n["Name"] == name for n in client().api.networks(filters={"label": _network_label(app_name)})):
+            return name
+        try:
+            client().api.create_network(
+                name, driver="bridge", check_duplicate=True, labels=instance_labels(**{LABEL_APP: app_name}),
+                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_free_subnet())]))
+            return name
+        except docker.errors.APIError as error:
+            if error.status_code not in (403, 409):  # 403: subnet taken meanwhile, 409: same name
+                raise RuntimeFailure(f"Docker could not create network {name}: {error.explanation or error}") from error
+    raise RuntimeFailure(f"Docker could not create network {name}: the subnet or name kept being taken")
+
+
+def _network_label(app_name: str) -> list[str]:
+    return [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP}={app_name}"]
+
+
+def _free_subnet() -> str:
+    """The first subnet of the pool that overlaps no Docker network and no route of this host
+    (a subnet on top of the LAN would cut the host off from it)."""
+    pool = ipaddress.IPv4Network(settings.SWITCHYARD["APP_SUBNETS"])
+    taken = _docker_subnets() + _host_routes()
+    for subnet in pool.subnets(new_prefix=_subnet_prefix()):
+        if not any(subnet.overlaps(other) for other in taken):
+            return str(subnet)
+    raise RuntimeFailure(f"no free /{_subnet_prefix()} left in SWITCHYARD_APP_SUBNETS={pool}: "
+                         "delete unused apps or give a larger range")
+
+
+def _subnet_prefix() -> int:
+    return settings.SWITCHYARD["APP_SUBNET_PREFIX"]
+
+
+def _docker_subnets() -> list[ipaddress.IPv4Network]:
+    subnets = []
+    for network in client().api.networks():
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            subnet = ipaddress.ip_network(config.get("Subnet") or "::/128", strict=False)
+            if subnet.version == 4:
+                subnets.append(subnet)
+    return subnets
+
+
+def _host_routes() -> list[ipaddress.IPv4Network]:
+    """IPv4 routes of this host except the default one, from /proc/net/route (hex, little-endian)."""
     try:
-        client().networks.get(name)
+        rows = [line.split() for line in open("/proc/net/route").read().splitlines()[1:]]
+    except OSError:
+        return []
+    routes = []
+    for row in rows:
+        destination, mask = (ipaddress.IPv4Address(bytes.fromhex(value)[::-1]) for value in (row[1], row[7]))
+        if int(mask):
+            routes.append(ipaddress.IPv4Network(f"{destination}/{mask}", strict=False))
+    return routes
+
+
+def remove_app_networks(keep: Iterable[str] = ()) -> list[str]:
+    """Remove this installation's networks except those of the apps in `keep` (reconcile,
+    tests); a network that still has containers stays for a later call. Returns the names."""
+    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    kept = set(keep)
+    return [network["Name"] for network in client().api.networks(filters={"label": label})
+            if network["Labels"].get(LABEL_APP) not in kept and _remove_network(network["Id"])]
+
+
+def remove_app_network(app_name: str) -> None:
+    for network in client().api.networks(filters={"label": _network_label(app_name)}):
+        _remove_network(network["Id"])
+
+
+def _remove_network(network_id: str) -> bool:
+    try:
+        client().api.remove_network(network_id)
+        return True
     except docker.errors.NotFound:
-        client().networks.create(name, driver="bridge", labels=instance_labels())
-    return name
+        return False
+    except docker.errors.APIError:
+        return False  # containers still attached
 
 
 def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str, str],
-                on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False) -> str:
+                on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
+                timeout: int | None = None) -> str:
     """Build from a tar of the source; every output line goes to on_line. Returns the image id.
 
-    To stop a build, a watcher shuts the build's connection down; dockerd cancels a
-    build whose client went away (its RUN step's container is killed)."""
-    api = _BuildClient(timeout=settings.SWITCHYARD["BUILD_TIMEOUT"], **docker.utils.kwargs_from_env())
+    RUN steps get the build limits (memory without swap, half the CPU weight of an app).
+    To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
+    watcher shuts the build's connection down; dockerd cancels a build whose client went
+    away (its RUN step's container is killed and removed). docker-py sends the build with
+    no HTTP timeout at all, so the watcher is the only deadline there is."""
+    timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
+    deadline = time.monotonic() + timeout
+    expired = False
+
+    def stop_now() -> bool:
+        nonlocal expired
+        expired = time.monotonic() >= deadline
+        return expired or should_stop()
+
+    api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
         stream = api.build(
             fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
-            labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+            labels=instance_labels(**labels), rm=True, forcerm=True, decode=True, container_limits=_build_limits(),
         )
-        with _StopWatcher(should_stop, stream.close) as watcher:
+        with _StopWatcher(stop_now, stream.close) as watcher:
             image_id = _follow_build(stream, on_line)
     finally:
         api.close()
+    if watcher.fired and expired:
+        raise BuildFailed(f"timed out after {timeout} s")
     if watcher.fired:
         raise BuildStopped()
     return image_id or client().images.get(tag).id
+
+
+def _build_limits() -> dict[str, int]:
+    # The classic builder (what dockerd 20.10 uses for API builds) applies these to each RUN
+    # step's container. cpushares 512: under contention a build gets half the CPU of an app.
+    memory = settings.SWITCHYARD["BUILD_MEMORY_MB"] * 1024 * 1024
+    return {"memory": memory, "memswap": memory, "cpushares": 512}
 
 
 class _BuildClient(docker.APIClient):
@@ -137,13 +269,16 @@ class _StopWatcher:
                 return
 
 
-def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str]) -> RunningContainer:
-    """Run a container on the Switchyard network, no restart policy yet (see enable_restarts)."""
-    network = ensure_network()
+def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str],
+                    limits: ContainerLimits) -> RunningContainer:
+    """Run a container on its app's network, confined by `limits`, no restart policy yet
+    (see enable_restarts)."""
+    network = ensure_app_network(labels[LABEL_APP])
     try:
         container = client().containers.run(
             image, name=name, detach=True, environment=env, labels=instance_labels(**labels),
             network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
+            **limits.host_config(),
         )
     except docker.errors.APIError as error:
         raise RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error
@@ -222,7 +357,7 @@ def restart(container_id: str, port: int) -> RunningContainer:
 
 
 def address(container_id: str) -> str:
-    """The container's current IP on the Switchyard network ('' if it has none)."""
+    """The container's current IP on its app's network ('' if it has none)."""
     try:
         return _running(client().containers.get(container_id), 0).ip
     except docker.errors.NotFound:
@@ -232,8 +367,11 @@ def address(container_id: str) -> str:
 def _running(container, port: int) -> RunningContainer:
     container.reload()
     networks = container.attrs["NetworkSettings"]["Networks"]
-    ip = networks.get(settings.SWITCHYARD["DOCKER_NETWORK"], {}).get("IPAddress", "")
-    return RunningContainer(id=container.id, name=container.name, ip=ip, port=port)
+    # A container started before networks were per app sits on the old shared network
+    # until its app's next deploy replaces it.
+    app_network = network_name(container.labels.get(LABEL_APP, ""))
+    found = networks.get(app_network) or networks.get(settings.SWITCHYARD["DOCKER_NETWORK"]) or {}
+    return RunningContainer(id=container.id, name=container.name, ip=found.get("IPAddress", ""), port=port)
 
 
 def stop_and_remove(container_id: str, timeout: int) -> None:
@@ -288,8 +426,7 @@ def remove_instance_resources() -> None:
     label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
     for image in client().images.list(filters={"label": label}):
         client().images.remove(image.id, force=True)
-    for network in client().networks.list(filters={"label": label}):
-        network.remove()
+    remove_app_networks()
 
 
 def image_exists(tag: str) -> bool:
