@@ -53,12 +53,12 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_ipv4_network(name: str, default: str, longest_prefix: int) -> str:
-    """An IPv4 range in CIDR notation (e.g. 10.213.0.0/16), no longer than /longest_prefix."""
+    """An IPv4 range in CIDR notation (e.g. 172.16.0.0/16), no longer than /longest_prefix."""
     raw = env_str(name, default)
     try:
         network = ipaddress.IPv4Network(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an IPv4 range like 10.213.0.0/16 "
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an IPv4 range like 172.16.0.0/16 "
                                    "(address bits past the prefix must be 0); set e.g. "
                                    f"{name}={default}")
     if network.prefixlen > longest_prefix:

@@ -167,9 +167,10 @@ SWITCHYARD = {
     "INSTANCE": env_str("SWITCHYARD_INSTANCE", "main"),
     # Each app gets its own bridge network, named <DOCKER_NETWORK>-<app>, with a /26 of
     # APP_SUBNETS: 61 addresses, room for blue and green at MAX_REPLICAS; 1,024 apps in a /16.
-    # The default range is private and outside Docker's own default pools (172.17-31.x, 192.168.x).
+    # The default range sits just below Docker's own default pools (172.17-31.x, 192.168.x),
+    # in the same private block, so it does not collide with the networks Docker makes itself.
     "DOCKER_NETWORK": env_str("SWITCHYARD_DOCKER_NETWORK", "switchyard"),
-    "APP_SUBNETS": env_ipv4_network("SWITCHYARD_APP_SUBNETS", "10.213.0.0/16", longest_prefix=26),
+    "APP_SUBNETS": env_ipv4_network("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16", longest_prefix=26),
     "APP_SUBNET_PREFIX": 26,
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
     "PANEL_BIND": env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000"),

@@ -305,14 +305,14 @@ def _direct_status(container: dict, path: str) -> int:
 
 
 @pytest.mark.parametrize("value, complaint", [
-    ("10.213.0.1/16", "is not an IPv4 range like 10.213.0.0/16"),
-    ("10.213.0.0/28", "is too small: give a /26 or larger"),
+    ("172.16.0.1/16", "is not an IPv4 range like 172.16.0.0/16"),
+    ("172.16.0.0/28", "is too small: give a /26 or larger"),
     ("fd00::/64", "is not an IPv4 range"),
 ])
 def test_a_bad_app_subnet_pool_stops_start_up_naming_the_variable(monkeypatch, value, complaint):
     monkeypatch.setenv("SWITCHYARD_APP_SUBNETS", value)
     with pytest.raises(ImproperlyConfigured, match=f"SWITCHYARD_APP_SUBNETS=.*{complaint}"):
-        env_ipv4_network("SWITCHYARD_APP_SUBNETS", "10.213.0.0/16", longest_prefix=26)
+        env_ipv4_network("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16", longest_prefix=26)
 
 
 @pytest.mark.django_db
