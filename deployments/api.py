@@ -219,8 +219,14 @@ def update_app(request, name: str, body: AppPatch):
 
 
 def _apply_patch(app: App, changes: dict, actor: Actor) -> None:
-    services.update_app(app, actor, {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS},
-                        domains=changes.get("domains"), env=changes.get("env"),
+    settings = {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS}
+    # Said here: a column that may be blank (health_host, capabilities) skips validation for
+    # null, which then failed on NOT NULL when saved (a 500).
+    nulls = {name: ["must not be null; leave it out to keep the current value"]
+             for name, value in settings.items() if value is None}
+    if nulls:
+        raise services.InvalidInput(nulls)
+    services.update_app(app, actor, settings, domains=changes.get("domains"), env=changes.get("env"),
                         zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy"))
 
 
