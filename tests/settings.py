@@ -27,7 +27,7 @@ os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
 os.environ.setdefault("SWITCHYARD_DRAIN_TIMEOUT", "10")
 # Git may use no transport but local files here: a test (or the API fuzzer) that names an
 # https:// or ssh:// repository gets git's refusal at once, and no traffic leaves the machine.
-os.environ.setdefault("GIT_ALLOW_PROTOCOL", "file")
+os.environ["GIT_ALLOW_PROTOCOL"] = "file"
 # Most tests are about other phases; the watch tests set a window on their apps.
 os.environ.setdefault("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
 
