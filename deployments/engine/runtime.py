@@ -95,34 +95,41 @@ def ensure_app_network(app_name: str) -> str:
     between bridges, so an app's containers reach each other but no other app's; the host
     (HAProxy, the worker) routes to every bridge. Docker's default pools hold ~30 bridges,
     hence our own pool. Two workers may pick the same free subnet at once: Docker refuses
-    the second, which then tries again with the subnets taken anew."""
+    the second (403), which then takes the next one. A network being created is not listed
+    until it is complete, so a refused subnet counts as taken without being seen."""
     name = network_name(app_name)
-    for _ in range(5):
+    refused: list[ipaddress.IPv4Network] = []
+    for _ in range(NETWORK_ATTEMPTS):
         if any(n["Name"] == name for n in client().api.networks(filters={"label": _network_label(app_name)})):
             return name
+        subnet = _free_subnet(refused)
         try:
             client().api.create_network(
                 name, driver="bridge", check_duplicate=True, labels=instance_labels(**{LABEL_APP: app_name}),
-                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=_free_subnet())]))
+                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]))
             return name
         except docker.errors.APIError as error:
             if error.status_code not in (403, 409):  # 403: subnet taken meanwhile, 409: same name
                 raise RuntimeFailure(f"Docker could not create network {name}: {error.explanation or error}") from error
+            refused.append(subnet)
     raise RuntimeFailure(f"Docker could not create network {name}: the subnet or name kept being taken")
+
+
+NETWORK_ATTEMPTS = 10  # workers creating networks at the same moment each take the next subnet
 
 
 def _network_label(app_name: str) -> list[str]:
     return [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP}={app_name}"]
 
 
-def _free_subnet() -> str:
-    """The first subnet of the pool that overlaps no Docker network and no route of this host
-    (a subnet on top of the LAN would cut the host off from it)."""
+def _free_subnet(refused: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The first subnet of the pool that overlaps no Docker network, no route of this host
+    (a subnet on top of the LAN would cut the host off from it) and none Docker just refused."""
     pool = ipaddress.IPv4Network(settings.SWITCHYARD["APP_SUBNETS"])
-    taken = _docker_subnets() + _host_routes()
+    taken = _docker_subnets() + _host_routes() + refused
     for subnet in pool.subnets(new_prefix=_subnet_prefix()):
         if not any(subnet.overlaps(other) for other in taken):
-            return str(subnet)
+            return subnet
     raise RuntimeFailure(f"no free /{_subnet_prefix()} left in SWITCHYARD_APP_SUBNETS={pool}: "
                          "delete unused apps or give a larger range")
 
@@ -275,11 +282,14 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
     (see enable_restarts)."""
     network = ensure_app_network(labels[LABEL_APP])
     try:
-        container = client().containers.run(
-            image, name=name, detach=True, environment=env, labels=instance_labels(**labels),
+        # create + start, not run(): run() pulls an image it does not find, and ours are
+        # only ever built here; a missing one is an error to report, not a download.
+        container = client().containers.create(
+            image, name=name, environment=env, labels=instance_labels(**labels),
             network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
             **limits.host_config(),
         )
+        container.start()
     except docker.errors.APIError as error:
         raise RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error
     return _running(container, port)
