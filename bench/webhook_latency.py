@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid

@@ -212,6 +212,8 @@ class Deployment(models.Model):
         API = "api", "API"
 
     PHASES = ("fetch", "build", "start", "verify", "switch", "watch", "drain")
+    # Until the switch a cancel leaves the old release untouched; after it, the new one serves.
+    CANCELLABLE_PHASES = ("", "fetch", "build", "start", "verify")
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED, State.SUPERSEDED)
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deployments")
@@ -269,7 +271,7 @@ class Deployment(models.Model):
         """Queued, or running and not yet switched: after the switch the new release serves."""
         if self.state == self.State.QUEUED:
             return True
-        return self.state == self.State.RUNNING and self.phase in ("", "fetch", "build", "start", "verify")
+        return self.state == self.State.RUNNING and self.phase in self.CANCELLABLE_PHASES
 
     @property
     def traffic_summary(self) -> tuple[int, int] | None:

@@ -11,11 +11,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from deployments import webhooks
+from deployments import tasks, webhooks
 from deployments.audit import Actor, Via, record
-from deployments.engine import haproxy_process, queue, router, runtime, source
+from deployments.engine import haproxy_process, lifecycle, queue, router, runtime, source
 from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
@@ -72,8 +71,7 @@ def delete_app(name: str, actor: Actor) -> bool:
         return False
     with transaction.atomic():
         record(actor, "app.delete", app)
-        Deployment.objects.filter(app=app, state__in=[Deployment.State.QUEUED, Deployment.State.RUNNING]).update(
-            state=Deployment.State.CANCELLED, error="the app was deleted")
+        lifecycle.cancel_all_of_app(app.pk, "the app was deleted")
         app.delete()
     router.refresh_config()
     for container in runtime.containers(app_name=name):
@@ -91,24 +89,18 @@ class NotPossible(Exception):
 def cancel(deployment: Deployment, actor: Actor) -> Deployment:
     """Queued: ends at once. Running before the switch: the pipeline stops, removes what it
     started and ends `cancelled`. After the switch it is too late (the new release serves)."""
-    now, by = timezone.now(), actor.name
-    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.QUEUED).update(
-            state=Deployment.State.CANCELLED, cancelled_by=by, finished_at=now, error=f"cancelled by {by} while queued"):
+    outcome = lifecycle.request_cancel(deployment.pk, actor.name)
+    if outcome in (lifecycle.CancelOutcome.CANCELLED, lifecycle.CancelOutcome.REQUESTED):
         return _recorded(actor, "deployment.cancel", deployment)
-    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING,
-                                 phase__in=["", "fetch", "build", "start", "verify"]).update(
-            cancel_requested=True, cancelled_by=by):
-        return _recorded(actor, "deployment.cancel", deployment)
-    deployment.refresh_from_db()
-    if deployment.state == Deployment.State.RUNNING:
+    if outcome == lifecycle.CancelOutcome.TOO_LATE:
         raise NotPossible("Too late to cancel: traffic has moved to the new release. Redeploy the previous one instead.")
+    deployment.refresh_from_db()
     raise NotPossible(f"Deployment #{deployment.pk} already ended ({deployment.state}).")
 
 
 def promote(deployment: Deployment, actor: Actor) -> Deployment:
     """Skip the rest of the watch window: the old release drains and retires now."""
-    if Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING, phase="watch").update(
-            promote_requested=True, promoted_by=actor.name):
+    if lifecycle.request_promote(deployment.pk, actor.name):
         return _recorded(actor, "deployment.promote", deployment)
     deployment.refresh_from_db()
     raise NotPossible(f"Deployment #{deployment.pk} is not being watched (it is {deployment.state}"
@@ -133,6 +125,7 @@ def redeploy(source: Deployment, actor: Actor) -> Deployment:
         raise NotPossible(f"The image {source.image} is no longer kept (only the last few are); deploy its commit instead.")
     with transaction.atomic():
         deployment = queue.enqueue(source.app, source.ref, TRIGGER_OF[actor.via], actor.name, redeploy_of=source)
+        tasks.dispatch(deployment.id)
         record(actor, "deployment.redeploy", source.app, f"deployment #{deployment.pk} redeploys #{source.pk}")
     return deployment
 
@@ -145,6 +138,7 @@ def deploy(app: App, ref: str | None, actor: Actor) -> Deployment:
         raise InvalidInput({"ref": error.messages})
     with transaction.atomic():
         deployment = queue.enqueue(app, ref, TRIGGER_OF[actor.via], actor.name)
+        tasks.dispatch(deployment.id)
         record(actor, "deploy", app, f"deployment #{deployment.pk} of {ref}")
     return deployment
 
@@ -412,6 +406,7 @@ def _act_on_push(app: App, provider: str, push: "webhooks.Push", actor: Actor,
             return 200, {"detail": f"ignored: {reason}"}
         deployment = queue.enqueue(app, push.branch or app.branch, Deployment.Trigger.WEBHOOK,
                                    push.pusher or provider, commit_sha=push.sha or "")
+        tasks.dispatch(deployment.id)
         result = f"queued deployment #{deployment.pk}" + (f" of {push.sha[:12]}" if push.sha else "")
         _record_delivery(app, provider, push, 202, result, deployment, redelivery_of)
         record(actor, "webhook.redeliver" if redelivery_of else "deploy", app,

@@ -1,15 +1,57 @@
-"""Celery tasks: thin wrappers that take ids and call the engine. Safe to run twice."""
-from celery import shared_task
+"""Celery tasks: the edge between Celery and the engine, and the only module that hands work
+to a worker. Tasks take ids, re-read rows, and are safe to run twice.
 
-from deployments.engine import pipeline
+run_deployment is acks_late with reject_on_worker_lost: if the process running it dies
+(OOM, SIGKILL), the broker gives the task to another process. Running it again is safe:
+a deployment that was already claimed is not claimed twice (lifecycle.claim), so the rerun
+only hands over the app's next waiting deployment; the dead one is ended by the periodic
+reconcile once its heartbeat is older than SWITCHYARD_HEARTBEAT_TIMEOUT. A task that never
+got as far as the claim runs normally.
+"""
+import logging
+
+from celery import shared_task
+from django.db import transaction
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from deployments.engine import pipeline, queue
 from deployments.engine import reconcile as reconciler
 
+logger = logging.getLogger(__name__)
 
-@shared_task(acks_late=True, ignore_result=True)
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_deployment(deployment_id: int) -> None:
-    pipeline.run(deployment_id)
+    app_id = pipeline.run(deployment_id)
+    waiting = queue.next_waiting(app_id) if app_id is not None else None
+    if waiting is not None:
+        send(waiting)
 
 
 @shared_task(ignore_result=True)
-def reconcile() -> None:
-    reconciler.reconcile()
+def reconcile() -> list[str]:
+    """Periodic (Celery beat, see settings), when a worker starts, and `manage.py reconcile`.
+    Returns a line per thing it did."""
+    actions = reconciler.reconcile()
+    for deployment_id in queue.stranded():
+        sent = send(deployment_id)
+        actions.append(f"deployment #{deployment_id} was waiting: {'sent to a worker' if sent else 'Redis unreachable'}")
+    return actions
+
+
+def dispatch(deployment_id: int) -> None:
+    """Hand a new deployment to a worker once the transaction that created it commits."""
+    transaction.on_commit(lambda: send(deployment_id))
+
+
+def send(deployment_id: int) -> bool:
+    """Queue the task; False if the broker (Redis) cannot be reached. The deployment stays
+    queued in the database and the periodic reconcile sends it again once Redis is back."""
+    try:
+        run_deployment.apply_async((deployment_id,), retry=False)
+        queue.mark_sent(deployment_id)
+    except (OperationalError, ConnectionError, OSError, RedisError) as error:
+        logger.warning("deployment #%s waits: the queue (Redis) is unreachable (%s)", deployment_id, error)
+        return False
+    return True

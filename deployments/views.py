@@ -18,7 +18,7 @@ from deployments.forms import (
     add_service_errors,
     split_hosts,
 )
-from deployments.models import Deployment, LogLine
+from deployments.models import LogLine
 
 LOG_PAGE = 1000
 AUDIT_PAGE = 200

@@ -71,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "deployments.context_processors.services",
             ],
         },
     },
@@ -152,10 +153,17 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
-CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_ACKS_LATE = True  # see deployments/tasks.py for why, and reject_on_worker_lost
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker
+# died, revives live containers and keeps HAProxy equal to the database.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile": {"task": "deployments.tasks.reconcile",
+                  "schedule": float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
 }
@@ -181,6 +189,9 @@ SWITCHYARD = {
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),
+    # For fault-injection tests only: seconds each phase waits once it has started, so a test
+    # can kill the worker in a phase that otherwise takes milliseconds (the switch).
+    "FAULT_PAUSE": env_float("SWITCHYARD_FAULT_PAUSE", 0.0, minimum=0, maximum=60),
     # Watch window a new app gets (seconds after the switch; each app can change it).
     "DEFAULT_WATCH_WINDOW": env_int("SWITCHYARD_DEFAULT_WATCH_WINDOW", 30, maximum=3600),
     # Confinement a new app gets (each app can change its own; see README "Security").

@@ -63,20 +63,46 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
+class Worker:
+    """The suite's Celery worker (with beat), a real process; restart() swaps its environment
+    (the fault-injection tests shorten the heartbeat timeout and the reconcile period)."""
+
+    log_path = DATA_DIR / "worker.log"
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self._ready_lines = 0  # "ready." lines in the log from earlier starts
+
+    def start(self, **env: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "panel", "worker", "--beat", "--queues",
+             settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "4", "--loglevel", "info", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+            stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        process = self.process
+        _wait(lambda: self.log_path.read_text().count("ready.") > self._ready_lines or process.poll() is not None,
+              "the Celery worker did not start", 60)
+        assert process.poll() is None, f"the Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
+
+    def restart(self, **env: str) -> None:
+        self.stop()
+        self.start(**env)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self._ready_lines = self.log_path.read_text().count("ready.")
+            self.process = None
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, redis_server):
     """A real worker process on this run's queue, with the test settings (same database)."""
-    log_path = DATA_DIR / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-         "--concurrency", "4", "--loglevel", "info", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-        stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    _wait(lambda: "ready." in log_path.read_text() or process.poll() is not None, "the Celery worker did not start", 60)
-    assert process.poll() is None, f"the Celery worker exited:\n{log_path.read_text()[-3000:]}"
-    yield process
-    _stop(process)
+    worker = Worker()
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,9 @@ os.environ.setdefault("SWITCHYARD_DRAIN_TIMEOUT", "10")
 os.environ["GIT_ALLOW_PROTOCOL"] = "file"
 # Most tests are about other phases; the watch tests set a window on their apps.
 os.environ.setdefault("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
+# The periodic reconcile would act on the rows other tests stage; the fault-injection tests
+# restart the worker with a short period (see tests/test_faults.py).
+os.environ.setdefault("SWITCHYARD_RECONCILE_INTERVAL", "3600")
 
 from panel.settings import *  # noqa: E402,F401,F403
 

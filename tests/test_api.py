@@ -5,7 +5,6 @@ do not leak, and a push reaches production through the API alone."""
 import io
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -120,7 +119,7 @@ def dispatched(request, monkeypatch) -> list[int] | None:
     if "stack" in request.fixturenames:
         return None
     sent = []
-    monkeypatch.setattr(tasks, "run_deployment", SimpleNamespace(delay=sent.append))
+    monkeypatch.setattr(tasks, "send", sent.append)
     return sent
 
 

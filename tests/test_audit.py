@@ -20,7 +20,7 @@ SECRET_VALUE = "hunter2-never-in-the-audit-log"
 def dispatched(monkeypatch) -> list[int]:
     """Deployments are queued, not run: this file is about what gets recorded."""
     sent = []
-    monkeypatch.setattr(tasks, "run_deployment", SimpleNamespace(delay=sent.append))
+    monkeypatch.setattr(tasks, "send", sent.append)
     return sent
 
 

@@ -1,5 +1,5 @@
 """One deployment per app at a time; the newest queued one wins; apps deploy side by side."""
-from deployments.engine import queue
+from deployments.engine import lifecycle
 from deployments.models import Deployment
 
 SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "3"]\n'
@@ -35,7 +35,7 @@ def test_deployments_of_different_apps_run_side_by_side(stack, tmp_path):
     left, right = [stack.deploy(app) for app in apps]
     left, right = stack.wait(left), stack.wait(right)
 
-    assert left.state == right.state == Deployment.State.SUCCEEDED
+    assert left.state == right.state == Deployment.State.SUCCEEDED, (left.error, right.error)
     assert left.started_at < right.finished_at and right.started_at < left.finished_at
     assert stack.get("left.localhost") == (200, "left")
     assert stack.get("right.localhost") == (200, "right")
@@ -48,8 +48,8 @@ def test_claim_refuses_a_second_deployment_while_one_runs(transactional_db, app_
     one = Deployment.objects.create(app=app, ref="main")
     two = Deployment.objects.create(app=app, ref="main")
 
-    assert queue.claim(one.id) is True
-    assert queue.claim(two.id) is False
-    assert queue.claim(one.id) is False  # running twice is refused too
+    assert lifecycle.claim(one.id) is True
+    assert lifecycle.claim(two.id) is False
+    assert lifecycle.claim(one.id) is False  # running twice is refused too
     two.refresh_from_db()
     assert two.state == Deployment.State.QUEUED

@@ -69,6 +69,7 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     live = stack.deploy_and_wait(app)
+    assert live.state == Deployment.State.SUCCEEDED, live.error
     stray = runtime.start_container("sy-stray", live.image, 8000, {},
                                     {runtime.LABEL_APP: app.name, runtime.LABEL_DEPLOYMENT: "999999"},
                                     runtime.ContainerLimits.defaults())
@@ -92,7 +93,7 @@ def test_reconcile_fails_a_deployment_whose_worker_died(stack, app_repo):
 
     orphan.refresh_from_db()
     assert orphan.state == Deployment.State.FAILED
-    assert orphan.error == "build failed: the worker running it stopped (no heartbeat)"
+    assert orphan.error == "build failed: the worker stopped during build; it never went live, nothing serves"
     # The app is free to deploy again.
     assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
 

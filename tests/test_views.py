@@ -1,7 +1,6 @@
 """The panel's pages and actions: login, who sees what (outsiders get 404, lower roles 403),
 and that every action does what it says, or nothing at all when it refuses."""
 from dataclasses import dataclass
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -102,7 +101,7 @@ def dispatched(monkeypatch) -> list[int]:
     """Ids of deployments handed to the queue, in every test here. Recorded instead of sent:
     a Celery worker left running by an earlier test of the session would build and start them."""
     sent = []
-    monkeypatch.setattr(tasks, "run_deployment", SimpleNamespace(delay=sent.append))
+    monkeypatch.setattr(tasks, "send", sent.append)
     return sent
 
 

@@ -89,7 +89,7 @@ PUSHERS = {"github": "octocat", "gitlab": "jsmith", "gitea": "gitea", "bitbucket
 def dispatched(monkeypatch) -> list[int]:
     """Deployments handed to the queue, recorded instead of sent (no build needed here)."""
     sent = []
-    monkeypatch.setattr(tasks, "run_deployment", SimpleNamespace(delay=sent.append))
+    monkeypatch.setattr(tasks, "send", sent.append)
     return sent
 
 

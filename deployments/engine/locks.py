@@ -12,10 +12,30 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
 
 
+# A change to HAProxy takes milliseconds, a reload a few seconds. If the process holding the
+# lock dies (a killed worker), Redis frees it after this long, so routing waits at most that.
+ROUTER_LOCK_SECONDS = 30
+
+
 @contextmanager
 def router_lock() -> Iterator[None]:
     """Serialises every change to HAProxy (database rows, files, runtime) across processes,
     so two deployments of different apps never write half of each other's state."""
-    name = f"switchyard:{settings.SWITCHYARD['INSTANCE']}:router"
-    with redis_client().lock(name, timeout=120, blocking_timeout=120):
+    with redis_client().lock(_name("router"), timeout=ROUTER_LOCK_SECONDS, blocking_timeout=2 * ROUTER_LOCK_SECONDS):
         yield
+
+
+@contextmanager
+def reconcile_lock() -> Iterator[bool]:
+    """One reconcile at a time; yields False (without waiting) if another one runs."""
+    lock = redis_client().lock(_name("reconcile"), timeout=600, blocking=False)
+    acquired = lock.acquire()
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()
+
+
+def _name(what: str) -> str:
+    return f"switchyard:{settings.SWITCHYARD['INSTANCE']}:{what}"

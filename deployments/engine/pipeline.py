@@ -10,6 +10,8 @@ if the new one then fails, the old containers are started again.
 """
 import gc
 import logging
+import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -19,8 +21,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments.engine import health, priority, queue, router, runtime, source
-from deployments.engine.logs import DeploymentLog
+from deployments.engine import health, lifecycle, priority, router, runtime, source
+from deployments.engine.logs import DeploymentLog, append
 from deployments.models import App, Deployment
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
@@ -45,16 +47,23 @@ class PhaseFailed(Exception):
         self.phase = phase
 
 
-def run(deployment_id: int) -> None:
-    """Entry point of the Celery task: claim, run, then hand over to the next queued one."""
-    if not queue.claim(deployment_id):
-        return
+def run(deployment_id: int) -> int | None:
+    """Entry point of the Celery task: claim and run. Returns the app's id once the deployment
+    has ended (the task then hands over the app's next queued one), or None if it could not be
+    claimed (another deployment of the app runs and hands over when it ends)."""
+    if not lifecycle.claim(deployment_id):
+        return None
     deployment = Deployment.objects.select_related("app", "previous").get(id=deployment_id)
     try:
-        with priority.raised():
-            Pipeline(deployment).execute()
-    finally:
-        queue.dispatch_next(deployment.app_id)
+        pipeline = Pipeline(deployment)
+    except Exception as error:  # e.g. env vars that no longer decrypt: end it, never leave it running
+        logger.exception("deployment %s could not start", deployment_id)
+        lifecycle.finish(deployment_id, Deployment.State.FAILED, f"start-up failed: internal error: {error}")
+        append(deployment_id, f"Deployment failed before its first phase: {error}")
+        return deployment.app_id
+    with priority.raised():
+        pipeline.execute()
+    return deployment.app_id
 
 
 class Pipeline:
@@ -99,6 +108,7 @@ class Pipeline:
     def _phases(self) -> None:
         self.log.write(f"Deploying {self.app.name} from {self.app.repo_url} ref {self.deployment.ref} "
                        f"({'zero-downtime' if self.app.zero_downtime else 'recreate: a short 503 gap'})")
+        self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()}")
         if self.deployment.redeploy_of_id:
             self.log.write(f"Redeploying {self.deployment.image} of deployment #{self.deployment.redeploy_of_id} "
                            f"({self.deployment.short_sha}): no fetch, no build")
@@ -127,9 +137,10 @@ class Pipeline:
         # conditional UPDATE against the phase: whichever comes first wins, never both. The same
         # UPDATE stores the previous phase's end: between verify and switch there is one write.
         times = {**self.deployment.phase_times, name: {"start": timezone.now().isoformat()}}
-        if not Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=False).update(
-                phase=name, phase_times=times):
+        if not lifecycle.enter_phase(self.deployment.pk, name, times):
             raise Cancelled()
+        if settings.SWITCHYARD["FAULT_PAUSE"]:
+            time.sleep(settings.SWITCHYARD["FAULT_PAUSE"])
         self.deployment.phase, self.deployment.phase_times = name, times
         self._publish_state()
         self.log.write(f"==> {name}")
@@ -305,8 +316,7 @@ class Pipeline:
         return served - baseline[0], errors - baseline[1]
 
     def _promoted(self) -> bool:
-        promoted = Deployment.objects.filter(pk=self.deployment.pk, promote_requested=True).values_list(
-            "promoted_by", flat=True).first()
+        promoted = lifecycle.promoted_by(self.deployment.pk)
         if promoted is not None:
             self.log.write(f"Promoted by {promoted or 'a user'}: the rest of the watch is skipped")
         return promoted is not None
@@ -417,7 +427,7 @@ class Pipeline:
             self.log.write(f"Removed old images: {', '.join(removed)}")
 
     def _cancel_requested(self) -> bool:
-        return Deployment.objects.filter(pk=self.deployment.pk, cancel_requested=True).exists()
+        return lifecycle.cancel_requested(self.deployment.pk)
 
     def _cancel_requested_in_thread(self) -> bool:
         """For the build watcher's thread, which must not keep a database connection open."""
@@ -451,8 +461,9 @@ class Pipeline:
         self._leave_hot_path()  # if a failure came between HAProxy's UP and the switch
         error = self.log.mask(error)  # a crash report can quote the app's output
         traffic = self._traffic()
-        self._save(state=state, error=error, finished_at=timezone.now(), traffic=traffic,
-                   phase_times=self.deployment.phase_times)
+        lifecycle.finish(self.deployment.pk, state, error, traffic=traffic, phase_times=self.deployment.phase_times)
+        self.deployment.state, self.deployment.error, self.deployment.traffic = state, error, traffic
+        self._publish_state()
         if traffic:
             total = traffic["old"]["requests"] + traffic["new"]["requests"]
             failed = traffic["old"]["failed"] + traffic["new"]["failed"]
@@ -465,7 +476,7 @@ class Pipeline:
         for name, value in fields.items():
             setattr(self.deployment, name, value)
         Deployment.objects.filter(pk=self.deployment.pk).update(**fields)
-        if {"phase", "state", "watch_until"} & set(fields):
+        if {"phase", "watch_until"} & set(fields):
             self._publish_state()
 
     def _publish_state(self) -> None:

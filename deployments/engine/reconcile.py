@@ -1,15 +1,28 @@
-"""Make the world match the database: deployments whose worker died, stray containers,
-HAProxy's config and runtime state, and queued deployments nobody picked up.
+"""Make the world match the database: deployments whose worker died, live containers that
+stopped or moved, stray containers and networks, HAProxy's config and runtime state.
 
-Safe to run at any time and any number of times; the worker runs it when it starts.
+Safe to run at any time and any number of times. Celery beat runs it every
+SWITCHYARD_RECONCILE_INTERVAL seconds and the worker when it starts; a run that finds
+another one under way skips (they would only repeat each other's work).
+
+A deployment whose worker died (no heartbeat for SWITCHYARD_HEARTBEAT_TIMEOUT seconds):
+- before its switch: it never served. Its containers go, it ends `failed`, the release that
+  was live keeps serving (in a recreate, its stopped containers are started again);
+- after its switch (watch or drain): its release serves and passed every check before the
+  switch. It is kept: the previous release is taken out of service and retired as the drain
+  would have, and the deployment ends `succeeded`, its log saying the watch was cut short.
+  A rollback that had already switched back leaves the old release live: `failed`.
+Either way the log says which release serves.
 """
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from deployments.engine import queue, router, runtime
+from deployments.engine import lifecycle, router, runtime
+from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.models import App, Deployment
 
@@ -18,56 +31,107 @@ logger = logging.getLogger(__name__)
 
 def reconcile() -> list[str]:
     """Returns a line per thing it changed, for the command's output."""
-    actions = _fail_abandoned_deployments()
-    actions += _refresh_live_addresses()
-    actions += _release_stale_backends()
-    actions += _remove_stray_containers()
-    actions += _remove_orphan_networks()
-    router.sync_all()
-    actions.append("HAProxy config, map and servers match the database")
-    for app_id in Deployment.objects.filter(state=Deployment.State.QUEUED).values_list("app_id", flat=True).distinct():
-        queue.dispatch_next(app_id)
-    return actions
+    with reconcile_lock() as acquired:
+        if not acquired:
+            return ["another reconcile is under way; nothing done"]
+        actions = _end_abandoned_deployments()
+        actions += _revive_live_containers()
+        actions += _release_stale_backends()
+        actions += _remove_stray_containers()
+        actions += _remove_orphan_networks()
+        router.sync_all()
+        actions.append("HAProxy config, map and servers match the database")
+        return actions
 
 
-def _fail_abandoned_deployments() -> list[str]:
+def _end_abandoned_deployments() -> list[str]:
     limit = timezone.now() - timedelta(seconds=settings.SWITCHYARD["HEARTBEAT_TIMEOUT"])
     actions = []
-    for deployment in Deployment.objects.filter(state=Deployment.State.RUNNING, heartbeat_at__lt=limit):
-        live = App.objects.filter(live_deployment=deployment).exists()
-        state = Deployment.State.SUCCEEDED if live else Deployment.State.FAILED
-        reason = "" if live else f"{deployment.phase} failed: the worker running it stopped (no heartbeat)"
-        Deployment.objects.filter(pk=deployment.pk, state=Deployment.State.RUNNING).update(
-            state=state, error=reason, finished_at=timezone.now())
-        append(deployment.id, f"reconcile: the worker running this deployment stopped; marked {state}")
-        actions.append(f"deployment #{deployment.id} of {deployment.app.name}: worker lost, marked {state}")
+    for deployment in Deployment.objects.filter(state=Deployment.State.RUNNING, heartbeat_at__lt=limit).select_related(
+            "app", "previous"):
+        actions.append(_end_abandoned(deployment))
     return actions
 
 
-def _refresh_live_addresses() -> list[str]:
-    """After a Docker restart a live container can come back with another address."""
+def _end_abandoned(deployment: Deployment) -> str:
+    kept_live = deployment.app.live_deployment_id == deployment.id
+    if kept_live:
+        _retire_previous(deployment)
+        note = (f"the worker stopped during {deployment.phase}; this release serves and passed its checks, "
+                f"so it is kept and the previous release was retired")
+    else:
+        serving = f"deployment #{deployment.app.live_deployment_id}" if deployment.app.live_deployment_id else "nothing"
+        note = f"the worker stopped during {deployment.phase}; it never went live, {serving} serves"
+    reason = f"{deployment.phase or 'start-up'} failed: {note}"
+    state = lifecycle.abandon(deployment, reason, kept_live)
+    if state is None:
+        return f"deployment #{deployment.id} ended meanwhile"
+    append(deployment.id, f"reconcile: {note}; marked {state}")
+    return f"deployment #{deployment.id} of {deployment.app.name}: worker lost during {deployment.phase}, {state}"
+
+
+def _retire_previous(deployment: Deployment) -> None:
+    """What the watch's end and the drain would have done: the previous release leaves the new
+    backend's backups and its own, requests in flight finish (up to the drain timeout), then
+    its containers stop."""
+    previous = deployment.previous
+    if deployment.serves_backup:
+        router.withdraw_backups(deployment)
+    if previous is None:
+        return
+    if previous.holds_backend:
+        router.withdraw_servers(previous)
+        deadline = time.monotonic() + settings.SWITCHYARD["DRAIN_TIMEOUT"]
+        while router.in_flight(deployment.app, previous.colour) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    for container in previous.containers:
+        runtime.stop_and_remove(container["id"], timeout=deployment.app.stop_timeout)
+
+
+def _revive_live_containers() -> list[str]:
+    """A live release must run: start a stopped container again (a recreate whose worker died
+    after stopping it, a daemon restart that did not restart it) and take up a changed address
+    (Docker may give a restarted container another one)."""
     actions = []
     for app in App.objects.exclude(live_deployment=None).select_related("live_deployment"):
         live = app.live_deployment
-        updated = [{**c, "ip": runtime.address(c["id"]) or c["ip"]} for c in live.containers]
+        updated = [_running_again(app, container) for container in live.containers]
         if updated != live.containers:
             Deployment.objects.filter(pk=live.pk).update(containers=updated, holds_backend=True)
-            actions.append(f"{app.name}: live container address changed")
+            actions.append(f"{app.name}: live containers running again at {', '.join(c['ip'] for c in updated)}")
     return actions
+
+
+def _running_again(app: App, container: dict) -> dict:
+    state = runtime.state(container["id"])
+    if state.status == "removed":
+        return container  # nothing to start; the app's next deploy replaces it
+    if not state.running:
+        return runtime.restart(container["id"], container["port"]).as_dict()
+    return {**container, "ip": runtime.address(container["id"]) or container["ip"]}
 
 
 def _release_stale_backends() -> list[str]:
-    """Only live releases and running deployments may hold HAProxy servers."""
-    stale = (Deployment.objects.filter(holds_backend=True).exclude(state=Deployment.State.RUNNING)
-             .exclude(id__in=App.objects.exclude(live_deployment=None).values("live_deployment")))
+    """Only live releases, running deployments and the releases those replace may hold servers."""
+    stale = (Deployment.objects.filter(holds_backend=True).exclude(id__in=_owned_ids()))
     actions = [f"deployment #{d.id}: servers withdrawn" for d in stale]
-    stale.update(holds_backend=False)
+    stale.update(holds_backend=False, serves_backup=False)
     return actions
 
 
+def _owned_ids() -> set[int]:
+    """Deployments whose containers must stay: each app's live release, every running
+    deployment, and the release a running deployment replaces (it serves until the switch,
+    and it is what a rollback during the watch goes back to)."""
+    owned = set(App.objects.exclude(live_deployment=None).values_list("live_deployment", flat=True))
+    for deployment_id, previous_id in Deployment.objects.filter(state=Deployment.State.RUNNING).values_list(
+            "id", "previous_id"):
+        owned |= {deployment_id, previous_id} - {None}
+    return owned
+
+
 def _remove_stray_containers() -> list[str]:
-    owned = {str(i) for i in App.objects.exclude(live_deployment=None).values_list("live_deployment", flat=True)}
-    owned |= {str(i) for i in Deployment.objects.filter(state=Deployment.State.RUNNING).values_list("id", flat=True)}
+    owned = {str(i) for i in _owned_ids()}
     actions = []
     for container in runtime.containers():
         if container["labels"].get(runtime.LABEL_DEPLOYMENT) not in owned:

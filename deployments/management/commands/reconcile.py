@@ -1,11 +1,12 @@
 from django.core.management.base import BaseCommand
 
-from deployments.engine.reconcile import reconcile
+from deployments import tasks
 
 
 class Command(BaseCommand):
-    help = "Make HAProxy and the containers match the database (live release of each app)."
+    help = ("Make HAProxy and the containers match the database, end deployments whose worker died, "
+            "and send stranded queued deployments to a worker.")
 
     def handle(self, *args, **options) -> None:
-        for action in reconcile():
+        for action in tasks.reconcile():  # the periodic task's body, run here and now
             self.stdout.write(action)

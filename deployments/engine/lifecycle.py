@@ -1,0 +1,132 @@
+"""A deployment's life: its states, the moves between them, and the only code that writes them.
+
+    queued ──claim──▶ running: fetch → build → start → verify → switch → watch → drain
+      │                 │
+      ├─ cancel ──────▶ cancelled          ├─ finish ──▶ succeeded | failed | rolled_back | cancelled
+      ├─ supersede ───▶ superseded         └─ abandon ─▶ succeeded | failed | cancelled
+      └─ abandon ─────▶ cancelled             (its worker died, or its app was deleted)
+
+Each move is one conditional UPDATE that names the state (and, where it matters, the phase)
+it starts from and sets every field the new state needs: 0 rows means someone else moved
+first, and the caller learns it from the return value. What people ask of a running
+deployment (cancel, promote) are flags here too; the pipeline reads them between steps.
+Like kamal-proxy's TargetState, all of it goes through one function, _move.
+"""
+import enum
+
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.models import App, Deployment
+
+State = Deployment.State
+ALLOWED = {
+    State.QUEUED: {State.RUNNING, State.CANCELLED, State.SUPERSEDED},
+    State.RUNNING: {State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED},
+}
+
+
+class IllegalTransition(Exception):
+    """A move the state machine does not have (a bug in the caller, never user input)."""
+
+
+def _move(matching: dict, to: str, **fields) -> int:
+    """Move the deployments that match `matching` (which names their current state) to `to`,
+    setting `fields`; a final state also gets finished_at. Returns how many moved."""
+    source = matching["state"]
+    if to not in ALLOWED.get(source, ()):
+        raise IllegalTransition(f"{source} → {to}")
+    if to in Deployment.FINAL_STATES:
+        fields.setdefault("finished_at", timezone.now())
+    return Deployment.objects.filter(**matching).update(state=to, **fields)
+
+
+# From queued ----------------------------------------------------------------------------------
+
+def claim(deployment_id: int) -> bool:
+    """queued → running, if no other deployment of its app runs. Under a row lock on the app,
+    so two workers that pick up deployments of one app at once cannot both start.
+    It records what was live (the release to go back to) and the health check to verify with."""
+    with transaction.atomic():
+        app_id = Deployment.objects.filter(id=deployment_id).values_list("app_id", flat=True).first()
+        if app_id is None:
+            return False
+        app = App.objects.select_for_update().get(id=app_id)
+        if Deployment.objects.filter(app_id=app_id, state=State.RUNNING).exists():
+            return False  # the running one hands over to the next when it ends
+        now = timezone.now()
+        return bool(_move({"id": deployment_id, "state": State.QUEUED}, State.RUNNING, phase="", started_at=now,
+                          heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check()))
+
+
+def supersede_older(deployment: Deployment) -> int:
+    """Older queued deployments of the app → superseded: only the newest waits."""
+    return _move({"app_id": deployment.app_id, "state": State.QUEUED, "id__lt": deployment.id}, State.SUPERSEDED,
+                 error=f"superseded by deployment #{deployment.id}")
+
+
+# Running --------------------------------------------------------------------------------------
+
+def enter_phase(deployment_id: int, phase: str, phase_times: dict) -> bool:
+    """The next phase, unless a cancel was asked for first (then False). Cancelling is a
+    conditional UPDATE on the phase, so of the two whichever comes first wins, never both.
+    phase_times carries the previous phase's end too: between verify and switch, one write."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, cancel_requested=False).update(
+        phase=phase, phase_times=phase_times))
+
+
+def finish(deployment_id: int, state: str, error: str, **fields) -> bool:
+    """running → a final state, with the reason (empty when it succeeded) and what the
+    pipeline measured (phase_times, traffic)."""
+    return bool(_move({"id": deployment_id, "state": State.RUNNING}, state, error=error, **fields))
+
+
+def abandon(deployment: Deployment, reason: str, kept_live: bool) -> str | None:
+    """Its worker is gone: running → succeeded when its release is what serves (it got past
+    the switch and reconcile finished its work), else failed. Returns the state, or None if
+    it had ended meanwhile."""
+    state = State.SUCCEEDED if kept_live else State.FAILED
+    moved = _move({"id": deployment.id, "state": State.RUNNING}, state, error="" if kept_live else reason)
+    return state if moved else None
+
+
+def cancel_all_of_app(app_id: int, reason: str) -> int:
+    """The app is being deleted: whatever waits or runs ends cancelled."""
+    return sum(_move({"app_id": app_id, "state": source}, State.CANCELLED, error=reason)
+               for source in (State.QUEUED, State.RUNNING))
+
+
+# What people ask for ----------------------------------------------------------------------------
+
+class CancelOutcome(enum.Enum):
+    CANCELLED = "cancelled"  # it was queued and ended at once
+    REQUESTED = "requested"  # the pipeline stops at its next step
+    TOO_LATE = "too late"    # traffic has moved: roll back by redeploying instead
+    ENDED = "ended"          # it had already ended
+
+
+def request_cancel(deployment_id: int, by: str) -> CancelOutcome:
+    if _move({"id": deployment_id, "state": State.QUEUED}, State.CANCELLED, cancelled_by=by,
+             error=f"cancelled by {by} while queued"):
+        return CancelOutcome.CANCELLED
+    if Deployment.objects.filter(id=deployment_id, state=State.RUNNING,
+                                 phase__in=Deployment.CANCELLABLE_PHASES).update(cancel_requested=True, cancelled_by=by):
+        return CancelOutcome.REQUESTED
+    running = Deployment.objects.filter(id=deployment_id, state=State.RUNNING).exists()
+    return CancelOutcome.TOO_LATE if running else CancelOutcome.ENDED
+
+
+def request_promote(deployment_id: int, by: str) -> bool:
+    """End the watch early; only while it is being watched."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, phase="watch").update(
+        promote_requested=True, promoted_by=by))
+
+
+def cancel_requested(deployment_id: int) -> bool:
+    return Deployment.objects.filter(id=deployment_id, cancel_requested=True).exists()
+
+
+def promoted_by(deployment_id: int) -> str | None:
+    """Who promoted it ('' if unknown), or None if nobody has."""
+    return Deployment.objects.filter(id=deployment_id, promote_requested=True).values_list(
+        "promoted_by", flat=True).first()
