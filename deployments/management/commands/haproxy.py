@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 
 from deployments.engine import haproxy_process, router
 
-CHECK_SECONDS = 2.0
+CHECK_SECONDS = 0.5  # a killed HAProxy answers again within a second (one socket probe per check)
 
 
 def _interrupt(signum, frame) -> None:
