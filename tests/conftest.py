@@ -42,18 +42,35 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+class RedisServer(redis.Redis):
+    """A client of the suite's Redis (what most tests need) that also stops and starts the
+    server on the same port (the fault-injection tests). Nothing is persisted: a restart
+    comes back empty, as a Redis without persistence does."""
+
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        port = self.connection_pool.connection_kwargs["port"]
+        process = self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", str(DATA_DIR)],
+            stdout=open(DATA_DIR / "redis.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _wait(lambda: _pings(self) or process.poll() is not None, "redis-server did not answer", 10)
+        assert process.poll() is None, f"redis-server exited:\n{(DATA_DIR / 'redis.log').read_text()[-3000:]}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+
 @pytest.fixture(scope="session")
 def redis_server():
-    port = redis.connection.parse_url(settings.REDIS_URL)["port"]
-    process = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(DATA_DIR)],
-        stdout=open(DATA_DIR / "redis.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    _wait(lambda: _pings(client), "redis-server did not answer", 10)
-    yield client
-    _stop(process)
+    server = RedisServer.from_url(settings.REDIS_URL)
+    server.start()
+    yield server
+    server.stop()
 
 
 def _pings(client: redis.Redis) -> bool:

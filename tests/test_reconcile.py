@@ -1,49 +1,12 @@
 """reconcile: HAProxy, containers and deployments brought back in line with the database."""
-import os
-import signal
-import time
 from datetime import timedelta
-from pathlib import Path
 
 from django.core.management import call_command
 from django.utils import timezone
 
-from deployments.engine import haproxy_process, router, runtime
+from deployments.engine import runtime
 from deployments.models import Deployment
-
-
-def _kill_haproxy() -> None:
-    """SIGKILL the master and every worker it forked (old ones from reloads included)."""
-    master = haproxy_process.master_pid(router.paths())
-    children = [int(p.name) for p in Path("/proc").iterdir()
-                if p.name.isdigit() and _parent_pid(p) == master]
-    killed = [master, *children]
-    for pid in killed:
-        os.kill(pid, signal.SIGKILL)
-    # The master holds the listening sockets too (it hands them to new workers on reload), so
-    # the port refuses only once every process has exited; until then a connection is reset.
-    deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _parent_pid(proc_dir: Path) -> int | None:
-    fields = _stat_fields(proc_dir)
-    return int(fields[1]) if fields else None
-
-
-def _alive(pid: int) -> bool:
-    """True until the process has exited: gone from /proc, or a zombie whose files are closed."""
-    fields = _stat_fields(Path(f"/proc/{pid}"))
-    return bool(fields) and fields[0] != "Z"
-
-
-def _stat_fields(proc_dir: Path) -> list[str]:
-    """The fields of /proc/PID/stat after the command name: state, parent pid, ..."""
-    try:
-        return (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
+from tests.processes import kill_haproxy
 
 
 def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, capsys):
@@ -52,7 +15,7 @@ def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, 
     stack.deploy_and_wait(app)
     app_repo.commit_version("v2")
     stack.deploy_and_wait(app)  # the live release is now on the other colour than at first
-    _kill_haproxy()
+    kill_haproxy()
     try:
         stack.get(f"{app.name}.localhost")
         raise AssertionError("HAProxy still answered after being killed")

@@ -410,7 +410,8 @@ def containers(app_name: str | None = None) -> list[dict]:
 def app_images(repository: str) -> list[str]:
     """Tags of one app's images (repository:tag)."""
     tags = []
-    for image in client().images.list(name=repository):
+    for image in client().images.list(name=repository,  # another installation's images are not ours to prune
+                                      filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
         tags += [t for t in image.tags if t.startswith(repository + ":")]
     return tags
 
