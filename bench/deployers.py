@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench.releases import BenchRepo, Release
 from deployments import services
+from deployments.containers import Container
 from deployments.audit import Actor
 from deployments.engine import runtime
 from deployments.models import App, Deployment
@@ -82,7 +83,7 @@ class NginxDeployer:
     def __init__(self, repo: BenchRepo, name: str, workdir: Path, port: int) -> None:
         self.repo, self.name, self.workdir, self.port = repo, name, workdir, port
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.current: runtime.RunningContainer | None = None
+        self.current: Container | None = None
         self.nginx: subprocess.Popen | None = None
 
     @property
@@ -94,9 +95,8 @@ class NginxDeployer:
         sha = self.repo.commit_release(release)
         tag = f"switchyard/{self.name}:{sha[:12]}"
         runtime.build_image(self._archive(sha), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
-        new = runtime.start_container(f"sy-{self.name}-{release.version}", tag, 8000, {},
-                                      {runtime.LABEL_APP: self.name, runtime.LABEL_DEPLOYMENT: release.version},
-                                      runtime.ContainerLimits.defaults())
+        new = runtime.start_release_container(self.name, release.version, 0, tag, 8000, {},
+                                              runtime.ContainerLimits.defaults())
         health_ok = self._wait_healthy(new)
         if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
             runtime.stop_and_remove(new.id, timeout=0)
@@ -111,7 +111,7 @@ class NginxDeployer:
         return subprocess.run(["git", "archive", "--format=tar", sha], cwd=self.repo.path, check=True,
                               capture_output=True, timeout=30).stdout
 
-    def _wait_healthy(self, container: runtime.RunningContainer) -> float | None:
+    def _wait_healthy(self, container: Container) -> float | None:
         deadline = time.monotonic() + HEALTH_DEADLINE
         while time.monotonic() < deadline:
             try:
@@ -124,7 +124,7 @@ class NginxDeployer:
             time.sleep(0.2)
         return None
 
-    def _route_to(self, container: runtime.RunningContainer) -> None:
+    def _route_to(self, container: Container) -> None:
         (self.workdir / "nginx.conf").write_text(_nginx_config(self.workdir, self.port, container))
         if self.nginx is None:
             self.nginx = subprocess.Popen(["nginx", "-p", str(self.workdir), "-c", "nginx.conf", "-g", "daemon off;"],
@@ -139,11 +139,11 @@ class NginxDeployer:
             self.nginx.terminate()
             self.nginx.wait(timeout=10)
         for container in runtime.containers(self.name):
-            runtime.stop_and_remove(container["id"], timeout=0)
+            runtime.stop_and_remove(container.id, timeout=0)
         runtime.remove_images(runtime.app_images(f"switchyard/{self.name}"))
 
 
-def _nginx_config(workdir: Path, port: int, container: runtime.RunningContainer) -> str:
+def _nginx_config(workdir: Path, port: int, container: Container) -> str:
     """The parts of Dokku's nginx template that matter for a deploy."""
     return f"""worker_processes 1;
 pid {workdir}/nginx.pid;

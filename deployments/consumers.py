@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from deployments import access, presenters
+from deployments.containers import Container
 from deployments.engine import runtime
 from deployments.engine.logs import group_name
 from deployments.masking import Masker
@@ -160,7 +161,7 @@ class ContainerOutputConsumer(AccessCheckedConsumer):
         self.watch_access()
         if not containers:
             await self.send_json({"type": "output", "lines": ["(no live release yet)"]})
-        self.streams = [runtime.follow_output(c["id"], OUTPUT_TAIL) for c in containers]
+        self.streams = [runtime.follow_output(c.id, OUTPUT_TAIL) for c in containers]
         self.pumps = [asyncio.create_task(self._pump(i + 1, s)) for i, s in enumerate(self.streams)]
 
     def check_access(self, user: AbstractBaseUser) -> None:
@@ -182,7 +183,7 @@ class ContainerOutputConsumer(AccessCheckedConsumer):
             await self.send_json({"type": "output", "lines": [prefix + self.mask(line)]})
 
     @database_sync_to_async
-    def _live_containers(self) -> list[dict]:
+    def _live_containers(self) -> list[Container]:
         """[] when the app has no live release (or was deleted a moment ago: the watch closes the socket)."""
         app = App.objects.select_related("live_deployment").filter(name=self.app_name).first()
         return app.live_deployment.containers if app and app.live_deployment else []

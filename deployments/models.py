@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from deployments import crypto
+from deployments.containers import Container
 from deployments.validators import (
     validate_app_name,
     validate_capabilities,
@@ -195,6 +196,18 @@ class EnvVar(models.Model):
         self.encrypted_value = crypto.encrypt(plain)
 
 
+class ContainerListField(models.JSONField):
+    """A list of Container values, stored as JSON objects ({"id", "name", "ip", "port"})."""
+
+    def from_db_value(self, value, expression, connection) -> list[Container]:
+        return [Container.from_dict(item) for item in super().from_db_value(value, expression, connection) or []]
+
+    def get_prep_value(self, value):
+        if isinstance(value, list):
+            value = [item.as_dict() if isinstance(item, Container) else item for item in value]
+        return super().get_prep_value(value)
+
+
 class Deployment(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -227,8 +240,8 @@ class Deployment(models.Model):
     phase_times = models.JSONField(default=dict, blank=True)  # {"build": {"start": iso, "end": iso}}
     error = models.TextField(blank=True)
     colour = models.CharField(max_length=5, blank=True)
-    # [{"id": docker id, "name": ..., "ip": ..., "port": ...}] in server-slot order.
-    containers = models.JSONField(default=list, blank=True)
+    # The containers it started, in server-slot order.
+    containers = ContainerListField(default=list, blank=True)
     # True while HAProxy has (or should have) this deployment's containers as servers.
     holds_backend = models.BooleanField(default=False)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

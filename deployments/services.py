@@ -75,7 +75,7 @@ def delete_app(name: str, actor: Actor) -> bool:
         app.delete()
     router.refresh_config()
     for container in runtime.containers(app_name=name):
-        runtime.stop_and_remove(container["id"], timeout=app.stop_timeout)
+        runtime.stop_and_remove(container.id, timeout=app.stop_timeout)
     runtime.remove_app_network(name)  # if a container is still attached, reconcile removes it later
     runtime.remove_images(runtime.app_images(app.image_repository()))
     source.delete_cache(name)

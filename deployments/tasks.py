@@ -1,12 +1,17 @@
 """Celery tasks: the edge between Celery and the engine, and the only module that hands work
 to a worker. Tasks take ids, re-read rows, and are safe to run twice.
 
-run_deployment is acks_late with reject_on_worker_lost: if the process running it dies
-(OOM, SIGKILL), the broker gives the task to another process. Running it again is safe:
-a deployment that was already claimed is not claimed twice (lifecycle.claim), so the rerun
-only hands over the app's next waiting deployment; the dead one is ended by the periodic
-reconcile once its heartbeat is older than SWITCHYARD_HEARTBEAT_TIMEOUT. A task that never
-got as far as the claim runs normally.
+Tasks are acknowledged when they start (Celery's default, not acks_late), on purpose:
+- Redelivery is not what ends a deployment whose worker died: the periodic reconcile does
+  (heartbeat older than SWITCHYARD_HEARTBEAT_TIMEOUT), and it sends the app's next queued
+  deployment again (queue.stranded). A redelivered run_deployment could only find its
+  deployment claimed already, so acks_late would buy nothing.
+- acks_late costs a worker: with kombu 5.7's Redis transport a worker whose broker goes away
+  while it holds an unacknowledged task restores that task through a client the reconnect has
+  already cleared, logs "Unrecoverable error" and exits (tests/test_faults.py stops Redis
+  during a build to show it does not happen any more).
+A task that was taken but never got as far as the claim (its process killed at that moment)
+is found the same way: its note in Redis expires and reconcile sends the deployment again.
 """
 import logging
 
@@ -21,7 +26,7 @@ from deployments.engine import reconcile as reconciler
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(ignore_result=True)
 def run_deployment(deployment_id: int) -> None:
     app_id = pipeline.run(deployment_id)
     waiting = queue.next_waiting(app_id) if app_id is not None else None

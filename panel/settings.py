@@ -153,8 +153,11 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
-CELERY_TASK_ACKS_LATE = True  # see deployments/tasks.py for why, and reject_on_worker_lost
+CELERY_TASK_ACKS_LATE = False  # on purpose: see deployments/tasks.py
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker takes a task only when a pool process is free: none waits unacknowledged in a busy
+# worker (where a lost broker connection would make kombu restore it: see deployments/tasks.py).
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker

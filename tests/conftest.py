@@ -182,7 +182,7 @@ def stack(transactional_db, celery_worker):
     yield helper
     helper.wait_until_idle()
     for container in runtime.containers():
-        runtime.stop_and_remove(container["id"], timeout=0)
+        runtime.stop_and_remove(container.id, timeout=0)
     runtime.remove_app_networks()
 
 

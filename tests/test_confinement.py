@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from deployments import services
+from deployments.containers import Container
 from deployments.engine import router, runtime
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
@@ -77,13 +78,13 @@ def test_containers_run_with_the_apps_limits_and_no_capabilities_and_pick_up_cha
     first = stack.deploy_and_wait(app)
     assert first.state == "succeeded", first.error
 
-    host = _inspect(first.containers[0]["id"])["HostConfig"]
+    host = _inspect(first.containers[0].id)["HostConfig"]
     assert (host["Memory"], host["MemorySwap"]) == (512 * MIB, 512 * MIB)
     assert (host["NanoCpus"], host["PidsLimit"]) == (1_000_000_000, 256)
     assert (host["SecurityOpt"], host["CapDrop"], host["CapAdd"] or []) == (["no-new-privileges"], ["ALL"], [])
     # What a process in the container really has; busybox httpd and its CGI scripts need none of it.
-    assert _status_line(first.containers[0]["id"], "CapEff") == "0000000000000000"
-    assert _status_line(first.containers[0]["id"], "NoNewPrivs") == "1"
+    assert _status_line(first.containers[0].id, "CapEff") == "0000000000000000"
+    assert _status_line(first.containers[0].id, "NoNewPrivs") == "1"
     assert stack.get("confined.localhost") == (200, "v1")
     assert stack.get("confined.localhost", "/cgi-bin/page") == (200, "v1")
 
@@ -92,11 +93,11 @@ def test_containers_run_with_the_apps_limits_and_no_capabilities_and_pick_up_cha
     second = stack.deploy_and_wait(app)
     assert second.state == "succeeded", second.error
 
-    host = _inspect(second.containers[0]["id"])["HostConfig"]
+    host = _inspect(second.containers[0].id)["HostConfig"]
     assert (host["Memory"], host["MemorySwap"], host["NanoCpus"], host["PidsLimit"]) == (
         128 * MIB, 128 * MIB, 500_000_000, 64)
     assert sorted(host["CapAdd"]) == ["KILL", "NET_BIND_SERVICE"]
-    assert _status_line(second.containers[0]["id"], "CapEff") == f"{(1 << 5) | (1 << 10):016x}"  # KILL, NET_BIND_SERVICE
+    assert _status_line(second.containers[0].id, "CapEff") == f"{(1 << 5) | (1 << 10):016x}"  # KILL, NET_BIND_SERVICE
     assert stack.get("confined.localhost") == (200, "v2")
     assert any("Limits per container: 128 MiB memory, 0.5 CPU, 64 processes" in line for line in _log(second))
 
@@ -115,23 +116,23 @@ def test_an_apps_containers_reach_each_other_but_not_another_apps(stack, app_rep
     pool = ipaddress.ip_network(settings.SWITCHYARD["APP_SUBNETS"])
     subnets = {}
     for app, container in ((a, a1), (a, a2), (b, b1)):
-        networks = _inspect(container["id"])["NetworkSettings"]["Networks"]
+        networks = _inspect(container.id)["NetworkSettings"]["Networks"]
         assert list(networks) == [runtime.network_name(app.name)]
-        subnets[container["name"]] = ipaddress.ip_network(f"{container['ip']}/{settings.SWITCHYARD['APP_SUBNET_PREFIX']}",
+        subnets[container.name] = ipaddress.ip_network(f"{container.ip}/{settings.SWITCHYARD['APP_SUBNET_PREFIX']}",
                                                           strict=False)
-        assert subnets[container["name"]].subnet_of(pool)
-    assert subnets[a1["name"]] == subnets[a2["name"]] != subnets[b1["name"]]
+        assert subnets[container.name].subnet_of(pool)
+    assert subnets[a1.name] == subnets[a2.name] != subnets[b1.name]
 
-    assert _http_get_from(a1["id"], a2["ip"]).startswith("HTTP/1.1 200")
+    assert _http_get_from(a1.id, a2.ip).startswith("HTTP/1.1 200")
     # Docker's isolation rules drop the packets between bridges: the connection times out.
-    assert _http_get_from(a1["id"], b1["ip"]) == "nc: timed out"
-    assert _http_get_from(b1["id"], a1["ip"]) == "nc: timed out"
+    assert _http_get_from(a1.id, b1.ip) == "nc: timed out"
+    assert _http_get_from(b1.id, a1.ip) == "nc: timed out"
 
     # HAProxy (on the host) reaches both replicas of tenant-a, and tenant-b.
     assert [stack.get("tenant-a.localhost")[0] for _ in range(20)] == [200] * 20
     assert stack.get("tenant-b.localhost") == (200, "b1")
     a.refresh_from_db()
-    served = [int(row["hrsp_2xx"]) for row in router.server_rows(a, a.live_colour)[:2]]
+    served = [server.answered.total for server in router.servers(a, a.live_colour, 2)]
     assert all(count > 0 for count in served), served
 
 
@@ -252,7 +253,7 @@ def test_a_fork_bomb_stays_under_its_pids_limit_while_other_apps_and_the_panel_k
     bombed = stack.deploy_and_wait(bomb)
     assert bombed.state == "succeeded", bombed.error
     assert stack.deploy_and_wait(neighbour).state == "succeeded"
-    container = _inspect(bombed.containers[0]["id"])["Id"]
+    container = _inspect(bombed.containers[0].id)["Id"]
 
     assert stack.get("bomb.localhost", "/cgi-bin/bomb") == (200, "started")
     peak, answers, panel = 0, [], []
@@ -284,7 +285,7 @@ def test_a_process_that_outgrows_the_memory_limit_is_killed_and_the_app_keeps_se
 
     status = _direct_status(container, "/cgi-bin/hog")
 
-    full_id = _inspect(container["id"])["Id"]
+    full_id = _inspect(container.id)["Id"]
     assert status != 200
     assert int(_cgroup("memory", full_id, "memory.max_usage_in_bytes")) <= 32 * MIB
     oom = dict(line.split() for line in _cgroup("memory", full_id, "memory.oom_control").splitlines())
@@ -292,9 +293,9 @@ def test_a_process_that_outgrows_the_memory_limit_is_killed_and_the_app_keeps_se
     assert stack.get("hog.localhost") == (200, "hog")
 
 
-def _direct_status(container: dict, path: str) -> int:
+def _direct_status(container: Container, path: str) -> int:
     """Status of a request straight to the container (0: no HTTP answer)."""
-    connection = http.client.HTTPConnection(container["ip"], container["port"], timeout=30)
+    connection = http.client.HTTPConnection(container.ip, container.port, timeout=30)
     try:
         connection.request("GET", path)
         return connection.getresponse().status

@@ -130,7 +130,7 @@ def _wait_for_log_line(deployment: Deployment, line: str, timeout: float = 10) -
 def _wait_for_containers(app: App, expected: set[str], timeout: float = 20) -> None:
     """Until the app's containers (running or not) are exactly `expected`."""
     deadline = time.monotonic() + timeout
-    while (found := {c["id"] for c in runtime.containers(app.name)}) != expected and time.monotonic() < deadline:
+    while (found := {c.id for c in runtime.containers(app.name)}) != expected and time.monotonic() < deadline:
         time.sleep(0.2)
     assert found == expected, f"containers {found} are not the live release's {expected}"
 
@@ -198,7 +198,7 @@ def test_a_deployment_whose_worker_is_killed_ends_by_itself_and_a_release_keeps_
             live, body = v2, "v2"
         assert app.live_deployment_id == live.id
         assert faults.get(_host(app)) == (200, body)
-        _wait_for_containers(app, {c["id"] for c in live.containers})
+        _wait_for_containers(app, {c.id for c in live.containers})
 
         _deploy_next_release(faults, app, app_repo, fault_worker)
     _assert_no_failed(load)
@@ -251,12 +251,6 @@ def test_killed_haproxy_answers_again_within_2_seconds_by_its_supervisor(faults,
     assert recovered_after < 2
 
 
-# Celery 5.7.0 (kombu 5.7.0, redis-py 8.1.0): on a lost broker connection the consumer collects
-# the connection, then closes it; closing the channel restores its unacknowledged messages
-# (every task here is acks_late) through a client whose connection info the collect cleared:
-# AttributeError, "Unrecoverable error", and the worker exits once its running tasks end.
-@pytest.mark.xfail(raises=WorkerExited, strict=True,
-                   reason="the Celery worker exits when Redis goes away while a task is unacknowledged")
 def test_redis_stopped_during_a_build_the_deploy_ends_cleanly_and_nothing_stays_stuck(
         faults, fault_worker, app_repo, redis_server, client, django_user_model):
     app, v1 = _live_app(faults, app_repo)
@@ -276,7 +270,7 @@ def test_redis_stopped_during_a_build_the_deploy_ends_cleanly_and_nothing_stays_
         assert 'id="redis-down"' in down_page
         assert 'id="redis-down"' not in client.get("/").content.decode()
 
-        v2 = faults.wait(v2, timeout=90)
+        v2 = _wait_while_the_worker_runs(faults, v2, fault_worker, timeout=90)
         print(f"\nRedis stopped during the build: the deployment {v2.state} {v2.error}")
         assert v2.state in (Deployment.State.SUCCEEDED, Deployment.State.FAILED)
         if v2.state == Deployment.State.FAILED:
@@ -284,6 +278,7 @@ def test_redis_stopped_during_a_build_the_deploy_ends_cleanly_and_nothing_stays_
         assert faults.get(_host(app)) == (200, "v2" if v2.state == Deployment.State.SUCCEEDED else "v1")
     _assert_no_failed(load)
     assert not Deployment.objects.filter(state__in=ACTIVE).exists()
+    assert fault_worker.process.poll() is None, "the Celery worker exited"
 
     _deploy_next_release(faults, app, app_repo, fault_worker)
 
@@ -322,7 +317,7 @@ def test_docker_daemon_restarted_live_containers_come_back_and_are_routed_to(fau
     app, v1 = _live_app(faults, app_repo)
     if foreign := _foreign_containers():
         pytest.skip(f"the Docker daemon runs containers of others ({', '.join(foreign[:5])}): not restarting it")
-    booted = {c["id"]: _started_at(c["id"]) for c in v1.containers}
+    booted = {c.id: _started_at(c.id) for c in v1.containers}
     try:
         with faults.load(_host(app), threads=2, max_seconds=120) as load:
             started = time.monotonic()
@@ -339,11 +334,11 @@ def test_docker_daemon_restarted_live_containers_come_back_and_are_routed_to(fau
           f"the app answered {answered_after:.1f}s after that; {len(failed)} of {load.result.total} requests failed"
           + (f" over {failed[-1].at - failed[0].started:.1f}s" if failed else ""))
     v1.refresh_from_db()
-    containers = {c["id"]: c for c in runtime.containers(app.name)}
-    assert set(containers) == {c["id"] for c in v1.containers}
-    assert all(c["state"] == "running" for c in containers.values())
+    containers = {c.id: c for c in runtime.containers(app.name)}
+    assert set(containers) == {c.id for c in v1.containers}
+    assert all(c.state == "running" for c in containers.values())
     assert all(_started_at(container_id) > booted[container_id] for container_id in booted), "never restarted"
-    assert [c["ip"] for c in v1.containers] == [runtime.address(c["id"]) for c in v1.containers]
+    assert [c.ip for c in v1.containers] == [runtime.address(c.id) for c in v1.containers]
 
 
 def _started_at(container_id: str) -> str:

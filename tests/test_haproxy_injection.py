@@ -122,8 +122,8 @@ def test_a_path_with_query_and_percent_encoding_is_sent_by_haproxy_exactly(stack
 
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     assert "uri '/cgi-bin/health?full=1&x=%20&y=(a)'" in router.paths().config.read_text()
-    rows = router.server_rows(app, deployment.colour)
-    assert rows[0]["status"].startswith("UP"), rows[0]
+    (server,) = router.servers(app, deployment.colour, 1)
+    assert server.status.startswith("UP"), server
     # Same release, another path: the check fails, so UP above was the exact path's doing.
     services.update_app(App.objects.get(pk=app.pk), Actor.cli("test"), {"health_path": "/cgi-bin/health?full=2",
                                                                           "health_deadline": 5})

@@ -33,15 +33,14 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     app = stack.create_app(app_repo)
     live = stack.deploy_and_wait(app)
     assert live.state == Deployment.State.SUCCEEDED, live.error
-    stray = runtime.start_container("sy-stray", live.image, 8000, {},
-                                    {runtime.LABEL_APP: app.name, runtime.LABEL_DEPLOYMENT: "999999"},
-                                    runtime.ContainerLimits.defaults())
+    stray = runtime.start_release_container(app.name, "999999", 0, live.image, 8000, {},
+                                            runtime.ContainerLimits.defaults())
 
     call_command("reconcile")
 
-    remaining = {c["id"] for c in runtime.containers(app.name)}
+    remaining = {c.id for c in runtime.containers(app.name)}
     assert stray.id not in remaining
-    assert remaining == {c["id"] for c in live.containers}
+    assert remaining == {c.id for c in live.containers}
     assert stack.get(f"{app.name}.localhost") == (200, "v1")
 
 

@@ -1,5 +1,5 @@
 """The switch: HAProxy first, then the map file and the database, and all three agree after."""
-from deployments.engine import haproxy_process, haproxy_socket, router
+from deployments.engine import haproxy_process, haproxy_socket, lifecycle, router
 from deployments.engine.haproxy_config import map_entries, parse_map, route_app_to
 from deployments.models import App, Deployment
 
@@ -48,14 +48,14 @@ def test_a_switch_while_haproxy_is_down_starts_it_on_the_new_routing(stack, app_
     second = stack.deploy_and_wait(app)
     haproxy_process.stop(router.paths())
 
-    router.switch_to(first)  # back to v1's colour, whose containers are gone by now
+    router.switch_to(first, go_live=lambda: lifecycle.go_live(first))  # back to v1's colour, whose containers are gone by now
 
     assert haproxy_process.is_running(router.paths())
     assert App.objects.get(pk=app.pk).live_colour == first.colour
     assert _runtime_map() == _file_map() == _database_map()
     assert stack.get(f"{app.name}.localhost")[0] == 503  # HAProxy routes there: an empty backend
 
-    router.switch_to(second)  # HAProxy is up again: the runtime-first way
+    router.switch_to(second, go_live=lambda: lifecycle.go_live(second))  # HAProxy is up again: the runtime-first way
 
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
     assert _runtime_map() == _file_map() == _database_map()

@@ -11,7 +11,7 @@ CGI_HEALTH = {"health_path": "/cgi-bin/health"}
 
 
 def _live_ids(app: App) -> list[str]:
-    return [c["labels"][runtime.LABEL_DEPLOYMENT] for c in runtime.containers(app.name)]
+    return [c.deployment for c in runtime.containers(app.name)]
 
 
 def _log(deployment: Deployment) -> str:

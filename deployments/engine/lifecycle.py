@@ -96,6 +96,46 @@ def cancel_all_of_app(app_id: int, reason: str) -> int:
                for source in (State.QUEUED, State.RUNNING))
 
 
+# What serves: the rows the router renders HAProxy from ----------------------------------------
+# The router calls these (as its `record`) under its lock; nothing else writes these fields.
+
+ROUTING_FLAGS = ("holds_backend", "serves_backup")
+
+
+def record_routing(deployment: Deployment, **flags: bool) -> None:
+    """holds_backend: HAProxy has (or should have) its containers as servers of its colour;
+    serves_backup: the previous release's containers are backups in its backend. The object
+    passed in is updated too, so its owner never needs to read its row again."""
+    if not flags or set(flags) - set(ROUTING_FLAGS):
+        raise ValueError(f"routing flags are {ROUTING_FLAGS}, not {sorted(flags)}")
+    Deployment.objects.filter(pk=deployment.pk).update(**flags)
+    for name, value in flags.items():
+        setattr(deployment, name, value)
+
+
+def record_containers(deployment: Deployment, containers: list) -> None:
+    """Its containers now are these (started again, or at a new address)."""
+    Deployment.objects.filter(pk=deployment.pk).update(containers=containers)
+    deployment.containers = containers
+
+
+def go_live(deployment: Deployment):
+    """Store the deployment as its app's live release (the app object too); returns a
+    function that puts back what served before."""
+    app = deployment.app
+    before = (app.live_colour, app.live_deployment_id)
+    _set_live(app, deployment.colour, deployment.pk)
+
+    def undo() -> None:
+        _set_live(app, *before)
+    return undo
+
+
+def _set_live(app: App, colour: str, deployment_id: int | None) -> None:
+    App.objects.filter(pk=app.pk).update(live_colour=colour, live_deployment_id=deployment_id)
+    app.live_colour, app.live_deployment_id = colour, deployment_id
+
+
 # What people ask for ----------------------------------------------------------------------------
 
 class CancelOutcome(enum.Enum):

@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.engine import health, lifecycle, priority, router, runtime, source
+from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import App, Deployment
 
@@ -71,6 +72,8 @@ class Pipeline:
         self.deployment = deployment
         self.app: App = deployment.app
         self.previous: Deployment | None = deployment.previous
+        if self.previous is not None:
+            self.previous.app = self.app  # one App object: what either goes live as is seen by both
         self.environment = self.app.environment()
         self.log = DeploymentLog(deployment.id, secrets=list(self.environment.values()))
         self._stopped_previous = False
@@ -179,13 +182,10 @@ class Pipeline:
         self._save(colour=colour)
         limits = self._limits()
         for index in range(self.app.replicas):
-            name = f"sy-{self.app.name}-{self.deployment.id}-{index + 1}"
-            container = runtime.start_container(
-                name, self.deployment.image, self.app.port, self.environment,
-                {runtime.LABEL_APP: self.app.name, runtime.LABEL_DEPLOYMENT: str(self.deployment.id)}, limits,
-            )
-            self._save(containers=[*self.deployment.containers, container.as_dict()])
-            self.log.write(f"Started {name} at {container.ip}:{container.port} ({colour})")
+            container = runtime.start_release_container(self.app.name, str(self.deployment.id), index,
+                                                        self.deployment.image, self.app.port, self.environment, limits)
+            self._save(containers=[*self.deployment.containers, container])
+            self.log.write(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
 
     def _limits(self) -> runtime.ContainerLimits:
         limits = runtime.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
@@ -198,46 +198,44 @@ class Pipeline:
         deadline = time.monotonic() + self.app.health_deadline
         for container in self.deployment.containers:
             self._verify_container(container, deadline)
-        router.publish_servers(self.deployment)
+        router.publish_servers(self.deployment, record=self._routing(self.deployment, holds_backend=True))
         if self._watch_applies():  # ready before the switch, so the switch itself is one map commit
-            router.publish_backups(self.deployment)
+            router.publish_backups(self.deployment, record=self._routing(self.deployment, serves_backup=True))
         self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
 
-    def _verify_container(self, container: dict, deadline: float) -> None:
+    def _verify_container(self, container: Container, deadline: float) -> None:
         def alive() -> bool:
             self._raise_if_cancelled()
-            return runtime.state(container["id"]).running
+            return runtime.state(container.id).running
 
         check = self.deployment.health_check
         try:
-            health.wait_for_port(container["ip"], container["port"], deadline, alive)
-            self.log.write(f"{container['name']}: port {container['port']} open")
-            health.wait_for_status(container["ip"], container["port"], check["path"], check["host"],
+            health.wait_for_port(container.ip, container.port, deadline, alive)
+            self.log.write(f"{container.name}: port {container.port} open")
+            health.wait_for_status(container.ip, container.port, check["path"], check["host"],
                                    check["status"], check["timeout"], deadline, alive)
-            self.log.write(f"{container['name']}: GET {check['path']} answered {check['status']}")
+            self.log.write(f"{container.name}: GET {check['path']} answered {check['status']}")
         except health.ContainerExited:
             raise PhaseFailed("verify", self._exit_report(container)) from None
 
-    def _exit_report(self, container: dict) -> str:
-        exited = runtime.state(container["id"])
-        output = runtime.tail(container["id"]) or "(no output)"
-        self.log.write(f"Last output of {container['name']}:\n{output}")
-        return f"container {container['name']} exited with code {exited.exit_code}; last output:\n{output}"
+    def _exit_report(self, container: Container) -> str:
+        exited = runtime.state(container.id)
+        output = runtime.tail(container.id) or "(no output)"
+        self.log.write(f"Last output of {container.name}:\n{output}")
+        return f"container {container.name} exited with code {exited.exit_code}; last output:\n{output}"
 
     def _wait_for_haproxy_up(self, deadline: float) -> None:
         wanted = len(self.deployment.containers)
         while True:
-            rows = router.server_rows(self.app, self.deployment.colour)[:wanted]
-            # Leaving maintenance shows "UP 1/2" (and the slot's old check result) until a
-            # check passes; plain "UP" with L7OK means HAProxy itself saw this container healthy.
-            if all(r["status"] == "UP" and r["check_status"].startswith("L7OK") for r in rows):
+            servers = router.servers(self.app, self.deployment.colour, wanted)
+            if all(server.checked_up for server in servers):
                 self._healthy_at = time.monotonic()
                 self._enter_hot_path()
                 self.log.write(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
                 return
             self._raise_if_cancelled()
             if time.monotonic() >= deadline:
-                seen = ", ".join(f"{r['svname']} {r['status']} {r['check_status']} {r['check_desc']}" for r in rows)
+                seen = ", ".join(server.describe() for server in servers)
                 raise PhaseFailed("verify", f"HAProxy's health check did not report the new servers UP: {seen}")
             time.sleep(UP_POLL_INTERVAL)
 
@@ -257,17 +255,16 @@ class Pipeline:
         # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
         # millisecond here is a request the old release answers although the new one is ready.
         try:
-            routed_at = router.switch_to(self.deployment)
+            routed_at = router.switch_to(self.deployment, go_live=lambda: lifecycle.go_live(self.deployment))
         finally:
             self._leave_hot_path()
         switched_after_ms = (routed_at - self._healthy_at) * 1000
         self._switched = True
-        self.app.refresh_from_db()
         self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
                        f"{switched_after_ms:.1f} ms after HAProxy reported it UP")
         # Restarts only from here: a crash before the switch shows as an exit code, not a restart loop.
         for container in self.deployment.containers:
-            runtime.enable_restarts(container["id"])
+            runtime.enable_restarts(container.id)
 
     def _watch_applies(self) -> bool:
         return bool(self.app.watch_window and self.previous and self.previous.containers and not self._stopped_previous)
@@ -278,8 +275,8 @@ class Pipeline:
         window = self.app.watch_window
         self._save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
         self.log.write(f"Watching the new release for {window}s; the old one stays ready")
-        baseline = router.responses(router.server_rows(self.app, self.deployment.colour))
-        restarts = {c["id"]: runtime.state(c["id"]).restarts for c in self.deployment.containers}
+        baseline = self._answered()
+        restarts = {c.id: runtime.state(c.id).restarts for c in self.deployment.containers}
         deadline = time.monotonic() + window
         while time.monotonic() < deadline:
             trouble = self._trouble(baseline, restarts)
@@ -288,32 +285,28 @@ class Pipeline:
             if self._promoted():
                 break
             time.sleep(WATCH_INTERVAL)
-        router.withdraw_backups(self.deployment)
-        served, errors = self._served_since(baseline)
-        self.log.write(f"Watch passed: {served} responses, {errors} 5xx")
+        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+        since = self._answered().since(baseline)
+        self.log.write(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
-    def _trouble(self, baseline: tuple[int, int], restarts: dict[str, int]) -> str:
+    def _trouble(self, baseline: router.Responses, restarts: dict[str, int]) -> str:
         """Why the new release must be rolled back, or "" if it is fine."""
-        rows = router.server_rows(self.app, self.deployment.colour)[:len(self.deployment.containers)]
-        down = [f"{r['svname']} {r['status']} ({r['check_status']} {r['check_desc']})".strip()
-                for r in rows if r["status"].startswith("DOWN")]
+        servers = router.servers(self.app, self.deployment.colour, len(self.deployment.containers))
+        down = [server.describe() for server in servers if server.down]
         if down:
             return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
-        served, errors = self._served_since(baseline)
+        since = router.answered(servers).since(baseline)
         limit = self.app.watch_error_percent
-        if served >= self.app.watch_min_requests and errors * 100 > limit * served:
-            return f"{errors} of {served} responses were 5xx ({errors * 100 / served:.1f}% > {limit:g}%)"
+        if since.total >= self.app.watch_min_requests and since.error_percent > limit:
+            return f"{since.errors} of {since.total} responses were 5xx ({since.error_percent:.1f}% > {limit:g}%)"
         for container in self.deployment.containers:
-            state = runtime.state(container["id"])
-            if not state.running or state.restarts > restarts[container["id"]]:
-                return f"container {container['name']} exited (code {state.exit_code})"
+            state = runtime.state(container.id)
+            if not state.running or state.restarts > restarts[container.id]:
+                return f"container {container.name} exited (code {state.exit_code})"
         return ""
 
-    def _served_since(self, baseline: tuple[int, int]) -> tuple[int, int]:
-        served, errors = router.responses(router.server_rows(self.app, self.deployment.colour))
-        if served < baseline[0]:  # HAProxy reloaded: its counters restarted from zero
-            return served, errors
-        return served - baseline[0], errors - baseline[1]
+    def _answered(self) -> router.Responses:
+        return router.answered(router.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
 
     def _promoted(self) -> bool:
         promoted = lifecycle.promoted_by(self.deployment.pk)
@@ -327,14 +320,14 @@ class Pipeline:
         detected = time.monotonic()
         self._enter_hot_path()
         try:
-            routed_at = router.switch_to(self.previous)
+            routed_at = router.switch_to(self.previous, go_live=lambda: lifecycle.go_live(self.previous))
         finally:
             self._leave_hot_path()
         self.log.write(f"Rolled back in {(routed_at - detected) * 1000:.0f} ms: {reason}")
-        router.withdraw_backups(self.deployment)
-        router.withdraw_servers(self.deployment)
+        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+        router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
         for container in self.deployment.containers:
-            runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
+            runtime.stop_and_remove(container.id, timeout=self.app.stop_timeout)
         raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}")
 
     def _drain(self) -> None:
@@ -342,19 +335,19 @@ class Pipeline:
             self.log.write("No previous release to retire")
         elif self._stopped_previous:
             for container in self.previous.containers:
-                runtime.stop_and_remove(container["id"], timeout=0)
+                runtime.stop_and_remove(container.id, timeout=0)
             self.log.write(f"Removed the previous release (deployment #{self.previous.id})")
         else:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
-                runtime.stop_and_remove(container["id"], timeout=self.app.stop_timeout)
+                runtime.stop_and_remove(container.id, timeout=self.app.stop_timeout)
             self.log.write(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self._prune_images()
 
     def _take_out_of_service(self, old: Deployment) -> None:
         """Maintenance first (no new requests), then let what is in flight finish, up to the
         drain timeout; only what is still open after that is cut."""
-        router.withdraw_servers(old)
+        router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
         while (busy := router.in_flight(self.app, old.colour)) and time.monotonic() < deadline:
@@ -373,7 +366,7 @@ class Pipeline:
         self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
         self._take_out_of_service(self.previous)
         for container in self.previous.containers:
-            runtime.stop(container["id"], timeout=self.app.stop_timeout)
+            runtime.stop(container.id, timeout=self.app.stop_timeout)
         self._stopped_previous = True
 
     def _recover_after_switch(self, reason: str) -> tuple[str, str]:
@@ -391,15 +384,13 @@ class Pipeline:
 
     def _undo_before_switch(self) -> None:
         """Remove what this deployment started; in a recreate, bring the old release back."""
-        # Only what the router wrote: phase_times in memory holds the failed phase's end, not yet stored.
-        self.deployment.refresh_from_db(fields=["containers", "serves_backup", "holds_backend"])
         try:
             if self.deployment.serves_backup:
-                router.withdraw_backups(self.deployment)
+                router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
             if self.deployment.holds_backend:
-                router.withdraw_servers(self.deployment)
+                router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
             for container in self.deployment.containers:
-                runtime.stop_and_remove(container["id"], timeout=0)
+                runtime.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
                 self._restart_previous()
         except Exception as error:
@@ -407,10 +398,8 @@ class Pipeline:
             self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
 
     def _restart_previous(self) -> None:
-        restarted = [runtime.restart(c["id"], c["port"]).as_dict() for c in self.previous.containers]
-        Deployment.objects.filter(pk=self.previous.pk).update(containers=restarted)
-        self.previous.containers = restarted
-        router.publish_servers(self.previous)
+        lifecycle.record_containers(self.previous, [runtime.restart(c) for c in self.previous.containers])
+        router.publish_servers(self.previous, record=self._routing(self.previous, holds_backend=True))
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
@@ -440,7 +429,11 @@ class Pipeline:
         if self._cancel_requested():
             raise Cancelled()
 
-    def _backend_responses(self) -> dict[str, tuple[int, int]] | None:
+    @staticmethod
+    def _routing(deployment: Deployment, **flags: bool) -> router.Record:
+        return lambda: lifecycle.record_routing(deployment, **flags)
+
+    def _backend_responses(self) -> dict[str, router.Responses] | None:
         try:
             return router.backend_responses(self.app)
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
@@ -453,8 +446,8 @@ class Pipeline:
             return {}
         numbers = {}
         for role, colour in (("old", self._old_colour), ("new", self.app.idle_colour_of(self._old_colour))):
-            before = self._traffic_before[colour] if after[colour][0] >= self._traffic_before[colour][0] else (0, 0)
-            numbers[role] = {"requests": after[colour][0] - before[0], "failed": after[colour][1] - before[1]}
+            during = after[colour].since(self._traffic_before[colour])
+            numbers[role] = {"requests": during.total, "failed": during.errors}
         return numbers
 
     def _finish(self, state: str, error: str) -> None:

@@ -21,6 +21,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from deployments.containers import Container
 from deployments.engine import lifecycle, router, runtime
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
@@ -76,16 +77,16 @@ def _retire_previous(deployment: Deployment) -> None:
     its containers stop."""
     previous = deployment.previous
     if deployment.serves_backup:
-        router.withdraw_backups(deployment)
+        router.withdraw_backups(deployment, record=lambda: lifecycle.record_routing(deployment, serves_backup=False))
     if previous is None:
         return
     if previous.holds_backend:
-        router.withdraw_servers(previous)
+        router.withdraw_servers(previous, record=lambda: lifecycle.record_routing(previous, holds_backend=False))
         deadline = time.monotonic() + settings.SWITCHYARD["DRAIN_TIMEOUT"]
         while router.in_flight(deployment.app, previous.colour) and time.monotonic() < deadline:
             time.sleep(0.1)
     for container in previous.containers:
-        runtime.stop_and_remove(container["id"], timeout=deployment.app.stop_timeout)
+        runtime.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
 
 
 def _revive_live_containers() -> list[str]:
@@ -97,25 +98,27 @@ def _revive_live_containers() -> list[str]:
         live = app.live_deployment
         updated = [_running_again(app, container) for container in live.containers]
         if updated != live.containers:
-            Deployment.objects.filter(pk=live.pk).update(containers=updated, holds_backend=True)
-            actions.append(f"{app.name}: live containers running again at {', '.join(c['ip'] for c in updated)}")
+            lifecycle.record_containers(live, updated)
+            lifecycle.record_routing(live, holds_backend=True)  # sync_all at the end routes to them
+            actions.append(f"{app.name}: live containers running again at {', '.join(c.ip for c in updated)}")
     return actions
 
 
-def _running_again(app: App, container: dict) -> dict:
-    state = runtime.state(container["id"])
+def _running_again(app: App, container: Container) -> Container:
+    state = runtime.state(container.id)
     if state.status == "removed":
         return container  # nothing to start; the app's next deploy replaces it
     if not state.running:
-        return runtime.restart(container["id"], container["port"]).as_dict()
-    return {**container, "ip": runtime.address(container["id"]) or container["ip"]}
+        return runtime.restart(container)
+    return container.at(runtime.address(container.id) or container.ip)
 
 
 def _release_stale_backends() -> list[str]:
     """Only live releases, running deployments and the releases those replace may hold servers."""
-    stale = (Deployment.objects.filter(holds_backend=True).exclude(id__in=_owned_ids()))
-    actions = [f"deployment #{d.id}: servers withdrawn" for d in stale]
-    stale.update(holds_backend=False, serves_backup=False)
+    actions = []
+    for deployment in Deployment.objects.filter(holds_backend=True).exclude(id__in=_owned_ids()):
+        lifecycle.record_routing(deployment, holds_backend=False, serves_backup=False)  # sync_all withdraws them
+        actions.append(f"deployment #{deployment.id}: servers withdrawn")
     return actions
 
 
@@ -134,9 +137,9 @@ def _remove_stray_containers() -> list[str]:
     owned = {str(i) for i in _owned_ids()}
     actions = []
     for container in runtime.containers():
-        if container["labels"].get(runtime.LABEL_DEPLOYMENT) not in owned:
-            runtime.stop_and_remove(container["id"], timeout=10)
-            actions.append(f"removed stray container {container['name']}")
+        if container.deployment not in owned:
+            runtime.stop_and_remove(container.id, timeout=10)
+            actions.append(f"removed stray container {container.name}")
     return actions
 
 

@@ -1,8 +1,9 @@
 """Routing: what HAProxy sends where, kept equal in three places.
 
 The database says which deployment holds which colour of an app and which colour is
-live. Every change here, under one Redis lock:
-  1. updates those rows,
+live. Those rows belong to the deployment's owner (the pipeline, reconcile, lifecycle.py):
+each change here takes a `record` function that stores them, and runs, under one Redis lock:
+  1. record() (the rows),
   2. renders config and map from the database and writes both files (atomic rename),
   3. tells the running HAProxy the same thing through the runtime API
      (or reloads it when the config's structure changed, e.g. a new app).
@@ -15,7 +16,9 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 
@@ -37,8 +40,11 @@ from deployments.engine.haproxy_config import (
     route_app_to,
     slot_name,
 )
+from deployments.containers import Container
 from deployments.engine.locks import router_lock
 from deployments.models import COLOURS, MAX_REPLICAS, App, Deployment
+
+Record = Callable[[], None]  # stores the rows a routing change follows from; run under the lock
 
 MAP_BATCH = 40  # entries per runtime-API line; keeps each line well under HAProxy's buffer
 SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( backup)?( disabled)?$", re.MULTILINE)
@@ -90,26 +96,28 @@ def check_app_config(app: App, domains: list[str]) -> None:
         haproxy_process.check_config(location.config)
 
 
-def _servers(containers: list[dict]) -> tuple[Server, ...]:
-    return tuple(Server(c["ip"], c["port"]) for c in containers)
+def _servers(containers: list[Container]) -> tuple[Server, ...]:
+    return tuple(Server(c.ip, c.port) for c in containers)
 
 
-def publish_servers(deployment: Deployment) -> None:
-    """Put a deployment's containers into its colour's backend (they start health checks)."""
+def publish_servers(deployment: Deployment, record: Record) -> None:
+    """Put a deployment's containers into its colour's backend (they start health checks).
+    record: stores that the deployment holds its backend."""
     with router_lock():
-        Deployment.objects.filter(pk=deployment.pk).update(holds_backend=True)
+        record()
         commands = []
         for index, container in enumerate(deployment.containers):
             server = f"{deployment.app.backend_name(deployment.colour)}/{slot_name(index)}"
-            commands += [f"set server {server} addr {container['ip']} port {container['port']}",
+            commands += [f"set server {server} addr {container.ip} port {container.port}",
                          f"set server {server} state ready"]
         _apply(server_commands=commands)
 
 
-def withdraw_servers(deployment: Deployment) -> None:
-    """No new requests to a deployment's servers; those in flight carry on (see in_flight)."""
+def withdraw_servers(deployment: Deployment, record: Record) -> None:
+    """No new requests to a deployment's servers; those in flight carry on (see in_flight).
+    record: stores that it no longer holds its backend."""
     with router_lock():
-        Deployment.objects.filter(pk=deployment.pk).update(holds_backend=False)
+        record()
         backend = deployment.app.backend_name(deployment.colour)
         _apply(server_commands=[f"set server {backend}/{slot_name(i)} state maint"
                                 for i in range(len(deployment.containers))])
@@ -123,28 +131,31 @@ def close_sessions(deployment: Deployment) -> None:
         haproxy_socket.run(paths().admin_socket, "; ".join(batch))
 
 
-def publish_backups(deployment: Deployment) -> None:
-    """The previous release's containers become `backup` servers of the new release's backend."""
+def publish_backups(deployment: Deployment, record: Record) -> None:
+    """The previous release's containers become `backup` servers of the new release's backend.
+    record: stores that the deployment serves them as backups."""
     with router_lock():
-        Deployment.objects.filter(pk=deployment.pk).update(serves_backup=True)
+        record()
         backend = deployment.app.backend_name(deployment.colour)
         commands = []
         for index, container in enumerate(deployment.previous.containers):
             server = f"{backend}/{backup_slot_name(index)}"
-            commands += [f"set server {server} addr {container['ip']} port {container['port']}",
+            commands += [f"set server {server} addr {container.ip} port {container.port}",
                          f"set server {server} state ready"]
         _apply(server_commands=commands)
 
 
-def withdraw_backups(deployment: Deployment) -> None:
+def withdraw_backups(deployment: Deployment, record: Record) -> None:
+    """record: stores that the deployment serves no backups any more."""
     with router_lock():
-        Deployment.objects.filter(pk=deployment.pk).update(serves_backup=False)
+        record()
         backend = deployment.app.backend_name(deployment.colour)
         _apply(server_commands=[f"set server {backend}/{backup_slot_name(i)} state maint" for i in range(MAX_REPLICAS)])
 
 
-def switch_to(deployment: Deployment) -> float:
+def switch_to(deployment: Deployment, go_live: Callable[[], Record]) -> float:
     """Point every host of the app at the deployment's colour: one atomic map commit.
+    go_live stores the deployment as the app's live release and returns what undoes that.
     Returns when HAProxy had the new routing (time.monotonic()).
 
     This runs between "healthy" and "serving", so the runtime goes first and nothing is
@@ -156,20 +167,20 @@ def switch_to(deployment: Deployment) -> float:
     app, colour = deployment.app, deployment.colour
     with router_lock():
         location = paths()
-        replaced = None
+        undo = None
         try:
             entries = route_app_to(parse_map(_read(location.hosts_map)), app.name, colour)
             if entries is not None and _pushed_route(location, entries, app.backend_name(colour)):
                 routed_at = time.monotonic()
                 _atomic_write(location.hosts_map, map_text(entries))
-                replaced = _set_live(app.pk, colour, deployment.pk)
+                undo = go_live()
             else:  # no map file yet, or HAProxy down or refusing: the full way (it starts HAProxy if needed)
-                replaced = _set_live(app.pk, colour, deployment.pk)
+                undo = go_live()
                 _apply(push_map=True)
                 routed_at = time.monotonic()
         except Exception:
-            if replaced:
-                _set_live(app.pk, *replaced)
+            if undo:
+                undo()
             _apply_quietly(push_map=True)
             raise
     return routed_at
@@ -190,13 +201,6 @@ def _pushed_route(location: Paths, entries: list[tuple[str, str]], backend: str)
     return True
 
 
-def _set_live(app_id: int, colour: str, deployment_id: int | None) -> tuple[str, int | None]:
-    """Store which colour (and deployment) serves the app; return what did before."""
-    replaced = App.objects.values_list("live_colour", "live_deployment_id").get(pk=app_id)
-    App.objects.filter(pk=app_id).update(live_colour=colour, live_deployment_id=deployment_id)
-    return replaced
-
-
 def sync_all() -> None:
     """Make HAProxy equal the database: start it if it is down, reload if its config's
     structure changed, and push every map entry and server slot."""
@@ -212,24 +216,67 @@ def refresh_config() -> None:
         _apply(push_map=True, start_if_down=False)
 
 
-def server_rows(app: App, colour: str) -> list[dict[str, str]]:
-    """`show stat` rows of a backend's primary slots (s1..s8), in order."""
+@dataclass(frozen=True)
+class Responses:
+    """Answers HAProxy counted (since it started: a reload restarts the counters)."""
+    total: int = 0
+    errors: int = 0  # of which 5xx
+
+    def __add__(self, other: "Responses") -> "Responses":
+        return Responses(self.total + other.total, self.errors + other.errors)
+
+    def since(self, baseline: "Responses") -> "Responses":
+        """What was answered after `baseline` was read; all of it if HAProxy reloaded meanwhile."""
+        if self.total < baseline.total:
+            return self
+        return Responses(self.total - baseline.total, self.errors - baseline.errors)
+
+    @property
+    def error_percent(self) -> float:
+        return self.errors * 100 / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    """One server slot as HAProxy sees it."""
+    slot: str  # s1, s2, ...
+    status: str  # HAProxy's: "UP", "UP 1/2" (rising), "DOWN", "MAINT", ...
+    check: str  # the last check's result: "L7OK", "L4CON", ...
+    detail: str  # HAProxy's words on that check
+    in_flight: int
+    answered: Responses
+
+    @property
+    def checked_up(self) -> bool:
+        """UP after a passing check of its own: leaving maintenance shows "UP 1/2" and the
+        slot's old check result until HAProxy itself has seen this server healthy."""
+        return self.status == "UP" and self.check.startswith("L7OK")
+
+    @property
+    def down(self) -> bool:
+        return self.status.startswith("DOWN")
+
+    def describe(self) -> str:
+        return f"{self.slot} {self.status} {self.check} {self.detail}".strip()
+
+
+def servers(app: App, colour: str, count: int = MAX_REPLICAS) -> list[ServerHealth]:
+    """The first `count` primary slots of a backend (s1, s2, ...), in order."""
     backend = app.backend_name(colour)
-    return [row for row in haproxy_socket.server_stats(paths().admin_socket)
+    rows = [row for row in haproxy_socket.server_stats(paths().admin_socket)
             if row["pxname"] == backend and row["svname"].startswith("s")]
+    return [_server_health(row) for row in rows[:count]]
 
 
-def responses(rows: list[dict[str, str]]) -> tuple[int, int]:
-    """(responses, of which 5xx) summed over `show stat` rows."""
-    total = sum(int(row.get(f"hrsp_{k}xx") or 0) for row in rows for k in range(1, 6))
-    return total, sum(int(row.get("hrsp_5xx") or 0) for row in rows)
+def answered(servers_: list[ServerHealth]) -> Responses:
+    return sum((server.answered for server in servers_), Responses())
 
 
-def backend_responses(app: App) -> dict[str, tuple[int, int]]:
-    """Per colour, (responses, 5xx) of the whole backend, HAProxy's own 503s included."""
+def backend_responses(app: App) -> dict[str, Responses]:
+    """Per colour, the answers of the whole backend, HAProxy's own 503s included."""
     backends = haproxy_socket.backend_stats(paths().admin_socket)
-    return {colour: responses([backends[app.backend_name(colour)]]) if app.backend_name(colour) in backends
-            else (0, 0) for colour in COLOURS}
+    return {colour: _responses(backends[app.backend_name(colour)]) if app.backend_name(colour) in backends
+            else Responses() for colour in COLOURS}
 
 
 def live_health(apps: list[App]) -> dict[str, str]:
@@ -251,7 +298,18 @@ def live_health(apps: list[App]) -> dict[str, str]:
 
 
 def in_flight(app: App, colour: str) -> int:
-    return sum(int(row["scur"] or 0) for row in server_rows(app, colour))
+    return sum(server.in_flight for server in servers(app, colour))
+
+
+def _server_health(row: dict[str, str]) -> ServerHealth:
+    return ServerHealth(slot=row["svname"], status=row["status"], check=row.get("check_status") or "",
+                        detail=row.get("check_desc") or "", in_flight=int(row.get("scur") or 0),
+                        answered=_responses(row))
+
+
+def _responses(row: dict[str, str]) -> Responses:
+    total = sum(int(row.get(f"hrsp_{k}xx") or 0) for k in range(1, 6))
+    return Responses(total, int(row.get("hrsp_5xx") or 0))
 
 
 def _apply(push_map: bool = False, server_commands: list[str] | None = None, start_if_down: bool = True) -> None:

@@ -17,6 +17,8 @@ import docker.errors
 from docker.types.daemon import CancellableStream
 from django.conf import settings
 
+from deployments.containers import Container, ListedContainer
+
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
 LABEL_DEPLOYMENT = "switchyard.deployment"
@@ -32,17 +34,6 @@ class BuildStopped(Exception):
 
 class RuntimeFailure(Exception):
     """Docker refused to create or start a container, or is not reachable."""
-
-
-@dataclass(frozen=True)
-class RunningContainer:
-    id: str
-    name: str
-    ip: str
-    port: int
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "ip": self.ip, "port": self.port}
 
 
 @dataclass(frozen=True)
@@ -276,8 +267,21 @@ class _StopWatcher:
                 return
 
 
+def container_name(app_name: str, deployment: str, index: int) -> str:
+    """sy-APP-DEPLOYMENT-N: unique per installation's deployment and slot (N from 1)."""
+    return f"sy-{app_name}-{deployment}-{index + 1}"
+
+
+def start_release_container(app_name: str, deployment: str, index: int, image: str, port: int,
+                            env: dict[str, str], limits: ContainerLimits) -> Container:
+    """Slot `index` of a deployment's release, named and labelled so that reconcile and
+    the tests know whose it is."""
+    return start_container(container_name(app_name, deployment, index), image, port, env,
+                           {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits)
+
+
 def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str],
-                    limits: ContainerLimits) -> RunningContainer:
+                    limits: ContainerLimits) -> Container:
     """Run a container on its app's network, confined by `limits`, no restart policy yet
     (see enable_restarts)."""
     network = ensure_app_network(labels[LABEL_APP])
@@ -359,11 +363,11 @@ def stop(container_id: str, timeout: int) -> None:
         pass
 
 
-def restart(container_id: str, port: int) -> RunningContainer:
+def restart(container: Container) -> Container:
     """Start a stopped container again; its address may change, so it is read anew."""
-    container = client().containers.get(container_id)
-    container.start()
-    return _running(container, port)
+    found = client().containers.get(container.id)
+    found.start()
+    return _running(found, container.port)
 
 
 def address(container_id: str) -> str:
@@ -374,14 +378,14 @@ def address(container_id: str) -> str:
         return ""
 
 
-def _running(container, port: int) -> RunningContainer:
+def _running(container, port: int) -> Container:
     container.reload()
     networks = container.attrs["NetworkSettings"]["Networks"]
     # A container started before networks were per app sits on the old shared network
     # until its app's next deploy replaces it.
     app_network = network_name(container.labels.get(LABEL_APP, ""))
     found = networks.get(app_network) or networks.get(settings.SWITCHYARD["DOCKER_NETWORK"]) or {}
-    return RunningContainer(id=container.id, name=container.name, ip=found.get("IPAddress", ""), port=port)
+    return Container(id=container.id, name=container.name, ip=found.get("IPAddress", ""), port=port)
 
 
 def stop_and_remove(container_id: str, timeout: int) -> None:
@@ -398,13 +402,14 @@ def stop_and_remove(container_id: str, timeout: int) -> None:
         pass
 
 
-def containers(app_name: str | None = None) -> list[dict]:
-    """This installation's containers (optionally one app's) with their labels."""
+def containers(app_name: str | None = None) -> list[ListedContainer]:
+    """This installation's containers (optionally one app's), running or not."""
     filters = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"]
     if app_name:
         filters.append(f"{LABEL_APP}={app_name}")
     found = client().api.containers(all=True, filters={"label": filters})
-    return [{"id": c["Id"], "name": c["Names"][0].lstrip("/"), "labels": c["Labels"], "state": c["State"]} for c in found]
+    return [ListedContainer(id=c["Id"], name=c["Names"][0].lstrip("/"), app=c["Labels"].get(LABEL_APP, ""),
+                            deployment=c["Labels"].get(LABEL_DEPLOYMENT, ""), state=c["State"]) for c in found]
 
 
 def app_images(repository: str) -> list[str]:
@@ -433,7 +438,7 @@ def remove_images(tags: Iterable[str]) -> list[str]:
 def remove_instance_resources() -> None:
     """Every container, image and network labelled with this installation (tests, benchmarks)."""
     for container in containers():
-        stop_and_remove(container["id"], timeout=0)
+        stop_and_remove(container.id, timeout=0)
     label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
     for image in client().images.list(filters={"label": label}):
         client().images.remove(image.id, force=True)
