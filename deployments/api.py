@@ -152,6 +152,24 @@ class DeploymentOut(Schema):
     traffic: dict = Field(description='{"old": {"requests": n, "failed": m}, "new": {...}} from HAProxy')
 
 
+class CertificateIn(ObjectBody):
+    certificate: str = Field(description="PEM: the certificate, then its intermediates")
+    key: str = Field(description="PEM: its private key, unencrypted")
+
+
+class CertificateOut(Schema):
+    https_url: str | None = Field(description="where the app is served over HTTPS, once a certificate serves")
+    source: str | None = Field(description='"acme" or "uploaded"; null: no public domain, so no certificate')
+    status: str | None = Field(description='"pending", "valid" or "failed" (the last attempt; error says why)')
+    domains: list[str]
+    issuer: str
+    not_before: datetime | None
+    not_after: datetime | None
+    renewal_at: datetime | None
+    error: str
+    next_attempt_at: datetime | None
+
+
 class LogLineOut(Schema):
     seq: int
     text: str
@@ -310,6 +328,30 @@ def audit_log(request, app: str | None = None, limit: int = Query(100, ge=1, le=
     if app:
         events = events.filter(app_name=app)
     return [_audit_out(e) for e in events[:limit]]
+
+
+@api.get("/apps/{name}/certificate", response=CertificateOut)
+def get_certificate(request, name: str):
+    return presenters.certificate(access.app_for_user(request.user, name))
+
+
+@api.post("/apps/{name}/certificate", response=CertificateOut)
+def upload_certificate(request, name: str, body: CertificateIn):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        services.upload_certificate(app, _actor(request), body.certificate, body.key)
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return presenters.certificate(App.objects.get(pk=app.pk))
+
+
+@api.delete("/apps/{name}/certificate", response=CertificateOut)
+def use_acme_certificate(request, name: str):
+    """Drop an uploaded certificate: ACME issues one instead (409 if none was uploaded)."""
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    if not services.use_acme_certificate(app, _actor(request)):
+        raise HttpError(409, "the app has no uploaded certificate; its certificate comes from ACME already")
+    return presenters.certificate(App.objects.get(pk=app.pk))
 
 
 @api.get("/apps/{name}/audit", response=list[AuditEventOut])

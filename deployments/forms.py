@@ -32,7 +32,15 @@ class SettingsForm(forms.ModelForm):
                   "watch_window": "Watch window (s)", "watch_error_percent": "Roll back above this % of 5xx",
                   "watch_min_requests": "…once this many requests were served", "memory_limit_mb": "Memory (MiB)",
                   "cpu_limit": "CPUs", "pids_limit": "Processes", "capabilities": "Capabilities",
-                  "build_timeout": "Build timeout (s)"}
+                  "build_timeout": "Build timeout (s)", "https_redirect": "Redirect HTTP to HTTPS",
+                  "hsts": "HSTS (Strict-Transport-Security)"}
+
+
+class CertificateForm(forms.Form):
+    certificate = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "placeholder": "-----BEGIN CERTIFICATE-----"}),
+                                  help_text="PEM: the certificate, then its intermediates")
+    key = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "placeholder": "-----BEGIN PRIVATE KEY-----"}),
+                          help_text="PEM: its private key, unencrypted")
 
 
 class DeployForm(forms.Form):

@@ -79,6 +79,9 @@ class App(models.Model):
                                                                      MaxValueValidator(100)])
     watch_min_requests = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
+    # HTTPS (see README "HTTPS"): plain HTTP on a domain with a certificate redirects to HTTPS.
+    https_redirect = models.BooleanField(default=True, help_text="redirect plain HTTP to HTTPS once a domain has a certificate")
+    hsts = models.BooleanField(default=False, help_text="send Strict-Transport-Security on HTTPS answers (browsers then refuse plain HTTP for a year)")
     # Confinement of the app's containers (see README "Security").
     memory_limit_mb = models.PositiveIntegerField(
         default=default_memory_mb, validators=[MinValueValidator(16), MaxValueValidator(65536)],
@@ -119,6 +122,10 @@ class App(models.Model):
     @property
     def default_hostname(self) -> str:
         return f"{self.name}.localhost"
+
+    def public_domains(self) -> list[str]:
+        """The domains a certificate is issued for: all but those under .localhost."""
+        return [host for host in self.hostnames() if host != "localhost" and not host.endswith(".localhost")]
 
     def hostnames(self) -> list[str]:
         """Every host that routes to this app: its own domains and NAME.localhost."""
@@ -397,3 +404,67 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["app_name", "-at"]), models.Index(fields=["-at"])]
+
+
+class AcmeAccount(models.Model):
+    """Switchyard's account at an ACME server (one per directory URL); its key never leaves here."""
+    directory = models.URLField(max_length=500, unique=True)
+    email = models.CharField(max_length=254, blank=True)
+    uri = models.URLField(max_length=500)
+    encrypted_key = models.TextField()  # the account's private key, PEM, encrypted like env vars
+    created_at = models.DateTimeField(default=timezone.now)
+
+    @property
+    def key_pem(self) -> str:
+        return crypto.decrypt(self.encrypted_key)
+
+
+class Certificate(models.Model):
+    """The certificate an app's domains are served with over HTTPS, issued through ACME or
+    uploaded, and where getting the next one stands. The certificate served stays in place
+    while a renewal fails: the app goes on serving it (and plain HTTP) meanwhile."""
+
+    class Source(models.TextChoices):
+        ACME = "acme", "ACME"
+        UPLOADED = "uploaded", "uploaded"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # to be issued or renewed (a worker will)
+        VALID = "valid"  # serving, nothing to do until its renewal time
+        FAILED = "failed"  # the last attempt failed: error says why, next_attempt_at when it retries
+
+    app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="certificate")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.ACME)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # What is served (empty until the first one is issued or uploaded).
+    domains = models.JSONField(default=list, blank=True)  # names it covers, from the certificate itself
+    chain_pem = models.TextField(blank=True)  # the certificate, then its intermediates
+    encrypted_key = models.TextField(blank=True)
+    issuer = models.CharField(max_length=300, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    not_after = models.DateTimeField(null=True, blank=True)
+    # The last attempt to get one.
+    error = models.TextField(blank=True)
+    failures = models.PositiveIntegerField(default=0)  # in a row; the retry waits longer each time
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"certificate of {self.app.name}"
+
+    @property
+    def serving(self) -> bool:
+        return bool(self.chain_pem and self.not_after and self.not_after > timezone.now())
+
+    @property
+    def key_pem(self) -> str:
+        return crypto.decrypt(self.encrypted_key) if self.encrypted_key else ""
+
+    def renewal_due_at(self):
+        """When a third of its life is left."""
+        return self.not_after - (self.not_after - self.not_before) / 3
+
+    def covers(self, host: str) -> bool:
+        """Whether the served certificate is valid for `host` (a wildcard covers one label)."""
+        return any(host == name or (name.startswith("*.") and host.partition(".")[2] == name[2:])
+                   for name in self.domains)

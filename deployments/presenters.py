@@ -1,9 +1,11 @@
 """What the pages show, computed once: the views render it and the WebSocket sends the
 same step list, so the stepper has one source of truth."""
+from django.conf import settings
+
 from deployments import access, audit
 from deployments.engine import router, runtime
-from deployments.forms import DeployForm, EnvVarForm, MemberForm, SettingsForm
-from deployments.models import App, Deployment
+from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
+from deployments.models import App, Certificate, Deployment
 
 HISTORY_LENGTH = 30
 DELIVERIES_SHOWN = 20
@@ -71,6 +73,28 @@ def app_page(user, app: App) -> dict:
         "member_form": MemberForm(),
         "deliveries": app.deliveries.select_related("deployment")[:DELIVERIES_SHOWN],
         "audit_events": audit.visible_events(user, app)[:AUDIT_SHOWN],
+        "certificate": certificate(app),
+        "certificate_form": CertificateForm(),
+    }
+
+
+def certificate(app: App) -> dict:
+    """Where the app's HTTPS stands, for the app page and the API."""
+    found = Certificate.objects.filter(app=app).first()
+    if found is None:
+        reason = ("" if app.public_domains() else "no public domain: NAME.localhost is served over plain HTTP only")
+        return {"https_url": None, "source": None, "status": None, "domains": [], "issuer": "", "not_before": None,
+                "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None}
+    served = [host for host in app.hostnames() if found.serving and found.covers(host)]
+    port = settings.SWITCHYARD["HTTPS_BIND"][1]
+    return {
+        "https_url": f"https://{served[0]}{'' if port == 443 else f':{port}'}/" if served else None,
+        "source": found.source, "status": found.status, "domains": found.domains, "issuer": found.issuer,
+        "not_before": found.not_before, "not_after": found.not_after,
+        "renewal_at": found.renewal_due_at() if found.not_after and found.source == Certificate.Source.ACME else None,
+        "error": found.error or ("" if settings.SWITCHYARD["ACME_DIRECTORY"] or found.source != Certificate.Source.ACME
+                                 else "automatic HTTPS is off (SWITCHYARD_ACME_DIRECTORY=off)"),
+        "next_attempt_at": found.next_attempt_at if found.status != Certificate.Status.VALID else None,
     }
 
 

@@ -14,8 +14,8 @@ from django.db import transaction
 
 from deployments import tasks, webhooks
 from deployments.audit import Actor, Via, record
-from deployments.engine import haproxy_process, lifecycle, queue, router, runtime, source
-from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, Membership, WebhookDelivery
+from deployments.engine import certificates, haproxy_process, lifecycle, queue, router, runtime, source, tls
+from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
 
@@ -60,6 +60,7 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
         Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
         record(actor, "app.create", app, f"from {app.repo_url} ({app.branch})")
+        tasks.request_certificate(app)
     router.refresh_config()
     return app
 
@@ -228,7 +229,7 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
 SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
                    "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
                    "watch_error_percent", "watch_min_requests", "memory_limit_mb", "cpu_limit", "pids_limit",
-                   "capabilities", "build_timeout")
+                   "capabilities", "build_timeout", "https_redirect", "hsts")
 
 
 def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None = None, env: dict | None = None,
@@ -267,6 +268,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
         changes = _change_summary(app, before, current, wanted, env or {}, switches)
         if changes:
             record(actor, "app.settings", app, changes)
+        tasks.request_certificate(app)
     router.refresh_config()
     return app
 
@@ -304,6 +306,34 @@ def set_switch(app: App, field: str, enabled: bool, actor: Actor) -> None:
     with transaction.atomic():
         App.objects.filter(pk=app.pk).update(**{field: enabled})
         record(actor, "app.settings", app, f"{field}={enabled}")
+
+
+MAX_PEM_BYTES = 64 * 1024  # a chain of a few certificates; more is not a certificate
+
+
+def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> Certificate:
+    """Serve the app's domains with a person's own certificate instead of ACME's; the worker puts
+    it into HAProxy. Refused (nothing changes) with what to fix if it cannot be served."""
+    if len(chain_pem) > MAX_PEM_BYTES or len(key_pem) > MAX_PEM_BYTES:
+        raise InvalidInput({"certificate": [f"a certificate or key is at most {MAX_PEM_BYTES // 1024} KiB of PEM"]})
+    with transaction.atomic():
+        try:
+            certificate = certificates.upload(app, chain_pem, key_pem)
+        except tls.InvalidCertificate as error:
+            raise InvalidInput({"certificate": [str(error)]}) from None
+        record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
+        tasks.send_apply_certificates()
+    return certificate
+
+
+def use_acme_certificate(app: App, actor: Actor) -> bool:
+    """Drop an uploaded certificate: ACME issues one for the app's domains. False if none was uploaded."""
+    with transaction.atomic():
+        if not certificates.use_acme(app):
+            return False
+        record(actor, "certificate.acme", app, "the uploaded certificate is replaced by one from ACME")
+        tasks.request_certificate(app)
+    return True
 
 
 def set_env(app: App, key: str, value: str, actor: Actor) -> None:

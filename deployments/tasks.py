@@ -16,11 +16,13 @@ is found the same way: its note in Redis expires and reconcile sends the deploym
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from deployments.engine import pipeline, queue
+from deployments.engine import certificates as certificate_work
+from deployments.engine import pipeline, queue, router
 from deployments.engine import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,51 @@ def reconcile() -> list[str]:
         sent = send(deployment_id)
         actions.append(f"deployment #{deployment_id} was waiting: {'sent to a worker' if sent else 'Redis unreachable'}")
     return actions
+
+
+@shared_task(ignore_result=True)
+def issue_certificate(certificate_id: int) -> str:
+    return certificate_work.attempt(certificate_id)
+
+
+@shared_task(ignore_result=True)
+def certificates() -> int:
+    """Periodic (Celery beat): an attempt for every certificate due (wanted, to retry, to renew).
+    Returns how many were sent."""
+    due = certificate_work.due()
+    for certificate_id in due:
+        issue_certificate.delay(certificate_id)
+    return len(due)
+
+
+@shared_task(ignore_result=True)
+def apply_certificates() -> None:
+    """Put the certificates as the database has them (an upload, a removal) into HAProxy."""
+    router.install_certificates(record=lambda: None)
+
+
+def send_apply_certificates() -> None:
+    """After an upload commits; if Redis is down, the next reconcile applies it."""
+    transaction.on_commit(lambda: _quietly(apply_certificates))
+
+
+def request_certificate(app) -> None:
+    """After an app's domains changed: if its certificate is wanted now, a worker gets it once
+    the transaction commits (and the periodic task does, if Redis is down at that moment)."""
+    if certificate_work.request(app) and settings.SWITCHYARD["ACME_DIRECTORY"]:
+        transaction.on_commit(_send_certificates)
+
+
+def _send_certificates() -> None:
+    _quietly(certificates)
+
+
+def _quietly(task) -> None:
+    """Send a task that a periodic one would also do in time: if Redis is down, it waits for that."""
+    try:
+        task.apply_async(retry=False)
+    except (OperationalError, ConnectionError, OSError, RedisError) as error:
+        logger.warning("%s waits for the periodic work: the queue (Redis) is unreachable (%s)", task.name, error)
 
 
 def dispatch(deployment_id: int) -> None:

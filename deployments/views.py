@@ -10,6 +10,7 @@ from deployments import access, audit, presenters, services
 from deployments.audit import Actor
 from deployments.engine import router
 from deployments.forms import (
+    CertificateForm,
     DeployForm,
     EnvVarForm,
     MemberForm,
@@ -103,18 +104,25 @@ def zero_downtime(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def app_settings(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
-    form = SettingsForm(request.POST, instance=app)
+    return _submit(request, app, SettingsForm(request.POST, instance=app), "settings_form",
+                   lambda data: services.update_app(app, _actor(request), data, split_hosts(data["domains"])),
+                   "Settings saved. Domains apply now; the rest at the next deploy.")
+
+
+def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -> HttpResponse:
+    """Act on a valid form through services; if the form or the service refuses, the app page
+    again with the form's errors (400) and nothing changed."""
     if form.is_valid():
         try:
-            services.update_app(app, _actor(request), form.cleaned_data, split_hosts(form.cleaned_data["domains"]))
+            act(form.cleaned_data)
         except services.InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
-            messages.success(request, "Settings saved. Domains apply now; the rest at the next deploy.")
-            return redirect("app", name=name)
+            messages.success(request, done)
+            return redirect("app", name=app.name)
     app.refresh_from_db()
     context = _app_page(request, app)
-    context["settings_form"] = form
+    context[context_key] = form
     return render(request, "deployments/app_detail.html", context, status=400)
 
 
@@ -132,6 +140,26 @@ def env_set(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Saved {form.cleaned_data['key']}; it applies at the next deploy.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def certificate_upload(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    return _submit(request, app, CertificateForm(request.POST), "certificate_form",
+                   lambda data: services.upload_certificate(app, _actor(request), data["certificate"], data["key"]),
+                   "Certificate saved; HAProxy serves it within seconds.")
+
+
+@login_required
+@require_POST
+def certificate_acme(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    if services.use_acme_certificate(app, _actor(request)):
+        messages.success(request, "The uploaded certificate is dropped; ACME issues one for the app's domains.")
+    else:
+        messages.error(request, "This app has no uploaded certificate.")
     return redirect("app", name=name)
 
 

@@ -6,6 +6,8 @@ surprise later.
 """
 import ipaddress
 import os
+import re
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -73,3 +75,33 @@ def env_bind(name: str, default: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ImproperlyConfigured(f"{name}={raw!r} is not HOST:PORT; set e.g. {name}={default}")
     return host, int(port)
+
+
+def env_acme_directory(name: str, default: str) -> str:
+    """An ACME directory URL (http or https), or "off" (returned as ""): no automatic HTTPS."""
+    raw = env_str(name, default)
+    if raw.lower() == "off":
+        return ""
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname or any(c.isspace() for c in raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an ACME directory URL; set e.g. {name}={default} "
+                                   f"(or {name}=off for no automatic HTTPS)")
+    return raw
+
+
+def env_file(name: str) -> str:
+    """The path of a file that must exist, or "" when unset."""
+    raw = env_str(name, "")
+    if raw and not os.path.isfile(raw):
+        raise ImproperlyConfigured(f"{name}={raw!r}: no such file; give the path of a PEM file, or leave it unset")
+    return raw
+
+
+def env_email(name: str) -> str:
+    raw = env_str(name, "")
+    if raw and not EMAIL.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an e-mail address; set e.g. {name}=ops@example.com")
+    return raw
+
+
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")

@@ -7,7 +7,17 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from panel.env import env_bind, env_bool, env_float, env_int, env_ipv4_network, env_str
+from panel.env import (
+    env_acme_directory,
+    env_bind,
+    env_bool,
+    env_email,
+    env_file,
+    env_float,
+    env_int,
+    env_ipv4_network,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("SWITCHYARD_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -184,6 +194,13 @@ SWITCHYARD = {
     "APP_SUBNETS": env_ipv4_network("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16", longest_prefix=26),
     "APP_SUBNET_PREFIX": 26,
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
+    # HTTPS (README "HTTPS"): where HAProxy serves TLS, and the ACME server certificates come from.
+    "HTTPS_BIND": env_bind("SWITCHYARD_HTTPS_BIND", "127.0.0.1:8443"),
+    "ACME_DIRECTORY": env_acme_directory("SWITCHYARD_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"),
+    "ACME_EMAIL": env_email("SWITCHYARD_ACME_EMAIL"),
+    "ACME_CA_BUNDLE": env_file("SWITCHYARD_ACME_CA_BUNDLE"),  # "" trusts the system's CAs
+    # How often the worker looks for certificates to issue, renew or retry (seconds).
+    "CERTIFICATE_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_INTERVAL", 60, minimum=1, maximum=86400),
     "PANEL_BIND": env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000"),
     "HAPROXY_DIR": DATA_DIR / "haproxy",
     "REPO_CACHE_DIR": DATA_DIR / "repos",
@@ -206,6 +223,10 @@ SWITCHYARD = {
     # Lines stored per deployment log; the rest is cut with a line saying so.
     "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
 }
+
+# Issue, renew and retry certificates (README "HTTPS").
+CELERY_BEAT_SCHEDULE["certificates"] = {"task": "deployments.tasks.certificates",
+                                        "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])}
 
 
 def _refuse_any_host_beyond_loopback(hosts: list[str], bind_host: str) -> None:

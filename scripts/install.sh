@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 packages=(docker.io haproxy redis-server git busybox-static socat)
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot work here).
 [ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium)
+# The HTTPS tests run a real ACME server: Debian's pebble (with pebble-challtestsrv as its DNS).
+[ "${WITH_BROWSER:-0}" = 1 ] && packages+=(pebble)
 # The benchmark reproduces Dokku's method with Debian's nginx.
 [ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx)
 missing=()

@@ -1,14 +1,17 @@
 """A bounded HTTP load through HAProxy, recording every answer.
 
-Each thread keeps one keep-alive connection (reconnecting after an error) and sends GET /
+Each thread keeps one keep-alive connection (HTTPS with SNI when given a TLS context) (reconnecting after an error) and sends GET /
 (or `path`) with the app's Host header until told to stop, `max_requests` is reached, or `max_seconds`
 pass — it always ends by itself.
 """
 import http.client
+import ssl
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from tests.tls import HTTPSConnection
 
 
 @dataclass
@@ -44,8 +47,8 @@ class LoadResult:
 
 class Load:
     def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 10_000_000, max_seconds: float = 120,
-                 path: str = "/") -> None:
-        self.port, self.host, self.path = port, host, path
+                 path: str = "/", tls: ssl.SSLContext | None = None) -> None:
+        self.port, self.host, self.path, self.tls = port, host, path, tls
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -79,7 +82,8 @@ class Load:
         connection = None
         while not self._stop.is_set() and self._time_left() > 0 and self.result.total < self.max_requests:
             if connection is None:
-                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                connection = (HTTPSConnection(self.port, self.host, self.tls) if self.tls
+                              else http.client.HTTPConnection("127.0.0.1", self.port, timeout=10))
             started = time.time()
             try:
                 connection.request("GET", self.path, headers={"Host": self.host})

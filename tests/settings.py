@@ -23,6 +23,9 @@ os.environ.setdefault("SWITCHYARD_INSTANCE", f"test-{run_id}")
 os.environ.setdefault("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
 os.environ.setdefault("SWITCHYARD_QUEUE", f"test-{run_id}")
 os.environ.setdefault("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")
+os.environ.setdefault("SWITCHYARD_HTTPS_BIND", f"127.0.0.1:{_free_port()}")
+# No ACME server but the one tests/test_https.py starts (pebble); it restarts the worker with it.
+os.environ.setdefault("SWITCHYARD_ACME_DIRECTORY", "off")
 os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
 os.environ.setdefault("SWITCHYARD_DRAIN_TIMEOUT", "10")
 # Git may use no transport but local files here: a test (or the API fuzzer) that names an

@@ -14,7 +14,8 @@ from django.test import Client
 from deployments import tasks
 from deployments.api import LOG_PAGE
 from deployments.engine import router, runtime, source
-from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, LogLine, Membership
+from deployments.models import ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
+from tests.tls import PrivateCA
 
 APP = "billing-api"
 SECRET = "s3cr3t-token-value-7731"
@@ -38,11 +39,14 @@ ENDPOINTS = {
     "logs": ("get", "/api/deployments/{release}/logs"),
     "cancel": ("post", "/api/deployments/{queued}/cancel"),
     "redeploy": ("post", "/api/deployments/{release}/redeploy"),
+    "get_certificate": ("get", "/api/apps/{app}/certificate"),
+    "upload_certificate": ("post", "/api/apps/{app}/certificate"),
+    "use_acme_certificate": ("delete", "/api/apps/{app}/certificate"),
 }
 APP_ENDPOINTS = [name for name in ENDPOINTS if name not in ("list_apps", "create_app")]
-READ_ENDPOINTS = ["get_app", "list_deployments", "get_deployment", "logs"]
+READ_ENDPOINTS = ["get_app", "list_deployments", "get_deployment", "logs", "get_certificate"]
 DEPLOYER_ENDPOINTS = ["deploy", "cancel", "redeploy"]
-ADMIN_ENDPOINTS = ["update_app", "delete_app"]
+ADMIN_ENDPOINTS = ["update_app", "delete_app", "upload_certificate", "use_acme_certificate"]
 
 
 @dataclass
@@ -71,6 +75,7 @@ class World:
             "create_app": {"name": "new-app", "repo_url": self.remote_url, "domains": ["new.example.com"]},
             "update_app": {"port": 9000, "domains": ["billing.example.com"]},
             "deploy": {"ref": "main"},
+            "upload_certificate": {"certificate": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----"},
         }.get(name)
 
     def call(self, role: str, name: str, **extra):
@@ -374,7 +379,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
         "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
         "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
         "watch_min_requests": 20, "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
-        "build_timeout": 1800, "zero_downtime": False, "auto_deploy": True,
+        "build_timeout": 1800, "https_redirect": True, "hsts": False, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
     }
@@ -895,3 +900,35 @@ def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django
     for response in (api.get("/api/apps"), api.get("/api/apps/pushed"), api.get("/api/apps/pushed/deployments")):
         assert NEW_VALUE not in response.content.decode()
 
+
+
+# HTTPS ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("role", ADMINS)
+def test_an_admin_uploads_a_certificate_for_the_apps_domain_and_goes_back_to_acme(world, role):
+    world.app.domains.create(hostname="billing.example.com")
+    ca = PrivateCA("billing's CA")
+    own, other = ca.issue(["billing.example.com"]), ca.issue(["elsewhere.example.com"])
+    client = world.client(role)
+    url = f"/api/apps/{APP}/certificate"
+
+    assert send(client, "get", url).json()["source"] is None
+    refused = [send(client, "post", url, {"certificate": "not a certificate", "key": own.key_pem}),
+               send(client, "post", url, {"certificate": own.chain_pem, "key": other.key_pem}),
+               send(client, "post", url, {"certificate": other.chain_pem, "key": other.key_pem})]
+    assert [r.status_code for r in refused] == [400, 400, 400]
+    assert "the certificate is not PEM" in detail(refused[0])
+    assert "the key does not belong to the certificate" in detail(refused[1])
+    assert "add the domain first" in detail(refused[2])
+    assert not Certificate.objects.exists()
+
+    uploaded = send(client, "post", url, {"certificate": own.chain_pem, "key": own.key_pem})
+    assert uploaded.status_code == 200
+    assert (uploaded.json()["source"], uploaded.json()["status"], uploaded.json()["domains"]) == (
+        "uploaded", "valid", ["billing.example.com"])
+    assert "billing's CA" in uploaded.json()["issuer"]
+    assert AuditEvent.objects.filter(action="certificate.upload", app=world.app).exists()
+
+    back = send(client, "delete", url)
+    assert (back.status_code, back.json()["source"], back.json()["status"]) == (200, "acme", "pending")
+    assert send(client, "delete", url).status_code == 409

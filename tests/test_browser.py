@@ -4,12 +4,16 @@ creates an app, deploys it twice, flips zero-downtime, and rolls back with Redep
 Screenshots of the apps page, the app page and a finished deployment page are saved in
 tests/artifacts/screenshots/ (see README)."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from deployments.models import App, Deployment
+from django.utils import timezone
+
+from deployments.models import App, Certificate, Deployment
+from tests.tls import PrivateCA
 
 SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -181,3 +185,37 @@ def test_a_100000_line_log_streams_in_without_freezing_the_page(transactional_db
     expect(page.locator("#log .line")).to_have_count(100000)
     expect(page.locator("#log .line").last).to_contain_text("step 100000 compiling")
     expect(page.locator("#log .line").first.locator("span[style*='color']")).to_have_count(1)  # ANSI green
+
+
+def test_person_sees_why_https_failed_and_uploads_their_own_certificate(transactional_db, page, django_user_model,
+                                                                          app_repo):
+    cy = django_user_model.objects.create_user("cy", password="pw-cy-45678")
+    app = App.objects.create(name="shop", repo_url=app_repo.url, owner=cy)
+    app.domains.create(hostname="shop.example.test")
+    # What the worker leaves after an order the ACME server refused (tests/test_https.py does it for real).
+    Certificate.objects.create(app=app, status=Certificate.Status.FAILED, failures=2,
+                               error="validation refused: shop.example.test: connection: 127.0.0.2: Connection refused",
+                               next_attempt_at=timezone.now() + timedelta(minutes=2))
+    _log_in(page, "cy", "pw-cy-45678")
+
+    page.goto("/apps/shop/")
+    expect(page.locator("#certificate-status")).to_have_text("failed")
+    expect(page.locator("#certificate-error")).to_contain_text("Connection refused")
+    expect(page.locator("#certificate-error")).to_contain_text("the app keeps serving meanwhile")
+
+    ca = PrivateCA("cy's CA")
+    own, stranger = ca.issue(["shop.example.test"]), ca.issue(["shop.example.test"])
+    page.locator("#https summary").click()
+    page.fill("#id_certificate", own.chain_pem)
+    page.fill("#id_key", stranger.key_pem)
+    page.get_by_role("button", name="Upload certificate").click()
+    expect(page.locator("#certificate-form .errorlist")).to_contain_text("the key does not belong to the certificate")
+    page.fill("#id_certificate", own.chain_pem)
+    page.fill("#id_key", own.key_pem)
+    page.get_by_role("button", name="Upload certificate").click()
+    expect(page.locator(".messages")).to_contain_text("Certificate saved")
+    expect(page.locator("#certificate-status")).to_have_text("valid")
+    expect(page.locator("#https")).to_contain_text("uploaded")
+    expect(page.locator("#https")).to_contain_text("cy's CA")
+    page.locator("#https").scroll_into_view_if_needed()
+    page.locator("#https").screenshot(path=str(SCREENSHOTS / "https.png"))

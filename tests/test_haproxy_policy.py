@@ -10,12 +10,14 @@ from deployments.engine import haproxy_process
 from deployments.engine.haproxy_config import (
     AppRoute,
     Backend,
+    Binds,
     HealthCheck,
     Paths,
     Server,
     render_config,
     render_map,
 )
+from deployments.engine.router import write_referenced_files
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -72,7 +74,8 @@ def proxy(tmp_path):
     servers = (Server("127.0.0.1", dropper.server_port), Server("127.0.0.1", healthy.server_port))
     route = AppRoute("shop", ("shop.localhost",), "blue", {"blue": Backend(health, servers), "green": Backend(health)})
     paths, port = Paths(tmp_path), _free_port()
-    paths.config.write_text(render_config([route], paths, ("127.0.0.1", port)))
+    write_referenced_files(paths, [route])
+    paths.config.write_text(render_config([route], paths, Binds(("127.0.0.1", port), ("127.0.0.1", _free_port()))))
     paths.hosts_map.write_text(render_map([route]))
     haproxy_process.check_config(paths.config)
     haproxy_process.start(paths)

@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from deployments import services, tasks
 from deployments.engine import router, runtime, source
-from deployments.models import App, Deployment, Domain, EnvVar, LogLine, Membership
+from deployments.models import App, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
+from tests.tls import PrivateCA
 from deployments.views import LOG_PAGE
 
 APP = "billing-api"
@@ -659,3 +660,27 @@ def test_a_superuser_may_point_an_app_at_a_repository_on_this_machine(client, wo
     response = client.post(reverse("apps"), _new_app(world.app.repo_url))
 
     assert response.status_code == 302 and App.objects.get(name="new-app").repo_url == world.app.repo_url
+
+
+@pytest.mark.parametrize("action", ["certificate_upload", "certificate_acme"])
+def test_certificate_actions_are_hidden_from_outsiders_and_refused_below_admin(client, world, action):
+    for role, status in (("outsider", 404), ("viewer", 403), ("deployer", 403)):
+        client.force_login(world.users[role])
+        assert client.post(reverse(action, kwargs={"name": APP}), {"certificate": "x", "key": "y"}).status_code == status
+    assert not Certificate.objects.exists()
+
+
+def test_an_admin_uploads_a_certificate_in_the_panel_and_a_bad_one_is_shown_why(client, world):
+    world.app.domains.create(hostname="billing.example.com")
+    own = PrivateCA().issue(["billing.example.com"])
+    client.force_login(world.users["admin"])
+    url = reverse("certificate_upload", kwargs={"name": APP})
+
+    refused = client.post(url, {"certificate": own.chain_pem, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n"})
+    assert refused.status_code == 400 and "the key is not an unencrypted PEM private key" in refused.content.decode()
+    assert not Certificate.objects.exists()
+
+    assert client.post(url, {"certificate": own.chain_pem, "key": own.key_pem}).status_code == 302
+    assert Certificate.objects.get(app=world.app).domains == ["billing.example.com"]
+    page = client.get(world.url("app")).content.decode()
+    assert 'id="certificate-status">valid' in page and "uploaded" in page

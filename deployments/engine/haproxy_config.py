@@ -38,11 +38,21 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """An app's certificate as HAProxy serves it."""
+    covered: tuple[str, ...]  # the app's hosts the certificate is valid for
+    redirect: bool  # plain HTTP on those hosts redirects to HTTPS
+    hsts: bool  # HTTPS answers on those hosts carry Strict-Transport-Security
+    pem: str = field(default="", repr=False)  # certificate chain and key, as HAProxy loads them
+
+
+@dataclass(frozen=True)
 class AppRoute:
     name: str
     hostnames: tuple[str, ...]
     live_colour: str
     backends: dict[str, Backend] = field(default_factory=dict)  # colour -> backend
+    tls: Tls | None = None  # None: no certificate yet, HTTPS answers with the default one
 
     def backend(self, colour: str) -> str:
         return backend_name(self.name, colour)
@@ -90,6 +100,37 @@ class Paths:
     def pidfile(self) -> Path:
         return self.directory / "haproxy.pid"
 
+    @property
+    def certs(self) -> Path:
+        return self.directory / "certs"
+
+    def certificate(self, app_name: str) -> Path:
+        """The app's certificate and key in one PEM file, as HAProxy loads it."""
+        return self.certs / f"{app_name}.pem"
+
+    @property
+    def default_certificate(self) -> Path:
+        """Served when no app's certificate matches (HAProxy needs one to listen for TLS)."""
+        return self.certs / "default.pem"
+
+    @property
+    def crt_list(self) -> Path:
+        return self.directory / "certs.list"
+
+    @property
+    def challenges_map(self) -> Path:
+        """ACME HTTP-01 token -> key authorization, answered by HAProxy itself."""
+        return self.directory / "challenges.map"
+
+    @property
+    def redirect_map(self) -> Path:
+        """Hosts whose plain HTTP requests redirect to HTTPS."""
+        return self.directory / "https-redirect.map"
+
+    @property
+    def hsts_map(self) -> Path:
+        return self.directory / "hsts.map"
+
 
 def slot_name(index: int) -> str:
     return f"s{index + 1}"
@@ -104,6 +145,19 @@ MAP_HEADER = "# host -> backend of the app's live colour; written by Switchyard"
 
 def render_map(routes: list[AppRoute]) -> str:
     return map_text(map_entries(routes))
+
+
+def render_crt_list(routes: list[AppRoute], paths: Paths) -> str:
+    """One line per app with a certificate; HAProxy picks by SNI from the names in each."""
+    return "".join(f"{paths.certificate(route.name)}\n" for route in _routable(routes) if route.tls)
+
+
+def redirect_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
+    return [(host, "1") for route in _routable(routes) if route.tls and route.tls.redirect for host in route.tls.covered]
+
+
+def hsts_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
+    return [(host, "1") for route in _routable(routes) if route.tls and route.tls.hsts for host in route.tls.covered]
 
 
 def map_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
@@ -123,7 +177,8 @@ def _routable(routes: list[AppRoute]) -> list[AppRoute]:
         if hosts != route.hostnames:
             log.error("app %s: hosts %r are not routed: they are not hostnames", route.name,
                       sorted(set(route.hostnames) - set(hosts)))
-        safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends))
+        tls = route.tls and Tls(tuple(h for h in route.tls.covered if h in hosts), route.tls.redirect, route.tls.hsts)
+        safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends, tls))
     return safe
 
 
@@ -157,8 +212,17 @@ def route_app_to(entries: list[tuple[str, str]], app_name: str, colour: str) -> 
     return [(host, target if backend in own else backend) for host, backend in entries]
 
 
-def render_config(routes: list[AppRoute], paths: Paths, bind: tuple[str, int]) -> str:
-    parts = [_global_and_defaults(paths), _frontend(paths, bind), _no_app_backend()]
+@dataclass(frozen=True)
+class Binds:
+    http: tuple[str, int]
+    https: tuple[str, int]
+
+
+HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
+
+
+def render_config(routes: list[AppRoute], paths: Paths, binds: Binds) -> str:
+    parts = [_global_and_defaults(paths), _frontend(paths, binds), _no_app_backend()]
     for route in _routable(routes):
         parts += [_app_backend(route, colour) for colour in COLOURS]
     return "\n".join(parts)
@@ -189,11 +253,22 @@ defaults
 """
 
 
-def _frontend(paths: Paths, bind: tuple[str, int]) -> str:
+def _frontend(paths: Paths, binds: Binds) -> str:
+    """ACME's HTTP-01 challenges are answered here, before any app sees the request, from a map
+    the worker fills at runtime. The redirect goes to the HTTPS port (left out when it is 443)."""
+    https_port = "" if binds.https[1] == 443 else f":{binds.https[1]}"
     return f"""frontend apps
-    bind {bind[0]}:{bind[1]}
+    bind {binds.http[0]}:{binds.http[1]}
+    bind {binds.https[0]}:{binds.https[1]} ssl crt {paths.default_certificate} crt-list {paths.crt_list} alpn http/1.1
+    http-request set-var(txn.host) req.hdr(host),field(1,:),lower
+    http-request set-var(txn.acme) path,field(4,/),map({paths.challenges_map}) if {{ path_beg /.well-known/acme-challenge/ }}
+    http-request return status 200 content-type text/plain lf-string "%[var(txn.acme)]" if {{ var(txn.acme) -m found }}
+    http-request redirect location https://%[var(txn.host)]{https_port}%[capture.req.uri] code 301 if !{{ ssl_fc }} {{ var(txn.host),map({paths.redirect_map}) -m found }}
+    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+    http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
     http-request disable-l7-retry unless METH_GET or METH_OPTIONS
-    use_backend %[req.hdr(host),field(1,:),lower,map({paths.hosts_map},{NO_APP_BACKEND})]
+    http-response set-header Strict-Transport-Security "max-age={HSTS_MAX_AGE}" if {{ ssl_fc }} {{ var(txn.host),map({paths.hsts_map}) -m found }}
+    use_backend %[var(txn.host),map({paths.hosts_map},{NO_APP_BACKEND})]
     default_backend {NO_APP_BACKEND}
 """
 

@@ -26,10 +26,12 @@ def environment() -> dict[str, str]:
 
 
 def check_config(config_file: os.PathLike) -> None:
-    result = subprocess.run(["haproxy", "-c", "-q", "-f", str(config_file)], capture_output=True, text=True,
+    """`haproxy -c`; its ALERT lines are the reason when it refuses (with -q it would say none)."""
+    result = subprocess.run(["haproxy", "-c", "-f", str(config_file)], capture_output=True, text=True,
                             timeout=CHECK_TIMEOUT, env=environment())
     if result.returncode != 0:
-        raise HAProxyConfigInvalid((result.stderr or result.stdout).strip())
+        alerts = [line.split(":", 2)[-1].strip() for line in result.stderr.splitlines() if "[ALERT]" in line]
+        raise HAProxyConfigInvalid("; ".join(alerts) or result.stderr.strip() or f"exit code {result.returncode}")
 
 
 def is_running(paths: Paths) -> bool:

@@ -29,6 +29,13 @@ from deployments.models import App, Deployment
 
 logger = logging.getLogger(__name__)
 
+# A live container is started again only once it has been stopped this long. A daemon that is
+# shutting down stops containers while still answering the API; starting one then mounts its
+# file system after the daemon's clean-up, and that mount outlives the daemon: the container
+# can never be removed (seen here: "failed to remove root filesystem ... device or resource
+# busy"). After a restart the daemon starts its own (restart policy) within a second or two.
+REVIVE_AFTER = 10.0
+
 
 def reconcile() -> list[str]:
     """Returns a line per thing it changed, for the command's output."""
@@ -108,6 +115,8 @@ def _running_again(app: App, container: Container) -> Container:
     state = runtime.state(container.id)
     if state.status == "removed":
         return container  # nothing to start; the app's next deploy replaces it
+    if not state.running and state.stopped_seconds < REVIVE_AFTER:
+        return container  # the daemon may be stopping or restarting it itself: not now
     if not state.running:
         return runtime.restart(container)
     return container.at(runtime.address(container.id) or container.ip)

@@ -22,23 +22,28 @@ from typing import Callable
 
 from django.conf import settings
 
-from deployments.engine import haproxy_process, haproxy_socket
+from deployments.engine import haproxy_process, haproxy_socket, tls
 from deployments.engine.haproxy_config import (
     AppRoute,
     Backend,
+    Binds,
     HealthCheck,
     Paths,
     Server,
     UnsafeValue,
     backup_slot_name,
     check_route,
+    hsts_entries,
     map_entries,
     map_text,
     parse_map,
+    redirect_entries,
     render_config,
+    render_crt_list,
     render_map,
     route_app_to,
     slot_name,
+    Tls,
 )
 from deployments.containers import Container
 from deployments.engine.locks import router_lock
@@ -59,7 +64,7 @@ def snapshot() -> list[AppRoute]:
     that deployment was verified, so editing the health path never fails a live release."""
     holders = {(d.app_id, d.colour): d for d in
                Deployment.objects.filter(holds_backend=True).select_related("previous").order_by("id")}
-    return [_route(app, holders) for app in App.objects.prefetch_related("domains")]
+    return [_route(app, holders) for app in App.objects.prefetch_related("domains").select_related("certificate")]
 
 
 def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
@@ -70,7 +75,17 @@ def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
         servers = _servers(holder.containers) if holder else ()
         backups = _servers(holder.previous.containers) if holder and holder.serves_backup and holder.previous else ()
         backends[colour] = Backend(health=health, servers=servers, backups=backups)
-    return AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, backends=backends)
+    return AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, backends=backends,
+                    tls=_tls(app))
+
+
+def _tls(app: App) -> Tls | None:
+    """How HAProxy serves the app's certificate, if it has one that is valid now."""
+    certificate = getattr(app, "certificate", None)
+    if certificate is None or not certificate.serving:
+        return None
+    return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)),
+               redirect=app.https_redirect, hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
 
 
 def check_app_config(app: App, domains: list[str]) -> None:
@@ -91,8 +106,9 @@ def check_app_config(app: App, domains: list[str]) -> None:
     routes = [other for other in snapshot() if other.name != app.name] + [route]
     with tempfile.TemporaryDirectory(prefix="switchyard-check-") as directory:
         location = Paths(Path(directory))
-        location.hosts_map.write_text(render_map(routes))  # the config names it: HAProxy opens it
-        location.config.write_text(render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"]))
+        write_referenced_files(location, routes, paths().default_certificate)  # HAProxy opens what the config names
+        location.hosts_map.write_text(render_map(routes))
+        location.config.write_text(render_config(routes, location, binds()))
         haproxy_process.check_config(location.config)
 
 
@@ -199,6 +215,43 @@ def _pushed_route(location: Paths, entries: list[tuple[str, str]], backend: str)
     except (haproxy_socket.HAProxyUnavailable, haproxy_socket.HAProxyCommandError):
         return False
     return True
+
+
+def install_certificates(record: Record) -> None:
+    """After a certificate was issued, renewed, uploaded or removed (record() stores that):
+    its file, the crt-list and the redirect and HSTS maps, and the same in the running HAProxy
+    through the runtime API, without a reload."""
+    with router_lock():
+        record()
+        _apply(push_map=True, start_if_down=False)
+
+
+CHALLENGE_WORD = re.compile(r"[A-Za-z0-9_.-]{1,400}")
+
+
+def publish_challenge(token: str, key_authorization: str) -> None:
+    """HAProxy answers GET /.well-known/acme-challenge/TOKEN with the key authorization, on
+    every host, before any app sees the request (map file first, then the runtime)."""
+    if not (CHALLENGE_WORD.fullmatch(token) and CHALLENGE_WORD.fullmatch(key_authorization)):
+        raise UnsafeValue("an ACME token or key authorization is not one word of base64url")
+    _change_challenges(lambda entries: [*(e for e in entries if e[0] != token), (token, key_authorization)],
+                       f"add map {{map}} {token} {key_authorization}")
+
+
+def withdraw_challenge(token: str) -> None:
+    if not CHALLENGE_WORD.fullmatch(token):
+        return
+    _change_challenges(lambda entries: [e for e in entries if e[0] != token], f"del map {{map}} {token}")
+
+
+def _change_challenges(change, command: str) -> None:
+    with router_lock():
+        location = paths()
+        _atomic_write(location.challenges_map, map_text(change(parse_map(_read(location.challenges_map)))))
+        try:
+            haproxy_socket.send(location.admin_socket, command.format(map=location.challenges_map))
+        except haproxy_socket.HAProxyUnavailable:
+            pass  # a starting HAProxy reads the file
 
 
 def sync_all() -> None:
@@ -328,6 +381,7 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         return
     if push_map:
         _push_map(location, map_entries(routes))
+        _push_tls(location, routes)
     for batch in _batches(server_commands or [], MAP_BATCH):
         haproxy_socket.run(location.admin_socket, "; ".join(batch))
 
@@ -339,20 +393,47 @@ def _apply_quietly(**kwargs) -> None:
         pass
 
 
+def binds() -> Binds:
+    return Binds(http=settings.SWITCHYARD["HTTP_BIND"], https=settings.SWITCHYARD["HTTPS_BIND"])
+
+
 def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
-    """Write config and map; return whether the config changed beyond server addresses/state.
-    A changed config is checked (`haproxy -c`) in a temporary file beside haproxy.cfg and only
-    then renamed over it, before the map: if HAProxy refuses it, neither file is replaced."""
+    """Write config, maps and certificates; return whether the config changed beyond server
+    addresses/state. A changed config is checked (`haproxy -c`) in a temporary file beside
+    haproxy.cfg and only then renamed over it, before the host map: if HAProxy refuses it,
+    neither file is replaced. What the config names is written first (HAProxy's check opens it)."""
     location.directory.mkdir(parents=True, exist_ok=True)
-    config = render_config(routes, location, settings.SWITCHYARD["HTTP_BIND"])
+    config = render_config(routes, location, binds())
     hosts_map = render_map(routes)
     previous = _read(location.config)
+    write_referenced_files(location, routes)
     if config != previous:
-        if not location.hosts_map.exists():  # the config names the map: HAProxy's check opens it
+        if not location.hosts_map.exists():
             _atomic_write(location.hosts_map, hosts_map)
         _atomic_write(location.config, config, check=haproxy_process.check_config)
     _write_if_changed(location.hosts_map, hosts_map)
     return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
+
+
+def write_referenced_files(location: Paths, routes: list[AppRoute], default_certificate: Path | None = None) -> None:
+    """Certificates (each app's, a self-signed default), the crt-list naming them, the HTTPS
+    redirect and HSTS maps, and the ACME challenge map (kept: its entries live only there and
+    in the running HAProxy, for the minutes an order takes)."""
+    location.certs.mkdir(mode=0o700, exist_ok=True)
+    if not location.default_certificate.exists():
+        pem = default_certificate.read_text() if default_certificate and default_certificate.exists() \
+            else tls.self_signed_bundle()
+        _atomic_write(location.default_certificate, pem)
+    served = {location.certificate(route.name): route.tls.pem for route in routes if route.tls}
+    for path, pem in served.items():
+        _write_if_changed(path, pem)
+    for stale in set(location.certs.glob("*.pem")) - set(served) - {location.default_certificate}:
+        stale.unlink(missing_ok=True)
+    _write_if_changed(location.crt_list, render_crt_list(routes, location))
+    _write_if_changed(location.redirect_map, map_text(redirect_entries(routes)))
+    _write_if_changed(location.hsts_map, map_text(hsts_entries(routes)))
+    if not location.challenges_map.exists():
+        _atomic_write(location.challenges_map, map_text([]))
 
 
 def _read(path: Path) -> str:
@@ -365,13 +446,29 @@ def _read(path: Path) -> str:
 def _write_if_changed(path: Path, text: str, current: str | None = None) -> None:
     """Unchanged files are not rewritten: a switch changes the map only, and each fsync
     is time between "healthy" and "serving"."""
-    if (current if current is not None else _read(path)) != text:
+    if (current if current is not None else _read(path)) != text or not path.exists():
         _atomic_write(path, text)
 
 
-def _push_map(location: Paths, entries: list[tuple[str, str]]) -> None:
+def _push_tls(location: Paths, routes: list[AppRoute]) -> None:
+    """Every app's certificate into the running HAProxy (replaced only where it differs from
+    what it loaded), then the redirect and HSTS maps: no host redirects before its certificate
+    is served."""
+    loaded = tls.loaded(location.admin_socket)
+    for route in routes:
+        path = location.certificate(route.name)
+        if route.tls and tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(route.tls.pem):
+            tls.install(location.admin_socket, location.crt_list, path, route.tls.pem)
+    wanted = {str(location.certificate(route.name)) for route in routes if route.tls}
+    for stale in loaded - wanted - {str(location.default_certificate)}:
+        tls.uninstall(location.admin_socket, location.crt_list, Path(stale))
+    _push_map(location, redirect_entries(routes), location.redirect_map)
+    _push_map(location, hsts_entries(routes), location.hsts_map)
+
+
+def _push_map(location: Paths, entries: list[tuple[str, str]], map_path: Path | None = None) -> None:
     """Replace the whole map in one version commit: every host switches at the same instant."""
-    map_file = str(location.hosts_map)
+    map_file = str(map_path or location.hosts_map)
     answer = haproxy_socket.run(location.admin_socket, f"prepare map {map_file}")
     version = answer.strip().rsplit(":", 1)[-1].strip()
     for batch in _batches(entries, MAP_BATCH):

@@ -4,6 +4,7 @@ Everything created carries the labels `switchyard.instance` (this installation),
 `switchyard.app` and, for containers, `switchyard.deployment`, so reconcile and tests can
 find exactly what is theirs.
 """
+import datetime
 import io
 import ipaddress
 import threading
@@ -64,6 +65,7 @@ class ContainerState:
     exit_code: int | None
     status: str
     restarts: int = 0
+    stopped_seconds: float = 0.0  # how long ago it stopped (0 while it runs)
 
 
 @lru_cache(maxsize=1)
@@ -312,7 +314,16 @@ def state(container_id: str) -> ContainerState:
         return ContainerState(running=False, exit_code=None, status="removed")
     attrs = info["State"]
     return ContainerState(running=bool(attrs["Running"]), exit_code=attrs.get("ExitCode"), status=attrs["Status"],
-                          restarts=int(info.get("RestartCount") or 0))
+                          restarts=int(info.get("RestartCount") or 0),
+                          stopped_seconds=0.0 if attrs["Running"] else _seconds_since(attrs.get("FinishedAt")))
+
+
+def _seconds_since(docker_time: str | None) -> float:
+    """Docker's RFC 3339 time with nanoseconds ("0001-01-01T00:00:00Z" when never): seconds ago."""
+    if not docker_time or docker_time.startswith("0001-"):
+        return float("inf")
+    stamp = datetime.datetime.fromisoformat(docker_time[:26].rstrip("Z") + "+00:00")
+    return (datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()
 
 
 def tail(container_id: str, lines: int = 20) -> str:

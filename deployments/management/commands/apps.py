@@ -101,10 +101,14 @@ class Command(BaseCommand):
 
 
 def _add_setting_options(parser: CommandParser, names) -> None:
+    """--NAME VALUE for each setting; a yes/no setting is --NAME / --no-NAME."""
     for name in names:
         field = App._meta.get_field(name)
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=OPTION_TYPES[field.get_internal_type()],
-                            help=str(field.help_text) or None)
+        option, help_text = f"--{name.replace('_', '-')}", str(field.help_text) or None
+        if field.get_internal_type() == "BooleanField":
+            parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(option, dest=name, type=OPTION_TYPES[field.get_internal_type()], help=help_text)
 
 
 def _given_settings(options: dict, exclude=()) -> dict:
