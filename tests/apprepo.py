@@ -6,6 +6,7 @@ Variants commit releases that fail in each way a real release can.
 """
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
@@ -18,6 +19,9 @@ SERVE = '["/bin/busybox", "sh", "-c", "echo serving $(cat /www/index.html); exec
 class AppRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # In every image of this repository: Docker's build cache never hands a test the layers
+        # of another test's (or an interrupted run's) build, whose RUN steps would then not run.
+        self.nonce = uuid.uuid4().hex
         path.mkdir(parents=True)
         self._git("init", "-q", "-b", "main")
         shutil.copy(BUSYBOX, path / "busybox")
@@ -110,7 +114,8 @@ class AppRepo:
 
     def _dockerfile(self, extra: str, cmd: str) -> None:
         (self.path / "Dockerfile").write_text(
-            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra + f"CMD {cmd}\n"
+            f"FROM scratch\nLABEL test-repository={self.nonce}\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra
+            + f"CMD {cmd}\n"
         )
 
     def _commit(self, message: str) -> str:
