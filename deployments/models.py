@@ -145,6 +145,19 @@ class App(models.Model):
     def image_repository(self) -> str:
         return f"switchyard/{self.name}"
 
+    def kept_images(self, newest: str = "") -> list[str]:
+        """The images a deploy keeps for redeploys: `newest` (the one going live) and those of the
+        latest successes, KEEP_IMAGES in all. The worker prunes by this rule and the panel offers
+        Redeploy by it, so the panel never needs to ask Docker."""
+        kept = [newest] if newest else []
+        for image in (self.deployments.filter(state=Deployment.State.SUCCEEDED).exclude(image="")
+                      .order_by("-finished_at").values_list("image", flat=True)):
+            if len(kept) >= settings.SWITCHYARD["KEEP_IMAGES"]:
+                break
+            if image not in kept:
+                kept.append(image)
+        return kept
+
     def environment(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.all()}
 
@@ -433,7 +446,8 @@ class Certificate(models.Model):
         VALID = "valid"  # serving, nothing to do until its renewal time
         FAILED = "failed"  # the last attempt failed: error says why, next_attempt_at when it retries
 
-    app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="certificate")
+    # None: the panel's own, for SWITCHYARD_PANEL_DOMAIN (one row, made by the worker: certificates.due).
+    app = models.OneToOneField(App, null=True, blank=True, on_delete=models.CASCADE, related_name="certificate")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.ACME)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # What is served (empty until the first one is issued or uploaded).
@@ -450,7 +464,11 @@ class Certificate(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"certificate of {self.app.name}"
+        return f"certificate of {self.holder}"
+
+    @property
+    def holder(self) -> str:
+        return self.app.name if self.app else "the panel"
 
     @property
     def serving(self) -> bool:

@@ -3,7 +3,7 @@ same step list, so the stepper has one source of truth."""
 from django.conf import settings
 
 from deployments import access, audit
-from deployments.engine import router, runtime
+from deployments.engine import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
 
@@ -54,7 +54,7 @@ def app_rows(apps: list[App], health: dict[str, str]) -> list[dict]:
 def app_page(user, app: App) -> dict:
     role = access.role_of(user, app)
     deployments = list(app.deployments.all()[:HISTORY_LENGTH])
-    kept_images = set(runtime.app_images(app.image_repository()))
+    kept_images = set(app.kept_images())
     apps = [App.objects.select_related("live_deployment").get(pk=app.pk)]
     return {
         "app": app,

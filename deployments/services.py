@@ -14,7 +14,7 @@ from django.db import transaction
 
 from deployments import tasks, webhooks
 from deployments.audit import Actor, Via, record
-from deployments.engine import certificates, haproxy_process, lifecycle, queue, router, runtime, source, tls
+from deployments.engine import certificates, haproxy_process, lifecycle, queue, router, source, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 
@@ -61,12 +61,13 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
         record(actor, "app.create", app, f"from {app.repo_url} ({app.branch})")
         tasks.request_certificate(app)
-    router.refresh_config()
+        tasks.send_apply_routing()
     return app
 
 
 def delete_app(name: str, actor: Actor) -> bool:
-    """Stop the app's containers, remove its network, images, cache and routing. False if unknown."""
+    """Delete the app's rows; a worker then removes its routing, containers, network, images and
+    clone cache. False if unknown."""
     app = App.objects.filter(name=name).first()
     if app is None:
         return False
@@ -74,12 +75,8 @@ def delete_app(name: str, actor: Actor) -> bool:
         record(actor, "app.delete", app)
         lifecycle.cancel_all_of_app(app.pk, "the app was deleted")
         app.delete()
-    router.refresh_config()
-    for container in runtime.containers(app_name=name):
-        runtime.stop_and_remove(container.id, timeout=app.stop_timeout)
-    runtime.remove_app_network(name)  # if a container is still attached, reconcile removes it later
-    runtime.remove_images(runtime.app_images(app.image_repository()))
-    source.delete_cache(name)
+        tasks.send_apply_routing()
+        tasks.send_remove_app_resources(app)
     return True
 
 
@@ -122,8 +119,9 @@ def redeploy(source: Deployment, actor: Actor) -> Deployment:
     """Roll back (or forward) to a kept release: its image again, without fetch or build."""
     if source.state != Deployment.State.SUCCEEDED or not source.image:
         raise NotPossible(f"Deployment #{source.pk} did not succeed; only successful releases can be redeployed.")
-    if not runtime.image_exists(source.image):
-        raise NotPossible(f"The image {source.image} is no longer kept (only the last few are); deploy its commit instead.")
+    if source.image not in source.app.kept_images():
+        raise NotPossible(f"The image {source.image} is no longer kept (only the last "
+                          f"{settings.SWITCHYARD['KEEP_IMAGES']} are); deploy its commit instead.")
     with transaction.atomic():
         deployment = queue.enqueue(source.app, source.ref, TRIGGER_OF[actor.via], actor.name, redeploy_of=source)
         tasks.dispatch(deployment.id)
@@ -269,7 +267,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
         if changes:
             record(actor, "app.settings", app, changes)
         tasks.request_certificate(app)
-    router.refresh_config()
+        tasks.send_apply_routing()
     return app
 
 

@@ -12,6 +12,11 @@ Tasks are acknowledged when they start (Celery's default, not acks_late), on pur
   during a build to show it does not happen any more).
 A task that was taken but never got as far as the claim (its process killed at that moment)
 is found the same way: its note in Redis expires and reconcile sends the deployment again.
+
+The web process has neither the Docker socket nor HAProxy's files (in the compose stack it
+cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
+apply_certificates, remove_app_resources. They go to settings.CONTROL_QUEUE, which its own
+worker serves (Procfile `control`), so a domain change never waits behind a build.
 """
 import logging
 
@@ -22,7 +27,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from deployments.engine import certificates as certificate_work
-from deployments.engine import pipeline, queue, router
+from deployments.engine import pipeline, queue, router, runtime, source
 from deployments.engine import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
@@ -73,6 +78,35 @@ def send_apply_certificates() -> None:
     transaction.on_commit(lambda: _quietly(apply_certificates))
 
 
+@shared_task(ignore_result=True)
+def apply_routing() -> None:
+    """HAProxy's files and the running HAProxy brought to the database's apps and domains."""
+    router.refresh_config()
+
+
+def send_apply_routing() -> None:
+    """After apps or domains changed (panel, API, CLI, admin), once the transaction commits. The
+    web process has neither HAProxy's files nor its admin socket, so a worker does it; if Redis
+    is down, the next reconcile does."""
+    transaction.on_commit(lambda: _quietly(apply_routing))
+
+
+@shared_task(ignore_result=True)
+def remove_app_resources(app_name: str, stop_timeout: int, image_repository: str) -> None:
+    """What a deleted app leaves on the machine: containers, network, images, clone cache.
+    If this never runs (Redis down), reconcile removes the containers and the network."""
+    for container in runtime.containers(app_name=app_name):
+        runtime.stop_and_remove(container.id, timeout=stop_timeout)
+    runtime.remove_app_network(app_name)  # if a container is still attached, reconcile removes it later
+    runtime.remove_images(runtime.app_images(image_repository))
+    source.delete_cache(app_name)
+
+
+def send_remove_app_resources(app) -> None:
+    args = (app.name, app.stop_timeout, app.image_repository())
+    transaction.on_commit(lambda: _quietly(remove_app_resources, args))
+
+
 def request_certificate(app) -> None:
     """After an app's domains changed: if its certificate is wanted now, a worker gets it once
     the transaction commits (and the periodic task does, if Redis is down at that moment)."""
@@ -84,10 +118,10 @@ def _send_certificates() -> None:
     _quietly(certificates)
 
 
-def _quietly(task) -> None:
+def _quietly(task, args: tuple = ()) -> None:
     """Send a task that a periodic one would also do in time: if Redis is down, it waits for that."""
     try:
-        task.apply_async(retry=False)
+        task.apply_async(args, retry=False)
     except (OperationalError, ConnectionError, OSError, RedisError) as error:
         logger.warning("%s waits for the periodic work: the queue (Redis) is unreachable (%s)", task.name, error)
 

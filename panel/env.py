@@ -7,9 +7,12 @@ surprise later.
 import ipaddress
 import os
 import re
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+from deployments.validators import HOSTNAME
 
 
 def env_str(name: str, default: str) -> str:
@@ -105,3 +108,33 @@ def env_email(name: str) -> str:
 
 
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def env_socket_path(name: str, default: Path) -> Path:
+    """An absolute path for a unix socket, written into HAProxy's config as one word."""
+    raw = env_str(name, str(default))
+    if not raw.startswith("/") or not SOCKET_PATH.fullmatch(raw) or len(raw.encode()) > 100:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a socket path; give an absolute path of at most 100 "
+                                   f"characters from A-Z a-z 0-9 / . _ -, e.g. {name}=/run/switchyard/stats.sock")
+    return Path(raw)
+
+
+SOCKET_PATH = re.compile(r"[A-Za-z0-9/._-]+")
+
+
+def env_docker_url(name: str) -> str:
+    """A Docker API address (unix://, tcp://, http://), or "" for the local daemon."""
+    raw = env_str(name, "")
+    if raw and (urlparse(raw).scheme not in ("unix", "tcp", "http") or any(c.isspace() for c in raw)):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a Docker API address; set e.g. {name}=tcp://docker-logs:2375 "
+                                   "or leave it unset for the local daemon")
+    return raw
+
+
+def env_hostname(name: str) -> str:
+    """A DNS name (lower-cased), or "" when unset."""
+    raw = env_str(name, "").lower()
+    if raw and not HOSTNAME.fullmatch(raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a host name; set e.g. {name}=panel.example.com "
+                                   "(no scheme, port or path)")
+    return raw

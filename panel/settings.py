@@ -11,11 +11,14 @@ from panel.env import (
     env_acme_directory,
     env_bind,
     env_bool,
+    env_docker_url,
     env_email,
     env_file,
     env_float,
+    env_hostname,
     env_int,
     env_ipv4_network,
+    env_socket_path,
     env_str,
 )
 
@@ -169,6 +172,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # worker (where a lost broker connection would make kombu restore it: see deployments/tasks.py).
 CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
+# Short work the web process hands over (it has neither Docker nor HAProxy's files) goes to a
+# queue of its own, served by its own worker (Procfile `control`): it never waits behind builds.
+CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
+CELERY_TASK_ROUTES = {f"deployments.tasks.{name}": {"queue": CONTROL_QUEUE}
+                      for name in ("apply_routing", "apply_certificates", "remove_app_resources")}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker
 # died, revives live containers and keeps HAProxy equal to the database.
@@ -202,7 +210,16 @@ SWITCHYARD = {
     # How often the worker looks for certificates to issue, renew or retry (seconds).
     "CERTIFICATE_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_INTERVAL", 60, minimum=1, maximum=86400),
     "PANEL_BIND": env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000"),
+    # The panel's own domain, served by the apps' HAProxy (to PANEL_BIND) with a certificate of
+    # its own: README "Put it on a server". "" serves it on PANEL_BIND only.
+    "PANEL_DOMAIN": env_hostname("SWITCHYARD_PANEL_DOMAIN"),
     "HAPROXY_DIR": DATA_DIR / "haproxy",
+    # HAProxy's read-only stats page (HTTP on a unix socket): all the panel reads from HAProxy.
+    # Compose shares its directory with the web service; the rest of HAPROXY_DIR it does not.
+    "HAPROXY_STATS_SOCKET": env_socket_path("SWITCHYARD_HAPROXY_STATS_SOCKET", DATA_DIR / "haproxy" / "stats.sock"),
+    # The panel follows live containers' output through this Docker API (only GET .../logs is
+    # needed; compose/docker-logs-proxy.cfg allows nothing else). Empty: the local daemon.
+    "DOCKER_LOGS_URL": env_docker_url("SWITCHYARD_DOCKER_LOGS_URL"),
     "REPO_CACHE_DIR": DATA_DIR / "repos",
     "GIT_TIMEOUT": env_int("SWITCHYARD_GIT_TIMEOUT", 120, minimum=1),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
@@ -250,6 +267,8 @@ def _is_loopback(host: str) -> bool:
 
 
 _refuse_any_host_beyond_loopback(ALLOWED_HOSTS, SWITCHYARD["PANEL_BIND"][0])
+if SWITCHYARD["PANEL_DOMAIN"] and "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append(SWITCHYARD["PANEL_DOMAIN"])
 
 # Django's cache (webhook rejection budgets) lives in Redis, shared by every web worker.
 CACHES = {

@@ -4,7 +4,6 @@ the end (containers, images and the network carry this run's instance label)."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,8 +13,10 @@ import pytest
 import redis
 from django.conf import settings
 
+from deployments import tasks
 from deployments.engine import haproxy_process, router, runtime
 from tests.apprepo import AppRepo
+from tests.processes import answers, free_port
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +93,10 @@ class Worker:
 
     def start(self, **env: str) -> None:
         self.process = subprocess.Popen(
+            # Both queues in one process (production runs a worker for each: see the Procfile).
             [sys.executable, "-m", "celery", "-A", "panel", "worker", "--beat", "--queues",
-             settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "4", "--loglevel", "info", "--without-gossip",
-             "--without-mingle"],
+             f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE}", "--concurrency", "4",
+             "--loglevel", "info", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -128,27 +130,17 @@ def panel_server(celery_worker):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
                    check=True, timeout=120)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log_path = DATA_DIR / "panel.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "panel.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
          "--workers", "1", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    _wait(lambda: _answers(port) or process.poll() is not None, "the panel did not start", 30)
+    _wait(lambda: answers(port) or process.poll() is not None, "the panel did not start", 30)
     assert process.poll() is None, f"the panel exited:\n{log_path.read_text()[-3000:]}"
     yield f"http://127.0.0.1:{port}"
     _stop(process)
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -184,6 +176,18 @@ def stack(transactional_db, celery_worker):
     for container in runtime.containers():
         runtime.stop_and_remove(container.id, timeout=0)
     runtime.remove_app_networks()
+
+
+@pytest.fixture
+def handed_over(request, monkeypatch) -> list[tuple[str, tuple]] | None:
+    """Work the web process hands to a worker (routing, app removal, certificates), as (task
+    name, args): recorded instead of sent, so a worker left running by an earlier test does not
+    act on this test's rows. Tests on the real stack are left alone: their worker must get it."""
+    if "stack" in request.fixturenames:
+        return None
+    sent = []
+    monkeypatch.setattr(tasks, "_quietly", lambda task, args=(): sent.append((task.name, args)))
+    return sent
 
 
 @pytest.fixture

@@ -15,13 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.processes import free_port
 from tests.tls import PrivateCA
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Pebble:

@@ -2,6 +2,7 @@
 tests/test_faults.py)."""
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -40,3 +41,18 @@ def _stat_fields(proc_dir: Path) -> list[str]:
         return (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

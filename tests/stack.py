@@ -6,6 +6,7 @@ from django.conf import settings
 
 from deployments import services
 from deployments.audit import Actor
+from deployments.engine import router
 from deployments.models import App, Deployment
 from tests.apprepo import AppRepo
 from tests.load import Load
@@ -53,6 +54,22 @@ class Stack:
 
     def deploy_and_wait(self, app: App, ref: str | None = None) -> Deployment:
         return self.wait(self.deploy(app, ref))
+
+    @staticmethod
+    def eventually(check, what: str, timeout: float = 10):
+        """check()'s first truthy answer: for what a worker does after the web process answered
+        (routing, removal). The timeout is far beyond the ~0.1 s it takes on this machine."""
+        deadline = time.monotonic() + timeout
+        while not (answer := check()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} within {timeout}s")
+            time.sleep(0.05)
+        return answer
+
+    def wait_until_routed(self, app_name: str) -> None:
+        """After an app was created: until the worker has put it into HAProxy's map."""
+        self.eventually(lambda: f"{app_name}.localhost " in router.paths().hosts_map.read_text(),
+                        f"the worker routes {app_name}")
 
     def get(self, host: str, path: str = "/") -> tuple[int, str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

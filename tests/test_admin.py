@@ -36,6 +36,7 @@ def test_a_domain_added_in_the_admin_routes_to_the_app(stack, app_repo, admin_cl
     response = admin_client.post(url, data)
 
     assert response.status_code == 302, response.context["adminform"].form.errors
+    stack.eventually(lambda: stack.get("added-in-admin.example.com")[0] != 404, "the worker routes the domain")
     assert stack.get("added-in-admin.example.com") == (200, "v1")
     event = AuditEvent.objects.get(action="app.admin_edit")
     assert (event.via, event.app_name, event.username) == ("admin", app.name, "admin")
@@ -50,6 +51,7 @@ def test_deleting_an_app_in_the_admin_removes_its_containers_and_routing(stack, 
     response = admin_client.post(f"/admin/deployments/app/{app.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
-    assert not App.objects.filter(pk=app.pk).exists() and runtime.containers(app_name=app.name) == []
+    assert not App.objects.filter(pk=app.pk).exists()
+    stack.eventually(lambda: runtime.containers(app_name=app.name) == [], "the worker removes the containers")
     assert stack.get(app.default_hostname)[0] == 404
     assert AuditEvent.objects.filter(action="app.delete", app_name=app.name, via="admin").exists()

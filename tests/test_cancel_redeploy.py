@@ -103,6 +103,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
 
     # /ready does not exist in v1: checking the live release with it would take it DOWN.
     services.update_app(stale, Actor.cli("test"), {"health_path": "/ready"}, ["web.example.com"])
+    stack.eventually(lambda: stack.get("web.example.com")[0] != 404, "the worker routes web.example.com")
     time.sleep(3)  # several HAProxy check intervals (inter 1s, fall 2)
 
     assert stack.get("web.example.com") == (200, "v1")

@@ -151,6 +151,8 @@ def test_deleting_an_app_removes_its_network(stack, app_repo):
 
     services.delete_app(app.name, TEST_ACTOR)
 
+    stack.eventually(lambda: not runtime.app_images(app.image_repository()), "the worker removes the images")
+    assert runtime.containers(app_name=app.name) == []
     assert not _network_exists(runtime.network_name(app.name))
 
 

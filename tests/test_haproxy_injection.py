@@ -99,6 +99,7 @@ def test_cli_refuses_health_paths_haproxy_would_read_with_exit_1(stack, app_repo
     app_repo.commit_version("v1")
     create("kept", app_repo.url)
     kept = App.objects.get(name="kept")
+    stack.wait_until_routed("kept")
     before = haproxy_state(kept)
 
     for path in BAD_PATHS:

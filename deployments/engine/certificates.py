@@ -46,11 +46,34 @@ def request(app: App) -> bool:
     return True
 
 
+def panel_domains() -> list[str]:
+    """The panel's own domain (SWITCHYARD_PANEL_DOMAIN) if it can have a certificate."""
+    domain = settings.SWITCHYARD["PANEL_DOMAIN"]
+    return [domain] if domain and not domain.endswith(".localhost") and domain != "localhost" else []
+
+
+def request_panel() -> None:
+    """Mark the panel's certificate wanted if its domain is set and not covered; remove it once
+    the domain is unset. Called by the worker only (due()), so one process makes the row."""
+    domains = panel_domains()
+    certificate = Certificate.objects.filter(app=None).first()
+    if not domains:
+        if certificate is not None:
+            _remove(certificate)
+        return
+    if certificate is None:
+        Certificate.objects.create(app=None, status=Status.PENDING, next_attempt_at=timezone.now())
+    elif certificate.status == Status.VALID and not set(domains) <= set(certificate.domains):
+        Certificate.objects.filter(pk=certificate.pk).update(status=Status.PENDING, next_attempt_at=timezone.now(),
+                                                             failures=0, error="")
+
+
 def due() -> list[int]:
     """Ids of certificates a worker should attempt now: wanted or failed ones whose time has
     come, and ACME ones a third of whose life is left."""
     if not settings.SWITCHYARD["ACME_DIRECTORY"]:
         return []
+    request_panel()
     now = timezone.now()
     waiting = Certificate.objects.filter(source=Certificate.Source.ACME, status__in=[Status.PENDING, Status.FAILED],
                                          next_attempt_at__lte=now)
@@ -64,11 +87,10 @@ def attempt(certificate_id: int) -> str:
     certificate = Certificate.objects.select_related("app").filter(pk=certificate_id).first()
     if certificate is None or not _take_lease(certificate):
         return f"certificate #{certificate_id}: another worker has it, or it is gone"
-    app = certificate.app
-    domains = app.public_domains()
+    domains = certificate.app.public_domains() if certificate.app else panel_domains()
     if not domains:
         _remove(certificate)
-        return f"{app.name}: no public domain left; certificate removed"
+        return f"{certificate.holder}: no public domain left; certificate removed"
     key_pem = tls.new_private_key_pem()
     try:
         issued = acme_client.issue(settings.SWITCHYARD["ACME_DIRECTORY"], settings.SWITCHYARD["ACME_CA_BUNDLE"],
@@ -78,7 +100,7 @@ def attempt(certificate_id: int) -> str:
         return _failed(certificate, str(failure))
     _remember_account(issued.account_uri)
     _serve(certificate, issued.chain_pem, key_pem, Certificate.Source.ACME)
-    return f"{app.name}: certificate issued for {', '.join(domains)}"
+    return f"{certificate.holder}: certificate issued for {', '.join(domains)}"
 
 
 def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
@@ -117,8 +139,8 @@ def _failed(certificate: Certificate, reason: str) -> str:
     retry_at = timezone.now() + backoff(failures)
     Certificate.objects.filter(pk=certificate.pk).update(status=Status.FAILED, error=reason, failures=failures,
                                                          next_attempt_at=retry_at, updated_at=timezone.now())
-    logger.warning("certificate of %s: %s (attempt %s; next at %s)", certificate.app.name, reason, failures, retry_at)
-    return f"{certificate.app.name}: {reason}; retrying at {retry_at:%H:%M:%S}"
+    logger.warning("certificate of %s: %s (attempt %s; next at %s)", certificate.holder, reason, failures, retry_at)
+    return f"{certificate.holder}: {reason}; retrying at {retry_at:%H:%M:%S}"
 
 
 def _serve(certificate: Certificate, chain_pem: str, key_pem: str, source: str) -> None:

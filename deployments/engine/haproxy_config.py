@@ -79,6 +79,7 @@ def quoted(value: str, log_format: bool = False) -> str:
 @dataclass(frozen=True)
 class Paths:
     directory: Path
+    stats: Path | None = None  # where the read-only stats page listens; in `directory` unless set
 
     @property
     def config(self) -> Path:
@@ -91,6 +92,11 @@ class Paths:
     @property
     def admin_socket(self) -> Path:
         return self.directory / "admin.sock"
+
+    @property
+    def stats_socket(self) -> Path:
+        """HTTP, read-only (the stats page's CSV): what the panel reads, without HAProxy's files."""
+        return self.stats or self.directory / "stats.sock"
 
     @property
     def master_socket(self) -> Path:
@@ -222,7 +228,7 @@ HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
 
 
 def render_config(routes: list[AppRoute], paths: Paths, binds: Binds) -> str:
-    parts = [_global_and_defaults(paths), _frontend(paths, binds), _no_app_backend()]
+    parts = [_global_and_defaults(paths), _stats_frontend(paths), _frontend(paths, binds), _no_app_backend()]
     for route in _routable(routes):
         parts += [_app_backend(route, colour) for colour in COLOURS]
     return "\n".join(parts)
@@ -250,6 +256,16 @@ defaults
     option redispatch 1
     retry-on conn-failure empty-response 503
     default-server inter 1s fall 2 rise 1 observe layer7 error-limit 10 on-error fail-check
+"""
+
+
+def _stats_frontend(paths: Paths) -> str:
+    """The stats page without `stats admin`: it can only be read. A stats *socket* would not
+    do, even at `level user`: HAProxy 2.6 accepts `set map` there, which moves traffic."""
+    return f"""frontend stats
+    bind unix@{paths.stats_socket} mode 660
+    stats enable
+    stats uri /
 """
 
 

@@ -1,5 +1,7 @@
-"""A client for HAProxy's runtime API (the admin stats socket) and its master CLI."""
+"""A client for HAProxy's runtime API (the admin stats socket), its master CLI and its
+read-only stats page."""
 import csv
+import http.client
 import io
 import socket
 from pathlib import Path
@@ -60,10 +62,41 @@ def worker_pid(socket_path: Path) -> int | None:
     return None
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.socket_path))
+
+
+def page_server_stats(stats_socket: Path, timeout: float = 2.0) -> list[dict[str, str]]:
+    """The rows server_stats() gives, read from the stats page (HTTP on a unix socket): the
+    same CSV as `show stat`, from an interface that cannot change anything."""
+    connection = _UnixHTTPConnection(stats_socket, timeout)
+    try:
+        connection.request("GET", "/;csv;norefresh")
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as error:
+        raise HAProxyUnavailable(f"HAProxy stats page {stats_socket}: {error}") from error
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise HAProxyUnavailable(f"HAProxy stats page {stats_socket}: HTTP {response.status}")
+    return _server_rows(body)
+
+
 def server_stats(socket_path: Path) -> list[dict[str, str]]:
     """Rows of `show stat` for servers only: pxname, svname, status, scur, stot, hrsp_5xx..."""
-    answer = send(socket_path, "show stat")
-    reader = csv.DictReader(io.StringIO(answer.lstrip("# ")))
+    return _server_rows(send(socket_path, "show stat"))
+
+
+def _server_rows(csv_text: str) -> list[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
     return [row for row in reader if row.get("svname") not in ("FRONTEND", "BACKEND", None)]
 
 

@@ -121,6 +121,8 @@ class Pipeline:
             with self._phase("build"):
                 self._build()
         with self._phase("start"):
+            if not runtime.image_exists(self.deployment.image):  # a redeploy's, removed by hand meanwhile
+                raise runtime.RuntimeFailure(f"the image {self.deployment.image} is gone; deploy its commit instead")
             if not self.app.zero_downtime:
                 self._stop_previous()
             self._start()
@@ -403,14 +405,7 @@ class Pipeline:
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
-        """Keep this image and those of the latest earlier successes, KEEP_IMAGES in all."""
-        kept = [self.deployment.image]
-        for image in (Deployment.objects.filter(app=self.app, state=Deployment.State.SUCCEEDED)
-                      .exclude(image="").order_by("-finished_at").values_list("image", flat=True)):
-            if len(kept) >= settings.SWITCHYARD["KEEP_IMAGES"]:
-                break
-            if image not in kept:
-                kept.append(image)
+        kept = self.app.kept_images(newest=self.deployment.image)
         removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")

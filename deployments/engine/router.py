@@ -56,7 +56,7 @@ SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( backup)?( disabled)?$", 
 
 
 def paths() -> Paths:
-    return Paths(Path(settings.SWITCHYARD["HAPROXY_DIR"]))
+    return Paths(Path(settings.SWITCHYARD["HAPROXY_DIR"]), stats=settings.SWITCHYARD["HAPROXY_STATS_SOCKET"])
 
 
 def snapshot() -> list[AppRoute]:
@@ -334,9 +334,10 @@ def backend_responses(app: App) -> dict[str, Responses]:
 
 def live_health(apps: list[App]) -> dict[str, str]:
     """Per app, HAProxy's view of its live servers: "UP", "DOWN" (some or all down),
-    "no release", or "unknown" when HAProxy does not answer. One `show stat` for all."""
+    "no release", or "unknown" when HAProxy does not answer. One read of the stats page for
+    all: the panel calls this, and needs neither HAProxy's files nor its admin socket."""
     try:
-        rows = haproxy_socket.server_stats(paths().admin_socket)
+        rows = haproxy_socket.page_server_stats(paths().stats_socket)
     except haproxy_socket.HAProxyUnavailable:
         return {app.name: "unknown" for app in apps}
     summary = {}

@@ -17,6 +17,7 @@ import docker
 import docker.errors
 from docker.types.daemon import CancellableStream
 from django.conf import settings
+import requests
 
 from deployments.containers import Container, ListedContainer
 
@@ -71,6 +72,21 @@ class ContainerState:
 @lru_cache(maxsize=1)
 def client() -> docker.DockerClient:
     return docker.from_env(timeout=60)
+
+
+class _LogsOnlyClient(docker.APIClient):
+    def _check_is_tty(self, container) -> bool:
+        """docker-py inspects a container before reading its logs, to learn whether it has a TTY;
+        the logs proxy refuses inspect (it shows the environment). Ours never have one."""
+        return False
+
+
+@lru_cache(maxsize=1)
+def logs_client() -> docker.APIClient:
+    """What the panel follows live output through. In the compose stack the web service has no
+    Docker socket: SWITCHYARD_DOCKER_LOGS_URL points at a proxy that lets only GET .../logs pass."""
+    url = settings.SWITCHYARD["DOCKER_LOGS_URL"]
+    return _LogsOnlyClient(base_url=url, timeout=60) if url else client().api
 
 
 def instance_labels(**extra: str) -> dict[str, str]:
@@ -342,9 +358,12 @@ class OutputStream:
         self._pending = b""
         self._lines: list[str] = []
         try:
-            self._chunks = client().api.logs(container_id, stream=True, follow=True, tail=tail)
+            self._chunks = logs_client().logs(container_id, stream=True, follow=True, tail=tail)
         except docker.errors.NotFound:
             self._chunks = None
+        except (docker.errors.DockerException, requests.RequestException) as error:
+            self._chunks = None
+            self._lines = [f"(the output cannot be followed: {error})"]
 
     def next_line(self) -> str | None:
         """The next line, or None when the container stopped or the stream was closed."""
@@ -411,6 +430,9 @@ def stop_and_remove(container_id: str, timeout: int) -> None:
         client().api.remove_container(container_id, force=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as error:
+        if error.status_code != 409:  # 409: another process is removing it already
+            raise
 
 
 def containers(app_name: str | None = None) -> list[ListedContainer]:
