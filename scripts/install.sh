@@ -9,6 +9,9 @@ packages=(docker.io haproxy redis-server git busybox-static socat)
 [ "${WITH_BROWSER:-0}" = 1 ] && packages+=(chromium)
 # The HTTPS tests run a real ACME server: Debian's pebble (with pebble-challtestsrv as its DNS).
 [ "${WITH_BROWSER:-0}" = 1 ] && packages+=(pebble)
+# `make stack-test` builds the compose stack's base image (debootstrap) and starts it with
+# Debian's docker-compose.
+[ "${WITH_STACK:-0}" = 1 ] && packages+=(debootstrap docker-compose pebble)
 # The benchmark reproduces Dokku's method with Debian's nginx.
 [ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx)
 missing=()

@@ -24,6 +24,11 @@ DOMAIN = "shop.example.test"
 ISSUED_WITHIN = 60
 
 
+def _worker_env(pebble: Pebble) -> dict[str, str]:
+    return {"SWITCHYARD_ACME_DIRECTORY": pebble.directory_url, "SWITCHYARD_ACME_CA_BUNDLE": str(pebble.ca_bundle),
+            "SWITCHYARD_CERTIFICATE_INTERVAL": "1"}
+
+
 @pytest.fixture(scope="module")
 def acme(celery_worker, tmp_path_factory):
     pebble = Pebble(tmp_path_factory.mktemp("pebble"), http_port=settings.SWITCHYARD["HTTP_BIND"][1])
@@ -33,8 +38,7 @@ def acme(celery_worker, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             for key, value in values.items():  # this process enqueues; the worker issues
                 patch.setitem(settings.SWITCHYARD, key, value)
-            celery_worker.restart(**{f"SWITCHYARD_{k}": v for k, v in values.items()},
-                                  SWITCHYARD_CERTIFICATE_INTERVAL="1")
+            celery_worker.restart(**_worker_env(pebble))
             yield pebble
     finally:
         celery_worker.restart()
@@ -54,12 +58,14 @@ def https_port() -> int:
 def _https_app(stack, app_repo, name: str = "shop", domains: tuple[str, ...] = (DOMAIN, f"www.{DOMAIN}")) -> App:
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, name=name, domains=list(domains))
-    assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
+    deployment = stack.deploy_and_wait(app)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     return app
 
 
-def _wait_for_certificate(app: App, status: str = Certificate.Status.VALID, timeout: float = ISSUED_WITHIN,
+def _wait_for_certificate(app: App | None, status: str = Certificate.Status.VALID, timeout: float = ISSUED_WITHIN,
                           changed_from: str | None = None) -> Certificate:
+    """The app's certificate (None: the panel's) once it has `status` (and, if valid, is served)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = Certificate.objects.filter(app=app).first()
@@ -67,7 +73,7 @@ def _wait_for_certificate(app: App, status: str = Certificate.Status.VALID, time
                 and (status != Certificate.Status.VALID or _served(found)):
             return found
         time.sleep(0.2)
-    raise TimeoutError(f"the certificate of {app.name} is not {status} after {timeout}s: "
+    raise TimeoutError(f"the certificate of {app.name if app else 'the panel'} is not {status} after {timeout}s: "
                        f"{found and (found.status, found.error)}")
 
 
@@ -204,3 +210,29 @@ def test_a_zero_downtime_deploy_of_an_https_app_under_load_fails_no_request(acme
 def _superuser():
     from django.contrib.auth import get_user_model
     return get_user_model().objects.create_superuser("root", password="a long enough password")
+
+
+PANEL_DOMAIN = "panel.example.test"
+
+
+def test_the_panel_is_served_on_its_own_domain_over_https(acme, trusted, stack, panel_server, celery_worker):
+    panel_port = int(panel_server.rsplit(":", 1)[1])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", PANEL_DOMAIN)  # as the worker has it
+        patch.setitem(settings.SWITCHYARD, "PANEL_BIND", ("127.0.0.1", panel_port))
+        celery_worker.restart(**_worker_env(acme), SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN,
+                              SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
+        try:
+            router.sync_all()
+            certificate = _wait_for_certificate(None)
+
+            assert certificate.domains == [PANEL_DOMAIN] and "Pebble" in certificate.issuer
+            status, body, _ = test_tls.get(https_port(), PANEL_DOMAIN, trusted, "/login/")
+            assert status == 200 and 'name="password"' in body
+            assert test_tls.get(https_port(), PANEL_DOMAIN, trusted, "/static/switchyard/panel.css")[0] == 200
+            assert _plain_get(stack, PANEL_DOMAIN) == (301, f"https://{PANEL_DOMAIN}:{https_port()}/some/page?x=1")
+        finally:
+            celery_worker.restart(**_worker_env(acme))
+            Certificate.objects.filter(app=None).delete()
+    router.sync_all()
+    assert _plain_get(stack, PANEL_DOMAIN)[0] == 404  # the apps' HAProxy no longer knows it

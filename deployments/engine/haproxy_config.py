@@ -47,6 +47,18 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class PanelRoute:
+    """The panel on its own domain (SWITCHYARD_PANEL_DOMAIN), served by the apps' HAProxy."""
+    hostname: str
+    server: Server  # where the panel listens (SWITCHYARD_PANEL_BIND)
+    tls: Tls | None = None  # its certificate, once there is one
+
+
+PANEL_BACKEND = "panel"
+PANEL_CERTIFICATE = "_panel"  # its certificate's file name: no app name starts with "_"
+
+
+@dataclass(frozen=True)
 class AppRoute:
     name: str
     hostnames: tuple[str, ...]
@@ -153,13 +165,21 @@ def render_map(routes: list[AppRoute]) -> str:
     return map_text(map_entries(routes))
 
 
-def render_crt_list(routes: list[AppRoute], paths: Paths) -> str:
-    """One line per app with a certificate; HAProxy picks by SNI from the names in each."""
-    return "".join(f"{paths.certificate(route.name)}\n" for route in _routable(routes) if route.tls)
+def served_certificates(routes: list[AppRoute], panel: PanelRoute | None = None) -> dict[str, Tls]:
+    """Certificate file name (an app's name, or the panel's) -> what is served from it."""
+    served = {route.name: route.tls for route in _routable(routes) if route.tls}
+    if panel and panel.tls:
+        served[PANEL_CERTIFICATE] = panel.tls
+    return served
 
 
-def redirect_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
-    return [(host, "1") for route in _routable(routes) if route.tls and route.tls.redirect for host in route.tls.covered]
+def render_crt_list(routes: list[AppRoute], paths: Paths, panel: PanelRoute | None = None) -> str:
+    """One line per certificate; HAProxy picks by SNI from the names in each."""
+    return "".join(f"{paths.certificate(name)}\n" for name in served_certificates(routes, panel))
+
+
+def redirect_entries(routes: list[AppRoute], panel: PanelRoute | None = None) -> list[tuple[str, str]]:
+    return [(host, "1") for tls in served_certificates(routes, panel).values() if tls.redirect for host in tls.covered]
 
 
 def hsts_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
@@ -183,7 +203,8 @@ def _routable(routes: list[AppRoute]) -> list[AppRoute]:
         if hosts != route.hostnames:
             log.error("app %s: hosts %r are not routed: they are not hostnames", route.name,
                       sorted(set(route.hostnames) - set(hosts)))
-        tls = route.tls and Tls(tuple(h for h in route.tls.covered if h in hosts), route.tls.redirect, route.tls.hsts)
+        tls = route.tls and Tls(tuple(h for h in route.tls.covered if h in hosts), route.tls.redirect, route.tls.hsts,
+                                route.tls.pem)
         safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends, tls))
     return safe
 
@@ -227,8 +248,10 @@ class Binds:
 HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
 
 
-def render_config(routes: list[AppRoute], paths: Paths, binds: Binds) -> str:
-    parts = [_global_and_defaults(paths), _stats_frontend(paths), _frontend(paths, binds), _no_app_backend()]
+def render_config(routes: list[AppRoute], paths: Paths, binds: Binds, panel: PanelRoute | None = None) -> str:
+    parts = [_global_and_defaults(paths), _stats_frontend(paths), _frontend(paths, binds, panel), _no_app_backend()]
+    if panel:
+        parts.append(_panel_backend(panel))
     for route in _routable(routes):
         parts += [_app_backend(route, colour) for colour in COLOURS]
     return "\n".join(parts)
@@ -269,10 +292,12 @@ def _stats_frontend(paths: Paths) -> str:
 """
 
 
-def _frontend(paths: Paths, binds: Binds) -> str:
+def _frontend(paths: Paths, binds: Binds, panel: PanelRoute | None) -> str:
     """ACME's HTTP-01 challenges are answered here, before any app sees the request, from a map
-    the worker fills at runtime. The redirect goes to the HTTPS port (left out when it is 443)."""
+    the worker fills at runtime. The redirect goes to the HTTPS port (left out when it is 443).
+    The panel's domain is a setting, not a row: a line of its own, ahead of the apps' map."""
     https_port = "" if binds.https[1] == 443 else f":{binds.https[1]}"
+    panel_line = f"    use_backend {PANEL_BACKEND} if {{ var(txn.host) -m str {quoted(panel.hostname)} }}\n" if panel else ""
     return f"""frontend apps
     bind {binds.http[0]}:{binds.http[1]}
     bind {binds.https[0]}:{binds.https[1]} ssl crt {paths.default_certificate} crt-list {paths.crt_list} alpn http/1.1
@@ -284,7 +309,7 @@ def _frontend(paths: Paths, binds: Binds) -> str:
     http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
     http-request disable-l7-retry unless METH_GET or METH_OPTIONS
     http-response set-header Strict-Transport-Security "max-age={HSTS_MAX_AGE}" if {{ ssl_fc }} {{ var(txn.host),map({paths.hsts_map}) -m found }}
-    use_backend %[var(txn.host),map({paths.hosts_map},{NO_APP_BACKEND})]
+{panel_line}    use_backend %[var(txn.host),map({paths.hosts_map},{NO_APP_BACKEND})]
     default_backend {NO_APP_BACKEND}
 """
 
@@ -292,6 +317,14 @@ def _frontend(paths: Paths, binds: Binds) -> str:
 def _no_app_backend() -> str:
     return f"""backend {NO_APP_BACKEND}
     http-request return status 404 content-type text/plain string "No app is served at this host.\\n"
+"""
+
+
+def _panel_backend(panel: PanelRoute) -> str:
+    """The panel's live page holds a WebSocket open for as long as it is shown."""
+    return f"""backend {PANEL_BACKEND}
+    timeout tunnel 1h
+    server panel {panel.server.addr}:{panel.server.port}
 """
 
 

@@ -28,6 +28,7 @@ from deployments.engine.haproxy_config import (
     Backend,
     Binds,
     HealthCheck,
+    PanelRoute,
     Paths,
     Server,
     UnsafeValue,
@@ -42,12 +43,13 @@ from deployments.engine.haproxy_config import (
     render_crt_list,
     render_map,
     route_app_to,
+    served_certificates,
     slot_name,
     Tls,
 )
 from deployments.containers import Container
 from deployments.engine.locks import router_lock
-from deployments.models import COLOURS, MAX_REPLICAS, App, Deployment
+from deployments.models import COLOURS, MAX_REPLICAS, App, Certificate, Deployment
 
 Record = Callable[[], None]  # stores the rows a routing change follows from; run under the lock
 
@@ -88,6 +90,24 @@ def _tls(app: App) -> Tls | None:
                redirect=app.https_redirect, hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
 
 
+def panel_route() -> PanelRoute | None:
+    """The panel on SWITCHYARD_PANEL_DOMAIN, with its certificate (the row without an app) once
+    one is valid; plain HTTP to it redirects to HTTPS from then on."""
+    domain = settings.SWITCHYARD["PANEL_DOMAIN"]
+    if not domain:
+        return None
+    host, port = settings.SWITCHYARD["PANEL_BIND"]
+    certificate = Certificate.objects.filter(app=None).first()
+    served = None
+    if certificate and certificate.serving and certificate.covers(domain):
+        served = Tls(covered=(domain,), redirect=True, hsts=False,
+                     pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
+    return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port), tls=served)
+
+
+LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # a bind on every address answers there
+
+
 def check_app_config(app: App, domains: list[str]) -> None:
     """Raise HAProxyConfigInvalid unless HAProxy accepts the config as it would be with `app`
     (saved or not) and its `domains` in place of what is stored. Run before a row is saved,
@@ -106,9 +126,10 @@ def check_app_config(app: App, domains: list[str]) -> None:
     routes = [other for other in snapshot() if other.name != app.name] + [route]
     with tempfile.TemporaryDirectory(prefix="switchyard-check-") as directory:
         location = Paths(Path(directory))
-        write_referenced_files(location, routes, paths().default_certificate)  # HAProxy opens what the config names
+        panel = panel_route()
+        write_referenced_files(location, routes, paths().default_certificate, panel)  # HAProxy opens what the config names
         location.hosts_map.write_text(render_map(routes))
-        location.config.write_text(render_config(routes, location, binds()))
+        location.config.write_text(render_config(routes, location, binds(), panel))
         haproxy_process.check_config(location.config)
 
 
@@ -404,10 +425,11 @@ def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
     haproxy.cfg and only then renamed over it, before the host map: if HAProxy refuses it,
     neither file is replaced. What the config names is written first (HAProxy's check opens it)."""
     location.directory.mkdir(parents=True, exist_ok=True)
-    config = render_config(routes, location, binds())
+    panel = panel_route()
+    config = render_config(routes, location, binds(), panel)
     hosts_map = render_map(routes)
     previous = _read(location.config)
-    write_referenced_files(location, routes)
+    write_referenced_files(location, routes, panel=panel)
     if config != previous:
         if not location.hosts_map.exists():
             _atomic_write(location.hosts_map, hosts_map)
@@ -416,8 +438,9 @@ def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
     return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
 
 
-def write_referenced_files(location: Paths, routes: list[AppRoute], default_certificate: Path | None = None) -> None:
-    """Certificates (each app's, a self-signed default), the crt-list naming them, the HTTPS
+def write_referenced_files(location: Paths, routes: list[AppRoute], default_certificate: Path | None = None,
+                           panel: PanelRoute | None = None) -> None:
+    """Certificates (each app's, the panel's, a self-signed default), the crt-list naming them, the HTTPS
     redirect and HSTS maps, and the ACME challenge map (kept: its entries live only there and
     in the running HAProxy, for the minutes an order takes)."""
     location.certs.mkdir(mode=0o700, exist_ok=True)
@@ -425,13 +448,13 @@ def write_referenced_files(location: Paths, routes: list[AppRoute], default_cert
         pem = default_certificate.read_text() if default_certificate and default_certificate.exists() \
             else tls.self_signed_bundle()
         _atomic_write(location.default_certificate, pem)
-    served = {location.certificate(route.name): route.tls.pem for route in routes if route.tls}
+    served = {location.certificate(name): served.pem for name, served in served_certificates(routes, panel).items()}
     for path, pem in served.items():
         _write_if_changed(path, pem)
     for stale in set(location.certs.glob("*.pem")) - set(served) - {location.default_certificate}:
         stale.unlink(missing_ok=True)
-    _write_if_changed(location.crt_list, render_crt_list(routes, location))
-    _write_if_changed(location.redirect_map, map_text(redirect_entries(routes)))
+    _write_if_changed(location.crt_list, render_crt_list(routes, location, panel))
+    _write_if_changed(location.redirect_map, map_text(redirect_entries(routes, panel)))
     _write_if_changed(location.hsts_map, map_text(hsts_entries(routes)))
     if not location.challenges_map.exists():
         _atomic_write(location.challenges_map, map_text([]))
@@ -452,18 +475,18 @@ def _write_if_changed(path: Path, text: str, current: str | None = None) -> None
 
 
 def _push_tls(location: Paths, routes: list[AppRoute]) -> None:
-    """Every app's certificate into the running HAProxy (replaced only where it differs from
-    what it loaded), then the redirect and HSTS maps: no host redirects before its certificate
-    is served."""
+    """Every certificate (the apps', the panel's) into the running HAProxy (replaced only where it
+    differs from what it loaded), then the redirect and HSTS maps: no host redirects before its
+    certificate is served."""
     loaded = tls.loaded(location.admin_socket)
-    for route in routes:
-        path = location.certificate(route.name)
-        if route.tls and tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(route.tls.pem):
-            tls.install(location.admin_socket, location.crt_list, path, route.tls.pem)
-    wanted = {str(location.certificate(route.name)) for route in routes if route.tls}
-    for stale in loaded - wanted - {str(location.default_certificate)}:
+    panel = panel_route()
+    served = {location.certificate(name): served.pem for name, served in served_certificates(routes, panel).items()}
+    for path, pem in served.items():
+        if tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(pem):
+            tls.install(location.admin_socket, location.crt_list, path, pem)
+    for stale in loaded - {str(path) for path in served} - {str(location.default_certificate)}:
         tls.uninstall(location.admin_socket, location.crt_list, Path(stale))
-    _push_map(location, redirect_entries(routes), location.redirect_map)
+    _push_map(location, redirect_entries(routes, panel), location.redirect_map)
     _push_map(location, hsts_entries(routes), location.hsts_map)
 
 
