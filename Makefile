@@ -2,7 +2,7 @@
 # Both install what is missing first (Debian packages, .venv) and start dockerd if needed.
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench install
+.PHONY: run test stack-test bench install
 
 install:
 	scripts/install.sh
@@ -19,6 +19,13 @@ test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
 	.venv/bin/pytest
+
+# The production stack (compose/) built from a local Debian base, started, used and torn down.
+stack-test:
+	WITH_STACK=1 scripts/install.sh
+	NO_REDIS=1 scripts/services.sh
+	scripts/base-image.sh
+	.venv/bin/pytest tests/stack_test.py
 
 # Benchmarks (not part of `make test`); each writes its section of bench/RESULTS.md.
 bench:
