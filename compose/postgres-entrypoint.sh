@@ -1,7 +1,8 @@
 #!/bin/sh
 # First start: a cluster owned by the OS user postgres, whose superuser is $POSTGRES_USER with
 # $POSTGRES_PASSWORD (scram-sha-256 over TCP), and the database $POSTGRES_DB. Then, and on every
-# later start, the server in the foreground (SIGINT from `docker stop`: a fast, clean shutdown).
+# later start, the server in the foreground as PID 1 (setpriv execs it, where runuser would stay
+# the parent), so `docker stop`'s SIGINT reaches it: a fast, clean shutdown.
 set -eu
 : "${POSTGRES_USER:?set it}" "${POSTGRES_PASSWORD:?set it}" "${POSTGRES_DB:?set it}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -19,4 +20,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     runuser -u postgres -- postgres --single -D "$PGDATA" postgres >/dev/null
   echo "postgres-entrypoint: created the cluster and the database $POSTGRES_DB"
 fi
-exec runuser -u postgres -- postgres -D "$PGDATA" -c listen_addresses='*'
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" -c listen_addresses='*'

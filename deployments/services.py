@@ -74,9 +74,10 @@ def delete_app(name: str, actor: Actor) -> bool:
     with transaction.atomic():
         record(actor, "app.delete", app)
         lifecycle.cancel_all_of_app(app.pk, "the app was deleted")
+        deployment_ids = sorted(app.deployments.values_list("id", flat=True))
         app.delete()
         tasks.send_apply_routing()
-        tasks.send_remove_app_resources(app)
+        tasks.send_remove_app_resources(app, deployment_ids)
     return True
 
 
@@ -161,6 +162,8 @@ def _domain_errors(domains: list[str]) -> dict[str, list[str]]:
         host = hostname.lower()
         if host.endswith(".localhost"):
             messages.append(f"{hostname!r}: *.localhost names are reserved (every app answers on NAME.localhost)")
+        elif host == settings.SWITCHYARD["PANEL_DOMAIN"]:
+            messages.append(f"{hostname!r} is the panel's own domain (SWITCHYARD_PANEL_DOMAIN); give the app another")
         elif Domain.objects.filter(hostname=host).exists():
             messages.append(f"{hostname!r} is already a domain of another app")
     return {"domains": messages} if messages else {}

@@ -15,8 +15,8 @@ is found the same way: its note in Redis expires and reconcile sends the deploym
 
 The web process has neither the Docker socket nor HAProxy's files (in the compose stack it
 cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
-apply_certificates, remove_app_resources. They go to settings.CONTROL_QUEUE, which its own
-worker serves (Procfile `control`), so a domain change never waits behind a build.
+apply_certificates and remove_app_resources. The first two go to settings.CONTROL_QUEUE, which
+its own worker serves (Procfile `control`), so a domain change never waits behind a build.
 """
 import logging
 
@@ -27,7 +27,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from deployments.engine import certificates as certificate_work
-from deployments.engine import pipeline, queue, router, runtime, source
+from deployments.engine import pipeline, queue, router
 from deployments.engine import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
@@ -59,15 +59,17 @@ def issue_certificate(certificate_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def certificates() -> int:
-    """Periodic (Celery beat): an attempt for every certificate due (wanted, to retry, to renew).
-    Returns how many were sent."""
+    """Periodic (Celery beat): the panel's certificate wanted or dropped as its domain says, then
+    an attempt for every certificate due (wanted, to retry, to renew). Returns how many were sent."""
+    if settings.SWITCHYARD["ACME_DIRECTORY"]:
+        certificate_work.request_panel()
     due = certificate_work.due()
     for certificate_id in due:
         issue_certificate.delay(certificate_id)
     return len(due)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def apply_certificates() -> None:
     """Put the certificates as the database has them (an upload, a removal) into HAProxy."""
     router.install_certificates(record=lambda: None)
@@ -78,7 +80,7 @@ def send_apply_certificates() -> None:
     transaction.on_commit(lambda: _quietly(apply_certificates))
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def apply_routing() -> None:
     """HAProxy's files and the running HAProxy brought to the database's apps and domains."""
     router.refresh_config()
@@ -92,18 +94,16 @@ def send_apply_routing() -> None:
 
 
 @shared_task(ignore_result=True)
-def remove_app_resources(app_name: str, stop_timeout: int, image_repository: str) -> None:
-    """What a deleted app leaves on the machine: containers, network, images, clone cache.
-    If this never runs (Redis down), reconcile removes the containers and the network."""
-    for container in runtime.containers(app_name=app_name):
-        runtime.stop_and_remove(container.id, timeout=stop_timeout)
-    runtime.remove_app_network(app_name)  # if a container is still attached, reconcile removes it later
-    runtime.remove_images(runtime.app_images(image_repository))
-    source.delete_cache(app_name)
+def remove_app_resources(app_name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str) -> None:
+    """On the deployments' queue, not the control one: stopping containers takes their stop
+    timeout, and routing changes must not wait for that. If this never runs (Redis down), the
+    periodic reconcile removes the containers and the network."""
+    reconciler.remove_deleted_app(app_name, deployment_ids, stop_timeout, image_repository)
 
 
-def send_remove_app_resources(app) -> None:
-    args = (app.name, app.stop_timeout, app.image_repository())
+def send_remove_app_resources(app, deployment_ids: list[int]) -> None:
+    """After an app's rows were deleted (call inside that transaction, with the ids it had)."""
+    args = (app.name, deployment_ids, app.stop_timeout, app.image_repository())
     transaction.on_commit(lambda: _quietly(remove_app_resources, args))
 
 

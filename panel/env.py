@@ -75,9 +75,19 @@ def env_bind(name: str, default: str) -> tuple[str, int]:
     """An address as HOST:PORT, returned split; PORT must be 1..65535."""
     raw = env_str(name, default)
     host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not HOST:PORT; set e.g. {name}={default}")
+    if not sep or not _bind_host(host) or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not HOST:PORT (an IP address or a host name); "
+                                   f"set e.g. {name}={default}")
     return host, int(port)
+
+
+def _bind_host(host: str) -> bool:
+    """An IP address (IPv6 in brackets) or a host name: it is written into HAProxy's config."""
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.fullmatch(host.lower()))
 
 
 def env_acme_directory(name: str, default: str) -> str:

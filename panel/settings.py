@@ -174,9 +174,8 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
 # Short work the web process hands over (it has neither Docker nor HAProxy's files) goes to a
 # queue of its own, served by its own worker (Procfile `control`): it never waits behind builds.
+# The tasks name it themselves (deployments/tasks.py).
 CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
-CELERY_TASK_ROUTES = {f"deployments.tasks.{name}": {"queue": CONTROL_QUEUE}
-                      for name in ("apply_routing", "apply_certificates", "remove_app_resources")}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker
 # died, revives live containers and keeps HAProxy equal to the database.
@@ -214,6 +213,9 @@ SWITCHYARD = {
     # its own: README "Put it on a server". "" serves it on PANEL_BIND only.
     "PANEL_DOMAIN": env_hostname("SWITCHYARD_PANEL_DOMAIN"),
     "HAPROXY_DIR": DATA_DIR / "haproxy",
+    # True: only `manage.py haproxy` starts HAProxy, the workers never do (the compose stack: a
+    # HAProxy started in a worker's container would die with it). False: whoever finds it down.
+    "HAPROXY_SUPERVISED": env_bool("SWITCHYARD_HAPROXY_SUPERVISED", False),
     # HAProxy's read-only stats page (HTTP on a unix socket): all the panel reads from HAProxy.
     # Compose shares its directory with the web service; the rest of HAPROXY_DIR it does not.
     "HAPROXY_STATS_SOCKET": env_socket_path("SWITCHYARD_HAPROXY_STATS_SOCKET", DATA_DIR / "haproxy" / "stats.sock"),

@@ -2,7 +2,7 @@
 # The base image of the production stack (compose/), built from Debian's packages, since no
 # image registry may be reachable: debootstrap a minimal bookworm and `docker import` it.
 # Every image of the stack starts FROM it (SWITCHYARD_BASE_IMAGE). An existing image is kept;
-# `docker rmi switchyard-base:bookworm` makes the next run build it again (about 2 minutes).
+# `docker rmi switchyard-base:bookworm` makes the next run build it again (about a minute).
 set -euo pipefail
 image=${SWITCHYARD_BASE_IMAGE:-switchyard-base:bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}

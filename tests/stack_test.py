@@ -83,6 +83,10 @@ class Stack:
             "SWITCHYARD_ACME_CA_BUNDLE": "/etc/switchyard/acme-ca.pem",
             "SWITCHYARD_CONFIG_DIR": str(config),
             "SWITCHYARD_CERTIFICATE_INTERVAL": "2",
+            # Images of their own (kept as build cache): a real stack's on this host stay as they are.
+            "SWITCHYARD_IMAGE": "switchyard-stacktest:local",
+            "SWITCHYARD_REDIS_IMAGE": "switchyard-stacktest-redis:local",
+            "SWITCHYARD_POSTGRES_IMAGE": "switchyard-stacktest-postgres:local",
         }
 
     def compose(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -95,6 +99,9 @@ class Stack:
         except subprocess.CalledProcessError as error:
             pytest.fail(f"the stack did not start:\n{error.stdout[-3000:]}\n{error.stderr[-3000:]}")
         wait_for(lambda: _status(f"http://127.0.0.1:{self.panel_port}/login/") == 200, "the panel answers", 60)
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", service).stdout.strip()
 
     def admin_password(self) -> str:
         logs = self.compose("logs", "--no-color", "migrate").stdout
@@ -249,6 +256,7 @@ def stack(tmp_path, pebble_server):
 
 
 def test_the_compose_stack_deploys_with_zero_downtime_and_serves_https(stack, pebble_server, tmp_path):
+    _check_what_runs_where(stack)
     trusted = test_tls.trusting(pebble_server.root_pem())
     panel = Panel(f"http://127.0.0.1:{stack.panel_port}")
     panel.log_in("admin", stack.admin_password())
@@ -276,6 +284,19 @@ def test_the_compose_stack_deploys_with_zero_downtime_and_serves_https(stack, pe
             assert set(load.result.bodies()) <= {"v1", "v2", "v3"} and load.result.answers[-1].body == "v3"
 
     _check_the_panel_on_its_domain(stack, panel, trusted, deployment["id"])
+
+
+def _check_what_runs_where(stack: Stack) -> None:
+    """The panel has neither the Docker socket nor HAProxy's files; HAProxy runs in its own
+    service, not in a worker's container (where it would die with the worker)."""
+    mounts = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .Mounts}}", stack.container("web")],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert {m["Destination"] for m in mounts} == {"/run/switchyard-stats"}, mounts
+    for service, runs_haproxy in (("haproxy", True), ("worker", False), ("control", False)):
+        processes = subprocess.run(["docker", "top", stack.container(service)], capture_output=True, text=True,
+                                   check=True).stdout
+        assert bool(re.search(r"haproxy -W -D -f /data/haproxy/haproxy.cfg", processes)) == runs_haproxy, \
+            (service, processes)
 
 
 def _https_answer(port: int, host: str, context: ssl.SSLContext) -> tuple[int, str] | None:

@@ -494,7 +494,8 @@ def test_delete_answers_204_and_the_app_is_gone_everywhere(world, redis_server, 
     assert client.get(f"/api/deployments/{world.release.pk}").status_code == 404
     assert APP not in [a["name"] for a in client.get("/api/apps").json()]
     assert not routed(f"{APP}.localhost") and ROUTING in handed_over
-    assert ("deployments.tasks.remove_app_resources", (APP, 10, f"switchyard/{APP}")) in handed_over
+    removal = [args for name, args in handed_over if name == "deployments.tasks.remove_app_resources"]
+    assert removal == [(APP, sorted([world.release.pk, world.queued.pk]), 10, f"switchyard/{APP}")]
     assert client.delete(f"/api/apps/{APP}").status_code == 404
 
 
@@ -941,3 +942,14 @@ def test_an_admin_uploads_a_certificate_for_the_apps_domain_and_goes_back_to_acm
     back = send(client, "delete", url)
     assert (back.status_code, back.json()["source"], back.json()["status"]) == (200, "acme", "pending")
     assert send(client, "delete", url).status_code == 409
+
+
+def test_the_panels_own_domain_cannot_be_an_apps(world, redis_server, settings):
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "PANEL_DOMAIN": "panel.example.com"}
+    before = db_state()
+
+    response = send(world.client("owner"), "patch", f"/api/apps/{APP}", {"domains": ["Panel.Example.com"]})
+
+    assert response.status_code == 400
+    assert "is the panel's own domain" in detail(response)
+    assert db_state() == before

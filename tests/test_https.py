@@ -4,17 +4,20 @@ For this module the worker runs with pebble as its ACME directory and looks for 
 certificates every second.
 """
 import http.client
+import re
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.utils import timezone
 
 from deployments import services
 from deployments.audit import Actor
 from deployments.engine import haproxy_process, haproxy_socket, router, tls
-from deployments.engine.haproxy_config import parse_map
+from deployments.engine.haproxy_config import PanelRoute, Server, parse_map, redirect_entries
 from deployments.models import App, Certificate, Deployment
 from tests import tls as test_tls
 from tests.load import Load
@@ -215,6 +218,25 @@ def _superuser():
 PANEL_DOMAIN = "panel.example.test"
 
 
+def _wrong_password_through_the_panel_domain(trusted, forged_address: str) -> int:
+    host = f"{PANEL_DOMAIN}:{https_port()}"
+    connection = test_tls.HTTPSConnection(https_port(), PANEL_DOMAIN, trusted)
+    try:
+        connection.request("GET", "/login/", headers={"Host": host})
+        response = connection.getresponse()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.read().decode()).group(1)
+        cookie = response.getheader("Set-Cookie").split(";")[0]
+        body = urlencode({"username": "nobody", "password": "not-the-password", "csrfmiddlewaretoken": token})
+        connection.request("POST", "/login/", body=body, headers={
+            "Host": host, "Cookie": cookie, "Origin": f"https://{host}", "X-Forwarded-For": forged_address,
+            "Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
 def test_the_panel_is_served_on_its_own_domain_over_https(acme, trusted, stack, panel_server, celery_worker):
     panel_port = int(panel_server.rsplit(":", 1)[1])
     with pytest.MonkeyPatch.context() as patch:
@@ -231,8 +253,18 @@ def test_the_panel_is_served_on_its_own_domain_over_https(acme, trusted, stack, 
             assert status == 200 and 'name="password"' in body
             assert test_tls.get(https_port(), PANEL_DOMAIN, trusted, "/static/switchyard/panel.css")[0] == 200
             assert _plain_get(stack, PANEL_DOMAIN) == (301, f"https://{PANEL_DOMAIN}:{https_port()}/some/page?x=1")
+            # Login throttling counts by the address HAProxy saw, never by one the client claims.
+            assert _wrong_password_through_the_panel_domain(trusted, forged_address="203.0.113.9") == 200
+            assert list(AccessAttempt.objects.filter(username="nobody").values_list("ip_address", flat=True)) == [
+                "127.0.0.1"]
         finally:
             celery_worker.restart(**_worker_env(acme))
             Certificate.objects.filter(app=None).delete()
     router.sync_all()
     assert _plain_get(stack, PANEL_DOMAIN)[0] == 404  # the apps' HAProxy no longer knows it
+
+
+def test_plain_http_to_the_panel_redirects_even_before_its_certificate_comes():
+    panel = PanelRoute(hostname=PANEL_DOMAIN, server=Server("127.0.0.1", 8000), tls=None)
+
+    assert redirect_entries([], panel) == [(PANEL_DOMAIN, "1")]

@@ -68,7 +68,10 @@ def _stats_post(stats_socket: Path, body: str) -> str:
 
 
 def test_the_panel_pages_and_actions_work_without_docker_or_haproxy_files(transactional_db, django_user_model,
-                                                                         app_repo, handed_over, monkeypatch):
+                                                                         app_repo, handed_over, monkeypatch,
+                                                                         settings, tmp_path):
+    settings.SWITCHYARD = {**settings.SWITCHYARD, "HAPROXY_DIR": tmp_path / "not-here",
+                           "HAPROXY_STATS_SOCKET": tmp_path / "stats.sock"}  # as in the web service
     app_repo.commit_version("v1")
     owner = django_user_model.objects.create_user("owner")
     app = App.objects.create(name="paneled", repo_url=app_repo.url, owner=owner)
@@ -88,6 +91,7 @@ def test_the_panel_pages_and_actions_work_without_docker_or_haproxy_files(transa
     assert client.post(reverse("app_settings", kwargs={"name": app.name}), data).status_code == 302
     assert client.post(reverse("app_delete", kwargs={"name": app.name}), {"confirm": app.name}).status_code == 302
     assert not App.objects.filter(name=app.name).exists()
+    assert not (tmp_path / "not-here").exists()
     assert [name for name, _ in handed_over] == ["deployments.tasks.apply_routing"] * 2 + [
         "deployments.tasks.remove_app_resources"]
 
@@ -98,13 +102,14 @@ def logs_proxy(tmp_path):
     port = free_port()
     env = {"PATH": os.environ["PATH"], "DOCKER_LOGS_BIND": f"127.0.0.1:{port}",
            "DOCKER_SOCKET": "/var/run/docker.sock"}
-    process = subprocess.Popen(["haproxy", "-db", "-f", str(PROXY_CONFIG)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp_path / "proxy.log", "w"))
-    Stack.eventually(lambda: answers(port) or process.poll() is not None, "the logs proxy answers")
-    assert process.poll() is None, (tmp_path / "proxy.log").read_text()
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    with open(tmp_path / "proxy.log", "w") as log:
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(PROXY_CONFIG)], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=log)
+        Stack.eventually(lambda: answers(port) or process.poll() is not None, "the logs proxy answers")
+        assert process.poll() is None, (tmp_path / "proxy.log").read_text()
+        yield port
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def _status(port: int, method: str, path: str) -> int:

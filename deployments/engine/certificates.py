@@ -54,7 +54,7 @@ def panel_domains() -> list[str]:
 
 def request_panel() -> None:
     """Mark the panel's certificate wanted if its domain is set and not covered; remove it once
-    the domain is unset. Called by the worker only (due()), so one process makes the row."""
+    the domain is unset. Called by the periodic task only, so one process makes the row."""
     domains = panel_domains()
     certificate = Certificate.objects.filter(app=None).first()
     if not domains:
@@ -73,7 +73,6 @@ def due() -> list[int]:
     come, and ACME ones a third of whose life is left."""
     if not settings.SWITCHYARD["ACME_DIRECTORY"]:
         return []
-    request_panel()
     now = timezone.now()
     waiting = Certificate.objects.filter(source=Certificate.Source.ACME, status__in=[Status.PENDING, Status.FAILED],
                                          next_attempt_at__lte=now)

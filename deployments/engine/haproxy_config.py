@@ -179,7 +179,11 @@ def render_crt_list(routes: list[AppRoute], paths: Paths, panel: PanelRoute | No
 
 
 def redirect_entries(routes: list[AppRoute], panel: PanelRoute | None = None) -> list[tuple[str, str]]:
-    return [(host, "1") for tls in served_certificates(routes, panel).values() if tls.redirect for host in tls.covered]
+    """Hosts whose plain HTTP answers 301 to HTTPS: an app's once its certificate covers them (if
+    the app wants it), the panel's always (its login form must never be sent in clear)."""
+    entries = [(host, "1") for route in _routable(routes) if route.tls and route.tls.redirect
+               for host in route.tls.covered]
+    return entries + ([(panel.hostname, "1")] if panel else [])
 
 
 def hsts_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
@@ -321,9 +325,11 @@ def _no_app_backend() -> str:
 
 
 def _panel_backend(panel: PanelRoute) -> str:
-    """The panel's live page holds a WebSocket open for as long as it is shown."""
+    """The panel's live page holds a WebSocket open for as long as it is shown. The client's
+    address replaces any X-Forwarded-For it sent: login throttling counts failures per address."""
     return f"""backend {PANEL_BACKEND}
     timeout tunnel 1h
+    http-request set-header X-Forwarded-For %[src]
     server panel {panel.server.addr}:{panel.server.port}
 """
 

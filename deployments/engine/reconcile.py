@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.containers import Container
-from deployments.engine import lifecycle, router, runtime
+from deployments.engine import lifecycle, router, runtime, source
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.models import App, Deployment
@@ -156,3 +156,19 @@ def _remove_orphan_networks() -> list[str]:
     """Networks of deleted apps (and the shared network of older versions, once empty)."""
     names = runtime.remove_app_networks(keep=App.objects.values_list("name", flat=True))
     return [f"removed network {name}" for name in names]
+
+
+def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str) -> None:
+    """Right after an app was deleted: its deployments' containers, and, unless an app of the
+    same name exists again by now, its network, images and clone cache. By deployment, not by
+    name, so a late run never touches the new app's containers (anything it misses is a stray
+    container or an orphan network for the periodic run)."""
+    deleted = {str(i) for i in deployment_ids}
+    for container in runtime.containers(app_name=name):
+        if container.deployment in deleted:
+            runtime.stop_and_remove(container.id, timeout=stop_timeout)
+    if App.objects.filter(name=name).exists():
+        return
+    runtime.remove_app_network(name)  # if a container is still attached, the periodic run removes it
+    runtime.remove_images(runtime.app_images(image_repository))
+    source.delete_cache(name)

@@ -92,7 +92,8 @@ def _tls(app: App) -> Tls | None:
 
 def panel_route() -> PanelRoute | None:
     """The panel on SWITCHYARD_PANEL_DOMAIN, with its certificate (the row without an app) once
-    one is valid; plain HTTP to it redirects to HTTPS from then on."""
+    one is valid. Plain HTTP to it always redirects to HTTPS: a password never crosses the
+    network in clear, even before the certificate comes (HTTPS has the self-signed default then)."""
     domain = settings.SWITCHYARD["PANEL_DOMAIN"]
     if not domain:
         return None
@@ -100,9 +101,9 @@ def panel_route() -> PanelRoute | None:
     certificate = Certificate.objects.filter(app=None).first()
     served = None
     if certificate and certificate.serving and certificate.covers(domain):
-        served = Tls(covered=(domain,), redirect=True, hsts=False,
-                     pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
-    return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port), tls=served)
+        served = tls.bundle(certificate.chain_pem, certificate.key_pem)
+    return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port),
+                      tls=Tls(covered=(domain,), redirect=True, hsts=False, pem=served) if served else None)
 
 
 LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # a bind on every address answers there
@@ -275,12 +276,12 @@ def _change_challenges(change, command: str) -> None:
             pass  # a starting HAProxy reads the file
 
 
-def sync_all() -> None:
-    """Make HAProxy equal the database: start it if it is down, reload if its config's
-    structure changed, and push every map entry and server slot."""
+def sync_all(start: bool | None = None) -> None:
+    """Make HAProxy equal the database: start it if it is down (see _apply), reload if its
+    config's structure changed, and push every map entry and server slot."""
     with router_lock():
         routes = snapshot()
-        _apply(push_map=True, server_commands=_all_server_commands(routes))
+        _apply(push_map=True, server_commands=_all_server_commands(routes), start_if_down=start)
 
 
 def refresh_config() -> None:
@@ -387,8 +388,12 @@ def _responses(row: dict[str, str]) -> Responses:
     return Responses(total, int(row.get("hrsp_5xx") or 0))
 
 
-def _apply(push_map: bool = False, server_commands: list[str] | None = None, start_if_down: bool = True) -> None:
-    """Write both files from the database, then bring the running HAProxy to the same state."""
+def _apply(push_map: bool = False, server_commands: list[str] | None = None, start_if_down: bool | None = None) -> None:
+    """Write both files from the database, then bring the running HAProxy to the same state.
+    start_if_down None: start a stopped HAProxy unless SWITCHYARD_HAPROXY_SUPERVISED says only
+    `manage.py haproxy` may (in the compose stack a worker's container would own the process)."""
+    if start_if_down is None:
+        start_if_down = not settings.SWITCHYARD["HAPROXY_SUPERVISED"]
     location = paths()
     routes = snapshot()
     structure_changed = _write_files(location, routes)
@@ -448,7 +453,7 @@ def write_referenced_files(location: Paths, routes: list[AppRoute], default_cert
         pem = default_certificate.read_text() if default_certificate and default_certificate.exists() \
             else tls.self_signed_bundle()
         _atomic_write(location.default_certificate, pem)
-    served = {location.certificate(name): served.pem for name, served in served_certificates(routes, panel).items()}
+    served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
     for path, pem in served.items():
         _write_if_changed(path, pem)
     for stale in set(location.certs.glob("*.pem")) - set(served) - {location.default_certificate}:
@@ -480,7 +485,7 @@ def _push_tls(location: Paths, routes: list[AppRoute]) -> None:
     certificate is served."""
     loaded = tls.loaded(location.admin_socket)
     panel = panel_route()
-    served = {location.certificate(name): served.pem for name, served in served_certificates(routes, panel).items()}
+    served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
     for path, pem in served.items():
         if tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(pem):
             tls.install(location.admin_socket, location.crt_list, path, pem)

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
-        router.sync_all()
+        router.sync_all(start=True)
         host, port = settings.SWITCHYARD["HTTP_BIND"]
         self.stdout.write(f"HAProxy serves apps on http://{host}:{port} (config in {router.paths().directory})")
         try:
@@ -27,7 +27,7 @@ class Command(BaseCommand):
                 time.sleep(CHECK_SECONDS)
                 if not haproxy_process.is_running(router.paths()):
                     self.stdout.write("HAProxy is not answering; starting it again from the database")
-                    router.sync_all()
+                    router.sync_all(start=True)
         except KeyboardInterrupt:
             pass
         finally:
