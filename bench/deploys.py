@@ -33,7 +33,8 @@ from bench.deployers import NginxDeployer, SwitchyardDeployer  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
-from deployments.engine import haproxy_process, router, runtime  # noqa: E402
+from deployments.engine import runtime  # noqa: E402
+from deployments.haproxy import process as haproxy_process, router
 from tests.load import Load  # noqa: E402
 
 WATCH_WINDOW = 12

@@ -1,7 +1,7 @@
 """Apps, their deployments, logs, webhook deliveries and API tokens.
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers
-should exist, are all derived from these rows (see engine/router.py and engine/reconcile.py).
+should exist, are all derived from these rows (see haproxy/router.py and engine/reconcile.py).
 """
 import hashlib
 import secrets

@@ -3,7 +3,7 @@ same step list, so the stepper has one source of truth."""
 from django.conf import settings
 
 from deployments import access, audit
-from deployments.engine import router
+from deployments.haproxy import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
 

@@ -14,7 +14,8 @@ from django.db import transaction
 
 from deployments import tasks, webhooks
 from deployments.audit import Actor, Via, record
-from deployments.engine import certificates, haproxy_process, lifecycle, queue, router, source, tls
+from deployments.engine import certificates, lifecycle, queue, source
+from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
 

@@ -27,7 +27,8 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from deployments.engine import certificates as certificate_work
-from deployments.engine import pipeline, queue, router
+from deployments.engine import pipeline, queue
+from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployments import access, audit, presenters, services
 from deployments.audit import Actor
-from deployments.engine import router
+from deployments.haproxy import router
 from deployments.forms import (
     CertificateForm,
     DeployForm,

@@ -14,7 +14,8 @@ import redis
 from django.conf import settings
 
 from deployments import tasks
-from deployments.engine import haproxy_process, router, runtime
+from deployments.engine import runtime
+from deployments.haproxy import process as haproxy_process, router
 from tests.apprepo import AppRepo
 from tests.processes import answers, free_port
 from tests.stack import Stack

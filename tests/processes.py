@@ -6,7 +6,7 @@ import socket
 import time
 from pathlib import Path
 
-from deployments.engine import haproxy_process, router
+from deployments.haproxy import process as haproxy_process, router
 
 
 def kill_haproxy() -> None:

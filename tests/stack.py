@@ -1,12 +1,14 @@
 """Test-side handle on the running Switchyard: create apps, deploy, wait, send requests."""
 import http.client
+import io
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import router
+from deployments.haproxy import router
 from deployments.models import App, Deployment
 from tests.apprepo import AppRepo
 from tests.load import Load
@@ -65,6 +67,19 @@ class Stack:
                 raise TimeoutError(f"{what} within {timeout}s")
             time.sleep(0.05)
         return answer
+
+    @staticmethod
+    def reconcile(timeout: float = 30) -> str:
+        """`manage.py reconcile`'s output from a run that did the work. A run that meets the
+        worker's periodic one does nothing and says so (it may not have finished yet), so this
+        waits and runs again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            output = io.StringIO()
+            call_command("reconcile", stdout=output)
+            if "another reconcile is under way" not in output.getvalue() or time.monotonic() > deadline:
+                return output.getvalue()
+            time.sleep(0.2)
 
     def wait_until_routed(self, app_name: str) -> None:
         """After an app was created: until the worker has put it into HAProxy's map."""

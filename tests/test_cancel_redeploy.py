@@ -3,7 +3,8 @@ import time
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import router, runtime
+from deployments.engine import runtime
+from deployments.haproxy import router
 from deployments.models import App, Deployment
 
 SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "30"]\n'

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from deployments.engine import router, runtime
+from deployments.engine import runtime
+
+from deployments.haproxy import router
 from deployments.models import App, Deployment
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.test import override_settings
 
 from deployments import services
 from deployments.containers import Container
-from deployments.engine import router, runtime
+from deployments.engine import runtime
+from deployments.haproxy import router
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
 from panel.env import env_ipv4_network
@@ -162,7 +162,7 @@ def test_reconcile_removes_networks_of_apps_that_no_longer_exist(stack, app_repo
     assert stack.deploy_and_wait(app).state == "succeeded"
     App.objects.filter(pk=app.pk).delete()  # as if deleted while the worker was down
 
-    call_command("reconcile")
+    stack.reconcile()
 
     assert not _network_exists(runtime.network_name("forgotten"))
     assert runtime.containers("forgotten") == []
@@ -181,10 +181,10 @@ def test_a_container_on_the_shared_network_of_earlier_versions_keeps_its_address
     old.reload()
     assert runtime.address(old.id) == old.attrs["NetworkSettings"]["Networks"][shared]["IPAddress"] != ""
 
-    call_command("reconcile")  # the shared network still has a container: it stays
+    stack.reconcile()  # the shared network still has a container: it stays
     assert _network_exists(shared)
     runtime.stop_and_remove(old.id, timeout=0)
-    call_command("reconcile")
+    stack.reconcile()
     assert not _network_exists(shared)
     assert _network_exists(runtime.network_name(app.name))
 

@@ -17,7 +17,7 @@ from django.test import Client
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import haproxy_process, haproxy_socket, router
+from deployments.haproxy import process as haproxy_process, router, runtime_api
 from deployments.models import ApiToken, App, Deployment, Domain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +145,7 @@ def test_haproxy_runs_with_no_secret_in_its_environment(stack, monkeypatch, app_
     app_repo.commit_version("v1")
     create("web", app_repo.url)  # a new app: the config changes and HAProxy reloads
 
-    master, worker = haproxy_process.master_pid(location), haproxy_socket.worker_pid(location.admin_socket)
+    master, worker = haproxy_process.master_pid(location), runtime_api.worker_pid(location.admin_socket)
     for pid in (master, worker):
         environment = _environ(pid)
         assert not set(SECRETS) & set(environment), environment

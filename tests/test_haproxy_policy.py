@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from deployments.engine import haproxy_process
-from deployments.engine.haproxy_config import (
+from deployments.haproxy import process as haproxy_process
+from deployments.haproxy.config import (
     AppRoute,
     Backend,
     Binds,
@@ -17,7 +17,7 @@ from deployments.engine.haproxy_config import (
     render_config,
     render_map,
 )
-from deployments.engine.router import write_referenced_files
+from deployments.haproxy.router import write_referenced_files
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

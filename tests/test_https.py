@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import haproxy_process, haproxy_socket, router, tls
-from deployments.engine.haproxy_config import PanelRoute, Server, parse_map, redirect_entries
+from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
+from deployments.haproxy.config import PanelRoute, Server, parse_map, redirect_entries
 from deployments.models import App, Certificate, Deployment
 from tests import tls as test_tls
 from tests.load import Load
@@ -131,7 +131,7 @@ def test_hsts_and_the_redirect_follow_the_apps_switches(acme, trusted, stack, ap
 def test_renewal_when_a_third_of_its_life_is_left_replaces_it_without_a_reload(acme, trusted, stack, app_repo):
     app = _https_app(stack, app_repo)
     first = _wait_for_certificate(app)
-    worker_pid = haproxy_socket.worker_pid(router.paths().admin_socket)
+    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
     # As if two thirds of its life had passed:
     now = timezone.now()
     Certificate.objects.filter(pk=first.pk).update(not_before=now - timedelta(days=60), not_after=now + timedelta(days=29))
@@ -141,7 +141,7 @@ def test_renewal_when_a_third_of_its_life_is_left_replaces_it_without_a_reload(a
     assert renewed.not_after > now + timedelta(days=300)
     served = test_tls.served_certificate(https_port(), DOMAIN)
     assert served.serial_number == tls.facts(renewed.chain_pem).serial != tls.facts(first.chain_pem).serial
-    assert haproxy_socket.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+    assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
     assert test_tls.get(https_port(), DOMAIN, trusted)[:2] == (200, "v1")
 
     # A restart lands on the stored certificate.

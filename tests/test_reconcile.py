@@ -1,31 +1,34 @@
 """reconcile: HAProxy, containers and deployments brought back in line with the database."""
 from datetime import timedelta
 
-from django.core.management import call_command
 from django.utils import timezone
 
 from deployments.engine import runtime
+from deployments.engine.locks import reconcile_lock
 from deployments.models import Deployment
 from tests.processes import kill_haproxy
 
 
-def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo, capsys):
+def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     stack.deploy_and_wait(app)
     app_repo.commit_version("v2")
     stack.deploy_and_wait(app)  # the live release is now on the other colour than at first
-    kill_haproxy()
-    try:
-        stack.get(f"{app.name}.localhost")
-        raise AssertionError("HAProxy still answered after being killed")
-    except ConnectionRefusedError:
-        pass
+    with reconcile_lock() as held:  # the worker's periodic reconcile would start HAProxy too
+        assert held
+        kill_haproxy()
+        try:
+            stack.get(f"{app.name}.localhost")
+            raise AssertionError("HAProxy still answered after being killed")
+        except ConnectionRefusedError:
+            pass
 
-    call_command("reconcile")
+    output = stack.reconcile()
 
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
-    assert "HAProxy config, map and servers match the database" in capsys.readouterr().out
+    assert "HAProxy config, map and servers match the database" in output
+
 
 
 def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
@@ -36,7 +39,7 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     stray = runtime.start_release_container(app.name, "999999", 0, live.image, 8000, {},
                                             runtime.ContainerLimits.defaults())
 
-    call_command("reconcile")
+    stack.reconcile()
 
     remaining = {c.id for c in runtime.containers(app.name)}
     assert stray.id not in remaining
@@ -51,7 +54,7 @@ def test_reconcile_fails_a_deployment_whose_worker_died(stack, app_repo):
     orphan = Deployment.objects.create(app=app, ref="main", state=Deployment.State.RUNNING, phase="build",
                                        started_at=long_ago, heartbeat_at=long_ago)
 
-    call_command("reconcile")
+    stack.reconcile()
 
     orphan.refresh_from_db()
     assert orphan.state == Deployment.State.FAILED
@@ -66,7 +69,7 @@ def test_a_queued_deployment_whose_task_was_lost_runs_after_reconcile(stack, app
     app = stack.create_app(app_repo)
     orphan = Deployment.objects.create(app=app, ref="main")  # queued, never handed to a worker
 
-    call_command("reconcile")
+    stack.reconcile()
 
     assert stack.wait(orphan).state == Deployment.State.SUCCEEDED
     assert stack.get(f"{app.name}.localhost") == (200, "v1")

@@ -1,13 +1,14 @@
 """The switch: HAProxy first, then the map file and the database, and all three agree after."""
-from deployments.engine import haproxy_process, haproxy_socket, lifecycle, router
-from deployments.engine.haproxy_config import map_entries, parse_map, route_app_to
+from deployments.engine import lifecycle
+from deployments.haproxy import process as haproxy_process, router, runtime_api
+from deployments.haproxy.config import map_entries, parse_map, route_app_to
 from deployments.models import App, Deployment
 
 
 def _runtime_map() -> list[tuple[str, str]]:
     """`show map` of the running HAProxy: lines of "<ref> <host> <backend>"."""
     location = router.paths()
-    answer = haproxy_socket.send(location.admin_socket, f"show map {location.hosts_map}")
+    answer = runtime_api.send(location.admin_socket, f"show map {location.hosts_map}")
     return [tuple(line.split()[1:]) for line in answer.splitlines() if line.strip()]
 
 

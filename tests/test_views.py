@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments import services, tasks
-from deployments.engine import router, source
-from deployments.engine.haproxy_config import render_map
+from deployments.engine import source
+from deployments.haproxy import router
+from deployments.haproxy.config import render_map
 from deployments.models import App, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
 from tests.tls import PrivateCA
 from deployments.views import LOG_PAGE

@@ -13,8 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments import services
-from deployments.engine import haproxy_socket, router, runtime
-from deployments.engine.haproxy_config import Paths
+from deployments.engine import runtime
+from deployments.haproxy import router, runtime_api
+from deployments.haproxy.config import Paths
 from deployments.models import App
 from tests.processes import answers, free_port
 from tests.stack import TEST_ACTOR, Stack
@@ -80,7 +81,7 @@ def test_the_panel_pages_and_actions_work_without_docker_or_haproxy_files(transa
         raise AssertionError("the web process used Docker")
 
     monkeypatch.setattr(runtime, "client", no_docker)
-    monkeypatch.setattr(haproxy_socket, "send", lambda *args, **kwargs: no_docker())  # the admin socket
+    monkeypatch.setattr(runtime_api, "send", lambda *args, **kwargs: no_docker())  # the admin socket
     client = Client()
     client.force_login(owner)
     page = reverse("app", kwargs={"name": app.name})

@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import crypto
-from deployments.engine import acme_client, router, tls
+from deployments.engine import acme_client
+from deployments.haproxy import router, tls
 from deployments.models import AcmeAccount, App, Certificate
 
 logger = logging.getLogger(__name__)

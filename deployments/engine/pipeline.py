@@ -21,7 +21,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments.engine import health, lifecycle, priority, router, runtime, source
+from deployments.engine import health, lifecycle, priority, runtime, source
+
+from deployments.haproxy import router
 from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import App, Deployment

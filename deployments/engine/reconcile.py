@@ -22,7 +22,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.containers import Container
-from deployments.engine import lifecycle, router, runtime, source
+from deployments.engine import lifecycle, runtime, source
+from deployments.haproxy import router
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.models import App, Deployment

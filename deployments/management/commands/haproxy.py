@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from deployments.engine import haproxy_process, router
+from deployments.haproxy import process as haproxy_process, router
 
 CHECK_SECONDS = 0.5  # a killed HAProxy answers again within a second (one socket probe per check)
 

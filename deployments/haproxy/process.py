@@ -8,8 +8,8 @@ import signal
 import subprocess
 import time
 
-from deployments.engine import haproxy_socket
-from deployments.engine.haproxy_config import Paths
+from deployments.haproxy import runtime_api
+from deployments.haproxy.config import Paths
 
 START_TIMEOUT = 10.0
 CHECK_TIMEOUT = 30.0
@@ -35,7 +35,7 @@ def check_config(config_file: os.PathLike) -> None:
 
 
 def is_running(paths: Paths) -> bool:
-    return haproxy_socket.is_alive(paths.admin_socket)
+    return runtime_api.is_alive(paths.admin_socket)
 
 
 def start(paths: Paths) -> None:
@@ -44,15 +44,15 @@ def start(paths: Paths) -> None:
         ["haproxy", "-W", "-D", "-f", str(paths.config), "-S", f"{paths.master_socket},mode,600", "-p", str(paths.pidfile)],
         check=True, capture_output=True, timeout=30, env=environment(),
     )
-    _wait_until(lambda: haproxy_socket.is_alive(paths.admin_socket), "HAProxy did not start answering")
+    _wait_until(lambda: runtime_api.is_alive(paths.admin_socket), "HAProxy did not start answering")
 
 
 def reload(paths: Paths) -> None:
     """Seamless reload; returns once the new worker answers on the admin socket."""
-    old_pid = haproxy_socket.worker_pid(paths.admin_socket)
-    haproxy_socket.send(paths.master_socket, "reload")
+    old_pid = runtime_api.worker_pid(paths.admin_socket)
+    runtime_api.send(paths.master_socket, "reload")
     _wait_until(
-        lambda: haproxy_socket.worker_pid(paths.admin_socket) not in (None, old_pid),
+        lambda: runtime_api.worker_pid(paths.admin_socket) not in (None, old_pid),
         "HAProxy did not finish reloading",
     )
 

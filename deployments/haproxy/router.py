@@ -22,8 +22,8 @@ from typing import Callable
 
 from django.conf import settings
 
-from deployments.engine import haproxy_process, haproxy_socket, tls
-from deployments.engine.haproxy_config import (
+from deployments.haproxy import process as haproxy_process, runtime_api, tls
+from deployments.haproxy.config import (
     AppRoute,
     Backend,
     Binds,
@@ -166,7 +166,7 @@ def close_sessions(deployment: Deployment) -> None:
     backend = deployment.app.backend_name(deployment.colour)
     commands = [f"shutdown sessions server {backend}/{slot_name(i)}" for i in range(len(deployment.containers))]
     for batch in _batches(commands, MAP_BATCH):
-        haproxy_socket.run(paths().admin_socket, "; ".join(batch))
+        runtime_api.run(paths().admin_socket, "; ".join(batch))
 
 
 def publish_backups(deployment: Deployment, record: Record) -> None:
@@ -231,10 +231,10 @@ def _pushed_route(location: Paths, entries: list[tuple[str, str]], backend: str)
     hosts = [host for host, target in entries if target == backend]
     try:
         if len(hosts) == 1:
-            haproxy_socket.run(location.admin_socket, f"set map {location.hosts_map} {hosts[0]} {backend}")
+            runtime_api.run(location.admin_socket, f"set map {location.hosts_map} {hosts[0]} {backend}")
         else:
             _push_map(location, entries)
-    except (haproxy_socket.HAProxyUnavailable, haproxy_socket.HAProxyCommandError):
+    except (runtime_api.HAProxyUnavailable, runtime_api.HAProxyCommandError):
         return False
     return True
 
@@ -271,8 +271,8 @@ def _change_challenges(change, command: str) -> None:
         location = paths()
         _atomic_write(location.challenges_map, map_text(change(parse_map(_read(location.challenges_map)))))
         try:
-            haproxy_socket.send(location.admin_socket, command.format(map=location.challenges_map))
-        except haproxy_socket.HAProxyUnavailable:
+            runtime_api.send(location.admin_socket, command.format(map=location.challenges_map))
+        except runtime_api.HAProxyUnavailable:
             pass  # a starting HAProxy reads the file
 
 
@@ -338,7 +338,7 @@ class ServerHealth:
 def servers(app: App, colour: str, count: int = MAX_REPLICAS) -> list[ServerHealth]:
     """The first `count` primary slots of a backend (s1, s2, ...), in order."""
     backend = app.backend_name(colour)
-    rows = [row for row in haproxy_socket.server_stats(paths().admin_socket)
+    rows = [row for row in runtime_api.server_stats(paths().admin_socket)
             if row["pxname"] == backend and row["svname"].startswith("s")]
     return [_server_health(row) for row in rows[:count]]
 
@@ -349,7 +349,7 @@ def answered(servers_: list[ServerHealth]) -> Responses:
 
 def backend_responses(app: App) -> dict[str, Responses]:
     """Per colour, the answers of the whole backend, HAProxy's own 503s included."""
-    backends = haproxy_socket.backend_stats(paths().admin_socket)
+    backends = runtime_api.backend_stats(paths().admin_socket)
     return {colour: _responses(backends[app.backend_name(colour)]) if app.backend_name(colour) in backends
             else Responses() for colour in COLOURS}
 
@@ -359,8 +359,8 @@ def live_health(apps: list[App]) -> dict[str, str]:
     "no release", or "unknown" when HAProxy does not answer. One read of the stats page for
     all: the panel calls this, and needs neither HAProxy's files nor its admin socket."""
     try:
-        rows = haproxy_socket.page_server_stats(paths().stats_socket)
-    except haproxy_socket.HAProxyUnavailable:
+        rows = runtime_api.page_server_stats(paths().stats_socket)
+    except runtime_api.HAProxyUnavailable:
         return {app.name: "unknown" for app in apps}
     summary = {}
     for app in apps:
@@ -410,7 +410,7 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         _push_map(location, map_entries(routes))
         _push_tls(location, routes)
     for batch in _batches(server_commands or [], MAP_BATCH):
-        haproxy_socket.run(location.admin_socket, "; ".join(batch))
+        runtime_api.run(location.admin_socket, "; ".join(batch))
 
 
 def _apply_quietly(**kwargs) -> None:
@@ -498,12 +498,12 @@ def _push_tls(location: Paths, routes: list[AppRoute]) -> None:
 def _push_map(location: Paths, entries: list[tuple[str, str]], map_path: Path | None = None) -> None:
     """Replace the whole map in one version commit: every host switches at the same instant."""
     map_file = str(map_path or location.hosts_map)
-    answer = haproxy_socket.run(location.admin_socket, f"prepare map {map_file}")
+    answer = runtime_api.run(location.admin_socket, f"prepare map {map_file}")
     version = answer.strip().rsplit(":", 1)[-1].strip()
     for batch in _batches(entries, MAP_BATCH):
         line = "; ".join(f"add map @{version} {map_file} {host} {backend}" for host, backend in batch)
-        haproxy_socket.run(location.admin_socket, line)
-    haproxy_socket.run(location.admin_socket, f"commit map @{version} {map_file}")
+        runtime_api.run(location.admin_socket, line)
+    runtime_api.run(location.admin_socket, f"commit map @{version} {map_file}")
 
 
 def _all_server_commands(routes: list[AppRoute]) -> list[str]:

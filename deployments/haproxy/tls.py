@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from deployments.engine import haproxy_socket
+from deployments.haproxy import runtime_api
 
 DEFAULT_CERTIFICATE_DAYS = 3650
 
@@ -105,7 +105,7 @@ def self_signed_bundle(common_name: str = "switchyard default certificate") -> s
 
 def loaded(socket_path: Path) -> set[str]:
     """Certificate files the running HAProxy holds ("*" marks one in an open transaction)."""
-    answer = haproxy_socket.send(socket_path, "show ssl cert")
+    answer = runtime_api.send(socket_path, "show ssl cert")
     return {line.strip() for line in answer.splitlines() if line.strip() and line[0] not in "#*"}
 
 
@@ -113,7 +113,7 @@ def served_fingerprint(socket_path: Path, certificate_file: Path) -> str | None:
     """SHA-1 fingerprint of the certificate HAProxy serves from that file, None if it has none."""
     if str(certificate_file) not in loaded(socket_path):
         return None
-    for line in haproxy_socket.send(socket_path, f"show ssl cert {certificate_file}").splitlines():
+    for line in runtime_api.send(socket_path, f"show ssl cert {certificate_file}").splitlines():
         if line.startswith("SHA1 FingerPrint:"):
             return line.split(":", 1)[1].strip().upper()
     return None
@@ -146,9 +146,9 @@ def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None
 def _expect(socket_path: Path, command: str, success: str) -> None:
     """Run a command whose answer names a file: matching error words in it would misread an
     app called "error"; these answers say plainly when they succeeded."""
-    answer = haproxy_socket.send(socket_path, command)
+    answer = runtime_api.send(socket_path, command)
     if success not in answer:
-        raise haproxy_socket.HAProxyCommandError(f"HAProxy refused {command.splitlines()[0]!r}: {answer.strip()}")
+        raise runtime_api.HAProxyCommandError(f"HAProxy refused {command.splitlines()[0]!r}: {answer.strip()}")
 
 
 def _first_certificate(chain_pem: str) -> x509.Certificate:
