@@ -43,7 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 APP_DOMAIN = "shop.stack.test"
 PANEL_DOMAIN = "panel.stack.test"
-STARTED_WITHIN = 300  # seconds; building the images is most of it on a fresh machine
+STARTED_WITHIN = 600  # seconds; building the images is most of it on a fresh machine (4-5 min here)
+
+# pytest.ini's 300 s per test is for the suite. On a fresh machine this test builds the stack's
+# images itself and took 273 s here, most of it building: it gets room of its own.
+pytestmark = pytest.mark.timeout(900)
 
 
 def compose_command() -> list[str]:
