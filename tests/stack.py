@@ -17,6 +17,16 @@ TEST_ACTOR = Actor.cli("test")
 SPEC_FIELDS = {"branch", "dockerfile", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
 
 
+def eventually(check, what: str, timeout: float, interval: float = 0.05):
+    """check()'s first truthy answer, asked every `interval` seconds; TimeoutError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (answer := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} within {timeout}s")
+        time.sleep(interval)
+    return answer
+
+
 class Stack:
     @property
     def port(self) -> int:
@@ -59,14 +69,9 @@ class Stack:
 
     @staticmethod
     def eventually(check, what: str, timeout: float = 10):
-        """check()'s first truthy answer: for what a worker does after the web process answered
-        (routing, removal). The timeout is far beyond the ~0.1 s it takes on this machine."""
-        deadline = time.monotonic() + timeout
-        while not (answer := check()):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} within {timeout}s")
-            time.sleep(0.05)
-        return answer
+        """For what a worker does after the web process answered (routing, removal). The timeout
+        is far beyond the ~0.1 s it takes on this machine."""
+        return eventually(check, what, timeout)
 
     @staticmethod
     def reconcile(timeout: float = 30) -> str:

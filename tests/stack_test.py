@@ -23,7 +23,6 @@ import shutil
 import ssl
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 from functools import partial
@@ -38,6 +37,7 @@ from tests.apprepo import AppRepo
 from tests.load import Load
 from tests.pebble import Pebble
 from tests.processes import free_port
+from tests.stack import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
@@ -125,12 +125,8 @@ class Stack:
 
 
 def wait_for(condition, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while not (answer := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout}s")
-        time.sleep(0.5)
-    return answer
+    """As the suite's, asking less often: each question is an HTTP request to the stack."""
+    return eventually(condition, what, timeout, interval=0.5)
 
 
 def _status(url: str) -> int:

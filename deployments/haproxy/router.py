@@ -396,7 +396,8 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         start_if_down = not settings.SWITCHYARD["HAPROXY_SUPERVISED"]
     location = paths()
     routes = snapshot()
-    structure_changed = _write_files(location, routes)
+    panel = panel_route()
+    structure_changed = _write_files(location, routes, panel)
     if not haproxy_process.is_running(location):
         if not start_if_down:
             return
@@ -408,7 +409,7 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         return
     if push_map:
         _push_map(location, map_entries(routes))
-        _push_tls(location, routes)
+        _push_tls(location, routes, panel)
     for batch in _batches(server_commands or [], MAP_BATCH):
         runtime_api.run(location.admin_socket, "; ".join(batch))
 
@@ -424,13 +425,12 @@ def binds() -> Binds:
     return Binds(http=settings.SWITCHYARD["HTTP_BIND"], https=settings.SWITCHYARD["HTTPS_BIND"])
 
 
-def _write_files(location: Paths, routes: list[AppRoute]) -> bool:
+def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> bool:
     """Write config, maps and certificates; return whether the config changed beyond server
     addresses/state. A changed config is checked (`haproxy -c`) in a temporary file beside
     haproxy.cfg and only then renamed over it, before the host map: if HAProxy refuses it,
     neither file is replaced. What the config names is written first (HAProxy's check opens it)."""
     location.directory.mkdir(parents=True, exist_ok=True)
-    panel = panel_route()
     config = render_config(routes, location, binds(), panel)
     hosts_map = render_map(routes)
     previous = _read(location.config)
@@ -479,12 +479,11 @@ def _write_if_changed(path: Path, text: str, current: str | None = None) -> None
         _atomic_write(path, text)
 
 
-def _push_tls(location: Paths, routes: list[AppRoute]) -> None:
+def _push_tls(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> None:
     """Every certificate (the apps', the panel's) into the running HAProxy (replaced only where it
     differs from what it loaded), then the redirect and HSTS maps: no host redirects before its
     certificate is served."""
     loaded = tls.loaded(location.admin_socket)
-    panel = panel_route()
     served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
     for path, pem in served.items():
         if tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(pem):
