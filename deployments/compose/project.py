@@ -1,0 +1,461 @@
+"""A release as a set of services, read from a compose file or made from a single-Dockerfile app.
+
+`load()` takes a compose file's text and returns a Project, or raises ComposeError listing
+every problem: first the Compose specification's JSON schema, then Switchyard's own rules.
+What Switchyard does not do is refused by name with the reason (nothing is silently dropped):
+what would loosen an app's confinement (host networking, privileges, bind mounts, devices),
+what conflicts with its settings (resource limits), and what it has no way to honour yet.
+
+Each service gets a role, and the pipeline deploys each role the way it needs:
+- WEB: the service HAProxy routes the app's domains to; deployed blue/green;
+- STATEFUL: a service with a named volume (a database, a cache); kept running across
+  deploys unless its definition changed;
+- WORKER: everything else (workers, schedulers); replaced after the switch.
+"""
+import enum
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import jsonschema
+import yaml
+
+from deployments.compose.interpolate import InterpolationError, interpolate
+
+MAX_FILE_BYTES = 256 * 1024
+MIN_HOST_PORT = 1024  # a service may not take the host's privileged ports (HAProxy's 80 and 443 among them)
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")  # also a DNS label and part of container names
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+
+CONFINEMENT = "it would loosen the app's confinement (see the app's limits and capabilities)"
+LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
+ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
+REFUSED_KEYS = {
+    "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
+    "volumes_from": "share data through a named volume instead",
+    "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
+    "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
+    "ipc": CONFINEMENT, "userns_mode": CONFINEMENT, "cgroup_parent": CONFINEMENT, "sysctls": CONFINEMENT,
+    "runtime": CONFINEMENT, "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
+    "mem_limit": LIMITS, "memswap_limit": LIMITS, "mem_reservation": LIMITS, "mem_swappiness": LIMITS,
+    "cpus": LIMITS, "cpu_count": LIMITS, "cpu_percent": LIMITS, "cpu_period": LIMITS, "cpu_quota": LIMITS,
+    "cpu_rt_period": LIMITS, "cpu_rt_runtime": LIMITS, "cpu_shares": LIMITS, "cpuset": LIMITS, "pids_limit": LIMITS,
+    "blkio_config": LIMITS, "ulimits": LIMITS, "shm_size": LIMITS, "storage_opt": LIMITS,
+    "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
+    "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
+    "extends": "write the service out in full", "profiles": "every service of the file is deployed",
+    "scale": "use deploy.replicas", "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
+}
+SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
+                  "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
+                  "ports", "expose", "restart", "labels", "init", "hostname", "read_only", "tty", "stdin_open"}
+TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
+                     "configs": "use the app's environment variables"}
+
+
+class Role(str, enum.Enum):
+    WEB = "web"
+    STATEFUL = "stateful"
+    WORKER = "worker"
+
+
+class ComposeError(ValueError):
+    """The file cannot be deployed; `problems` says every reason, each naming where."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Docker's form: test is ["CMD", ...] or ["CMD-SHELL", "..."]; times in seconds."""
+    test: tuple[str, ...]
+    interval: float = 30.0
+    timeout: float = 30.0
+    retries: int = 3
+    start_period: float = 0.0
+
+    def docker(self) -> dict:
+        seconds = 1_000_000_000
+        return {"test": list(self.test), "interval": int(self.interval * seconds),
+                "timeout": int(self.timeout * seconds), "retries": self.retries,
+                "start_period": int(self.start_period * seconds)}
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    volume: str  # the name in the file; runtime gives it the app's prefix
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    host_port: int
+    container_port: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    role: Role
+    build_context: str = "."  # inside the repository
+    dockerfile: str = "Dockerfile"  # relative to the context
+    build_args: tuple[tuple[str, str], ...] = ()
+    build_target: str = ""
+    command: tuple[str, ...] | str | None = None
+    entrypoint: tuple[str, ...] | str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    working_dir: str = ""
+    user: str = ""
+    replicas: int = 1
+    volumes: tuple[VolumeMount, ...] = ()
+    depends_on: tuple[tuple[str, str], ...] = ()  # (service, condition)
+    healthcheck: HealthCheck | None = None
+    stop_grace_period: int = 10
+    stop_signal: str = ""
+    container_name: str = ""
+    ports: tuple[PublishedPort, ...] = ()
+    restart: str = "unless-stopped"
+    read_only: bool = False
+    tty: bool = False
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    def definition(self) -> str:
+        """What the service is, as one string: a stateful service whose definition (and image)
+        did not change keeps running across a deploy."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()
+
+    def recreate_reasons(self) -> list[str]:
+        """Why two containers of this service cannot run side by side (the web service is then
+        deployed by recreate: the old one stops first)."""
+        reasons = []
+        if self.container_name:
+            reasons.append(f"container_name {self.container_name!r}: one container at a time can have a name")
+        for port in self.ports:
+            reasons.append(f"host port {port.host_port}: one container at a time can publish it")
+        for mount in self.volumes:
+            if not mount.read_only:
+                reasons.append(f"volume {mount.volume!r}: the old and the new release would write it at once")
+        return reasons
+
+
+@dataclass(frozen=True)
+class Project:
+    services: tuple[ServiceSpec, ...]
+    volumes: tuple[str, ...] = ()
+
+    @property
+    def web(self) -> ServiceSpec:
+        return next(service for service in self.services if service.role == Role.WEB)
+
+    def of_role(self, role: Role) -> list[ServiceSpec]:
+        """In dependency order: each after those it depends on."""
+        return [service for service in self.services if service.role == role]
+
+    def service(self, name: str) -> ServiceSpec:
+        return next(service for service in self.services if service.name == name)
+
+
+def single_service(dockerfile: str, replicas: int) -> Project:
+    """A single-Dockerfile app: a project of one web service built from the repository's root."""
+    return Project(services=(ServiceSpec(name="web", role=Role.WEB, dockerfile=dockerfile, replicas=replicas,
+                                         stop_grace_period=0),))
+
+
+def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1) -> Project:
+    """Validate and read a compose file. Raises ComposeError with every problem found."""
+    document = _parse(text)
+    _check_schema(document)
+    try:
+        document = interpolate(document, environment)
+    except InterpolationError as error:
+        raise ComposeError([str(error)]) from None
+    return _Reader(document, web_service, default_replicas).project()
+
+
+def _parse(text: str) -> dict:
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise ComposeError([f"the compose file is larger than {MAX_FILE_BYTES // 1024} KiB"])
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ComposeError([f"the compose file is not valid YAML: {error}"]) from None
+    if not isinstance(document, dict):
+        raise ComposeError(["the compose file must be a mapping with a services: key"])
+    document.pop("name", None)  # the project's name is the app's (newer files carry it; the schema here predates it)
+    return document
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads((Path(__file__).with_name("compose-spec.json")).read_text())
+    return jsonschema.Draft201909Validator(schema)
+
+
+def _check_schema(document: dict) -> None:
+    errors = sorted(_validator().iter_errors(document), key=lambda error: list(error.absolute_path))
+    if errors:
+        raise ComposeError([f"{_where(error.absolute_path)}: {error.message} (Compose specification)"
+                            for error in errors[:10]])
+
+
+def _where(path) -> str:
+    return ".".join(str(part) for part in path) or "the file"
+
+
+class _Reader:
+    """Switchyard's rules over a file that passed the schema; collects every problem."""
+
+    def __init__(self, document: dict, web_service: str, default_replicas: int) -> None:
+        self.document = document
+        self.web_service = web_service
+        self.default_replicas = default_replicas
+        self.problems: list[str] = []
+        self.volumes = self._volumes()
+
+    def project(self) -> Project:
+        for key, reason in TOP_LEVEL_REFUSED.items():
+            if key in self.document:
+                self.problems.append(f"{key}: not supported: {reason}")
+        services = self.document.get("services") or {}
+        if self.web_service not in services:
+            self.problems.append(f"services: there is no service {self.web_service!r} to route the app's domains to "
+                                 f"(the web service; services here: {', '.join(services) or 'none'})")
+        specs = [self._service(name, definition or {}) for name, definition in services.items()]
+        if not self.problems:
+            self._check_dependencies(specs)
+        if self.problems:
+            raise ComposeError(self.problems)
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes))
+
+    def _volumes(self) -> list[str]:
+        names = []
+        for name, definition in (self.document.get("volumes") or {}).items():
+            definition = definition or {}
+            if not VOLUME_NAME.match(name):
+                self.problems.append(f"volumes.{name}: a volume name is letters, digits, '_', '.' and '-'")
+            for key in ("external", "driver", "driver_opts", "name"):
+                if key in definition:
+                    self.problems.append(f"volumes.{name}.{key}: not supported: Switchyard creates each app's "
+                                         "volumes itself, on this host, named after the app")
+            names.append(name)
+        return names
+
+    def _service(self, name: str, definition: dict) -> ServiceSpec | None:
+        where = f"services.{name}"
+        if not SERVICE_NAME.match(name):
+            self.problems.append(f"{where}: a service name is lower-case letters, digits, '_' and '-' "
+                                 "(at most 31), starting with a letter or digit")
+        for key in definition:
+            if key in REFUSED_KEYS:
+                value = definition[key]
+                shown = f" {value}" if isinstance(value, (str, int, bool)) else ""
+                self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
+            elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
+                self.problems.append(f"{where}.{key}: not supported by Switchyard")
+        web = name == self.web_service
+        volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
+        role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
+        return ServiceSpec(
+            name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
+            entrypoint=_command(definition.get("entrypoint")), environment=_pairs(definition.get("environment")),
+            working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
+            replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
+            depends_on=self._depends_on(where, definition.get("depends_on")),
+            healthcheck=self._healthcheck(where, definition.get("healthcheck")),
+            stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
+            stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
+            ports=self._ports(where, definition.get("ports") or [], web), restart=self._restart(where, definition),
+            read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
+            labels=_pairs(definition.get("labels")))
+
+    def _build(self, where: str, definition: dict) -> dict:
+        build = definition.get("build")
+        if build is None:
+            self.problems.append(f"{where}: needs build: Switchyard builds every service from the repository "
+                                 "and never pulls an image")
+            return {}
+        if isinstance(build, str):
+            build = {"context": build}
+        for key in set(build) - {"context", "dockerfile", "args", "target"}:
+            self.problems.append(f"{where}.build.{key}: not supported by Switchyard")
+        context = str(build.get("context", "."))
+        if not _inside_repository(context):
+            self.problems.append(f"{where}.build.context: {context!r} must be a directory inside the repository")
+        dockerfile = str(build.get("dockerfile", "Dockerfile"))
+        if not _inside_repository(dockerfile):
+            self.problems.append(f"{where}.build.dockerfile: {dockerfile!r} must be a path inside the context")
+        return {"build_context": str(PurePosixPath(context)), "dockerfile": dockerfile,
+                "build_args": _pairs(build.get("args")), "build_target": str(build.get("target", ""))}
+
+    def _replicas(self, where: str, definition: dict, web: bool) -> int:
+        from deployments.models import MAX_REPLICAS
+        deploy = definition.get("deploy") or {}
+        for key in set(deploy) - {"replicas"}:
+            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
+                                 + ("honoured; " + LIMITS if key == "resources" else "honoured"))
+        replicas = deploy.get("replicas", self.default_replicas if web else 1)
+        if not 1 <= replicas <= MAX_REPLICAS:
+            self.problems.append(f"{where}.deploy.replicas: between 1 and {MAX_REPLICAS}")
+        return replicas
+
+    def _mount(self, where: str, item) -> VolumeMount | None:
+        if isinstance(item, str):
+            source, _, rest = item.partition(":")
+            target, _, mode = rest.partition(":")
+            item = {"type": "volume", "source": source, "target": target, "read_only": mode == "ro"} if rest else \
+                {"type": "volume", "target": source}
+        kind, source = item.get("type", "volume"), item.get("source", "")
+        if kind != "volume" or source.startswith(("/", ".", "~")):
+            self.problems.append(f"{where}: {source or kind!r}: only named volumes are supported: a path on the "
+                                 "host would reach outside the app's confinement")
+        elif not source:
+            self.problems.append(f"{where}: {item.get('target')!r}: name the volume (NAME:{item.get('target')}) "
+                                 "and declare it under volumes:, so that its data survives deploys")
+        elif source not in self.volumes:
+            self.problems.append(f"{where}: volume {source!r} is not declared under the top-level volumes:")
+        else:
+            return VolumeMount(volume=source, target=item["target"], read_only=bool(item.get("read_only")))
+        return None
+
+    def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
+        if isinstance(depends_on, list):
+            depends_on = {name: {"condition": "service_started"} for name in depends_on}
+        pairs = []
+        for name, condition in (depends_on or {}).items():
+            condition = condition["condition"]
+            if condition == "service_completed_successfully":
+                self.problems.append(f"{where}.depends_on.{name}: service_completed_successfully is not supported: "
+                                     "one-off services are not deployed")
+            pairs.append((name, condition))
+        return tuple(pairs)
+
+    def _healthcheck(self, where: str, healthcheck: dict | None) -> HealthCheck | None:
+        if not healthcheck or healthcheck.get("disable"):
+            return None
+        test = healthcheck.get("test")
+        if test is None:
+            self.problems.append(f"{where}.healthcheck.test: needed (the build's HEALTHCHECK is not read)")
+            return None
+        test = ("CMD-SHELL", test) if isinstance(test, str) else tuple(test)
+        if test[0] == "NONE":
+            return None
+        return HealthCheck(test=test, interval=self._seconds(f"{where}.healthcheck.interval",
+                                                            healthcheck.get("interval", "30s"), whole=False),
+                           timeout=self._seconds(f"{where}.healthcheck.timeout", healthcheck.get("timeout", "30s"),
+                                                 whole=False),
+                           retries=int(healthcheck.get("retries", 3)),
+                           start_period=self._seconds(f"{where}.healthcheck.start_period",
+                                                      healthcheck.get("start_period", "0s"), whole=False))
+
+    def _ports(self, where: str, ports: list, web: bool) -> tuple[PublishedPort, ...]:
+        published = []
+        for item in ports:
+            port = _published(item)
+            if port is None:
+                self.problems.append(f"{where}.ports: {item!r}: give host and container port (HOST:CONTAINER); "
+                                     "to reach the service from other services, no port needs publishing")
+            elif not web:
+                self.problems.append(f"{where}.ports: only the web service is reached from outside, through HAProxy")
+            elif port.host_port < MIN_HOST_PORT:
+                self.problems.append(f"{where}.ports: host port {port.host_port} is below {MIN_HOST_PORT}: "
+                                     "those are the host's (HAProxy answers on 80 and 443)")
+            else:
+                published.append(port)
+        return tuple(published)
+
+    def _restart(self, where: str, definition: dict) -> str:
+        restart = definition.get("restart", "unless-stopped")
+        if restart not in ("no", "always", "unless-stopped", "on-failure"):
+            self.problems.append(f"{where}.restart: {restart!r}: one of no, always, unless-stopped, on-failure")
+        return restart
+
+    def _seconds(self, where: str, value, whole: bool = True) -> float:
+        seconds = _duration(value)
+        if seconds is None or seconds > 3600:
+            self.problems.append(f"{where}: {value!r} is not a duration up to 1h (such as 10s, 1m30s)")
+            return 0
+        return int(seconds) if whole else seconds
+
+    def _check_dependencies(self, specs: list[ServiceSpec]) -> None:
+        roles = {spec.name: spec.role for spec in specs}
+        for spec in specs:
+            for name, condition in spec.depends_on:
+                if name not in roles:
+                    self.problems.append(f"services.{spec.name}.depends_on: there is no service {name!r}")
+                elif spec.role != Role.WORKER and roles[name] != Role.STATEFUL:
+                    self.problems.append(
+                        f"services.{spec.name}.depends_on.{name}: a {spec.role.value} service can depend only on "
+                        "services that hold state (named volumes): the others are replaced after the web service "
+                        "goes live")
+                elif condition == "service_healthy" and not next(s for s in specs if s.name == name).healthcheck:
+                    self.problems.append(f"services.{spec.name}.depends_on.{name}: service_healthy needs a "
+                                         f"healthcheck on {name}")
+        if not self.problems and _dependency_order(specs) is None:
+            self.problems.append("services: depends_on forms a cycle")
+
+
+def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
+    """Each service after those it depends on, else in file order; None if there is a cycle."""
+    ordered: list[ServiceSpec] = []
+    remaining = list(specs)
+    while remaining:
+        ready = [s for s in remaining if all(name in {o.name for o in ordered} for name, _ in s.depends_on)]
+        if not ready:
+            return None
+        ordered.append(ready[0])
+        remaining.remove(ready[0])
+    return ordered
+
+
+def _inside_repository(path: str) -> bool:
+    if "://" in path or path.startswith(("/", "~", "git@")):
+        return False
+    return ".." not in PurePosixPath(path).parts
+
+
+def _command(value) -> tuple[str, ...] | str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else tuple(str(part) for part in value)
+
+
+def _pairs(value) -> tuple[tuple[str, str], ...]:
+    """environment, labels and args come as a mapping or as a list of KEY=VALUE."""
+    if isinstance(value, list):
+        value = dict(item.partition("=")[::2] for item in value)
+    return tuple(sorted((str(k), "" if v is None else str(v)) for k, v in (value or {}).items()))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(value) -> float | None:
+    """Compose's durations: 10s, 1m30s, 500ms (a bare number is seconds)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def _published(item) -> PublishedPort | None:
+    if isinstance(item, dict):
+        if item.get("published") is None:
+            return None
+        return PublishedPort(host_port=int(item["published"]), container_port=int(item["target"]),
+                             host_ip=item.get("host_ip", ""))
+    parts = str(item).split("/")[0].split(":")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[-2:]):
+        return None
+    return PublishedPort(host_port=int(parts[-2]), container_port=int(parts[-1]),
+                         host_ip=parts[0] if len(parts) == 3 else "")

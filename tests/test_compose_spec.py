@@ -1,0 +1,136 @@
+"""Reading compose files: the Compose specification's schema, then Switchyard's rules, each
+refusal naming the key and the reason; interpolation from the app's environment."""
+import pytest
+
+from deployments.compose.project import ComposeError, Role, load
+
+STORE_APP = """
+services:
+  web:
+    build: .
+    deploy: {replicas: 2}
+    environment:
+      - STORE=store:7000
+      - GREETING=${GREETING:-hello}
+    depends_on: {store: {condition: service_healthy}}
+  store:
+    build: {context: store}
+    volumes: [counter:/data]
+    healthcheck: {test: [CMD, nc, -z, localhost, "7000"], interval: 1s, timeout: 1s, retries: 30}
+    stop_grace_period: 1m30s
+  worker:
+    build: {context: ., dockerfile: worker.Dockerfile}
+    command: sh -c 'echo $$HOME'
+    depends_on: [store]
+volumes:
+  counter: {}
+"""
+
+
+def problems(text: str, web: str = "web", environment: dict | None = None) -> list[str]:
+    with pytest.raises(ComposeError) as refused:
+        load(text, web, environment or {})
+    return refused.value.problems
+
+
+def test_services_get_roles_in_dependency_order():
+    project = load(STORE_APP, "web", {"GREETING": "hi"})
+    assert [(s.name, s.role) for s in project.services] == [
+        ("store", Role.STATEFUL), ("web", Role.WEB), ("worker", Role.WORKER)]
+    web, store, worker = project.web, project.service("store"), project.service("worker")
+    assert web.replicas == 2 and dict(web.environment) == {"STORE": "store:7000", "GREETING": "hi"}
+    assert web.depends_on == (("store", "service_healthy"),)
+    assert store.stop_grace_period == 90 and store.healthcheck.interval == 1.0
+    assert store.build_context == "store" and worker.dockerfile == "worker.Dockerfile"
+    assert worker.command == "sh -c 'echo $HOME'"  # $$ is a literal $
+    assert worker.depends_on == (("store", "service_started"),)
+
+
+def test_a_definition_changes_with_what_the_service_is_and_only_then():
+    first = load(STORE_APP, "web", {}).service("store").definition()
+    assert load(STORE_APP, "web", {"GREETING": "other"}).service("store").definition() == first
+    changed = STORE_APP.replace("stop_grace_period: 1m30s", "stop_grace_period: 5s")
+    assert load(changed, "web", {}).service("store").definition() != first
+
+
+def test_what_would_loosen_confinement_is_refused_by_name_with_the_reason():
+    found = problems("""
+services:
+  web:
+    build: .
+    network_mode: host
+    privileged: true
+    volumes: [/etc:/etc]
+    ports: ["80:8000"]
+  db:
+    image: postgres
+    env_file: .env
+    cpus: 2
+""")
+    assert "services.web.network_mode: host not supported: every service runs on the app's own network, " \
+           "where services find each other by service name" in found
+    assert any(p.startswith("services.web.privileged: True not supported: it would loosen") for p in found)
+    assert any(p.startswith("services.web.volumes: '/etc': only named volumes") for p in found)
+    assert any(p.startswith("services.web.ports: host port 80 is below 1024") for p in found)
+    assert any(p.startswith("services.db.env_file: .env not supported") for p in found)
+    assert any(p.startswith("services.db: needs build:") for p in found)
+    assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
+
+
+def test_the_compose_schema_is_checked_first():
+    assert problems("services: {web: {build: ., deploy: {replicas: many}}}") == [
+        "services.web.deploy.replicas: 'many' is not of type 'integer' (Compose specification)"]
+    assert problems("services: {web: {build: ., colour: blue}}")[0].startswith("services.web: 'colour' does not match")
+    assert problems("services: [web]") == ["services: ['web'] is not of type 'object' (Compose specification)"]
+    assert problems("services: {web: {build: .}") [0].startswith("the compose file is not valid YAML")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("services: {api: {build: .}}", "services: there is no service 'web' to route the app's domains to"),
+    ("services: {web: {build: ../elsewhere}}", "services.web.build.context: '../elsewhere' must be a directory"),
+    ("services: {web: {build: ., volumes: [data:/data]}}", "services.web.volumes: volume 'data' is not declared"),
+    ("services: {web: {build: ., volumes: [/data]}}", "services.web.volumes: '/data': name the volume"),
+    ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
+    ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
+     "services.web.depends_on.w: a web service can depend only on services that hold state"),
+    ("services: {web: {build: .}, w: {build: ., ports: ['9000:9000']}}",
+     "services.w.ports: only the web service is reached from outside"),
+    ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
+     "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
+    ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
+    ("networks: {back: {}}\nservices: {web: {build: .}}", "networks: not supported"),
+    ("volumes: {data: {external: true}}\nservices: {web: {build: .}}", "volumes.data.external: not supported"),
+])
+def test_each_refusal_says_where_and_what_to_do(text, expected):
+    assert any(problem.startswith(expected) for problem in problems(text)), problems(text)
+
+
+def test_a_cycle_is_refused():
+    text = """
+services:
+  web: {build: .}
+  a: {build: ., depends_on: [b]}
+  b: {build: ., depends_on: [a]}
+"""
+    assert problems(text) == ["services: depends_on forms a cycle"]
+
+
+def test_the_web_service_that_cannot_run_twice_says_why():
+    web = load("""
+services:
+  web:
+    build: .
+    container_name: shop
+    ports: ["8080:8000"]
+    volumes: [uploads:/uploads, static:/static:ro]
+volumes: {uploads: {}, static: {}}
+""", "web", {}).web
+    assert web.recreate_reasons() == [
+        "container_name 'shop': one container at a time can have a name",
+        "host port 8080: one container at a time can publish it",
+        "volume 'uploads': the old and the new release would write it at once"]
+
+
+def test_another_service_can_be_the_web_one():
+    project = load("services: {frontend: {build: .}, web: {build: ./old}}", "frontend", {})
+    assert project.web.name == "frontend" and project.service("web").role == Role.WORKER
