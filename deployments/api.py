@@ -92,11 +92,14 @@ def _optional(name: str):
     return python_type | None, field
 
 
-CREATE_CORE = {"name", "repo_url", "branch", "dockerfile", "port", "health_path", "replicas"}
+CREATE_CORE = {"name", "repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path",
+               "replicas"}
 
 AppIn = create_model(
     "AppIn", __base__=ObjectBody,
-    name=(str, ...), repo_url=(str, ...), branch=(str, "main"), dockerfile=(str, "Dockerfile"), port=(int, 8000),
+    name=(str, ...), repo_url=(str, ...), branch=(str, "main"), dockerfile=(str, "Dockerfile"),
+    compose_file=(str, Field("", description="a Compose app: the compose file in the repository")),
+    web_service=(str, Field("web", description="the compose service the app's domains go to")), port=(int, 8000),
     health_path=(str, "/health"), replicas=(int, Field(1, ge=1, le=MAX_REPLICAS)),
     domains=(list[str], []), env=(dict[str, str], {}), zero_downtime=(bool, True),
     **{name: _optional(name) for name in services.SETTINGS_FIELDS if name not in CREATE_CORE},

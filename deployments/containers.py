@@ -28,6 +28,32 @@ class Container:
 
 
 @dataclass(frozen=True)
+class ServiceRelease:
+    """One service of a Compose app's release besides the web one (see compose/project.py):
+    what it runs and which containers run it. A stateful service left unchanged by a deploy is
+    carried over with the same containers, so `started_by` can be an earlier deployment."""
+    name: str
+    role: str  # "stateful" or "worker"
+    image: str
+    definition: str  # ServiceSpec.definition(): a change means new containers
+    image_id: str
+    containers: tuple[Container, ...]
+    started_by: int
+    stop_timeout: int = 10  # its stop_grace_period, for when a later deploy stops it
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "role": self.role, "image": self.image, "definition": self.definition,
+                "image_id": self.image_id, "containers": [c.as_dict() for c in self.containers],
+                "started_by": self.started_by, "stop_timeout": self.stop_timeout}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "ServiceRelease":
+        return cls(name=stored["name"], role=stored["role"], image=stored["image"], definition=stored["definition"],
+                   image_id=stored["image_id"], containers=tuple(Container.from_dict(c) for c in stored["containers"]),
+                   started_by=int(stored["started_by"]), stop_timeout=int(stored.get("stop_timeout", 10)))
+
+
+@dataclass(frozen=True)
 class ListedContainer:
     id: str
     name: str

@@ -14,6 +14,10 @@ class NewAppForm(forms.Form):
     repo_url = forms.CharField(label="Git repository", max_length=500)
     branch = forms.CharField(initial="main", max_length=200)
     dockerfile = forms.CharField(initial="Dockerfile", max_length=200)
+    compose_file = forms.CharField(label="Compose file", required=False, max_length=200,
+                                   help_text="a Compose app: the file in the repository; blank: one Dockerfile")
+    web_service = forms.CharField(label="Web service", initial="web", max_length=31,
+                                  help_text="the compose service the domains go to")
     port = forms.IntegerField(initial=8000, min_value=1, max_value=65535, help_text="the port the app listens on")
     health_path = forms.CharField(initial="/health", max_length=200)
     domains = forms.CharField(required=False, help_text="space or comma separated")
@@ -33,7 +37,8 @@ class SettingsForm(forms.ModelForm):
                   "watch_min_requests": "…once this many requests were served", "memory_limit_mb": "Memory (MiB)",
                   "cpu_limit": "CPUs", "pids_limit": "Processes", "capabilities": "Capabilities",
                   "build_timeout": "Build timeout (s)", "https_redirect": "Redirect HTTP to HTTPS",
-                  "hsts": "HSTS (Strict-Transport-Security)"}
+                  "hsts": "HSTS (Strict-Transport-Security)", "compose_file": "Compose file",
+                  "web_service": "Web service"}
 
 
 class CertificateForm(forms.Form):

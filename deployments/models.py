@@ -12,10 +12,11 @@ from django.db import models
 from django.utils import timezone
 
 from deployments import crypto
-from deployments.containers import Container
+from deployments.containers import Container, ServiceRelease
 from deployments.validators import (
     validate_app_name,
     validate_capabilities,
+    validate_compose_file,
     validate_dockerfile,
     validate_finite,
     validate_env_key,
@@ -24,6 +25,7 @@ from deployments.validators import (
     validate_host_header,
     validate_hostname,
     validate_repo_url,
+    validate_service_name,
 )
 
 MAX_REPLICAS = 8  # HAProxy keeps this many server slots per backend, so scaling needs no reload
@@ -60,6 +62,12 @@ class App(models.Model):
     repo_url = models.CharField(max_length=500, validators=[validate_repo_url])
     branch = models.CharField(max_length=200, default="main", validators=[validate_git_ref])
     dockerfile = models.CharField(max_length=200, default="Dockerfile", validators=[validate_dockerfile])
+    # A Compose app: the compose file in the repository, and the service HAProxy routes the
+    # app's domains to (its container port is `port`). Blank: a single-Dockerfile app.
+    compose_file = models.CharField(max_length=200, blank=True, validators=[validate_compose_file],
+                                    help_text="the compose file in the repository; blank: the app is one Dockerfile")
+    web_service = models.CharField(max_length=31, default="web", validators=[validate_service_name],
+                                   help_text="the compose service the app's domains go to")
     port = models.PositiveIntegerField(default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     health_path = models.CharField(max_length=200, default="/health", validators=[validate_health_path])
     health_status = models.PositiveIntegerField(default=200, validators=[MinValueValidator(100), MaxValueValidator(599)])
@@ -145,6 +153,10 @@ class App(models.Model):
     def image_repository(self) -> str:
         return f"switchyard/{self.name}"
 
+    def service_image_repository(self, service: str) -> str:
+        """A Compose app's images are tagged per service (and commit)."""
+        return f"{self.image_repository()}/{service}" if self.compose_file else self.image_repository()
+
     def kept_images(self, newest: str = "") -> list[str]:
         """The images a deploy keeps for redeploys: `newest` (the one going live) and those of the
         latest successes, KEEP_IMAGES in all. The worker prunes by this rule and the panel offers
@@ -156,6 +168,13 @@ class App(models.Model):
                 break
             if image not in kept:
                 kept.append(image)
+        return kept
+
+    def kept_service_images(self, web_images: list[str]) -> set[str]:
+        """With a Compose app, the other services' images of the releases whose web image is kept."""
+        kept = set(web_images)
+        for deployment in self.deployments.filter(image__in=web_images).only("services"):
+            kept |= {service.image for service in deployment.services}
         return kept
 
     def environment(self) -> dict[str, str]:
@@ -228,6 +247,18 @@ class ContainerListField(models.JSONField):
         return super().get_prep_value(value)
 
 
+class ServiceListField(models.JSONField):
+    """A release's services besides the web one: a list of ServiceRelease values."""
+
+    def from_db_value(self, value, expression, connection) -> list[ServiceRelease]:
+        return [ServiceRelease.from_dict(item) for item in super().from_db_value(value, expression, connection) or []]
+
+    def get_prep_value(self, value):
+        if isinstance(value, list):
+            value = [item.as_dict() if isinstance(item, ServiceRelease) else item for item in value]
+        return super().get_prep_value(value)
+
+
 class Deployment(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -262,6 +293,10 @@ class Deployment(models.Model):
     colour = models.CharField(max_length=5, blank=True)
     # The containers it started, in server-slot order.
     containers = ContainerListField(default=list, blank=True)
+    # A Compose app's release: the compose file as it was at the commit (a redeploy reads it
+    # again), and its services besides the web one, with their images and containers.
+    compose_text = models.TextField(blank=True)
+    services = ServiceListField(default=list, blank=True)
     # True while HAProxy has (or should have) this deployment's containers as servers.
     holds_backend = models.BooleanField(default=False)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -34,6 +34,8 @@ class AppSpec:
     repo_url: str
     branch: str = "main"
     dockerfile: str = "Dockerfile"
+    compose_file: str = ""  # a Compose app: the compose file in the repository
+    web_service: str = "web"  # ...and the service its domains go to
     port: int = 8000
     health_path: str = "/health"
     domains: list[str] = field(default_factory=list)
@@ -47,7 +49,7 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
     """The app is owned by `owner`, or else by whoever creates it."""
     spec.domains = _unique_hosts(spec.domains)
     app = App(name=spec.name, owner=owner or actor.user, repo_url=spec.repo_url, branch=spec.branch,
-              dockerfile=spec.dockerfile, port=spec.port, health_path=spec.health_path, replicas=spec.replicas,
+              dockerfile=spec.dockerfile, compose_file=spec.compose_file, web_service=spec.web_service, port=spec.port, health_path=spec.health_path, replicas=spec.replicas,
               zero_downtime=spec.zero_downtime, **spec.settings)
     errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
     if "repo_url" not in errors:
@@ -228,7 +230,7 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
 
 # The app's settings a user may change, in the order the panel shows them. The settings
 # form, the API's schemas and the CLI's options are all derived from this list.
-SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "port", "health_path", "health_status", "health_timeout",
+SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "health_status", "health_timeout",
                    "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
                    "watch_error_percent", "watch_min_requests", "memory_limit_mb", "cpu_limit", "pids_limit",
                    "capabilities", "build_timeout", "https_redirect", "hsts")

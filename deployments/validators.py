@@ -89,6 +89,22 @@ def _percent_encoding_hint(value: str) -> str:
     return ", ".join(f"write {quote(c, safe='')} for {c!r}" for c in unsafe)
 
 
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
+
+
+def validate_compose_file(value: str) -> None:
+    """Blank: the app is a single Dockerfile."""
+    if value and (not DOCKERFILE.fullmatch(value) or ".." in value.split("/")):
+        raise ValidationError(f"{value!r} is not a compose file path: give a path inside the repository, "
+                              "e.g. compose.yaml or deploy/docker-compose.yml")
+
+
+def validate_service_name(value: str) -> None:
+    if not SERVICE_NAME.fullmatch(value or ""):
+        raise ValidationError(f"{value!r} is not a service name: lower-case letters, digits, '_' and '-', "
+                              "at most 31, as in the compose file")
+
+
 def validate_dockerfile(value: str) -> None:
     if not DOCKERFILE.fullmatch(value or "") or ".." in value.split("/"):
         raise ValidationError(f"{value!r} is not a Dockerfile path: give a path inside the repository, "

@@ -7,6 +7,10 @@ backend as HAProxy backup servers); trouble switches the map back at once. After
 watch the old release drains and is retired.
 With zero_downtime off the old release is stopped before the new one starts (recreate);
 if the new one then fails, the old containers are started again.
+
+A release is a set of services (compose/project.py): a single-Dockerfile app is a project of
+one web service. The web service goes through the phases above; a Compose app's other
+services are started and replaced around it by engine/companions.py.
 """
 import gc
 import logging
@@ -21,7 +25,9 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from deployments.compose.project import ComposeError, Project, ServiceSpec, load, single_service
 from deployments.engine import health, lifecycle, priority, runtime, source
+from deployments.engine.companions import Companions, environment_of, run_options
 
 from deployments.haproxy import router
 from deployments.containers import Container
@@ -82,6 +88,10 @@ class Pipeline:
         self._switched = False  # from here on the new release serves: undoing means rolling back
         self._healthy_at = 0.0  # monotonic time HAProxy reported the new servers UP
         self._old_colour = self.app.live_colour
+        self._recreate = not self.app.zero_downtime
+        self.project: Project | None = None  # known once the source is (after fetch, or a redeploy's)
+        self.images: dict[str, str] = {}  # service → image tag
+        self.companions: Companions | None = None
 
     def execute(self) -> None:
         heartbeat = _Heartbeat(self.deployment.id)
@@ -117,15 +127,21 @@ class Pipeline:
         if self.deployment.redeploy_of_id:
             self.log.write(f"Redeploying {self.deployment.image} of deployment #{self.deployment.redeploy_of_id} "
                            f"({self.deployment.short_sha}): no fetch, no build")
+            self._load_project()
+            self.images = {s.name: s.image for s in self.deployment.redeploy_of.services}
+            self.images[self.project.web.name] = self.deployment.image
         else:
             with self._phase("fetch"):
                 self._fetch()
+                self._load_project()
             with self._phase("build"):
                 self._build()
         with self._phase("start"):
-            if not runtime.image_exists(self.deployment.image):  # a redeploy's, removed by hand meanwhile
-                raise runtime.RuntimeFailure(f"the image {self.deployment.image} is gone; deploy its commit instead")
-            if not self.app.zero_downtime:
+            for image in self.images.values():
+                if not runtime.image_exists(image):  # a redeploy's, removed by hand meanwhile
+                    raise runtime.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")
+            self._start_companions()
+            if self._recreate:
                 self._stop_previous()
             self._start()
         with self._phase("verify"):
@@ -155,7 +171,7 @@ class Pipeline:
             yield
         except (PhaseFailed, Cancelled):
             raise
-        except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure,
+        except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure, ComposeError,
                 health.HealthCheckFailed, health.ContainerExited) as error:
             raise PhaseFailed(name, str(error)) from error
         finally:  # stored by the next phase's UPDATE, or by _finish
@@ -169,32 +185,72 @@ class Pipeline:
         sha = source.fetch(self.app.name, self.app.repo_url, pinned or self.deployment.ref)
         self._save(commit_sha=sha)
         self.log.write(f"Pushed commit {sha} on {self.deployment.ref}" if pinned else f"{self.deployment.ref} is commit {sha}")
+        if self.app.compose_file:
+            self._save(compose_text=source.read_file(self.app.name, sha, self.app.compose_file))
+
+    def _load_project(self) -> None:
+        """The release's services: from the compose file at the commit, or the app's one Dockerfile.
+        A web service that cannot run twice at once is deployed by recreate, and the log says why."""
+        if self.deployment.compose_text:
+            self.project = load(self.deployment.compose_text, self.app.web_service, self.environment,
+                                default_replicas=self.app.replicas)
+            self.log.write(f"{self.app.compose_file}: services " + ", ".join(
+                f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
+                for s in self.project.services))
+        else:
+            self.project = single_service(self.app.dockerfile, self.app.replicas)
+        reasons = self.project.web.recreate_reasons()
+        if reasons and not self._recreate:
+            self._recreate = True
+            self.log.write(f"Recreate instead of zero-downtime: service {self.project.web.name}: {'; '.join(reasons)}")
 
     def _build(self) -> None:
-        tag = f"{self.app.image_repository()}:{self.deployment.commit_sha[:12]}"
-        context = source.archive(self.app.name, self.deployment.commit_sha)
+        for spec in self.project.services:
+            self.images[spec.name] = self._build_service(spec)
+        self._save(image=self.images[self.project.web.name])
+
+    def _build_service(self, spec: ServiceSpec) -> str:
+        tag = f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
+        context = source.archive(self.app.name, self.deployment.commit_sha, spec.build_context)
+        prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         try:
-            runtime.build_image(context, tag, self.app.dockerfile, {runtime.LABEL_APP: self.app.name}, self.log.output,
-                                should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout)
+            runtime.build_image(context, tag, spec.dockerfile, {runtime.LABEL_APP: self.app.name},
+                                lambda line: self.log.output(prefix + line),
+                                should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
+                                build_args=dict(spec.build_args), target=spec.build_target)
         except runtime.BuildStopped:
             raise Cancelled() from None
-        self._save(image=tag)
-        self.log.write(f"Built {tag}")
+        self.log.write(f"{prefix}Built {tag}")
+        return tag
+
+    def _start_companions(self) -> None:
+        """A Compose app's stateful services, then whatever the web service waits for."""
+        previous = self.previous.services if self.previous else []
+        self.companions = Companions(self.app.name, self.deployment.id, self.project, self.images, previous,
+                                     self.environment, self._limits(quiet=True), self.log,
+                                     record=lambda services: self._save(services=services),
+                                     deadline_seconds=self.app.health_deadline)
+        self.companions.start_stateful()
+        self.companions.wait_for_dependencies(self.project.web)
 
     def _start(self) -> None:
         colour = self.app.idle_colour
         self._save(colour=colour)
         limits = self._limits()
-        for index in range(self.app.replicas):
+        web = self.project.web
+        options = run_options(self.app.name, web)
+        for index in range(web.replicas):
             container = runtime.start_release_container(self.app.name, str(self.deployment.id), index,
-                                                        self.deployment.image, self.app.port, self.environment, limits)
+                                                        self.deployment.image, self.app.port,
+                                                        environment_of(web, self.environment), limits, options)
             self._save(containers=[*self.deployment.containers, container])
             self.log.write(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
 
-    def _limits(self) -> runtime.ContainerLimits:
+    def _limits(self, quiet: bool = False) -> runtime.ContainerLimits:
         limits = runtime.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
                                          pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
-        self.log.write(f"Limits per container: {limits.memory_mb} MiB memory, {limits.cpus:g} CPU, {limits.pids} "
+        if not quiet:
+            self.log.write(f"Limits per container: {limits.memory_mb} MiB memory, {limits.cpus:g} CPU, {limits.pids} "
                        f"processes; capabilities given back: {' '.join(limits.capabilities) or 'none'}")
         return limits
 
@@ -335,6 +391,7 @@ class Pipeline:
         raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}")
 
     def _drain(self) -> None:
+        self.companions.replace_workers()
         if self.previous is None:
             self.log.write("No previous release to retire")
         elif self._stopped_previous:
@@ -346,6 +403,7 @@ class Pipeline:
             for container in self.previous.containers:
                 runtime.stop_and_remove(container.id, timeout=self.app.stop_timeout)
             self.log.write(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
+        self.companions.retire_replaced()
         self._prune_images()
 
     def _take_out_of_service(self, old: Deployment) -> None:
@@ -397,6 +455,8 @@ class Pipeline:
                 runtime.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
                 self._restart_previous()
+            if self.companions is not None:
+                self.companions.undo()
         except Exception as error:
             logger.exception("clean-up of deployment %s incomplete", self.deployment.id)
             self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
@@ -407,8 +467,12 @@ class Pipeline:
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
-        kept = self.app.kept_images(newest=self.deployment.image)
-        removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
+        kept = self.app.kept_service_images(self.app.kept_images(newest=self.deployment.image))
+        repositories = {self.app.service_image_repository(spec.name) for spec in self.project.services}
+        repositories |= {image.rpartition(":")[0] for image in self.app.deployments.exclude(image="").filter(
+            state=Deployment.State.SUCCEEDED).values_list("image", flat=True)}
+        found = [tag for repository in sorted(repositories) for tag in runtime.app_images(repository)]
+        removed = runtime.remove_images(t for t in found if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")
 

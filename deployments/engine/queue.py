@@ -16,7 +16,8 @@ def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "", redeploy_o
             commit_sha: str = "") -> Deployment:
     """Create a queued deployment and supersede older queued ones; the caller dispatches it.
     commit_sha pins the exact commit (a webhook's pushed commit) instead of the ref's head."""
-    reuse = {"redeploy_of": redeploy_of, "commit_sha": redeploy_of.commit_sha, "image": redeploy_of.image} if redeploy_of else {}
+    reuse = {"redeploy_of": redeploy_of, "commit_sha": redeploy_of.commit_sha, "image": redeploy_of.image,
+             "compose_text": redeploy_of.compose_text} if redeploy_of else {}
     if commit_sha:
         reuse["commit_sha"] = commit_sha
     with transaction.atomic():

@@ -144,13 +144,22 @@ def _owned_ids() -> set[int]:
 
 
 def _remove_stray_containers() -> list[str]:
-    owned = {str(i) for i in _owned_ids()}
+    owned_ids = _owned_ids()
+    owned = {str(i) for i in owned_ids}
+    carried = _carried_over(owned_ids)
     actions = []
     for container in runtime.containers():
-        if container.deployment not in owned:
+        if container.deployment not in owned and container.id not in carried:
             runtime.stop_and_remove(container.id, timeout=10)
             actions.append(f"removed stray container {container.name}")
     return actions
+
+
+def _carried_over(owned_ids: set[int]) -> set[str]:
+    """Containers of a Compose app's stateful services that an owned release carried over from
+    an earlier deployment (they keep running across deploys, labelled with the one that started them)."""
+    return {container.id for deployment in Deployment.objects.filter(id__in=owned_ids).only("services")
+            for service in deployment.services for container in service.containers}
 
 
 def _remove_orphan_networks() -> list[str]:
@@ -171,5 +180,6 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
     if App.objects.filter(name=name).exists():
         return
     runtime.remove_app_network(name)  # if a container is still attached, the periodic run removes it
+    runtime.remove_app_volumes(name)
     runtime.remove_images(runtime.app_images(image_repository))
     source.delete_cache(name)

@@ -24,6 +24,7 @@ from deployments.containers import Container, ListedContainer
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
 LABEL_DEPLOYMENT = "switchyard.deployment"
+LABEL_SERVICE = "switchyard.service"
 
 
 class BuildFailed(Exception):
@@ -61,12 +62,46 @@ class ContainerLimits:
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """What a Compose service asks of its containers beyond image, environment and limits."""
+    command: tuple[str, ...] | str | None = None
+    entrypoint: tuple[str, ...] | str | None = None
+    working_dir: str = ""
+    user: str = ""
+    volumes: tuple[tuple[str, str, bool], ...] = ()  # (Docker volume, path, read-only)
+    aliases: tuple[str, ...] = ()  # names other services find it by on the app's network
+    healthcheck: dict | None = None  # Docker's form (compose/project.py HealthCheck.docker())
+    stop_signal: str = ""
+    ports: tuple[tuple[str, int, int], ...] = ()  # (host IP, host port, container port)
+    read_only: bool = False
+    tty: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def create_arguments(self, network: str) -> dict:
+        arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
+                     "working_dir": self.working_dir or None, "user": self.user or None,
+                     "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
+                     "read_only": self.read_only, "tty": self.tty,
+                     "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
+                                 for volume, path, read_only in self.volumes} or None,
+                     "ports": {f"{port}/tcp": (ip, host) if ip else host for ip, host, port in self.ports} or None}
+        if self.aliases:
+            arguments["networking_config"] = {network: client().api.create_endpoint_config(aliases=list(self.aliases))}
+        return {key: value for key, value in arguments.items() if value is not None}
+
+
+def _listed(command):
+    return list(command) if isinstance(command, tuple) else command
+
+
+@dataclass(frozen=True)
 class ContainerState:
     running: bool
     exit_code: int | None
     status: str
     restarts: int = 0
     stopped_seconds: float = 0.0  # how long ago it stopped (0 while it runs)
+    health: str = ""  # Docker's healthcheck: starting, healthy, unhealthy; "" without one
 
 
 @lru_cache(maxsize=1)
@@ -197,7 +232,7 @@ def _remove_network(network_id: str) -> bool:
 
 def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str, str],
                 on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
-                timeout: int | None = None) -> str:
+                timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "") -> str:
     """Build from a tar of the source; every output line goes to on_line. Returns the image id.
 
     RUN steps get the build limits (memory without swap, half the CPU weight of an app).
@@ -219,6 +254,7 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
         stream = api.build(
             fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
             labels=instance_labels(**labels), rm=True, forcerm=True, decode=True, container_limits=_build_limits(),
+            buildargs=build_args or None, target=target or None,
         )
         with _StopWatcher(stop_now, stream.close) as watcher:
             image_id = _follow_build(stream, on_line)
@@ -291,25 +327,42 @@ def container_name(app_name: str, deployment: str, index: int) -> str:
 
 
 def start_release_container(app_name: str, deployment: str, index: int, image: str, port: int,
-                            env: dict[str, str], limits: ContainerLimits) -> Container:
+                            env: dict[str, str], limits: ContainerLimits,
+                            options: RunOptions = RunOptions()) -> Container:
     """Slot `index` of a deployment's release, named and labelled so that reconcile and
     the tests know whose it is."""
     return start_container(container_name(app_name, deployment, index), image, port, env,
-                           {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits)
+                           {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits, options)
+
+
+def service_container_name(app_name: str, deployment: str, service: str, index: int, fixed: str = "") -> str:
+    """sy-APP-DEPLOYMENT-SERVICE-N, or sy-APP-NAME for a compose file's container_name: under the
+    app's prefix, so no app can take (or block) a name another app's containers need."""
+    return f"sy-{app_name}-{fixed}" if fixed else f"sy-{app_name}-{deployment}-{service}-{index + 1}"
+
+
+def start_service_container(app_name: str, deployment: str, service: str, index: int, image: str,
+                            env: dict[str, str], limits: ContainerLimits, options: RunOptions,
+                            fixed_name: str = "") -> Container:
+    """A container of a Compose app's service other than the web one (no port is routed to it)."""
+    name = service_container_name(app_name, deployment, service, index, fixed_name)
+    labels = {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment, LABEL_SERVICE: service}
+    return start_container(name, image, 0, env, labels, limits, options)
 
 
 def start_container(name: str, image: str, port: int, env: dict[str, str], labels: dict[str, str],
-                    limits: ContainerLimits) -> Container:
+                    limits: ContainerLimits, options: RunOptions = RunOptions()) -> Container:
     """Run a container on its app's network, confined by `limits`, no restart policy yet
     (see enable_restarts)."""
     network = ensure_app_network(labels[LABEL_APP])
+    user_labels = dict(options.labels)
     try:
         # create + start, not run(): run() pulls an image it does not find, and ours are
         # only ever built here; a missing one is an error to report, not a download.
         container = client().containers.create(
-            image, name=name, environment=env, labels=instance_labels(**labels),
+            image, name=name, environment=env, labels={**user_labels, **instance_labels(**labels)},
             network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
-            **limits.host_config(),
+            **limits.host_config(), **options.create_arguments(network),
         )
         container.start()
     except docker.errors.APIError as error:
@@ -317,10 +370,11 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
     return _running(container, port)
 
 
-def enable_restarts(container_id: str) -> None:
+def enable_restarts(container_id: str, policy: str = "unless-stopped") -> None:
     """Once verified, a release that crashes later is restarted by Docker. Not before: a
     crash during verification must stay visible as an exit code, not a restart loop."""
-    client().api.update_container(container_id, restart_policy={"Name": "unless-stopped"})
+    if policy != "no":
+        client().api.update_container(container_id, restart_policy={"Name": policy})
 
 
 def state(container_id: str) -> ContainerState:
@@ -331,7 +385,8 @@ def state(container_id: str) -> ContainerState:
     attrs = info["State"]
     return ContainerState(running=bool(attrs["Running"]), exit_code=attrs.get("ExitCode"), status=attrs["Status"],
                           restarts=int(info.get("RestartCount") or 0),
-                          stopped_seconds=0.0 if attrs["Running"] else _seconds_since(attrs.get("FinishedAt")))
+                          stopped_seconds=0.0 if attrs["Running"] else _seconds_since(attrs.get("FinishedAt")),
+                          health=(attrs.get("Health") or {}).get("Status", ""))
 
 
 def _seconds_since(docker_time: str | None) -> float:
@@ -469,13 +524,42 @@ def remove_images(tags: Iterable[str]) -> list[str]:
 
 
 def remove_instance_resources() -> None:
-    """Every container, image and network labelled with this installation (tests, benchmarks)."""
+    """Every container, image, volume and network labelled with this installation (tests, benchmarks)."""
     for container in containers():
         stop_and_remove(container.id, timeout=0)
     label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
     for image in client().images.list(filters={"label": label}):
         client().images.remove(image.id, force=True)
+    for volume in client().volumes.list(filters={"label": label}):
+        volume.remove(force=True)
     remove_app_networks()
+
+
+def ensure_volume(app_name: str, volume: str) -> str:
+    """The Docker volume behind a compose file's named volume: sy-APP-NAME, labelled as the app's,
+    created on first use. It outlives every container: deploys, redeploys and rollbacks keep it."""
+    name = f"sy-{app_name}-{volume}"
+    try:
+        client().volumes.get(name)
+    except docker.errors.NotFound:
+        client().volumes.create(name, labels=instance_labels(**{LABEL_APP: app_name}))
+    return name
+
+
+def remove_app_volumes(app_name: str) -> None:
+    """A deleted app's volumes (its data goes with it)."""
+    for volume in client().volumes.list(filters={"label": _network_label(app_name)}):
+        try:
+            volume.remove(force=True)
+        except docker.errors.APIError:
+            pass  # still in use by a container being removed: the periodic run takes it
+
+
+def image_id(tag: str) -> str:
+    try:
+        return client().images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return ""
 
 
 def image_exists(tag: str) -> bool:

@@ -70,11 +70,20 @@ def resolve(repo: Path, ref: str) -> str:
     raise SourceError(f"{ref!r} is not a branch, tag or commit of the repository")
 
 
-def archive(app_name: str, sha: str) -> bytes:
-    """A tar of exactly that commit's tree: the build context."""
-    result = _git(["archive", "--format=tar", sha], cwd=cache_dir(app_name))
-    _checked(result, f"archive commit {sha[:12]}")
+def archive(app_name: str, sha: str, directory: str = ".") -> bytes:
+    """A tar of exactly that commit's tree, or of one directory of it: the build context."""
+    tree = sha if directory in ("", ".") else f"{sha}:{directory}"
+    result = _git(["archive", "--format=tar", tree], cwd=cache_dir(app_name))
+    _checked(result, f"archive {directory!r} of commit {sha[:12]}")
     return result.stdout
+
+
+def read_file(app_name: str, sha: str, path: str) -> str:
+    """One file of that commit (a compose file), as text."""
+    result = _git(["show", f"{sha}:{path}"], cwd=cache_dir(app_name))
+    if result.returncode != 0:
+        raise SourceError(f"there is no file {path!r} in commit {sha[:12]}")
+    return result.stdout.decode(errors="replace")
 
 
 def delete_cache(app_name: str) -> None:

@@ -10,7 +10,7 @@ from deployments.models import App
 
 # Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
 OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float}
-CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "port", "health_path", "replicas")  # spelled out below
+CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "replicas")  # spelled out below
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -30,7 +30,12 @@ class Command(BaseCommand):
         create.add_argument("--repo", required=True, help="git URL or absolute path")
         create.add_argument("--branch", default="main")
         create.add_argument("--dockerfile", default="Dockerfile")
-        create.add_argument("--port", type=int, default=8000, help="port the app listens on in its container")
+        create.add_argument("--compose", default="", metavar="PATH",
+                            help="a Compose app: the compose file in the repository")
+        create.add_argument("--web", default="web", metavar="SERVICE",
+                            help="the compose service the app's domains go to (default: web)")
+        create.add_argument("--port", type=int, default=8000,
+                            help="port the app (a Compose app's web service) listens on in its container")
         create.add_argument("--health-path", default="/health")
         create.add_argument("--domain", action="append", default=[], help="a hostname; repeatable")
         create.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
@@ -57,7 +62,7 @@ class Command(BaseCommand):
     def _create(self, options: dict) -> None:
         spec = services.AppSpec(
             name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
-            port=options["port"], health_path=options["health_path"], domains=options["domain"],
+            compose_file=options["compose"], web_service=options["web"], port=options["port"], health_path=options["health_path"], domains=options["domain"],
             env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
             settings=_given_settings(options, exclude=CREATE_OPTIONS),
         )

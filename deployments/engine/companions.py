@@ -1,0 +1,174 @@
+"""A Compose release's services besides the web one, each deployed the way its role needs.
+
+- Stateful services (named volumes: a database, a cache) are started before the new web
+  containers, so that those find them. One whose definition and image did not change keeps
+  running, untouched: the new release carries its containers over. One that changed is
+  replaced: the old container stops first (two processes must not write one volume), the new
+  one starts on the same volume under the same name. The old container is kept, stopped,
+  until the deployment succeeds: a failure before the switch starts it again.
+- Workers (no routed port, no volume) are replaced after the switch, once the new web
+  release passed its watch: the new ones start, then the old ones stop with their
+  stop_grace_period. A rollback during the watch thus never has workers to undo.
+- `depends_on` is honoured as Compose does: a service starts once those it depends on run,
+  or, with `condition: service_healthy`, once Docker's healthcheck reports them healthy.
+Services find each other by service name: each container has it as an alias on the app's network.
+"""
+import time
+from dataclasses import replace
+from typing import Callable
+
+from deployments.compose.project import Project, Role, ServiceSpec
+from deployments.containers import Container, ServiceRelease
+from deployments.engine import runtime
+from deployments.engine.logs import DeploymentLog
+
+HEALTH_POLL = 0.2
+
+
+class ServiceFailed(runtime.RuntimeFailure):
+    """A service did not start or become healthy; the message names it."""
+
+
+def run_options(app_name: str, spec: ServiceSpec) -> runtime.RunOptions:
+    """How the containers of `spec` run: what the compose file says, volumes under the app's names."""
+    volumes = tuple((runtime.ensure_volume(app_name, m.volume), m.target, m.read_only) for m in spec.volumes)
+    return runtime.RunOptions(
+        command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
+        volumes=volumes, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
+        stop_signal=spec.stop_signal, ports=tuple((p.host_ip, p.host_port, p.container_port) for p in spec.ports),
+        read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
+
+
+def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[str, str]:
+    """The app's environment variables, then the service's own `environment` on top."""
+    return {**app_environment, **dict(spec.environment)}
+
+
+class Companions:
+    def __init__(self, app_name: str, deployment_id: int, project: Project, images: dict[str, str],
+                 previous: list[ServiceRelease], environment: dict[str, str], limits: runtime.ContainerLimits,
+                 log: DeploymentLog, record: Callable[[list[ServiceRelease]], None], deadline_seconds: float) -> None:
+        self.app_name, self.deployment_id, self.project, self.images = app_name, deployment_id, project, images
+        self.previous = {service.name: service for service in previous}
+        self.environment, self.limits, self.log, self._record = environment, limits, log, record
+        self.deadline_seconds = deadline_seconds
+        self.current: dict[str, ServiceRelease] = {}
+        self.stopped: list[ServiceRelease] = []  # replaced stateful services, stopped and kept for an undo
+
+    # Before the web release starts --------------------------------------------------------------
+
+    def start_stateful(self) -> None:
+        for spec in self.project.of_role(Role.STATEFUL):
+            old = self.previous.get(spec.name)
+            image_id = runtime.image_id(self.images[spec.name])
+            if old and old.definition == spec.definition() and old.image_id == image_id and self._running(old):
+                self._keep(old)
+                continue
+            if old:
+                self._say(spec, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
+                                "(its volumes are written by one container at a time)")
+                for container in old.containers:
+                    runtime.stop(container.id, timeout=old.stop_timeout)
+                self.stopped.append(old)
+            self._start(spec, image_id)
+
+    def wait_for_dependencies(self, spec: ServiceSpec) -> None:
+        deadline = time.monotonic() + self.deadline_seconds
+        for name, condition in spec.depends_on:
+            release = self.current.get(name) or self.previous.get(name)
+            for container in release.containers if release else ():
+                self._wait_until_ready(name, container, condition == "service_healthy", deadline)
+
+    # After the switch --------------------------------------------------------------------------
+
+    def replace_workers(self) -> None:
+        """New workers first, then the old ones stop with their grace period."""
+        for spec in self.project.of_role(Role.WORKER):
+            self._start(spec, runtime.image_id(self.images[spec.name]))
+        for old in self.previous.values():
+            if old.role == Role.WORKER.value:
+                self._retire(old, f"stopping the previous release's {old.name}")
+
+    def retire_replaced(self) -> None:
+        """Once the deployment succeeded: the stateful containers it replaced, and the services
+        the compose file no longer has."""
+        for old in self.stopped:
+            self._retire(old, "removing the replaced container")
+        names = {spec.name for spec in self.project.services}
+        for old in self.previous.values():
+            if old.name not in names:
+                self._retire(old, "no longer in the compose file: stopping it")
+        self.stopped = []
+
+    # Undo ----------------------------------------------------------------------------------------
+
+    def undo(self) -> None:
+        """A failure before the switch: remove what this deployment started, and start the
+        stateful containers it had stopped again."""
+        for release in self.current.values():
+            if release.started_by == self.deployment_id:
+                for container in release.containers:
+                    runtime.stop_and_remove(container.id, timeout=0)
+        for old in self.stopped:
+            for container in old.containers:
+                runtime.restart(container)
+            self._say_name(old.name, "started again: the previous release keeps it")
+        self.current, self.stopped = {}, []
+
+    # --------------------------------------------------------------------------------------------
+
+    def _keep(self, old: ServiceRelease) -> None:
+        self.current[old.name] = old
+        self._record(list(self.current.values()))
+        self._say_name(old.name, f"unchanged: keeps running ({', '.join(c.name for c in old.containers)})")
+
+    def _start(self, spec: ServiceSpec, image_id: str) -> None:
+        self.wait_for_dependencies(spec)
+        options = run_options(self.app_name, spec)
+        release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
+                                 definition=spec.definition(), image_id=image_id, containers=(),
+                                 started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
+        for index in range(spec.replicas):
+            container = runtime.start_service_container(
+                self.app_name, str(self.deployment_id), spec.name, index, release.image,
+                environment_of(spec, self.environment), self.limits, options, spec.container_name)
+            release = replace(release, containers=(*release.containers, container))
+            self.current[spec.name] = release
+            self._record(list(self.current.values()))
+            self._say(spec, f"started {container.name}")
+        deadline = time.monotonic() + self.deadline_seconds
+        for container in release.containers:
+            self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline)
+            runtime.enable_restarts(container.id, spec.restart)
+
+    def _wait_until_ready(self, name: str, container: Container, healthy: bool, deadline: float) -> None:
+        while True:
+            state = runtime.state(container.id)
+            if not state.running:
+                output = runtime.tail(container.id) or "(no output)"
+                raise ServiceFailed(f"service {name}: {container.name} exited with code {state.exit_code}; "
+                                    f"last output:\n{output}")
+            if not healthy or state.health == "healthy":
+                if healthy:
+                    self._say_name(name, f"{container.name} is healthy")
+                return
+            if time.monotonic() >= deadline:
+                raise ServiceFailed(f"service {name}: {container.name} was not healthy within "
+                                    f"{self.deadline_seconds:g}s (Docker reports {state.health or 'no health'})")
+            time.sleep(HEALTH_POLL)
+
+    def _retire(self, old: ServiceRelease, what: str) -> None:
+        self._say_name(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
+        for container in old.containers:
+            runtime.stop_and_remove(container.id, timeout=old.stop_timeout)
+
+    @staticmethod
+    def _running(release: ServiceRelease) -> bool:
+        return all(runtime.state(container.id).running for container in release.containers)
+
+    def _say(self, spec: ServiceSpec, text: str) -> None:
+        self._say_name(spec.name, text)
+
+    def _say_name(self, name: str, text: str) -> None:
+        self.log.write(f"[{name}] {text}")
+
