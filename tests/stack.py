@@ -14,7 +14,7 @@ from tests.apprepo import AppRepo
 from tests.load import Load
 
 TEST_ACTOR = Actor.cli("test")
-SPEC_FIELDS = {"branch", "dockerfile", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
+SPEC_FIELDS = {"branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
 
 
 def eventually(check, what: str, timeout: float, interval: float = 0.05):

@@ -1,0 +1,101 @@
+"""Compose apps against the real stack (Docker, HAProxy, Celery, Redis): a web service with two
+replicas reading a counter from a store service that keeps it in a named volume, and a worker
+adding to it (tests/composerepo.py)."""
+import re
+
+import pytest
+
+from deployments.engine import runtime
+from deployments.models import Deployment
+from tests.composerepo import ComposeRepo
+
+PAGE = re.compile(r"^(v\d+) count=(\d+) writer=(\S*)$")
+
+
+@pytest.fixture
+def compose_repo(tmp_path) -> ComposeRepo:
+    return ComposeRepo(tmp_path / "repo")
+
+
+def page(stack, host: str) -> tuple[str, int, str]:
+    """(release, count, writer) as the web service answers it."""
+    status, body = stack.get(host, "/cgi-bin/page")
+    assert status == 200, body
+    release, count, writer = PAGE.match(body).groups()
+    return release, int(count), writer
+
+
+def store_of(deployment: Deployment):
+    return next(s for s in deployment.services if s.name == "store")
+
+
+def worker_of(deployment: Deployment):
+    return next(s for s in deployment.services if s.name == "worker")
+
+
+def deploy_under_load(stack, app, host: str) -> tuple[Deployment, list]:
+    with stack.load(host, path="/cgi-bin/page", max_requests=20000, max_seconds=120) as load:
+        load.wait_for(100)
+        deployment = stack.wait(stack.deploy(app), timeout=180)
+        load.wait_for(load.result.total + 200)
+    return deployment, load.result
+
+
+def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose_repo):
+    host = "counter.example.com"
+    compose_repo.commit_release("v1")
+    app = stack.create_app(compose_repo, name="counter", compose_file="compose.yaml", domains=[host],
+                           health_deadline=60)
+    first = stack.wait(stack.deploy(app), timeout=180)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    assert len(first.containers) == 2  # the web service's deploy.replicas
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker writes", timeout=20)
+    store = store_of(first).containers
+
+    # v2 leaves the store as it was: the same container serves on.
+    compose_repo.commit_release("v2")
+    second, load = deploy_under_load(stack, app, host)
+    assert second.state == Deployment.State.SUCCEEDED, second.error
+    assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
+    assert store_of(second).containers == store and store_of(second).started_by == first.id
+    release, count_after_v2, writer = page(stack, host)
+    assert release == "v2"
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v2", "the v2 worker writes", timeout=20)
+    assert not runtime.state(worker_of(first).containers[0].id).running  # the v1 worker is gone
+
+    # v3 changes the store's definition: a new container on the same volume; the count goes on.
+    compose_repo.commit_release("v3", store_format=2)
+    third, load = deploy_under_load(stack, app, host)
+    assert third.state == Deployment.State.SUCCEEDED, third.error
+    assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
+    assert store_of(third).containers != store and store_of(third).started_by == third.id
+    assert runtime.state(store[0].id).status == "removed"
+    release, count, _ = page(stack, host)
+    assert release == "v3" and count > count_after_v2
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker writes", timeout=20)
+    counts = [int(PAGE.match(a.body).group(2)) for a in load.answers if a.status == 200]
+    assert counts and min(counts) >= count_after_v2  # never reset
+
+    # A broken web release is refused before the switch; every v3 service keeps running.
+    compose_repo.commit_release("v4", store_format=2, web_health=False)
+    broken = stack.wait(stack.deploy(app), timeout=180)
+    assert broken.state == Deployment.State.FAILED and broken.phase == "verify", broken.error
+    assert page(stack, host)[0] == "v3"
+    assert all(runtime.state(c.id).running for s in third.services for c in s.containers)
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
+    assert not any(c.deployment == str(broken.id) for c in runtime.containers(app.name))
+
+
+def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):
+    compose_repo.commit_release("v1")
+    text = (compose_repo.path / "compose.yaml").read_text()
+    (compose_repo.path / "compose.yaml").write_text(text.replace("  store:\n", "  store:\n    network_mode: host\n"))
+    compose_repo._commit("host network")
+    app = stack.create_app(compose_repo, name="refused", compose_file="compose.yaml")
+
+    deployment = stack.wait(stack.deploy(app), timeout=60)
+
+    assert deployment.state == Deployment.State.FAILED and deployment.phase == "fetch"
+    assert "services.store.network_mode: host not supported: every service runs on the app's own network" \
+           in deployment.error
+    assert runtime.containers(app.name) == []
