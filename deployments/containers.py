@@ -40,17 +40,19 @@ class ServiceRelease:
     containers: tuple[Container, ...]
     started_by: int
     stop_timeout: int = 10  # its stop_grace_period, for when a later deploy stops it
+    state: str = "running"  # as reconcile last saw its containers (the panel shows it without asking Docker)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "role": self.role, "image": self.image, "definition": self.definition,
                 "image_id": self.image_id, "containers": [c.as_dict() for c in self.containers],
-                "started_by": self.started_by, "stop_timeout": self.stop_timeout}
+                "started_by": self.started_by, "stop_timeout": self.stop_timeout, "state": self.state}
 
     @classmethod
     def from_dict(cls, stored: dict) -> "ServiceRelease":
         return cls(name=stored["name"], role=stored["role"], image=stored["image"], definition=stored["definition"],
                    image_id=stored["image_id"], containers=tuple(Container.from_dict(c) for c in stored["containers"]),
-                   started_by=int(stored["started_by"]), stop_timeout=int(stored.get("stop_timeout", 10)))
+                   started_by=int(stored["started_by"]), stop_timeout=int(stored.get("stop_timeout", 10)),
+                   state=stored.get("state", "running"))
 
 
 @dataclass(frozen=True)

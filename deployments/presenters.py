@@ -3,6 +3,7 @@ same step list, so the stepper has one source of truth."""
 from django.conf import settings
 
 from deployments import access, audit
+from deployments.compose.project import ComposeError, load
 from deployments.haproxy import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
@@ -75,7 +76,35 @@ def app_page(user, app: App) -> dict:
         "audit_events": audit.visible_events(user, app)[:AUDIT_SHOWN],
         "certificate": certificate(app),
         "certificate_form": CertificateForm(),
+        "compose": compose(app),
     }
+
+
+ROLE_TEXT = {"web": "routed: blue/green behind HAProxy", "stateful": "holds state: kept unless its definition changes",
+             "worker": "replaced after the switch"}
+
+
+def compose(app: App) -> dict | None:
+    """A Compose app's services as its live release runs them (states as reconcile last saw them),
+    and why its web service is deployed by recreate, if it is (from the compose file last deployed)."""
+    if not app.compose_file:
+        return None
+    latest = app.live_deployment or app.deployments.exclude(compose_text="").first()
+    rows = []
+    if app.live_deployment:
+        live = app.live_deployment
+        rows.append({"name": app.web_service, "role": ROLE_TEXT["web"], "image": live.image,
+                     "containers": [c.name for c in live.containers], "state": "live"})
+        rows += [{"name": s.name, "role": ROLE_TEXT[s.role], "image": s.image, "state": s.state,
+                  "containers": [c.name for c in s.containers]} for s in live.services]
+    recreate, problem = [], ""
+    if latest is not None and latest.compose_text:
+        try:
+            web = load(latest.compose_text, app.web_service, app.environment()).web
+            recreate = web.recreate_reasons()
+        except ComposeError as error:
+            problem = str(error)
+    return {"file": app.compose_file, "services": rows, "recreate": recreate, "problem": problem}
 
 
 def certificate(app: App) -> dict:
@@ -115,4 +144,6 @@ def deployment_page(user, deployment: Deployment) -> dict:
         "app": deployment.app,
         "steps": steps(deployment),
         "can_deploy": access.allows(role, access.DEPLOYER),
+        "services": [{"name": s.name, "role": ROLE_TEXT[s.role], "carried": s.started_by != deployment.pk}
+                     for s in deployment.services],
     }

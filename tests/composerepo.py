@@ -5,8 +5,9 @@
 - web (2 replicas): /cgi-bin/page answers `RELEASE count=N writer=WHO`, read from the store by
   its service name; /health is a static file;
 - worker: adds one to the counter every 0.2 s as `worker-RELEASE`.
-The web page retries the store for up to 5 s: while a changed store is replaced it is away for
-a moment, as a real app's database connection would retry.
+The web page retries the store for up to 5 s, on an error or an empty answer: while a changed
+store is replaced it is away for a moment (and the old one, stopping, can cut an answer short),
+as a real app's database client would retry.
 """
 import shutil
 
@@ -20,7 +21,7 @@ STORE_GET = """echo 'Status: 200 OK'; echo
 echo "count=$(cat /data/counter 2>/dev/null || echo 0) writer=$(cat /data/writer 2>/dev/null)\""""
 WEB_PAGE = """i=0
 while [ $i -lt 50 ]; do
-  s=$(/bin/busybox timeout 2 /bin/busybox wget -q -O - http://store:7000/cgi-bin/get) && break
+  s=$(/bin/busybox timeout 2 /bin/busybox wget -q -O - http://store:7000/cgi-bin/get) && [ -n "$s" ] && break
   i=$((i + 1)); /bin/busybox sleep 0.1
 done
 if [ -z "$s" ]; then echo 'Status: 502 Store unreachable'; echo; echo no store; exit 0; fi

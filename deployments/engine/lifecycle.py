@@ -119,6 +119,12 @@ def record_containers(deployment: Deployment, containers: list) -> None:
     deployment.containers = containers
 
 
+def record_services(deployment: Deployment, services: list) -> None:
+    """A Compose release's other services now are these (their containers or state changed)."""
+    Deployment.objects.filter(pk=deployment.pk).update(services=services)
+    deployment.services = services
+
+
 def go_live(deployment: Deployment):
     """Store the deployment as its app's live release (the app object too); returns a
     function that puts back what served before."""

@@ -16,6 +16,7 @@ Either way the log says which release serves.
 """
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -45,6 +46,7 @@ def reconcile() -> list[str]:
             return ["another reconcile is under way; nothing done"]
         actions = _end_abandoned_deployments()
         actions += _revive_live_containers()
+        actions += _record_service_states()
         actions += _release_stale_backends()
         actions += _remove_stray_containers()
         actions += _remove_orphan_networks()
@@ -110,6 +112,29 @@ def _revive_live_containers() -> list[str]:
             lifecycle.record_routing(live, holds_backend=True)  # sync_all at the end routes to them
             actions.append(f"{app.name}: live containers running again at {', '.join(c.ip for c in updated)}")
     return actions
+
+
+def _record_service_states() -> list[str]:
+    """What the panel shows of a Compose app's other services: whether their containers run.
+    Docker restarts them by their restart policy; this only records what it sees."""
+    actions = []
+    for app in App.objects.exclude(live_deployment=None).exclude(compose_file="").select_related("live_deployment"):
+        live = app.live_deployment
+        seen = [replace(service, state=_service_state(service)) for service in live.services]
+        if seen != live.services:
+            lifecycle.record_services(live, seen)
+            actions.append(f"{app.name}: " + ", ".join(f"{s.name} {s.state}" for s in seen))
+    return actions
+
+
+def _service_state(service) -> str:
+    states = [runtime.state(container.id) for container in service.containers]
+    down = [state for state in states if not state.running]
+    if not down:
+        return "running"
+    worst = down[0]
+    how = "removed" if worst.status == "removed" else f"{worst.status} (exit code {worst.exit_code})"
+    return f"{len(states) - len(down)} of {len(states)} running; {how}"
 
 
 def _running_again(app: App, container: Container) -> Container:
