@@ -16,11 +16,15 @@ class NewAppForm(forms.Form):
     dockerfile = forms.CharField(initial="Dockerfile", max_length=200)
     compose_file = forms.CharField(label="Compose file", required=False, max_length=200,
                                    help_text="a Compose app: the file in the repository; blank: one Dockerfile")
-    web_service = forms.CharField(label="Web service", initial="web", max_length=31,
+    web_service = forms.CharField(label="Web service", initial="web", max_length=31, required=False,
                                   help_text="the compose service the domains go to")
     port = forms.IntegerField(initial=8000, min_value=1, max_value=65535, help_text="the port the app listens on")
     health_path = forms.CharField(initial="/health", max_length=200)
     domains = forms.CharField(required=False, help_text="space or comma separated")
+
+
+    def clean_web_service(self) -> str:
+        return self.cleaned_data["web_service"] or "web"
 
 
 class SettingsForm(forms.ModelForm):

@@ -6,27 +6,37 @@ import socket
 import time
 from pathlib import Path
 
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import router
 
 
 def kill_haproxy() -> None:
-    """SIGKILL the master and every worker it forked (old ones from reloads included)."""
-    master = haproxy_process.master_pid(router.paths())
-    children = [int(p.name) for p in Path("/proc").iterdir()
-                if p.name.isdigit() and _parent_pid(p) == master]
-    killed = [master, *children]
-    for pid in killed:
-        os.kill(pid, signal.SIGKILL)
-    # The master holds the listening sockets too (it hands them to new workers on reload), so
-    # the port refuses only once every process has exited; until then a connection is reset.
+    """SIGKILL the master and every worker of this suite's HAProxy (old ones from reloads too).
+    They are found by the config file on their command line, not as the master's children:
+    a worker forked by a reload just before the kill would be missed, and would go on holding
+    the port (seen: a connection reset instead of refused). Until every one has exited, the
+    port resets connections rather than refusing them, so this waits for that."""
     deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in killed) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while (found := _haproxy_pids()) and time.monotonic() < deadline:
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while any(alive(pid) for pid in found) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
-def _parent_pid(proc_dir: Path) -> int | None:
-    fields = _stat_fields(proc_dir)
-    return int(fields[1]) if fields else None
+def _haproxy_pids() -> list[int]:
+    config = str(router.paths().config).encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:
+            continue
+        if command and command[0].endswith(b"haproxy") and config in command and alive(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
 
 
 def alive(pid: int) -> bool:

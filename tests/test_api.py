@@ -385,8 +385,8 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
     app = App.objects.get(name="new-app")
     assert app.owner == creator
     assert body == {
-        "name": "new-app", "repo_url": world.remote_url, "branch": "main", "dockerfile": "Dockerfile", "port": 8080,
-        "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
+        "name": "new-app", "repo_url": world.remote_url, "branch": "main", "dockerfile": "Dockerfile",
+        "compose_file": "", "web_service": "web", "port": 8080, "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
         "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
         "watch_min_requests": 20, "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
         "build_timeout": 1800, "https_redirect": True, "hsts": False, "zero_downtime": False, "auto_deploy": True,
