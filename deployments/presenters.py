@@ -3,7 +3,7 @@ same step list, so the stepper has one source of truth."""
 from django.conf import settings
 
 from deployments import access, audit
-from deployments.compose.project import ComposeError, load
+from deployments.compose.project import ComposeError, Role, load
 from deployments.haproxy import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
@@ -32,6 +32,22 @@ def steps(deployment: Deployment) -> list[dict]:
             status = "skipped" if deployment.is_final else "pending"
         result.append({"name": phase, "status": status, "seconds": deployment.phase_duration(phase)})
     return result
+
+
+def phase_services(deployment: Deployment) -> dict[str, str]:
+    """For a Compose release: which services each phase works on, e.g. {"start": "store, web"}."""
+    if not deployment.compose_text:
+        return {}
+    try:
+        project = load(deployment.compose_text, deployment.app.web_service, deployment.app.environment())
+    except ComposeError:
+        return {}
+    names = {role: [s.name for s in project.of_role(role)] for role in Role}
+    web = names[Role.WEB]
+    every = [s.name for s in project.services]
+    touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + web, "verify": web, "switch": web,
+               "watch": web, "drain": names[Role.WORKER] + web}
+    return {phase: ", ".join(services) for phase, services in touched.items()}
 
 
 def state_message(deployment: Deployment) -> dict:
@@ -139,10 +155,11 @@ def _history_row(deployment: Deployment, app: App, kept_images: set[str]) -> dic
 
 def deployment_page(user, deployment: Deployment) -> dict:
     role = access.role_of(user, deployment.app)
+    touched = phase_services(deployment)
     return {
         "deployment": deployment,
         "app": deployment.app,
-        "steps": steps(deployment),
+        "steps": [{**step, "services": touched.get(step["name"], "")} for step in steps(deployment)],
         "can_deploy": access.allows(role, access.DEPLOYER),
         "services": [{"name": s.name, "role": ROLE_TEXT[s.role], "carried": s.started_by != deployment.pk}
                      for s in deployment.services],

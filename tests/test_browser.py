@@ -259,6 +259,8 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
     services.screenshot(path=str(SCREENSHOTS / "compose_services.png"))
 
     page.goto(f"/deployments/{live.pk}/")
+    expect(page.locator("#stepper li[data-phase='start'] .services")).to_have_text("store, web")
+    expect(page.locator("#stepper li[data-phase='drain'] .services")).to_have_text("worker, web")
     expect(page.locator("#deployment-services")).to_contain_text("store (holds state: kept unless its definition "
                                                                  "changes: carried over, untouched)")
     expect(page.locator("#deployment-services")).to_contain_text("worker (replaced after the switch)")

@@ -30,6 +30,8 @@ def _create(*args: str) -> None:
     (["web", "--repo", "{repo}", "--domain", "not a host"], "is not a hostname"),
     (["web", "--repo", "{repo}", "--env", "1BAD=x"], "is not an environment variable name"),
     (["web", "--repo", "--upload-pack=touch /tmp/pwned"], "is not a git repository URL"),
+    (["web", "--repo", "{repo}", "--compose", "../elsewhere/compose.yaml"], "is not a compose file path"),
+    (["web", "--repo", "{repo}", "--compose", "compose.yaml", "--web", "Front End"], "is not a service name"),
 ])
 def test_bad_input_gets_a_clear_error_and_changes_nothing(stack, app_repo, args, message):
     app_repo.commit_version("v1")
@@ -41,6 +43,15 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(stack, app_repo, args,
     assert message in str(error.value)
     assert App.objects.count() == 0
     assert router.paths().config.read_text() == config_before
+
+
+def test_a_compose_app_is_created_with_its_file_web_service_and_port(stack, app_repo):
+    app_repo.commit_version("v1")
+
+    _create("shop", "--repo", app_repo.url, "--compose", "deploy/compose.yaml", "--web", "frontend", "--port", "3000")
+
+    app = App.objects.get(name="shop")
+    assert (app.compose_file, app.web_service, app.port) == ("deploy/compose.yaml", "frontend", 3000)
 
 
 def test_deploy_rejects_a_ref_with_shell_characters(stack, app_repo):

@@ -2,12 +2,16 @@
 replicas reading a counter from a store service that keeps it in a named volume, and a worker
 adding to it (tests/composerepo.py)."""
 import re
+import urllib.request
 
 import pytest
 
+from deployments import services
 from deployments.engine import runtime
 from deployments.models import Deployment
 from tests.composerepo import ComposeRepo
+from tests.processes import free_port
+from tests.stack import TEST_ACTOR
 
 PAGE = re.compile(r"^(v\d+) count=(\d+) writer=(\S*)$")
 
@@ -84,6 +88,38 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert all(runtime.state(c.id).running for s in third.services for c in s.containers)
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
     assert not any(c.deployment == str(broken.id) for c in runtime.containers(app.name))
+    _, count_before_redeploy, _ = page(stack, host)
+
+    # Redeploy v1: every service goes back to that release (the store to v1's definition), on the same volume.
+    redeployed = stack.wait(services.redeploy(first, TEST_ACTOR), timeout=180)
+    assert redeployed.state == Deployment.State.SUCCEEDED, redeployed.error
+    assert {s.name: s.image for s in redeployed.services} == {s.name: s.image for s in first.services}
+    assert redeployed.image == first.image and store_of(redeployed).started_by == redeployed.id
+    release, count, _ = page(stack, host)
+    assert release == "v1" and count >= count_before_redeploy
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker writes again", timeout=20)
+
+
+def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, app_repo):
+    port = free_port()
+    app_repo.commit_version("v1")
+    (app_repo.path / "compose.yaml").write_text(
+        f"services:\n  web:\n    build: .\n    container_name: front\n    ports: ['127.0.0.1:{port}:8000']\n")
+    app_repo._commit("compose v1")
+    app = stack.create_app(app_repo, name="fixed", compose_file="compose.yaml")
+    assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
+    app_repo.commit_version("v2")
+
+    second = stack.deploy_and_wait(app)
+
+    assert second.state == Deployment.State.SUCCEEDED, second.error
+    reason = ("Recreate instead of zero-downtime: service web: container_name 'front': one container at a time can "
+              f"have a name; host port {port}: one container at a time can publish it")
+    assert reason in list(second.log_lines.values_list("text", flat=True))
+    assert [c.name for c in second.containers] == ["sy-fixed-front"]
+    assert stack.get("fixed.localhost") == (200, "v2")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as published:
+        assert published.read().decode().strip() == "v2"
 
 
 def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):

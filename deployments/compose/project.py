@@ -29,6 +29,7 @@ MAX_FILE_BYTES = 256 * 1024
 MIN_HOST_PORT = 1024  # a service may not take the host's privileged ports (HAProxy's 80 and 443 among them)
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")  # also a DNS label and part of container names
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+CONTAINER_NAME = VOLUME_NAME  # Docker's grammar; Switchyard puts sy-APP- before it
 
 CONFINEMENT = "it would loosen the app's confinement (see the app's limits and capabilities)"
 LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
@@ -260,6 +261,8 @@ class _Reader:
             elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
                 self.problems.append(f"{where}.{key}: not supported by Switchyard")
         web = name == self.web_service
+        if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
+            self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
         volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         return ServiceSpec(
@@ -300,9 +303,13 @@ class _Reader:
         for key in set(deploy) - {"replicas"}:
             self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
                                  + ("honoured; " + LIMITS if key == "resources" else "honoured"))
-        replicas = deploy.get("replicas", self.default_replicas if web else 1)
+        replicas = deploy.get("replicas", 1 if definition.get("container_name") else
+                              self.default_replicas if web else 1)
         if not 1 <= replicas <= MAX_REPLICAS:
             self.problems.append(f"{where}.deploy.replicas: between 1 and {MAX_REPLICAS}")
+        elif replicas > 1 and definition.get("container_name"):
+            self.problems.append(f"{where}.container_name: a name is for one container; with deploy.replicas "
+                                 f"{replicas}, leave container_name out")
         return replicas
 
     def _mount(self, where: str, item) -> VolumeMount | None:

@@ -69,6 +69,8 @@ class Companions:
                                 "(its volumes are written by one container at a time)")
                 for container in old.containers:
                     runtime.stop(container.id, timeout=old.stop_timeout)
+                    if spec.container_name:
+                        runtime.set_aside(container, str(self.deployment_id))
                 self.stopped.append(old)
             self._start(spec, image_id)
 
@@ -82,12 +84,16 @@ class Companions:
     # After the switch --------------------------------------------------------------------------
 
     def replace_workers(self) -> None:
-        """New workers first, then the old ones stop with their grace period."""
+        """New workers first, then the old ones stop with their grace period. A worker with a
+        container_name cannot run twice: its old container stops first."""
+        old_workers = [old for old in self.previous.values() if old.role == Role.WORKER.value]
         for spec in self.project.of_role(Role.WORKER):
+            if spec.container_name and (old := self.previous.get(spec.name)) in old_workers:
+                self._retire(old, f"container_name {spec.container_name!r}: stopping the old one first")
+                old_workers.remove(old)
             self._start(spec, runtime.image_id(self.images[spec.name]))
-        for old in self.previous.values():
-            if old.role == Role.WORKER.value:
-                self._retire(old, f"stopping the previous release's {old.name}")
+        for old in old_workers:
+            self._retire(old, f"stopping the previous release's {old.name}")
 
     def retire_replaced(self) -> None:
         """Once the deployment succeeded: the stateful containers it replaced, and the services
@@ -111,7 +117,7 @@ class Companions:
                     runtime.stop_and_remove(container.id, timeout=0)
         for old in self.stopped:
             for container in old.containers:
-                runtime.restart(container)
+                runtime.bring_back(container)
             self._say_name(old.name, "started again: the previous release keeps it")
         self.current, self.stopped = {}, []
 

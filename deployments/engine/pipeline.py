@@ -242,7 +242,8 @@ class Pipeline:
         for index in range(web.replicas):
             container = runtime.start_release_container(self.app.name, str(self.deployment.id), index,
                                                         self.deployment.image, self.app.port,
-                                                        environment_of(web, self.environment), limits, options)
+                                                        environment_of(web, self.environment), limits, options,
+                                                        fixed_name=web.container_name)
             self._save(containers=[*self.deployment.containers, container])
             self.log.write(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
 
@@ -429,6 +430,8 @@ class Pipeline:
         self._take_out_of_service(self.previous)
         for container in self.previous.containers:
             runtime.stop(container.id, timeout=self.app.stop_timeout)
+            if self.project.web.container_name:  # the new one takes the name
+                runtime.set_aside(container, str(self.deployment.id))
         self._stopped_previous = True
 
     def _recover_after_switch(self, reason: str) -> tuple[str, str]:
@@ -462,7 +465,7 @@ class Pipeline:
             self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
 
     def _restart_previous(self) -> None:
-        lifecycle.record_containers(self.previous, [runtime.restart(c) for c in self.previous.containers])
+        lifecycle.record_containers(self.previous, [runtime.bring_back(c) for c in self.previous.containers])
         router.publish_servers(self.previous, record=self._routing(self.previous, holds_backend=True))
         self.log.write("The previous release was started again and serves traffic")
 

@@ -328,11 +328,12 @@ def container_name(app_name: str, deployment: str, index: int) -> str:
 
 def start_release_container(app_name: str, deployment: str, index: int, image: str, port: int,
                             env: dict[str, str], limits: ContainerLimits,
-                            options: RunOptions = RunOptions()) -> Container:
+                            options: RunOptions = RunOptions(), fixed_name: str = "") -> Container:
     """Slot `index` of a deployment's release, named and labelled so that reconcile and
-    the tests know whose it is."""
-    return start_container(container_name(app_name, deployment, index), image, port, env,
-                           {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits, options)
+    the tests know whose it is (a compose file's container_name: sy-APP-NAME)."""
+    name = f"sy-{app_name}-{fixed_name}" if fixed_name else container_name(app_name, deployment, index)
+    return start_container(name, image, port, env, {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits,
+                           options)
 
 
 def service_container_name(app_name: str, deployment: str, service: str, index: int, fixed: str = "") -> str:
@@ -446,6 +447,23 @@ def stop(container_id: str, timeout: int) -> None:
         client().api.stop(container_id, timeout=timeout)
     except docker.errors.NotFound:
         pass
+
+
+def set_aside(container: Container, deployment: str) -> None:
+    """A stopped container that a new one with the same fixed name replaces: renamed, so the new one
+    can take the name, and kept, so a failure can bring it back (see bring_back)."""
+    try:
+        client().api.rename(container.id, f"{container.name}-replaced-by-{deployment}")
+    except docker.errors.NotFound:
+        pass
+
+
+def bring_back(container: Container) -> Container:
+    """Undo set_aside (the name is free again once the new container is removed), then start it."""
+    found = client().containers.get(container.id)
+    if found.name != container.name:
+        found.rename(container.name)
+    return restart(container)
 
 
 def restart(container: Container) -> Container:
