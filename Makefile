@@ -31,5 +31,7 @@ stack-test:
 bench:
 	WITH_BENCH=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
+	scripts/base-image.sh
 	.venv/bin/python bench/webhook_latency.py
 	.venv/bin/python bench/deploys.py
+	.venv/bin/python bench/compose_deploys.py

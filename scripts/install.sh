@@ -13,7 +13,7 @@ packages=(docker.io haproxy redis-server git busybox-static socat)
 # Debian's docker-compose.
 [ "${WITH_STACK:-0}" = 1 ] && packages+=(debootstrap docker-compose pebble)
 # The benchmark reproduces Dokku's method with Debian's nginx.
-[ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx)
+[ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx debootstrap docker-compose)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -33,7 +33,13 @@ COMPOSE = """services:
   web:
     build: {{context: ., dockerfile: web.Dockerfile}}
     deploy: {{replicas: 2}}
+    init: true
     depends_on: {{store: {{condition: service_healthy}}}}
+    healthcheck:
+      test: [CMD, /bin/busybox, wget, -q, -O, /dev/null, "http://localhost:8000/health"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
   store:
     build: {{context: ., dockerfile: store.Dockerfile}}
     volumes: [counter:/data]
@@ -47,6 +53,7 @@ COMPOSE = """services:
   worker:
     build: {{context: ., dockerfile: worker.Dockerfile}}
     environment: [RELEASE={release}]
+    init: true
     depends_on: {{store: {{condition: service_healthy}}}}
     stop_grace_period: 1s
 volumes:
