@@ -232,7 +232,7 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
     first = Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED, compose_text=compose_text)
     store = ServiceRelease(name="store", role="stateful", image="switchyard/counter/store:1f2e3d4c5b6a",
                            definition="d1", image_id="sha256:1", started_by=first.pk,
-                           containers=(Container(id="c1", name=f"sy-counter-{first.pk}-store-1", ip="", port=0),))
+                           containers=(Container(id="c1", name=f"sy-counter-{first.pk}_store-1", ip="", port=0),))
     live = Deployment.objects.create(
         app=app, ref="main", state=Deployment.State.SUCCEEDED, commit_sha="a" * 40, compose_text=compose_text,
         image="switchyard/counter/web:aaaaaaaaaaaa", colour="green",
@@ -240,7 +240,7 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
     live.services = [store, ServiceRelease(
         name="worker", role="worker", image="switchyard/counter/worker:aaaaaaaaaaaa", definition="d2",
         image_id="sha256:2", started_by=live.pk, state="restarting (exit code 1)",
-        containers=(Container(id="k1", name=f"sy-counter-{live.pk}-worker-1", ip="", port=0),))]
+        containers=(Container(id="k1", name=f"sy-counter-{live.pk}_worker-1", ip="", port=0),))]
     live.save(update_fields=["services"])
     App.objects.filter(pk=app.pk).update(live_deployment=live, live_colour="green")
     _log_in(page, "dee", "pw-dee-45678")
@@ -252,7 +252,7 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
         "service web cannot run twice at once")
     expect(page.locator("#recreate-note")).to_contain_text("container_name 'counter-web'")
     expect(services.locator("tr[data-service='store']")).to_contain_text("holds state: kept unless its definition changes")
-    expect(services.locator("tr[data-service='store']")).to_contain_text(f"sy-counter-{first.pk}-store-1")
+    expect(services.locator("tr[data-service='store']")).to_contain_text(f"sy-counter-{first.pk}_store-1")
     expect(services.locator("tr[data-service='worker']")).to_contain_text("restarting (exit code 1)")
     expect(services.locator("tr[data-service='web']")).to_contain_text("routed: blue/green behind HAProxy")
     services.scroll_into_view_if_needed()

@@ -116,7 +116,7 @@ def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, ap
     reason = ("Recreate instead of zero-downtime: service web: container_name 'front': one container at a time can "
               f"have a name; host port {port}: one container at a time can publish it")
     assert reason in list(second.log_lines.values_list("text", flat=True))
-    assert [c.name for c in second.containers] == ["sy-fixed-front"]
+    assert [c.name for c in second.containers] == ["sy-fixed_front"]
     assert stack.get("fixed.localhost") == (200, "v2")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as published:
         assert published.read().decode().strip() == "v2"

@@ -99,6 +99,12 @@ def test_the_compose_schema_is_checked_first():
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
     ("networks: {back: {}}\nservices: {web: {build: .}}", "networks: not supported"),
+    ("services: {web: {build: ., init: false}}", "services.web.init: false not supported"),
+    ("services: {web: {build: ., labels: {switchyard.app: other}}}", "services.web.labels: switchyard.app: labels"),
+    ("services: {web: {build: ., hostname: x}}", "services.web.hostname: not supported by Switchyard"),
+    ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: letters, digits"),
+    ("services: {web: {build: ., container_name: one, deploy: {replicas: 2}}}",
+     "services.web.container_name: a name is for one container"),
     ("volumes: {data: {external: true}}\nservices: {web: {build: .}}", "volumes.data.external: not supported"),
 ])
 def test_each_refusal_says_where_and_what_to_do(text, expected):

@@ -24,6 +24,7 @@ from deployments.engine import runtime
 from deployments.engine.locks import reconcile_lock
 from deployments.models import App, Deployment, LogLine
 from panel.celery import app as celery_app
+from tests.composerepo import ComposeRepo
 from tests.processes import alive, kill_haproxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,3 +344,37 @@ def test_docker_daemon_restarted_live_containers_come_back_and_are_routed_to(fau
 
 def _started_at(container_id: str) -> str:
     return runtime.client().api.inspect_container(container_id)["State"]["StartedAt"]  # ISO 8601, UTC: sortable
+
+
+def test_a_compose_deployment_whose_worker_is_killed_in_the_watch_keeps_the_old_workers_running(faults, fault_worker,
+                                                                                                 tmp_path):
+    """After the switch, before the drain replaced the workers: reconcile keeps the new web release,
+    and the previous release's worker and store go on running (the app's only ones) until the next
+    deploy replaces them."""
+    repo = ComposeRepo(tmp_path / "compose")
+    repo.commit_release("v1")
+    app = faults.create_app(repo, f"{APP_NAME}-c", compose_file="compose.yaml", watch_window=WATCH_WINDOW)
+    v1 = _wait_while_the_worker_runs(faults, faults.deploy(app), fault_worker)
+    assert v1.state == Deployment.State.SUCCEEDED, v1.error
+    old_services = [c.id for s in v1.services for c in s.containers]
+    repo.commit_release("v2")
+    v2 = faults.deploy(app)
+    faults.wait_for_state(v2, Deployment.State.RUNNING)
+    pid = _pool_pid(v2)
+    _wait_for_phase(v2, "watch")
+    os.kill(pid, signal.SIGKILL)
+
+    v2 = faults.wait(v2, timeout=ENDS_WITHIN)
+
+    assert v2.state == Deployment.State.SUCCEEDED, v2.error
+    faults.reconcile()
+    assert all(runtime.state(container).running for container in old_services)
+    assert faults.get(_host(app), "/cgi-bin/page")[1].startswith("v2 ")
+    App.objects.filter(pk=app.pk).update(watch_window=0)
+    repo.commit_release("v3")
+    v3 = _wait_while_the_worker_runs(faults, faults.deploy(app), fault_worker)
+    assert v3.state == Deployment.State.SUCCEEDED, v3.error
+    faults.reconcile()
+    worker_v1 = next(c.id for s in v1.services if s.name == "worker" for c in s.containers)
+    assert runtime.state(worker_v1).status == "removed"
+    assert faults.get(_host(app), "/cgi-bin/page")[1].startswith("v3 ")

@@ -52,7 +52,7 @@ REFUSED_KEYS = {
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "ports", "expose", "restart", "labels", "init", "hostname", "read_only", "tty", "stdin_open"}
+                  "ports", "expose", "restart", "labels", "init", "read_only", "tty"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables"}
 
@@ -261,6 +261,9 @@ class _Reader:
             elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
                 self.problems.append(f"{where}.{key}: not supported by Switchyard")
         web = name == self.web_service
+        if definition.get("init") is False:
+            self.problems.append(f"{where}.init: false not supported: Switchyard runs every container with an init, "
+                                 "so that SIGTERM reaches the app's process")
         if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
             self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
         volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
@@ -276,7 +279,7 @@ class _Reader:
             stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
             ports=self._ports(where, definition.get("ports") or [], web), restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
-            labels=_pairs(definition.get("labels")))
+            labels=self._labels(where, definition.get("labels")))
 
     def _build(self, where: str, definition: dict) -> dict:
         build = definition.get("build")
@@ -376,6 +379,13 @@ class _Reader:
             else:
                 published.append(port)
         return tuple(published)
+
+    def _labels(self, where: str, labels) -> tuple[tuple[str, str], ...]:
+        pairs = _pairs(labels)
+        for key, _ in pairs:
+            if key.startswith("switchyard."):
+                self.problems.append(f"{where}.labels: {key}: labels under switchyard. are Switchyard's own")
+        return pairs
 
     def _restart(self, where: str, definition: dict) -> str:
         restart = definition.get("restart", "unless-stopped")

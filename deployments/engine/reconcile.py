@@ -181,10 +181,19 @@ def _remove_stray_containers() -> list[str]:
 
 
 def _carried_over(owned_ids: set[int]) -> set[str]:
-    """Containers of a Compose app's stateful services that an owned release carried over from
-    an earlier deployment (they keep running across deploys, labelled with the one that started them)."""
-    return {container.id for deployment in Deployment.objects.filter(id__in=owned_ids).only("services")
-            for service in deployment.services for container in service.containers}
+    """Containers of a Compose app's services that stay although the deployment that started them
+    is not owned: stateful ones an owned release carried over, and the previous release's services
+    that a live release never replaced (its worker died after the switch, before the drain started
+    the new workers: the old ones are all the app has until its next deploy)."""
+    live = set(App.objects.exclude(live_deployment=None).values_list("live_deployment", flat=True))
+    kept = set()
+    for deployment in Deployment.objects.filter(id__in=owned_ids).select_related("previous"):
+        kept |= {container.id for service in deployment.services for container in service.containers}
+        if deployment.id in live and deployment.previous and deployment.compose_text:
+            names = {service.name for service in deployment.services}
+            kept |= {container.id for service in deployment.previous.services if service.name not in names
+                     for container in service.containers}
+    return kept
 
 
 def _remove_orphan_networks() -> list[str]:

@@ -331,15 +331,20 @@ def start_release_container(app_name: str, deployment: str, index: int, image: s
                             options: RunOptions = RunOptions(), fixed_name: str = "") -> Container:
     """Slot `index` of a deployment's release, named and labelled so that reconcile and
     the tests know whose it is (a compose file's container_name: sy-APP-NAME)."""
-    name = f"sy-{app_name}-{fixed_name}" if fixed_name else container_name(app_name, deployment, index)
+    name = fixed_container_name(app_name, fixed_name) if fixed_name else container_name(app_name, deployment, index)
     return start_container(name, image, port, env, {LABEL_APP: app_name, LABEL_DEPLOYMENT: deployment}, limits,
                            options)
 
 
 def service_container_name(app_name: str, deployment: str, service: str, index: int, fixed: str = "") -> str:
-    """sy-APP-DEPLOYMENT-SERVICE-N, or sy-APP-NAME for a compose file's container_name: under the
-    app's prefix, so no app can take (or block) a name another app's containers need."""
-    return f"sy-{app_name}-{fixed}" if fixed else f"sy-{app_name}-{deployment}-{service}-{index + 1}"
+    """sy-APP-DEPLOYMENT_SERVICE-N, or sy-APP_NAME for a compose file's container_name. App names
+    have no "_", so the "_" keeps every app's names apart: no app can take (or block) a name
+    another app's containers need (app "a" with service "b-1" against app "a-b", say)."""
+    return fixed_container_name(app_name, fixed) if fixed else f"sy-{app_name}-{deployment}_{service}-{index + 1}"
+
+
+def fixed_container_name(app_name: str, name: str) -> str:
+    return f"sy-{app_name}_{name}"
 
 
 def start_service_container(app_name: str, deployment: str, service: str, index: int, image: str,
@@ -554,13 +559,17 @@ def remove_instance_resources() -> None:
 
 
 def ensure_volume(app_name: str, volume: str) -> str:
-    """The Docker volume behind a compose file's named volume: sy-APP-NAME, labelled as the app's,
-    created on first use. It outlives every container: deploys, redeploys and rollbacks keep it."""
-    name = f"sy-{app_name}-{volume}"
+    """The Docker volume behind a compose file's named volume: sy-APP_NAME ("_" is in no app name,
+    so no two apps' volumes can share a name), labelled as the app's, created on first use. It
+    outlives every container: deploys, redeploys and rollbacks keep it."""
+    name = f"sy-{app_name}_{volume}"
     try:
-        client().volumes.get(name)
+        found = client().volumes.get(name)
     except docker.errors.NotFound:
         client().volumes.create(name, labels=instance_labels(**{LABEL_APP: app_name}))
+        return name
+    if found.attrs.get("Labels", {}).get(LABEL_APP) != app_name:
+        raise RuntimeFailure(f"the Docker volume {name} exists and is not this app's: remove or rename it")
     return name
 
 
