@@ -49,7 +49,8 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
     """The app is owned by `owner`, or else by whoever creates it."""
     spec.domains = _unique_hosts(spec.domains)
     app = App(name=spec.name, owner=owner or actor.user, repo_url=spec.repo_url, branch=spec.branch,
-              dockerfile=spec.dockerfile, compose_file=spec.compose_file, web_service=spec.web_service, port=spec.port, health_path=spec.health_path, replicas=spec.replicas,
+              dockerfile=spec.dockerfile, compose_file=spec.compose_file, web_service=spec.web_service, port=spec.port,
+              health_path=spec.health_path, replicas=spec.replicas,
               zero_downtime=spec.zero_downtime, **spec.settings)
     errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
     if "repo_url" not in errors:
@@ -77,10 +78,10 @@ def delete_app(name: str, actor: Actor) -> bool:
     with transaction.atomic():
         record(actor, "app.delete", app)
         lifecycle.cancel_all_of_app(app.pk, "the app was deleted")
-        deployment_ids = sorted(app.deployments.values_list("id", flat=True))
-        app.delete()
+        deployment_ids, app_id = sorted(app.deployments.values_list("id", flat=True)), app.pk
+        app.delete()  # clears app.pk
         tasks.send_apply_routing()
-        tasks.send_remove_app_resources(app, deployment_ids)
+        tasks.send_remove_app_resources(app, app_id, deployment_ids)
     return True
 
 
@@ -230,8 +231,9 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
 
 # The app's settings a user may change, in the order the panel shows them. The settings
 # form, the API's schemas and the CLI's options are all derived from this list.
-SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "health_status", "health_timeout",
-                   "health_deadline", "health_host", "replicas", "stop_timeout", "watch_window",
+SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path",
+                   "health_status", "health_timeout", "health_deadline", "health_host", "replicas", "stop_timeout",
+                   "watch_window",
                    "watch_error_percent", "watch_min_requests", "memory_limit_mb", "cpu_limit", "pids_limit",
                    "capabilities", "build_timeout", "https_redirect", "hsts")
 

@@ -95,16 +95,17 @@ def send_apply_routing() -> None:
 
 
 @shared_task(ignore_result=True)
-def remove_app_resources(app_name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str) -> None:
+def remove_app_resources(app_name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str,
+                         app_id: int | None = None) -> None:
     """On the deployments' queue, not the control one: stopping containers takes their stop
     timeout, and routing changes must not wait for that. If this never runs (Redis down), the
     periodic reconcile removes the containers and the network."""
-    reconciler.remove_deleted_app(app_name, deployment_ids, stop_timeout, image_repository)
+    reconciler.remove_deleted_app(app_name, deployment_ids, stop_timeout, image_repository, app_id)
 
 
-def send_remove_app_resources(app, deployment_ids: list[int]) -> None:
+def send_remove_app_resources(app, app_id: int, deployment_ids: list[int]) -> None:
     """After an app's rows were deleted (call inside that transaction, with the ids it had)."""
-    args = (app.name, deployment_ids, app.stop_timeout, app.image_repository())
+    args = (app.name, deployment_ids, app.stop_timeout, app.image_repository(), app_id)
     transaction.on_commit(lambda: _quietly(remove_app_resources, args))
 
 

@@ -61,15 +61,26 @@ volumes:
 """
 
 
+WEB_HEALTH_BREAKS = """if [ $(( $(date +%s) - $(cat /tmp/started) )) -ge SECONDS ]; then
+  echo 'Status: 500 Broken'; else echo 'Status: 200 OK'; fi
+echo; echo health"""
+WEB = ('["/bin/busybox", "sh", "-c", "mkdir -p /tmp; date +%s > /tmp/started; '
+       'exec /bin/busybox httpd -f -p 8000 -h /www"]')
+WORKER_CRASHES = '["/bin/busybox", "sh", "-c", "echo no queue configured >&2; exit 3"]'
+
+
 class ComposeRepo(AppRepo):
-    def commit_release(self, release: str, store_format: int = 1, web_health: bool = True) -> str:
-        """Release `release` of all three services; a new store_format changes the store's definition."""
+    def commit_release(self, release: str, store_format: int = 1, web_health: bool = True,
+                       health_breaks_after: int = 10**6, worker_crashes: bool = False) -> str:
+        """Release `release` of all three services; a new store_format changes the store's definition.
+        /cgi-bin/health answers 500 from `health_breaks_after` seconds after the web container started."""
         self._tree("store", {"get": STORE_GET, "incr": STORE_INCR}, health=True)
-        self._tree("www", {"page": WEB_PAGE.replace("RELEASE", release)}, health=web_health)
+        self._tree("www", {"page": WEB_PAGE.replace("RELEASE", release),
+                           "health": WEB_HEALTH_BREAKS.replace("SECONDS", str(health_breaks_after))}, health=web_health)
         self._write("store.Dockerfile", "COPY store /store\n",
                     '["/bin/busybox", "sh", "-c", "mkdir -p /data; exec /bin/busybox httpd -f -p 7000 -h /store"]')
-        self._write("web.Dockerfile", "COPY www /www\n", '["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]')
-        self._write("worker.Dockerfile", "", WORKER)
+        self._write("web.Dockerfile", "COPY www /www\n", WEB)
+        self._write("worker.Dockerfile", "", WORKER_CRASHES if worker_crashes else WORKER)
         (self.path / "compose.yaml").write_text(COMPOSE.format(release=release, store_format=store_format))
         return self._commit(release)
 

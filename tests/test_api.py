@@ -496,7 +496,7 @@ def test_delete_answers_204_and_the_app_is_gone_everywhere(world, redis_server, 
     assert APP not in [a["name"] for a in client.get("/api/apps").json()]
     assert not routed(f"{APP}.localhost") and ROUTING in handed_over
     removal = [args for name, args in handed_over if name == "deployments.tasks.remove_app_resources"]
-    assert removal == [(APP, sorted([world.release.pk, world.queued.pk]), 10, f"switchyard/{APP}")]
+    assert removal == [(APP, sorted([world.release.pk, world.queued.pk]), 10, f"switchyard/{APP}", world.app.pk)]
     assert client.delete(f"/api/apps/{APP}").status_code == 404
 
 

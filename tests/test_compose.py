@@ -135,3 +135,45 @@ def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack,
     assert "services.store.network_mode: host not supported: every service runs on the app's own network" \
            in deployment.error
     assert runtime.containers(app.name) == []
+
+
+def test_a_worker_that_fails_in_the_drain_leaves_the_new_web_release_serving_and_the_old_worker_working(
+        stack, compose_repo):
+    compose_repo.commit_release("v1")
+    app = stack.create_app(compose_repo, name="drainer", compose_file="compose.yaml", health_deadline=60)
+    first = stack.wait(stack.deploy(app), timeout=180)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    compose_repo.commit_release("v2", worker_crashes=True)
+
+    second = stack.wait(stack.deploy(app), timeout=180)
+
+    assert second.state == Deployment.State.FAILED and second.phase == "drain", second.error
+    assert "service worker: " in second.error and "no queue configured" in second.error
+    host = f"{app.name}.localhost"
+    assert page(stack, host)[0] == "v2"  # the web release that passed its checks serves
+    stack.reconcile()
+    assert runtime.state(worker_of(first).containers[0].id).running  # still the app's worker
+    stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker still writes", timeout=20)
+
+
+def test_a_rollback_in_the_watch_brings_back_the_store_the_release_had_replaced(stack, compose_repo):
+    compose_repo.commit_release("v1")
+    app = stack.create_app(compose_repo, name="rollback", compose_file="compose.yaml", health_deadline=60,
+                           health_path="/cgi-bin/health", watch_window=30)
+    first = stack.wait(stack.deploy(app), timeout=180)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    host = f"{app.name}.localhost"
+    stack.eventually(lambda: page(stack, host)[1] > 0, "the v1 worker writes", timeout=20)
+    compose_repo.commit_release("v2", store_format=2, health_breaks_after=6)
+
+    second = stack.wait(stack.deploy(app), timeout=180)
+
+    assert second.state == Deployment.State.ROLLED_BACK, second.error
+    old_store = store_of(first).containers[0]
+    assert runtime.state(old_store.id).running
+    assert [c.name for c in runtime.containers(app.name) if c.id == old_store.id] == [old_store.name]
+    assert second.services == []
+    release, count, _ = page(stack, host)
+    assert release == "v1" and count > 0
+    stack.reconcile()
+    assert runtime.state(old_store.id).running

@@ -100,6 +100,18 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
     ("networks: {back: {}}\nservices: {web: {build: .}}", "networks: not supported"),
     ("services: {web: {build: ., init: false}}", "services.web.init: false not supported"),
+    ("services: {web: {build: ., healthcheck: {test: []}}}", "services.web.healthcheck.test: a command"),
+    ("services: {web: {build: ., healthcheck: {test: [CMD, x], interval: 10ms}}}",
+     "services.web.healthcheck.interval: at least 1s"),
+    ("services: {web: {build: ., volumes: [{type: volume, source: data}]}}\nvolumes: {data: {}}",
+     "services.web.volumes: 'data': needs a target"),
+    ("services: {web: {build: ., ports: ['9000:9000/udp']}}", "services.web.ports: '9000:9000/udp': only TCP"),
+    ("services: {web: {build: ., ports: ['[::1]:9000:9000']}}", "services.web.ports: '[::1]:9000:9000': only TCP"),
+    ("services: {web: {build: ., ports: ['9000:80', '9001:80']}}", "services.web.ports: container port 80 is published"),
+    ("services: {web: {build: .}, 123: {build: .}}", "services.123: keys must be text"),
+    ("services: {web: {build: ., deploy: {replicas: 8}}, w: {build: ., deploy: {replicas: 8}}, "
+     "x: {build: ., deploy: {replicas: 8}}, y: {build: ., deploy: {replicas: 8}}, z: {build: ., deploy: {replicas: 8}},"
+     " v: {build: ., deploy: {replicas: 8}}}", "services: at most 40 containers"),
     ("services: {web: {build: ., labels: {switchyard.app: other}}}", "services.web.labels: switchyard.app: labels"),
     ("services: {web: {build: ., hostname: x}}", "services.web.hostname: not supported by Switchyard"),
     ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: letters, digits"),
@@ -109,6 +121,18 @@ def test_the_compose_schema_is_checked_first():
 ])
 def test_each_refusal_says_where_and_what_to_do(text, expected):
     assert any(problem.startswith(expected) for problem in problems(text)), problems(text)
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20)) + "services: {web: {build: .}}\n"
+    assert problems(bomb) == ["line 2: YAML aliases (*a) are not supported: write the values out"]
+
+
+def test_a_variable_without_a_value_passes_the_apps_own_through():
+    text = "services: {web: {build: ., environment: [TOKEN, UNSET, MODE=fast]}}"
+    assert dict(load(text, "web", {"TOKEN": "t-1"}).web.environment) == {"TOKEN": "t-1", "MODE": "fast"}
 
 
 def test_a_cycle_is_refused():

@@ -24,10 +24,15 @@ import jsonschema
 import yaml
 
 from deployments.compose.interpolate import InterpolationError, interpolate
+from deployments.models import MAX_REPLICAS
+from deployments.validators import SERVICE_NAME
 
 MAX_FILE_BYTES = 256 * 1024
+MAX_YAML_EVENTS = 50_000  # a file of 256 KiB has fewer; bounds the work of reading one
+MAX_SERVICES = 20
+MAX_CONTAINERS = 40  # all services' replicas together; each container gets the app's full limits
+MIN_HEALTH_INTERVAL = 1.0  # seconds: Docker runs each check as a process on the host
 MIN_HOST_PORT = 1024  # a service may not take the host's privileged ports (HAProxy's 80 and 443 among them)
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")  # also a DNS label and part of container names
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 CONTAINER_NAME = VOLUME_NAME  # Docker's grammar; Switchyard puts sy-APP- before it
 
@@ -177,20 +182,56 @@ def load(text: str, web_service: str, environment: dict[str, str], default_repli
         document = interpolate(document, environment)
     except InterpolationError as error:
         raise ComposeError([str(error)]) from None
-    return _Reader(document, web_service, default_replicas).project()
+    try:
+        return _Reader(document, web_service, default_replicas, environment).project()
+    except ComposeError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a shape no rule foresaw
+        raise ComposeError([f"the compose file could not be read ({type(error).__name__}: {error}); "
+                            "check it with `docker compose config`"]) from None
 
 
 def _parse(text: str) -> dict:
     if len(text.encode()) > MAX_FILE_BYTES:
         raise ComposeError([f"the compose file is larger than {MAX_FILE_BYTES // 1024} KiB"])
     try:
+        _check_events(text)
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ComposeError([f"the compose file is not valid YAML: {error}"]) from None
     if not isinstance(document, dict):
         raise ComposeError(["the compose file must be a mapping with a services: key"])
+    if bad := _non_string_keys(document):
+        raise ComposeError([f"{bad}: keys must be text (quote them)"])
     document.pop("name", None)  # the project's name is the app's (newer files carry it; the schema here predates it)
     return document
+
+
+def _check_events(text: str) -> None:
+    """YAML aliases are refused: a few hundred bytes of nested aliases expand into millions of
+    nodes (a "billion laughs"), and reading the file would take the worker or the panel down."""
+    for count, event in enumerate(yaml.parse(text, Loader=yaml.SafeLoader)):
+        if isinstance(event, yaml.AliasEvent):
+            raise ComposeError([f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                                "supported: write the values out"])
+        if count > MAX_YAML_EVENTS:
+            raise ComposeError(["the compose file has too many values"])
+
+
+def _non_string_keys(value, where: str = "") -> str:
+    """Where a mapping has a key that is not text (e.g. a service named 123), or ""."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if not isinstance(key, str):
+                return path
+            if found := _non_string_keys(item, path):
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            if found := _non_string_keys(item, where):
+                return found
+    return ""
 
 
 @lru_cache(maxsize=1)
@@ -213,10 +254,11 @@ def _where(path) -> str:
 class _Reader:
     """Switchyard's rules over a file that passed the schema; collects every problem."""
 
-    def __init__(self, document: dict, web_service: str, default_replicas: int) -> None:
+    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str]) -> None:
         self.document = document
         self.web_service = web_service
         self.default_replicas = default_replicas
+        self.environment = environment
         self.problems: list[str] = []
         self.volumes = self._volumes()
 
@@ -228,7 +270,11 @@ class _Reader:
         if self.web_service not in services:
             self.problems.append(f"services: there is no service {self.web_service!r} to route the app's domains to "
                                  f"(the web service; services here: {', '.join(services) or 'none'})")
+        if len(services) > MAX_SERVICES:
+            self.problems.append(f"services: at most {MAX_SERVICES} services")
         specs = [self._service(name, definition or {}) for name, definition in services.items()]
+        if sum(spec.replicas for spec in specs) > MAX_CONTAINERS:
+            self.problems.append(f"services: at most {MAX_CONTAINERS} containers in all (deploy.replicas added up)")
         if not self.problems:
             self._check_dependencies(specs)
         if self.problems:
@@ -270,7 +316,7 @@ class _Reader:
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
-            entrypoint=_command(definition.get("entrypoint")), environment=_pairs(definition.get("environment")),
+            entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
             replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
             depends_on=self._depends_on(where, definition.get("depends_on")),
@@ -280,6 +326,15 @@ class _Reader:
             ports=self._ports(where, definition.get("ports") or [], web), restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")))
+
+    def _environment(self, definition: dict) -> tuple[tuple[str, str], ...]:
+        """A variable given without a value (`- KEY` or `KEY:`) passes the app's own through, as
+        Compose passes the shell's; unset there, it is left out."""
+        given = definition.get("environment") or {}
+        if isinstance(given, list):
+            given = dict((item.partition("=")[0], item.partition("=")[2] if "=" in item else None) for item in given)
+        values = {k: self.environment.get(k) if v is None else v for k, v in given.items()}
+        return tuple(sorted((str(k), str(v)) for k, v in values.items() if v is not None))
 
     def _build(self, where: str, definition: dict) -> dict:
         build = definition.get("build")
@@ -301,7 +356,6 @@ class _Reader:
                 "build_args": _pairs(build.get("args")), "build_target": str(build.get("target", ""))}
 
     def _replicas(self, where: str, definition: dict, web: bool) -> int:
-        from deployments.models import MAX_REPLICAS
         deploy = definition.get("deploy") or {}
         for key in set(deploy) - {"replicas"}:
             self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
@@ -319,10 +373,14 @@ class _Reader:
         if isinstance(item, str):
             source, _, rest = item.partition(":")
             target, _, mode = rest.partition(":")
+            if mode not in ("", "ro", "rw"):
+                self.problems.append(f"{where}: {item!r}: only the modes ro and rw are supported")
             item = {"type": "volume", "source": source, "target": target, "read_only": mode == "ro"} if rest else \
                 {"type": "volume", "target": source}
         kind, source = item.get("type", "volume"), item.get("source", "")
-        if kind != "volume" or source.startswith(("/", ".", "~")):
+        if not item.get("target"):
+            self.problems.append(f"{where}: {source or item!r}: needs a target (the path in the container)")
+        elif kind != "volume" or source.startswith(("/", ".", "~")):
             self.problems.append(f"{where}: {source or kind!r}: only named volumes are supported: a path on the "
                                  "host would reach outside the app's confinement")
         elif not source:
@@ -354,10 +412,16 @@ class _Reader:
             self.problems.append(f"{where}.healthcheck.test: needed (the build's HEALTHCHECK is not read)")
             return None
         test = ("CMD-SHELL", test) if isinstance(test, str) else tuple(test)
+        if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE") or (test[0] != "NONE" and len(test) < 2):
+            self.problems.append(f"{where}.healthcheck.test: a command: [CMD, program, args...], "
+                                 "[CMD-SHELL, \"shell line\"] or a string")
+            return None
         if test[0] == "NONE":
             return None
-        return HealthCheck(test=test, interval=self._seconds(f"{where}.healthcheck.interval",
-                                                            healthcheck.get("interval", "30s"), whole=False),
+        interval = self._seconds(f"{where}.healthcheck.interval", healthcheck.get("interval", "30s"), whole=False)
+        if interval < MIN_HEALTH_INTERVAL:
+            self.problems.append(f"{where}.healthcheck.interval: at least {MIN_HEALTH_INTERVAL:g}s")
+        return HealthCheck(test=test, interval=interval,
                            timeout=self._seconds(f"{where}.healthcheck.timeout", healthcheck.get("timeout", "30s"),
                                                  whole=False),
                            retries=int(healthcheck.get("retries", 3)),
@@ -368,7 +432,11 @@ class _Reader:
         published = []
         for item in ports:
             port = _published(item)
-            if port is None:
+            if "[" in str(item) or "/udp" in str(item) or (isinstance(item, dict) and item.get("protocol") == "udp"):
+                self.problems.append(f"{where}.ports: {item!r}: only TCP on an IPv4 address (or all) is supported")
+            elif port is not None and port.container_port in {p.container_port for p in published}:
+                self.problems.append(f"{where}.ports: container port {port.container_port} is published twice")
+            elif port is None:
                 self.problems.append(f"{where}.ports: {item!r}: give host and container port (HOST:CONTAINER); "
                                      "to reach the service from other services, no port needs publishing")
             elif not web:

@@ -13,8 +13,10 @@
   or, with `condition: service_healthy`, once Docker's healthcheck reports them healthy.
 Services find each other by service name: each container has it as an alias on the app's network.
 """
+import hashlib
+import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable
 
 from deployments.compose.project import Project, Role, ServiceSpec
@@ -23,15 +25,16 @@ from deployments.engine import runtime
 from deployments.engine.logs import DeploymentLog
 
 HEALTH_POLL = 0.2
+SETTLE_SECONDS = 1.0  # a service without a healthcheck counts as started once it ran this long
 
 
 class ServiceFailed(runtime.RuntimeFailure):
     """A service did not start or become healthy; the message names it."""
 
 
-def run_options(app_name: str, spec: ServiceSpec) -> runtime.RunOptions:
+def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> runtime.RunOptions:
     """How the containers of `spec` run: what the compose file says, volumes under the app's names."""
-    volumes = tuple((runtime.ensure_volume(app_name, m.volume), m.target, m.read_only) for m in spec.volumes)
+    volumes = tuple((runtime.ensure_volume(app_name, app_id, m.volume), m.target, m.read_only) for m in spec.volumes)
     return runtime.RunOptions(
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
         volumes=volumes, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
@@ -44,11 +47,19 @@ def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[s
     return {**app_environment, **dict(spec.environment)}
 
 
+def definition(spec: ServiceSpec, environment: dict[str, str], limits: runtime.ContainerLimits) -> str:
+    """Everything a service's containers are made from besides the image: its compose definition,
+    the environment it gets and the app's limits. A change in any of them means new containers."""
+    made_of = {"service": spec.definition(), "environment": sorted(environment.items()), "limits": asdict(limits)}
+    return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
+
+
 class Companions:
-    def __init__(self, app_name: str, deployment_id: int, project: Project, images: dict[str, str],
+    def __init__(self, app_name: str, app_id: int, deployment_id: int, project: Project, images: dict[str, str],
                  previous: list[ServiceRelease], environment: dict[str, str], limits: runtime.ContainerLimits,
                  log: DeploymentLog, record: Callable[[list[ServiceRelease]], None], deadline_seconds: float) -> None:
-        self.app_name, self.deployment_id, self.project, self.images = app_name, deployment_id, project, images
+        self.app_name, self.app_id, self.deployment_id = app_name, app_id, deployment_id
+        self.project, self.images = project, images
         self.previous = {service.name: service for service in previous}
         self.environment, self.limits, self.log, self._record = environment, limits, log, record
         self.deadline_seconds = deadline_seconds
@@ -61,11 +72,11 @@ class Companions:
         for spec in self.project.of_role(Role.STATEFUL):
             old = self.previous.get(spec.name)
             image_id = runtime.image_id(self.images[spec.name])
-            if old and old.definition == spec.definition() and old.image_id == image_id and self._running(old):
+            if old and old.definition == self._definition(spec) and old.image_id == image_id and self._running(old):
                 self._keep(old)
                 continue
             if old:
-                self._say(spec, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
+                self._say(spec.name, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
                                 "(its volumes are written by one container at a time)")
                 for container in old.containers:
                     runtime.stop(container.id, timeout=old.stop_timeout)
@@ -88,12 +99,27 @@ class Companions:
         container_name cannot run twice: its old container stops first."""
         old_workers = [old for old in self.previous.values() if old.role == Role.WORKER.value]
         for spec in self.project.of_role(Role.WORKER):
-            if spec.container_name and (old := self.previous.get(spec.name)) in old_workers:
+            old = self.previous.get(spec.name)
+            if spec.container_name and old in old_workers:
                 self._retire(old, f"container_name {spec.container_name!r}: stopping the old one first")
                 old_workers.remove(old)
-            self._start(spec, runtime.image_id(self.images[spec.name]))
+            self._start_worker(spec, old if old in old_workers else None)
         for old in old_workers:
             self._retire(old, f"stopping the previous release's {old.name}")
+
+    def _start_worker(self, spec: ServiceSpec, old: ServiceRelease | None) -> None:
+        """If the new worker does not start, it is removed and the old one goes on working (the
+        release keeps it, so reconcile does too); the deployment then fails with the reason."""
+        try:
+            self._start(spec, runtime.image_id(self.images[spec.name]))
+        except runtime.RuntimeFailure:
+            self._remove_started(spec.name)
+            if old is not None:
+                self.current[spec.name] = old
+                self._record(list(self.current.values()))
+                self._say(spec.name, f"the previous release's {', '.join(c.name for c in old.containers)} "
+                                     "goes on running")
+            raise
 
     def retire_replaced(self) -> None:
         """Once the deployment succeeded: the stateful containers it replaced, and the services
@@ -111,28 +137,33 @@ class Companions:
     def undo(self) -> None:
         """A failure before the switch: remove what this deployment started, and start the
         stateful containers it had stopped again."""
-        for release in self.current.values():
-            if release.started_by == self.deployment_id:
-                for container in release.containers:
-                    runtime.stop_and_remove(container.id, timeout=0)
+        for name in list(self.current):
+            self._remove_started(name)
         for old in self.stopped:
             for container in old.containers:
                 runtime.bring_back(container)
-            self._say_name(old.name, "started again: the previous release keeps it")
+            self._say(old.name, "started again: the previous release keeps it")
+        self._record([])
         self.current, self.stopped = {}, []
+
+    def _remove_started(self, name: str) -> None:
+        release = self.current.pop(name, None)
+        if release is not None and release.started_by == self.deployment_id:
+            for container in release.containers:
+                runtime.stop_and_remove(container.id, timeout=0)
 
     # --------------------------------------------------------------------------------------------
 
     def _keep(self, old: ServiceRelease) -> None:
         self.current[old.name] = old
         self._record(list(self.current.values()))
-        self._say_name(old.name, f"unchanged: keeps running ({', '.join(c.name for c in old.containers)})")
+        self._say(old.name, f"unchanged: keeps running ({', '.join(c.name for c in old.containers)})")
 
     def _start(self, spec: ServiceSpec, image_id: str) -> None:
         self.wait_for_dependencies(spec)
-        options = run_options(self.app_name, spec)
+        options = run_options(self.app_name, self.app_id, spec)
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
-                                 definition=spec.definition(), image_id=image_id, containers=(),
+                                 definition=self._definition(spec), image_id=image_id, containers=(),
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
         for index in range(spec.replicas):
             container = runtime.start_service_container(
@@ -141,22 +172,27 @@ class Companions:
             release = replace(release, containers=(*release.containers, container))
             self.current[spec.name] = release
             self._record(list(self.current.values()))
-            self._say(spec, f"started {container.name}")
+            self._say(spec.name, f"started {container.name}")
         deadline = time.monotonic() + self.deadline_seconds
         for container in release.containers:
-            self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline)
+            self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline, just_started=True)
             runtime.enable_restarts(container.id, spec.restart)
 
-    def _wait_until_ready(self, name: str, container: Container, healthy: bool, deadline: float) -> None:
+    def _wait_until_ready(self, name: str, container: Container, healthy: bool, deadline: float,
+                          just_started: bool = False) -> None:
+        """Until Docker reports it healthy or, without a healthcheck, it runs (one just started:
+        for SETTLE_SECONDS, so that a process that dies at boot, for want of its configuration,
+        say, is caught here)."""
+        settled = time.monotonic() + (SETTLE_SECONDS if just_started else 0)
         while True:
             state = runtime.state(container.id)
             if not state.running:
                 output = runtime.tail(container.id) or "(no output)"
                 raise ServiceFailed(f"service {name}: {container.name} exited with code {state.exit_code}; "
                                     f"last output:\n{output}")
-            if not healthy or state.health == "healthy":
+            if (not healthy and time.monotonic() >= settled) or state.health == "healthy":
                 if healthy:
-                    self._say_name(name, f"{container.name} is healthy")
+                    self._say(name, f"{container.name} is healthy")
                 return
             if time.monotonic() >= deadline:
                 raise ServiceFailed(f"service {name}: {container.name} was not healthy within "
@@ -164,7 +200,7 @@ class Companions:
             time.sleep(HEALTH_POLL)
 
     def _retire(self, old: ServiceRelease, what: str) -> None:
-        self._say_name(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
+        self._say(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
         for container in old.containers:
             runtime.stop_and_remove(container.id, timeout=old.stop_timeout)
 
@@ -172,9 +208,9 @@ class Companions:
     def _running(release: ServiceRelease) -> bool:
         return all(runtime.state(container.id).running for container in release.containers)
 
-    def _say(self, spec: ServiceSpec, text: str) -> None:
-        self._say_name(spec.name, text)
+    def _definition(self, spec: ServiceSpec) -> str:
+        return definition(spec, environment_of(spec, self.environment), self.limits)
 
-    def _say_name(self, name: str, text: str) -> None:
+    def _say(self, name: str, text: str) -> None:
         self.log.write(f"[{name}] {text}")
 

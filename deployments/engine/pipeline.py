@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments.compose.project import ComposeError, Project, ServiceSpec, load, single_service
+from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
 from deployments.engine import health, lifecycle, priority, runtime, source
 from deployments.engine.companions import Companions, environment_of, run_options
 
@@ -103,8 +103,11 @@ class Pipeline:
         except RolledBack as rollback:
             self._finish(Deployment.State.ROLLED_BACK, str(rollback))
         except PhaseFailed as failure:
-            self._undo_before_switch()
-            self._finish(Deployment.State.FAILED, str(failure))
+            if self._switched:  # a drain step (a new worker, say) failed: the new web release serves
+                self._finish(*self._recover_after_switch(str(failure)))
+            else:
+                self._undo_before_switch()
+                self._finish(Deployment.State.FAILED, str(failure))
         except Cancelled:
             self._undo_before_switch()
             who = Deployment.objects.values_list("cancelled_by", flat=True).get(pk=self.deployment.pk)
@@ -127,9 +130,6 @@ class Pipeline:
         if self.deployment.redeploy_of_id:
             self.log.write(f"Redeploying {self.deployment.image} of deployment #{self.deployment.redeploy_of_id} "
                            f"({self.deployment.short_sha}): no fetch, no build")
-            self._load_project()
-            self.images = {s.name: s.image for s in self.deployment.redeploy_of.services}
-            self.images[self.project.web.name] = self.deployment.image
         else:
             with self._phase("fetch"):
                 self._fetch()
@@ -137,6 +137,9 @@ class Pipeline:
             with self._phase("build"):
                 self._build()
         with self._phase("start"):
+            if self.deployment.redeploy_of_id:
+                self._load_project()
+                self.images = self._redeploy_images()
             for image in self.images.values():
                 if not runtime.image_exists(image):  # a redeploy's, removed by hand meanwhile
                     raise runtime.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")
@@ -186,7 +189,7 @@ class Pipeline:
         self._save(commit_sha=sha)
         self.log.write(f"Pushed commit {sha} on {self.deployment.ref}" if pinned else f"{self.deployment.ref} is commit {sha}")
         if self.app.compose_file:
-            self._save(compose_text=source.read_file(self.app.name, sha, self.app.compose_file))
+            self._save(compose_text=source.read_file(self.app.name, sha, self.app.compose_file, MAX_FILE_BYTES))
 
     def _load_project(self) -> None:
         """The release's services: from the compose file at the commit, or the app's one Dockerfile.
@@ -203,6 +206,16 @@ class Pipeline:
         if reasons and not self._recreate:
             self._recreate = True
             self.log.write(f"Recreate instead of zero-downtime: service {self.project.web.name}: {'; '.join(reasons)}")
+
+    def _redeploy_images(self) -> dict[str, str]:
+        """The images of the release redeployed, one per service of its compose file."""
+        images = {service.name: service.image for service in self.deployment.redeploy_of.services}
+        images[self.project.web.name] = self.deployment.image
+        missing = [spec.name for spec in self.project.services if spec.name not in images]
+        if missing:
+            raise runtime.RuntimeFailure(f"deployment #{self.deployment.redeploy_of_id} has no image of "
+                                         f"{', '.join(missing)}; deploy its commit instead")
+        return images
 
     def _build(self) -> None:
         for spec in self.project.services:
@@ -226,8 +239,8 @@ class Pipeline:
     def _start_companions(self) -> None:
         """A Compose app's stateful services, then whatever the web service waits for."""
         previous = self.previous.services if self.previous else []
-        self.companions = Companions(self.app.name, self.deployment.id, self.project, self.images, previous,
-                                     self.environment, self._limits(quiet=True), self.log,
+        self.companions = Companions(self.app.name, self.app.id, self.deployment.id, self.project, self.images,
+                                     previous, self.environment, self._limits(quiet=True), self.log,
                                      record=lambda services: self._save(services=services),
                                      deadline_seconds=self.app.health_deadline)
         self.companions.start_stateful()
@@ -238,14 +251,23 @@ class Pipeline:
         self._save(colour=colour)
         limits = self._limits()
         web = self.project.web
-        options = run_options(self.app.name, web)
+        options = run_options(self.app.name, self.app.id, web)
         for index in range(web.replicas):
             container = runtime.start_release_container(self.app.name, str(self.deployment.id), index,
                                                         self.deployment.image, self.app.port,
                                                         environment_of(web, self.environment), limits, options,
                                                         fixed_name=web.container_name)
             self._save(containers=[*self.deployment.containers, container])
-            self.log.write(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
+            self._say_web(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
+
+    def _web_stop_timeout(self) -> int:
+        """A Compose web service's stop_grace_period, else the app's stop timeout."""
+        return self.project.web.stop_grace_period if self.deployment.compose_text else self.app.stop_timeout
+
+    def _say_web(self, text: str) -> None:
+        """A line about the web service's release; in a Compose app it names the service, as the
+        other services' lines do."""
+        self.log.write(f"[{self.project.web.name}] {text}" if self.deployment.compose_text else text)
 
     def _limits(self, quiet: bool = False) -> runtime.ContainerLimits:
         limits = runtime.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
@@ -272,10 +294,10 @@ class Pipeline:
         check = self.deployment.health_check
         try:
             health.wait_for_port(container.ip, container.port, deadline, alive)
-            self.log.write(f"{container.name}: port {container.port} open")
+            self._say_web(f"{container.name}: port {container.port} open")
             health.wait_for_status(container.ip, container.port, check["path"], check["host"],
                                    check["status"], check["timeout"], deadline, alive)
-            self.log.write(f"{container.name}: GET {check['path']} answered {check['status']}")
+            self._say_web(f"{container.name}: GET {check['path']} answered {check['status']}")
         except health.ContainerExited:
             raise PhaseFailed("verify", self._exit_report(container)) from None
 
@@ -292,7 +314,7 @@ class Pipeline:
             if all(server.checked_up for server in servers):
                 self._healthy_at = time.monotonic()
                 self._enter_hot_path()
-                self.log.write(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
+                self._say_web(f"HAProxy reports {wanted} server(s) UP in {self.app.backend_name(self.deployment.colour)}")
                 return
             self._raise_if_cancelled()
             if time.monotonic() >= deadline:
@@ -321,11 +343,11 @@ class Pipeline:
             self._leave_hot_path()
         switched_after_ms = (routed_at - self._healthy_at) * 1000
         self._switched = True
-        self.log.write(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
+        self._say_web(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
                        f"{switched_after_ms:.1f} ms after HAProxy reported it UP")
         # Restarts only from here: a crash before the switch shows as an exit code, not a restart loop.
         for container in self.deployment.containers:
-            runtime.enable_restarts(container.id)
+            runtime.enable_restarts(container.id, self.project.web.restart)
 
     def _watch_applies(self) -> bool:
         return bool(self.app.watch_window and self.previous and self.previous.containers and not self._stopped_previous)
@@ -335,7 +357,7 @@ class Pipeline:
         the 5xx ratio of their answers, and their containers. Any trouble: roll back."""
         window = self.app.watch_window
         self._save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
-        self.log.write(f"Watching the new release for {window}s; the old one stays ready")
+        self._say_web(f"Watching the new release for {window}s; the old one stays ready")
         baseline = self._answered()
         restarts = {c.id: runtime.state(c.id).restarts for c in self.deployment.containers}
         deadline = time.monotonic() + window
@@ -348,7 +370,7 @@ class Pipeline:
             time.sleep(WATCH_INTERVAL)
         router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
         since = self._answered().since(baseline)
-        self.log.write(f"Watch passed: {since.total} responses, {since.errors} 5xx")
+        self._say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
     def _trouble(self, baseline: router.Responses, restarts: dict[str, int]) -> str:
         """Why the new release must be rolled back, or "" if it is fine."""
@@ -388,7 +410,8 @@ class Pipeline:
         router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
         router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
         for container in self.deployment.containers:
-            runtime.stop_and_remove(container.id, timeout=self.app.stop_timeout)
+            runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
+        self.companions.undo()  # a stateful service this release replaced: the old one is back
         raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}")
 
     def _drain(self) -> None:
@@ -402,8 +425,8 @@ class Pipeline:
         else:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
-                runtime.stop_and_remove(container.id, timeout=self.app.stop_timeout)
-            self.log.write(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
+                runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
+            self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
         self._prune_images()
 
@@ -429,7 +452,7 @@ class Pipeline:
         self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
         self._take_out_of_service(self.previous)
         for container in self.previous.containers:
-            runtime.stop(container.id, timeout=self.app.stop_timeout)
+            runtime.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
                 runtime.set_aside(container, str(self.deployment.id))
         self._stopped_previous = True
@@ -448,7 +471,14 @@ class Pipeline:
         return Deployment.State.FAILED, reason
 
     def _undo_before_switch(self) -> None:
-        """Remove what this deployment started; in a recreate, bring the old release back."""
+        """Remove what this deployment started; in a recreate, bring the old release back. The
+        other services first: the old web release needs its stateful services back."""
+        try:
+            if self.companions is not None:
+                self.companions.undo()
+        except Exception as error:
+            logger.exception("clean-up of deployment %s's services incomplete", self.deployment.id)
+            self.log.write(f"Clean-up of the services incomplete ({error}); reconcile will finish it")
         try:
             if self.deployment.serves_backup:
                 router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
@@ -458,8 +488,6 @@ class Pipeline:
                 runtime.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
                 self._restart_previous()
-            if self.companions is not None:
-                self.companions.undo()
         except Exception as error:
             logger.exception("clean-up of deployment %s incomplete", self.deployment.id)
             self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
@@ -471,11 +499,7 @@ class Pipeline:
 
     def _prune_images(self) -> None:
         kept = self.app.kept_service_images(self.app.kept_images(newest=self.deployment.image))
-        repositories = {self.app.service_image_repository(spec.name) for spec in self.project.services}
-        repositories |= {image.rpartition(":")[0] for image in self.app.deployments.exclude(image="").filter(
-            state=Deployment.State.SUCCEEDED).values_list("image", flat=True)}
-        found = [tag for repository in sorted(repositories) for tag in runtime.app_images(repository)]
-        removed = runtime.remove_images(t for t in found if t not in kept)
+        removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")
 

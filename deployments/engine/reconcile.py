@@ -50,6 +50,7 @@ def reconcile() -> list[str]:
         actions += _release_stale_backends()
         actions += _remove_stray_containers()
         actions += _remove_orphan_networks()
+        actions += _remove_orphan_volumes()
         router.sync_all()
         actions.append("HAProxy config, map and servers match the database")
         return actions
@@ -104,6 +105,7 @@ def _revive_live_containers() -> list[str]:
     after stopping it, a daemon restart that did not restart it) and take up a changed address
     (Docker may give a restarted container another one)."""
     actions = []
+    deploying = _apps_deploying()
     for app in App.objects.exclude(live_deployment=None).select_related("live_deployment"):
         live = app.live_deployment
         updated = [_running_again(app, container) for container in live.containers]
@@ -111,14 +113,32 @@ def _revive_live_containers() -> list[str]:
             lifecycle.record_containers(live, updated)
             lifecycle.record_routing(live, holds_backend=True)  # sync_all at the end routes to them
             actions.append(f"{app.name}: live containers running again at {', '.join(c.ip for c in updated)}")
+        if app.id not in deploying:  # a running deployment records its services itself
+            actions += _revive_services(app, live)
     return actions
+
+
+def _apps_deploying() -> set[int]:
+    return set(Deployment.objects.filter(state=Deployment.State.RUNNING).values_list("app_id", flat=True))
+
+
+def _revive_services(app: App, live: Deployment) -> list[str]:
+    """A Compose release's other services must run too: a stateful one that a dead worker had
+    stopped (and maybe renamed aside) to replace it is started again under its name."""
+    services = [replace(service, containers=tuple(_running_again(app, c) for c in service.containers))
+                for service in live.services]
+    if services == live.services:
+        return []
+    lifecycle.record_services(live, services)
+    return [f"{app.name}: services {', '.join(s.name for s in services)} running"]
 
 
 def _record_service_states() -> list[str]:
     """What the panel shows of a Compose app's other services: whether their containers run.
     Docker restarts them by their restart policy; this only records what it sees."""
     actions = []
-    for app in App.objects.exclude(live_deployment=None).exclude(compose_file="").select_related("live_deployment"):
+    apps = App.objects.exclude(live_deployment=None).exclude(compose_file="").exclude(id__in=_apps_deploying())
+    for app in apps.select_related("live_deployment"):
         live = app.live_deployment
         seen = [replace(service, state=_service_state(service)) for service in live.services]
         if seen != live.services:
@@ -144,7 +164,11 @@ def _running_again(app: App, container: Container) -> Container:
     if not state.running and state.stopped_seconds < REVIVE_AFTER:
         return container  # the daemon may be stopping or restarting it itself: not now
     if not state.running:
-        return runtime.restart(container)
+        try:
+            return runtime.bring_back(container)
+        except runtime.RuntimeFailure as error:  # its name is still taken (the next run, after strays go)
+            logger.warning("reconcile: %s", error)
+            return container
     return container.at(runtime.address(container.id) or container.ip)
 
 
@@ -202,7 +226,14 @@ def _remove_orphan_networks() -> list[str]:
     return [f"removed network {name}" for name in names]
 
 
-def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str) -> None:
+def _remove_orphan_volumes() -> list[str]:
+    """Volumes of deleted apps (by id: an app of the same name made since has its own)."""
+    names = runtime.remove_orphan_volumes(keep=App.objects.values_list("id", flat=True))
+    return [f"removed volume {name}" for name in names]
+
+
+def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str,
+                       app_id: int | None = None) -> None:
     """Right after an app was deleted: its deployments' containers, and, unless an app of the
     same name exists again by now, its network, images and clone cache. By deployment, not by
     name, so a late run never touches the new app's containers (anything it misses is a stray
@@ -211,9 +242,10 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
     for container in runtime.containers(app_name=name):
         if container.deployment in deleted:
             runtime.stop_and_remove(container.id, timeout=stop_timeout)
+    if app_id is not None:
+        runtime.remove_app_volumes(app_id)
     if App.objects.filter(name=name).exists():
         return
     runtime.remove_app_network(name)  # if a container is still attached, the periodic run removes it
-    runtime.remove_app_volumes(name)
     runtime.remove_images(runtime.app_images(image_repository))
     source.delete_cache(name)

@@ -25,6 +25,7 @@ LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
 LABEL_DEPLOYMENT = "switchyard.deployment"
 LABEL_SERVICE = "switchyard.service"
+LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
 
 
 class BuildFailed(Exception):
@@ -337,10 +338,10 @@ def start_release_container(app_name: str, deployment: str, index: int, image: s
 
 
 def service_container_name(app_name: str, deployment: str, service: str, index: int, fixed: str = "") -> str:
-    """sy-APP-DEPLOYMENT_SERVICE-N, or sy-APP_NAME for a compose file's container_name. App names
-    have no "_", so the "_" keeps every app's names apart: no app can take (or block) a name
-    another app's containers need (app "a" with service "b-1" against app "a-b", say)."""
-    return fixed_container_name(app_name, fixed) if fixed else f"sy-{app_name}-{deployment}_{service}-{index + 1}"
+    """sy-APP_DEPLOYMENT-SERVICE-N, or sy-APP_NAME for a compose file's container_name. App names
+    have no "_", so what comes before the first "_" is the app: no app can take (or block) a name
+    another app's containers need. (Release containers, sy-APP-DEPLOYMENT-N, have no "_" at all.)"""
+    return fixed_container_name(app_name, fixed) if fixed else f"sy-{app_name}_{deployment}-{service}-{index + 1}"
 
 
 def fixed_container_name(app_name: str, name: str) -> str:
@@ -465,9 +466,12 @@ def set_aside(container: Container, deployment: str) -> None:
 
 def bring_back(container: Container) -> Container:
     """Undo set_aside (the name is free again once the new container is removed), then start it."""
-    found = client().containers.get(container.id)
-    if found.name != container.name:
-        found.rename(container.name)
+    try:
+        found = client().containers.get(container.id)
+        if found.name != container.name:
+            found.rename(container.name)
+    except docker.errors.APIError as error:
+        raise RuntimeFailure(f"Docker could not give {container.name} its name back: {error.explanation or error}")
     return restart(container)
 
 
@@ -524,11 +528,12 @@ def containers(app_name: str | None = None) -> list[ListedContainer]:
 
 
 def app_images(repository: str) -> list[str]:
-    """Tags of one app's images (repository:tag)."""
+    """Tags of one app's images (repository:tag), its services' too (repository/SERVICE:tag)."""
     tags = []
-    for image in client().images.list(name=repository,  # another installation's images are not ours to prune
-                                      filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
-        tags += [t for t in image.tags if t.startswith(repository + ":")]
+    for name in (repository, f"{repository}/*"):
+        for image in client().images.list(name=name,  # another installation's images are not ours to prune
+                                          filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
+            tags += [t for t in image.tags if t.startswith((repository + ":", repository + "/")) and t not in tags]
     return tags
 
 
@@ -558,28 +563,41 @@ def remove_instance_resources() -> None:
     remove_app_networks()
 
 
-def ensure_volume(app_name: str, volume: str) -> str:
-    """The Docker volume behind a compose file's named volume: sy-APP_NAME ("_" is in no app name,
-    so no two apps' volumes can share a name), labelled as the app's, created on first use. It
-    outlives every container: deploys, redeploys and rollbacks keep it."""
-    name = f"sy-{app_name}_{volume}"
+def ensure_volume(app_name: str, app_id: int, volume: str) -> str:
+    """The Docker volume behind a compose file's named volume: sy-APP_ID_NAME, labelled with the
+    app's id, created on first use. It outlives every container: deploys, redeploys and rollbacks
+    keep it. The id is in its name and label, so an app created later under a deleted app's name
+    starts with empty volumes, never with the other's data."""
+    name = f"sy-{app_name}_{app_id}_{volume}"
     try:
         found = client().volumes.get(name)
     except docker.errors.NotFound:
-        client().volumes.create(name, labels=instance_labels(**{LABEL_APP: app_name}))
+        client().volumes.create(name, labels=instance_labels(**{LABEL_APP: app_name, LABEL_APP_ID: str(app_id)}))
         return name
-    if found.attrs.get("Labels", {}).get(LABEL_APP) != app_name:
+    if (found.attrs.get("Labels") or {}).get(LABEL_APP_ID) != str(app_id):
         raise RuntimeFailure(f"the Docker volume {name} exists and is not this app's: remove or rename it")
     return name
 
 
-def remove_app_volumes(app_name: str) -> None:
-    """A deleted app's volumes (its data goes with it)."""
-    for volume in client().volumes.list(filters={"label": _network_label(app_name)}):
+def remove_app_volumes(app_id: int) -> None:
+    """A deleted app's volumes (its data goes with it); one still in use stays for reconcile."""
+    remove_orphan_volumes(keep=(), only=app_id)
+
+
+def remove_orphan_volumes(keep: Iterable[int], only: int | None = None) -> list[str]:
+    """This installation's app volumes whose app (by id) is not in `keep`; returns their names."""
+    label = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", LABEL_APP_ID]
+    kept, removed = {str(i) for i in keep}, []
+    for volume in client().volumes.list(filters={"label": label}):
+        owner = (volume.attrs.get("Labels") or {}).get(LABEL_APP_ID)
+        if owner in kept or (only is not None and owner != str(only)):
+            continue
         try:
             volume.remove(force=True)
+            removed.append(volume.name)
         except docker.errors.APIError:
-            pass  # still in use by a container being removed: the periodic run takes it
+            pass  # still in use by a container being removed: the next run takes it
+    return removed
 
 
 def image_id(tag: str) -> str:

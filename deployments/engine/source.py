@@ -78,11 +78,15 @@ def archive(app_name: str, sha: str, directory: str = ".") -> bytes:
     return result.stdout
 
 
-def read_file(app_name: str, sha: str, path: str) -> str:
-    """One file of that commit (a compose file), as text."""
-    result = _git(["show", f"{sha}:{path}"], cwd=cache_dir(app_name))
-    if result.returncode != 0:
+def read_file(app_name: str, sha: str, path: str, max_bytes: int) -> str:
+    """One file of that commit (a compose file), as text; refused above max_bytes (before reading it)."""
+    size = _git(["cat-file", "-s", f"{sha}:{path}"], cwd=cache_dir(app_name))
+    if size.returncode != 0:
         raise SourceError(f"there is no file {path!r} in commit {sha[:12]}")
+    if int(size.stdout) > max_bytes:
+        raise SourceError(f"{path} is larger than {max_bytes // 1024} KiB")
+    result = _git(["show", f"{sha}:{path}"], cwd=cache_dir(app_name))
+    _checked(result, f"read {path!r} of commit {sha[:12]}")
     return result.stdout.decode(errors="replace")
 
 

@@ -10,7 +10,8 @@ from deployments.models import App
 
 # Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
 OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float}
-CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "replicas")  # spelled out below
+# spelled out below
+CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "replicas")
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -62,7 +63,8 @@ class Command(BaseCommand):
     def _create(self, options: dict) -> None:
         spec = services.AppSpec(
             name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
-            compose_file=options["compose"], web_service=options["web"], port=options["port"], health_path=options["health_path"], domains=options["domain"],
+            compose_file=options["compose"], web_service=options["web"], port=options["port"],
+            health_path=options["health_path"], domains=options["domain"],
             env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
             settings=_given_settings(options, exclude=CREATE_OPTIONS),
         )
