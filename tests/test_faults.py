@@ -98,7 +98,11 @@ def _pool_pid(deployment: Deployment, timeout: float = 20) -> int:
     in fetch comes after its pause). The suite has one worker: its reply is the only one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for tasks in (celery_app.control.inspect(timeout=1, limit=1).active() or {}).values():
+        # A connection of its own each time: a pooled one is stale once the Redis test has
+        # restarted Redis ("Connection closed by server" for the next test that asks).
+        with celery_app.connection_for_read() as connection:
+            active = celery_app.control.inspect(timeout=1, limit=1, connection=connection).active()
+        for tasks in (active or {}).values():
             for task in tasks:
                 if task["name"] == "deployments.tasks.run_deployment" and list(task["args"]) == [deployment.id]:
                     return task["worker_pid"]
