@@ -35,6 +35,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from bench import metrics  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments import services  # noqa: E402
@@ -64,8 +65,7 @@ class Scenario:
         return [a for a in self.answers if not 200 <= a.status < 300]
 
     def longest_gap(self) -> float:
-        times = sorted(a.at for a in self.answers if a.status == 200)
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        return metrics.longest_gap(self.answers)
 
     def served_releases(self) -> list[str]:
         return sorted({a.body.split()[0] for a in self.answers if a.status == 200})

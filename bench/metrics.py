@@ -23,9 +23,7 @@ class ScenarioResult:
         return [a for a in self.everything if not 200 <= a.status < 300]
 
     def longest_gap(self) -> float:
-        """Seconds without any successful answer of the steady load."""
-        times = sorted(a.at for a in self.answers if a.status == 200)
-        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+        return longest_gap(self.answers)
 
     def switch_latencies_ms(self) -> list[float]:
         """Per deploy that went live: health OK → first request answered by the new version
@@ -67,6 +65,12 @@ class ScenarioResult:
         recovered = min((a.at for a in self.answers if a.body == previous and a.at > errors[0].at), default=None)
         recovery = (recovered - errors[0].at) if recovered and recovered < until else None
         return {"errors": len(errors), "recovery": recovery, "caught": record.outcome == "rolled_back"}
+
+
+def longest_gap(answers: list[Answer]) -> float:
+    """Seconds without any successful answer."""
+    times = sorted(a.at for a in answers if a.status == 200)
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -235,28 +235,27 @@ class EnvVar(models.Model):
         self.encrypted_value = crypto.encrypt(plain)
 
 
-class ContainerListField(models.JSONField):
-    """A list of Container values, stored as JSON objects ({"id", "name", "ip", "port"})."""
+class _TypedListField(models.JSONField):
+    """A list of `item_type` values (with as_dict/from_dict), stored as a JSON list of objects."""
+    item_type: type
 
-    def from_db_value(self, value, expression, connection) -> list[Container]:
-        return [Container.from_dict(item) for item in super().from_db_value(value, expression, connection) or []]
+    def from_db_value(self, value, expression, connection) -> list:
+        return [self.item_type.from_dict(item) for item in super().from_db_value(value, expression, connection) or []]
 
     def get_prep_value(self, value):
         if isinstance(value, list):
-            value = [item.as_dict() if isinstance(item, Container) else item for item in value]
+            value = [item.as_dict() if isinstance(item, self.item_type) else item for item in value]
         return super().get_prep_value(value)
 
 
-class ServiceListField(models.JSONField):
+class ContainerListField(_TypedListField):
+    """A list of Container values ({"id", "name", "ip", "port"})."""
+    item_type = Container
+
+
+class ServiceListField(_TypedListField):
     """A release's services besides the web one: a list of ServiceRelease values."""
-
-    def from_db_value(self, value, expression, connection) -> list[ServiceRelease]:
-        return [ServiceRelease.from_dict(item) for item in super().from_db_value(value, expression, connection) or []]
-
-    def get_prep_value(self, value):
-        if isinstance(value, list):
-            value = [item.as_dict() if isinstance(item, ServiceRelease) else item for item in value]
-        return super().get_prep_value(value)
+    item_type = ServiceRelease
 
 
 class Deployment(models.Model):
