@@ -26,6 +26,17 @@ def kill_haproxy() -> None:
             time.sleep(0.05)
 
 
+def haproxy_commands() -> list[str]:
+    """The command lines of this suite's HAProxy processes still alive (for failure messages)."""
+    commands = []
+    for pid in _haproxy_pids():
+        try:
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass  # it exited meanwhile
+    return commands
+
+
 def _haproxy_pids() -> list[int]:
     config = str(router.paths().config).encode()
     pids = []
