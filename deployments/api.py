@@ -10,9 +10,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import Field, create_model, model_validator
 
-from deployments import access, audit, presenters, services
+from deployments import access, audit, notifications, presenters, services
 from deployments.audit import Actor
-from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, LogLine
+from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, EventDelivery, LogLine, NotificationTarget
 
 LOG_PAGE = 1000
 AUDIT_PAGE_MAX = 1000
@@ -76,7 +76,8 @@ class ObjectBody(Schema):
 
 # The app's settings come from services.SETTINGS_FIELDS and the model's own field types and
 # help texts, so a new setting appears in the API (and its OpenAPI document) by itself.
-PYTHON_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "BooleanField": bool}
+PYTHON_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "BooleanField": bool,
+                "JSONField": list[int]}  # canary_steps
 
 
 def _setting(name: str, default=None):
@@ -153,6 +154,11 @@ class DeploymentOut(Schema):
     redeploy_of: int | None
     watch_until: datetime | None
     traffic: dict = Field(description='{"old": {"requests": n, "failed": m}, "new": {...}} from HAProxy')
+    canary: dict | None = Field(None, description=(
+        'a canary\'s steps: {"steps": [{"percent": p, "old": {"requests": n, "5xx": m, "p95_ms": t}, '
+        '"new": {...}, "verdict": "as good" | "worse" | "too little traffic" | "promoted" | "aborted" | "running", '
+        '"reason": ...}], "percent": the new release\'s share now, "verdict": "passed" | "promoted" | '
+        '"rolled back"}; null without a canary'))
 
 
 class CertificateIn(ObjectBody):
@@ -200,7 +206,7 @@ def _deployment_out(deployment: Deployment) -> dict:
         "created_at": deployment.created_at, "started_at": deployment.started_at,
         "finished_at": deployment.finished_at, "phases": presenters.steps(deployment),
         "redeploy_of": deployment.redeploy_of_id, "watch_until": deployment.watch_until,
-        "traffic": deployment.traffic,
+        "traffic": deployment.traffic, "canary": deployment.canary or None,
     }
 
 
@@ -274,6 +280,107 @@ def deploy(request, name: str, body: DeployIn | None = None):
     return Status(202, _deployment_out(deployment))
 
 
+# Deploy events ------------------------------------------------------------------------------
+
+class NotificationTargetIn(ObjectBody):
+    kind: str = Field(description="webhook (signed JSON) | slack | email")
+    url: str = Field("", description="webhook and slack: where events are POSTed")
+    emails: str = Field("", description="email: space or comma separated addresses")
+    events: list[str] | None = Field(None, description="which ends: succeeded, failed, rolled_back, cancelled (default all)")
+
+
+class NotificationTargetOut(Schema):
+    id: int
+    kind: str
+    url: str
+    emails: str
+    events: list[str]
+    secret: str | None = Field(description="signs webhook deliveries (X-Switchyard-Signature); only for admins")
+
+
+class EventDeliveryOut(Schema):
+    id: int
+    deployment: int
+    target: int | None
+    kind: str
+    event: str
+    url: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+    redelivery_of: int | None
+
+
+class CommitStatusTokenIn(ObjectBody):
+    token: str = Field(description="a GitHub, GitLab or Gitea token; empty removes it")
+
+
+def _target_out(target: NotificationTarget) -> dict:
+    return {"id": target.pk, "kind": target.kind, "url": target.url, "emails": target.emails,
+            "events": target.events, "secret": target.secret if target.kind == "webhook" else None}
+
+
+def _event_out(delivery: EventDelivery) -> dict:
+    return {"id": delivery.pk, "deployment": delivery.deployment_id, "target": delivery.target_id,
+            "kind": delivery.kind, "event": delivery.event, "url": delivery.url, "state": delivery.state,
+            "attempts": delivery.attempts, "last_status": delivery.last_status, "last_error": delivery.last_error,
+            "created_at": delivery.created_at, "delivered_at": delivery.delivered_at,
+            "redelivery_of": delivery.redelivery_of_id}
+
+
+@api.get("/apps/{name}/notifications", response=list[NotificationTargetOut])
+def list_notification_targets(request, name: str):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    return [_target_out(target) for target in app.notification_targets.all()]
+
+
+@api.post("/apps/{name}/notifications", response={201: NotificationTargetOut})
+def add_notification_target(request, name: str, body: NotificationTargetIn):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        target = notifications.add_target(app, _actor(request), body.kind, body.url, body.emails, body.events)
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return Status(201, _target_out(target))
+
+
+@api.delete("/apps/{name}/notifications/{target_id}", response={204: None})
+def delete_notification_target(request, name: str, target_id: int = Path(..., ge=1, le=2**62)):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    if not notifications.delete_target(app, _actor(request), target_id):
+        raise HttpError(404, f"{name} has no notification target #{target_id}")
+    return Status(204, None)
+
+
+@api.put("/apps/{name}/commit-status-token", response={204: None})
+def set_commit_status_token(request, name: str, body: CommitStatusTokenIn):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        notifications.set_commit_status_token(app, _actor(request), body.token)
+    except services.InvalidInput as error:
+        raise _fail(error)
+    return Status(204, None)
+
+
+@api.get("/apps/{name}/events", response=list[EventDeliveryOut])
+def list_event_deliveries(request, name: str, limit: int = Query(50, ge=1, le=500)):
+    app = access.app_for_user(request.user, name)
+    return [_event_out(delivery) for delivery in app.event_deliveries.all()[:limit]]
+
+
+@api.post("/apps/{name}/events/{delivery_id}/redeliver", response={202: EventDeliveryOut})
+def redeliver_event(request, name: str, delivery_id: int = Path(..., ge=1, le=2**62)):
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        copy = notifications.redeliver(app, _actor(request), delivery_id)
+    except services.NotPossible as error:
+        raise HttpError(409, str(error))
+    return Status(202, _event_out(copy))
+
+
 # Deployments --------------------------------------------------------------------------------
 
 @api.get("/deployments/{deployment_id}", response=DeploymentOut)
@@ -312,6 +419,16 @@ def promote(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
     try:
         return _deployment_out(services.promote(deployment, _actor(request)))
+    except services.NotPossible as error:
+        raise HttpError(409, str(error))
+
+
+@api.post("/deployments/{deployment_id}/abort", response=DeploymentOut)
+def abort(request, deployment_id: int = Path(..., ge=1, le=2**62)):
+    """During a canary: all traffic back on the old release at once; the deployment ends rolled_back."""
+    deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
+    try:
+        return _deployment_out(services.abort(deployment, _actor(request)))
     except services.NotPossible as error:
         raise HttpError(409, str(error))
 

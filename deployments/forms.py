@@ -1,12 +1,26 @@
 """Forms of the panel. Validation that needs the database or git lives in services."""
 from django import forms
 
-from deployments.models import App, Membership
+from deployments.models import EVENTS, App, Membership, NotificationTarget
 from deployments.services import SETTINGS_FIELDS
 
 
 def split_hosts(text: str) -> list[str]:
     return [h for h in text.replace(",", " ").split() if h]
+
+
+class PercentStepsFormField(forms.CharField):
+    """Canary steps typed as "5, 25, 50, 100" (spaces or commas); the model validates the list."""
+
+    def prepare_value(self, value):
+        return ", ".join(str(p) for p in value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        words = super().to_python(value).replace(",", " ").split()
+        try:
+            return [int(word) for word in words]
+        except ValueError:
+            raise forms.ValidationError("canary steps are whole percentages, e.g. 5, 25, 50, 100") from None
 
 
 class NewAppForm(forms.Form):
@@ -42,7 +56,10 @@ class SettingsForm(forms.ModelForm):
                   "cpu_limit": "CPUs", "pids_limit": "Processes", "capabilities": "Capabilities",
                   "build_timeout": "Build timeout (s)", "https_redirect": "Redirect HTTP to HTTPS",
                   "hsts": "HSTS (Strict-Transport-Security)", "compose_file": "Compose file",
-                  "web_service": "Web service"}
+                  "web_service": "Web service", "canary_steps": "Canary steps (%)",
+                  "canary_step_seconds": "Canary step (s)", "canary_error_margin": "Canary: more 5xx allowed (points)",
+                  "canary_latency_margin": "Canary: slower p95 allowed (%)",
+                  "canary_min_requests": "Canary: requests before comparing", "release_command": "Release command"}
 
 
 class CertificateForm(forms.Form):
@@ -64,6 +81,16 @@ class EnvVarForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class NotificationTargetForm(forms.Form):
+    kind = forms.ChoiceField(choices=NotificationTarget.Kind.choices, initial=NotificationTarget.Kind.WEBHOOK)
+    url = forms.CharField(label="URL", required=False, max_length=500,
+                          help_text="webhook and Slack: where events are POSTed")
+    emails = forms.CharField(label="E-mail addresses", required=False, max_length=500,
+                             help_text="e-mail: space or comma separated")
+    events = forms.MultipleChoiceField(choices=[(e, e.replace("_", " ")) for e in EVENTS], initial=list(EVENTS),
+                                       widget=forms.CheckboxSelectMultiple)
 
 
 def add_service_errors(form: forms.Form, errors: dict[str, list[str]]) -> None:

@@ -1,4 +1,4 @@
-"""Apps, their deployments, logs, webhook deliveries and API tokens.
+"""Apps, their deployments, logs, webhook deliveries, deploy events and API tokens.
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers
 should exist, are all derived from these rows (see haproxy/router.py and engine/reconcile.py).
@@ -15,15 +15,19 @@ from deployments import crypto
 from deployments.containers import Container, ServiceRelease
 from deployments.validators import (
     validate_app_name,
+    validate_canary_steps,
     validate_capabilities,
     validate_compose_file,
     validate_dockerfile,
+    validate_emails,
+    validate_event_url,
     validate_finite,
     validate_env_key,
     validate_git_ref,
     validate_health_path,
     validate_host_header,
     validate_hostname,
+    validate_release_command,
     validate_repo_url,
     validate_service_name,
 )
@@ -56,6 +60,18 @@ def default_build_timeout() -> int:
     return settings.SWITCHYARD["BUILD_TIMEOUT"]
 
 
+def default_canary_step_seconds() -> int:
+    return settings.SWITCHYARD["DEFAULT_CANARY_STEP_SECONDS"]
+
+
+class PercentStepsField(models.JSONField):
+    """A list of whole percentages (canary steps); the panel shows and reads it as "5, 25, 50, 100"."""
+
+    def formfield(self, **kwargs):
+        from deployments.forms import PercentStepsFormField  # forms import this module
+        return PercentStepsFormField(required=False, label=kwargs.get("label"), help_text=self.help_text)
+
+
 class App(models.Model):
     name = models.CharField(max_length=32, unique=True, validators=[validate_app_name])
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -86,6 +102,28 @@ class App(models.Model):
     watch_error_percent = models.FloatField(default=5.0, validators=[validate_finite, MinValueValidator(0.1),
                                                                      MaxValueValidator(100)])
     watch_min_requests = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    # Canary (see README "Canary deploys"): after verify the new release takes these shares of the
+    # traffic in turn, each held canary_step_seconds and compared with the old release's.
+    canary_steps = PercentStepsField(
+        default=list, blank=True, validators=[validate_canary_steps],
+        help_text="percent of the traffic on the new release at each step, e.g. 5, 25, 50, 100; empty: no canary")
+    canary_step_seconds = models.PositiveIntegerField(
+        default=default_canary_step_seconds, validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="seconds each canary step is held")
+    canary_error_margin = models.FloatField(
+        default=1.0, validators=[validate_finite, MinValueValidator(0), MaxValueValidator(100)],
+        help_text="percentage points of 5xx the new release may have above the old before it is rolled back")
+    canary_latency_margin = models.FloatField(
+        default=50.0, validators=[validate_finite, MinValueValidator(0), MaxValueValidator(10000)],
+        help_text="percent the new release's p95 latency may exceed the old's before it is rolled back")
+    canary_min_requests = models.PositiveIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(1000000)],
+        help_text="requests the new release must answer in a step before it is compared")
+    # Commit statuses on the git provider for deployments from a push (README "Deploy events").
+    encrypted_commit_status_token = models.TextField(blank=True)
+    release_command = models.CharField(
+        max_length=1000, blank=True, validators=[validate_release_command],
+        help_text="run once in a container of the new image before it starts (e.g. migrations); empty: none")
     auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
     # HTTPS (see README "HTTPS"): plain HTTP on a domain with a certificate redirects to HTTPS.
     https_redirect = models.BooleanField(default=True, help_text="redirect plain HTTP to HTTPS once a domain has a certificate")
@@ -134,6 +172,14 @@ class App(models.Model):
     def public_domains(self) -> list[str]:
         """The domains a certificate is issued for: all but those under .localhost."""
         return [host for host in self.hostnames() if host != "localhost" and not host.endswith(".localhost")]
+
+    @property
+    def commit_status_token(self) -> str:
+        return crypto.decrypt(self.encrypted_commit_status_token) if self.encrypted_commit_status_token else ""
+
+    @commit_status_token.setter
+    def commit_status_token(self, plain: str) -> None:
+        self.encrypted_commit_status_token = crypto.encrypt(plain) if plain else ""
 
     def hostnames(self) -> list[str]:
         """Every host that routes to this app: its own domains and NAME.localhost."""
@@ -274,7 +320,7 @@ class Deployment(models.Model):
         WEBHOOK = "webhook", "Webhook"
         API = "api", "API"
 
-    PHASES = ("fetch", "build", "start", "verify", "switch", "watch", "drain")
+    PHASES = ("fetch", "build", "start", "verify", "canary", "switch", "watch", "drain")
     # Until the switch a cancel leaves the old release untouched; after it, the new one serves.
     CANCELLABLE_PHASES = ("", "fetch", "build", "start", "verify")
     FINAL_STATES = (State.SUCCEEDED, State.FAILED, State.ROLLED_BACK, State.CANCELLED, State.SUPERSEDED)
@@ -306,6 +352,17 @@ class Deployment(models.Model):
     promote_requested = models.BooleanField(default=False)
     promoted_by = models.CharField(max_length=150, blank=True)
     watch_until = models.DateTimeField(null=True, blank=True)
+    # A canary (engine/canary.py): its steps as they went, {"steps": [...], "percent": n, "verdict": ...};
+    # Abort sends all traffic back to the old release at once.
+    canary = models.JSONField(default=dict, blank=True)
+    # During a canary, its containers sit in the live backend's c slots with this share of the traffic.
+    canary_percent = models.PositiveSmallIntegerField(default=0)
+    # For /metrics: ms from HAProxy's "UP" (or the canary's verdict) to the map switch, and why
+    # it was rolled back, in a word (ROLLBACK_REASONS).
+    switch_ms = models.FloatField(null=True, blank=True)
+    rollback_reason = models.CharField(max_length=20, blank=True)
+    abort_requested = models.BooleanField(default=False)
+    aborted_by = models.CharField(max_length=150, blank=True)
     # While watched, the previous release's containers sit in this backend as HAProxy
     # `backup` servers: if the new ones go DOWN, HAProxy fails over before the engine acts.
     serves_backup = models.BooleanField(default=False)
@@ -390,6 +447,77 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["app", "provider", "delivery_id"])]
+
+
+EVENTS = ("succeeded", "failed", "rolled_back", "cancelled")  # how a deployment can end, as events
+
+
+def all_events() -> list[str]:
+    return list(EVENTS)
+
+
+class NotificationTarget(models.Model):
+    """Where an app's deploy events go (engine/events.py sends them)."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Signed JSON webhook"
+        SLACK = "slack", "Slack-compatible webhook"
+        EMAIL = "email", "E-mail"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="notification_targets")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    url = models.CharField(max_length=500, blank=True, validators=[validate_event_url])  # webhook, slack
+    emails = models.CharField(max_length=500, blank=True, validators=[validate_emails])  # email
+    # Signs each webhook delivery (X-Switchyard-Signature: sha256=HMAC of the body).
+    secret = models.CharField(max_length=64, default=new_secret)
+    events = models.JSONField(default=all_events)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.url or self.emails}"
+
+
+class EventDelivery(models.Model):
+    """One event sent (or to send) to one target, or as a commit status to the git provider,
+    with every attempt's outcome. Retried with backoff until delivered or out of attempts."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook"
+        SLACK = "slack"
+        EMAIL = "email"
+        COMMIT_STATUS = "commit_status"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="event_deliveries")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="event_deliveries")
+    target = models.ForeignKey(NotificationTarget, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="deliveries")
+    kind = models.CharField(max_length=15, choices=Kind.choices)
+    event = models.CharField(max_length=20)  # an EVENTS entry, or "started" (a commit status)
+    url = models.CharField(max_length=500, blank=True)  # where it goes (e-mail: the addresses)
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(
+            fields=["deployment", "target", "kind", "event"], condition=models.Q(redelivery_of=None),
+            name="one_event_per_deployment_target")]
 
 
 class ApiToken(models.Model):

@@ -5,7 +5,7 @@ from django.conf import settings
 from deployments import access, audit
 from deployments.compose.project import ComposeError, Role, load
 from deployments.haproxy import router
-from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, SettingsForm
+from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
 
 HISTORY_LENGTH = 30
@@ -18,9 +18,11 @@ def steps(deployment: Deployment) -> list[dict]:
     result = []
     for phase in Deployment.PHASES:
         times = deployment.phase_times.get(phase, {})
+        if phase == "canary" and not _shows_canary(deployment):
+            continue
         if deployment.redeploy_of_id and phase in ("fetch", "build"):
             status = "skipped"
-        elif phase == deployment.phase and deployment.state == Deployment.State.FAILED:
+        elif phase == deployment.phase and deployment.state in (Deployment.State.FAILED, Deployment.State.ROLLED_BACK):
             status = "failed"
         elif phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
             status = "cancelled"
@@ -34,6 +36,11 @@ def steps(deployment: Deployment) -> list[dict]:
     return result
 
 
+def _shows_canary(deployment: Deployment) -> bool:
+    """The canary step is shown once it ran, or while one may still run."""
+    return "canary" in deployment.phase_times or (not deployment.is_final and bool(deployment.app.canary_steps))
+
+
 def phase_services(deployment: Deployment) -> dict[str, str]:
     """For a Compose release: which services each phase works on, e.g. {"start": "store, web"}."""
     if not deployment.compose_text:
@@ -45,8 +52,8 @@ def phase_services(deployment: Deployment) -> dict[str, str]:
     names = {role: [s.name for s in project.of_role(role)] for role in Role}
     web = names[Role.WEB]
     every = [s.name for s in project.services]
-    touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + web, "verify": web, "switch": web,
-               "watch": web, "drain": names[Role.WORKER] + web}
+    touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + web, "verify": web, "canary": web,
+               "switch": web, "watch": web, "drain": names[Role.WORKER] + web}
     return {phase: ", ".join(services) for phase, services in touched.items()}
 
 
@@ -57,6 +64,8 @@ def state_message(deployment: Deployment) -> dict:
             and deployment.state == Deployment.State.RUNNING else None,
             "traffic": deployment.traffic_summary,
             "steps": steps(deployment), "cancellable": deployment.is_cancellable,
+            "canary": deployment.canary or None,
+            "in_canary": deployment.phase == "canary" and deployment.state == Deployment.State.RUNNING,
             "duration": deployment.duration(), "final": deployment.is_final}
 
 
@@ -89,6 +98,10 @@ def app_page(user, app: App) -> dict:
         "members": app.memberships.select_related("user"),
         "member_form": MemberForm(),
         "deliveries": app.deliveries.select_related("deployment")[:DELIVERIES_SHOWN],
+        "notification_targets": app.notification_targets.all(),
+        "event_deliveries": app.event_deliveries.select_related("target")[:DELIVERIES_SHOWN],
+        "target_form": NotificationTargetForm(),
+        "has_commit_status_token": bool(app.encrypted_commit_status_token),
         "audit_events": audit.visible_events(user, app)[:AUDIT_SHOWN],
         "certificate": certificate(app),
         "certificate_form": CertificateForm(),

@@ -102,12 +102,25 @@ def cancel(deployment: Deployment, actor: Actor) -> Deployment:
 
 
 def promote(deployment: Deployment, actor: Actor) -> Deployment:
-    """Skip the rest of the watch window: the old release drains and retires now."""
+    """Skip the rest of a canary (all traffic to the new release now) or of the watch window
+    (the old release drains and retires now)."""
     if lifecycle.request_promote(deployment.pk, actor.name):
         return _recorded(actor, "deployment.promote", deployment)
     deployment.refresh_from_db()
-    raise NotPossible(f"Deployment #{deployment.pk} is not being watched (it is {deployment.state}"
-                      f"{', ' + deployment.phase if deployment.state == Deployment.State.RUNNING else ''}).")
+    raise NotPossible(f"Deployment #{deployment.pk} is not in a canary or being watched ({_where(deployment)}).")
+
+
+def abort(deployment: Deployment, actor: Actor) -> Deployment:
+    """End a canary: all traffic back on the old release at once, the new one removed."""
+    if lifecycle.request_abort(deployment.pk, actor.name):
+        return _recorded(actor, "deployment.abort", deployment)
+    deployment.refresh_from_db()
+    raise NotPossible(f"Deployment #{deployment.pk} is not in a canary ({_where(deployment)}); "
+                      "cancel it before the switch, or redeploy the previous release after it.")
+
+
+def _where(deployment: Deployment) -> str:
+    return f"it is {deployment.state}" + (f", {deployment.phase}" if deployment.state == Deployment.State.RUNNING else "")
 
 
 def _recorded(actor: Actor, action: str, deployment: Deployment) -> Deployment:
@@ -234,7 +247,9 @@ def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
 SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path",
                    "health_status", "health_timeout", "health_deadline", "health_host", "replicas", "stop_timeout",
                    "watch_window",
-                   "watch_error_percent", "watch_min_requests", "memory_limit_mb", "cpu_limit", "pids_limit",
+                   "watch_error_percent", "watch_min_requests", "canary_steps", "canary_step_seconds",
+                   "canary_error_margin", "canary_latency_margin", "canary_min_requests", "release_command",
+                   "memory_limit_mb", "cpu_limit", "pids_limit",
                    "capabilities", "build_timeout", "https_redirect", "hsts")
 
 

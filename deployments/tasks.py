@@ -15,7 +15,7 @@ is found the same way: its note in Redis expires and reconcile sends the deploym
 
 The web process has neither the Docker socket nor HAProxy's files (in the compose stack it
 cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
-apply_certificates and remove_app_resources. The first two go to settings.CONTROL_QUEUE, which
+apply_certificates and remove_app_resources. Deploy events (send_event) go out from a worker too. The first two go to settings.CONTROL_QUEUE, which
 its own worker serves (Procfile `control`), so a domain change never waits behind a build.
 """
 import logging
@@ -23,10 +23,12 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import receiver
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from deployments.engine import certificates as certificate_work
+from deployments.engine import events
 from deployments.engine import pipeline, queue
 from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
@@ -143,3 +145,32 @@ def send(deployment_id: int) -> bool:
         logger.warning("deployment #%s waits: the queue (Redis) is unreachable (%s)", deployment_id, error)
         return False
     return True
+
+
+# Deploy events (engine/events.py) --------------------------------------------------------------
+
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
+def send_event(delivery_id: int) -> None:
+    """One attempt; a failed one comes back after its backoff (and the periodic task would find
+    it anyway). Short work with a timeout, so it goes with the routing changes."""
+    retry_in = events.attempt(delivery_id)
+    if retry_in is not None:
+        try:
+            send_event.apply_async((delivery_id,), countdown=retry_in, retry=False)
+        except (OperationalError, ConnectionError, OSError, RedisError):
+            pass  # send_due_events finds it when it is due
+
+
+@shared_task(ignore_result=True)
+def send_due_events() -> int:
+    """Periodic (Celery beat): deliveries whose time has come that nobody sent."""
+    due = events.due()
+    for delivery_id in due:
+        _quietly(send_event, (delivery_id,))
+    return len(due)
+
+
+@receiver(events.deliveries_recorded)
+def _send_recorded(sender, ids: list[int], **kwargs) -> None:
+    for delivery_id in ids:
+        _quietly(send_event, (delivery_id,))

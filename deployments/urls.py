@@ -33,6 +33,10 @@ urlpatterns = [
     path("apps/<str:name>/webhook/secret", views.webhook_secret, name="webhook_secret"),
     path("apps/<str:name>/webhook/rotate", views.webhook_rotate, name="webhook_rotate"),
     path("apps/<str:name>/deliveries/<id:delivery_id>/redeliver", views.redeliver, name="redeliver"),
+    path("apps/<str:name>/notifications", views.notification_add, name="notification_add"),
+    path("apps/<str:name>/notifications/<id:target_id>/delete", views.notification_delete, name="notification_delete"),
+    path("apps/<str:name>/notifications/token", views.commit_status_token, name="commit_status_token"),
+    path("apps/<str:name>/events/<id:delivery_id>/redeliver", views.event_redeliver, name="event_redeliver"),
     path("tokens/", views.tokens, name="tokens"),
     path("audit/", views.audit_log, name="audit"),
     path("tokens/<id:token_id>/revoke", views.token_revoke, name="token_revoke"),
@@ -41,4 +45,5 @@ urlpatterns = [
     path("deployments/<id:pk>/cancel", views.cancel, name="cancel"),
     path("deployments/<id:pk>/redeploy", views.redeploy, name="redeploy"),
     path("deployments/<id:pk>/promote", views.promote, name="promote"),
+    path("deployments/<id:pk>/abort", views.abort, name="abort"),
 ]

@@ -3,9 +3,11 @@
 Everything here ends up in argument lists, HAProxy config, container names or Docker
 labels, so the rules are strict and every message says what to type instead.
 """
+import ipaddress
 import math
 import re
-from urllib.parse import quote
+import shlex
+from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -126,3 +128,80 @@ def validate_capabilities(value: str) -> None:
 def validate_finite(value: float) -> None:
     if not math.isfinite(value):
         raise ValidationError("must be a finite number")
+
+
+def release_command_words(value: str) -> list[str]:
+    """A release command as Docker runs it: words split as a shell would, but no shell runs it
+    (the image may have none); `sh -c '...'` where one is wanted."""
+    try:
+        return shlex.split(value)
+    except ValueError as error:
+        raise ValidationError(f"{value!r} is not a command: {error} (quote as in a shell)") from None
+
+
+def validate_release_command(value: str) -> None:
+    if any(ord(c) < 32 for c in value):
+        raise ValidationError("a release command is one line: no control characters")
+    if value and not release_command_words(value):
+        raise ValidationError("the release command has no words; leave it empty for none")
+
+
+MAX_CANARY_STEPS = 10
+
+
+def validate_canary_steps(value) -> None:
+    """Empty: no canary. Otherwise ascending whole percentages of the traffic on the new release,
+    the last 100 (the switch)."""
+    if value in (None, []):
+        return
+    if not isinstance(value, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in value):
+        raise ValidationError("canary steps are whole percentages, e.g. 5, 25, 50, 100")
+    if len(value) > MAX_CANARY_STEPS:
+        raise ValidationError(f"at most {MAX_CANARY_STEPS} canary steps")
+    if any(not 1 <= p <= 100 for p in value) or any(a >= b for a, b in zip(value, value[1:])):
+        raise ValidationError(f"canary steps {value} must rise, each between 1 and 100")
+    if value[-1] != 100:
+        raise ValidationError(f"the last canary step must be 100 (all traffic on the new release), not {value[-1]}")
+
+
+def validate_event_url(value: str) -> None:
+    """Where deploy events are POSTed: http(s), a host name or address, no credentials (a token
+    belongs in the path). Whether the host is public is checked again at each send (engine/events.py)."""
+    if not value:
+        return
+    if any(ord(c) <= 32 or ord(c) > 126 for c in value):
+        raise ValidationError("the URL has spaces or characters outside ASCII; percent-encode them")
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not _host_or_address(parts.hostname):
+        raise ValidationError(f"{value!r} is not an http(s) URL, e.g. https://hooks.example.com/deploys")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("put no user or password in the URL; deliveries are signed with the target's secret")
+
+
+def _host_or_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.fullmatch(host))
+
+
+EMAIL_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$")
+MAX_EMAILS = 10
+
+
+def email_addresses(value: str) -> list[str]:
+    return [part for part in value.replace(",", " ").split() if part]
+
+
+def validate_emails(value: str) -> None:
+    addresses = email_addresses(value)
+    wrong = [address for address in addresses if not EMAIL_ADDRESS.fullmatch(address)]
+    if wrong:
+        raise ValidationError(f"{', '.join(wrong)}: not an e-mail address")
+    if len(addresses) > MAX_EMAILS:
+        raise ValidationError(f"at most {MAX_EMAILS} addresses")

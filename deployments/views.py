@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, audit, presenters, services
+from deployments import access, audit, notifications, presenters, services
 from deployments.audit import Actor
 from deployments.haproxy import router
 from deployments.forms import (
@@ -15,6 +15,7 @@ from deployments.forms import (
     EnvVarForm,
     MemberForm,
     NewAppForm,
+    NotificationTargetForm,
     SettingsForm,
     add_service_errors,
     split_hosts,
@@ -250,7 +251,14 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def promote(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_deployment(request, pk, services.promote, "Promoted: the old release drains and retires now.")
+    return _act_on_deployment(request, pk, services.promote,
+                              "Promoted: the new release takes all the traffic; the old one drains and retires.")
+
+
+@login_required
+@require_POST
+def abort(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act_on_deployment(request, pk, services.abort, "Aborted: all traffic goes back to the old release.")
 
 
 @login_required
@@ -301,6 +309,60 @@ def redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse
         messages.error(request, str(error))
     else:
         messages.success(request, f"Redelivered: {answer['detail']}")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def notification_add(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    form = NotificationTargetForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise services.InvalidInput({field: list(errors) for field, errors in form.errors.items()})
+        data = form.cleaned_data
+        target = notifications.add_target(app, _actor(request), data["kind"], data["url"], data["emails"],
+                                          data["events"])
+    except services.InvalidInput as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Deploy events now also go to {target.url or target.emails}.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def notification_delete(request: HttpRequest, name: str, target_id: int) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    if notifications.delete_target(app, _actor(request), target_id):
+        messages.success(request, "Target removed.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def commit_status_token(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        notifications.set_commit_status_token(app, _actor(request), request.POST.get("token", ""))
+    except services.InvalidInput as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Commit status token saved." if app.encrypted_commit_status_token
+                         else "Commit status token removed.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
+def event_redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    try:
+        copy = notifications.redeliver(app, _actor(request), delivery_id)
+    except services.NotPossible as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Sending it again as delivery #{copy.pk}.")
     return redirect("app", name=name)
 
 

@@ -22,6 +22,7 @@ class Push:
     branch: str | None = None
     sha: str | None = None
     pusher: str = ""
+    repository: str = ""  # the provider's name for the repository (owner/name; GitLab: the project id)
 
 
 class Rejected(Exception):
@@ -88,7 +89,7 @@ class GitHub(Provider):
         if payload.get("deleted"):
             kind = "other"
         pusher = (payload.get("pusher") or {}).get("name", "")
-        return Push(kind, event, delivery, branch, payload.get("after"), pusher)
+        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload))
 
 
 class GitLab(Provider):
@@ -111,7 +112,7 @@ class GitLab(Provider):
             return Push("other", event, delivery)
         kind, branch = _branch(payload.get("ref"))
         return Push(kind, event, delivery, branch, payload.get("checkout_sha") or payload.get("after"),
-                    payload.get("user_username", ""))
+                    payload.get("user_username", ""), str(payload.get("project_id") or ""))
 
 
 class Gitea(Provider):
@@ -135,7 +136,7 @@ class Gitea(Provider):
             return Push("other", event, delivery)
         kind, branch = _branch(payload.get("ref"))
         pusher = (payload.get("pusher") or {}).get("login") or (payload.get("pusher") or {}).get("username", "")
-        return Push(kind, event, delivery, branch, payload.get("after"), pusher)
+        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload))
 
 
 class Bitbucket(Provider):
@@ -217,6 +218,13 @@ def read(provider: type[Provider], headers: Mapping[str, str], body: bytes, secr
     if push.branch is not None and not isinstance(push.branch, str):
         raise Rejected(400, "the ref is not a string")
     return push
+
+
+def _repository(payload: dict) -> str:
+    """owner/name, as GitHub and Gitea send it (checked before it goes into a URL: engine/events.py)."""
+    repository = payload.get("repository")
+    name = repository.get("full_name") if isinstance(repository, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _is_sha(value: str) -> bool:

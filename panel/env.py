@@ -5,6 +5,7 @@ so a typo in a deployment's environment stops start-up with a message instead of
 surprise later.
 """
 import ipaddress
+from urllib.parse import urlsplit
 import os
 import re
 from pathlib import Path
@@ -69,6 +70,30 @@ def env_ipv4_network(name: str, default: str, longest_prefix: int) -> str:
     if network.prefixlen > longest_prefix:
         raise ImproperlyConfigured(f"{name}={raw} is too small: give a /{longest_prefix} or larger (e.g. {default})")
     return str(network)
+
+
+def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated addresses or CIDR ranges (e.g. 127.0.0.1,10.0.0.0/8); empty: none."""
+    raw = env_str(name, "")
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a list of addresses or ranges; set e.g. "
+                                   f"{name}=127.0.0.1,10.0.0.0/8") from None
+
+
+def env_url(name: str, default: str) -> str:
+    """An http(s) base URL, returned without a trailing slash; "" if unset with no default."""
+    raw = env_str(name, default).rstrip("/")
+    if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).hostname
+                or any(ord(c) <= 32 for c in raw)):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an http(s) URL; set e.g. {name}=https://git.example.com")
+    return raw
+
+
+def optional_env_bind(name: str) -> tuple[str, int] | None:
+    """HOST:PORT as env_bind, or None when the variable is unset or empty."""
+    return env_bind(name, "") if env_str(name, "") else None
 
 
 def env_bind(name: str, default: str) -> tuple[str, int]:

@@ -18,6 +18,9 @@ from panel.env import (
     env_hostname,
     env_int,
     env_ipv4_network,
+    env_networks,
+    env_url,
+    optional_env_bind,
     env_socket_path,
     env_str,
 )
@@ -189,6 +192,9 @@ CHANNEL_LAYERS = {
 }
 
 # What Switchyard itself runs and where.
+_PANEL_BIND = env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000")
+_PANEL_DOMAIN = env_hostname("SWITCHYARD_PANEL_DOMAIN")
+
 SWITCHYARD = {
     # Label on every container, image and network this installation creates; a test run
     # uses its own, so it never touches the containers of a running panel.
@@ -208,10 +214,10 @@ SWITCHYARD = {
     "ACME_CA_BUNDLE": env_file("SWITCHYARD_ACME_CA_BUNDLE"),  # "" trusts the system's CAs
     # How often the worker looks for certificates to issue, renew or retry (seconds).
     "CERTIFICATE_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_INTERVAL", 60, minimum=1, maximum=86400),
-    "PANEL_BIND": env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000"),
+    "PANEL_BIND": _PANEL_BIND,
     # The panel's own domain, served by the apps' HAProxy (to PANEL_BIND) with a certificate of
     # its own: README "Put it on a server". "" serves it on PANEL_BIND only.
-    "PANEL_DOMAIN": env_hostname("SWITCHYARD_PANEL_DOMAIN"),
+    "PANEL_DOMAIN": _PANEL_DOMAIN,
     "HAPROXY_DIR": DATA_DIR / "haproxy",
     # True: only `manage.py haproxy` starts HAProxy, the workers never do (the compose stack: a
     # HAProxy started in a worker's container would die with it). False: whoever finds it down.
@@ -233,6 +239,28 @@ SWITCHYARD = {
     "FAULT_PAUSE": env_float("SWITCHYARD_FAULT_PAUSE", 0.0, minimum=0, maximum=60),
     # Watch window a new app gets (seconds after the switch; each app can change it).
     "DEFAULT_WATCH_WINDOW": env_int("SWITCHYARD_DEFAULT_WATCH_WINDOW", 30, maximum=3600),
+    "DEFAULT_CANARY_STEP_SECONDS": env_int("SWITCHYARD_DEFAULT_CANARY_STEP_SECONDS", 60, minimum=1, maximum=3600),
+    # A release command (migrations) that runs longer is stopped and fails the deployment.
+    "RELEASE_COMMAND_TIMEOUT": env_int("SWITCHYARD_RELEASE_COMMAND_TIMEOUT", 900, minimum=1, maximum=86400),
+    # Addresses that may read /metrics without a token (Prometheus on this host, say).
+    "METRICS_ALLOWED_IPS": env_networks("SWITCHYARD_METRICS_ALLOWED_IPS"),
+    # Where HAProxy's own Prometheus exporter listens (HOST:PORT); empty: only on the stats socket.
+    "HAPROXY_METRICS_BIND": optional_env_bind("SWITCHYARD_HAPROXY_METRICS_BIND"),
+    # Deploy events (README "Deploy events"): links in them point at the panel here.
+    "PUBLIC_URL": env_url("SWITCHYARD_PUBLIC_URL", f"https://{_PANEL_DOMAIN}" if _PANEL_DOMAIN
+                          else "http://{}:{}".format(*_PANEL_BIND)),
+    "EVENT_RETRY_SECONDS": env_int("SWITCHYARD_EVENT_RETRY_SECONDS", 10, minimum=1, maximum=3600),
+    "EVENT_MAX_ATTEMPTS": env_int("SWITCHYARD_EVENT_MAX_ATTEMPTS", 6, minimum=1, maximum=20),
+    "EVENT_TIMEOUT": env_int("SWITCHYARD_EVENT_TIMEOUT", 10, minimum=1, maximum=120),
+    "EVENT_INTERVAL": env_int("SWITCHYARD_EVENT_INTERVAL", 5, minimum=1, maximum=3600),
+    # True: webhook targets may be private addresses (tests; a panel on a private network).
+    "EVENTS_ALLOW_PRIVATE": env_bool("SWITCHYARD_EVENTS_ALLOW_PRIVATE", False),
+    # Commit statuses go to these APIs (the repository's name comes from the verified webhook).
+    "GITHUB_API_URL": env_url("SWITCHYARD_GITHUB_API_URL", "https://api.github.com"),
+    "GITLAB_URL": env_url("SWITCHYARD_GITLAB_URL", "https://gitlab.com"),
+    "GITEA_URL": env_url("SWITCHYARD_GITEA_URL", ""),
+    # p95 differences below this never fail a canary: noise at sub-millisecond latencies.
+    "CANARY_LATENCY_FLOOR_MS": env_int("SWITCHYARD_CANARY_LATENCY_FLOOR_MS", 20, minimum=0, maximum=60000),
     # Confinement a new app gets (each app can change its own; see README "Security").
     "DEFAULT_MEMORY_MB": env_int("SWITCHYARD_DEFAULT_MEMORY_MB", 512, minimum=16, maximum=65536),
     "DEFAULT_CPUS": env_float("SWITCHYARD_DEFAULT_CPUS", 1.0, minimum=0.05, maximum=64),
@@ -242,6 +270,20 @@ SWITCHYARD = {
     # Lines stored per deployment log; the rest is cut with a line saying so.
     "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
 }
+
+# Deploy events due (retries; any the worker missed at once).
+CELERY_BEAT_SCHEDULE["events"] = {"task": "deployments.tasks.send_due_events",
+                                  "schedule": float(SWITCHYARD["EVENT_INTERVAL"])}
+# E-mail for deploy events, through Django's backends (SMTP unless told otherwise).
+EMAIL_BACKEND = env_str("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_FILE_PATH = env_str("SWITCHYARD_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))  # the file backend's
+EMAIL_HOST = env_str("SWITCHYARD_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("SWITCHYARD_EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("SWITCHYARD_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("SWITCHYARD_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("SWITCHYARD_EMAIL_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("SWITCHYARD_EMAIL_FROM", "switchyard@localhost")
 
 # Issue, renew and retry certificates (README "HTTPS").
 CELERY_BEAT_SCHEDULE["certificates"] = {"task": "deployments.tasks.certificates",

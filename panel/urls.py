@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from deployments import hooks
+from deployments import hooks, metrics
 from deployments.api import api
 
 urlpatterns = [
@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("hooks/<str:name>/", hooks.receive, name="webhook"),
     path("api/", api.urls),
+    path("metrics", metrics.metrics, name="metrics"),
     path("", include("deployments.urls")),
 ]

@@ -64,6 +64,13 @@ class AppRepo:
                   f"else echo 'Status: 200 OK'; echo; echo {version}; fi")
         return self._commit(version)
 
+    def commit_page_failing(self, version: str, one_in: int) -> str:
+        """/cgi-bin/page answers 500 about one time in `one_in`; / and /health stay fine."""
+        self.commit_version(version)
+        self._cgi("page", f"if [ $((RANDOM % {one_in})) -eq 0 ]; then echo 'Status: 500 Oops'; echo; echo oops; "
+                  f"else echo 'Status: 200 OK'; echo; echo {version}; fi")
+        return self._commit(version)
+
     def commit_exits_after(self, version: str, seconds: int) -> str:
         """Serves, then its main process exits with code 7 after `seconds`."""
         return self.commit_version(version, cmd='["/bin/busybox", "sh", "-c", "/bin/busybox httpd -p 8000 -h /www; '

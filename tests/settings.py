@@ -36,6 +36,18 @@ os.environ.setdefault("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
 # The periodic reconcile would act on the rows other tests stage; the fault-injection tests
 # restart the worker with a short period (see tests/test_faults.py).
 os.environ.setdefault("SWITCHYARD_RECONCILE_INTERVAL", "3600")
+# Deploy events go to receivers the tests run on loopback, retried after 1 s, 2 s, ...; e-mail
+# is written to files (the worker is another process: an in-memory outbox would not be seen).
+os.environ.setdefault("SWITCHYARD_EVENTS_ALLOW_PRIVATE", "true")
+os.environ.setdefault("SWITCHYARD_EVENT_RETRY_SECONDS", "1")
+os.environ.setdefault("SWITCHYARD_EVENT_INTERVAL", "1")
+os.environ.setdefault("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+# Commit statuses go to tests/receiver.py on this port (a stand-in for each provider's API).
+os.environ.setdefault("SWITCHYARD_TEST_PROVIDER_PORT", str(_free_port()))
+_provider = f"http://127.0.0.1:{os.environ['SWITCHYARD_TEST_PROVIDER_PORT']}"
+os.environ.setdefault("SWITCHYARD_GITHUB_API_URL", f"{_provider}/github")
+os.environ.setdefault("SWITCHYARD_GITLAB_URL", f"{_provider}/gitlab")
+os.environ.setdefault("SWITCHYARD_GITEA_URL", f"{_provider}/gitea")
 
 from panel.settings import *  # noqa: E402,F401,F403
 

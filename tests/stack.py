@@ -64,6 +64,17 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError(f"deployment #{deployment.id} never reached {state} (is {deployment.state})")
 
+    def wait_for_state_phase(self, deployment: Deployment, phase: str, percent: int | None = None,
+                             timeout: float = 120) -> None:
+        """Until the deployment runs `phase` (and, in a canary, gives the new release `percent`)."""
+        def reached() -> bool:
+            deployment.refresh_from_db()
+            if deployment.is_final:
+                raise AssertionError(f"deployment #{deployment.id} ended {deployment.state}: {deployment.error}")
+            return deployment.phase == phase and (percent is None or deployment.canary_percent == percent)
+        self.eventually(reached, f"deployment #{deployment.id} in {phase}" + (f" at {percent}%" if percent else ""),
+                        timeout)
+
     def deploy_and_wait(self, app: App, ref: str | None = None) -> Deployment:
         return self.wait(self.deploy(app, ref))
 

@@ -388,7 +388,8 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
         "name": "new-app", "repo_url": world.remote_url, "branch": "main", "dockerfile": "Dockerfile",
         "compose_file": "", "web_service": "web", "port": 8080, "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
         "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
-        "watch_min_requests": 20, "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
+        "watch_min_requests": 20, "canary_steps": [], "canary_step_seconds": 60, "canary_error_margin": 1.0,
+        "canary_latency_margin": 50.0, "canary_min_requests": 20, "release_command": "", "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
         "build_timeout": 1800, "https_redirect": True, "hsts": False, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
@@ -465,6 +466,10 @@ def test_patch_changes_settings_domains_switches_and_env_vars(world, redis_serve
     ({"env": {"SECRET_TOKEN": None}}, lambda app: app.environment() == {}),
     ({"env": {"NEVER_SET": None}}, lambda app: app.environment() == {"SECRET_TOKEN": SECRET}),
     ({}, lambda app: app.port == 8000 and app.environment() == {"SECRET_TOKEN": SECRET}),
+    ({"canary_steps": [5, 25, 50, 100], "canary_step_seconds": 30},
+     lambda app: (app.canary_steps, app.canary_step_seconds) == ([5, 25, 50, 100], 30)),
+    ({"canary_steps": []}, lambda app: app.canary_steps == []),
+    ({"release_command": "manage.py migrate"}, lambda app: app.release_command == "manage.py migrate"),
 ])
 def test_patch_changes_only_what_it_names(world, redis_server, changes, check):
     Domain.objects.create(app=world.app, hostname="old.example.com")
@@ -529,7 +534,7 @@ def test_deploy_answers_202_with_the_queued_deployment_of_the_branch_or_the_give
     got = response.json()
     assert (got["id"], got["app"], got["state"], got["ref"], got["trigger"], got["triggered_by"], got["redeploy_of"]) == (
         new.pk, APP, "queued", ref, "api", world.users[role].username, None)
-    assert [p["name"] for p in got["phases"]] == list(Deployment.PHASES)
+    assert [p["name"] for p in got["phases"]] == [p for p in Deployment.PHASES if p != "canary"]
     world.queued.refresh_from_db()
     assert world.queued.state == Deployment.State.SUPERSEDED
 
@@ -687,6 +692,13 @@ BAD_INPUT = {
     "patch: domains a string": ("patch", "/api/apps/{app}", {"domains": "a.example.com"}, 422, "domains"),
     "patch: env a list": ("patch", "/api/apps/{app}", {"env": ["A"]}, 422, "env"),
     "patch: auto_deploy a word": ("patch", "/api/apps/{app}", {"auto_deploy": "perhaps"}, 422, "auto_deploy"),
+    "patch: canary_steps a string": ("patch", "/api/apps/{app}", {"canary_steps": "5,100"}, 422, "canary_steps"),
+    "patch: canary_steps falling": ("patch", "/api/apps/{app}", {"canary_steps": [50, 5, 100]}, 400, "must rise"),
+    "patch: canary_steps without 100": ("patch", "/api/apps/{app}", {"canary_steps": [5, 50]}, 400,
+                                        "the last canary step must be 100"),
+    "patch: canary_steps 101": ("patch", "/api/apps/{app}", {"canary_steps": [5, 101]}, 400, "each between 1 and 100"),
+    "patch: canary_step_seconds 0": ("patch", "/api/apps/{app}", {"canary_step_seconds": 0}, 400,
+                                     "greater than or equal to 1"),
     "deploy: ref a number": ("post", "/api/apps/{app}/deploy", {"ref": 5}, 422, "ref"),
     # out of range and invalid values
     "create: huge port": ("post", "/api/apps", {**NEW, "port": 10 ** 20}, 400, "port"),
@@ -895,7 +907,7 @@ def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django
     assert first["state"] == "succeeded", first["error"]
     assert first["commit"] == v1_sha and first["ref"] == "main" and first["trigger"] == "api"
     # The first release has nothing to watch against: that phase is skipped.
-    assert [p["status"] for p in first["phases"]] == ["skipped" if p == "watch" else "done" for p in Deployment.PHASES]
+    assert [p["status"] for p in first["phases"]] == ["skipped" if p == "watch" else "done" for p in Deployment.PHASES if p != "canary"]
     assert stack.get("pushed.localhost") == (200, "v1")
     logs = api.get(f"/api/deployments/{first['id']}/logs").json()
     assert [line["seq"] for line in logs] == list(range(1, len(logs) + 1))

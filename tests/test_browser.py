@@ -265,3 +265,77 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
                                                                  "changes: carried over, untouched)")
     expect(page.locator("#deployment-services")).to_contain_text("worker (replaced after the switch)")
     page.screenshot(path=str(SCREENSHOTS / "compose_deployment.png"))
+
+
+def test_person_turns_on_canary_deploys_watches_the_split_and_aborts(stack, app_repo, page, django_user_model):
+    django_user_model.objects.create_superuser("cy", password="pw-cy-456789")
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo, name="canary", replicas=2)
+    assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
+    _log_in(page, "cy", "pw-cy-456789")
+
+    page.goto("/apps/canary/")
+    page.fill("#id_canary_steps", "20, 50, 120")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-form .errorlist")).to_contain_text("must rise, each between 1 and 100")
+    page.fill("#id_canary_steps", "20, 50, 100")
+    page.fill("#id_canary_step_seconds", "5")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#id_canary_steps")).to_have_value("20, 50, 100")
+    assert App.objects.get(name="canary").canary_steps == [20, 50, 100]
+
+    app_repo.commit_version("v2")
+    with stack.load("canary.localhost", max_seconds=90):
+        page.get_by_role("button", name="Deploy", exact=True).click()
+        page.wait_for_url("**/deployments/*/")
+        expect(page.locator('#stepper li[data-phase="canary"]')).to_have_class("active", timeout=60000)
+        expect(page.locator("#canary-split-text")).to_contain_text("50% of new clients on the new release",
+                                                                   timeout=30000)
+        expect(page.locator(".canary-step.as-good")).to_have_count(1)
+        expect(page.locator(".canary-step").first.locator("svg rect")).to_have_count(4)
+        expect(page.get_by_role("button", name="Promote now")).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "canary.png"), full_page=True)
+        page.get_by_role("button", name="Abort canary").click()
+        expect(page.locator("#state-badge")).to_have_class("badge rolled_back", timeout=30000)
+    expect(page.locator(".canary-step.aborted")).to_contain_text("aborted by cy")
+    expect(page.locator("#canary-split-text")).to_contain_text("0% of new clients on the new release")
+    expect(page.get_by_role("button", name="Abort canary")).to_be_hidden()
+    assert stack.get("canary.localhost") == (200, "v1")
+    page.screenshot(path=str(SCREENSHOTS / "canary_aborted.png"), full_page=True)
+
+
+def test_person_adds_an_event_target_sees_the_deliveries_and_redelivers(transactional_db, page, django_user_model):
+    from deployments.models import EventDelivery
+
+    eli = django_user_model.objects.create_user("eli", password="pw-eli-456789")
+    app = App.objects.create(name="ledger", repo_url="/srv/ledger.git", owner=eli)
+    deployment = Deployment.objects.create(app=app, ref="main", state=Deployment.State.ROLLED_BACK,
+                                           error="canary at 5%: 5xx: new 9.8% against old 0.0%")
+    EventDelivery.objects.create(app=app, deployment=deployment, kind="webhook", event="rolled_back",
+                                 url="https://hooks.example.com/deploys", payload={"event": "deployment.rolled_back"},
+                                 state="failed", attempts=6, last_status=502, last_error="HTTP 502")
+    _log_in(page, "eli", "pw-eli-456789")
+
+    page.goto("/apps/ledger/")
+    form = page.locator("#notification-form")
+    form.locator("#id_url").fill("ftp://hooks.example.com/deploys")
+    form.get_by_role("button", name="Add target").click()
+    expect(page.locator(".messages")).to_contain_text("is not an http(s) URL")
+    form.locator("#id_url").fill("https://hooks.example.com/deploys")
+    form.locator("input[value='cancelled']").uncheck()
+    form.get_by_role("button", name="Add target").click()
+    targets = page.locator("#notification-targets")
+    expect(targets).to_contain_text("https://hooks.example.com/deploys")
+    expect(targets).to_contain_text("succeeded, failed, rolled_back")
+    target = app.notification_targets.get()
+    expect(targets).to_contain_text(target.secret)  # for signing checks at the receiver
+    assert target.events == ["succeeded", "failed", "rolled_back"]
+
+    deliveries = page.locator("#event-deliveries")
+    expect(deliveries).to_contain_text("6 attempts · last 502 · HTTP 502")
+    deliveries.get_by_role("button", name="Redeliver").click()
+    expect(page.locator(".messages")).to_contain_text("Sending it again")
+    assert EventDelivery.objects.filter(redelivery_of__isnull=False).count() == 1  # the worker is trying it
+    expect(page.locator("#event-deliveries tbody tr")).to_have_count(2)
+    page.locator("#notifications").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "events.png"), full_page=True)

@@ -32,6 +32,9 @@ def _create(*args: str) -> None:
     (["web", "--repo", "--upload-pack=touch /tmp/pwned"], "is not a git repository URL"),
     (["web", "--repo", "{repo}", "--compose", "../elsewhere/compose.yaml"], "is not a compose file path"),
     (["web", "--repo", "{repo}", "--compose", "compose.yaml", "--web", "Front End"], "is not a service name"),
+    (["web", "--repo", "{repo}", "--canary-steps", "50,25,100"], "must rise, each between 1 and 100"),
+    (["web", "--repo", "{repo}", "--canary-steps", "5,25"], "the last canary step must be 100"),
+    (["web", "--repo", "{repo}", "--release-command", "sh -c 'unclosed"], "is not a command"),
 ])
 def test_bad_input_gets_a_clear_error_and_changes_nothing(stack, app_repo, args, message):
     app_repo.commit_version("v1")
@@ -52,6 +55,19 @@ def test_a_compose_app_is_created_with_its_file_web_service_and_port(stack, app_
 
     app = App.objects.get(name="shop")
     assert (app.compose_file, app.web_service, app.port) == ("deploy/compose.yaml", "frontend", 3000)
+
+
+def test_canary_steps_and_a_release_command_are_set_on_create_and_turned_off_on_update(stack, app_repo):
+    app_repo.commit_version("v1")
+
+    _create("shop", "--repo", app_repo.url, "--canary-steps", "5,25,50,100", "--canary-step-seconds", "30",
+            "--release-command", "manage.py migrate --noinput")
+    app = App.objects.get(name="shop")
+    assert (app.canary_steps, app.canary_step_seconds) == ([5, 25, 50, 100], 30)
+    assert app.release_command == "manage.py migrate --noinput"
+
+    call_command("apps", "update", "shop", "--canary-steps", "")
+    assert App.objects.get(name="shop").canary_steps == []
 
 
 def test_deploy_rejects_a_ref_with_shell_characters(stack, app_repo):

@@ -3,6 +3,7 @@ refusal naming the key and the reason; interpolation from the app's environment.
 import pytest
 
 from deployments.compose.project import ComposeError, Role, load
+from deployments.engine import release_command
 
 STORE_APP = """
 services:
@@ -164,3 +165,44 @@ volumes: {uploads: {}, static: {}}
 def test_another_service_can_be_the_web_one():
     project = load("services: {frontend: {build: .}, web: {build: ./old}}", "frontend", {})
     assert project.web.name == "frontend" and project.service("web").role == Role.WORKER
+
+
+RELEASE_APP = """
+services:
+  web:
+    build: .
+    depends_on: [db]
+  db:
+    build: db
+    volumes: [data:/data]
+    x-switchyard-release-command: [/bin/init-db, --if-empty]
+  worker:
+    build: .
+    x-switchyard-release-command: "sh -c 'echo warm the cache'"
+volumes:
+  data: {}
+"""
+
+
+def test_release_commands_per_service_in_dependency_order_the_web_falling_back_to_the_apps():
+    project = load(RELEASE_APP, "web", {})
+
+    assert release_command.commands(project, "manage.py migrate") == [
+        (project.service("db"), ("/bin/init-db", "--if-empty")),
+        (project.web, ("manage.py", "migrate")),
+        (project.service("worker"), ("sh", "-c", "echo warm the cache"))]
+    assert [spec.name for spec, _ in release_command.commands(project, "")] == ["db", "worker"]
+
+
+def test_a_release_command_does_not_change_a_services_definition():
+    without = load(RELEASE_APP.replace("    x-switchyard-release-command: [/bin/init-db, --if-empty]\n", ""), "web", {})
+    assert without.service("db").definition() == load(RELEASE_APP, "web", {}).service("db").definition()
+
+
+@pytest.mark.parametrize("value, reason", [("3", "a command, as a string or a list of strings"),
+                                           ("\"sh -c 'unclosed\"", "No closing quotation"),
+                                           ("[]", "a command, as a string or a list of strings")])
+def test_a_release_command_that_is_not_a_command_is_refused(value, reason):
+    text = f"services:\n  web:\n    build: .\n    x-switchyard-release-command: {value}\n"
+    [problem] = problems(text)
+    assert problem.startswith("services.web.x-switchyard-release-command: ") and reason in problem, problem

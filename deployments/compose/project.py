@@ -16,6 +16,7 @@ import enum
 import hashlib
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -39,6 +40,8 @@ CONTAINER_NAME = VOLUME_NAME  # Docker's grammar; Switchyard puts sy-APP- before
 CONFINEMENT = "it would loosen the app's confinement (see the app's limits and capabilities)"
 LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
 ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
+RELEASE_COMMAND_KEY = "x-switchyard-release-command"
+
 REFUSED_KEYS = {
     "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
     "volumes_from": "share data through a named volume instead",
@@ -131,11 +134,15 @@ class ServiceSpec:
     read_only: bool = False
     tty: bool = False
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # Run once in a container of the new image before the release starts (x-switchyard-release-command).
+    release_command: tuple[str, ...] = ()
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
-        did not change keeps running across a deploy."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()
+        did not change keeps running across a deploy. The release command is not part of it:
+        it runs at each deploy, it does not change what runs."""
+        described = {key: value for key, value in asdict(self).items() if key != "release_command"}
+        return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def recreate_reasons(self) -> list[str]:
         """Why two containers of this service cannot run side by side (the web service is then
@@ -325,7 +332,22 @@ class _Reader:
             stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
             ports=self._ports(where, definition.get("ports") or [], web), restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
-            labels=self._labels(where, definition.get("labels")))
+            labels=self._labels(where, definition.get("labels")),
+            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
+
+    def _release_command(self, where: str, value) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, list) and value and all(isinstance(word, str) for word in value):
+            return tuple(value)
+        if isinstance(value, str) and value.strip():
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as error:
+                self.problems.append(f"{where}.{RELEASE_COMMAND_KEY}: {error} (quote as in a shell)")
+                return ()
+        self.problems.append(f"{where}.{RELEASE_COMMAND_KEY}: a command, as a string or a list of strings")
+        return ()
 
     def _environment(self, definition: dict) -> tuple[tuple[str, str], ...]:
         """A variable given without a value (`- KEY` or `KEY:`) passes the app's own through, as

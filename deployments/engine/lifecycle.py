@@ -1,6 +1,6 @@
 """A deployment's life: its states, the moves between them, and the only code that writes them.
 
-    queued ──claim──▶ running: fetch → build → start → verify → switch → watch → drain
+    queued ──claim──▶ running: fetch → build → start → verify → [canary] → switch → watch → drain
       │                 │
       ├─ cancel ──────▶ cancelled          ├─ finish ──▶ succeeded | failed | rolled_back | cancelled
       ├─ supersede ───▶ superseded         └─ abandon ─▶ succeeded | failed | cancelled
@@ -9,7 +9,7 @@
 Each move is one conditional UPDATE that names the state (and, where it matters, the phase)
 it starts from and sets every field the new state needs: 0 rows means someone else moved
 first, and the caller learns it from the return value. What people ask of a running
-deployment (cancel, promote) are flags here too; the pipeline reads them between steps.
+deployment (cancel, promote, abort) are flags here too; the pipeline reads them between steps.
 Like kamal-proxy's TargetState, all of it goes through one function, _move.
 """
 import enum
@@ -17,6 +17,7 @@ import enum
 from django.db import transaction
 from django.utils import timezone
 
+from deployments.engine import events
 from deployments.models import App, Deployment
 
 State = Deployment.State
@@ -38,6 +39,7 @@ def _move(matching: dict, to: str, **fields) -> int:
         raise IllegalTransition(f"{source} → {to}")
     if to in Deployment.FINAL_STATES:
         fields.setdefault("finished_at", timezone.now())
+        fields.setdefault("canary_percent", 0)  # no share of the traffic outlives its deployment
     return Deployment.objects.filter(**matching).update(state=to, **fields)
 
 
@@ -55,8 +57,11 @@ def claim(deployment_id: int) -> bool:
         if Deployment.objects.filter(app_id=app_id, state=State.RUNNING).exists():
             return False  # the running one hands over to the next when it ends
         now = timezone.now()
-        return bool(_move({"id": deployment_id, "state": State.QUEUED}, State.RUNNING, phase="", started_at=now,
-                          heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check()))
+        claimed = bool(_move({"id": deployment_id, "state": State.QUEUED}, State.RUNNING, phase="", started_at=now,
+                             heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check()))
+        if claimed:
+            events.record_start(deployment_id)
+        return claimed
 
 
 def supersede_older(deployment: Deployment) -> int:
@@ -78,7 +83,16 @@ def enter_phase(deployment_id: int, phase: str, phase_times: dict) -> bool:
 def finish(deployment_id: int, state: str, error: str, **fields) -> bool:
     """running → a final state, with the reason (empty when it succeeded) and what the
     pipeline measured (phase_times, traffic)."""
-    return bool(_move({"id": deployment_id, "state": State.RUNNING}, state, error=error, **fields))
+    with transaction.atomic():
+        return _ended(deployment_id, _move({"id": deployment_id, "state": State.RUNNING}, state, error=error, **fields))
+
+
+def _ended(deployment_id: int, moved: int) -> bool:
+    """After a move of one deployment to a final state: its deploy events, in the same
+    transaction as the move (the caller's, or one here)."""
+    if moved:
+        events.record_end(deployment_id)
+    return bool(moved)
 
 
 def abandon(deployment: Deployment, reason: str, kept_live: bool) -> str | None:
@@ -86,7 +100,9 @@ def abandon(deployment: Deployment, reason: str, kept_live: bool) -> str | None:
     the switch and reconcile finished its work), else failed. Returns the state, or None if
     it had ended meanwhile."""
     state = State.SUCCEEDED if kept_live else State.FAILED
-    moved = _move({"id": deployment.id, "state": State.RUNNING}, state, error="" if kept_live else reason)
+    with transaction.atomic():
+        moved = _ended(deployment.id, _move({"id": deployment.id, "state": State.RUNNING}, state,
+                                            error="" if kept_live else reason))
     return state if moved else None
 
 
@@ -152,8 +168,10 @@ class CancelOutcome(enum.Enum):
 
 
 def request_cancel(deployment_id: int, by: str) -> CancelOutcome:
-    if _move({"id": deployment_id, "state": State.QUEUED}, State.CANCELLED, cancelled_by=by,
-             error=f"cancelled by {by} while queued"):
+    with transaction.atomic():
+        cancelled = _ended(deployment_id, _move({"id": deployment_id, "state": State.QUEUED}, State.CANCELLED,
+                                                cancelled_by=by, error=f"cancelled by {by} while queued"))
+    if cancelled:
         return CancelOutcome.CANCELLED
     if Deployment.objects.filter(id=deployment_id, state=State.RUNNING,
                                  phase__in=Deployment.CANCELLABLE_PHASES).update(cancel_requested=True, cancelled_by=by):
@@ -163,9 +181,36 @@ def request_cancel(deployment_id: int, by: str) -> CancelOutcome:
 
 
 def request_promote(deployment_id: int, by: str) -> bool:
-    """End the watch early; only while it is being watched."""
-    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, phase="watch").update(
+    """End the watch early, or skip a canary's remaining steps: only in those phases."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, phase__in=("canary", "watch")).update(
         promote_requested=True, promoted_by=by))
+
+
+def consume_promote(deployment_id: int) -> None:
+    """A promote that ended a canary does not also end the watch that follows the switch."""
+    Deployment.objects.filter(id=deployment_id).update(promote_requested=False)
+
+
+def request_abort(deployment_id: int, by: str) -> bool:
+    """Send a canary's traffic back to the old release at once; only during the canary."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, phase="canary").update(
+        abort_requested=True, aborted_by=by))
+
+
+def aborted_by(deployment_id: int) -> str | None:
+    """Who aborted it ('' if unknown), or None if nobody has."""
+    return Deployment.objects.filter(id=deployment_id, abort_requested=True).values_list(
+        "aborted_by", flat=True).first()
+
+
+def record_canary(deployment: Deployment, percent: int | None = None, canary: dict | None = None) -> None:
+    """The canary's share of the live backend and/or its steps so far."""
+    fields = {}
+    if percent is not None:
+        deployment.canary_percent = fields["canary_percent"] = percent
+    if canary is not None:
+        deployment.canary = fields["canary"] = canary
+    Deployment.objects.filter(pk=deployment.pk).update(**fields)
 
 
 def cancel_requested(deployment_id: int) -> bool:

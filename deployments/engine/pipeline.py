@@ -1,4 +1,4 @@
-"""The deploy state machine: fetch → build → start → verify → switch → watch → drain.
+"""The deploy state machine: fetch → build → start → verify → [canary] → switch → watch → drain.
 
 Before the switch nothing the old release depends on is touched, so any failure there
 removes the new containers and leaves the old release serving. The switch is one map
@@ -26,7 +26,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
-from deployments.engine import health, lifecycle, priority, runtime, source
+from deployments.engine import health, lifecycle, priority, release_command, runtime, source
+from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
 from deployments.haproxy import router
@@ -47,7 +48,21 @@ class Cancelled(Exception):
 
 
 class RolledBack(Exception):
-    """The watch caught the new release misbehaving; traffic is back on the old one."""
+    """The watch or the canary caught the new release misbehaving; traffic is back on the old one.
+    `reason` is one word for /metrics: what caught it."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _kind_of(trouble: str) -> str:
+    """What the watch saw, in a word (see _trouble)."""
+    if "DOWN" in trouble:
+        return "health"
+    if "5xx" in trouble:
+        return "5xx"
+    return "exited" if "exited" in trouble else "error"
 
 
 class PhaseFailed(Exception):
@@ -92,6 +107,8 @@ class Pipeline:
         self.project: Project | None = None  # known once the source is (after fetch, or a redeploy's)
         self.images: dict[str, str] = {}  # service → image tag
         self.companions: Companions | None = None
+        self.canary: Canary | None = None
+        self._switch_ms: float | None = None
 
     def execute(self) -> None:
         heartbeat = _Heartbeat(self.deployment.id)
@@ -101,7 +118,7 @@ class Pipeline:
             self._phases()
             self._finish(Deployment.State.SUCCEEDED, "")
         except RolledBack as rollback:
-            self._finish(Deployment.State.ROLLED_BACK, str(rollback))
+            self._finish(Deployment.State.ROLLED_BACK, str(rollback), rollback_reason=rollback.reason)
         except PhaseFailed as failure:
             if self._switched:  # a drain step (a new worker, say) failed: the new web release serves
                 self._finish(*self._recover_after_switch(str(failure)))
@@ -144,13 +161,22 @@ class Pipeline:
                 if not runtime.image_exists(image):  # a redeploy's, removed by hand meanwhile
                     raise runtime.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")
             self._start_companions()
+            self._run_release_commands()
             if self._recreate:
                 self._stop_previous()
             self._start()
         with self._phase("verify"):
             self._verify()
+        if self._canary_applies():
+            self._leave_hot_path()  # the switch waits for the canary's verdict
+            with self._phase("canary"):
+                self._run_canary()
+            self._healthy_at = time.monotonic()  # the switch is measured from the canary's verdict
+            self._enter_hot_path()
         with self._phase("switch"):
             self._switch()
+        if self.canary is not None:
+            self.canary.withdraw()  # a rollback in the watch must find the old backend as it was
         if self._watch_applies():
             with self._phase("watch"):
                 self._watch()
@@ -245,6 +271,15 @@ class Pipeline:
                                      deadline_seconds=self.app.health_deadline)
         self.companions.start_stateful()
         self.companions.wait_for_dependencies(self.project.web)
+
+    def _run_release_commands(self) -> None:
+        try:
+            release_command.run_all(self.app.name, self.app.id, self.deployment.id, self.project,
+                                    self.app.release_command, self.images, self.environment, self._limits(quiet=True),
+                                    self.log, compose=bool(self.deployment.compose_text),
+                                    should_stop=self._cancel_requested_in_thread)
+        except release_command.ReleaseCommandStopped:
+            raise Cancelled() from None
 
     def _start(self) -> None:
         colour = self.app.idle_colour
@@ -341,13 +376,26 @@ class Pipeline:
             routed_at = router.switch_to(self.deployment, go_live=lambda: lifecycle.go_live(self.deployment))
         finally:
             self._leave_hot_path()
-        switched_after_ms = (routed_at - self._healthy_at) * 1000
+        switched_after_ms = self._switch_ms = (routed_at - self._healthy_at) * 1000
         self._switched = True
         self._say_web(f"Traffic for {', '.join(self.app.hostnames())} now goes to {self.deployment.colour}, "
                        f"{switched_after_ms:.1f} ms after HAProxy reported it UP")
         # Restarts only from here: a crash before the switch shows as an exit code, not a restart loop.
         for container in self.deployment.containers:
             runtime.enable_restarts(container.id, self.project.web.restart)
+
+    def _canary_applies(self) -> bool:
+        return bool(self.app.canary_steps and self.previous and self.previous.containers and not self._recreate)
+
+    def _run_canary(self) -> None:
+        restarts = self._restarts()
+        self.canary = Canary(self.deployment, self.previous, self.log, self._say_web,
+                             broken=lambda: self._broken(restarts))
+        try:
+            self.canary.run()
+        except CanaryFailed as failure:
+            self._undo_before_switch()
+            raise RolledBack(f"{failure}; traffic is back on deployment #{self.previous.id}", failure.kind) from None
 
     def _watch_applies(self) -> bool:
         return bool(self.app.watch_window and self.previous and self.previous.containers and not self._stopped_previous)
@@ -359,7 +407,7 @@ class Pipeline:
         self._save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
         self._say_web(f"Watching the new release for {window}s; the old one stays ready")
         baseline = self._answered()
-        restarts = {c.id: runtime.state(c.id).restarts for c in self.deployment.containers}
+        restarts = self._restarts()
         deadline = time.monotonic() + window
         while time.monotonic() < deadline:
             trouble = self._trouble(baseline, restarts)
@@ -374,14 +422,25 @@ class Pipeline:
 
     def _trouble(self, baseline: router.Responses, restarts: dict[str, int]) -> str:
         """Why the new release must be rolled back, or "" if it is fine."""
+        broken = self._broken(restarts)
+        if broken:
+            return broken
+        since = self._answered().since(baseline)
+        limit = self.app.watch_error_percent
+        if since.total >= self.app.watch_min_requests and since.error_percent > limit:
+            return f"{since.errors} of {since.total} responses were 5xx ({since.error_percent:.1f}% > {limit:g}%)"
+        return ""
+
+    def _restarts(self) -> dict[str, int]:
+        return {c.id: runtime.state(c.id).restarts for c in self.deployment.containers}
+
+    def _broken(self, restarts: dict[str, int]) -> str:
+        """HAProxy marked a new server DOWN, or a new container exited or restarted since
+        `restarts` was read; "" if neither."""
         servers = router.servers(self.app, self.deployment.colour, len(self.deployment.containers))
         down = [server.describe() for server in servers if server.down]
         if down:
             return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
-        since = router.answered(servers).since(baseline)
-        limit = self.app.watch_error_percent
-        if since.total >= self.app.watch_min_requests and since.error_percent > limit:
-            return f"{since.errors} of {since.total} responses were 5xx ({since.error_percent:.1f}% > {limit:g}%)"
         for container in self.deployment.containers:
             state = runtime.state(container.id)
             if not state.running or state.restarts > restarts[container.id]:
@@ -412,7 +471,7 @@ class Pipeline:
         for container in self.deployment.containers:
             runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
         self.companions.undo()  # a stateful service this release replaced: the old one is back
-        raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}")
+        raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}", _kind_of(reason))
 
     def _drain(self) -> None:
         self.companions.replace_workers()
@@ -480,6 +539,8 @@ class Pipeline:
             logger.exception("clean-up of deployment %s's services incomplete", self.deployment.id)
             self.log.write(f"Clean-up of the services incomplete ({error}); reconcile will finish it")
         try:
+            if self.deployment.canary_percent:
+                self.canary.withdraw()
             if self.deployment.serves_backup:
                 router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
             if self.deployment.holds_backend:
@@ -538,11 +599,14 @@ class Pipeline:
             numbers[role] = {"requests": during.total, "failed": during.errors}
         return numbers
 
-    def _finish(self, state: str, error: str) -> None:
+    def _finish(self, state: str, error: str, rollback_reason: str = "") -> None:
         self._leave_hot_path()  # if a failure came between HAProxy's UP and the switch
         error = self.log.mask(error)  # a crash report can quote the app's output
         traffic = self._traffic()
-        lifecycle.finish(self.deployment.pk, state, error, traffic=traffic, phase_times=self.deployment.phase_times)
+        if state == Deployment.State.ROLLED_BACK and not rollback_reason:
+            rollback_reason = "error"  # a failure during the watch that was not the release's answers
+        lifecycle.finish(self.deployment.pk, state, error, traffic=traffic, phase_times=self.deployment.phase_times,
+                         switch_ms=self._switch_ms, rollback_reason=rollback_reason)
         self.deployment.state, self.deployment.error, self.deployment.traffic = state, error, traffic
         self._publish_state()
         if traffic:

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import docker
 import docker.errors
@@ -242,14 +242,7 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
     away (its RUN step's container is killed and removed). docker-py sends the build with
     no HTTP timeout at all, so the watcher is the only deadline there is."""
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
-    deadline = time.monotonic() + timeout
-    expired = False
-
-    def stop_now() -> bool:
-        nonlocal expired
-        expired = time.monotonic() >= deadline
-        return expired or should_stop()
-
+    stop_now = _Deadline(timeout, should_stop)
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
         stream = api.build(
@@ -261,7 +254,7 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
             image_id = _follow_build(stream, on_line)
     finally:
         api.close()
-    if watcher.fired and expired:
+    if watcher.fired and stop_now.expired:
         raise BuildFailed(f"timed out after {timeout} s")
     if watcher.fired:
         raise BuildStopped()
@@ -294,6 +287,17 @@ def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
     return image_id
+
+
+class _Deadline:
+    """A _StopWatcher's should_stop: true once `seconds` passed (then `expired`) or `asked()` is."""
+
+    def __init__(self, seconds: float, asked: Callable[[], bool]) -> None:
+        self._at, self._asked, self.expired = time.monotonic() + seconds, asked, False
+
+    def __call__(self) -> bool:
+        self.expired = time.monotonic() >= self._at
+        return self.expired or self._asked()
 
 
 class _StopWatcher:
@@ -375,6 +379,61 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
     except docker.errors.APIError as error:
         raise RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error
     return _running(container, port)
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """How a one-off container (a release command) ended."""
+    exit_code: int | None  # None: stopped before it ended
+    timed_out: bool = False
+    stopped: bool = False  # on request (the deployment was cancelled)
+
+
+def run_once(name: str, image: str, env: dict[str, str], labels: dict[str, str], limits: ContainerLimits,
+             options: RunOptions, on_line: Callable[[str], None], timeout: int,
+             should_stop: Callable[[], bool] = lambda: False) -> OneOff:
+    """Run a container to its end on its app's network, confined like the app's, every output
+    line to on_line; killed after `timeout` seconds or when should_stop() turns true. The
+    container is removed in every case."""
+    network = ensure_app_network(labels[LABEL_APP])
+    try:
+        container = client().containers.create(
+            image, name=name, environment=env, labels=instance_labels(**labels), network=network, init=True,
+            **limits.host_config(), **options.create_arguments(network))
+    except docker.errors.APIError as error:
+        raise RuntimeFailure(f"Docker could not create {name}: {error.explanation or error}") from error
+    stop_now = _Deadline(timeout, should_stop)
+    try:
+        container.start()
+        with _StopWatcher(stop_now, lambda: _kill(container)) as watcher:
+            for line in _lines(container.logs(stream=True, follow=True)):
+                on_line(line)
+            exit_code = container.wait(timeout=30).get("StatusCode")
+    except docker.errors.APIError as error:
+        raise RuntimeFailure(f"Docker could not run {name}: {error.explanation or error}") from error
+    finally:
+        stop_and_remove(container.id, timeout=0)
+    if watcher.fired:
+        return OneOff(None, timed_out=stop_now.expired, stopped=not stop_now.expired)
+    return OneOff(exit_code)
+
+
+def _kill(container) -> None:
+    try:
+        container.kill()
+    except docker.errors.APIError:
+        pass  # it ended meanwhile
+
+
+def _lines(chunks) -> Iterator[str]:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode(errors="replace").rstrip("\r")
+    if pending:
+        yield pending.decode(errors="replace")
 
 
 def enable_restarts(container_id: str, policy: str = "unless-stopped") -> None:

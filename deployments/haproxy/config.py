@@ -35,6 +35,27 @@ class Backend:
     health: HealthCheck
     servers: tuple[Server, ...] = ()  # in slot order: s1, s2, ...
     backups: tuple[Server, ...] = ()  # b1, b2, ...: used only when every primary server is DOWN
+    canaries: tuple[Server, ...] = ()  # c1, c2, ...: a new release taking canary_percent of the traffic
+    canary_percent: int = 0
+
+    def weights(self) -> tuple[int, int]:
+        """(weight of each s slot, weight of each c slot): the c slots together get canary_percent."""
+        return canary_weights(self.canary_percent, len(self.servers), len(self.canaries))
+
+
+MAX_WEIGHT = 256  # HAProxy's
+
+
+def canary_weights(percent: int, old_servers: int, new_servers: int) -> tuple[int, int]:
+    """Server weights giving the new servers `percent` of the requests between them and the old,
+    as fine as HAProxy's 0-256 allows: 5 % over 2 + 2 servers is 256 and 13 (4.8 %)."""
+    if not percent or not new_servers:
+        return 1, 0
+    if percent >= 100 or not old_servers:
+        return 0, 1
+    per_old, per_new = (100 - percent) / old_servers, percent / new_servers
+    scale = MAX_WEIGHT / max(per_old, per_new)
+    return max(1, round(per_old * scale)), max(1, round(per_new * scale))
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,7 @@ class AppRoute:
     live_colour: str
     backends: dict[str, Backend] = field(default_factory=dict)  # colour -> backend
     tls: Tls | None = None  # None: no certificate yet, HTTPS answers with the default one
+    canary: bool = False  # its backends have canary slots, a sticky cookie and latency logging
 
     def backend(self, colour: str) -> str:
         return backend_name(self.name, colour)
@@ -158,6 +180,15 @@ def backup_slot_name(index: int) -> str:
     return f"b{index + 1}"
 
 
+def canary_slot_name(index: int) -> str:
+    return f"c{index + 1}"
+
+
+CANARY_COOKIE = "switchyard_release"  # which server a client stays on during a canary
+LATENCY_RING = "latency"  # HAProxy's in-memory log of canary apps' requests (haproxy/latency.py reads it)
+LATENCY_FORMAT = "%b %s %ST %Tr"  # backend, server, status, server response time (ms)
+
+
 MAP_HEADER = "# host -> backend of the app's live colour; written by Switchyard"
 
 
@@ -209,7 +240,7 @@ def _routable(routes: list[AppRoute]) -> list[AppRoute]:
                       sorted(set(route.hostnames) - set(hosts)))
         tls = route.tls and Tls(tuple(h for h in route.tls.covered if h in hosts), route.tls.redirect, route.tls.hsts,
                                 route.tls.pem)
-        safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends, tls))
+        safe.append(AppRoute(route.name, hosts, route.live_colour, route.backends, tls, route.canary))
     return safe
 
 
@@ -247,13 +278,15 @@ def route_app_to(entries: list[tuple[str, str]], app_name: str, colour: str) -> 
 class Binds:
     http: tuple[str, int]
     https: tuple[str, int]
+    metrics: tuple[str, int] | None = None  # HAProxy's own Prometheus exporter over TCP
 
 
 HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
 
 
 def render_config(routes: list[AppRoute], paths: Paths, binds: Binds, panel: PanelRoute | None = None) -> str:
-    parts = [_global_and_defaults(paths), _stats_frontend(paths), _frontend(paths, binds, panel), _no_app_backend()]
+    parts = [_global_and_defaults(paths), _latency_ring(), _stats_frontend(paths, binds), _frontend(paths, binds, panel),
+             _no_app_backend()]
     if panel:
         parts.append(_panel_backend(panel))
     for route in _routable(routes):
@@ -286,11 +319,24 @@ defaults
 """
 
 
-def _stats_frontend(paths: Paths) -> str:
+def _latency_ring() -> str:
+    """Each request of an app with canary deploys, one short line, kept in memory (nothing on
+    disk, the oldest overwritten): HAProxy's stats have only averages, a canary compares p95."""
+    return f"""ring {LATENCY_RING}
+    format raw
+    maxlen 200
+    size 4194304
+"""
+
+
+def _stats_frontend(paths: Paths, binds: Binds) -> str:
     """The stats page without `stats admin`: it can only be read. A stats *socket* would not
-    do, even at `level user`: HAProxy 2.6 accepts `set map` there, which moves traffic."""
+    do, even at `level user`: HAProxy 2.6 accepts `set map` there, which moves traffic.
+    /metrics is HAProxy's own Prometheus exporter (Debian builds it in), also on TCP if asked."""
+    tcp = f"    bind {binds.metrics[0]}:{binds.metrics[1]}\n" if binds.metrics else ""
     return f"""frontend stats
     bind unix@{paths.stats_socket} mode 660
+{tcp}    http-request use-service prometheus-exporter if {{ path /metrics }}
     stats enable
     stats uri /
 """
@@ -312,6 +358,9 @@ def _frontend(paths: Paths, binds: Binds, panel: PanelRoute | None) -> str:
     http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
     http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
     http-request disable-l7-retry unless METH_GET or METH_OPTIONS
+    log ring@{LATENCY_RING} format raw local0
+    log-format "{LATENCY_FORMAT}"
+    http-request set-log-level silent
     http-response set-header Strict-Transport-Security "max-age={HSTS_MAX_AGE}" if {{ ssl_fc }} {{ var(txn.host),map({paths.hsts_map}) -m found }}
 {panel_line}    use_backend %[var(txn.host),map({paths.hosts_map},{NO_APP_BACKEND})]
     default_backend {NO_APP_BACKEND}
@@ -335,12 +384,22 @@ def _panel_backend(panel: PanelRoute) -> str:
 
 
 def _app_backend(route: AppRoute, colour: str) -> str:
+    """A canary app's backends also have c slots (the new release beside the live one, by weight),
+    a cookie that keeps each client on the server it first got, and their requests logged to
+    the latency ring (the frontend silences every other request)."""
     backend = route.backends[colour]
     health = backend.health
     lines = [f"backend {route.backend(colour)}", "    balance roundrobin", *_health_lines(route.name, health),
              f"    timeout check {int(health.timeout * 1000)}ms"]
-    lines += _slots(backend.servers, slot_name, "check")
+    if not route.canary:
+        lines += _slots(backend.servers, slot_name, "check")
+        lines += _slots(backend.backups, backup_slot_name, "check backup")
+        return "\n".join(lines) + "\n"
+    old_weight, new_weight = backend.weights()
+    lines += [f"    cookie {CANARY_COOKIE} insert indirect nocache httponly", "    http-request set-log-level info"]
+    lines += _slots(backend.servers, slot_name, "check", cookie=True, weight=old_weight)
     lines += _slots(backend.backups, backup_slot_name, "check backup")
+    lines += _slots(backend.canaries, canary_slot_name, "check", cookie=True, weight=new_weight)
     return "\n".join(lines) + "\n"
 
 
@@ -364,12 +423,14 @@ def _health_words(health: HealthCheck) -> tuple[str, str, int]:
     return quoted(health.path), quoted(health.host, log_format=True), health.status
 
 
-def _slots(servers: tuple[Server, ...], name, options: str) -> list[str]:
+def _slots(servers: tuple[Server, ...], name, options: str, cookie: bool = False, weight: int | None = None) -> list[str]:
     lines = []
     for index in range(MAX_REPLICAS):
+        slot = name(index)
+        extra = (f" cookie {slot}" if cookie else "") + (f" weight {weight}" if weight is not None else "")
         if index < len(servers):
-            lines.append(f"    server {name(index)} {servers[index].addr}:{servers[index].port} {options}")
+            lines.append(f"    server {slot} {servers[index].addr}:{servers[index].port} {options}{extra}")
         else:
             addr, port = PLACEHOLDER_ADDR
-            lines.append(f"    server {name(index)} {addr}:{port} {options} disabled")
+            lines.append(f"    server {slot} {addr}:{port} {options}{extra} disabled")
     return lines

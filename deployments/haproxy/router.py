@@ -33,6 +33,7 @@ from deployments.haproxy.config import (
     Server,
     UnsafeValue,
     backup_slot_name,
+    canary_slot_name,
     check_route,
     hsts_entries,
     map_entries,
@@ -54,7 +55,9 @@ from deployments.models import COLOURS, MAX_REPLICAS, App, Certificate, Deployme
 Record = Callable[[], None]  # stores the rows a routing change follows from; run under the lock
 
 MAP_BATCH = 40  # entries per runtime-API line; keeps each line well under HAProxy's buffer
-SERVER_LINE = re.compile(r"^(    server \S+) \S+ check( backup)?( disabled)?$", re.MULTILINE)
+# What a runtime command changes in a server line: address, weight, disabled. The rest (check,
+# backup, cookie) follows from lines and slot names that a reload is needed for.
+SERVER_LINE = re.compile(r"^(    server \S+) .*$", re.MULTILINE)
 
 
 def paths() -> Paths:
@@ -70,15 +73,20 @@ def snapshot() -> list[AppRoute]:
 
 
 def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
+    """A canary (a holder with canary_percent) puts its containers into the other colour's
+    backend, the live one, as c slots."""
     backends = {}
+    canaries = {app.idle_colour_of(d.colour): d for d in holders.values() if d.app_id == app.id and d.canary_percent}
     for colour in COLOURS:
-        holder = holders.get((app.id, colour))
+        holder, canary = holders.get((app.id, colour)), canaries.get(colour)
         health = HealthCheck(**(holder.health_check if holder and holder.health_check else app.current_health_check()))
         servers = _servers(holder.containers) if holder else ()
         backups = _servers(holder.previous.containers) if holder and holder.serves_backup and holder.previous else ()
-        backends[colour] = Backend(health=health, servers=servers, backups=backups)
+        backends[colour] = Backend(health=health, servers=servers, backups=backups,
+                                   canaries=_servers(canary.containers) if canary else (),
+                                   canary_percent=canary.canary_percent if canary else 0)
     return AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, backends=backends,
-                    tls=_tls(app))
+                    tls=_tls(app), canary=bool(app.canary_steps or canaries))
 
 
 def _tls(app: App) -> Tls | None:
@@ -189,6 +197,28 @@ def withdraw_backups(deployment: Deployment, record: Record) -> None:
         record()
         backend = deployment.app.backend_name(deployment.colour)
         _apply(server_commands=[f"set server {backend}/{backup_slot_name(i)} state maint" for i in range(MAX_REPLICAS)])
+
+
+def publish_canary(deployment: Deployment, record: Record) -> None:
+    """The deployment's containers into the live backend's c slots, with weights that give them
+    deployment.canary_percent of its requests (0: out again, the old release takes them all).
+    Clients keep the server they got (a cookie); only new clients follow a changed weight.
+    record: stores canary_percent."""
+    with router_lock():
+        record()
+        live = deployment.app.idle_colour_of(deployment.colour)
+        route = next(r for r in snapshot() if r.name == deployment.app.name)
+        _apply(server_commands=_canary_commands(route.backend(live), route.backends[live]))
+
+
+def _canary_commands(backend_name: str, backend: Backend) -> list[str]:
+    """Weights first, then the c slots' addresses and state, so that no request meets a new
+    server at the weight of an old one."""
+    old_weight, new_weight = backend.weights()
+    commands = [f"set server {backend_name}/{slot_name(i)} weight {old_weight}" for i in range(len(backend.servers))]
+    commands += [f"set server {backend_name}/{canary_slot_name(i)} weight {new_weight or 1}"
+                 for i in range(len(backend.canaries))]
+    return commands + _slot_commands(backend_name, backend.canaries if backend.canary_percent else (), canary_slot_name)
 
 
 def switch_to(deployment: Deployment, go_live: Callable[[], Record]) -> float:
@@ -354,6 +384,16 @@ def backend_responses(app: App) -> dict[str, Responses]:
             else Responses() for colour in COLOURS}
 
 
+def canary_responses(app: App, colour: str, count_old: int, count_new: int) -> tuple[Responses, Responses]:
+    """Answers of the old release's servers (s slots) and of the canary's (c slots) in the live
+    backend `colour`."""
+    backend = app.backend_name(colour)
+    rows = [row for row in runtime_api.server_stats(paths().admin_socket) if row["pxname"] == backend]
+    old = [_responses(row) for row in rows if row["svname"].startswith("s")][:count_old]
+    new = [_responses(row) for row in rows if row["svname"].startswith("c")][:count_new]
+    return sum(old, Responses()), sum(new, Responses())
+
+
 def live_health(apps: list[App]) -> dict[str, str]:
     """Per app, HAProxy's view of its live servers: "UP", "DOWN" (some or all down),
     "no release", or "unknown" when HAProxy does not answer. One read of the stats page for
@@ -381,6 +421,11 @@ def _server_health(row: dict[str, str]) -> ServerHealth:
     return ServerHealth(slot=row["svname"], status=row["status"], check=row.get("check_status") or "",
                         detail=row.get("check_desc") or "", in_flight=int(row.get("scur") or 0),
                         answered=_responses(row))
+
+
+def row_responses(row: dict[str, str]) -> Responses:
+    """A stats row's answers (what /metrics sums per app)."""
+    return _responses(row)
 
 
 def _responses(row: dict[str, str]) -> Responses:
@@ -422,7 +467,8 @@ def _apply_quietly(**kwargs) -> None:
 
 
 def binds() -> Binds:
-    return Binds(http=settings.SWITCHYARD["HTTP_BIND"], https=settings.SWITCHYARD["HTTPS_BIND"])
+    return Binds(http=settings.SWITCHYARD["HTTP_BIND"], https=settings.SWITCHYARD["HTTPS_BIND"],
+                 metrics=settings.SWITCHYARD["HAPROXY_METRICS_BIND"])
 
 
 def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> bool:
@@ -435,12 +481,15 @@ def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | No
     hosts_map = render_map(routes)
     previous = _read(location.config)
     write_referenced_files(location, routes, panel=panel)
+    structure_changed = SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
     if config != previous:
         if not location.hosts_map.exists():
             _atomic_write(location.hosts_map, hosts_map)
-        _atomic_write(location.config, config, check=haproxy_process.check_config)
+        # Server lines carry only what this module puts there (address, weight, disabled), and a
+        # check takes ~0.3 s: too long between "worse" and "all traffic back" in a canary.
+        _atomic_write(location.config, config, check=haproxy_process.check_config if structure_changed else None)
     _write_if_changed(location.hosts_map, hosts_map)
-    return SERVER_LINE.sub(r"\1", previous) != SERVER_LINE.sub(r"\1", config)
+    return structure_changed
 
 
 def write_referenced_files(location: Paths, routes: list[AppRoute], default_certificate: Path | None = None,
@@ -510,6 +559,8 @@ def _all_server_commands(routes: list[AppRoute]) -> list[str]:
     for route in routes:
         for colour in COLOURS:
             backend = route.backends[colour]
+            if route.canary:
+                commands += _canary_commands(route.backend(colour), backend)
             for servers, name in ((backend.servers, slot_name), (backend.backups, backup_slot_name)):
                 commands += _slot_commands(route.backend(colour), servers, name)
     return commands

@@ -9,7 +9,15 @@ from deployments.audit import Actor
 from deployments.models import App
 
 # Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
-OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float}
+def percent_list(text: str) -> list[int]:
+    """--canary-steps 5,25,50,100 (an empty string: no canary)."""
+    try:
+        return [int(word) for word in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole percentages, e.g. 5,25,50,100") from None
+
+
+OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "JSONField": percent_list}
 # spelled out below
 CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "replicas")
 

@@ -1,0 +1,96 @@
+"""Response times of a canary's old and new servers, from HAProxy's latency ring.
+
+HAProxy's stats give per-server averages only; a canary compares p95. Canary apps' backends log
+each request to an in-memory ring (config.py: LATENCY_RING, LATENCY_FORMAT), and this follows it
+through the runtime API (`show events RING -w -n`: only new lines, as they come), keeping the
+server response times of one backend per kind of slot: "old" (s slots), "new" (c slots).
+A reload ends the stream; the follower connects again and goes on.
+"""
+import math
+import socket
+import threading
+import time
+from pathlib import Path
+
+from deployments.haproxy.config import LATENCY_RING
+
+RECONNECT_SECONDS = 0.2
+MAX_SAMPLES = 200_000  # per kind and window: bounded memory at any request rate
+
+
+class LatencyFollower:
+    def __init__(self, admin_socket: Path, backend: str) -> None:
+        self._socket_path, self._backend = admin_socket, backend
+        self._samples: dict[str, list[int]] = {"old": [], "new": []}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._connection: socket.socket | None = None
+        self._thread = threading.Thread(target=self._follow, daemon=True, name=f"latency-{backend}")
+
+    def __enter__(self) -> "LatencyFollower":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stopped.set()
+        if self._connection is not None:
+            try:
+                self._connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+
+    def take(self) -> dict[str, list[int]]:
+        """The response times (ms) seen since the last take, by kind; starts a new window."""
+        with self._lock:
+            taken, self._samples = self._samples, {"old": [], "new": []}
+        return taken
+
+    def _follow(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                    self._connection = connection
+                    connection.connect(str(self._socket_path))
+                    connection.sendall(f"show events {LATENCY_RING} -w -n\n".encode())
+                    self._read(connection)
+            except OSError:
+                pass
+            self._stopped.wait(RECONNECT_SECONDS)
+
+    def _read(self, connection: socket.socket) -> None:
+        pending = b""
+        while chunk := connection.recv(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self._note(line.decode(errors="replace"))
+
+    def _note(self, line: str) -> None:
+        """`BACKEND SERVER STATUS TR`; TR is -1 when the server never answered."""
+        words = line.split()
+        if len(words) != 4 or words[0] != self._backend:
+            return
+        kind = {"s": "old", "c": "new"}.get(words[1][:1])
+        try:
+            response_ms = int(words[3])
+        except ValueError:
+            return
+        if kind and response_ms >= 0:
+            with self._lock:
+                if len(self._samples[kind]) < MAX_SAMPLES:
+                    self._samples[kind].append(response_ms)
+
+
+def percentile(samples: list[int], percent: float) -> float | None:
+    """Nearest-rank percentile; None without samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return float(ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)])
+
+
+def wait_until_following(follower: LatencyFollower, timeout: float = 2.0) -> None:
+    """The stream takes a moment to open; a step's window should not start before."""
+    deadline = time.monotonic() + timeout
+    while follower._connection is None and time.monotonic() < deadline:
+        time.sleep(0.01)
