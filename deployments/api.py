@@ -367,7 +367,8 @@ def set_commit_status_token(request, name: str, body: CommitStatusTokenIn):
 
 @api.get("/apps/{name}/events", response=list[EventDeliveryOut])
 def list_event_deliveries(request, name: str, limit: int = Query(50, ge=1, le=500)):
-    app = access.app_for_user(request.user, name)
+    """For the app's admins: a target's URL may hold a credential (a Slack webhook's does)."""
+    app = access.app_for_user(request.user, name, access.ADMIN)
     return [_event_out(delivery) for delivery in app.event_deliveries.all()[:limit]]
 
 

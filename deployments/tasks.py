@@ -149,10 +149,10 @@ def send(deployment_id: int) -> bool:
 
 # Deploy events (engine/events.py) --------------------------------------------------------------
 
-@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
+@shared_task(ignore_result=True, queue=settings.EVENTS_QUEUE)
 def send_event(delivery_id: int) -> None:
     """One attempt; a failed one comes back after its backoff (and the periodic task would find
-    it anyway). Short work with a timeout, so it goes with the routing changes."""
+    it anyway). On a queue of its own: a receiver that never answers holds up only events."""
     retry_in = events.attempt(delivery_id)
     if retry_in is not None:
         try:

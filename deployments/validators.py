@@ -171,11 +171,11 @@ def validate_event_url(value: str) -> None:
         return
     if any(ord(c) <= 32 or ord(c) > 126 for c in value):
         raise ValidationError("the URL has spaces or characters outside ASCII; percent-encode them")
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        port_ok = False
+    except ValueError:  # a malformed [IPv6] host or port
+        raise ValidationError(f"{value!r} is not an http(s) URL, e.g. https://hooks.example.com/deploys") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not _host_or_address(parts.hostname):
         raise ValidationError(f"{value!r} is not an http(s) URL, e.g. https://hooks.example.com/deploys")
     if parts.username is not None or parts.password is not None:

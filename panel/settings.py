@@ -179,6 +179,9 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
 # queue of its own, served by its own worker (Procfile `control`): it never waits behind builds.
 # The tasks name it themselves (deployments/tasks.py).
 CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
+# Deploy events go to users' addresses, which may be slow: a queue and a worker of their own
+# (Procfile `events`), so routing changes never wait behind them.
+EVENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-events"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker
 # died, revives live containers and keeps HAProxy equal to the database.

@@ -94,9 +94,9 @@ class Worker:
 
     def start(self, **env: str) -> None:
         self.process = subprocess.Popen(
-            # Both queues in one process (production runs a worker for each: see the Procfile).
+            # Every queue in one process (production runs a worker for each: see the Procfile).
             [sys.executable, "-m", "celery", "-A", "panel", "worker", "--beat", "--queues",
-             f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE}", "--concurrency", "4",
+             f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE},{settings.EVENTS_QUEUE}", "--concurrency", "4",
              "--loglevel", "info", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,

@@ -17,7 +17,8 @@ from deployments.api import LOG_PAGE
 from deployments.engine import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
-from deployments.models import ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
+from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,
+                                Membership, NotificationTarget)
 from tests.tls import PrivateCA
 
 APP = "billing-api"
@@ -45,11 +46,18 @@ ENDPOINTS = {
     "get_certificate": ("get", "/api/apps/{app}/certificate"),
     "upload_certificate": ("post", "/api/apps/{app}/certificate"),
     "use_acme_certificate": ("delete", "/api/apps/{app}/certificate"),
+    "abort": ("post", "/api/deployments/{release}/abort"),
+    "list_notification_targets": ("get", "/api/apps/{app}/notifications"),
+    "add_notification_target": ("post", "/api/apps/{app}/notifications"),
+    "set_commit_status_token": ("put", "/api/apps/{app}/commit-status-token"),
+    "list_event_deliveries": ("get", "/api/apps/{app}/events"),
 }
 APP_ENDPOINTS = [name for name in ENDPOINTS if name not in ("list_apps", "create_app")]
 READ_ENDPOINTS = ["get_app", "list_deployments", "get_deployment", "logs", "get_certificate"]
-DEPLOYER_ENDPOINTS = ["deploy", "cancel", "redeploy"]
-ADMIN_ENDPOINTS = ["update_app", "delete_app", "upload_certificate", "use_acme_certificate"]
+DEPLOYER_ENDPOINTS = ["deploy", "cancel", "redeploy", "abort"]
+ADMIN_ENDPOINTS = ["update_app", "delete_app", "upload_certificate", "use_acme_certificate",
+                   "list_notification_targets", "add_notification_target", "set_commit_status_token",
+                   "list_event_deliveries"]
 
 
 @dataclass
@@ -79,6 +87,8 @@ class World:
             "update_app": {"port": 9000, "domains": ["billing.example.com"]},
             "deploy": {"ref": "main"},
             "upload_certificate": {"certificate": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----"},
+            "add_notification_target": {"kind": "webhook", "url": "https://hooks.example.com/deploys"},
+            "set_commit_status_token": {"token": "ghp_from-a-test"},
         }.get(name)
 
     def call(self, role: str, name: str, **extra):
@@ -101,6 +111,8 @@ def db_state() -> dict:
         "env": list(EnvVar.objects.order_by("pk").values()),
         "members": list(Membership.objects.order_by("pk").values()),
         "domains": list(Domain.objects.order_by("pk").values()),
+        "notification_targets": list(NotificationTarget.objects.order_by("pk").values()),
+        "event_deliveries": list(EventDelivery.objects.order_by("pk").values()),
         "users": list(get_user_model().objects.order_by("pk").values_list("pk", "username", "is_active")),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "user_id", "token_hash")),
     }
@@ -970,3 +982,36 @@ def test_the_panels_own_domain_cannot_be_an_apps(world, redis_server, settings):
     assert response.status_code == 400
     assert "is the panel's own domain" in detail(response)
     assert db_state() == before
+
+
+# Deploy events ----------------------------------------------------------------------------------
+
+def test_notification_targets_are_added_listed_and_deleted_and_bad_ones_refused(world):
+    client = world.client("owner")
+    base = f"/api/apps/{APP}/notifications"
+
+    created = send(client, "post", base, {"kind": "slack", "url": "https://hooks.slack.com/services/T/B/x",
+                                          "events": ["failed", "rolled_back"]})
+    refused = [send(client, "post", base, body) for body in (
+        {"kind": "pager", "url": "https://x.example.com/"}, {"kind": "webhook", "url": "file:///etc/passwd"},
+        {"kind": "email", "emails": "not an address"}, {"kind": "webhook", "url": "https://x.example.com/",
+                                                       "events": ["deployed"]})]
+
+    assert created.status_code == 201, created.content
+    target = created.json()
+    assert (target["kind"], target["events"], target["secret"]) == ("slack", ["failed", "rolled_back"], None)
+    assert [r.status_code for r in refused] == [400, 400, 400, 400]
+    assert "is not an http(s) URL" in detail(refused[1]) and "choose among" in detail(refused[3])
+    assert [t["id"] for t in client.get(base).json()] == [target["id"]]
+    assert send(client, "delete", f"{base}/{target['id']}").status_code == 204
+    assert send(client, "delete", f"{base}/{target['id']}").status_code == 404
+    assert client.get(base).json() == []
+
+
+def test_the_commit_status_token_is_stored_encrypted_and_never_shown(world):
+    response = send(world.client("owner"), "put", f"/api/apps/{APP}/commit-status-token", {"token": "ghp_s3cret"})
+
+    assert response.status_code == 204
+    app = App.objects.get(pk=world.app.pk)
+    assert app.commit_status_token == "ghp_s3cret" and "ghp_s3cret" not in app.encrypted_commit_status_token
+    assert "ghp_s3cret" not in world.client("owner").get(f"/api/apps/{APP}").content.decode()

@@ -45,7 +45,7 @@ def test_a_release_failing_one_request_in_ten_is_rolled_back_at_the_first_step(s
 
 
 def test_a_healthy_canary_follows_its_steps_to_100_percent_by_itself(stack, app_repo):
-    app = _canary_app(stack, app_repo, canary_steps=[20, 50, 100], canary_step_seconds=5)
+    app = _canary_app(stack, app_repo, canary_steps=[20, 50, 100], canary_step_seconds=3)
     app_repo.commit_version("v2")
 
     with stack.load(f"{app.name}.localhost", max_seconds=120) as load:

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from deployments import notifications, services
-from deployments.engine import events
+from deployments.engine import events, outbound
 from deployments.models import App, Deployment, EventDelivery
 from tests import test_webhooks
 from tests.receiver import Receiver
@@ -138,8 +138,16 @@ def test_a_commit_status_url_is_made_of_checked_words(provider, repository, url)
     assert events._status_url(provider, repository, sha) == (url and url.format(sha=sha, **bases))
 
 
+def test_a_slack_message_cannot_ping_the_channel_or_make_links():
+    message = events._slack_message({"summary": "shop #3 failed", "reason": "boom <!channel> <https://evil|click>",
+                                     "deployment": {"url": "https://panel.example.com/deployments/3/"}})
+    assert message["text"] == ("<https://panel.example.com/deployments/3/|shop #3 failed>\n"
+                               "> boom &lt;!channel&gt; &lt;https://evil|click&gt;")
+
+
 @pytest.mark.parametrize("url, message", [
     ("ftp://hooks.example.com/x", "is not an http(s) URL"),
+    ("http://[x/hook", "is not an http(s) URL"),
     ("https://user:pw@hooks.example.com/x", "put no user or password in the URL"),
     ("https://hooks.example.com/a b", "spaces or characters outside ASCII"),
     ("https://hooks.example.com:99999/x", "is not an http(s) URL"),
@@ -155,6 +163,12 @@ def test_a_bad_target_is_refused_with_the_reason(db, url, message):
 
 def test_a_target_on_a_private_address_is_not_sent_to(settings):
     settings.SWITCHYARD = {**settings.SWITCHYARD, "EVENTS_ALLOW_PRIVATE": False}
-    for url in ("http://127.0.0.1:8000/admin", "http://localhost/", "http://10.0.0.5/hook", "http://[::1]/"):
-        with pytest.raises(events.Undeliverable, match="not a public address"):
-            events._check_public(url)
+    with Receiver() as receiver:
+        port = receiver.url.rsplit(":", 1)[1]
+        for url in (f"http://127.0.0.1:{port}/admin", f"http://localhost:{port}/", "http://10.0.0.5/hook",
+                    f"http://[::1]:{port}/"):
+            with pytest.raises(outbound.Unreachable, match="not a public address"):
+                outbound.post(url, b"{}", {})
+        assert receiver.requests == []
+    with pytest.raises(outbound.Unreachable, match="does not resolve"):
+        outbound.post("http://no-such-host.invalid/hook", b"{}", {})

@@ -30,7 +30,7 @@ from tests.processes import alive, kill_haproxy
 ROOT = Path(__file__).resolve().parent.parent
 HEARTBEAT_TIMEOUT = 10  # the settings' minimum
 RECONCILE_INTERVAL = 2
-FAULT_PAUSE = 1.0
+FAULT_PAUSE = 0.5  # the test sees the phase and kills within ~50 ms (polled every 20 ms)
 FAULT_ENV = {"SWITCHYARD_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
              "SWITCHYARD_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL),
              "SWITCHYARD_FAULT_PAUSE": str(FAULT_PAUSE)}

@@ -7,6 +7,7 @@ import importlib
 import os
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from pathlib import Path
@@ -102,15 +103,17 @@ def test_cli_refuses_health_paths_haproxy_would_read_with_exit_1(stack, app_repo
     stack.wait_until_routed("kept")
     before = haproxy_state(kept)
 
-    for path in BAD_PATHS:
-        created = _manage("apps", "create", "web", "--repo", app_repo.url, "--health-path", path)
-        updated = _manage("apps", "update", "kept", "--health-path", path)
+    commands = [(path, command) for path in BAD_PATHS for command in (
+        ("apps", "create", "web", "--repo", app_repo.url, "--health-path", path),
+        ("apps", "update", "kept", "--health-path", path))]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each is a process of its own: a Django start-up each
+        results = list(pool.map(lambda item: (item[0], _manage(*item[1])), commands))
 
-        for result in (created, updated):
-            assert result.returncode == 1, (path, result.stdout, result.stderr)
-            refusal_names_the_fix(result.stderr, path)
-        assert list(App.objects.values_list("name", flat=True)) == ["kept"]
-        assert haproxy_state(kept) == before
+    for path, result in results:
+        assert result.returncode == 1, (path, result.stdout, result.stderr)
+        refusal_names_the_fix(result.stderr, path)
+    assert list(App.objects.values_list("name", flat=True)) == ["kept"]
+    assert haproxy_state(kept) == before
 
 
 def test_a_path_with_query_and_percent_encoding_is_sent_by_haproxy_exactly(stack, app_repo):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.engine import lifecycle
 from deployments.engine.logs import DeploymentLog
 from deployments.haproxy import router
-from deployments.haproxy.latency import LatencyFollower, percentile, wait_until_following
+from deployments.haproxy.latency import LatencyFollower, wait_until_following
 from deployments.models import App, Deployment
 
 POLL_SECONDS = 0.25
@@ -114,6 +114,10 @@ class Canary:
                     break  # promoted
         self._record(verdict="passed" if all(s["verdict"] != "promoted" for s in self.steps) else "promoted")
 
+    def mark_rolled_back(self) -> None:
+        """The canary passed, the watch after the switch did not: the page must not show 100 %."""
+        self._record(percent=0, verdict="rolled back")
+
     def withdraw(self) -> None:
         """All traffic back on the old release (the c slots leave the live backend)."""
         router.publish_canary(self.deployment, record=lambda: lifecycle.record_canary(self.deployment, percent=0))
@@ -122,15 +126,14 @@ class Canary:
         """Hold one step; False if promoted during it."""
         router.publish_canary(self.deployment, record=lambda: lifecycle.record_canary(self.deployment, percent=percent))
         baseline = self._responses()
-        latency.take()
+        latency.start_window()
         step = {"percent": percent, "started_at": timezone.now().isoformat(), "verdict": "running"}
         self.steps.append(step)
         self._record(percent=percent)
         self._say(f"Canary step {len(self.steps)}: {percent}% of new clients go to the new release for {seconds}s")
         deadline = time.monotonic() + seconds
-        samples = {"old": [], "new": []}
         while True:
-            old, new = self._figures(baseline, samples, latency)
+            old, new = self._figures(baseline, latency)
             step.update(old=old.as_dict(), new=new.as_dict())
             reason = errors_worse(old, new, self.policy) or self._broken() or self._aborted()
             if reason:
@@ -153,13 +156,10 @@ class Canary:
         self._say(f"Canary step {len(self.steps)} ({percent}%): {step['verdict']}: " + _describe(old, new))
         return True
 
-    def _figures(self, baseline, samples: dict[str, list[int]], latency: LatencyFollower) -> tuple[Figures, Figures]:
+    def _figures(self, baseline, latency: LatencyFollower) -> tuple[Figures, Figures]:
         old_now, new_now = self._responses()
-        for kind, taken in latency.take().items():
-            samples[kind] += taken
         old, new = old_now.since(baseline[0]), new_now.since(baseline[1])
-        return (Figures(old.total, old.errors, percentile(samples["old"], 95)),
-                Figures(new.total, new.errors, percentile(samples["new"], 95)))
+        return Figures(old.total, old.errors, latency.p95("old")), Figures(new.total, new.errors, latency.p95("new"))
 
     def _responses(self) -> tuple[router.Responses, router.Responses]:
         return router.canary_responses(self.app, self.live_colour, len(self.previous.containers),

@@ -9,32 +9,28 @@ causes them (lifecycle.py), so an event is neither lost to a dying worker nor se
 unique constraint allows one per deployment, target and event. Sending claims a row with a
 conditional UPDATE (pending → sending); a failed attempt is retried with exponential backoff
 (SWITCHYARD_EVENT_RETRY_SECONDS × 2^n) up to SWITCHYARD_EVENT_MAX_ATTEMPTS. Redeliver sends a
-copy. Targets given by users are checked again at each send: the host must resolve to public
-addresses only (SWITCHYARD_EVENTS_ALLOW_PRIVATE for tests and private networks).
+copy. Targets given by users are checked again at each send (engine/outbound.py): the host must
+resolve to public addresses only, and the connection goes to the address that was checked.
 """
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
-import socket
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from deployments.engine import outbound
 from deployments.models import EVENTS, Deployment, EventDelivery, WebhookDelivery
 from deployments.validators import email_addresses
 
 Kind, State = EventDelivery.Kind, EventDelivery.State
 # Sent (on commit) with the ids of deliveries ready to go; tasks.py sends them at once.
 deliveries_recorded = Signal()
-STALE_SENDING = timedelta(minutes=2)  # a sender that died mid-attempt: try again
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 GITLAB_PROJECT = re.compile(r"^[0-9]{1,20}$")
 COMMIT_STATES = {  # provider → deployment end (or "started") → its word
@@ -175,29 +171,32 @@ def attempt(delivery_id: int) -> float | None:
         error = "" if 200 <= status < 300 else f"HTTP {status}"
     except Undeliverable as problem:
         status, error, final = None, str(problem), True  # no retry can help
-    except (requests.RequestException, OSError) as problem:
-        status, error = None, f"{type(problem).__name__}: {problem}"
+    except (outbound.Failed, OSError) as problem:
+        status, error = None, str(problem)
     return _settle(delivery, status, error, final)
 
 
 def _settle(delivery: EventDelivery, status: int | None, error: str, final: bool) -> float | None:
+    """Record the attempt: only if this sender still holds the row (see due())."""
     attempts = delivery.attempts + 1
     fields = {"attempts": attempts, "last_status": status, "last_error": error[:300]}
+    held = EventDelivery.objects.filter(pk=delivery.pk, state=State.SENDING, attempts=delivery.attempts)
     if not error:
-        EventDelivery.objects.filter(pk=delivery.pk).update(state=State.DELIVERED, delivered_at=timezone.now(), **fields)
+        held.update(state=State.DELIVERED, delivered_at=timezone.now(), **fields)
         return None
     if final or attempts >= settings.SWITCHYARD["EVENT_MAX_ATTEMPTS"]:
-        EventDelivery.objects.filter(pk=delivery.pk).update(state=State.FAILED, **fields)
+        held.update(state=State.FAILED, **fields)
         return None
     delay = settings.SWITCHYARD["EVENT_RETRY_SECONDS"] * 2 ** (attempts - 1)
-    EventDelivery.objects.filter(pk=delivery.pk).update(
-        state=State.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), **fields)
-    return delay
+    moved = held.update(state=State.PENDING, next_attempt_at=timezone.now() + timedelta(seconds=delay), **fields)
+    return delay if moved else None
 
 
 def due() -> list[int]:
-    """Pending deliveries whose time has come, after putting back those a dead sender held."""
-    EventDelivery.objects.filter(state=State.SENDING, next_attempt_at__lt=timezone.now() - STALE_SENDING).update(
+    """Pending deliveries whose time has come, after putting back those a dead sender held (an
+    attempt ends within EVENT_TIMEOUT, so a row held far longer has no live sender)."""
+    stale = timedelta(seconds=3 * settings.SWITCHYARD["EVENT_TIMEOUT"] + 60)
+    EventDelivery.objects.filter(state=State.SENDING, next_attempt_at__lt=timezone.now() - stale).update(
         state=State.PENDING)
     return list(EventDelivery.objects.filter(state=State.PENDING, next_attempt_at__lte=timezone.now())
                 .order_by("id").values_list("id", flat=True)[:500])
@@ -232,8 +231,14 @@ def _send(delivery: EventDelivery) -> int:
 
 
 def _slack_message(payload: dict) -> dict:
-    reason = f"\n> {payload['reason'][:500]}" if payload.get("reason") else ""
-    return {"text": f"<{payload['deployment']['url']}|{payload['summary']}>{reason}"}
+    """Slack's markup: &, < and > escaped, so an app's output quoted in the reason cannot ping
+    the channel (<!channel>) or make links."""
+    reason = f"\n> {_slack_escape(payload['reason'][:500])}" if payload.get("reason") else ""
+    return {"text": f"<{payload['deployment']['url']}|{_slack_escape(payload['summary'])}>{reason}"}
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _send_email(delivery: EventDelivery) -> int:
@@ -248,26 +253,10 @@ def _send_email(delivery: EventDelivery) -> int:
 
 
 def _post(url: str, body, headers: dict, check_address: bool = True) -> int:
-    """POST and return the status. check_address: the host must resolve to public addresses only
-    (a user's URL must not reach the panel's own network); provider URLs come from settings."""
-    if check_address:
-        _check_public(url)
+    """check_address: a user's URL must resolve to public addresses only; provider URLs come from settings."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = requests.post(url, data=data, headers={"Content-Type": "application/json", "User-Agent": "Switchyard",
-                                                      **headers},
-                             timeout=settings.SWITCHYARD["EVENT_TIMEOUT"], allow_redirects=False)
-    return response.status_code
-
-
-def _check_public(url: str) -> None:
-    if settings.SWITCHYARD["EVENTS_ALLOW_PRIVATE"]:
-        return
-    parts = urlsplit(url)
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)}
-    except socket.gaierror as error:
-        raise Undeliverable(f"{parts.hostname} does not resolve: {error}") from None
-    private = sorted(address for address in found if not ipaddress.ip_address(address.split("%")[0]).is_global)
-    if private:
-        raise Undeliverable(f"{parts.hostname} resolves to {', '.join(private)}, which is not a public address "
-                            "(SWITCHYARD_EVENTS_ALLOW_PRIVATE allows it)")
+        return outbound.post(url, data, {"Content-Type": "application/json", "User-Agent": "Switchyard", **headers},
+                             check_public=check_address)
+    except outbound.Unreachable as error:
+        raise Undeliverable(str(error)) from None

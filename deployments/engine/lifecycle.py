@@ -73,11 +73,11 @@ def supersede_older(deployment: Deployment) -> int:
 # Running --------------------------------------------------------------------------------------
 
 def enter_phase(deployment_id: int, phase: str, phase_times: dict) -> bool:
-    """The next phase, unless a cancel was asked for first (then False). Cancelling is a
-    conditional UPDATE on the phase, so of the two whichever comes first wins, never both.
-    phase_times carries the previous phase's end too: between verify and switch, one write."""
-    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, cancel_requested=False).update(
-        phase=phase, phase_times=phase_times))
+    """The next phase, unless a cancel (or a canary's abort) was asked for first (then False).
+    Cancelling and aborting are conditional UPDATEs on the phase, so of the two whichever comes
+    first wins, never both. phase_times carries the previous phase's end too: one write."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, cancel_requested=False,
+                                          abort_requested=False).update(phase=phase, phase_times=phase_times))
 
 
 def finish(deployment_id: int, state: str, error: str, **fields) -> bool:
@@ -203,14 +203,24 @@ def aborted_by(deployment_id: int) -> str | None:
         "aborted_by", flat=True).first()
 
 
+class NotRunning(Exception):
+    """The deployment ended meanwhile (reconcile took it for dead): its canary must not go on."""
+
+
 def record_canary(deployment: Deployment, percent: int | None = None, canary: dict | None = None) -> None:
-    """The canary's share of the live backend and/or its steps so far."""
+    """The canary's share of the live backend and/or its steps so far. A share above 0 only
+    while the deployment runs: one that reconcile ended must not take traffic again."""
     fields = {}
     if percent is not None:
         deployment.canary_percent = fields["canary_percent"] = percent
     if canary is not None:
         deployment.canary = fields["canary"] = canary
-    Deployment.objects.filter(pk=deployment.pk).update(**fields)
+    rows = Deployment.objects.filter(pk=deployment.pk)
+    if percent:
+        rows = rows.filter(state=State.RUNNING)
+    if not rows.update(**fields) and percent:
+        deployment.canary_percent = 0
+        raise NotRunning(f"deployment #{deployment.pk} is no longer running")
 
 
 def cancel_requested(deployment_id: int) -> bool:

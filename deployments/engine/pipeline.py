@@ -33,7 +33,7 @@ from deployments.engine.companions import Companions, environment_of, run_option
 from deployments.haproxy import router
 from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
-from deployments.models import App, Deployment
+from deployments.models import MAX_REPLICAS, App, Deployment
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
@@ -114,6 +114,7 @@ class Pipeline:
         heartbeat = _Heartbeat(self.deployment.id)
         heartbeat.start()
         self._traffic_before = self._backend_responses()
+        self._canary_slots_before = self._canary_slot_responses()
         try:
             self._phases()
             self._finish(Deployment.State.SUCCEEDED, "")
@@ -190,6 +191,11 @@ class Pipeline:
         # UPDATE stores the previous phase's end: between verify and switch there is one write.
         times = {**self.deployment.phase_times, name: {"start": timezone.now().isoformat()}}
         if not lifecycle.enter_phase(self.deployment.pk, name, times):
+            aborted = lifecycle.aborted_by(self.deployment.pk)
+            if aborted is not None:  # pressed as the canary's last step ended
+                self._undo_before_switch()
+                raise RolledBack(f"canary: aborted by {aborted or 'a user'}; traffic is back on deployment "
+                                 f"#{self.previous.id}", "aborted")
             raise Cancelled()
         if settings.SWITCHYARD["FAULT_PAUSE"]:
             time.sleep(settings.SWITCHYARD["FAULT_PAUSE"])
@@ -393,6 +399,7 @@ class Pipeline:
                              broken=lambda: self._broken(restarts))
         try:
             self.canary.run()
+            lifecycle.consume_promote(self.deployment.pk)  # a Promote as the last step ended: not the watch's
         except CanaryFailed as failure:
             self._undo_before_switch()
             raise RolledBack(f"{failure}; traffic is back on deployment #{self.previous.id}", failure.kind) from None
@@ -471,6 +478,8 @@ class Pipeline:
         for container in self.deployment.containers:
             runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
         self.companions.undo()  # a stateful service this release replaced: the old one is back
+        if self.canary is not None:
+            self.canary.mark_rolled_back()
         raise RolledBack(f"watch: {reason}; traffic is back on deployment #{self.previous.id}", _kind_of(reason))
 
     def _drain(self) -> None:
@@ -539,7 +548,7 @@ class Pipeline:
             logger.exception("clean-up of deployment %s's services incomplete", self.deployment.id)
             self.log.write(f"Clean-up of the services incomplete ({error}); reconcile will finish it")
         try:
-            if self.deployment.canary_percent:
+            if self.canary is not None:  # whatever the row says: HAProxy may not have taken the last change
                 self.canary.withdraw()
             if self.deployment.serves_backup:
                 router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
@@ -593,11 +602,21 @@ class Pipeline:
         after = self._backend_responses()
         if not after or not self._traffic_before:
             return {}
-        numbers = {}
-        for role, colour in (("old", self._old_colour), ("new", self.app.idle_colour_of(self._old_colour))):
-            during = after[colour].since(self._traffic_before[colour])
-            numbers[role] = {"requests": during.total, "failed": during.errors}
-        return numbers
+        old = after[self._old_colour].since(self._traffic_before[self._old_colour])
+        new_colour = self.app.idle_colour_of(self._old_colour)
+        new = after[new_colour].since(self._traffic_before[new_colour])
+        canary_slots = self._canary_slot_responses()
+        if self.canary is not None and canary_slots and self._canary_slots_before:
+            # A canary's requests went through the old backend's c slots: they are the new release's.
+            moved = canary_slots.since(self._canary_slots_before)
+            old, new = router.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
+        return {"old": {"requests": old.total, "failed": old.errors}, "new": {"requests": new.total, "failed": new.errors}}
+
+    def _canary_slot_responses(self) -> router.Responses | None:
+        try:
+            return router.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
+        except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
+            return None
 
     def _finish(self, state: str, error: str, rollback_reason: str = "") -> None:
         self._leave_hot_path()  # if a failure came between HAProxy's UP and the switch

@@ -47,15 +47,23 @@ MAX_WEIGHT = 256  # HAProxy's
 
 
 def canary_weights(percent: int, old_servers: int, new_servers: int) -> tuple[int, int]:
-    """Server weights giving the new servers `percent` of the requests between them and the old,
-    as fine as HAProxy's 0-256 allows: 5 % over 2 + 2 servers is 256 and 13 (4.8 %)."""
+    """Server weights (each 1-256, HAProxy's range) giving the new servers `percent` of the
+    requests between them and the old, as close as whole weights allow."""
     if not percent or not new_servers:
         return 1, 0
     if percent >= 100 or not old_servers:
         return 0, 1
     per_old, per_new = (100 - percent) / old_servers, percent / new_servers
-    scale = MAX_WEIGHT / max(per_old, per_new)
-    return max(1, round(per_old * scale)), max(1, round(per_new * scale))
+
+    def share(weights: tuple[int, int]) -> float:
+        return 100 * new_servers * weights[1] / (new_servers * weights[1] + old_servers * weights[0])
+
+    # The heavier side's weight from 128 to 256, the other side's rounded to it: the closest share.
+    candidates = []
+    for heavy in range(MAX_WEIGHT // 2, MAX_WEIGHT + 1):
+        light = max(1, round(heavy * min(per_old, per_new) / max(per_old, per_new)))
+        candidates.append((heavy, light) if per_old >= per_new else (light, heavy))
+    return min(candidates, key=lambda weights: abs(share(weights) - percent))
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,7 @@ class Binds:
     http: tuple[str, int]
     https: tuple[str, int]
     metrics: tuple[str, int] | None = None  # HAProxy's own Prometheus exporter over TCP
+    exporter: bool = False  # this HAProxy was built with it (Debian's is)
 
 
 HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
@@ -332,14 +341,21 @@ def _latency_ring() -> str:
 def _stats_frontend(paths: Paths, binds: Binds) -> str:
     """The stats page without `stats admin`: it can only be read. A stats *socket* would not
     do, even at `level user`: HAProxy 2.6 accepts `set map` there, which moves traffic.
-    /metrics is HAProxy's own Prometheus exporter (Debian builds it in), also on TCP if asked."""
-    tcp = f"    bind {binds.metrics[0]}:{binds.metrics[1]}\n" if binds.metrics else ""
+    /metrics there is HAProxy's own Prometheus exporter, when built in; on TCP (if asked) only
+    the exporter answers, in a frontend of its own: the stats page names every server."""
+    if not binds.exporter:
+        exporter = metrics = ""
+    else:
+        exporter = "    http-request use-service prometheus-exporter if { path /metrics }\n"
+        metrics = (f"\nfrontend metrics\n    bind {binds.metrics[0]}:{binds.metrics[1]}\n"
+                   "    http-request use-service prometheus-exporter if { path /metrics }\n"
+                   "    http-request return status 404 content-type text/plain string \"only /metrics here\\n\"\n"
+                   if binds.metrics else "")
     return f"""frontend stats
     bind unix@{paths.stats_socket} mode 660
-{tcp}    http-request use-service prometheus-exporter if {{ path /metrics }}
-    stats enable
+{exporter}    stats enable
     stats uri /
-"""
+{metrics}"""
 
 
 def _frontend(paths: Paths, binds: Binds, panel: PanelRoute | None) -> str:

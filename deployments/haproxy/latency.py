@@ -3,10 +3,12 @@
 HAProxy's stats give per-server averages only; a canary compares p95. Canary apps' backends log
 each request to an in-memory ring (config.py: LATENCY_RING, LATENCY_FORMAT), and this follows it
 through the runtime API (`show events RING -w -n`: only new lines, as they come), keeping the
-server response times of one backend per kind of slot: "old" (s slots), "new" (c slots).
+server response times of one backend per kind of slot: "old" (s slots), "new" (c slots),
+as a bounded random sample (Reservoir).
 A reload ends the stream; the follower connects again and goes on.
 """
 import math
+import random
 import socket
 import threading
 import time
@@ -15,13 +17,33 @@ from pathlib import Path
 from deployments.haproxy.config import LATENCY_RING
 
 RECONNECT_SECONDS = 0.2
-MAX_SAMPLES = 200_000  # per kind and window: bounded memory at any request rate
+RESERVOIR_SIZE = 20_000  # values kept per kind and window, whatever the request rate
+
+
+class Reservoir:
+    """A uniform random sample of at most `size` values of a stream (Vitter's algorithm R):
+    a percentile of a step of millions of requests in bounded memory and sort time."""
+
+    def __init__(self, size: int = RESERVOIR_SIZE) -> None:
+        self.size, self.seen, self.values = size, 0, []
+
+    def add(self, value: int) -> None:
+        self.seen += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+        else:
+            slot = random.randrange(self.seen)
+            if slot < self.size:
+                self.values[slot] = value
+
+    def percentile(self, percent: float) -> float | None:
+        return percentile(self.values, percent)
 
 
 class LatencyFollower:
     def __init__(self, admin_socket: Path, backend: str) -> None:
         self._socket_path, self._backend = admin_socket, backend
-        self._samples: dict[str, list[int]] = {"old": [], "new": []}
+        self._window = {"old": Reservoir(), "new": Reservoir()}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._connection: socket.socket | None = None
@@ -40,11 +62,16 @@ class LatencyFollower:
                 pass
         self._thread.join(timeout=5)
 
-    def take(self) -> dict[str, list[int]]:
-        """The response times (ms) seen since the last take, by kind; starts a new window."""
+    def start_window(self) -> None:
+        """Forget what was seen: a canary step compares its own window of traffic."""
         with self._lock:
-            taken, self._samples = self._samples, {"old": [], "new": []}
-        return taken
+            self._window = {"old": Reservoir(), "new": Reservoir()}
+
+    def p95(self, kind: str) -> float | None:
+        """95th percentile of the server response time (ms) of `kind` ("old", "new") in this window."""
+        with self._lock:
+            values = list(self._window[kind].values)
+        return percentile(values, 95)
 
     def _follow(self) -> None:
         while not self._stopped.is_set():
@@ -77,8 +104,7 @@ class LatencyFollower:
             return
         if kind and response_ms >= 0:
             with self._lock:
-                if len(self._samples[kind]) < MAX_SAMPLES:
-                    self._samples[kind].append(response_ms)
+                self._window[kind].add(response_ms)
 
 
 def percentile(samples: list[int], percent: float) -> float | None:

@@ -6,6 +6,7 @@ A reload goes through the master CLI, so listening sockets pass to the new worke
 import os
 import signal
 import subprocess
+from functools import lru_cache
 import time
 
 from deployments.haproxy import runtime_api
@@ -32,6 +33,17 @@ def check_config(config_file: os.PathLike) -> None:
     if result.returncode != 0:
         alerts = [line.split(":", 2)[-1].strip() for line in result.stderr.splitlines() if "[ALERT]" in line]
         raise HAProxyConfigInvalid("; ".join(alerts) or result.stderr.strip() or f"exit code {result.returncode}")
+
+
+@lru_cache(maxsize=1)
+def has_prometheus_exporter() -> bool:
+    """Whether this HAProxy was built with its Prometheus exporter (`haproxy -vv` says so)."""
+    try:
+        result = subprocess.run(["haproxy", "-vv"], capture_output=True, text=True, timeout=CHECK_TIMEOUT,
+                                env=environment())
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Prometheus exporter" in result.stdout
 
 
 def is_running(paths: Paths) -> bool:

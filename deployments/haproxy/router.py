@@ -468,7 +468,7 @@ def _apply_quietly(**kwargs) -> None:
 
 def binds() -> Binds:
     return Binds(http=settings.SWITCHYARD["HTTP_BIND"], https=settings.SWITCHYARD["HTTPS_BIND"],
-                 metrics=settings.SWITCHYARD["HAPROXY_METRICS_BIND"])
+                 metrics=settings.SWITCHYARD["HAPROXY_METRICS_BIND"], exporter=haproxy_process.has_prometheus_exporter())
 
 
 def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> bool:
