@@ -11,6 +11,7 @@ def split_hosts(text: str) -> list[str]:
 
 class PercentStepsFormField(forms.CharField):
     """Canary steps typed as "5, 25, 50, 100" (spaces or commas); the model validates the list."""
+    widget = forms.TextInput(attrs={"placeholder": "off; e.g. 5, 25, 50, 100"})
 
     def prepare_value(self, value):
         return ", ".join(str(p) for p in value) if isinstance(value, list) else value
