@@ -18,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 
 from deployments.haproxy import router, runtime_api
-from deployments.models import ApiToken, App, Deployment
+from deployments.haproxy.config import backend_name
+from deployments.models import COLOURS, ApiToken, App, Deployment
 
 DURATION_BUCKETS = (5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PHASE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
@@ -97,7 +98,7 @@ def _live_traffic():
     for row in rows:
         by_backend[row["pxname"]] = by_backend.get(row["pxname"], router.Responses()) + router.row_responses(row)
     for app in App.objects.order_by("name").values_list("name", flat=True):
-        total = sum((by_backend.get(f"app_{app}_{colour}", router.Responses()) for colour in ("blue", "green")),
+        total = sum((by_backend.get(backend_name(app, colour), router.Responses()) for colour in COLOURS),
                     router.Responses())
         requests.add_metric([app], total.total)
         errors.add_metric([app], total.errors)

@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.engine import lifecycle
 from deployments.engine.logs import DeploymentLog
 from deployments.haproxy import router
-from deployments.haproxy.latency import LatencyFollower, wait_until_following
+from deployments.haproxy.latency import LatencyFollower
 from deployments.models import App, Deployment
 
 POLL_SECONDS = 0.25
@@ -108,7 +108,7 @@ class Canary:
         self._say(f"Canary: {', '.join(f'{p}%' for p in percents)}, then 100%; each step {seconds}s")
         backend = self.app.backend_name(self.live_colour)
         with LatencyFollower(router.paths().admin_socket, backend) as latency:
-            wait_until_following(latency)
+            latency.wait_until_following()
             for percent in percents:
                 if not self._step(percent, seconds, latency):
                     break  # promoted

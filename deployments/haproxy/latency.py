@@ -62,6 +62,12 @@ class LatencyFollower:
                 pass
         self._thread.join(timeout=5)
 
+    def wait_until_following(self, timeout: float = 2.0) -> None:
+        """The stream takes a moment to open; a step's window should not start before."""
+        deadline = time.monotonic() + timeout
+        while self._connection is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def start_window(self) -> None:
         """Forget what was seen: a canary step compares its own window of traffic."""
         with self._lock:
@@ -113,10 +119,3 @@ def percentile(samples: list[int], percent: float) -> float | None:
         return None
     ordered = sorted(samples)
     return float(ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)])
-
-
-def wait_until_following(follower: LatencyFollower, timeout: float = 2.0) -> None:
-    """The stream takes a moment to open; a step's window should not start before."""
-    deadline = time.monotonic() + timeout
-    while follower._connection is None and time.monotonic() < deadline:
-        time.sleep(0.01)
