@@ -113,6 +113,15 @@ class AppRepo:
                   "echo 'Status: 200 OK'\necho 'Content-Length: 8'\necho\necho started")
         return self._commit("fork bomb")
 
+    def commit_streams(self, version: str, slow_seconds: int = 4) -> str:
+        """/cgi-bin/stream is an endless event stream (`data: VERSION N` every 100 ms) and
+        /cgi-bin/slow answers VERSION after `slow_seconds`; both die with httpd on SIGTERM."""
+        self.commit_version(version)
+        self._cgi("stream", "echo 'Content-Type: text/event-stream'; echo; i=0\n"
+                  f"while true; do echo \"data: {version} $i\"; echo; i=$((i + 1)); /bin/busybox sleep 0.1; done")
+        self._cgi("slow", f"/bin/busybox sleep {slow_seconds}; echo 'Status: 200 OK'; echo; echo {version}")
+        return self._commit(version)
+
     def commit_memory_hog(self) -> str:
         """/cgi-bin/hog doubles a shell string until the kernel stops it."""
         self.commit_version("hog")

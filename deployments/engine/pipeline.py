@@ -37,6 +37,7 @@ from deployments.models import MAX_REPLICAS, App, Deployment
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
+DRAIN_POLL_INTERVAL = 0.05
 HEARTBEAT_SECONDS = 5.0
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
@@ -494,21 +495,28 @@ class Pipeline:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
                 runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
+            router.close_sessions(self.previous)  # what its process left open, if anything
             self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
         self._prune_images()
 
     def _take_out_of_service(self, old: Deployment) -> None:
-        """Maintenance first (no new requests), then let what is in flight finish, up to the
-        drain timeout; only what is still open after that is cut."""
+        """Maintenance first (no new requests), then let the requests waiting for an answer
+        finish, up to the drain timeout; only what is still waiting after that is cut.
+        Long-lived streams (WebSockets, event streams) are not waited for: the old release
+        gets SIGTERM next and closes them (README, "Long-lived connections"), and each client
+        that reconnects lands on the new release."""
         router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
-        while (busy := router.in_flight(self.app, old.colour)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if busy:
-            self.log.write(f"Drain timeout ({timeout}s): closing {busy} request(s) still open on the old release")
+        while (open_ := router.open_streams(old)).waiting and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_INTERVAL)
+        if open_.waiting:
+            self.log.write(f"Drain timeout ({timeout}s): closing {open_.waiting} request(s) still open on the old release")
             router.close_sessions(old)
+        elif open_.long_lived:
+            self.log.write(f"No requests in flight; {open_.long_lived} long-lived connection(s) (WebSocket, "
+                           "streamed response) stay open until the old release stops")
         else:
             self.log.write("The old release has no requests in flight")
 
@@ -523,6 +531,7 @@ class Pipeline:
             runtime.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
                 runtime.set_aside(container, str(self.deployment.id))
+        router.close_sessions(self.previous)
         self._stopped_previous = True
 
     def _recover_after_switch(self, reason: str) -> tuple[str, str]:

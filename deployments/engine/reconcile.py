@@ -94,10 +94,11 @@ def _retire_previous(deployment: Deployment) -> None:
     if previous.holds_backend:
         router.withdraw_servers(previous, record=lambda: lifecycle.record_routing(previous, holds_backend=False))
         deadline = time.monotonic() + settings.SWITCHYARD["DRAIN_TIMEOUT"]
-        while router.in_flight(deployment.app, previous.colour) and time.monotonic() < deadline:
+        while router.open_streams(previous).waiting and time.monotonic() < deadline:
             time.sleep(0.1)
     for container in previous.containers:
         runtime.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
+    router.close_sessions(previous)
 
 
 def _revive_live_containers() -> list[str]:

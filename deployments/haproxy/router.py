@@ -22,7 +22,7 @@ from typing import Callable
 
 from django.conf import settings
 
-from deployments.haproxy import process as haproxy_process, runtime_api, tls
+from deployments.haproxy import process as haproxy_process, runtime_api, sessions, tls
 from deployments.haproxy.config import (
     AppRoute,
     Backend,
@@ -160,7 +160,7 @@ def publish_servers(deployment: Deployment, record: Record) -> None:
 
 
 def withdraw_servers(deployment: Deployment, record: Record) -> None:
-    """No new requests to a deployment's servers; those in flight carry on (see in_flight).
+    """No new requests to a deployment's servers; those in flight carry on (see open_streams).
     record: stores that it no longer holds its backend."""
     with router_lock():
         record()
@@ -170,11 +170,12 @@ def withdraw_servers(deployment: Deployment, record: Record) -> None:
 
 
 def close_sessions(deployment: Deployment) -> None:
-    """Cut what is still open on a withdrawn deployment's servers (after the drain timeout)."""
+    """Cut what is still open on a withdrawn deployment's servers, in every HAProxy process
+    (the drain timeout passed, or its containers stopped)."""
     backend = deployment.app.backend_name(deployment.colour)
-    commands = [f"shutdown sessions server {backend}/{slot_name(i)}" for i in range(len(deployment.containers))]
-    for batch in _batches(commands, MAP_BATCH):
-        runtime_api.run(paths().admin_socket, "; ".join(batch))
+    location = paths()
+    sessions.shut_down(location.admin_socket, location.master_socket,
+                       [f"{backend}/{slot_name(i)}" for i in range(len(deployment.containers))])
 
 
 def publish_backups(deployment: Deployment, record: Record) -> None:
@@ -348,7 +349,6 @@ class ServerHealth:
     status: str  # HAProxy's: "UP", "UP 1/2" (rising), "DOWN", "MAINT", ...
     check: str  # the last check's result: "L7OK", "L4CON", ...
     detail: str  # HAProxy's words on that check
-    in_flight: int
     answered: Responses
 
     @property
@@ -368,8 +368,8 @@ class ServerHealth:
 def servers(app: App, colour: str, count: int = MAX_REPLICAS) -> list[ServerHealth]:
     """The first `count` primary slots of a backend (s1, s2, ...), in order."""
     backend = app.backend_name(colour)
-    rows = [row for row in runtime_api.server_stats(paths().admin_socket)
-            if row["pxname"] == backend and row["svname"].startswith("s")]
+    rows = [row for row in runtime_api.server_stats(paths().admin_socket, backend)
+            if row["svname"].startswith("s")]
     return [_server_health(row) for row in rows[:count]]
 
 
@@ -379,7 +379,9 @@ def answered(servers_: list[ServerHealth]) -> Responses:
 
 def backend_responses(app: App) -> dict[str, Responses]:
     """Per colour, the answers of the whole backend, HAProxy's own 503s included."""
-    backends = runtime_api.backend_stats(paths().admin_socket)
+    backends = {}
+    for colour in COLOURS:
+        backends.update(runtime_api.backend_stats(paths().admin_socket, app.backend_name(colour)))
     return {colour: _responses(backends[app.backend_name(colour)]) if app.backend_name(colour) in backends
             else Responses() for colour in COLOURS}
 
@@ -388,7 +390,7 @@ def canary_responses(app: App, colour: str, count_old: int, count_new: int) -> t
     """Answers of the old release's servers (s slots) and of the canary's (c slots) in the live
     backend `colour`."""
     backend = app.backend_name(colour)
-    rows = [row for row in runtime_api.server_stats(paths().admin_socket) if row["pxname"] == backend]
+    rows = runtime_api.server_stats(paths().admin_socket, backend)
     old = [_responses(row) for row in rows if row["svname"].startswith("s")][:count_old]
     new = [_responses(row) for row in rows if row["svname"].startswith("c")][:count_new]
     return sum(old, Responses()), sum(new, Responses())
@@ -413,13 +415,18 @@ def live_health(apps: list[App]) -> dict[str, str]:
     return summary
 
 
-def in_flight(app: App, colour: str) -> int:
-    return sum(server.in_flight for server in servers(app, colour))
+def open_streams(deployment: Deployment) -> sessions.OpenStreams:
+    """What is open on a deployment's servers: requests waiting for their answer, and
+    long-lived streams (WebSockets, streamed responses), in the old HAProxy workers too."""
+    location = paths()
+    return sessions.on_servers(location.admin_socket, location.master_socket,
+                               deployment.app.backend_name(deployment.colour),
+                               {slot_name(i) for i in range(len(deployment.containers))})
 
 
 def _server_health(row: dict[str, str]) -> ServerHealth:
     return ServerHealth(slot=row["svname"], status=row["status"], check=row.get("check_status") or "",
-                        detail=row.get("check_desc") or "", in_flight=int(row.get("scur") or 0),
+                        detail=row.get("check_desc") or "",
                         answered=_responses(row))
 
 

@@ -27,6 +27,9 @@ def send(socket_path: Path, command: str, timeout: float = SOCKET_TIMEOUT) -> st
             conn.settimeout(timeout)
             conn.connect(str(socket_path))
             conn.sendall(command.encode() + b"\n")
+            # The master CLI keeps a connection open for more commands until the client is
+            # done writing; the admin socket answers and closes either way.
+            conn.shutdown(socket.SHUT_WR)
             chunks = []
             while chunk := conn.recv(65536):
                 chunks.append(chunk)
@@ -90,9 +93,11 @@ def page_server_stats(stats_socket: Path, timeout: float = 2.0) -> list[dict[str
     return _server_rows(body)
 
 
-def server_stats(socket_path: Path) -> list[dict[str, str]]:
-    """Rows of `show stat` for servers only: pxname, svname, status, scur, stot, hrsp_5xx..."""
-    return _server_rows(send(socket_path, "show stat"))
+def server_stats(socket_path: Path, backend: str | None = None) -> list[dict[str, str]]:
+    """Rows of `show stat` for servers only: pxname, svname, status, scur, stot, hrsp_5xx...
+    With a backend, only its servers: HAProxy filters, so the answer does not grow with the
+    number of apps (the deploy polls it every 20 ms)."""
+    return _server_rows(send(socket_path, f"show stat {backend} 4 -1" if backend else "show stat"))
 
 
 def _server_rows(csv_text: str) -> list[dict[str, str]]:
@@ -100,7 +105,7 @@ def _server_rows(csv_text: str) -> list[dict[str, str]]:
     return [row for row in reader if row.get("svname") not in ("FRONTEND", "BACKEND", None)]
 
 
-def backend_stats(socket_path: Path) -> dict[str, dict[str, str]]:
-    answer = send(socket_path, "show stat")
+def backend_stats(socket_path: Path, backend: str | None = None) -> dict[str, dict[str, str]]:
+    answer = send(socket_path, f"show stat {backend} 2 -1" if backend else "show stat")
     reader = csv.DictReader(io.StringIO(answer.lstrip("# ")))
     return {row["pxname"]: row for row in reader if row.get("svname") == "BACKEND"}
