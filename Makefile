@@ -35,3 +35,5 @@ bench:
 	.venv/bin/python bench/webhook_latency.py
 	.venv/bin/python bench/deploys.py
 	.venv/bin/python bench/compose_deploys.py
+	.venv/bin/python bench/hard_cases.py
+	.venv/bin/python bench/many_apps.py

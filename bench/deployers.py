@@ -4,6 +4,7 @@ upstream rewritten and `nginx -s reload`, then the old container stopped)."""
 import http.client
 import re
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,11 +48,13 @@ def _timestamp(iso: str | None) -> float | None:
 class SwitchyardDeployer:
     """Deploys through Switchyard itself: services.deploy, the Celery worker, HAProxy."""
 
-    def __init__(self, repo: BenchRepo, name: str, zero_downtime: bool, watch_window: int) -> None:
+    def __init__(self, repo: BenchRepo, name: str, zero_downtime: bool, watch_window: int,
+                 health_path: str = "/cgi-bin/health", env: dict[str, str] | None = None, stop_timeout: int = 10) -> None:
         self.repo, self.name = repo, name
-        self.app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, health_path="/cgi-bin/health",
-                                                         zero_downtime=zero_downtime), Actor.cli("bench"))
-        App.objects.filter(pk=self.app.pk).update(watch_window=watch_window, health_deadline=HEALTH_DEADLINE)
+        self.app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, health_path=health_path,
+                                                         zero_downtime=zero_downtime, env=env or {}), Actor.cli("bench"))
+        App.objects.filter(pk=self.app.pk).update(watch_window=watch_window, health_deadline=HEALTH_DEADLINE,
+                                                  stop_timeout=stop_timeout)
 
     @property
     def host(self) -> str:
@@ -76,56 +79,29 @@ class SwitchyardDeployer:
         services.delete_app(self.name, Actor.cli("bench"))
 
 
-class NginxDeployer:
-    """Dokku's method: build, start the new container, wait for its health check, point the
-    nginx upstream at it and `nginx -s reload`, then stop the old container right away."""
+class NginxFront:
+    """One nginx in front of every app of a scenario, one `server` block per app (by Host), as
+    Dokku keeps it: each change rewrites the config and runs `nginx -s reload`."""
 
-    def __init__(self, repo: BenchRepo, name: str, workdir: Path, port: int) -> None:
-        self.repo, self.name, self.workdir, self.port = repo, name, workdir, port
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir, self.port = workdir, port
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.current: Container | None = None
+        self.upstreams: dict[str, tuple[str, int]] = {}
         self.nginx: subprocess.Popen | None = None
+        self._lock = threading.Lock()
 
-    @property
-    def host(self) -> str:
-        return f"{self.name}.localhost"
+    def route(self, name: str, address: tuple[str, int]) -> None:
+        with self._lock:
+            self.upstreams[name] = address
+            self._apply()
 
-    def deploy(self, release: Release) -> DeployRecord:
-        start = time.time()
-        sha = self.repo.commit_release(release)
-        tag = f"switchyard/{self.name}:{sha[:12]}"
-        runtime.build_image(self._archive(sha), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
-        new = runtime.start_release_container(self.name, release.version, 0, tag, 8000, {},
-                                              runtime.ContainerLimits.defaults())
-        health_ok = self._wait_healthy(new)
-        if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
-            runtime.stop_and_remove(new.id, timeout=0)
-            return DeployRecord(release, start, time.time(), "failed")
-        self._route_to(new)
-        if self.current:
-            runtime.stop_and_remove(self.current.id, timeout=10)
-        self.current = new
-        return DeployRecord(release, start, time.time(), "succeeded", health_ok)
+    def remove(self, name: str) -> None:
+        with self._lock:
+            if self.upstreams.pop(name, None):
+                self._apply()
 
-    def _archive(self, sha: str) -> bytes:
-        return subprocess.run(["git", "archive", "--format=tar", sha], cwd=self.repo.path, check=True,
-                              capture_output=True, timeout=30).stdout
-
-    def _wait_healthy(self, container: Container) -> float | None:
-        deadline = time.monotonic() + HEALTH_DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                connection = http.client.HTTPConnection(container.ip, container.port, timeout=2)
-                connection.request("GET", "/cgi-bin/health")
-                if connection.getresponse().status == 200:
-                    return time.time()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        return None
-
-    def _route_to(self, container: Container) -> None:
-        (self.workdir / "nginx.conf").write_text(_nginx_config(self.workdir, self.port, container))
+    def _apply(self) -> None:
+        (self.workdir / "nginx.conf").write_text(_nginx_config(self.workdir, self.port, self.upstreams))
         if self.nginx is None:
             self.nginx = subprocess.Popen(["nginx", "-p", str(self.workdir), "-c", "nginx.conf", "-g", "daemon off;"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -138,13 +114,81 @@ class NginxDeployer:
         if self.nginx:
             self.nginx.terminate()
             self.nginx.wait(timeout=10)
+
+
+class NginxDeployer:
+    """Dokku's method: build, start the new container, wait for its health check, point the
+    nginx upstream at it and `nginx -s reload`, then stop the old container right away."""
+
+    def __init__(self, repo: BenchRepo, name: str, front: NginxFront, health_path: str = "/cgi-bin/health",
+                 env: dict[str, str] | None = None, stop_timeout: int = 10) -> None:
+        self.repo, self.name, self.front = repo, name, front
+        self.health_path, self.env, self.stop_timeout = health_path, env or {}, stop_timeout
+        self.current: Container | None = None
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}.localhost"
+
+    def deploy(self, release: Release) -> DeployRecord:
+        start = time.time()
+        sha = self.repo.commit_release(release)
+        tag = f"switchyard/{self.name}:{sha[:12]}"
+        runtime.build_image(self._archive(sha), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
+        new = runtime.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
+                                              runtime.ContainerLimits.defaults())
+        health_ok = self._wait_healthy(new)
+        if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
+            runtime.stop_and_remove(new.id, timeout=0)
+            return DeployRecord(release, start, time.time(), "failed")
+        self.front.route(self.name, (new.ip, new.port))
+        if self.current:
+            runtime.stop_and_remove(self.current.id, timeout=self.stop_timeout)
+        self.current = new
+        return DeployRecord(release, start, time.time(), "succeeded", health_ok)
+
+    def _archive(self, sha: str) -> bytes:
+        return subprocess.run(["git", "archive", "--format=tar", sha], cwd=self.repo.path, check=True,
+                              capture_output=True, timeout=30).stdout
+
+    def _wait_healthy(self, container: Container) -> float | None:
+        deadline = time.monotonic() + HEALTH_DEADLINE
+        while time.monotonic() < deadline:
+            try:
+                connection = http.client.HTTPConnection(container.ip, container.port, timeout=2)
+                connection.request("GET", self.health_path)
+                if connection.getresponse().status == 200:
+                    return time.time()
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return None
+
+    def close(self) -> None:
+        self.front.remove(self.name)
         for container in runtime.containers(self.name):
             runtime.stop_and_remove(container.id, timeout=0)
         runtime.remove_images(runtime.app_images(f"switchyard/{self.name}"))
 
 
-def _nginx_config(workdir: Path, port: int, container: Container) -> str:
-    """The parts of Dokku's nginx template that matter for a deploy."""
+def _nginx_config(workdir: Path, port: int, upstreams: dict[str, tuple[str, int]]) -> str:
+    """The parts of Dokku's nginx template that matter for a deploy, with response buffering
+    off (`dokku nginx:set APP proxy-buffering off`, which event streams need)."""
+    servers = "".join(f"""
+  upstream {name}-8000 {{ server {addr}:{app_port}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    server_name {name}.localhost;
+    location / {{
+      proxy_pass http://{name}-8000;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $http_connection;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_buffering off;
+    }}
+  }}""" for name, (addr, app_port) in sorted(upstreams.items()))
     return f"""worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log;
@@ -152,17 +196,6 @@ events {{ worker_connections 1024; }}
 http {{
   access_log off;
   client_body_temp_path {workdir}/body; proxy_temp_path {workdir}/proxy;
-  fastcgi_temp_path {workdir}/fastcgi; uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;
-  upstream app-8000 {{ server {container.ip}:{container.port}; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://app-8000;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-    }}
-  }}
+  fastcgi_temp_path {workdir}/fastcgi; uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;{servers}
 }}
 """

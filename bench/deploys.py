@@ -29,7 +29,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from bench import chart, metrics  # noqa: E402
-from bench.deployers import NginxDeployer, SwitchyardDeployer  # noqa: E402
+from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
@@ -84,9 +84,12 @@ def main() -> None:
                     BenchRepo(work / "zd"), "zd", zero_downtime=True, watch_window=WATCH_WINDOW), http_port))
                 results.append(run_scenario("Switchyard recreate", SwitchyardDeployer(
                     BenchRepo(work / "rc"), "rc", zero_downtime=False, watch_window=0), http_port))
-                nginx_port = free_port()
-                results.append(run_scenario("Dokku's method (nginx reload)", NginxDeployer(
-                    BenchRepo(work / "dk"), "dk", work / "nginx", nginx_port), nginx_port))
+                front = NginxFront(work / "nginx", free_port())
+                try:
+                    results.append(run_scenario("Dokku's method (nginx reload)", NginxDeployer(
+                        BenchRepo(work / "dk"), "dk", front), front.port))
+                finally:
+                    front.close()
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
                 haproxy_process.stop(router.paths())
     finally:

@@ -14,13 +14,17 @@ BREAKS_AFTER = 8  # seconds after boot for the late-breaking release
 @dataclass(frozen=True)
 class Release:
     version: str
-    kind: str = "normal"  # normal | slow_requests | fails_health | breaks_later
+    # normal | slow_requests | fails_health | breaks_later; the hard cases' apps also know
+    # slow (p99 above 1 s) and ignores_sigterm (bench/hard_apps.py)
+    kind: str = "normal"
 
     @property
     def label(self) -> str:
         return {"normal": self.version, "slow_requests": f"{self.version} (2 s requests in flight)",
                 "fails_health": f"{self.version} (fails health check)",
-                "breaks_later": f"{self.version} (breaks {BREAKS_AFTER} s after start)"}[self.kind]
+                "breaks_later": f"{self.version} (breaks {BREAKS_AFTER} s after start)",
+                "slow": f"{self.version} (slow: p99 above 1 s)",
+                "ignores_sigterm": f"{self.version} (slow, ignores SIGTERM)"}[self.kind]
 
 
 INITIAL = Release("v0")

@@ -61,17 +61,26 @@ def serve_panel(port: int, workers: int = 2) -> Iterator[int]:
 
 
 @contextmanager
-def celery_worker(log: Path) -> Iterator[None]:
-    """A real worker on this installation's queue, with the same settings module."""
+def celery_worker(log: Path, queue: str | None = None, concurrency: int = 2) -> Iterator[subprocess.Popen]:
+    """A real worker on this installation's queue (or `queue`), with the same settings module."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
-         "--concurrency", "2", "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+        [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", queue or settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--concurrency", str(concurrency), "--loglevel", "warning", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=os.environ.copy(), stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         time.sleep(3)  # the worker reconciles (starting HAProxy) as it comes up
         if process.poll() is not None:
             raise RuntimeError(f"the Celery worker exited:\n{log.read_text()[-2000:]}")
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def workers(directory: Path) -> Iterator[list[subprocess.Popen]]:
+    """As the Procfile runs them: the deployments' worker (concurrency 4) and the control
+    worker that applies routing changes (apps created and deleted)."""
+    with celery_worker(directory / "worker.log", concurrency=4) as worker, \
+            celery_worker(directory / "control.log", settings.CONTROL_QUEUE) as control:
+        yield [worker, control]

@@ -12,8 +12,8 @@ packages=(docker.io haproxy redis-server git busybox-static socat)
 # `make stack-test` builds the compose stack's base image (debootstrap) and starts it with
 # Debian's docker-compose.
 [ "${WITH_STACK:-0}" = 1 ] && packages+=(debootstrap docker-compose pebble)
-# The benchmark reproduces Dokku's method with Debian's nginx.
-[ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx debootstrap docker-compose)
+# The benchmark reproduces Dokku's method with Debian's nginx; its WebSocket app is websocketd (static).
+[ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx debootstrap docker-compose websocketd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -2,7 +2,8 @@
 
 Each thread keeps one keep-alive connection (HTTPS with SNI when given a TLS context) (reconnecting after an error) and sends GET /
 (or `path`) with the app's Host header until told to stop, `max_requests` is reached, or `max_seconds`
-pass — it always ends by itself.
+pass — it always ends by itself. With `body` (a function giving each request's body), it POSTs;
+each answer keeps the body it was sent for.
 """
 import http.client
 import ssl
@@ -10,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from tests.tls import HTTPSConnection
 
@@ -21,6 +23,7 @@ class Answer:
     body: str
     at: float  # wall-clock time the answer was complete (comparable with the database's timestamps)
     started: float = 0.0  # wall-clock time the request was sent
+    sent: str = ""  # the body that was POSTed, if any
 
 
 @dataclass
@@ -47,8 +50,8 @@ class LoadResult:
 
 class Load:
     def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 10_000_000, max_seconds: float = 120,
-                 path: str = "/", tls: ssl.SSLContext | None = None) -> None:
-        self.port, self.host, self.path, self.tls = port, host, path, tls
+                 path: str = "/", tls: ssl.SSLContext | None = None, body: Callable[[], str] | None = None) -> None:
+        self.port, self.host, self.path, self.tls, self.body = port, host, path, tls, body
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -84,17 +87,19 @@ class Load:
             if connection is None:
                 connection = (HTTPSConnection(self.port, self.host, self.tls) if self.tls
                               else http.client.HTTPConnection("127.0.0.1", self.port, timeout=10))
+            payload = self.body() if self.body else None
             started = time.time()
             try:
-                connection.request("GET", self.path, headers={"Host": self.host})
+                connection.request("GET" if payload is None else "POST", self.path, body=payload,
+                                   headers={"Host": self.host})
                 response = connection.getresponse()
                 answer = Answer(index, response.status, response.read().decode(errors="replace").strip(), time.time(),
-                                started)
+                                started, payload or "")
                 if response.will_close:
                     connection.close()
                     connection = None
             except (OSError, http.client.HTTPException) as error:
-                answer = Answer(index, 0, f"{type(error).__name__}: {error}", time.time(), started)
+                answer = Answer(index, 0, f"{type(error).__name__}: {error}", time.time(), started, payload or "")
                 connection.close()
                 connection = None
             with self._lock:

@@ -1,0 +1,247 @@
+"""Benchmark: 100 apps on one host, through Switchyard (zero-downtime).
+
+One app first, redeployed to measure the switch and the costs at 1 app. Then 99 more created
+and deployed one after another, then 10 of them redeployed at once, while a load runs on a
+sample of 5 apps that are not deployed meanwhile. Then the first app redeployed again, for the
+switch and the costs at 100 apps, and every app asked through HAProxy. HAProxy's and the
+workers' memory and CPU are read from /proc around each phase. Writes its section of
+bench/RESULTS.md. Everything it starts is stopped, and everything it creates removed.
+"""
+import http.client
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["SWITCHYARD_DEFAULT_WATCH_WINDOW"] = "0"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from bench import processes  # noqa: E402
+from bench.deployers import ROUTED_LINE  # noqa: E402
+from bench.metrics import percentile  # noqa: E402
+from bench.results import replace_section  # noqa: E402
+from bench.services import redis_server, workers  # noqa: E402
+from deployments import services  # noqa: E402
+from deployments.audit import Actor  # noqa: E402
+from deployments.engine import reconcile, runtime  # noqa: E402
+from deployments.haproxy import config, process as haproxy_process, router  # noqa: E402
+from deployments.models import App, Deployment  # noqa: E402
+from tests.apprepo import AppRepo  # noqa: E402
+from tests.load import Answer, Load  # noqa: E402
+
+APPS = 100
+AT_ONCE = 10
+SAMPLE = 5  # apps under load, never deployed while it runs
+SWITCH_SAMPLES = 3  # redeploys of the first app, at 1 app and at 100
+ACTOR = Actor.cli("bench")
+
+
+@dataclass
+class Costs:
+    """What one routing or panel operation costs at a number of apps."""
+    apps: int
+    switch_ms: list[float] = field(default_factory=list)  # HAProxy UP seen → routed, per redeploy
+    render_ms: float = 0.0  # snapshot of the database + config and map rendered
+    stat_ms: float = 0.0  # one backend's servers read from HAProxy (what verify polls)
+    reconcile_ms: float = 0.0
+    page_ms: float = 0.0  # the apps page, as a superuser
+    page_queries: int = 0
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    deploy_seconds: list[float]
+    usage: processes.Usage
+
+
+def name(index: int) -> str:
+    return f"app{index:03d}"
+
+
+def deploy_all(apps: list[App]) -> list[Deployment]:
+    """Deploy these apps at the same moment and wait for every one."""
+    deployments = [services.deploy(app, None, ACTOR) for app in apps]
+    for deployment in deployments:
+        while not deployment.is_final:
+            time.sleep(0.05)
+            deployment.refresh_from_db()
+    failed = [f"{d.app.name}: {d.error}" for d in deployments if d.state != Deployment.State.SUCCEEDED]
+    if failed:
+        raise RuntimeError("deploys failed: " + "; ".join(failed[:3]))
+    return deployments
+
+
+def create(index: int, repo: AppRepo) -> App:
+    return services.create_app(services.AppSpec(name=name(index), repo_url=repo.url), ACTOR)
+
+
+def _ms(action) -> float:
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+def measure_costs(first: App, count: int) -> Costs:
+    costs = Costs(count)
+    for _ in range(SWITCH_SAMPLES):
+        deployment = deploy_all([first])[0]
+        log = "\n".join(deployment.log_lines.values_list("text", flat=True))
+        costs.switch_ms.append(float(ROUTED_LINE.search(log).group(1)))
+    location = router.paths()
+    costs.render_ms = _ms(lambda: (config.render_config(router.snapshot(), location, router.binds()),
+                                   config.render_map(router.snapshot())))
+    first.refresh_from_db()
+    costs.stat_ms = statistics.median(_ms(lambda: router.servers(first, first.live_colour)) for _ in range(20))
+    costs.reconcile_ms = _ms(reconcile.reconcile)
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench-admin"))
+    with CaptureQueriesContext(connection) as queries:
+        costs.page_ms = _ms(lambda: client.get("/"))
+    costs.page_queries = len(queries)
+    return costs
+
+
+@contextmanager
+def phase(name_: str, phases: list[Phase], worker_pids: list[int]):
+    """Times the block, and what HAProxy and the workers used in it; the block adds each
+    deploy's duration to the list it is given."""
+    started, before = time.monotonic(), processes.usage(router.paths(), worker_pids)
+    deploy_seconds: list[float] = []
+    yield deploy_seconds
+    phases.append(Phase(name_, time.monotonic() - started, deploy_seconds,
+                        processes.usage(router.paths(), worker_pids).since(before)))
+
+
+def run(work: Path, worker_pids: list[int]) -> tuple[list[Costs], list[Phase], list[Answer], int]:
+    repo = AppRepo(work / "repo")
+    repo.commit_version("v1")
+    get_user_model().objects.create_superuser("bench-admin", "", "bench-password")
+    first = create(0, repo)
+    deploy_all([first])
+    costs = [measure_costs(first, 1)]
+    phases: list[Phase] = []
+    sample = [create(i, repo) for i in range(1, SAMPLE + 1)]
+    deploy_all(sample)
+    port = settings.SWITCHYARD["HTTP_BIND"][1]
+    loads = [Load(port, f"{app.name}.localhost", threads=1, max_seconds=900) for app in sample]
+    for load in loads:
+        load.__enter__()
+    try:
+        print(f"== {APPS - SAMPLE - 1} apps created and deployed one after another", flush=True)
+        with phase(f"{APPS - SAMPLE - 1} apps created and deployed, one after another", phases, worker_pids) as times:
+            for index in range(SAMPLE + 1, APPS):
+                started = time.monotonic()
+                deploy_all([create(index, repo)])
+                times.append(time.monotonic() - started)
+        print(f"== {AT_ONCE} apps redeployed at once", flush=True)
+        with phase(f"{AT_ONCE} apps redeployed at once", phases, worker_pids) as times:
+            batch = [App.objects.get(name=name(i)) for i in range(APPS - AT_ONCE, APPS)]
+            for deployment in deploy_all(batch):
+                times.append((deployment.finished_at - deployment.created_at).total_seconds())
+    finally:
+        for load in loads:
+            load.stop()
+    costs.append(measure_costs(App.objects.get(pk=first.pk), APPS))
+    serving = sum(1 for app in App.objects.all() if _answers(port, app))
+    return costs, phases, [a for load in loads for a in load.result.answers], serving
+
+
+def _answers(port: int, app: App) -> bool:
+    connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection_.request("GET", "/", headers={"Host": f"{app.name}.localhost"})
+        return connection_.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection_.close()
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    try:
+        with redis_server(), workers(work) as started:
+            try:
+                router.sync_all()
+                pids = [worker.pid for worker in started]
+                costs, phases, sample, serving = run(work, pids)
+                haproxy_memory = processes.haproxy_rss_mib(router.paths())
+                worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
+            finally:
+                haproxy_process.stop(router.paths())
+    finally:
+        runtime.remove_instance_resources()
+        shutil.rmtree(work, ignore_errors=True)
+    report(costs, phases, sample, serving, haproxy_memory, worker_memory)
+
+
+def report(costs: list[Costs], phases: list[Phase], sample: list[Answer], serving: int, haproxy_mib: float,
+           worker_mib: float) -> None:
+    failed = [a for a in sample if a.status != 200]
+    one, many = costs
+    rows = [
+        ("switch (HAProxy UP seen → routed), median / max", lambda c: f"{statistics.median(c.switch_ms):.1f} / "
+                                                                       f"{max(c.switch_ms):.1f} ms"),
+        ("config and map rendered from the database", lambda c: f"{c.render_ms:.1f} ms"),
+        ("one backend's servers read from HAProxy (verify polls it)", lambda c: f"{c.stat_ms:.2f} ms"),
+        ("reconcile (all of it)", lambda c: f"{c.reconcile_ms:.0f} ms"),
+        ("the apps page: time · database queries", lambda c: f"{c.page_ms:.0f} ms · {c.page_queries}"),
+    ]
+    cost_table = "\n".join(["| | 1 app | 100 apps |", "|---|---|---|"] +
+                           [f"| {label} | {cell(one)} | {cell(many)} |" for label, cell in rows])
+    phase_table = "\n".join(
+        ["| phase | wall time | per deploy, median / p95 / max | HAProxy CPU | workers' CPU |", "|---|---|---|---|---|"] +
+        [f"| {p.name} | {p.seconds:.0f} s | {statistics.median(p.deploy_seconds):.1f} / "
+         f"{percentile(p.deploy_seconds, .95):.1f} / {max(p.deploy_seconds):.1f} s | {p.usage.haproxy_cpu:.1f} s | "
+         f"{p.usage.worker_cpu:.1f} s |" for p in phases])
+    text = f"""## 100 apps on one host
+
+Switchyard zero-downtime, one small app per repository clone (busybox httpd, FROM scratch), the
+deployments' worker at concurrency 4 and the control worker as in the Procfile. While {APPS - SAMPLE - 1}
+apps are created and deployed one after another and then {AT_ONCE} are redeployed at once, a load runs
+on {SAMPLE} other apps (one keep-alive client each, as fast as answered): they are not deployed
+meanwhile, so every failure there would be one that other apps' changes caused.
+
+| | |
+|---|---|
+| requests on the {SAMPLE} apps not being deployed: sent / failed | {len(sample):,} / {len(failed):,} |
+| apps answering through HAProxy at the end | {serving} of {APPS} |
+| HAProxy memory at the end (master and workers, RSS) | {haproxy_mib:.0f} MiB |
+| workers' memory at the end (both Celery workers and their children, RSS) | {worker_mib:.0f} MiB |
+
+{phase_table}
+
+What grows with the number of apps, measured at 1 app and at 100:
+
+{cost_table}
+"""
+    print(text)
+    replace_section("many", text)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        shutil.rmtree(settings.DATA_DIR, ignore_errors=True)
