@@ -1,6 +1,7 @@
 """What the pages show, computed once: the views render it and the WebSocket sends the
 same step list, so the stepper has one source of truth."""
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 
 from deployments import access, audit
 from deployments.compose.project import ComposeError, Role, load
@@ -70,11 +71,17 @@ def state_message(deployment: Deployment) -> dict:
 
 
 def app_rows(apps: list[App], health: dict[str, str]) -> list[dict]:
-    rows = []
-    for app in apps:
-        rows.append({"app": app, "hostnames": app.hostnames(), "live": app.live_deployment,
-                     "last": app.deployments.first(), "health": health.get(app.name, "unknown")})
-    return rows
+    newest = newest_deployments(apps)
+    return [{"app": app, "hostnames": app.hostnames(), "live": app.live_deployment, "last": newest.get(app.pk),
+             "health": health.get(app.name, "unknown")} for app in apps]
+
+
+def newest_deployments(apps: list[App]) -> dict[int, Deployment]:
+    """Each app's newest deployment by app id, in two queries however many apps there are
+    (one each made the apps page 104 queries at 100 apps)."""
+    newest = Deployment.objects.filter(app=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
+    ids = App.objects.filter(pk__in=[app.pk for app in apps]).annotate(newest=Subquery(newest))
+    return {d.app_id: d for d in Deployment.objects.filter(pk__in=[i for i in ids.values_list("newest", flat=True) if i])}
 
 
 def app_page(user, app: App) -> dict:

@@ -11,6 +11,7 @@ The answer of `show sess all` gives each stream's backend, server, response stat
 state of each side's HTTP message, which is all this needs.
 """
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ BACKEND = re.compile(r"^\s+backend=(\S+) ")
 SERVER = re.compile(r"^\s+server=(\S+) ")
 TXN = re.compile(r"^\s+txn=\S+ .*\bstatus=(-?\d+) req\.st=(\S+) rsp\.st=(\S+)")
 PROC_LINE = re.compile(r"^(\d+)\s+worker\b")
+MASTER_RESTART_WAIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,18 @@ def _add(streams: list[Stream], fields: dict) -> None:
 
 
 def worker_pids(master_socket: Path) -> list[int]:
-    """The current worker and the old ones still finishing their connections (`show proc`)."""
-    answer = runtime_api.send(master_socket, "show proc")
+    """The current worker and the old ones still finishing their connections (`show proc`).
+    The master re-executes itself on a reload and does not answer for a moment then: asked
+    again, rather than taking the current worker's word for all of them."""
+    deadline = time.monotonic() + MASTER_RESTART_WAIT
+    while True:
+        try:
+            answer = runtime_api.send(master_socket, "show proc")
+            break
+        except runtime_api.HAProxyUnavailable:
+            if not master_socket.exists() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     return [int(found.group(1)) for line in answer.splitlines() if (found := PROC_LINE.match(line))]
 
 
