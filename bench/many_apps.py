@@ -221,7 +221,9 @@ Switchyard zero-downtime, one small app per repository clone (busybox httpd, FRO
 deployments' worker at concurrency 4 and the control worker as in the Procfile. While {APPS - SAMPLE - 1}
 apps are created and deployed one after another and then {AT_ONCE} are redeployed at once, a load runs
 on {SAMPLE} other apps (one keep-alive client each, as fast as answered): they are not deployed
-meanwhile, so every failure there would be one that other apps' changes caused.
+meanwhile, so every failure there would be one that other apps' changes caused. Only
+Switchyard's method runs here: what 100 apps add for the others (a config change and a proxy
+reload per app) is what "A reload during a deploy" above measures for all three methods.
 
 | | |
 |---|---|
@@ -231,6 +233,10 @@ meanwhile, so every failure there would be one that other apps' changes caused.
 | workers' memory at the end (both Celery workers and their children, RSS) | {worker_mib:.0f} MiB |
 
 {phase_table}
+
+HAProxy's CPU is mostly the load it serves on the sample meanwhile, plus one reload per app
+created (each new worker parses the whole config); the workers' includes `haproxy -c` on every
+config change.
 
 What grows with the number of apps, measured at 1 app and at 100:
 
