@@ -32,7 +32,6 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench import hard_report  # noqa: E402
@@ -41,10 +40,8 @@ from bench.hard_report import CaseResult  # noqa: E402
 from bench.methods import DokkuMethod, SwitchyardMethod  # noqa: E402
 from bench.recorder import serve as serve_recorder  # noqa: E402
 from bench.releases import Release  # noqa: E402
-from bench.services import redis_server, workers  # noqa: E402
+from bench.services import installation  # noqa: E402
 from bench.streams import EventStreamClient, WebSocketClient  # noqa: E402
-from deployments.engine import runtime  # noqa: E402
-from deployments.haproxy import process as haproxy_process, router  # noqa: E402
 from tests.load import Load  # noqa: E402
 
 DEPLOYS = 10
@@ -175,25 +172,19 @@ CASES = {"posts_and_streams": posts_and_streams, "reload_during_deploy": reload_
 
 
 def main() -> None:
-    call_command("migrate", verbosity=0)
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     results: dict[str, list[CaseResult]] = {case: [] for case in CASES}
     try:
-        with redis_server(), workers(work), serve_recorder() as (recorder, recorder_port):
-            try:
-                router.sync_all()
-                for method in (SwitchyardMethod(True), SwitchyardMethod(False), DokkuMethod(work / "nginx")):
-                    try:
-                        for case, run in CASES.items():
-                            result = run(method, work, recorder_port)
-                            result.recorded = recorder.seen
-                            results[case].append(result)
-                    finally:
-                        method.close()
-            finally:  # the worker started HAProxy when it came up: stop it whatever happened
-                haproxy_process.stop(router.paths())
+        with installation(work), serve_recorder() as (recorder, recorder_port):
+            for method in (SwitchyardMethod(True), SwitchyardMethod(False), DokkuMethod(work / "nginx")):
+                try:
+                    for case, run in CASES.items():
+                        result = run(method, work, recorder_port)
+                        result.recorded = recorder.seen
+                        results[case].append(result)
+                finally:
+                    method.close()
     finally:
-        runtime.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     hard_report.write(results)
 

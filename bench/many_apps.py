@@ -29,7 +29,6 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -38,11 +37,11 @@ from bench import processes  # noqa: E402
 from bench.deployers import ROUTED_LINE  # noqa: E402
 from bench.metrics import percentile  # noqa: E402
 from bench.results import replace_section  # noqa: E402
-from bench.services import redis_server, workers  # noqa: E402
+from bench.services import installation  # noqa: E402
 from deployments import services  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
-from deployments.engine import reconcile, runtime  # noqa: E402
-from deployments.haproxy import config, process as haproxy_process, router  # noqa: E402
+from deployments.engine import reconcile  # noqa: E402
+from deployments.haproxy import config, router  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
 from tests.apprepo import AppRepo  # noqa: E402
 from tests.load import Answer, Load  # noqa: E402
@@ -178,20 +177,14 @@ def _answers(port: int, app: App) -> bool:
 
 
 def main() -> None:
-    call_command("migrate", verbosity=0)
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     try:
-        with redis_server(), workers(work) as started:
-            try:
-                router.sync_all()
-                pids = [worker.pid for worker in started]
-                costs, phases, sample, serving = run(work, pids)
-                haproxy_memory = processes.haproxy_rss_mib(router.paths())
-                worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
-            finally:
-                haproxy_process.stop(router.paths())
+        with installation(work) as started:
+            pids = [worker.pid for worker in started]
+            costs, phases, sample, serving = run(work, pids)
+            haproxy_memory = processes.haproxy_rss_mib(router.paths())
+            worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
     finally:
-        runtime.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(costs, phases, sample, serving, haproxy_memory, worker_memory)
 

@@ -84,3 +84,24 @@ def workers(directory: Path) -> Iterator[list[subprocess.Popen]]:
     with celery_worker(directory / "worker.log", concurrency=4) as worker, \
             celery_worker(directory / "control.log", settings.CONTROL_QUEUE) as control:
         yield [worker, control]
+
+
+@contextmanager
+def installation(work: Path) -> Iterator[list[subprocess.Popen]]:
+    """An isolated Switchyard: its database migrated, Redis, both workers and HAProxy. On the
+    way out HAProxy is stopped and every container, network and volume it made removed."""
+    from django.core.management import call_command
+
+    from deployments.engine import runtime
+    from deployments.haproxy import process as haproxy_process, router
+
+    call_command("migrate", verbosity=0)
+    try:
+        with redis_server(), workers(work) as started:
+            try:
+                router.sync_all()
+                yield started
+            finally:  # the worker started HAProxy when it came up: stop it whatever happened
+                haproxy_process.stop(router.paths())
+    finally:
+        runtime.remove_instance_resources()

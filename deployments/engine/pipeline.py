@@ -509,7 +509,7 @@ class Pipeline:
         router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
-        while (open_ := self._still_open(old)).waiting and time.monotonic() < deadline:
+        while (open_ := router.open_streams(old)).waiting and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_INTERVAL)
         if open_.waiting:
             self.log.write(f"Drain timeout ({timeout}s): closing {open_.waiting} request(s) still open on the old release")
@@ -519,17 +519,6 @@ class Pipeline:
                            "streamed response) stay open until the old release stops")
         else:
             self.log.write("The old release has no requests in flight")
-
-    @staticmethod
-    def _still_open(old: Deployment) -> "router.sessions.OpenStreams":
-        """Nothing waiting counts only if a second look, a poll later, agrees: a reload for
-        another app may be under way, and in that moment HAProxy's answer can miss the old
-        worker that carries the requests."""
-        open_ = router.open_streams(old)
-        if not open_.waiting:
-            time.sleep(DRAIN_POLL_INTERVAL)
-            open_ = router.open_streams(old)
-        return open_
 
     def _stop_previous(self) -> None:
         """Recreate: the old release stops before the new one starts; kept stopped, not

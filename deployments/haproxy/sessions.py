@@ -7,8 +7,8 @@ counts both, and only in the current worker):
 - a long-lived stream: a WebSocket (or any Upgrade tunnel, status 101) or a response being
   streamed (an event stream, a download). Waiting for those would wait the whole drain
   timeout; the old release is told to stop (SIGTERM) instead, and closes them its own way.
-The answer of `show sess all` gives each stream's backend, server, response status and the
-state of each side's HTTP message, which is all this needs.
+The answer of `show sess all` gives each stream's backend, server and response status (-1
+until the response's headers came), which is all this needs.
 """
 import re
 import time
@@ -20,36 +20,28 @@ from deployments.haproxy import runtime_api
 STREAM_START = re.compile(r"^0x[0-9a-f]+: \[")
 BACKEND = re.compile(r"^\s+backend=(\S+) ")
 SERVER = re.compile(r"^\s+server=(\S+) ")
-TXN = re.compile(r"^\s+txn=\S+ .*\bstatus=(-?\d+) req\.st=(\S+) rsp\.st=(\S+)")
+TXN = re.compile(r"^\s+txn=\S+ .*\bstatus=(-?\d+) ")
 PROC_LINE = re.compile(r"^(\d+)\s+worker\b")
 MASTER_RESTART_WAIT = 3.0
+SECOND_LOOK_PAUSE = 0.05
 
 
 @dataclass(frozen=True)
 class Stream:
     backend: str
     server: str
-    status: int  # the response's status; -1 until its headers came
-    request_state: str  # MSG_DONE once the request was sent in full, MSG_TUNNEL after an Upgrade
-    response_state: str  # MSG_RPBEFORE while waiting, MSG_DATA while a body streams
+    status: int  # the response's status; -1 until its headers came (101: an Upgrade tunnel)
 
     @property
     def waiting(self) -> bool:
         """A request the old release still has to answer."""
         return self.status < 0
 
-    @property
-    def long_lived(self) -> bool:
-        return not self.waiting
-
 
 @dataclass(frozen=True)
 class OpenStreams:
     waiting: int = 0
     long_lived: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.waiting or self.long_lived)
 
 
 def parse(answer: str) -> list[Stream]:
@@ -64,7 +56,7 @@ def parse(answer: str) -> list[Stream]:
         elif found := SERVER.match(line):
             current["server"] = found.group(1)
         elif found := TXN.match(line):
-            current.update(status=int(found.group(1)), request_state=found.group(2), response_state=found.group(3))
+            current["status"] = int(found.group(1))
     _add(streams, current)
     return streams
 
@@ -91,10 +83,21 @@ def worker_pids(master_socket: Path) -> list[int]:
 
 
 def on_servers(admin_socket: Path, master_socket: Path, backend: str, slots: set[str]) -> OpenStreams:
-    """Streams open to these server slots of a backend, summed over every HAProxy process."""
+    """Streams open to these server slots of a backend, summed over every HAProxy process.
+    "Nothing waiting" counts only if a second look, a moment later, agrees: while the master
+    re-executes for a reload, its answer can miss the old worker that carries the requests."""
+    found = _count(admin_socket, master_socket, backend, slots)
+    if not found.waiting:
+        time.sleep(SECOND_LOOK_PAUSE)
+        found = _count(admin_socket, master_socket, backend, slots)
+    return found
+
+
+def _count(admin_socket: Path, master_socket: Path, backend: str, slots: set[str]) -> OpenStreams:
     mine = [stream for answer in _in_every_worker(admin_socket, master_socket, "show sess all")
             for stream in parse(answer) if stream.backend == backend and stream.server in slots]
-    return OpenStreams(sum(s.waiting for s in mine), sum(s.long_lived for s in mine))
+    waiting = sum(s.waiting for s in mine)
+    return OpenStreams(waiting, len(mine) - waiting)
 
 
 def shut_down(admin_socket: Path, master_socket: Path, servers: list[str]) -> None:
