@@ -62,3 +62,4 @@ class ListedContainer:
     app: str  # the app's name, from its label
     deployment: str  # the deployment's id as its label holds it ("" if none)
     state: str  # Docker's: running, exited, created, ...
+    ip: str = ""  # its address on its app's network ("" if it has none)

@@ -551,12 +551,16 @@ def address(container_id: str) -> str:
 
 def _running(container, port: int) -> Container:
     container.reload()
-    networks = container.attrs["NetworkSettings"]["Networks"]
+    ip = _app_network_ip(container.labels, container.attrs["NetworkSettings"]["Networks"])
+    return Container(id=container.id, name=container.name, ip=ip, port=port)
+
+
+def _app_network_ip(labels: dict[str, str], networks: dict[str, dict]) -> str:
     # A container started before networks were per app sits on the old shared network
     # until its app's next deploy replaces it.
-    app_network = network_name(container.labels.get(LABEL_APP, ""))
+    app_network = network_name(labels.get(LABEL_APP, ""))
     found = networks.get(app_network) or networks.get(settings.SWITCHYARD["DOCKER_NETWORK"]) or {}
-    return Container(id=container.id, name=container.name, ip=found.get("IPAddress", ""), port=port)
+    return found.get("IPAddress", "")
 
 
 def stop_and_remove(container_id: str, timeout: int) -> None:
@@ -583,7 +587,9 @@ def containers(app_name: str | None = None) -> list[ListedContainer]:
         filters.append(f"{LABEL_APP}={app_name}")
     found = client().api.containers(all=True, filters={"label": filters})
     return [ListedContainer(id=c["Id"], name=c["Names"][0].lstrip("/"), app=c["Labels"].get(LABEL_APP, ""),
-                            deployment=c["Labels"].get(LABEL_DEPLOYMENT, ""), state=c["State"]) for c in found]
+                            deployment=c["Labels"].get(LABEL_DEPLOYMENT, ""), state=c["State"],
+                            ip=_app_network_ip(c["Labels"], (c.get("NetworkSettings") or {}).get("Networks") or {}))
+            for c in found]
 
 
 def app_images(repository: str) -> list[str]:
