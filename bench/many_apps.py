@@ -234,6 +234,10 @@ config change.
 What grows with the number of apps, measured at 1 app and at 100:
 
 {cost_table}
+
+Reconcile lists the containers once per run; it used to inspect each live container (431 ms at
+100 apps). What still grows in it is its job: rendering the config and the map (above) and
+pushing every map entry and server slot to HAProxy.
 """
     print(text)
     replace_section("many", text)
