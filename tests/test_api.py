@@ -425,6 +425,18 @@ def test_creating_an_app_with_only_name_and_repo_uses_the_defaults(world, redis_
                                                                           True, [], [])
 
 
+def test_creating_a_compose_app_stores_its_file_web_service_and_port(world, redis_server):
+    response = world.client("outsider").post("/api/apps", {
+        "name": "counter", "repo_url": world.remote_url, "compose_file": "deploy/compose.yaml",
+        "web_service": "front", "port": 3000}, content_type="application/json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["compose_file"], body["web_service"], body["port"]) == ("deploy/compose.yaml", "front", 3000)
+    app = App.objects.get(name="counter")
+    assert (app.compose_file, app.web_service, app.port) == ("deploy/compose.yaml", "front", 3000)
+
+
 def test_get_app_returns_its_settings_domains_env_keys_and_live_deployment(world):
     Domain.objects.create(app=world.app, hostname="billing.example.com")
     App.objects.filter(pk=world.app.pk).update(live_deployment=world.release, health_host="billing.example.com")

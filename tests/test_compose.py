@@ -1,6 +1,7 @@
 """Compose apps against the real stack (Docker, HAProxy, Celery, Redis): a web service with two
 replicas reading a counter from a store service that keeps it in a named volume, and a worker
 adding to it (tests/composerepo.py)."""
+import datetime
 import re
 import urllib.request
 
@@ -62,6 +63,9 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert second.state == Deployment.State.SUCCEEDED, second.error
     assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
     assert store_of(second).containers == store and store_of(second).started_by == first.id
+    lines = list(second.log_lines.values_list("text", flat=True))
+    for service in ("web", "store", "worker"):  # each service's lines say whose they are
+        assert any(line.startswith(f"[{service}] ") for line in lines), f"no [{service}] line in the log"
     release, count_after_v2, writer = page(stack, host)
     assert release == "v2"
     stack.eventually(lambda: page(stack, host)[2] == "worker-v2", "the v2 worker writes", timeout=20)
@@ -77,13 +81,15 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     release, count, _ = page(stack, host)
     assert release == "v3" and count > count_after_v2
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker writes", timeout=20)
+    assert not runtime.state(worker_of(second).containers[0].id).running  # the v2 worker is gone
     counts = [int(PAGE.match(a.body).group(2)) for a in load.answers if a.status == 200]
     assert counts and min(counts) >= count_after_v2  # never reset
 
     # A broken web release is refused before the switch; every v3 service keeps running.
     compose_repo.commit_release("v4", store_format=2, web_health=False)
-    broken = stack.wait(stack.deploy(app), timeout=180)
+    broken, load = deploy_under_load(stack, app, host)
     assert broken.state == Deployment.State.FAILED and broken.phase == "verify", broken.error
+    assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
     assert page(stack, host)[0] == "v3"
     assert all(runtime.state(c.id).running for s in third.services for c in s.containers)
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
@@ -120,6 +126,59 @@ def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, ap
     assert stack.get("fixed.localhost") == (200, "v2")
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as published:
         assert published.read().decode().strip() == "v2"
+
+
+GATED = """services:
+  web:
+    build: .
+    depends_on: {{store: {{condition: service_healthy}}}}
+    healthcheck: {{test: [CMD, /bin/busybox, {web_check}], interval: 1s, retries: 1}}
+  store:
+    build: .
+    command: [/bin/busybox, sh, -c, "mkdir -p /tmp; date +%s > /tmp/started; exec /bin/busybox httpd -f -p 7000 -h /www"]
+    volumes: [data:/data]
+    healthcheck:
+      test: [CMD, /bin/busybox, sh, -c, "[ $$(( $$(date +%s) - $$(cat /tmp/started) )) -ge {store_ready_after} ]"]
+      interval: 1s
+      retries: 30
+volumes:
+  data: {{}}
+"""
+STORE_READY_AFTER = 3
+
+
+def started_at(container_id: str) -> datetime.datetime:
+    started = runtime.client().api.inspect_container(container_id)["State"]["StartedAt"]
+    return datetime.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+
+
+def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its_switch(stack, app_repo):
+    app_repo.commit_version("v1")
+    (app_repo.path / "compose.yaml").write_text(GATED.format(web_check='"true"', store_ready_after=STORE_READY_AFTER))
+    app_repo._commit("compose v1")
+    app = stack.create_app(app_repo, name="gated", compose_file="compose.yaml", health_deadline=60)
+
+    first = stack.deploy_and_wait(app)
+
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    store = store_of(first).containers[0]
+    waited = (started_at(first.containers[0].id) - started_at(store.id)).total_seconds()
+    assert waited >= STORE_READY_AFTER, f"web started {waited:.1f}s after the store, before it was healthy"
+    lines = list(first.log_lines.values_list("text", flat=True))
+    healthy = lines.index(f"[store] {store.name} is healthy")
+    assert healthy < next(i for i, line in enumerate(lines) if line.startswith("[web] Started "))
+    assert f"[web] {first.containers[0].name}: healthcheck passed (Docker reports healthy)" in lines
+
+    # v2's web answers its HTTP health check, but its compose healthcheck fails: refused before the switch.
+    app_repo.commit_version("v2")
+    (app_repo.path / "compose.yaml").write_text(GATED.format(web_check='"false"', store_ready_after=STORE_READY_AFTER))
+    app_repo._commit("compose v2")
+    second = stack.deploy_and_wait(app)
+
+    assert second.state == Deployment.State.FAILED and second.phase == "verify", second.error
+    assert "its healthcheck failed (Docker reports unhealthy)" in second.error
+    assert stack.get("gated.localhost") == (200, "v1")
+    assert runtime.state(store.id).running  # unchanged: the same store serves on
 
 
 def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):

@@ -607,6 +607,19 @@ def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, wo
     assert client.get(reverse("app", kwargs={"name": "new-app"})).status_code == 404
 
 
+def test_creating_a_compose_app_on_the_apps_page_stores_its_file_web_service_and_port(client, world, redis_server,
+                                                                                     monkeypatch, handed_over):
+    client.force_login(world.users["outsider"])
+    monkeypatch.setattr(source, "remote_branches", lambda url: ["main"])
+
+    response = client.post(reverse("apps"), _new_app("https://git.example.com/team/counter.git", {
+        "compose_file": "deploy/compose.yaml", "web_service": "front", "port": "3000"}))
+
+    assert response.status_code == 302, response.context["form"].errors
+    app = App.objects.get(name="new-app")
+    assert (app.compose_file, app.web_service, app.port) == ("deploy/compose.yaml", "front", 3000)
+
+
 @pytest.mark.parametrize("changes, field, error", [
     ({"name": "Bad_Name!"}, "name", "is not a valid app name"),
     ({"name": APP}, "name", "already exists"),

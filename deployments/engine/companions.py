@@ -86,6 +86,8 @@ class Companions:
             self._start(spec, image_id)
 
     def wait_for_dependencies(self, spec: ServiceSpec) -> None:
+        """The web service is not among them to wait for: only workers may depend on it, and they
+        start after its release passed verify (HTTP and its healthcheck) and the watch."""
         deadline = time.monotonic() + self.deadline_seconds
         for name, condition in spec.depends_on:
             release = self.current.get(name) or self.previous.get(name)

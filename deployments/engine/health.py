@@ -1,4 +1,5 @@
-"""Probes of a new container before it gets traffic: port open, then HTTP health status.
+"""Probes of a new container before it gets traffic: port open, then HTTP health status, then
+(a Compose web service with a `healthcheck`) Docker's health.
 
 Each wait also asks `alive()` between probes, so a container that crashes while we wait
 fails the deployment at once instead of at the deadline.
@@ -59,4 +60,20 @@ def wait_for_status(ip: str, port: int, path: str, host: str, expected: int, pro
             last_seen = f"{type(error).__name__}: {error}"
         if time.monotonic() >= deadline:
             raise HealthCheckFailed(f"GET {path} (Host: {host}) did not answer {expected}; last answer: {last_seen}")
+        time.sleep(PROBE_INTERVAL)
+
+
+def wait_for_docker_health(name: str, health: Callable[[], str], deadline: float, alive: Callable[[], bool]) -> None:
+    """Until Docker's healthcheck reports the container healthy. "unhealthy" fails at once: Docker
+    has already seen its retries fail."""
+    while True:
+        if not alive():
+            raise ContainerExited("the container exited before its healthcheck passed")
+        status = health()
+        if status == "healthy":
+            return
+        if status == "unhealthy":
+            raise HealthCheckFailed(f"{name}: its healthcheck failed (Docker reports unhealthy)")
+        if time.monotonic() >= deadline:
+            raise HealthCheckFailed(f"{name}: its healthcheck did not pass in time (Docker reports {status or 'no health'})")
         time.sleep(PROBE_INTERVAL)

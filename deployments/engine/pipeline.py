@@ -340,6 +340,10 @@ class Pipeline:
             health.wait_for_status(container.ip, container.port, check["path"], check["host"],
                                    check["status"], check["timeout"], deadline, alive)
             self._say_web(f"{container.name}: GET {check['path']} answered {check['status']}")
+            if self.project.web.healthcheck:  # the compose file's own check gates the switch too
+                health.wait_for_docker_health(container.name, lambda: runtime.state(container.id).health, deadline,
+                                              alive)
+                self._say_web(f"{container.name}: healthcheck passed (Docker reports healthy)")
         except health.ContainerExited:
             raise PhaseFailed("verify", self._exit_report(container)) from None
 
