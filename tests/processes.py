@@ -51,9 +51,19 @@ def _haproxy_pids() -> list[int]:
 
 
 def alive(pid: int) -> bool:
-    """True until the process has exited: gone from /proc, or a zombie whose files are closed."""
-    fields = _stat_fields(Path(f"/proc/{pid}"))
-    return bool(fields) and fields[0] != "Z"
+    """True until the process has exited: gone from /proc, or a zombie whose files are closed.
+    The files (HAProxy's listening socket) close with the last thread: a multi-threaded process's
+    leader shows as a zombie while its other threads still exit, so every thread must be one."""
+    proc = Path(f"/proc/{pid}")
+    fields = _stat_fields(proc)
+    if not fields:
+        return False
+    try:
+        threads = list((proc / "task").iterdir())
+    except OSError:
+        threads = []
+    states = [fields[0]] + [(_stat_fields(thread) or ["Z"])[0] for thread in threads]
+    return any(state != "Z" for state in states)
 
 
 def _stat_fields(proc_dir: Path) -> list[str]:
