@@ -135,10 +135,10 @@ GATED = """services:
     healthcheck: {{test: [CMD, /bin/busybox, {web_check}], interval: 1s, retries: 1}}
   store:
     build: .
-    command: [/bin/busybox, sh, -c, "mkdir -p /tmp; date +%s > /tmp/started; exec /bin/busybox httpd -f -p 7000 -h /www"]
+    command: [/bin/busybox, sh, -c, "mkdir -p /tmp; (sleep {store_ready_after}; touch /tmp/ready) & exec /bin/busybox httpd -f -p 7000 -h /www"]
     volumes: [data:/data]
     healthcheck:
-      test: [CMD, /bin/busybox, sh, -c, "[ $$(( $$(date +%s) - $$(cat /tmp/started) )) -ge {store_ready_after} ]"]
+      test: [CMD, /bin/busybox, test, -f, /tmp/ready]
       interval: 1s
       retries: 30
 volumes:
@@ -156,7 +156,7 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
     app_repo.commit_version("v1")
     (app_repo.path / "compose.yaml").write_text(GATED.format(web_check='"true"', store_ready_after=STORE_READY_AFTER))
     app_repo._commit("compose v1")
-    app = stack.create_app(app_repo, name="gated", compose_file="compose.yaml", health_deadline=60)
+    app = stack.create_app(app_repo, name="gated", compose_file="compose.yaml", health_deadline=20)
 
     first = stack.deploy_and_wait(app)
 
@@ -176,7 +176,7 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
     second = stack.deploy_and_wait(app)
 
     assert second.state == Deployment.State.FAILED and second.phase == "verify", second.error
-    assert "its healthcheck failed (Docker reports unhealthy)" in second.error
+    assert "its healthcheck did not pass in time (Docker reports unhealthy)" in second.error
     assert stack.get("gated.localhost") == (200, "v1")
     assert runtime.state(store.id).running  # unchanged: the same store serves on
 
