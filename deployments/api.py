@@ -177,6 +177,7 @@ class CertificateOut(Schema):
     renewal_at: datetime | None
     error: str
     next_attempt_at: datetime | None
+    warning: str = Field(description="why a stored certificate is not served (it expired, ...); empty while it is")
 
 
 class LogLineOut(Schema):

@@ -5,7 +5,7 @@ from django.db.models import OuterRef, Subquery
 
 from deployments import access, audit
 from deployments.compose.project import ComposeError, Role, load
-from deployments.haproxy import router
+from deployments.haproxy import router, tls
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
 
@@ -149,8 +149,9 @@ def certificate(app: App) -> dict:
     if found is None:
         reason = ("" if app.public_domains() else "no public domain: NAME.localhost is served over plain HTTP only")
         return {"https_url": None, "source": None, "status": None, "domains": [], "issuer": "", "not_before": None,
-                "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None}
-    served = [host for host in app.hostnames() if found.serving and found.covers(host)]
+                "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None, "warning": ""}
+    left_out = found.chain_pem and tls.unservable(found.chain_pem, found.key_pem, found.not_after)
+    served = [host for host in app.hostnames() if not left_out and found.chain_pem and found.covers(host)]
     port = settings.SWITCHYARD["HTTPS_BIND"][1]
     return {
         "https_url": f"https://{served[0]}{'' if port == 443 else f':{port}'}/" if served else None,
@@ -160,6 +161,10 @@ def certificate(app: App) -> dict:
         "error": found.error or ("" if settings.SWITCHYARD["ACME_DIRECTORY"] or found.source != Certificate.Source.ACME
                                  else "automatic HTTPS is off (SWITCHYARD_ACME_DIRECTORY=off)"),
         "next_attempt_at": found.next_attempt_at if found.status != Certificate.Status.VALID else None,
+        "warning": (f"This certificate is not served: {left_out}. HTTPS to the app's domains gets the default "
+                    "certificate meanwhile (plain HTTP still serves the app); upload a valid one"
+                    f"{' or let ACME issue one' if found.source == Certificate.Source.UPLOADED else ''}."
+                    if left_out else ""),
     }
 
 

@@ -329,14 +329,11 @@ def set_switch(app: App, field: str, enabled: bool, actor: Actor) -> None:
         record(actor, "app.settings", app, f"{field}={enabled}")
 
 
-MAX_PEM_BYTES = 64 * 1024  # a chain of a few certificates; more is not a certificate
-
-
 def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> Certificate:
     """Serve the app's domains with a person's own certificate instead of ACME's; the worker puts
     it into HAProxy. Refused (nothing changes) with what to fix if it cannot be served."""
-    if len(chain_pem) > MAX_PEM_BYTES or len(key_pem) > MAX_PEM_BYTES:
-        raise InvalidInput({"certificate": [f"a certificate or key is at most {MAX_PEM_BYTES // 1024} KiB of PEM"]})
+    if len(chain_pem) > tls.MAX_PEM_BYTES or len(key_pem) > tls.MAX_PEM_BYTES:  # before any parsing
+        raise InvalidInput({"certificate": [f"a certificate or key is at most {tls.MAX_PEM_BYTES // 1024} KiB of PEM"]})
     with transaction.atomic():
         try:
             certificate = certificates.upload(app, chain_pem, key_pem)

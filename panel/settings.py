@@ -163,6 +163,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # panel is reached both over http://127.0.0.1 and over HTTPS through a proxy. The proxy must set
 # X-Forwarded-Proto; a client forging it only makes its own cookies stricter.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Strict-Transport-Security on every answer the panel gives over HTTPS (its own domain through
+# HAProxy, or any proxy that sets X-Forwarded-Proto): a browser that saw it never again sends the
+# login form in clear. Over plain HTTP it is not sent (browsers would ignore it there).
+SECURE_HSTS_SECONDS = env_int("SWITCHYARD_PANEL_HSTS_SECONDS", 31536000, minimum=0, maximum=2 * 31536000)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

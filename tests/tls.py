@@ -36,15 +36,18 @@ class PrivateCA:
     def pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, names: list[str], ips: list[str] = (), days: int = 1) -> Issued:
+    def issue(self, names: list[str], ips: list[str] = (), days: float = 1, key=None,
+              ago: datetime.timedelta = datetime.timedelta(minutes=5)) -> Issued:
+        """A leaf for `names`, valid from `ago` before now for `days` (an expired one: ago > days),
+        with `key` (a new EC P-256 key if None)."""
         import ipaddress
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = key or ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         alternative = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         certificate = (
             x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
             .issuer_name(self.name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+            .not_valid_before(now - ago).not_valid_after(now - ago + datetime.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
             .sign(self.key, hashes.SHA256()))
         key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from deployments import crypto
 from deployments.engine import acme_client
-from deployments.haproxy import router, tls
+from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import AcmeAccount, App, Certificate
 
 logger = logging.getLogger(__name__)
@@ -106,11 +106,22 @@ def attempt(certificate_id: int) -> str:
 def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
     """A person's own certificate instead of ACME's. Only stored here (the web process may run
     this); the worker puts it into HAProxy (tasks.apply_certificates, or the next reconcile).
+    Checked first on its own (tls.check_pair), then by HAProxy itself in a config holding only it:
+    one certificate HAProxy refuses in its files keeps it from starting for every app.
     Raises tls.InvalidCertificate with what to fix; nothing changes then."""
     facts = tls.check_pair(chain_pem, key_pem)
-    if not any(Certificate(domains=list(facts.names)).covers(host) for host in app.hostnames()):
-        raise tls.InvalidCertificate(f"the certificate is for {', '.join(facts.names)}, none of which is a "
-                                     f"domain of {app.name} ({', '.join(app.hostnames())}); add the domain first")
+    domains = app.public_domains()
+    if not domains:
+        raise tls.InvalidCertificate(f"{app.name} has no domain of its own to serve a certificate for; add the domain first")
+    uncovered = [host for host in domains if not Certificate(domains=list(facts.names)).covers(host)]
+    if uncovered:
+        raise tls.InvalidCertificate(f"the certificate is for {', '.join(facts.names)}: it does not cover "
+                                     f"{', '.join(uncovered)}, a domain of {app.name}; use one that names every domain "
+                                     "of the app, or remove the domain first")
+    try:
+        haproxy_process.check_certificate(tls.bundle(chain_pem, key_pem))
+    except haproxy_process.HAProxyConfigInvalid as error:
+        raise tls.InvalidCertificate(f"HAProxy cannot load the certificate: {error}") from None
     certificate, _ = Certificate.objects.get_or_create(app=app)
     _store(certificate, chain_pem, key_pem, Certificate.Source.UPLOADED)
     return Certificate.objects.get(pk=certificate.pk)

@@ -205,16 +205,30 @@ def render_map(routes: list[AppRoute]) -> str:
 
 
 def served_certificates(routes: list[AppRoute], panel: PanelRoute | None = None) -> dict[str, Tls]:
-    """Certificate file name (an app's name, or the panel's) -> what is served from it."""
-    served = {route.name: route.tls for route in _routable(routes) if route.tls}
+    """Certificate file name (an app's name, or the panel's) -> what is served from it: only
+    certificates that cover a host of their holder (a crt-list line without SNI filters would
+    serve one for every name it holds), and never an app's for the panel's host."""
+    served = {}
+    for route in _routable(routes):
+        covered = tuple(host for host in route.tls.covered if not panel or host != panel.hostname) if route.tls else ()
+        if covered:
+            served[route.name] = Tls(covered, route.tls.redirect, route.tls.hsts, route.tls.pem)
     if panel and panel.tls:
         served[PANEL_CERTIFICATE] = panel.tls
     return served
 
 
+def crt_list_line(path: Path, held: Tls) -> str:
+    """The certificate file and, as SNI filters, the exact hosts it is served for: HAProxy then
+    ignores the names the certificate itself holds (another tenant's, the panel's, a wildcard).
+    A client asking for any other name, or none, gets the bind's default certificate."""
+    return " ".join([str(path), *held.covered])
+
+
 def render_crt_list(routes: list[AppRoute], paths: Paths, panel: PanelRoute | None = None) -> str:
-    """One line per certificate; HAProxy picks by SNI from the names in each."""
-    return "".join(f"{paths.certificate(name)}\n" for name in served_certificates(routes, panel))
+    """One line per certificate, with its SNI filters."""
+    return "".join(f"{crt_list_line(paths.certificate(name), held)}\n"
+                   for name, held in served_certificates(routes, panel).items())
 
 
 def redirect_entries(routes: list[AppRoute], panel: PanelRoute | None = None) -> list[tuple[str, str]]:
@@ -226,6 +240,7 @@ def redirect_entries(routes: list[AppRoute], panel: PanelRoute | None = None) ->
 
 
 def hsts_entries(routes: list[AppRoute]) -> list[tuple[str, str]]:
+    """The panel's own header comes from Django (SECURE_HSTS_SECONDS), whoever terminates its TLS."""
     return [(host, "1") for route in _routable(routes) if route.tls and route.tls.hsts for host in route.tls.covered]
 
 

@@ -6,7 +6,9 @@ A reload goes through the master CLI, so listening sockets pass to the new worke
 import os
 import signal
 import subprocess
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 import time
 
 from deployments.haproxy import runtime_api
@@ -33,6 +35,35 @@ def check_config(config_file: os.PathLike) -> None:
     if result.returncode != 0:
         alerts = [line.split(":", 2)[-1].strip() for line in result.stderr.splitlines() if "[ALERT]" in line]
         raise HAProxyConfigInvalid("; ".join(alerts) or result.stderr.strip() or f"exit code {result.returncode}")
+
+
+CERTIFICATE_CHECK_CONFIG = """global
+    stats timeout 1s
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 1s
+    timeout server 1s
+frontend certificate_check
+    bind unix@{directory}/check.sock ssl crt {certificate}
+    http-request return status 200
+"""
+
+
+def check_certificate(pem: str) -> None:
+    """Raise HAProxyConfigInvalid unless HAProxy loads `pem` (chain and key, as it would serve
+    them): `haproxy -c` on a config of its own that holds this certificate alone, in a private
+    temporary directory, so nothing HAProxy serves from is touched."""
+    with tempfile.TemporaryDirectory(prefix="switchyard-certificate-") as directory:
+        certificate = Path(directory) / "certificate.pem"
+        certificate.touch(mode=0o600)
+        certificate.write_text(pem)
+        config = Path(directory) / "check.cfg"
+        config.write_text(CERTIFICATE_CHECK_CONFIG.format(directory=directory, certificate=certificate))
+        try:
+            check_config(config)
+        except HAProxyConfigInvalid as error:  # its words, without the temporary paths
+            raise HAProxyConfigInvalid(str(error).replace(f"{directory}/", "")) from None
 
 
 @lru_cache(maxsize=1)

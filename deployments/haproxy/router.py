@@ -12,6 +12,7 @@ The switch is the one exception to that order (see switch_to): it is on the path
 "healthy" and "serving", so it tells HAProxy first and writes file and rows right after,
 still under the lock, so nobody else ever sees the three differ.
 """
+import logging
 import os
 import re
 import tempfile
@@ -35,6 +36,7 @@ from deployments.haproxy.config import (
     backup_slot_name,
     canary_slot_name,
     check_route,
+    crt_list_line,
     hsts_entries,
     map_entries,
     map_text,
@@ -51,6 +53,8 @@ from deployments.haproxy.config import (
 from deployments.containers import Container
 from deployments.engine.locks import router_lock
 from deployments.models import COLOURS, MAX_REPLICAS, App, Certificate, Deployment
+
+log = logging.getLogger(__name__)
 
 Record = Callable[[], None]  # stores the rows a routing change follows from; run under the lock
 
@@ -90,9 +94,15 @@ def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
 
 
 def _tls(app: App) -> Tls | None:
-    """How HAProxy serves the app's certificate, if it has one that is valid now."""
+    """How HAProxy serves the app's certificate, if it has one it can serve now: one that ran
+    out (or was stored around the upload's checks) is left out, so that HAProxy still starts
+    for every app; the app page says why (presenters.certificate)."""
     certificate = getattr(app, "certificate", None)
-    if certificate is None or not certificate.serving:
+    if certificate is None or not certificate.chain_pem:
+        return None
+    problem = tls.unservable(certificate.chain_pem, certificate.key_pem, certificate.not_after)
+    if problem:
+        log.warning("certificate of %s left out of HAProxy: %s", app.name, problem)
         return None
     return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)),
                redirect=app.https_redirect, hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
@@ -108,7 +118,8 @@ def panel_route() -> PanelRoute | None:
     host, port = settings.SWITCHYARD["PANEL_BIND"]
     certificate = Certificate.objects.filter(app=None).first()
     served = None
-    if certificate and certificate.serving and certificate.covers(domain):
+    if certificate and certificate.covers(domain) and not tls.unservable(certificate.chain_pem, certificate.key_pem,
+                                                                         certificate.not_after):
         served = tls.bundle(certificate.chain_pem, certificate.key_pem)
     return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port),
                       tls=Tls(covered=(domain,), redirect=True, hsts=False, pem=served) if served else None)
@@ -461,7 +472,9 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         return
     if push_map:
         _push_map(location, map_entries(routes))
-        _push_tls(location, routes, panel)
+        if not _push_tls(location, routes, panel):
+            haproxy_process.reload(location)  # it reads every file written above
+            return
     for batch in _batches(server_commands or [], MAP_BATCH):
         runtime_api.run(location.admin_socket, "; ".join(batch))
 
@@ -535,19 +548,28 @@ def _write_if_changed(path: Path, text: str, current: str | None = None) -> None
         _atomic_write(path, text)
 
 
-def _push_tls(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> None:
+def _push_tls(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> bool:
     """Every certificate (the apps', the panel's) into the running HAProxy (replaced only where it
-    differs from what it loaded), then the redirect and HSTS maps: no host redirects before its
-    certificate is served."""
-    loaded = tls.loaded(location.admin_socket)
-    served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
-    for path, pem in served.items():
-        if tls.served_fingerprint(location.admin_socket, path) != tls.fingerprint(pem):
-            tls.install(location.admin_socket, location.crt_list, path, pem)
-    for stale in loaded - {str(path) for path in served} - {str(location.default_certificate)}:
-        tls.uninstall(location.admin_socket, location.crt_list, Path(stale))
+    differs from what it loaded), each crt-list line with its SNI filters, then the redirect and
+    HSTS maps: no host redirects before its certificate is served. False, with nothing changed,
+    if a certificate is too long for one runtime command: the caller reloads instead."""
+    socket = location.admin_socket
+    served = {location.certificate(name): held for name, held in served_certificates(routes, panel).items()}
+    changed = {path: held.pem for path, held in served.items()
+               if tls.served_fingerprint(socket, path) != tls.fingerprint(held.pem)}
+    if not all(tls.fits_runtime(path, pem) for path, pem in changed.items()):
+        return False
+    for path, pem in changed.items():
+        tls.store(socket, path, pem)
+    entries = tls.crt_list_entries(socket, location.crt_list)
+    for path, held in served.items():
+        if entries.get(str(path)) != crt_list_line(path, held):
+            tls.put_crt_list_entry(socket, location.crt_list, path, crt_list_line(path, held), str(path) in entries)
+    for stale in tls.loaded(socket) - {str(path) for path in served} - {str(location.default_certificate)}:
+        tls.uninstall(socket, location.crt_list, Path(stale))
     _push_map(location, redirect_entries(routes, panel), location.redirect_map)
     _push_map(location, hsts_entries(routes), location.hsts_map)
+    return True
 
 
 def _push_map(location: Paths, entries: list[tuple[str, str]], map_path: Path | None = None) -> None:

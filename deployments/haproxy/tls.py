@@ -6,8 +6,12 @@ Also the keys and certificates Switchyard makes itself (the default certificate,
 ACME orders) and reading a certificate's facts, with `cryptography`. The router calls the
 runtime functions under its lock, after it wrote the files.
 """
+import base64
+import binascii
 import datetime
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -19,6 +23,13 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from deployments.haproxy import runtime_api
 
 DEFAULT_CERTIFICATE_DAYS = 3650
+MAX_CHAIN = 10  # the certificate and its intermediates; a real chain has two or three
+MAX_PEM_BYTES = 64 * 1024
+MIN_RSA_BITS = 2048  # what Debian's OpenSSL (security level 2) loads; HAProxy refuses less
+EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+PRIVATE_KEY_LABELS = {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"}
+# One PEM block (RFC 7468): BEGIN and END with the same label, base64 between.
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]*?)\s*-----END \1-----")
 
 
 class InvalidCertificate(ValueError):
@@ -62,17 +73,10 @@ def facts(chain_pem: str) -> CertificateFacts:
 
 
 def check_pair(chain_pem: str, key_pem: str) -> CertificateFacts:
-    """Facts of an uploaded certificate, once it is known to be servable: PEM, its key's match,
-    valid now. Raises InvalidCertificate saying what is wrong."""
+    """Facts of an uploaded certificate, once it is known to be servable on its own (see
+    _check_structure) and valid now. Raises InvalidCertificate saying what to fix."""
+    _check_structure(chain_pem, key_pem)
     found = facts(chain_pem)
-    try:
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
-        raise InvalidCertificate(f"the key is not an unencrypted PEM private key ({error})") from None
-    public = _first_certificate(chain_pem).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != public:
-        raise InvalidCertificate("the key does not belong to the certificate")
     now = datetime.datetime.now(datetime.timezone.utc)
     if not found.not_before <= now < found.not_after:
         raise InvalidCertificate(f"the certificate is not valid now (valid {found.not_before:%Y-%m-%d} "
@@ -80,6 +84,88 @@ def check_pair(chain_pem: str, key_pem: str) -> CertificateFacts:
     if not found.names:
         raise InvalidCertificate("the certificate names no host")
     return found
+
+
+def unservable(chain_pem: str, key_pem: str, not_after: datetime.datetime | None) -> str:
+    """Why a stored certificate must be left out of HAProxy's files ("" if it can be served): it
+    ran out since, or it was written around check_pair. One such certificate in the crt-list
+    keeps HAProxy from starting for every app."""
+    if not chain_pem or not key_pem or not_after is None:
+        return "no certificate is stored"
+    if not_after <= datetime.datetime.now(datetime.timezone.utc):
+        return f"it expired on {not_after:%Y-%m-%d %H:%M} UTC"
+    return _structure_problem(chain_pem, key_pem)
+
+
+@lru_cache(maxsize=1024)
+def _structure_problem(chain_pem: str, key_pem: str) -> str:
+    """Cached: every routing change renders every app's certificate, and a parse is ~1 ms."""
+    try:
+        _check_structure(chain_pem, key_pem)
+    except InvalidCertificate as error:
+        return str(error)
+    return ""
+
+
+def _check_structure(chain_pem: str, key_pem: str) -> None:
+    """What HAProxy needs to load the pair, checked here so that it never reads one it refuses:
+    the certificate field holds only CERTIFICATE blocks (1 to MAX_CHAIN), the key field exactly one
+    unencrypted private key and nothing else, the key is the leaf's, RSA of at least MIN_RSA_BITS
+    or EC on P-256/P-384, at most MAX_PEM_BYTES in all."""
+    if len(chain_pem.encode()) + len(key_pem.encode()) > MAX_PEM_BYTES:
+        raise InvalidCertificate(f"certificate and key are at most {MAX_PEM_BYTES // 1024} KiB of PEM together")
+    labels = _pem_labels(chain_pem, "certificate")
+    if set(labels) != {"CERTIFICATE"}:
+        wrong = sorted(set(labels) - {"CERTIFICATE"})
+        raise InvalidCertificate(f"the certificate field holds only CERTIFICATE blocks (found {', '.join(wrong)}); "
+                                 "the key goes in the key field")
+    if len(labels) > MAX_CHAIN:
+        raise InvalidCertificate(f"the chain has {len(labels)} certificates, at most {MAX_CHAIN}: the certificate and "
+                                 "its intermediates only, without the root")
+    key_labels = _pem_labels(key_pem, "key")
+    if len(key_labels) != 1 or key_labels[0] not in PRIVATE_KEY_LABELS:
+        raise InvalidCertificate(f"the key field holds exactly one private key (found {', '.join(key_labels)}); "
+                                 "convert it with `openssl pkey -in KEY` if it has more")
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise InvalidCertificate(f"the key is not an unencrypted PEM private key ({error})") from None
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise InvalidCertificate(f"the certificate is not PEM ({error})") from None
+    public = chain[0].public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != public:
+        raise InvalidCertificate("the key does not belong to the certificate")
+    _check_key_strength(key)
+
+
+def _check_key_strength(key) -> None:
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise InvalidCertificate(f"the key is RSA of {key.key_size} bits; at least {MIN_RSA_BITS} are needed")
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in EC_CURVES:
+            raise InvalidCertificate(f"the key is on the curve {key.curve.name}; use P-256 or P-384")
+    else:
+        raise InvalidCertificate("the key is neither RSA nor EC: use RSA (2048 bits or more) or EC P-256/P-384")
+
+
+def _pem_labels(text: str, field_name: str) -> list[str]:
+    """The labels of the PEM blocks in `text`, once it is known to hold nothing else: a stray
+    BEGIN line or text between blocks is refused (cryptography skips it; HAProxy may not)."""
+    blocks = list(PEM_BLOCK.finditer(text))
+    rest = PEM_BLOCK.sub("", text)
+    if rest.strip() or not blocks:
+        what = "a stray or unfinished -----BEGIN/-----END line" if "-----" in rest else "text outside PEM blocks"
+        raise InvalidCertificate(f"the {field_name} field holds {what if blocks or rest.strip() else 'nothing'}: "
+                                 "paste only complete PEM blocks")
+    for block in blocks:
+        try:
+            base64.b64decode("".join(block.group(2).split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidCertificate(f"a {block.group(1)} block of the {field_name} field is not base64") from None
+    return [block.group(1) for block in blocks]
 
 
 def bundle(chain_pem: str, key_pem: str) -> str:
@@ -124,23 +210,54 @@ def fingerprint(pem: str) -> str:
     return _first_certificate(pem).fingerprint(hashes.SHA1()).hex().upper()
 
 
-def install(socket_path: Path, crt_list: Path, certificate_file: Path, pem: str) -> None:
-    """Serve `pem` from `certificate_file`: replace it where HAProxy has it, else add it to
-    the crt-list. A transaction: clients see the old certificate or the new one."""
-    known = str(certificate_file) in loaded(socket_path)
-    if not known:
+# HAProxy reads a runtime command, payload and all, into one buffer (tune.bufsize, 16 KiB by
+# default); a longer one resets the connection and leaves an empty certificate store behind.
+RUNTIME_COMMAND_MAX = 15 * 1024
+
+
+def fits_runtime(certificate_file: Path, pem: str) -> bool:
+    """Whether `pem` can be set through the runtime API in one command (else: a reload reads it)."""
+    return len(_set_command(certificate_file, pem).encode()) <= RUNTIME_COMMAND_MAX
+
+
+def store(socket_path: Path, certificate_file: Path, pem: str) -> None:
+    """Serve `pem` from `certificate_file` in the running HAProxy: a transaction, so clients see
+    the old certificate or the new one; aborted if HAProxy refuses it."""
+    if str(certificate_file) not in loaded(socket_path):
         _expect(socket_path, f"new ssl cert {certificate_file}", "New empty certificate store")
-    _expect(socket_path, f"set ssl cert {certificate_file} <<\n{pem.strip()}\n", "Transaction created")
-    _expect(socket_path, f"commit ssl cert {certificate_file}", "Success!")
-    if not known:
-        _expect(socket_path, f"add ssl crt-list {crt_list} {certificate_file}", "Success!")
+    try:
+        _expect(socket_path, _set_command(certificate_file, pem), "Transaction created")
+        _expect(socket_path, f"commit ssl cert {certificate_file}", "Success!")
+    except runtime_api.HAProxyCommandError:
+        runtime_api.send(socket_path, f"abort ssl cert {certificate_file}")
+        raise
+
+
+def crt_list_entries(socket_path: Path, crt_list: Path) -> dict[str, str]:
+    """Certificate file -> its crt-list line (file and SNI filters) in the running HAProxy."""
+    answer = runtime_api.send(socket_path, f"show ssl crt-list {crt_list}")
+    return {line.split()[0]: " ".join(line.split()) for line in answer.splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def put_crt_list_entry(socket_path: Path, crt_list: Path, certificate_file: Path, line: str, present: bool) -> None:
+    """The crt-list's line for a stored certificate: `line` (file and SNI filters) in place of
+    the one it had, if `present`. Between the two commands its hosts get the default certificate."""
+    if present:
+        _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
+    _expect(socket_path, f"add ssl crt-list {crt_list} <<\n{line}\n", "Success!")
 
 
 def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None:
     if str(certificate_file) not in loaded(socket_path):
         return
-    _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
+    if str(certificate_file) in crt_list_entries(socket_path, crt_list):
+        _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
     _expect(socket_path, f"del ssl cert {certificate_file}", "deleted")
+
+
+def _set_command(certificate_file: Path, pem: str) -> str:
+    return f"set ssl cert {certificate_file} <<\n{pem.strip()}\n"
 
 
 def _expect(socket_path: Path, command: str, success: str) -> None:

@@ -1,0 +1,254 @@
+"""A tenant's certificate can neither stop HAProxy for every app nor be served for names that are
+not its app's (issue 22, High 1 and 2), against the suite's real HAProxy and worker.
+
+The attacker is a non-superuser with an app of their own and an API token; the victim is another
+tenant whose app is deployed and served over HTTPS with a certificate of its own.
+"""
+import datetime
+import json
+import time
+from dataclasses import dataclass
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from deployments import crypto, services
+from deployments.audit import Actor
+from deployments.haproxy import process as haproxy_process, router, tls
+from deployments.models import ApiToken, App, Certificate, Deployment
+from tests import tls as test_tls
+
+VICTIM_DOMAIN = "victim.example.test"
+MALLORY_DOMAIN = "mallory.example.test"
+PANEL_DOMAIN = "panel.example.test"
+DEFAULT_SUBJECT = "switchyard default certificate"
+CLI = Actor.cli("test")
+
+
+def https_port() -> int:
+    return settings.SWITCHYARD["HTTPS_BIND"][1]
+
+
+@dataclass
+class World:
+    ca: test_tls.PrivateCA
+    victim: App
+    victim_serial: int
+    mallory: App
+    api: Client  # mallory's token
+    panel: Client  # mallory logged in
+
+    def upload(self, chain_pem: str, key_pem: str):
+        return self.api.post(f"/api/apps/{self.mallory.name}/certificate", content_type="application/json",
+                             data=json.dumps({"certificate": chain_pem, "key": key_pem}))
+
+
+def _serial(host: str | None) -> int:
+    return test_tls.served_certificate(https_port(), host).serial_number
+
+
+def _subject(host: str | None) -> str:
+    return test_tls.served_certificate(https_port(), host).subject.rfc4514_string()
+
+
+def _wait_served(host: str, serial: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while _serial(host) != serial:
+        assert time.monotonic() < deadline, f"{host} is not served certificate {serial} after {timeout}s"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def world(stack, app_repo, django_user_model) -> World:
+    victim_user = django_user_model.objects.create_user("victor", password="pw-victor-12345")
+    mallory_user = django_user_model.objects.create_user("mallory", password="pw-mallory-12345")
+    app_repo.commit_version("v1")
+    victim = services.create_app(services.AppSpec(name="victim", repo_url=app_repo.url, domains=[VICTIM_DOMAIN]),
+                                 CLI, owner=victim_user)
+    mallory = services.create_app(services.AppSpec(name="mallory", repo_url=app_repo.url, domains=[MALLORY_DOMAIN]),
+                                  CLI, owner=mallory_user)
+    deployment = stack.deploy_and_wait(victim)
+    assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
+    ca = test_tls.PrivateCA("tenants' CA")
+    own = ca.issue([VICTIM_DOMAIN])
+    services.upload_certificate(victim, Actor(user=victim_user, via="api"), own.chain_pem, own.key_pem)
+    serial = tls.facts(own.chain_pem).serial
+    _wait_served(VICTIM_DOMAIN, serial)
+    panel = Client()
+    panel.force_login(mallory_user)
+    return World(ca, victim, serial, mallory, Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(mallory_user, 'ci')[1]}"),
+                 panel)
+
+
+def _assert_the_victim_serves(world: World, stack) -> None:
+    """Over plain HTTP and over HTTPS with its own certificate, verified against its CA."""
+    assert stack.get("victim.localhost") == (200, "v1")
+    assert test_tls.get(https_port(), VICTIM_DOMAIN, test_tls.trusting(world.ca.pem))[:2] == (200, "v1")
+    assert _serial(VICTIM_DOMAIN) == world.victim_serial
+
+
+def _restart_haproxy() -> None:
+    haproxy_process.stop(router.paths())
+    router.sync_all()
+
+
+def _padded_certificate(ca: test_tls.PrivateCA, index: int) -> str:
+    """A certificate of ~3 KiB of PEM (many names): nine of them after a leaf make a chain longer
+    than one runtime-API command."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = [x509.DNSName(f"padding-{index}-{n:03d}.intermediate.example.test") for n in range(55)]
+    certificate = (x509.CertificateBuilder().subject_name(ca.name).issuer_name(ca.name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(ca.key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _bad_certificates(ca: test_tls.PrivateCA) -> dict[str, tuple[str, str, str]]:
+    """name -> (certificate, key, what the refusal says)."""
+    weak = ca.issue([MALLORY_DOMAIN], key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    good = ca.issue([MALLORY_DOMAIN])
+    expired = ca.issue([MALLORY_DOMAIN], ago=datetime.timedelta(days=3), days=1)
+    elsewhere = ca.issue(["elsewhere.example.test"])
+    return {
+        "RSA-1024": (weak.chain_pem, weak.key_pem, "RSA of 1024 bits"),
+        "stray BEGIN line": (good.chain_pem + "-----BEGIN CERTIFICATE-----\n", good.key_pem, "stray or unfinished"),
+        "chain of 80": (good.chain_pem + ca.pem * 79, good.key_pem, "80 certificates, at most 10"),
+        "key in the certificate field": (good.chain_pem + good.key_pem, good.key_pem, "only CERTIFICATE blocks"),
+        "two keys": (good.chain_pem, good.key_pem + weak.key_pem, "exactly one private key"),
+        "expired": (expired.chain_pem, expired.key_pem, "not valid now"),
+        "another name": (elsewhere.chain_pem, elsewhere.key_pem, "does not cover mallory.example.test"),
+    }
+
+
+def test_a_tenants_bad_certificates_are_refused_and_every_app_keeps_serving(world, stack):
+    for name, (chain_pem, key_pem, reason) in _bad_certificates(world.ca).items():
+        response = world.upload(chain_pem, key_pem)
+        assert response.status_code == 400, (name, response.status_code, response.content[:300])
+        assert reason in response.json()["detail"], (name, response.json())
+        page = world.panel.post(f"/apps/{world.mallory.name}/certificate", {"certificate": chain_pem, "key": key_pem})
+        assert page.status_code == 400 and reason in page.content.decode(), name  # the form again, with the error
+        assert not Certificate.objects.filter(app=world.mallory, source=Certificate.Source.UPLOADED).exists(), name
+        _assert_the_victim_serves(world, stack)
+    stack.reconcile()
+    services.update_app(App.objects.get(pk=world.victim.pk), CLI, {"hsts": True})  # another tenant's settings change
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+
+
+def test_a_valid_chain_longer_than_one_runtime_command_is_served_and_later_installs_still_work(world, stack):
+    leaf = world.ca.issue([MALLORY_DOMAIN])
+    chain_pem = leaf.chain_pem + "".join(_padded_certificate(world.ca, index) for index in range(9))
+    assert 20 * 1024 < len(chain_pem) < 64 * 1024  # under the upload cap, over what one runtime command takes
+
+    assert world.upload(chain_pem, leaf.key_pem).status_code == 200
+    _wait_served(MALLORY_DOMAIN, tls.facts(chain_pem).serial)
+    _assert_the_victim_serves(world, stack)
+
+    renewed = world.ca.issue([VICTIM_DOMAIN])  # the next install through the runtime API
+    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, renewed.chain_pem, renewed.key_pem)
+    world.victim_serial = tls.facts(renewed.chain_pem).serial
+    _wait_served(VICTIM_DOMAIN, world.victim_serial)
+    stack.reconcile()
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+    assert _serial(MALLORY_DOMAIN) == tls.facts(chain_pem).serial
+
+
+def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, stack, celery_worker, panel_server):
+    panel_port = int(panel_server.rsplit(":", 1)[1])
+    panel_issued = world.ca.issue([PANEL_DOMAIN])
+    facts = tls.facts(panel_issued.chain_pem)
+    Certificate.objects.create(app=None, source=Certificate.Source.UPLOADED, status=Certificate.Status.VALID,
+                               domains=[PANEL_DOMAIN], chain_pem=panel_issued.chain_pem,
+                               encrypted_key=crypto.encrypt(panel_issued.key_pem), not_before=facts.not_before,
+                               not_after=facts.not_after)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", PANEL_DOMAIN)  # as the worker has it
+        patch.setitem(settings.SWITCHYARD, "PANEL_BIND", ("127.0.0.1", panel_port))
+        celery_worker.restart(SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN, SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
+        try:
+            router.sync_all()
+            _wait_served(PANEL_DOMAIN, facts.serial)
+            greedy = world.ca.issue([MALLORY_DOMAIN, VICTIM_DOMAIN, PANEL_DOMAIN, "unknown.example.test"])
+            wildcard = world.ca.issue(["*.example.test"])
+            for issued in (greedy, wildcard):
+                assert world.upload(issued.chain_pem, issued.key_pem).status_code == 200
+                serial = tls.facts(issued.chain_pem).serial
+                _wait_served(MALLORY_DOMAIN, serial)
+                for restarted in (False, True):
+                    if restarted:
+                        _restart_haproxy()
+                    assert _serial(MALLORY_DOMAIN) == serial
+                    assert _serial(VICTIM_DOMAIN) == world.victim_serial, restarted
+                    assert _serial(PANEL_DOMAIN) == facts.serial, restarted
+                    assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}", restarted
+                    assert _subject(None) == f"CN={DEFAULT_SUBJECT}", restarted  # no SNI at all
+                    _assert_the_victim_serves(world, stack)
+            # The panel over HTTPS says so for a year: a browser never again sends its login form in clear.
+            status, _, headers = test_tls.get(https_port(), PANEL_DOMAIN, test_tls.trusting(world.ca.pem), "/login/")
+            assert status == 200 and headers.get("Strict-Transport-Security") == "max-age=31536000"
+        finally:
+            celery_worker.restart()
+            Certificate.objects.filter(app=None).delete()
+    router.sync_all()
+
+
+def test_the_panel_sends_hsts_only_over_https(db, client):
+    assert client.get("/login/", secure=True).headers.get("Strict-Transport-Security") == "max-age=31536000"
+    assert client.get("/login/", HTTP_X_FORWARDED_PROTO="https").headers.get("Strict-Transport-Security")
+    assert client.get("/login/").headers.get("Strict-Transport-Security") is None
+
+
+def _store_directly(app: App, chain_pem: str, key_pem: str) -> None:
+    """As a row that was valid when stored (or written around the upload's checks)."""
+    facts = tls.facts(chain_pem)
+    Certificate.objects.update_or_create(app=app, defaults=dict(
+        source=Certificate.Source.UPLOADED, status=Certificate.Status.VALID, domains=list(facts.names),
+        chain_pem=chain_pem, encrypted_key=crypto.encrypt(key_pem), not_before=facts.not_before,
+        not_after=facts.not_after, error=""))
+
+
+def test_a_certificate_that_went_bad_is_left_out_with_a_warning_and_the_others_keep_serving(world, stack):
+    expired = world.ca.issue([MALLORY_DOMAIN], ago=datetime.timedelta(days=3), days=1)
+    _store_directly(world.mallory, expired.chain_pem, expired.key_pem)
+    legacy = services.create_app(services.AppSpec(name="legacy", repo_url=world.victim.repo_url,
+                                                  domains=["legacy.example.test"]), CLI, owner=world.mallory.owner)
+    weak = world.ca.issue(["legacy.example.test"], key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    _store_directly(legacy, weak.chain_pem, weak.key_pem)
+
+    stack.reconcile()
+    _restart_haproxy()
+
+    _assert_the_victim_serves(world, stack)
+    assert _subject(MALLORY_DOMAIN) == f"CN={DEFAULT_SUBJECT}"
+    assert _subject("legacy.example.test") == f"CN={DEFAULT_SUBJECT}"
+    warning = world.api.get(f"/api/apps/{world.mallory.name}/certificate").json()["warning"]
+    assert "not served: it expired on" in warning
+    page = world.panel.get(f"/apps/{legacy.name}/").content.decode()
+    assert 'id="certificate-warning"' in page and "RSA of 1024 bits" in page
+    page = world.panel.get(f"/apps/{world.mallory.name}/").content.decode()
+    assert 'id="certificate-warning"' in page and "expired on" in page
+
+
+def test_certificate_checks_name_what_to_fix():
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    p521 = ca.issue(["a.example.test"], key=ec.generate_private_key(ec.SECP521R1()))
+    assert tls.check_pair(good.chain_pem, good.key_pem).names == ("a.example.test",)
+    for chain_pem, key_pem, reason in [
+            (p521.chain_pem, p521.key_pem, "curve secp521r1; use P-256 or P-384"),
+            (good.chain_pem, ca.issue(["a.example.test"]).key_pem, "does not belong to the certificate"),
+            ("hello " + good.chain_pem, good.key_pem, "text outside PEM blocks"),
+            (good.chain_pem, "", "the key field holds nothing"),
+            (good.chain_pem.replace("MII", "MI=I", 1), good.key_pem, "is not base64")]:
+        with pytest.raises(tls.InvalidCertificate, match=reason):
+            tls.check_pair(chain_pem, key_pem)
+    assert tls.unservable(good.chain_pem, good.key_pem, timezone.now() - datetime.timedelta(seconds=1)).startswith(
+        "it expired on")
