@@ -968,9 +968,9 @@ def test_an_admin_uploads_a_certificate_for_the_apps_domain_and_goes_back_to_acm
                send(client, "post", url, {"certificate": own.chain_pem, "key": other.key_pem}),
                send(client, "post", url, {"certificate": other.chain_pem, "key": other.key_pem})]
     assert [r.status_code for r in refused] == [400, 400, 400]
-    assert "the certificate is not PEM" in detail(refused[0])
+    assert "the certificate field holds text outside PEM blocks" in detail(refused[0])
     assert "the key does not belong to the certificate" in detail(refused[1])
-    assert "add the domain first" in detail(refused[2])
+    assert "does not cover billing.example.com" in detail(refused[2])
     assert not Certificate.objects.exists()
 
     uploaded = send(client, "post", url, {"certificate": own.chain_pem, "key": own.key_pem})

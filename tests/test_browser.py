@@ -12,6 +12,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from django.utils import timezone
 
+from deployments import crypto
+from deployments.haproxy import tls
 from deployments.models import App, Certificate, Deployment
 from tests.tls import PrivateCA
 
@@ -339,3 +341,26 @@ def test_person_adds_an_event_target_sees_the_deliveries_and_redelivers(transact
     expect(page.locator("#event-deliveries tbody tr")).to_have_count(2)
     page.locator("#notifications").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "events.png"), full_page=True)
+
+
+def test_person_sees_that_an_expired_certificate_is_left_out_of_haproxy(transactional_db, page, django_user_model,
+                                                                         app_repo):
+    dee = django_user_model.objects.create_user("dee", password="pw-dee-456789")
+    app = App.objects.create(name="kiosk", repo_url=app_repo.url, owner=dee)
+    app.domains.create(hostname="kiosk.example.test")
+    # Valid when it was uploaded; it ran out since (tests/test_certificate_safety.py restarts HAProxy with one).
+    expired = PrivateCA("dee's CA").issue(["kiosk.example.test"], ago=timedelta(days=40), days=30)
+    facts = tls.facts(expired.chain_pem)
+    Certificate.objects.create(app=app, source=Certificate.Source.UPLOADED, status=Certificate.Status.VALID,
+                               domains=list(facts.names), chain_pem=expired.chain_pem,
+                               encrypted_key=crypto.encrypt(expired.key_pem), issuer=facts.issuer,
+                               not_before=facts.not_before, not_after=facts.not_after)
+    _log_in(page, "dee", "pw-dee-456789")
+
+    page.goto("/apps/kiosk/")
+    expect(page.locator("#certificate-status")).to_have_text("not served")
+    expect(page.locator("#certificate-warning")).to_contain_text("This certificate is not served: it expired on")
+    expect(page.locator("#certificate-warning")).to_contain_text("upload a valid one or let ACME issue one")
+    expect(page.locator("#https")).to_contain_text("plain HTTP until a certificate is issued")
+    page.locator("#https").scroll_into_view_if_needed()
+    page.locator("#https").screenshot(path=str(SCREENSHOTS / "https_expired.png"))
