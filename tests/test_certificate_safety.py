@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from deployments import crypto, services
 from deployments.audit import Actor
-from deployments.haproxy import process as haproxy_process, router, tls
+from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
 from deployments.models import ApiToken, App, Certificate, Deployment
 from tests import tls as test_tls
 
@@ -191,6 +191,14 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
                     assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}", restarted
                     assert _subject(None) == f"CN={DEFAULT_SUBJECT}", restarted  # no SNI at all
                     _assert_the_victim_serves(world, stack)
+                    _assert_running_crt_list_is_the_files()
+            # A domain added later is served the wildcard too, through the runtime API (a new SNI filter).
+            worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+            services.update_app(App.objects.get(pk=world.mallory.pk), CLI, {}, domains=[MALLORY_DOMAIN, "second.example.test"])
+            stack.eventually(lambda: _serial("second.example.test") == serial, "the new domain gets its certificate")
+            assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+            _assert_running_crt_list_is_the_files()
+            assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}"
             # The panel over HTTPS says so for a year: a browser never again sends its login form in clear.
             status, _, headers = test_tls.get(https_port(), PANEL_DOMAIN, test_tls.trusting(world.ca.pem), "/login/")
             assert status == 200 and headers.get("Strict-Transport-Security") == "max-age=31536000"
@@ -198,6 +206,14 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
             celery_worker.restart()
             Certificate.objects.filter(app=None).delete()
     router.sync_all()
+
+
+def _assert_running_crt_list_is_the_files() -> None:
+    """What a restart would read is what HAProxy runs with: each certificate with its SNI filters."""
+    paths = router.paths()
+    running = tls.crt_list_entries(paths.admin_socket, paths.crt_list)
+    assert sorted(running.values()) == sorted(paths.crt_list.read_text().splitlines())
+    assert all(len(line.split()) > 1 for line in running.values()), running  # never a line without filters
 
 
 def test_the_panel_sends_hsts_only_over_https(db, client):
