@@ -9,9 +9,9 @@ runtime functions under its lock, after it wrote the files.
 import base64
 import binascii
 import datetime
+import hashlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -97,14 +97,23 @@ def unservable(chain_pem: str, key_pem: str, not_after: datetime.datetime | None
     return _structure_problem(chain_pem, key_pem)
 
 
-@lru_cache(maxsize=1024)
+_PROBLEMS: dict[bytes, str] = {}  # SHA-256 of chain and key -> _check_structure's verdict
+_PROBLEMS_KEPT = 4096
+
+
 def _structure_problem(chain_pem: str, key_pem: str) -> str:
-    """Cached: every routing change renders every app's certificate, and a parse is ~1 ms."""
-    try:
-        _check_structure(chain_pem, key_pem)
-    except InvalidCertificate as error:
-        return str(error)
-    return ""
+    """Remembered by digest (not by the PEM, up to 64 KiB each): every routing change renders every
+    app's certificate, and a parse takes about a millisecond."""
+    digest = hashlib.sha256(f"{chain_pem}\0{key_pem}".encode()).digest()
+    if digest not in _PROBLEMS:
+        if len(_PROBLEMS) >= _PROBLEMS_KEPT:
+            _PROBLEMS.clear()
+        try:
+            _check_structure(chain_pem, key_pem)
+            _PROBLEMS[digest] = ""
+        except InvalidCertificate as error:
+            _PROBLEMS[digest] = str(error)
+    return _PROBLEMS[digest]
 
 
 def _check_structure(chain_pem: str, key_pem: str) -> None:
