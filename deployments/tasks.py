@@ -49,16 +49,12 @@ def hand_over(app_id: int) -> None:
         send(waiting)
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=300)
-def deployment_lost(self, deployment_id: int, runner: str) -> None:
+@shared_task(ignore_result=True)
+def deployment_lost(deployment_id: int, runner: str) -> None:
     """The pool process running `runner` (a run_deployment task) died: the worker's main process
     saw it (deployments/signals.py) and sent this at once. Reconcile ends the deployment that
-    task ran, now rather than once its heartbeat is stale; if a reconcile is under way, again in a
-    second. Then what waited for it starts."""
-    try:
-        app_id = reconciler.end_lost(deployment_id, runner)
-    except reconciler.Busy:
-        raise self.retry(countdown=1) from None
+    task ran, now rather than once its heartbeat is stale; then what waited for it starts."""
+    app_id = reconciler.end_lost(deployment_id, runner)
     if app_id is not None:
         hand_over(app_id)
 

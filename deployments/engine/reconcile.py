@@ -41,32 +41,30 @@ REVIVE_AFTER = 10.0
 
 
 BUSY = "another reconcile is under way; nothing done"
-
-
-class Busy(Exception):
-    """Another reconcile is under way."""
+# A reconcile takes a second or two; one that holds the lock longer (a drain) is waited for, up
+# to this, by the reconcile for a lost worker process. After that, the heartbeat's turn.
+LOST_WAITS_FOR_LOCK = 120
 
 
 def end_lost(deployment_id: int, runner: str) -> int | None:
     """The process that ran task `runner` is gone: if that task runs the deployment, reconcile
-    ends it now (as it would once its heartbeat were stale) and returns its app's id; None if
-    that task was not running it (it found the deployment claimed, or it had ended). Raises
-    Busy if another reconcile is under way (that one may have read the rows before the loss)."""
+    ends it now (as it would once its heartbeat were stale), after a reconcile under way (which
+    may have read the rows before the loss), and returns its app's id; None if that task was not
+    running it (it found the deployment claimed, or it had ended)."""
     lost = Deployment.objects.filter(id=deployment_id, state=Deployment.State.RUNNING, runner=runner).exclude(
         runner="").values_list("app_id", flat=True).first()
     if lost is None:
         return None
-    actions = reconcile(lost=(deployment_id,))
-    if actions == [BUSY]:
-        raise Busy()
-    logger.warning("deployment #%s: its worker process was lost; %s", deployment_id, "; ".join(actions[:1]))
+    actions = reconcile(lost=(deployment_id,), wait=LOST_WAITS_FOR_LOCK)
+    logger.warning("deployment #%s: its worker process was lost; reconcile: %s", deployment_id, "; ".join(actions[:1]))
     return lost
 
 
-def reconcile(lost: tuple[int, ...] = ()) -> list[str]:
+def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
     """Returns a line per thing it changed, for the command's output. `lost`: deployments whose
-    worker is known to be gone, ended whatever their heartbeat says."""
-    with reconcile_lock() as acquired:
+    worker is known to be gone, ended whatever their heartbeat says; `wait`: seconds to wait for
+    a reconcile under way to end (else this one does nothing)."""
+    with reconcile_lock(wait) as acquired:
         if not acquired:
             return [BUSY]
         actions = _end_abandoned_deployments(lost)
