@@ -12,7 +12,7 @@ def reconcile_on_worker_start(sender, **kwargs) -> None:
 
 
 @task_failure.connect
-def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(), **kwargs) -> None:
+def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(), kwargs=None, **rest) -> None:
     """In the worker's main process, when the pool process running a task died (SIGKILL, the
     out-of-memory killer): for a deployment, a task ends it now (reconcile's path for a dead
     worker) instead of after its heartbeat goes stale. Only the main process can see this: the
@@ -20,4 +20,6 @@ def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(
     from deployments import tasks
 
     if isinstance(exception, WorkerLostError) and sender is not None and sender.name == tasks.run_deployment.name:
-        tasks.send_deployment_lost(args[0], task_id)
+        deployment_id = args[0] if args else (kwargs or {}).get("deployment_id")
+        if deployment_id is not None:
+            tasks.send_deployment_lost(deployment_id, task_id)
