@@ -12,7 +12,7 @@ run: install
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py ensure_admin
 	$(PYTHON) manage.py collectstatic --noinput -v0
-	.venv/bin/honcho -f Procfile start
+	$(PYTHON) manage.py supervise
 
 # Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared.
 test:

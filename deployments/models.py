@@ -375,6 +375,9 @@ class Deployment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task that claimed it: when that task's pool process is lost, the worker's main
+    # process names the task, and only the deployment that task runs is ended at once.
+    runner = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

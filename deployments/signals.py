@@ -1,5 +1,7 @@
-"""Worker start-up: make HAProxy and the containers match the database before any deploy runs."""
-from celery.signals import worker_ready
+"""Worker start-up: make HAProxy and the containers match the database before any deploy runs.
+A pool process lost in the middle of a deployment: its deployment is ended at once."""
+from billiard.exceptions import WorkerLostError
+from celery.signals import task_failure, worker_ready
 
 
 @worker_ready.connect
@@ -7,3 +9,17 @@ def reconcile_on_worker_start(sender, **kwargs) -> None:
     from deployments.tasks import reconcile
 
     reconcile.delay()
+
+
+@task_failure.connect
+def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(), kwargs=None, **rest) -> None:
+    """In the worker's main process, when the pool process running a task died (SIGKILL, the
+    out-of-memory killer): for a deployment, a task ends it now (reconcile's path for a dead
+    worker) instead of after its heartbeat goes stale. Only the main process can see this: the
+    pool process is gone, and the main one must not block on the database, so it sends a task."""
+    from deployments import tasks
+
+    if isinstance(exception, WorkerLostError) and sender is not None and sender.name == tasks.run_deployment.name:
+        deployment_id = args[0] if args else (kwargs or {}).get("deployment_id")
+        if deployment_id is not None:
+            tasks.send_deployment_lost(deployment_id, task_id)

@@ -36,12 +36,27 @@ from deployments.engine import reconcile as reconciler
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
-def run_deployment(deployment_id: int) -> None:
-    app_id = pipeline.run(deployment_id)
-    waiting = queue.next_waiting(app_id) if app_id is not None else None
-    if waiting is not None:
+@shared_task(bind=True, ignore_result=True)
+def run_deployment(self, deployment_id: int) -> None:
+    app_id = pipeline.run(deployment_id, runner=self.request.id or "")
+    if app_id is not None:
+        hand_over(app_id)
+
+
+def hand_over(app_id: int) -> None:
+    """A deployment of the app ended: start what waited for it (the app's next, its owner's)."""
+    for waiting in queue.next_to_start(app_id):
         send(waiting)
+
+
+@shared_task(ignore_result=True)
+def deployment_lost(deployment_id: int, runner: str) -> None:
+    """The pool process running `runner` (a run_deployment task) died: the worker's main process
+    saw it (deployments/signals.py) and sent this at once. Reconcile ends the deployment that
+    task ran, now rather than once its heartbeat is stale; then what waited for it starts."""
+    app_id = reconciler.end_lost(deployment_id, runner)
+    if app_id is not None:
+        hand_over(app_id)
 
 
 @shared_task(ignore_result=True)
@@ -128,6 +143,12 @@ def _quietly(task, args: tuple = ()) -> None:
         task.apply_async(args, retry=False)
     except (OperationalError, ConnectionError, OSError, RedisError) as error:
         logger.warning("%s waits for the periodic work: the queue (Redis) is unreachable (%s)", task.name, error)
+
+
+def send_deployment_lost(deployment_id: int, runner: str) -> None:
+    """From the worker's main process (deployments/signals.py); if Redis is down, reconcile ends
+    the deployment once its heartbeat is stale."""
+    _quietly(deployment_lost, (deployment_id, runner))
 
 
 def dispatch(deployment_id: int) -> None:

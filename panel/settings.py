@@ -187,12 +187,6 @@ CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
 # (Procfile `events`), so routing changes never wait behind them.
 EVENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-events"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Beat runs inside the worker (`celery worker -B`): reconcile ends deployments whose worker
-# died, revives live containers and keeps HAProxy equal to the database.
-CELERY_BEAT_SCHEDULE = {
-    "reconcile": {"task": "deployments.tasks.reconcile",
-                  "schedule": float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))},
-}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
@@ -241,6 +235,10 @@ SWITCHYARD = {
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),
+    # Deployments one user's apps may run at once (0: no limit); the rest wait queued, so one
+    # user cannot take every slot of the deploy worker (Procfile: --concurrency 4).
+    "MAX_CONCURRENT_DEPLOYS_PER_USER": env_int("SWITCHYARD_MAX_CONCURRENT_DEPLOYS_PER_USER", 2, minimum=0,
+                                               maximum=1000),
     # For fault-injection tests only: seconds each phase waits once it has started, so a test
     # can kill the worker in a phase that otherwise takes milliseconds (the switch).
     "FAULT_PAUSE": env_float("SWITCHYARD_FAULT_PAUSE", 0.0, minimum=0, maximum=60),
@@ -278,9 +276,17 @@ SWITCHYARD = {
     "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
 }
 
-# Deploy events due (retries; any the worker missed at once).
-CELERY_BEAT_SCHEDULE["events"] = {"task": "deployments.tasks.send_due_events",
-                                  "schedule": float(SWITCHYARD["EVENT_INTERVAL"])}
+# Periodic work, all of it here. Beat is a process of its own (Procfile `beat`, compose service
+# `beat`), restarted by its supervisor when it dies; every task is safe to run twice.
+CELERY_BEAT_SCHEDULE = {
+    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the database.
+    "reconcile": {"task": "deployments.tasks.reconcile",
+                  "schedule": float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))},
+    # Deploy events due (retries; any the worker missed at once).
+    "events": {"task": "deployments.tasks.send_due_events", "schedule": float(SWITCHYARD["EVENT_INTERVAL"])},
+    # Issue, renew and retry certificates (README "HTTPS").
+    "certificates": {"task": "deployments.tasks.certificates", "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])},
+}
 # E-mail for deploy events, through Django's backends (SMTP unless told otherwise).
 EMAIL_BACKEND = env_str("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_FILE_PATH = env_str("SWITCHYARD_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))  # the file backend's
@@ -291,10 +297,6 @@ EMAIL_HOST_PASSWORD = env_str("SWITCHYARD_EMAIL_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("SWITCHYARD_EMAIL_TLS", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env_str("SWITCHYARD_EMAIL_FROM", "switchyard@localhost")
-
-# Issue, renew and retry certificates (README "HTTPS").
-CELERY_BEAT_SCHEDULE["certificates"] = {"task": "deployments.tasks.certificates",
-                                        "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])}
 
 
 def _refuse_any_host_beyond_loopback(hosts: list[str], bind_host: str) -> None:

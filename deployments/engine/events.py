@@ -192,14 +192,19 @@ def _settle(delivery: EventDelivery, status: int | None, error: str, final: bool
     return delay if moved else None
 
 
+DUE_BATCH = 500  # deliveries sent per periodic run; the rest the next run
+
+
 def due() -> list[int]:
-    """Pending deliveries whose time has come, after putting back those a dead sender held (an
-    attempt ends within EVENT_TIMEOUT, so a row held far longer has no live sender)."""
+    """Pending deliveries whose time has come, the longest due first (whichever app they are
+    for: by id, an old app's retries would go before a newer app's first attempt, and with many
+    of them fill the batch), after putting back those a dead sender held (an attempt ends within
+    EVENT_TIMEOUT, so a row held far longer has no live sender)."""
     stale = timedelta(seconds=3 * settings.SWITCHYARD["EVENT_TIMEOUT"] + 60)
     EventDelivery.objects.filter(state=State.SENDING, next_attempt_at__lt=timezone.now() - stale).update(
         state=State.PENDING)
     return list(EventDelivery.objects.filter(state=State.PENDING, next_attempt_at__lte=timezone.now())
-                .order_by("id").values_list("id", flat=True)[:500])
+                .order_by("next_attempt_at", "id").values_list("id", flat=True)[:DUE_BATCH])
 
 
 def redeliver(delivery: EventDelivery) -> EventDelivery:

@@ -14,6 +14,8 @@ Like kamal-proxy's TargetState, all of it goes through one function, _move.
 """
 import enum
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,10 +47,13 @@ def _move(matching: dict, to: str, **fields) -> int:
 
 # From queued ----------------------------------------------------------------------------------
 
-def claim(deployment_id: int) -> bool:
-    """queued → running, if no other deployment of its app runs. Under a row lock on the app,
-    so two workers that pick up deployments of one app at once cannot both start.
-    It records what was live (the release to go back to) and the health check to verify with."""
+def claim(deployment_id: int, runner: str = "") -> bool:
+    """queued → running, if no other deployment of its app runs and its owner has a slot free
+    (SWITCHYARD_MAX_CONCURRENT_DEPLOYS_PER_USER). Under row locks on the app and its owner, so
+    two workers that pick up deployments of one app, or of one owner, at once cannot both start.
+    It records what was live (the release to go back to), the health check to verify with, and
+    the task that runs it (`runner`). A deployment not claimed stays queued: the one that ends
+    first hands over (queue.next_to_start)."""
     with transaction.atomic():
         app_id = Deployment.objects.filter(id=deployment_id).values_list("app_id", flat=True).first()
         if app_id is None:
@@ -56,12 +61,27 @@ def claim(deployment_id: int) -> bool:
         app = App.objects.select_for_update().get(id=app_id)
         if Deployment.objects.filter(app_id=app_id, state=State.RUNNING).exists():
             return False  # the running one hands over to the next when it ends
+        if owner_at_limit(app.owner_id, lock=True):
+            return False
         now = timezone.now()
         claimed = bool(_move({"id": deployment_id, "state": State.QUEUED}, State.RUNNING, phase="", started_at=now,
-                             heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check()))
+                             heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check(),
+                             runner=runner))
         if claimed:
             events.record_start(deployment_id)
         return claimed
+
+
+def owner_at_limit(owner_id: int | None, lock: bool = False) -> bool:
+    """Whether the owner's apps already run as many deployments as one user may at once, so that
+    one user cannot take every worker slot. Apps without an owner (made by an administrator from
+    the CLI) are not limited. lock: hold the owner's row until the transaction ends."""
+    limit = settings.SWITCHYARD["MAX_CONCURRENT_DEPLOYS_PER_USER"]
+    if owner_id is None or not limit:
+        return False
+    if lock:
+        list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True))
+    return Deployment.objects.filter(app__owner_id=owner_id, state=State.RUNNING).count() >= limit
 
 
 def supersede_older(deployment: Deployment) -> int:

@@ -26,9 +26,10 @@ def router_lock() -> Iterator[None]:
 
 
 @contextmanager
-def reconcile_lock() -> Iterator[bool]:
-    """One reconcile at a time; yields False (without waiting) if another one runs."""
-    lock = redis_client().lock(_name("reconcile"), timeout=600, blocking=False)
+def reconcile_lock(wait: float = 0) -> Iterator[bool]:
+    """One reconcile at a time; yields False if another one runs (after waiting up to `wait`
+    seconds for it to end)."""
+    lock = redis_client().lock(_name("reconcile"), timeout=600, blocking=wait > 0, blocking_timeout=wait or None)
     acquired = lock.acquire()
     try:
         yield acquired

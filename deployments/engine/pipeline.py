@@ -72,11 +72,13 @@ class PhaseFailed(Exception):
         self.phase = phase
 
 
-def run(deployment_id: int) -> int | None:
-    """Entry point of the Celery task: claim and run. Returns the app's id once the deployment
-    has ended (the task then hands over the app's next queued one), or None if it could not be
-    claimed (another deployment of the app runs and hands over when it ends)."""
-    if not lifecycle.claim(deployment_id):
+def run(deployment_id: int, runner: str = "") -> int | None:
+    """Entry point of the Celery task (`runner`: its id): claim and run. Returns the app's id
+    once the deployment has ended (the task then hands over the next queued ones), or None if it
+    could not be claimed (another deployment of the app, or as many of its owner's as one user
+    may run, runs and hands over when it ends)."""
+    if not lifecycle.claim(deployment_id, runner=runner):
+        _say_why_it_waits(deployment_id)
         return None
     deployment = Deployment.objects.select_related("app", "previous").get(id=deployment_id)
     try:
@@ -89,6 +91,16 @@ def run(deployment_id: int) -> int | None:
     with priority.raised():
         pipeline.execute()
     return deployment.app_id
+
+
+def _say_why_it_waits(deployment_id: int) -> None:
+    deployment = Deployment.objects.select_related("app__owner").filter(id=deployment_id).first()
+    if deployment is None or deployment.state != Deployment.State.QUEUED:
+        return
+    if lifecycle.owner_at_limit(deployment.app.owner_id):
+        limit = settings.SWITCHYARD["MAX_CONCURRENT_DEPLOYS_PER_USER"]
+        append(deployment_id, f"Waiting: {deployment.app.owner} already runs {limit} deployment(s), as many as one "
+                              "user may at once; this one starts when one of them ends")
 
 
 class Pipeline:

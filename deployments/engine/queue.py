@@ -27,10 +27,32 @@ def enqueue(app: App, ref: str, trigger: str, triggered_by: str = "", redeploy_o
     return deployment
 
 
-def next_waiting(app_id: int) -> int | None:
-    """The app's queued deployment (the newest; older ones are superseded), if any."""
-    return Deployment.objects.filter(app_id=app_id, state=Deployment.State.QUEUED).order_by("id").values_list(
-        "id", flat=True).last()
+def next_to_start(app_id: int) -> list[int]:
+    """After a deployment of the app ended: the app's queued deployment, and those of its owner's
+    other apps that waited for one of the owner's slots, oldest first, as many as the owner has
+    free. Claim decides; a task too many only finds its deployment not claimable."""
+    owner_id = App.objects.filter(pk=app_id).values_list("owner_id", flat=True).first()
+    apps = App.objects.filter(owner_id=owner_id) if owner_id is not None else App.objects.filter(pk=app_id)
+    waiting = sorted(_newest_queued(apps.values("id")).values())
+    return waiting[:_free_slots(owner_id)]
+
+
+def _newest_queued(app_ids) -> dict[int, int]:
+    """app id → its queued deployment (the newest; older ones are superseded), for apps among
+    `app_ids` that run nothing."""
+    busy = Deployment.objects.filter(state=Deployment.State.RUNNING).values("app_id")
+    newest = {}
+    for deployment_id, app_id in (Deployment.objects.filter(state=Deployment.State.QUEUED, app_id__in=app_ids)
+                                  .exclude(app_id__in=busy).order_by("app_id", "-id").values_list("id", "app_id")):
+        newest.setdefault(app_id, deployment_id)
+    return newest
+
+
+def _free_slots(owner_id: int | None) -> int:
+    limit = settings.SWITCHYARD["MAX_CONCURRENT_DEPLOYS_PER_USER"]
+    if owner_id is None or not limit:
+        return 1_000_000
+    return max(0, limit - Deployment.objects.filter(app__owner_id=owner_id, state=Deployment.State.RUNNING).count())
 
 
 def mark_sent(deployment_id: int) -> None:
@@ -43,13 +65,12 @@ def stranded() -> list[int]:
     """Queued deployments that no task will start: one per app with nothing running, whose
     task was never sent, was lost with Redis, or was taken by a worker that died before it
     handed over (the note expires after the heartbeat timeout). Send them again; a copy of
-    a task still on its way does no harm (only one claim succeeds)."""
-    busy = Deployment.objects.filter(state=Deployment.State.RUNNING).values("app_id")
-    newest = {}
-    for deployment_id, app_id in (Deployment.objects.filter(state=Deployment.State.QUEUED).exclude(app_id__in=busy)
-                                  .order_by("app_id", "-id").values_list("id", "app_id")):
-        newest.setdefault(app_id, deployment_id)
-    return [deployment_id for deployment_id in newest.values() if not _sent(deployment_id)]
+    a task still on its way does no harm (only one claim succeeds). One whose owner has no slot
+    free waits for the owner's running deployment to hand over."""
+    newest = _newest_queued(App.objects.values("id"))
+    owners = dict(App.objects.filter(id__in=newest).values_list("id", "owner_id"))
+    return [deployment_id for app_id, deployment_id in sorted(newest.items(), key=lambda item: item[1])
+            if not lifecycle.owner_at_limit(owners[app_id]) and not _sent(deployment_id)]
 
 
 def _sent(deployment_id: int) -> bool:

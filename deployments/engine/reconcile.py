@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from deployments.containers import Container, ListedContainer
@@ -39,12 +40,34 @@ logger = logging.getLogger(__name__)
 REVIVE_AFTER = 10.0
 
 
-def reconcile() -> list[str]:
-    """Returns a line per thing it changed, for the command's output."""
-    with reconcile_lock() as acquired:
+BUSY = "another reconcile is under way; nothing done"
+# A reconcile takes a second or two; one that holds the lock longer (a drain) is waited for, up
+# to this, by the reconcile for a lost worker process. After that, the heartbeat's turn.
+LOST_WAITS_FOR_LOCK = 120
+
+
+def end_lost(deployment_id: int, runner: str) -> int | None:
+    """The process that ran task `runner` is gone: if that task runs the deployment, reconcile
+    ends it now (as it would once its heartbeat were stale), after a reconcile under way (which
+    may have read the rows before the loss), and returns its app's id; None if that task was not
+    running it (it found the deployment claimed, or it had ended)."""
+    lost = Deployment.objects.filter(id=deployment_id, state=Deployment.State.RUNNING, runner=runner).exclude(
+        runner="").values_list("app_id", flat=True).first()
+    if lost is None:
+        return None
+    actions = reconcile(lost=(deployment_id,), wait=LOST_WAITS_FOR_LOCK)
+    logger.warning("deployment #%s: its worker process was lost; reconcile: %s", deployment_id, "; ".join(actions[:1]))
+    return lost
+
+
+def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
+    """Returns a line per thing it changed, for the command's output. `lost`: deployments whose
+    worker is known to be gone, ended whatever their heartbeat says; `wait`: seconds to wait for
+    a reconcile under way to end (else this one does nothing)."""
+    with reconcile_lock(wait) as acquired:
         if not acquired:
-            return ["another reconcile is under way; nothing done"]
-        actions = _end_abandoned_deployments()
+            return [BUSY]
+        actions = _end_abandoned_deployments(lost)
         actions += _revive_live_containers()
         actions += _record_service_states()
         actions += _release_stale_backends()
@@ -56,11 +79,11 @@ def reconcile() -> list[str]:
         return actions
 
 
-def _end_abandoned_deployments() -> list[str]:
+def _end_abandoned_deployments(lost: tuple[int, ...]) -> list[str]:
     limit = timezone.now() - timedelta(seconds=settings.SWITCHYARD["HEARTBEAT_TIMEOUT"])
     actions = []
-    for deployment in Deployment.objects.filter(state=Deployment.State.RUNNING, heartbeat_at__lt=limit).select_related(
-            "app", "previous"):
+    for deployment in Deployment.objects.filter(Q(heartbeat_at__lt=limit) | Q(id__in=lost),
+                                                state=Deployment.State.RUNNING).select_related("app", "previous"):
         actions.append(_end_abandoned(deployment))
     return actions
 

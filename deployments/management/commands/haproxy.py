@@ -11,7 +11,7 @@ CHECK_SECONDS = 0.5  # a killed HAProxy answers again within a second (one socke
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # honcho and systemd stop with SIGTERM; treat it like Ctrl-C
+    raise KeyboardInterrupt  # supervisord and systemd stop with SIGTERM; treat it like Ctrl-C
 
 
 class Command(BaseCommand):
