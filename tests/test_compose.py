@@ -177,10 +177,10 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
 
 def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):
     compose_repo.commit_release("v1")
-    text = (compose_repo.path / "compose.yaml").read_text()
+    app = stack.create_app(compose_repo, name="refused", compose_file="compose.yaml")
+    text = (compose_repo.path / "compose.yaml").read_text()  # changed after the app was created
     (compose_repo.path / "compose.yaml").write_text(text.replace("  store:\n", "  store:\n    network_mode: host\n"))
     compose_repo._commit("host network")
-    app = stack.create_app(compose_repo, name="refused", compose_file="compose.yaml")
 
     deployment = stack.wait(stack.deploy(app), timeout=60)
 
