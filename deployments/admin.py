@@ -50,7 +50,6 @@ class DeploymentAdmin(admin.ModelAdmin):
 class QuotaAdmin(admin.ModelAdmin):
     """What a user may use beyond the settings' ceilings (a blank field: the setting's value)."""
     list_display = ["user", "apps", "memory_mb", "containers", "app_memory_mb", "app_cpus", "app_pids", "app_containers"]
-    autocomplete_fields = ["user"]
 
     def save_model(self, request, obj: Quota, form, change) -> None:
         super().save_model(request, obj, form, change)
