@@ -281,6 +281,7 @@ SWITCHYARD = {
     # Limits of a build's RUN steps (all apps).
     "BUILD_MEMORY_MB": env_int("SWITCHYARD_BUILD_MEMORY_MB", 2048, minimum=64, maximum=65536),
     "BUILD_CPUS": env_float("SWITCHYARD_BUILD_CPUS", 1.0, minimum=0.05, maximum=64),
+    "BUILD_PIDS": env_int("SWITCHYARD_BUILD_PIDS", 1024, minimum=16, maximum=32768),
     # A commit's source (the build context, as a tar) larger than this is refused.
     "MAX_SOURCE_MB": env_int("SWITCHYARD_MAX_SOURCE_MB", 1024, minimum=1, maximum=65536),
     # Lines and bytes stored per deployment log; the rest is cut with a line saying so.

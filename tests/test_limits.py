@@ -5,9 +5,10 @@ Every attack here is made as a tenant would: a non-superuser with an app of thei
 token (or the panel's settings form), against the real worker and Docker where it is about what runs.
 """
 import os
-import subprocess
+import threading
 import tracemalloc
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -24,6 +25,30 @@ from tests.processes import free_port
 from tests.stack import TEST_ACTOR
 
 MIB = 1024 * 1024
+CGROUPS = Path("/sys/fs/cgroup")
+
+
+class _Collect:
+    """While in its block, polls `read()` in a thread and keeps the union of what it returned."""
+
+    def __init__(self, read) -> None:
+        self.read, self.found, self.done = read, set(), threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                self.found |= self.read()
+            except OSError:
+                pass  # removed between the glob and the read
+
+    def __enter__(self) -> set:
+        self.thread.start()
+        return self.found
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join(5)
 
 
 def _tenant(name: str = "tenant"):
@@ -119,16 +144,20 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     app_repo.commit_version("v1", extra_dockerfile=(
         'RUN ["/bin/busybox", "sh", "-c", "echo build-cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) '
         '$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us); '
-        'echo build-memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"]\n'))
+        'echo build-memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); '
+        '/bin/busybox grep :pids: /proc/self/cgroup; /bin/busybox sleep 2"]\n'))
     tenant = _tenant()
     app = _own_app(app_repo, tenant, "limited")
     api = _api(tenant)
     assert _patch(api, "limited", {"memory_limit_mb": 96, "cpu_limit": 0.5, "pids_limit": 64}).status_code == 200
     assert _patch(api, "limited", {"memory_limit_mb": 65536, "cpu_limit": 64}).status_code == 400
 
-    response = api.post("/api/apps/limited/deploy", {}, content_type="application/json")
-    assert response.status_code == 202, response.content
-    first = stack.wait(Deployment.objects.get(pk=response.json()["id"]), timeout=180)
+    build_cgroups = CGROUPS / "pids" / f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-*" / "pids.max"
+    with _Collect(lambda: {path.read_text().strip() for path in CGROUPS.glob(str(build_cgroups.relative_to(CGROUPS)))
+                           if path.exists()}) as pids_max:
+        response = api.post("/api/apps/limited/deploy", {}, content_type="application/json")
+        assert response.status_code == 202, response.content
+        first = stack.wait(Deployment.objects.get(pk=response.json()["id"]), timeout=180)
 
     assert first.state == Deployment.State.SUCCEEDED, first.error
     host_config = runtime.client().api.inspect_container(first.containers[0].id)["HostConfig"]
@@ -138,6 +167,10 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     cpus = int(settings.SWITCHYARD["BUILD_CPUS"] * 100_000)
     assert f"build-cpu {cpus} 100000" in lines, [line for line in lines if "build-" in line]
     assert f"build-memory {settings.SWITCHYARD['BUILD_MEMORY_MB'] * MIB}" in lines
+    # Processes: the RUN step ran under a parent cgroup of its own whose pids.max is the build's limit.
+    assert any(f":pids:/switchyard-build-{settings.SWITCHYARD['INSTANCE']}-" in line for line in lines)
+    assert pids_max == {str(settings.SWITCHYARD["BUILD_PIDS"])}
+    assert not list(CGROUPS.glob(str(build_cgroups.parent.relative_to(CGROUPS))))  # removed after the build
 
     # The administrator's ceiling holds at deploy too (here: a value written around the services,
     # as one lowered since would be): the deployment fails before it builds, the release serves on.

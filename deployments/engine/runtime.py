@@ -19,6 +19,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
+from deployments.engine.buildcgroup import BuildCgroup
 
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
@@ -235,7 +236,7 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     memory); every output line goes to on_line. Returns the image id.
 
     RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
-    of an app).
+    of an app, at most BUILD_PIDS processes in all: engine/buildcgroup.py).
     To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
     watcher shuts the build's connection down; dockerd cancels a build whose client went
     away (its RUN step's container is killed and removed). docker-py sends the build with
@@ -244,13 +245,17 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     stop_now = _Deadline(timeout, should_stop)
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
-        stream = api.build(
-            fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
-            labels=instance_labels(**labels), rm=True, forcerm=True, decode=True, container_limits=_build_limits(),
-            buildargs=build_args or None, target=target or None,
-        )
-        with _StopWatcher(stop_now, stream.close) as watcher:
-            image_id = _follow_build(stream, on_line)
+        with BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"]) as cgroup:
+            if cgroup.problem:
+                on_line(f"(no process limit for this build's RUN steps: cannot make its cgroup: {cgroup.problem})")
+            api.cgroup_parent = cgroup.path
+            stream = api.build(
+                fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
+                labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+                container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
+            )
+            with _StopWatcher(stop_now, stream.close) as watcher:
+                image_id = _follow_build(stream, on_line)
     finally:
         api.close()
     if watcher.fired and stop_now.expired:
@@ -273,8 +278,9 @@ CPU_PERIOD = 100_000  # µs: the CFS period; the quota is BUILD_CPUS of it
 class _BuildClient(docker.APIClient):
     """docker-py returns a build's output as a bare generator; this returns it as a
     CancellableStream (as it already does for logs), whose close() ends it from any thread.
-    It also sends the CPU ceiling of RUN steps (the API's cpuperiod and cpuquota), which
-    docker-py's container_limits does not pass on."""
+    It also sends what docker-py's build() does not pass on: the CPU ceiling of RUN steps (the
+    API's cpuperiod and cpuquota) and their cgroup parent (cgroupparent)."""
+    cgroup_parent = ""
 
     def _stream_helper(self, response, decode=False):
         return CancellableStream(super()._stream_helper(response, decode=decode), response)
@@ -283,6 +289,8 @@ class _BuildClient(docker.APIClient):
         if url.endswith("/build"):
             quota = int(settings.SWITCHYARD["BUILD_CPUS"] * CPU_PERIOD)
             kwargs["params"] = {**kwargs.get("params", {}), "cpuperiod": CPU_PERIOD, "cpuquota": quota}
+            if self.cgroup_parent:
+                kwargs["params"]["cgroupparent"] = self.cgroup_parent
         return super()._post(url, **kwargs)
 
 
