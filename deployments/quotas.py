@@ -84,9 +84,10 @@ def settings_errors(app: App, before: dict | None = None) -> dict[str, list[str]
     over("replicas", app.replicas, ceilings.app_containers, "SWITCHYARD_MAX_APP_CONTAINERS", " containers")
     if errors or app.owner is None:
         return errors
-    usage = _usage(app, containers_of(app))
-    if _raised_totals(app, before) and (problem := _total_problem(ceilings, *usage)):
-        errors["memory_limit_mb" if "memory" in problem else "replicas"] = [problem]
+    if _raised_totals(app, before):
+        field, problem = _total_problem(ceilings, *_usage(app, containers_of(app)))
+        if problem:
+            errors[field] = [problem]
     return errors
 
 
@@ -102,7 +103,7 @@ def release_problem(app: App, containers: int) -> str:
             return (f"the app asks for {value:g}{unit} {what} (per container)" if what != "containers" else
                     f"the release has {value} containers") + \
                 f", above the most allowed, {ceiling:g}{unit} ({setting}); lower it in the app's settings or {GRANT}"
-    return _total_problem(ceilings, *_usage(app, containers)) if app.owner is not None else ""
+    return _total_problem(ceilings, *_usage(app, containers))[1] if app.owner is not None else ""
 
 
 def _usage(app: App, containers: int) -> tuple[int, int, str]:
@@ -113,14 +114,17 @@ def _usage(app: App, containers: int) -> tuple[int, int, str]:
     return memory, count, app.owner.get_username()
 
 
-def _total_problem(ceilings: Ceilings, memory: int, containers: int, owner: str) -> str:
+def _total_problem(ceilings: Ceilings, memory: int, containers: int, owner: str) -> tuple[str, str]:
+    """(the setting's field, why) if the owner's apps together pass a ceiling, else ("", "")."""
     if memory > ceilings.memory_mb:
-        return (f"{owner}'s apps would use {memory} MiB of memory in all (memory limit × containers), above the "
-                f"most allowed, {ceilings.memory_mb} MiB (SWITCHYARD_USER_MAX_MEMORY_MB); lower a limit, or {GRANT}")
+        return "memory_limit_mb", (
+            f"{owner}'s apps would use {memory} MiB of memory in all (memory limit × containers), above the "
+            f"most allowed, {ceilings.memory_mb} MiB (SWITCHYARD_USER_MAX_MEMORY_MB); lower a limit, or {GRANT}")
     if containers > ceilings.containers:
-        return (f"{owner}'s apps would run {containers} containers in all, above the most allowed, "
-                f"{ceilings.containers} (SWITCHYARD_USER_MAX_CONTAINERS); lower the replicas, or {GRANT}")
-    return ""
+        return "replicas", (
+            f"{owner}'s apps would run {containers} containers in all, above the most allowed, "
+            f"{ceilings.containers} (SWITCHYARD_USER_MAX_CONTAINERS); lower the replicas, or {GRANT}")
+    return "", ""
 
 
 def _raised_totals(app: App, before: dict | None) -> bool:

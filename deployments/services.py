@@ -245,11 +245,13 @@ def _compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str
         return {}
     try:
         text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES)
-        compose.load(text, app.web_service, environment, default_replicas=app.replicas)
+        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
     except compose.ComposeError as error:
         return {"compose_file": [f"{app.compose_file}: {problem}" for problem in error.problems]}
+    if problem := quotas.release_problem(app, sum(service.replicas for service in project.services)):
+        return {"compose_file": [f"{app.compose_file}: {problem}"]}
     return {}
 
 

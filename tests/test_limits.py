@@ -94,8 +94,16 @@ def test_a_tenant_cannot_set_limits_above_the_ceilings_and_a_superusers_quota_gr
     with _with(MAX_APP_CONTAINERS=4):
         response = _patch(api, "mine", {"replicas": 5})
         assert response.status_code == 400 and "SWITCHYARD_MAX_APP_CONTAINERS" in response.json()["detail"]
+    # A Compose file's containers count too (it is read when the setting changes, and at deploy).
+    (app_repo.path / "compose.yaml").write_text(
+        "services:\n" + "".join(f"  {name}: {{build: ., deploy: {{replicas: 8}}}}\n" for name in ("web", "a", "b")))
+    app_repo._commit("24 containers")
+    response = _patch(api, "mine", {"compose_file": "compose.yaml"})
+    assert response.status_code == 400 and "the release has 24 containers" in response.json()["detail"]
+    assert "SWITCHYARD_MAX_APP_CONTAINERS" in response.json()["detail"]
     app.refresh_from_db()
     assert (app.memory_limit_mb, app.cpu_limit, app.pids_limit, app.replicas) == (512, 1.0, 256, 1)
+    assert app.compose_file == ""
 
     # Per user: memory of all their containers, containers, apps.
     with _with(USER_MAX_MEMORY_MB=1024):
