@@ -2,6 +2,7 @@
 Switchyard zero-downtime, Switchyard recreate, and Dokku's method reproduced (nginx in front,
 upstream rewritten and `nginx -s reload`, then the old container stopped)."""
 import http.client
+import io
 import re
 import subprocess
 import threading
@@ -134,7 +135,7 @@ class NginxDeployer:
         start = time.time()
         sha = self.repo.commit_release(release)
         tag = f"switchyard/{self.name}:{sha[:12]}"
-        runtime.build_image(self._archive(sha), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
+        runtime.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
         new = runtime.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
                                               runtime.ContainerLimits.defaults())
         health_ok = self._wait_healthy(new)

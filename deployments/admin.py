@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from deployments import audit, services, tasks
-from deployments.models import App, Deployment, Domain, Membership
+from deployments.models import App, Deployment, Domain, Membership, Quota
 
 
 class DomainInline(admin.TabularInline):
@@ -44,3 +44,14 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_display = ["id", "app", "state", "phase", "ref", "commit_sha", "trigger", "triggered_by", "created_at"]
     list_filter = ["state", "trigger"]
     readonly_fields = [f.name for f in Deployment._meta.fields]
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """What a user may use beyond the settings' ceilings (a blank field: the setting's value)."""
+    list_display = ["user", "apps", "memory_mb", "containers", "app_memory_mb", "app_cpus", "app_pids", "app_containers"]
+
+    def save_model(self, request, obj: Quota, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        audit.record(_actor(request), "quota.set", detail=f"{obj.user}: " + ", ".join(
+            f"{name}={form.cleaned_data[name]}" for name in form.changed_data))

@@ -651,3 +651,26 @@ class Certificate(models.Model):
         """Whether the served certificate is valid for `host` (a wildcard covers one label)."""
         return any(host == name or (name.startswith("*.") and host.partition(".")[2] == name[2:])
                    for name in self.domains)
+
+
+class Quota(models.Model):
+    """What a superuser grants one user beyond the administrator's ceilings (settings
+    SWITCHYARD_MAX_APP_* and SWITCHYARD_USER_MAX_*); a blank field keeps the setting's value.
+    Edited in Django admin; deployments/quotas.py applies it."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    app_memory_mb = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(65536)],
+                                                help_text="memory of each container of an app, MiB")
+    app_cpus = models.FloatField(null=True, blank=True, validators=[validate_finite, MinValueValidator(0.05),
+                                                                    MaxValueValidator(64)],
+                                 help_text="CPUs of each container of an app")
+    app_pids = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(32768)],
+                                           help_text="processes of each container of an app")
+    app_containers = models.PositiveIntegerField(null=True, blank=True, help_text="containers of one app")
+    apps = models.PositiveIntegerField(null=True, blank=True, help_text="apps the user may own")
+    memory_mb = models.PositiveIntegerField(null=True, blank=True,
+                                            help_text="memory of all the user's containers together, MiB")
+    containers = models.PositiveIntegerField(null=True, blank=True, help_text="containers of all the user's apps")
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"

@@ -12,8 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from deployments import tasks, webhooks
+from deployments import quotas, tasks, webhooks
 from deployments.audit import Actor, Via, record
+from deployments.compose import project as compose
 from deployments.engine import certificates, lifecycle, queue, source
 from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
@@ -53,10 +54,13 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
               health_path=spec.health_path, replicas=spec.replicas,
               zero_downtime=spec.zero_downtime, **spec.settings)
     errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
+    if not errors:
+        errors = (quotas.new_app_errors(app.owner) if app.owner is not None else {}) | quotas.settings_errors(app)
     if "repo_url" not in errors:
         errors |= _repo_access_errors(spec.repo_url, actor)
     if not errors:
-        errors = _remote_errors(spec.repo_url, spec.branch) or _haproxy_errors(app, spec.domains)
+        errors = (_remote_errors(spec.repo_url, spec.branch) or _compose_errors(app, spec.env)
+                  or _haproxy_errors(app, spec.domains))
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
@@ -231,6 +235,26 @@ def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
     return {}
 
 
+COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service")  # a change reads the compose file again
+
+
+def _compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]]:
+    """A Compose app's file, read at the branch's tip and checked as a deployment will check it:
+    what it cannot deploy is refused now, not at the first deploy (which checks it again at its commit)."""
+    if not app.compose_file:
+        return {}
+    try:
+        text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES)
+        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
+    except source.SourceError as error:
+        return {"compose_file": [str(error)]}
+    except compose.ComposeError as error:
+        return {"compose_file": [f"{app.compose_file}: {problem}" for problem in error.problems]}
+    if problem := quotas.release_problem(app, sum(service.replicas for service in project.services)):
+        return {"compose_file": [f"{app.compose_file}: {problem}"]}
+    return {}
+
+
 def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
     try:
         branches = source.remote_branches(repo_url)
@@ -266,10 +290,14 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     wanted = _unique_hosts(domains) if domains is not None else sorted(current)
     errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current])
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
+    if not errors:
+        errors = quotas.settings_errors(app, before)
     if app.repo_url != before["repo_url"] and "repo_url" not in errors:
         errors |= _repo_access_errors(app.repo_url, actor)
     if not errors and ("repo_url" in settings or "branch" in settings):
         errors = _remote_errors(app.repo_url, app.branch)
+    if not errors and any(getattr(app, name) != before[name] for name in COMPOSE_SOURCE):
+        errors = _compose_errors(app, {**app.environment(), **{k: v for k, v in (env or {}).items() if v is not None}})
     if not errors:
         errors = _haproxy_errors(app, wanted)
     if errors:

@@ -28,7 +28,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from deployments.engine import certificates as certificate_work
-from deployments.engine import events
+from deployments.engine import events, logs
 from deployments.engine import pipeline, queue
 from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
@@ -68,6 +68,12 @@ def reconcile() -> list[str]:
         sent = send(deployment_id)
         actions.append(f"deployment #{deployment_id} was waiting: {'sent to a worker' if sent else 'Redis unreachable'}")
     return actions
+
+
+@shared_task(ignore_result=True)
+def prune_logs() -> int:
+    """Periodic (Celery beat, see settings): old deployments' logs go (SWITCHYARD_LOG_RETENTION_DAYS)."""
+    return logs.prune()
 
 
 @shared_task(ignore_result=True)

@@ -270,10 +270,27 @@ SWITCHYARD = {
     "DEFAULT_MEMORY_MB": env_int("SWITCHYARD_DEFAULT_MEMORY_MB", 512, minimum=16, maximum=65536),
     "DEFAULT_CPUS": env_float("SWITCHYARD_DEFAULT_CPUS", 1.0, minimum=0.05, maximum=64),
     "DEFAULT_PIDS": env_int("SWITCHYARD_DEFAULT_PIDS", 256, minimum=16, maximum=32768),
+    # Ceilings an app's own limits may not pass (a superuser grants more per user: Django admin,
+    # Quotas). Each container of an app gets the app's limits, so these bound one container.
+    "MAX_APP_MEMORY_MB": env_int("SWITCHYARD_MAX_APP_MEMORY_MB", 2048, minimum=16, maximum=65536),
+    "MAX_APP_CPUS": env_float("SWITCHYARD_MAX_APP_CPUS", 2.0, minimum=0.05, maximum=64),
+    "MAX_APP_PIDS": env_int("SWITCHYARD_MAX_APP_PIDS", 1024, minimum=16, maximum=32768),
+    "MAX_APP_CONTAINERS": env_int("SWITCHYARD_MAX_APP_CONTAINERS", 16, minimum=1, maximum=1000),
+    # Per user (the owner of the apps): how many apps, and memory and containers of them all.
+    "USER_MAX_APPS": env_int("SWITCHYARD_USER_MAX_APPS", 10, minimum=0, maximum=100000),
+    "USER_MAX_MEMORY_MB": env_int("SWITCHYARD_USER_MAX_MEMORY_MB", 8192, minimum=16, maximum=2**24),
+    "USER_MAX_CONTAINERS": env_int("SWITCHYARD_USER_MAX_CONTAINERS", 32, minimum=1, maximum=100000),
     # Limits of a build's RUN steps (all apps).
     "BUILD_MEMORY_MB": env_int("SWITCHYARD_BUILD_MEMORY_MB", 2048, minimum=64, maximum=65536),
-    # Lines stored per deployment log; the rest is cut with a line saying so.
+    "BUILD_CPUS": env_float("SWITCHYARD_BUILD_CPUS", 1.0, minimum=0.05, maximum=64),
+    "BUILD_PIDS": env_int("SWITCHYARD_BUILD_PIDS", 1024, minimum=16, maximum=32768),
+    # A commit's source (the build context, as a tar) larger than this is refused.
+    "MAX_SOURCE_MB": env_int("SWITCHYARD_MAX_SOURCE_MB", 1024, minimum=1, maximum=65536),
+    # Lines and bytes stored per deployment log; the rest is cut with a line saying so.
     "MAX_LOG_LINES": env_int("SWITCHYARD_MAX_LOG_LINES", 50000, minimum=100),
+    "MAX_LOG_BYTES": env_int("SWITCHYARD_MAX_LOG_BYTES", 10 * 1024 * 1024, minimum=64 * 1024, maximum=2**31),
+    # Logs of deployments that ended longer ago than this are deleted (the deployments stay); 0: kept.
+    "LOG_RETENTION_DAYS": env_int("SWITCHYARD_LOG_RETENTION_DAYS", 90, minimum=0, maximum=36500),
 }
 
 # Periodic work, all of it here. Beat is a process of its own (Procfile `beat`, compose service
@@ -286,7 +303,21 @@ CELERY_BEAT_SCHEDULE = {
     "events": {"task": "deployments.tasks.send_due_events", "schedule": float(SWITCHYARD["EVENT_INTERVAL"])},
     # Issue, renew and retry certificates (README "HTTPS").
     "certificates": {"task": "deployments.tasks.certificates", "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])},
+    # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (README "Security model").
+    "prune-logs": {"task": "deployments.tasks.prune_logs", "schedule": 3600.0},
 }
+
+
+def _refuse_defaults_above_ceilings(config: dict) -> None:
+    for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS")):
+        if config[f"DEFAULT_{default}"] > config[f"MAX_APP_{ceiling}"]:
+            raise ImproperlyConfigured(
+                f"SWITCHYARD_DEFAULT_{default}={config[f'DEFAULT_{default}']} is above SWITCHYARD_MAX_APP_{ceiling}="
+                f"{config[f'MAX_APP_{ceiling}']}: a new app would start over its ceiling; lower the one or raise the other")
+
+
+_refuse_defaults_above_ceilings(SWITCHYARD)
+
 # E-mail for deploy events, through Django's backends (SMTP unless told otherwise).
 EMAIL_BACKEND = env_str("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_FILE_PATH = env_str("SWITCHYARD_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))  # the file backend's

@@ -159,6 +159,11 @@ def world(transactional_db, django_user_model, app_repo, monkeypatch, handed_ove
     read_remote = source.remote_branches
     monkeypatch.setattr(source, "remote_branches",
                         lambda url: ["main"] if url == World.remote_url else read_remote(url))
+    # ...and its compose files (read when a Compose app is created) name each service the app routes to.
+    read_file = source.read_remote_file
+    monkeypatch.setattr(source, "read_remote_file", lambda url, branch, path, max_bytes: (
+        "services: {web: {build: .}, front: {build: .}}" if url == World.remote_url
+        else read_file(url, branch, path, max_bytes)))
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
     users["superuser"] = django_user_model.objects.create_superuser("root")
     tokens = {role: ApiToken.issue(user, "t")[1] for role, user in users.items()}

@@ -364,3 +364,46 @@ def test_person_sees_that_an_expired_certificate_is_left_out_of_haproxy(transact
     expect(page.locator("#https")).to_contain_text("plain HTTP until a certificate is issued")
     page.locator("#https").scroll_into_view_if_needed()
     page.locator("#https").screenshot(path=str(SCREENSHOTS / "https_expired.png"))
+
+
+def test_a_tenant_meets_the_memory_ceiling_and_a_superuser_grants_more_in_admin(transactional_db, page,
+                                                                                django_user_model, app_repo):
+    from deployments.models import Quota
+
+    fay = django_user_model.objects.create_user("fay", password="pw-fay-456789")
+    django_user_model.objects.create_superuser("root", password="pw-root-456789")
+    app_repo.commit_version("v1")
+    App.objects.create(name="atlas", repo_url=app_repo.url, owner=fay)  # as a superuser or the CLI made it
+    _log_in(page, "fay", "pw-fay-456789")
+
+    page.goto("/apps/atlas/")
+    page.fill("#id_memory_limit_mb", "65536")
+    page.fill("#id_cpu_limit", "64")
+    page.get_by_role("button", name="Save settings").click()
+    errors = page.locator("#settings-form .errorlist")
+    expect(errors.first).to_contain_text("above the most allowed")
+    expect(page.locator("#settings-form")).to_contain_text("(SWITCHYARD_MAX_APP_MEMORY_MB)")
+    expect(page.locator("#settings-form")).to_contain_text("(SWITCHYARD_MAX_APP_CPUS)")
+    page.locator("#id_memory_limit_mb").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "limits_ceiling.png"), full_page=False)
+    assert App.objects.get(name="atlas").memory_limit_mb == 512
+
+    page.context.clear_cookies()
+    page.goto("/admin/deployments/quota/add/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw-root-456789")
+    page.locator("input[type=submit]").click()
+    page.select_option("#id_user", label="fay")
+    page.fill("#id_app_memory_mb", "4096")
+    page.locator("input[name=_save]").click()
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    page.screenshot(path=str(SCREENSHOTS / "admin_quota.png"), full_page=False)
+    assert Quota.objects.get(user=fay).app_memory_mb == 4096
+
+    page.context.clear_cookies()
+    _log_in(page, "fay", "pw-fay-456789")
+    page.goto("/apps/atlas/")
+    page.fill("#id_memory_limit_mb", "4096")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    expect(page.locator("#limits")).to_contain_text("4096 MiB memory")

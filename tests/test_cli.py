@@ -50,6 +50,9 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(stack, app_repo, args,
 
 def test_a_compose_app_is_created_with_its_file_web_service_and_port(stack, app_repo):
     app_repo.commit_version("v1")
+    (app_repo.path / "deploy").mkdir()
+    (app_repo.path / "deploy" / "compose.yaml").write_text("services: {frontend: {build: .}}\n")
+    app_repo._commit("compose file")
 
     _create("shop", "--repo", app_repo.url, "--compose", "deploy/compose.yaml", "--web", "frontend", "--port", "3000")
 

@@ -3,7 +3,6 @@ replicas reading a counter from a store service that keeps it in a named volume,
 adding to it (tests/composerepo.py)."""
 import datetime
 import re
-import urllib.request
 
 import pytest
 
@@ -11,7 +10,6 @@ from deployments import services
 from deployments.engine import runtime
 from deployments.models import Deployment
 from tests.composerepo import ComposeRepo
-from tests.processes import free_port
 from tests.stack import TEST_ACTOR
 
 PAGE = re.compile(r"^(v\d+) count=(\d+) writer=(\S*)$")
@@ -107,10 +105,8 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
 
 
 def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, app_repo):
-    port = free_port()
     app_repo.commit_version("v1")
-    (app_repo.path / "compose.yaml").write_text(
-        f"services:\n  web:\n    build: .\n    container_name: front\n    ports: ['127.0.0.1:{port}:8000']\n")
+    (app_repo.path / "compose.yaml").write_text("services:\n  web:\n    build: .\n    container_name: front\n")
     app_repo._commit("compose v1")
     app = stack.create_app(app_repo, name="fixed", compose_file="compose.yaml")
     assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
@@ -120,12 +116,10 @@ def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, ap
 
     assert second.state == Deployment.State.SUCCEEDED, second.error
     reason = ("Recreate instead of zero-downtime: service web: container_name 'front': one container at a time can "
-              f"have a name; host port {port}: one container at a time can publish it")
+              "have a name")
     assert reason in list(second.log_lines.values_list("text", flat=True))
     assert [c.name for c in second.containers] == ["sy-fixed_front"]
     assert stack.get("fixed.localhost") == (200, "v2")
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as published:
-        assert published.read().decode().strip() == "v2"
 
 
 GATED = """services:
@@ -183,10 +177,10 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
 
 def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):
     compose_repo.commit_release("v1")
-    text = (compose_repo.path / "compose.yaml").read_text()
+    app = stack.create_app(compose_repo, name="refused", compose_file="compose.yaml")
+    text = (compose_repo.path / "compose.yaml").read_text()  # changed after the app was created
     (compose_repo.path / "compose.yaml").write_text(text.replace("  store:\n", "  store:\n    network_mode: host\n"))
     compose_repo._commit("host network")
-    app = stack.create_app(compose_repo, name="refused", compose_file="compose.yaml")
 
     deployment = stack.wait(stack.deploy(app), timeout=60)
 

@@ -72,7 +72,8 @@ services:
            "where services find each other by service name" in found
     assert any(p.startswith("services.web.privileged: True not supported: it would loosen") for p in found)
     assert any(p.startswith("services.web.volumes: '/etc': only named volumes") for p in found)
-    assert any(p.startswith("services.web.ports: host port 80 is below 1024") for p in found)
+    assert any(p.startswith("services.web.ports: 80:8000 not supported: traffic reaches apps only through HAProxy")
+               for p in found)
     assert any(p.startswith("services.db.env_file: .env not supported") for p in found)
     assert any(p.startswith("services.db: needs build:") for p in found)
     assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
@@ -95,7 +96,7 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
      "services.web.depends_on.w: a web service can depend only on services that hold state"),
     ("services: {web: {build: .}, w: {build: ., ports: ['9000:9000']}}",
-     "services.w.ports: only the web service is reached from outside"),
+     "services.w.ports: 9000:9000 not supported: traffic reaches apps only through HAProxy"),
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
@@ -106,9 +107,22 @@ def test_the_compose_schema_is_checked_first():
      "services.web.healthcheck.interval: at least 1s"),
     ("services: {web: {build: ., volumes: [{type: volume, source: data}]}}\nvolumes: {data: {}}",
      "services.web.volumes: 'data': needs a target"),
-    ("services: {web: {build: ., ports: ['9000:9000/udp']}}", "services.web.ports: '9000:9000/udp': only TCP"),
-    ("services: {web: {build: ., ports: ['[::1]:9000:9000']}}", "services.web.ports: '[::1]:9000:9000': only TCP"),
-    ("services: {web: {build: ., ports: ['9000:80', '9001:80']}}", "services.web.ports: container port 80 is published"),
+    ("services: {web: {build: ., ports: ['127.0.0.1:6379:6379']}}", "services.web.ports: 127.0.0.1:6379:6379 not"),
+    ("services: {web: {build: ., ports: [{target: 8000, published: 8000}]}}", "services.web.ports: {'target': 8000, 'published': 8000} not supported"),
+    ("services: {web: {build: ., ports: ['8000']}}", "services.web.ports: 8000 not supported"),
+    ("services: {web: {build: ., labels: [com.docker.compose.project=other]}}",
+     "services.web.labels: com.docker.compose.project: labels under com.docker.compose. are Docker Compose's own"),
+    ("services: {web: {build: ., uts: host}}", "services.web: 'uts' does not match"),
+    ("services: {web: {build: ., pid: host}}", "services.web.pid: host not supported: it would loosen"),
+    ("services: {web: {build: ., ipc: host}}", "services.web.ipc: host not supported: it would loosen"),
+    ("services: {web: {build: ., userns_mode: host}}", "services.web.userns_mode: host not supported"),
+    ("services: {web: {build: ., network_mode: 'service:db'}, db: {build: .}}",
+     "services.web.network_mode: service:db not supported"),
+    ("services: {web: {build: ., cap_add: [SYS_ADMIN]}}", "services.web.cap_add: SYS_ADMIN not supported"),
+    ("services: {web: {build: ., devices: ['/dev/kmsg']}}", "services.web.devices: /dev/kmsg not supported"),
+    ("services: {web: {build: ., security_opt: ['seccomp:unconfined']}}", "services.web.security_opt: seccomp"),
+    ("services: {web: {build: ., volumes: [{type: bind, source: /, target: /host}]}}",
+     "services.web.volumes: '/': only named volumes"),
     ("services: {web: {build: .}, 123: {build: .}}", "services.123: keys must be text"),
     ("services: {web: {build: ., deploy: {replicas: 8}}, w: {build: ., deploy: {replicas: 8}}, "
      "x: {build: ., deploy: {replicas: 8}}, y: {build: ., deploy: {replicas: 8}}, z: {build: ., deploy: {replicas: 8}},"
@@ -152,13 +166,11 @@ services:
   web:
     build: .
     container_name: shop
-    ports: ["8080:8000"]
     volumes: [uploads:/uploads, static:/static:ro]
 volumes: {uploads: {}, static: {}}
 """, "web", {}).web
     assert web.recreate_reasons() == [
         "container_name 'shop': one container at a time can have a name",
-        "host port 8080: one container at a time can publish it",
         "volume 'uploads': the old and the new release would write it at once"]
 
 

@@ -611,6 +611,7 @@ def test_creating_a_compose_app_on_the_apps_page_stores_its_file_web_service_and
                                                                                      monkeypatch, handed_over):
     client.force_login(world.users["outsider"])
     monkeypatch.setattr(source, "remote_branches", lambda url: ["main"])
+    monkeypatch.setattr(source, "read_remote_file", lambda *args: "services: {front: {build: .}}")
 
     response = client.post(reverse("apps"), _new_app("https://git.example.com/team/counter.git", {
         "compose_file": "deploy/compose.yaml", "web_service": "front", "port": "3000"}))

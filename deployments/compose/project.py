@@ -33,7 +33,6 @@ MAX_YAML_EVENTS = 50_000  # a file of 256 KiB has fewer; bounds the work of read
 MAX_SERVICES = 20
 MAX_CONTAINERS = 40  # all services' replicas together; each container gets the app's full limits
 MIN_HEALTH_INTERVAL = 1.0  # seconds: Docker runs each check as a process on the host
-MIN_HOST_PORT = 1024  # a service may not take the host's privileged ports (HAProxy's 80 and 443 among them)
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 CONTAINER_NAME = VOLUME_NAME  # Docker's grammar; Switchyard puts sy-APP- before it
 
@@ -41,6 +40,12 @@ CONFINEMENT = "it would loosen the app's confinement (see the app's limits and c
 LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
 ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
 RELEASE_COMMAND_KEY = "x-switchyard-release-command"
+# Traffic reaches an app only through HAProxy: no service publishes a port on the host (one would
+# bypass routing, TLS and the panel's checks, and could take a port the host's own services need).
+NO_HOST_PORTS = ("traffic reaches apps only through HAProxy, and nothing is published on the "
+                 "host; the app's port setting names the web service's container port, and services reach "
+                 "each other by service name without publishing")
+COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
 
 REFUSED_KEYS = {
     "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
@@ -56,11 +61,11 @@ REFUSED_KEYS = {
     "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
     "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
     "extends": "write the service out in full", "profiles": "every service of the file is deployed",
-    "scale": "use deploy.replicas", "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
+    "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "ports", "expose", "restart", "labels", "init", "read_only", "tty"}
+                  "expose", "restart", "labels", "init", "read_only", "tty"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables"}
 
@@ -103,13 +108,6 @@ class VolumeMount:
 
 
 @dataclass(frozen=True)
-class PublishedPort:
-    host_port: int
-    container_port: int
-    host_ip: str = ""
-
-
-@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     role: Role
@@ -129,7 +127,6 @@ class ServiceSpec:
     stop_grace_period: int = 10
     stop_signal: str = ""
     container_name: str = ""
-    ports: tuple[PublishedPort, ...] = ()
     restart: str = "unless-stopped"
     read_only: bool = False
     tty: bool = False
@@ -150,8 +147,6 @@ class ServiceSpec:
         reasons = []
         if self.container_name:
             reasons.append(f"container_name {self.container_name!r}: one container at a time can have a name")
-        for port in self.ports:
-            reasons.append(f"host port {port.host_port}: one container at a time can publish it")
         for mount in self.volumes:
             if not mount.read_only:
                 reasons.append(f"volume {mount.volume!r}: the old and the new release would write it at once")
@@ -309,7 +304,8 @@ class _Reader:
         for key in definition:
             if key in REFUSED_KEYS:
                 value = definition[key]
-                shown = f" {value}" if isinstance(value, (str, int, bool)) else ""
+                shown = f" {value}" if isinstance(value, (str, int, bool)) else \
+                    f" {', '.join(str(item) for item in value)}" if isinstance(value, list) else ""
                 self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
             elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
                 self.problems.append(f"{where}.{key}: not supported by Switchyard")
@@ -330,7 +326,7 @@ class _Reader:
             healthcheck=self._healthcheck(where, definition.get("healthcheck")),
             stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
             stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
-            ports=self._ports(where, definition.get("ports") or [], web), restart=self._restart(where, definition),
+            restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
             release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
@@ -450,31 +446,13 @@ class _Reader:
                            start_period=self._seconds(f"{where}.healthcheck.start_period",
                                                       healthcheck.get("start_period", "0s"), whole=False))
 
-    def _ports(self, where: str, ports: list, web: bool) -> tuple[PublishedPort, ...]:
-        published = []
-        for item in ports:
-            port = _published(item)
-            if "[" in str(item) or "/udp" in str(item) or (isinstance(item, dict) and item.get("protocol") == "udp"):
-                self.problems.append(f"{where}.ports: {item!r}: only TCP on an IPv4 address (or all) is supported")
-            elif port is not None and port.container_port in {p.container_port for p in published}:
-                self.problems.append(f"{where}.ports: container port {port.container_port} is published twice")
-            elif port is None:
-                self.problems.append(f"{where}.ports: {item!r}: give host and container port (HOST:CONTAINER); "
-                                     "to reach the service from other services, no port needs publishing")
-            elif not web:
-                self.problems.append(f"{where}.ports: only the web service is reached from outside, through HAProxy")
-            elif port.host_port < MIN_HOST_PORT:
-                self.problems.append(f"{where}.ports: host port {port.host_port} is below {MIN_HOST_PORT}: "
-                                     "those are the host's (HAProxy answers on 80 and 443)")
-            else:
-                published.append(port)
-        return tuple(published)
-
     def _labels(self, where: str, labels) -> tuple[tuple[str, str], ...]:
         pairs = _pairs(labels)
         for key, _ in pairs:
             if key.startswith("switchyard."):
                 self.problems.append(f"{where}.labels: {key}: labels under switchyard. are Switchyard's own")
+            elif key.startswith(COMPOSE_LABELS):
+                self.problems.append(f"{where}.labels: {key}: labels under {COMPOSE_LABELS} are Docker Compose's own")
         return pairs
 
     def _restart(self, where: str, definition: dict) -> str:
@@ -553,16 +531,3 @@ def _duration(value) -> float | None:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         return None
     return sum(float(number) * _UNITS[unit] for number, unit in parts)
-
-
-def _published(item) -> PublishedPort | None:
-    if isinstance(item, dict):
-        if item.get("published") is None:
-            return None
-        return PublishedPort(host_port=int(item["published"]), container_port=int(item["target"]),
-                             host_ip=item.get("host_ip", ""))
-    parts = str(item).split("/")[0].split(":")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts[-2:]):
-        return None
-    return PublishedPort(host_port=int(parts[-2]), container_port=int(parts[-1]),
-                         host_ip=parts[0] if len(parts) == 3 else "")

@@ -38,7 +38,7 @@ def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> runtime.RunOpt
     return runtime.RunOptions(
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
         volumes=volumes, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
-        stop_signal=spec.stop_signal, ports=tuple((p.host_ip, p.host_port, p.container_port) for p in spec.ports),
+        stop_signal=spec.stop_signal,
         read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
 
 

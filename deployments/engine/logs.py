@@ -11,11 +11,15 @@ import threading
 import time
 
 from channels.layers import get_channel_layer
+from datetime import timedelta
+
 from django.conf import settings
-from django.db.models import Max
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
 
 from deployments.masking import Masker
-from deployments.models import LogLine
+from deployments.models import Deployment, LogLine
 
 FLUSH_LINES = 200
 FLUSH_SECONDS = 0.25
@@ -74,6 +78,8 @@ class DeploymentLog:
         self._held_messages: list[dict] = []
         self._max_lines = settings.SWITCHYARD["MAX_LOG_LINES"]
         self._output_limit = self._max_lines - min(RESERVE_LINES, self._max_lines // 2)
+        self._max_bytes = settings.SWITCHYARD["MAX_LOG_BYTES"]
+        self._output_bytes = 0  # of output stored by this writer
         self._dropped = self._noted = 0  # lines of output cut, and how many of them a line reported
 
     def write(self, text: str) -> None:
@@ -86,16 +92,21 @@ class DeploymentLog:
         self._flush_when_due()
 
     def output(self, text: str) -> None:
-        """Output the app produces (its build), which nothing bounds: stored up to MAX_LOG_LINES
-        minus a reserve left for the engine's lines, then cut with one line saying so."""
+        """Output the app produces (its build, its release command), which nothing bounds: stored up
+        to MAX_LOG_LINES minus a reserve left for the engine's lines and up to MAX_LOG_BYTES, then
+        cut with one line saying so (and, before the engine's next line, how many were not stored)."""
         text = self.mask(text)
         for line in text.splitlines() or [""]:
-            if self._next_seq <= self._output_limit:
+            size = len(line[:MAX_LINE].encode(errors="replace"))
+            if not self._dropped and self._next_seq <= self._output_limit and self._output_bytes + size <= self._max_bytes:
+                self._output_bytes += size
                 self._append(line)
                 continue
             if not self._dropped:
                 self._append(f"[log cut: output beyond {self._output_limit:,} lines is not stored "
-                             f"(SWITCHYARD_MAX_LOG_LINES={self._max_lines})]")
+                             f"(SWITCHYARD_MAX_LOG_LINES={self._max_lines})]" if self._next_seq > self._output_limit else
+                             f"[log cut: output beyond {self._output_bytes:,} bytes is not stored "
+                             f"(SWITCHYARD_MAX_LOG_BYTES={self._max_bytes})]")
             self._dropped += 1
         self._flush_when_due()
 
@@ -151,3 +162,26 @@ def append(deployment_id: int, text: str) -> None:
     log = DeploymentLog(deployment_id)
     log.write(text)
     log.flush()
+
+
+PRUNED_NOTE = "[log deleted:"
+PRUNE_BATCH = 200  # deployments per delete: short transactions, so a deploy's log writes never wait long
+
+
+def prune(days: int | None = None) -> int:
+    """Delete the logs of deployments that ended more than `days` (SWITCHYARD_LOG_RETENTION_DAYS)
+    ago; each keeps one line (seq 1) saying so. The deployments themselves stay (history,
+    metrics). Returns how many deployments' logs were deleted."""
+    days = settings.SWITCHYARD["LOG_RETENTION_DAYS"] if days is None else days
+    if not days:
+        return 0
+    note = f"{PRUNED_NOTE} the deployment ended more than {days} days ago (SWITCHYARD_LOG_RETENTION_DAYS)]"
+    old = Deployment.objects.filter(finished_at__lt=timezone.now() - timedelta(days=days))
+    pruned = 0
+    unpruned = Q(log_lines__seq__gt=1) | (Q(log_lines__seq=1) & ~Q(log_lines__text__startswith=PRUNED_NOTE))
+    while ids := list(old.filter(unpruned).values_list("id", flat=True).distinct()[:PRUNE_BATCH]):
+        with transaction.atomic():
+            LogLine.objects.filter(deployment_id__in=ids).delete()
+            LogLine.objects.bulk_create(LogLine(deployment_id=pk, seq=1, text=note) for pk in ids)
+        pruned += len(ids)
+    return pruned

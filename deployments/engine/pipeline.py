@@ -26,6 +26,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
+from deployments import quotas
 from deployments.engine import health, lifecycle, priority, release_command, runtime, source
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
@@ -247,6 +248,10 @@ class Pipeline:
                 for s in self.project.services))
         else:
             self.project = single_service(self.app.dockerfile, self.app.replicas)
+        # Ceilings are checked again here: a Compose file's containers are known only now, and the
+        # administrator may have lowered a ceiling since the app's limits were set.
+        if problem := quotas.release_problem(self.app, sum(s.replicas for s in self.project.services)):
+            raise PhaseFailed(self.deployment.phase, problem)
         reasons = self.project.web.recreate_reasons()
         if reasons and not self._recreate:
             self._recreate = True
@@ -269,13 +274,13 @@ class Pipeline:
 
     def _build_service(self, spec: ServiceSpec) -> str:
         tag = f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
-        context = source.archive(self.app.name, self.deployment.commit_sha, spec.build_context)
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         try:
-            runtime.build_image(context, tag, spec.dockerfile, {runtime.LABEL_APP: self.app.name},
-                                lambda line: self.log.output(prefix + line),
-                                should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
-                                build_args=dict(spec.build_args), target=spec.build_target)
+            with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
+                runtime.build_image(context, tag, spec.dockerfile, {runtime.LABEL_APP: self.app.name},
+                                    lambda line: self.log.output(prefix + line),
+                                    should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
+                                    build_args=dict(spec.build_args), target=spec.build_target)
         except runtime.BuildStopped:
             raise Cancelled() from None
         self.log.write(f"{prefix}Built {tag}")

@@ -8,12 +8,18 @@ the build runs in dockerd), so putting it ahead costs the apps little. Linux kee
 value per thread: other tasks of the worker are not affected, and threads the deployment
 starts (heartbeat, log publisher) inherit it, which is right, they are part of it. Without
 the privilege to raise priority (CAP_SYS_NICE, e.g. not root) the deployment runs unchanged.
+
+What the deployment runs on the tenant's behalf does not share that priority: a program it
+starts (git fetching and archiving the tenant's repository) goes back to the priority the thread
+had before (`in_child`), and builds and app containers run under dockerd, at its priority.
 """
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 RAISED_NICE = -10
+_normal = threading.local()  # the thread's priority before raised(), while raised
 
 
 @contextmanager
@@ -25,7 +31,17 @@ def raised() -> Iterator[bool]:
     except PermissionError:
         yield False
         return
+    _normal.nice = before
     try:
         yield True
     finally:
+        del _normal.nice
         os.setpriority(os.PRIO_PROCESS, 0, before)  # lowering priority needs no privilege
+
+
+def in_child() -> None:
+    """For subprocess's preexec_fn: the new process runs at the thread's normal priority, not a
+    raised one. Lowering priority needs no privilege; one system call, safe after a fork."""
+    normal = getattr(_normal, "nice", None)
+    if normal is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, normal)

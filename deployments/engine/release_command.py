@@ -43,7 +43,7 @@ def run_all(app_name: str, app_id: int, deployment_id: int, project: Project, ap
         shown = shlex.join(command)
         log.write(f"{prefix}Release command: {shown}")
         log.flush()  # a migration may be silent for minutes: the page must show it is running
-        options = replace(run_options(app_name, app_id, spec), command=command, aliases=(), healthcheck=None, ports=())
+        options = replace(run_options(app_name, app_id, spec), command=command, aliases=(), healthcheck=None)
         name = f"sy-{app_name}_{deployment_id}-{spec.name}-release"
         labels = {runtime.LABEL_APP: app_name, runtime.LABEL_DEPLOYMENT: str(deployment_id),
                   runtime.LABEL_SERVICE: spec.name}

@@ -5,13 +5,12 @@ Everything created carries the labels `switchyard.instance` (this installation),
 find exactly what is theirs.
 """
 import datetime
-import io
 import ipaddress
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import docker
 import docker.errors
@@ -20,6 +19,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
+from deployments.engine.buildcgroup import BuildCgroup
 
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
@@ -73,7 +73,6 @@ class RunOptions:
     aliases: tuple[str, ...] = ()  # names other services find it by on the app's network
     healthcheck: dict | None = None  # Docker's form (compose/project.py HealthCheck.docker())
     stop_signal: str = ""
-    ports: tuple[tuple[str, int, int], ...] = ()  # (host IP, host port, container port)
     read_only: bool = False
     tty: bool = False
     labels: tuple[tuple[str, str], ...] = ()
@@ -84,8 +83,7 @@ class RunOptions:
                      "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
                      "read_only": self.read_only, "tty": self.tty,
                      "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
-                                 for volume, path, read_only in self.volumes} or None,
-                     "ports": {f"{port}/tcp": (ip, host) if ip else host for ip, host, port in self.ports} or None}
+                                 for volume, path, read_only in self.volumes} or None}
         if self.aliases:
             arguments["networking_config"] = {network: client().api.create_endpoint_config(aliases=list(self.aliases))}
         return {key: value for key, value in arguments.items() if value is not None}
@@ -231,12 +229,14 @@ def _remove_network(network_id: str) -> bool:
         return False  # containers still attached
 
 
-def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str, str],
+def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
                 on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
                 timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "") -> str:
-    """Build from a tar of the source; every output line goes to on_line. Returns the image id.
+    """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
+    memory); every output line goes to on_line. Returns the image id.
 
-    RUN steps get the build limits (memory without swap, half the CPU weight of an app).
+    RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
+    of an app, at most BUILD_PIDS processes in all: engine/buildcgroup.py).
     To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
     watcher shuts the build's connection down; dockerd cancels a build whose client went
     away (its RUN step's container is killed and removed). docker-py sends the build with
@@ -245,13 +245,17 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
     stop_now = _Deadline(timeout, should_stop)
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
-        stream = api.build(
-            fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
-            labels=instance_labels(**labels), rm=True, forcerm=True, decode=True, container_limits=_build_limits(),
-            buildargs=build_args or None, target=target or None,
-        )
-        with _StopWatcher(stop_now, stream.close) as watcher:
-            image_id = _follow_build(stream, on_line)
+        with BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"]) as cgroup:
+            if cgroup.problem:
+                on_line(f"(no process limit for this build's RUN steps: cannot make its cgroup: {cgroup.problem})")
+            api.cgroup_parent = cgroup.path
+            stream = api.build(
+                fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
+                labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+                container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
+            )
+            with _StopWatcher(stop_now, stream.close) as watcher:
+                image_id = _follow_build(stream, on_line)
     finally:
         api.close()
     if watcher.fired and stop_now.expired:
@@ -268,12 +272,26 @@ def _build_limits() -> dict[str, int]:
     return {"memory": memory, "memswap": memory, "cpushares": 512}
 
 
+CPU_PERIOD = 100_000  # µs: the CFS period; the quota is BUILD_CPUS of it
+
+
 class _BuildClient(docker.APIClient):
     """docker-py returns a build's output as a bare generator; this returns it as a
-    CancellableStream (as it already does for logs), whose close() ends it from any thread."""
+    CancellableStream (as it already does for logs), whose close() ends it from any thread.
+    It also sends what docker-py's build() does not pass on: the CPU ceiling of RUN steps (the
+    API's cpuperiod and cpuquota) and their cgroup parent (cgroupparent)."""
+    cgroup_parent = ""
 
     def _stream_helper(self, response, decode=False):
         return CancellableStream(super()._stream_helper(response, decode=decode), response)
+
+    def _post(self, url, **kwargs):
+        if url.endswith("/build"):
+            quota = int(settings.SWITCHYARD["BUILD_CPUS"] * CPU_PERIOD)
+            kwargs["params"] = {**kwargs.get("params", {}), "cpuperiod": CPU_PERIOD, "cpuquota": quota}
+            if self.cgroup_parent:
+                kwargs["params"]["cgroupparent"] = self.cgroup_parent
+        return super()._post(url, **kwargs)
 
 
 def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
@@ -425,13 +443,27 @@ def _kill(container) -> None:
         pass  # it ended meanwhile
 
 
+MAX_PENDING_LINE = 64 * 1024  # bytes of a line without its newline yet kept while following output
+
+
+def _split(pending: bytes, chunk: bytes) -> tuple[list[str], bytes]:
+    """Complete lines of pending + chunk, and what is left of a line not ended yet. That rest is
+    bounded: output that never writes a newline would otherwise grow it without end; past
+    MAX_PENDING_LINE it goes out as a line of its own, cut, saying so."""
+    *complete, pending = (pending + chunk).split(b"\n")
+    lines = [line.decode(errors="replace").rstrip("\r") for line in complete]
+    if len(pending) > MAX_PENDING_LINE:
+        lines.append(pending[:MAX_PENDING_LINE].decode(errors="replace") +
+                     f" [line cut: {len(pending) - MAX_PENDING_LINE:,} more bytes without a newline]")
+        pending = b""
+    return lines, pending
+
+
 def _lines(chunks) -> Iterator[str]:
     pending = b""
     for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line.decode(errors="replace").rstrip("\r")
+        complete, pending = _split(pending, chunk)
+        yield from complete
     if pending:
         yield pending.decode(errors="replace")
 
@@ -493,8 +525,7 @@ class OutputStream:
             if chunk is None:
                 line, self._pending = self._pending, b""
                 return line.decode(errors="replace") if line else None
-            *complete, self._pending = (self._pending + chunk).split(b"\n")
-            self._lines = [line.decode(errors="replace").rstrip("\r") for line in complete]
+            self._lines, self._pending = _split(self._pending, chunk)
         return self._lines.pop(0)
 
     def close(self) -> None:

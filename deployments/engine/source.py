@@ -5,11 +5,17 @@ Always the git CLI with argument lists, a timeout, and no way to prompt for cred
 """
 import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
+
+from deployments.engine import priority
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -18,12 +24,22 @@ class SourceError(Exception):
     """Git could not reach the repository or find the ref; the message says which."""
 
 
-def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None,
+         stdout: BinaryIO | None = None, max_output: int = 0) -> subprocess.CompletedProcess:
+    """git with its output captured, or written to `stdout` (a file) up to `max_output` bytes: past
+    that the kernel stops it (RLIMIT_FSIZE, SIGXFSZ), so a huge commit cannot fill the disk."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "SSH_ASKPASS": "/bin/true",
            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"}
+
+    def in_child() -> None:
+        priority.in_child()  # git works on the tenant's repository: not at the deployment's raised priority
+        if max_output:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_output, max_output))
+
     try:
         return subprocess.run(
-            ["git", *args], cwd=cwd, env=env, capture_output=True, timeout=timeout or settings.SWITCHYARD["GIT_TIMEOUT"],
+            ["git", *args], cwd=cwd, env=env, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=in_child, timeout=timeout or settings.SWITCHYARD["GIT_TIMEOUT"],
         )
     except subprocess.TimeoutExpired:
         raise SourceError(f"git {args[0]} did not finish within {timeout or settings.SWITCHYARD['GIT_TIMEOUT']}s")
@@ -70,24 +86,52 @@ def resolve(repo: Path, ref: str) -> str:
     raise SourceError(f"{ref!r} is not a branch, tag or commit of the repository")
 
 
-def archive(app_name: str, sha: str, directory: str = ".") -> bytes:
-    """A tar of exactly that commit's tree, or of one directory of it: the build context."""
+def archive(app_name: str, sha: str, directory: str = ".") -> BinaryIO:
+    """A tar of exactly that commit's tree, or of one directory of it: the build context, in a
+    temporary file (gone once closed) that the build streams from. Never read whole into memory;
+    refused above SWITCHYARD_MAX_SOURCE_MB."""
     tree = sha if directory in ("", ".") else f"{sha}:{directory}"
-    result = _git(["archive", "--format=tar", tree], cwd=cache_dir(app_name))
-    _checked(result, f"archive {directory!r} of commit {sha[:12]}")
-    return result.stdout
+    limit = settings.SWITCHYARD["MAX_SOURCE_MB"] * 1024 * 1024
+    output = tempfile.TemporaryFile(prefix="switchyard-source-")
+    try:
+        result = _git(["archive", "--format=tar", tree], cwd=cache_dir(app_name), stdout=output, max_output=limit)
+        if result.returncode == -signal.SIGXFSZ:
+            raise SourceError(f"the source of commit {sha[:12]} ({directory!r}) is larger than "
+                              f"{settings.SWITCHYARD['MAX_SOURCE_MB']} MiB (SWITCHYARD_MAX_SOURCE_MB)")
+        _checked(result, f"archive {directory!r} of commit {sha[:12]}")
+    except BaseException:
+        output.close()
+        raise
+    output.seek(0)
+    return output
 
 
 def read_file(app_name: str, sha: str, path: str, max_bytes: int) -> str:
     """One file of that commit (a compose file), as text; refused above max_bytes (before reading it)."""
-    size = _git(["cat-file", "-s", f"{sha}:{path}"], cwd=cache_dir(app_name))
+    return _read(cache_dir(app_name), sha, path, max_bytes)
+
+
+def _read(repo: Path, commit: str, path: str, max_bytes: int) -> str:
+    shown = commit[:12] if SHA.match(commit) else "the branch's tip"
+    size = _git(["cat-file", "-s", f"{commit}:{path}"], cwd=repo)
     if size.returncode != 0:
-        raise SourceError(f"there is no file {path!r} in commit {sha[:12]}")
+        raise SourceError(f"there is no file {path!r} in commit {shown}")
     if int(size.stdout) > max_bytes:
         raise SourceError(f"{path} is larger than {max_bytes // 1024} KiB")
-    result = _git(["show", f"{sha}:{path}"], cwd=cache_dir(app_name))
-    _checked(result, f"read {path!r} of commit {sha[:12]}")
+    result = _git(["show", f"{commit}:{path}"], cwd=repo)
+    _checked(result, f"read {path!r} of commit {shown}")
     return result.stdout.decode(errors="replace")
+
+
+def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int) -> str:
+    """One file at the tip of a remote branch (a compose file checked when an app is created),
+    fetched shallow into a throwaway repository: the app's cache is the worker's."""
+    with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as repo:
+        _checked(_git(["init", "--bare", "--quiet", repo]), "create a temporary repository")
+        result = _git(["fetch", "--depth=1", "--no-tags", "--", repo_url, f"refs/heads/{branch}"], cwd=Path(repo))
+        if result.returncode != 0:
+            raise SourceError(f"git fetch from {repo_url!r} failed: {_stderr(result)}")
+        return _read(Path(repo), "FETCH_HEAD", path, max_bytes)
 
 
 def delete_cache(app_name: str) -> None:

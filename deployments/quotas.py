@@ -1,0 +1,131 @@
+"""Ceilings on what an app and its owner may use, set by the administrator, not by the tenant.
+
+Settings give every user the same ceilings (SWITCHYARD_MAX_APP_* per app, SWITCHYARD_USER_MAX_*
+for all of a user's apps together); a superuser grants one user more with a Quota row (Django
+admin). They are checked where a value is written (create and settings, through services: panel,
+API and CLI alike), and again when a deployment starts, where a Compose app's real number of
+containers is known and a ceiling the administrator lowered since applies.
+
+A value at or below its ceiling is always accepted; one above it only if it did not change
+(so a tenant whose ceiling was lowered can still edit their other settings; the next deploy
+tells them what to lower).
+"""
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from deployments.models import App, Quota
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    app_memory_mb: int
+    app_cpus: float
+    app_pids: int
+    app_containers: int
+    apps: int | None  # None: no owner, so no per-user totals
+    memory_mb: int | None
+    containers: int | None
+
+    @classmethod
+    def of(cls, user) -> "Ceilings":
+        config = settings.SWITCHYARD
+        quota = Quota.objects.filter(user=user).first() if user is not None else None
+
+        def chosen(field: str, setting: str):
+            granted = getattr(quota, field) if quota is not None else None
+            return config[setting] if granted is None else granted
+
+        per_user = user is not None
+        return cls(app_memory_mb=chosen("app_memory_mb", "MAX_APP_MEMORY_MB"),
+                   app_cpus=chosen("app_cpus", "MAX_APP_CPUS"), app_pids=chosen("app_pids", "MAX_APP_PIDS"),
+                   app_containers=chosen("app_containers", "MAX_APP_CONTAINERS"),
+                   apps=chosen("apps", "USER_MAX_APPS") if per_user else None,
+                   memory_mb=chosen("memory_mb", "USER_MAX_MEMORY_MB") if per_user else None,
+                   containers=chosen("containers", "USER_MAX_CONTAINERS") if per_user else None)
+
+
+GRANT = "a superuser can grant more (Django admin, Quotas)"
+
+
+def containers_of(app: App) -> int:
+    """How many containers the app runs: its live release's, else its replicas (a Compose app's
+    real number is known once its file is read, at deploy)."""
+    live = app.live_deployment
+    if live is not None and live.containers:
+        return len(live.containers) + sum(len(service.containers) for service in live.services)
+    return app.replicas
+
+
+def new_app_errors(owner) -> dict[str, list[str]]:
+    """May `owner` have one app more?"""
+    ceilings = Ceilings.of(owner)
+    if ceilings.apps is not None and App.objects.filter(owner=owner).count() >= ceilings.apps:
+        return {"name": [f"{owner.get_username()} owns {ceilings.apps} apps already, the most allowed "
+                         f"(SWITCHYARD_USER_MAX_APPS); delete one, or {GRANT}"]}
+    return {}
+
+
+def settings_errors(app: App, before: dict | None = None) -> dict[str, list[str]]:
+    """The app's limits (as set on `app`, not saved yet) against its owner's ceilings; `before`:
+    the stored values, None for a new app."""
+    ceilings = Ceilings.of(app.owner)
+    errors: dict[str, list[str]] = {}
+
+    def over(field: str, value, ceiling, setting: str, unit: str) -> None:
+        raised = before is None or value != before.get(field)
+        if value > ceiling and raised:
+            errors.setdefault(field, []).append(f"{value:g}{unit} is above the most allowed, {ceiling:g}{unit} "
+                                                f"({setting}); {GRANT}")
+
+    over("memory_limit_mb", app.memory_limit_mb, ceilings.app_memory_mb, "SWITCHYARD_MAX_APP_MEMORY_MB", " MiB")
+    over("cpu_limit", app.cpu_limit, ceilings.app_cpus, "SWITCHYARD_MAX_APP_CPUS", " CPUs")
+    over("pids_limit", app.pids_limit, ceilings.app_pids, "SWITCHYARD_MAX_APP_PIDS", " processes")
+    over("replicas", app.replicas, ceilings.app_containers, "SWITCHYARD_MAX_APP_CONTAINERS", " containers")
+    if errors or app.owner is None:
+        return errors
+    if _raised_totals(app, before):
+        field, problem = _total_problem(ceilings, *_usage(app, containers_of(app)))
+        if problem:
+            errors[field] = [problem]
+    return errors
+
+
+def release_problem(app: App, containers: int) -> str:
+    """Why a release of `containers` containers with the app's limits may not start, or ""."""
+    ceilings = Ceilings.of(app.owner)
+    checks = ((app.memory_limit_mb, ceilings.app_memory_mb, "memory", " MiB", "SWITCHYARD_MAX_APP_MEMORY_MB"),
+              (app.cpu_limit, ceilings.app_cpus, "CPUs", "", "SWITCHYARD_MAX_APP_CPUS"),
+              (app.pids_limit, ceilings.app_pids, "processes", "", "SWITCHYARD_MAX_APP_PIDS"),
+              (containers, ceilings.app_containers, "containers", "", "SWITCHYARD_MAX_APP_CONTAINERS"))
+    for value, ceiling, what, unit, setting in checks:
+        if value > ceiling:
+            return (f"the app asks for {value:g}{unit} {what} (per container)" if what != "containers" else
+                    f"the release has {value} containers") + \
+                f", above the most allowed, {ceiling:g}{unit} ({setting}); lower it in the app's settings or {GRANT}"
+    return _total_problem(ceilings, *_usage(app, containers))[1] if app.owner is not None else ""
+
+
+def _usage(app: App, containers: int) -> tuple[int, int, str]:
+    """(memory MiB, containers) of all the owner's apps with `app` at `containers`, and the owner's name."""
+    others = App.objects.filter(owner=app.owner).exclude(pk=app.pk).select_related("live_deployment")
+    memory = app.memory_limit_mb * containers + sum(other.memory_limit_mb * containers_of(other) for other in others)
+    count = containers + sum(containers_of(other) for other in others)
+    return memory, count, app.owner.get_username()
+
+
+def _total_problem(ceilings: Ceilings, memory: int, containers: int, owner: str) -> tuple[str, str]:
+    """(the setting's field, why) if the owner's apps together pass a ceiling, else ("", "")."""
+    if memory > ceilings.memory_mb:
+        return "memory_limit_mb", (
+            f"{owner}'s apps would use {memory} MiB of memory in all (memory limit × containers), above the "
+            f"most allowed, {ceilings.memory_mb} MiB (SWITCHYARD_USER_MAX_MEMORY_MB); lower a limit, or {GRANT}")
+    if containers > ceilings.containers:
+        return "replicas", (
+            f"{owner}'s apps would run {containers} containers in all, above the most allowed, "
+            f"{ceilings.containers} (SWITCHYARD_USER_MAX_CONTAINERS); lower the replicas, or {GRANT}")
+    return "", ""
+
+
+def _raised_totals(app: App, before: dict | None) -> bool:
+    return before is None or app.memory_limit_mb > before["memory_limit_mb"] or app.replicas > before["replicas"]

@@ -1,0 +1,320 @@
+"""Ceilings are the administrator's, not the tenant's; nothing of an app is published on the host;
+memory and disk stay bounded (source archive, stored log, live output, log retention).
+
+Every attack here is made as a tenant would: a non-superuser with an app of their own and an API
+token (or the panel's settings form), against the real worker and Docker where it is about what runs.
+"""
+import os
+import threading
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.forms.models import model_to_dict
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from deployments import services, tasks
+from deployments.engine import logs, priority, runtime, source
+from deployments.models import ApiToken, App, Deployment, LogLine, Quota
+from tests.apprepo import AppRepo
+from tests.processes import free_port
+from tests.stack import TEST_ACTOR
+
+MIB = 1024 * 1024
+CGROUPS = Path("/sys/fs/cgroup")
+
+
+class _Collect:
+    """While in its block, polls `read()` in a thread and keeps the union of what it returned."""
+
+    def __init__(self, read) -> None:
+        self.read, self.found, self.done = read, set(), threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.1):
+            try:
+                self.found |= self.read()
+            except OSError:
+                pass  # removed between the glob and the read
+
+    def __enter__(self) -> set:
+        self.thread.start()
+        return self.found
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
+def _tenant(name: str = "tenant"):
+    return get_user_model().objects.create_user(name, password="a long enough password 1")
+
+
+def _api(user) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(user, 't')[1]}")
+
+
+def _patch(client: Client, app: str, body: dict):
+    return client.patch(f"/api/apps/{app}", body, content_type="application/json")
+
+
+def _own_app(repo: AppRepo, owner, name: str, **fields) -> App:
+    """As a superuser (or the CLI) creates an app for a user: the repository is on this machine."""
+    return services.create_app(services.AppSpec(name=name, repo_url=repo.url, **fields), TEST_ACTOR, owner=owner)
+
+
+def _with(**values):
+    return override_settings(SWITCHYARD={**settings.SWITCHYARD, **values})
+
+
+def _log(deployment: Deployment) -> list[str]:
+    return list(LogLine.objects.filter(deployment=deployment).order_by("seq").values_list("text", flat=True))
+
+
+# Ceilings ------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_tenant_cannot_set_limits_above_the_ceilings_and_a_superusers_quota_grants_more(app_repo, handed_over):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "mine")
+    api = _api(tenant)
+
+    for field, value, setting in [("memory_limit_mb", 65536, "SWITCHYARD_MAX_APP_MEMORY_MB"),
+                                  ("cpu_limit", 64, "SWITCHYARD_MAX_APP_CPUS"),
+                                  ("pids_limit", 32768, "SWITCHYARD_MAX_APP_PIDS")]:
+        response = _patch(api, "mine", {field: value})
+        assert response.status_code == 400, (field, response.content)
+        assert field in response.json()["detail"] and setting in response.json()["detail"]
+    with _with(MAX_APP_CONTAINERS=4):
+        response = _patch(api, "mine", {"replicas": 5})
+        assert response.status_code == 400 and "SWITCHYARD_MAX_APP_CONTAINERS" in response.json()["detail"]
+    # A Compose file's containers count too (it is read when the setting changes, and at deploy).
+    (app_repo.path / "compose.yaml").write_text(
+        "services:\n" + "".join(f"  {name}: {{build: ., deploy: {{replicas: 8}}}}\n" for name in ("web", "a", "b")))
+    app_repo._commit("24 containers")
+    response = _patch(api, "mine", {"compose_file": "compose.yaml"})
+    assert response.status_code == 400 and "the release has 24 containers" in response.json()["detail"]
+    assert "SWITCHYARD_MAX_APP_CONTAINERS" in response.json()["detail"]
+    app.refresh_from_db()
+    assert (app.memory_limit_mb, app.cpu_limit, app.pids_limit, app.replicas) == (512, 1.0, 256, 1)
+    assert app.compose_file == ""
+
+    # Per user: memory of all their containers, containers, apps.
+    with _with(USER_MAX_MEMORY_MB=1024):
+        response = _patch(api, "mine", {"replicas": 3})
+        assert response.status_code == 400 and "SWITCHYARD_USER_MAX_MEMORY_MB" in response.json()["detail"]
+    with _with(USER_MAX_CONTAINERS=2):
+        response = _patch(api, "mine", {"replicas": 3})
+        assert response.status_code == 400 and "SWITCHYARD_USER_MAX_CONTAINERS" in response.json()["detail"]
+    with _with(USER_MAX_APPS=1):
+        response = api.post("/api/apps", {"name": "second", "repo_url": "https://git.example.com/second.git"},
+                            content_type="application/json")
+        assert response.status_code == 400 and "SWITCHYARD_USER_MAX_APPS" in response.json()["detail"]
+    assert not App.objects.filter(name="second").exists()
+
+    # A superuser grants more: the user's quota row (Django admin).
+    Quota.objects.create(user=tenant, app_memory_mb=4096, app_cpus=4)
+    response = _patch(api, "mine", {"memory_limit_mb": 4096, "cpu_limit": 4})
+    assert response.status_code == 200, response.content
+    assert _patch(api, "mine", {"memory_limit_mb": 4097}).status_code == 400
+    # A value over a ceiling lowered since is kept while other settings change.
+    Quota.objects.filter(user=tenant).delete()
+    assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_panels_settings_form_names_the_ceiling(app_repo, handed_over):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "mine")
+    client = Client()
+    client.force_login(tenant)
+    form = {name: value for name, value in model_to_dict(app, fields=services.SETTINGS_FIELDS).items()
+            if value is not False}
+    form.update(canary_steps="", domains="", memory_limit_mb=65536, https_redirect="on")
+
+    response = client.post(f"/apps/{app.name}/settings", form)
+
+    assert response.status_code == 400
+    assert "above the most allowed, 2048 MiB (SWITCHYARD_MAX_APP_MEMORY_MB)" in response.content.decode()
+    app.refresh_from_db()
+    assert app.memory_limit_mb == 512
+
+
+def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ceiling_holds_at_deploy(
+        stack, app_repo):
+    app_repo.commit_version("v1", extra_dockerfile=(
+        'RUN ["/bin/busybox", "sh", "-c", "echo build-cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) '
+        '$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us); '
+        'echo build-memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); '
+        '/bin/busybox grep :pids: /proc/self/cgroup; /bin/busybox sleep 2"]\n'))
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "limited")
+    api = _api(tenant)
+    assert _patch(api, "limited", {"memory_limit_mb": 96, "cpu_limit": 0.5, "pids_limit": 64}).status_code == 200
+    assert _patch(api, "limited", {"memory_limit_mb": 65536, "cpu_limit": 64}).status_code == 400
+
+    build_cgroups = CGROUPS / "pids" / f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-*" / "pids.max"
+    with _Collect(lambda: {path.read_text().strip() for path in CGROUPS.glob(str(build_cgroups.relative_to(CGROUPS)))
+                           if path.exists()}) as pids_max:
+        response = api.post("/api/apps/limited/deploy", {}, content_type="application/json")
+        assert response.status_code == 202, response.content
+        first = stack.wait(Deployment.objects.get(pk=response.json()["id"]), timeout=180)
+
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    host_config = runtime.client().api.inspect_container(first.containers[0].id)["HostConfig"]
+    assert (host_config["Memory"], host_config["NanoCpus"], host_config["PidsLimit"]) == (96 * MIB, 500_000_000, 64)
+    assert not host_config["PortBindings"] and not host_config["PublishAllPorts"]
+    lines = _log(first)
+    cpus = int(settings.SWITCHYARD["BUILD_CPUS"] * 100_000)
+    assert f"build-cpu {cpus} 100000" in lines, [line for line in lines if "build-" in line]
+    assert f"build-memory {settings.SWITCHYARD['BUILD_MEMORY_MB'] * MIB}" in lines
+    # Processes: the RUN step ran under a parent cgroup of its own whose pids.max is the build's limit.
+    assert any(f":pids:/switchyard-build-{settings.SWITCHYARD['INSTANCE']}-" in line for line in lines)
+    assert pids_max == {str(settings.SWITCHYARD["BUILD_PIDS"])}
+    assert not list(CGROUPS.glob(str(build_cgroups.parent.relative_to(CGROUPS))))  # removed after the build
+
+    # The administrator's ceiling holds at deploy too (here: a value written around the services,
+    # as one lowered since would be): the deployment fails before it builds, the release serves on.
+    App.objects.filter(pk=app.pk).update(memory_limit_mb=4096)
+    second = stack.deploy_and_wait(app)
+    assert second.state == Deployment.State.FAILED and second.phase == "fetch"
+    assert "above the most allowed, 2048 MiB (SWITCHYARD_MAX_APP_MEMORY_MB)" in second.error
+    assert stack.get("limited.localhost") == (200, "v1")
+
+
+# Nothing on the host --------------------------------------------------------------------------
+
+def _compose(repo: AppRepo, text: str) -> str:
+    (repo.path / "compose.yaml").write_text(text)
+    return repo._commit("compose")
+
+
+def test_compose_ports_are_refused_at_create_and_at_deploy_and_nothing_is_published(stack, app_repo):
+    port = free_port()
+    app_repo.commit_version("v1")
+    _compose(app_repo, f"services:\n  web:\n    build: .\n    ports: ['127.0.0.1:{port}:8000']\n")
+    tenant = _tenant()
+
+    with pytest.raises(services.InvalidInput) as refused:
+        _own_app(app_repo, tenant, "ported", compose_file="compose.yaml")
+    assert f"compose.yaml: services.web.ports: 127.0.0.1:{port}:8000 not supported: traffic reaches apps only " \
+           "through HAProxy" in refused.value.errors["compose_file"][0]
+    assert not App.objects.filter(name="ported").exists()
+    # Nor through the settings, as a tenant.
+    single = _own_app(app_repo, tenant, "single")
+    response = _patch(_api(tenant), "single", {"compose_file": "compose.yaml"})
+    assert response.status_code == 400 and "services.web.ports" in response.json()["detail"]
+    single.refresh_from_db()
+    assert single.compose_file == ""
+
+    _compose(app_repo, "services:\n  web:\n    build: .\n")
+    app = _own_app(app_repo, tenant, "ported", compose_file="compose.yaml")
+    assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
+    _compose(app_repo, f"services:\n  web:\n    build: .\n    ports: ['{port}:8000']\n"
+                       "  cache:\n    build: .\n    ports: ['127.0.0.1:6379:6379']\n")
+
+    second = stack.deploy_and_wait(app)
+
+    assert second.state == Deployment.State.FAILED and second.phase == "fetch"
+    assert f"services.web.ports: {port}:8000 not supported" in second.error
+    assert "services.cache.ports: 127.0.0.1:6379:6379 not supported" in second.error
+    for container in runtime.containers():
+        host_config = runtime.client().api.inspect_container(container.id)["HostConfig"]
+        assert not host_config["PortBindings"] and not host_config["PublishAllPorts"], container.name
+    assert stack.get("ported.localhost") == (200, "v1")
+
+
+# Bounded memory and disk ------------------------------------------------------------------------
+
+def test_the_source_archive_is_streamed_to_the_build_not_read_whole_and_a_huge_one_is_refused(app_repo):
+    app_repo.commit_version("big")
+    (app_repo.path / "blob").write_bytes(os.urandom(40 * MIB))
+    sha = app_repo._commit("a 40 MiB file")
+    name = "streamed"
+    source.fetch(name, app_repo.url, "main")
+
+    tracemalloc.start()
+    try:
+        with source.archive(name, sha) as context:
+            runtime.build_image(context, f"switchyard/{name}:test", "Dockerfile", {runtime.LABEL_APP: name},
+                                lambda line: None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 8 * MIB, f"{peak / MIB:.1f} MiB held while sending a 40 MiB context"
+    with _with(MAX_SOURCE_MB=10), pytest.raises(source.SourceError, match=r"larger than 10 MiB \(SWITCHYARD_MAX_SOURCE_MB\)"):
+        source.archive(name, sha)
+    source.delete_cache(name)
+
+
+def test_git_runs_at_normal_priority_while_the_deployment_runs_raised():
+    """A deployment's thread runs raised (engine/priority.py); the git it starts on the tenant's
+    repository does not."""
+    normal = os.getpriority(os.PRIO_PROCESS, 0)
+    with priority.raised() as allowed:
+        result = source._git(["-c", "alias.niceness=!nice", "niceness"])
+    if not allowed:
+        pytest.skip("raising priority needs CAP_SYS_NICE")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == normal
+
+
+def test_a_build_with_more_output_than_max_log_bytes_stores_the_cut_log_and_says_so(stack, app_repo):
+    limit = settings.SWITCHYARD["MAX_LOG_BYTES"]
+    lines = limit // 3900 + 300  # lines of 3,999 characters: under MAX_LOG_LINES, over MAX_LOG_BYTES
+    app_repo.commit_version("chatty", extra_dockerfile=(
+        'RUN ["/bin/busybox", "sh", "-c", "l=$(/bin/busybox head -c 3999 /dev/zero | /bin/busybox tr \'\\\\0\' x); '
+        f'i=0; while [ $i -lt {lines} ]; do echo $l; i=$((i + 1)); done"]\n'))
+    app = stack.create_app(app_repo, name="chatty-bytes")
+
+    deployment = stack.wait(stack.deploy(app), timeout=240)
+
+    assert deployment.state == "succeeded", deployment.error
+    stored = _log(deployment)
+    assert sum(len(line.encode()) for line in stored) <= limit + 100_000
+    assert sum(line.startswith("[log cut: output beyond") and "(SWITCHYARD_MAX_LOG_BYTES=" in line
+               for line in stored) == 1
+    assert any(line.endswith("lines of output were not stored]") for line in stored)
+    assert stored[-1] == "Deployment succeeded"
+
+
+def test_a_line_without_end_is_cut_in_the_live_output_buffer():
+    chunk = b"y" * 50_000
+    pending, emitted = b"", []
+    for _ in range(100):  # 5 MB without a newline
+        lines, pending = runtime._split(pending, chunk)
+        emitted += lines
+        assert len(pending) <= runtime.MAX_PENDING_LINE
+    assert emitted and all(len(line) < runtime.MAX_PENDING_LINE + 100 for line in emitted)
+    assert "[line cut:" in emitted[0]
+    assert runtime._split(b"ab", b"c\nd") == (["abc"], b"d")
+
+
+def test_old_deployments_logs_are_pruned_by_the_periodic_task(stack, app_repo):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo, name="old-logs")
+    days = settings.SWITCHYARD["LOG_RETENTION_DAYS"]
+    ended = {"old": timezone.now() - timedelta(days=days + 1), "recent": timezone.now() - timedelta(days=days - 1)}
+    made = {}
+    for age, finished_at in ended.items():
+        made[age] = Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED,
+                                              finished_at=finished_at)
+        LogLine.objects.bulk_create(LogLine(deployment=made[age], seq=i, text=f"line {i}") for i in range(1, 301))
+    assert settings.CELERY_BEAT_SCHEDULE["prune-logs"]["task"] == tasks.prune_logs.name
+
+    tasks.prune_logs.delay()  # as beat sends it, to the real worker
+
+    stack.eventually(lambda: LogLine.objects.filter(deployment=made["old"]).count() == 1, "the old log is pruned",
+                     timeout=30)
+    assert _log(made["old"])[0].startswith(logs.PRUNED_NOTE)
+    assert LogLine.objects.filter(deployment=made["recent"]).count() == 300
+    assert Deployment.objects.filter(pk=made["old"].pk).exists()
+    assert logs.prune() == 0  # pruned once
