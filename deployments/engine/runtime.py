@@ -20,6 +20,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
+from deployments.engine import buildcheck
 
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
@@ -243,12 +244,14 @@ def build_image(context_tar: bytes, tag: str, dockerfile: str, labels: dict[str,
     no HTTP timeout at all, so the watcher is the only deadline there is."""
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
     stop_now = _Deadline(timeout, should_stop)
+    # RUN steps run on the app's own network: under the egress rules like its containers.
+    network = ensure_app_network(labels[LABEL_APP])
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
         stream = api.build(
             fileobj=io.BytesIO(context_tar), custom_context=True, tag=tag, dockerfile=dockerfile,
             labels=instance_labels(**labels), rm=True, forcerm=True, decode=True, container_limits=_build_limits(),
-            buildargs=build_args or None, target=target or None,
+            buildargs=build_args or None, target=target or None, network_mode=network,
         )
         with _StopWatcher(stop_now, stream.close) as watcher:
             image_id = _follow_build(stream, on_line)
@@ -670,6 +673,23 @@ def image_id(tag: str) -> str:
         return client().images.get(tag).id
     except docker.errors.ImageNotFound:
         return ""
+
+
+def image_facts(reference: str) -> "buildcheck.Image | None":
+    """An image as Docker resolves `reference` for a build (tag, ID, short ID or digest), or None
+    if it has none by that name (a build would then pull it)."""
+    try:
+        found = client().api.inspect_image(reference)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as error:
+        if error.status_code in (400, 404):  # not a valid reference: no image by that name
+            return None
+        raise RuntimeFailure(f"Docker could not inspect {reference}: {error.explanation or error}") from error
+    config = found.get("Config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    return buildcheck.Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
+                            env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
 def image_exists(tag: str) -> bool:
