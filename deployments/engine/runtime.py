@@ -5,6 +5,7 @@ Everything created carries the labels `switchyard.instance` (this installation),
 find exactly what is theirs.
 """
 import datetime
+import hashlib
 import io
 import ipaddress
 import threading
@@ -134,6 +135,26 @@ def network_name(app_name: str) -> str:
     return f"{settings.SWITCHYARD['DOCKER_NETWORK']}-{app_name}"
 
 
+def bridge_prefix() -> str:
+    """The start of the host interface name of every app network of this installation: the egress
+    rules match `<prefix>+`, so networks created after the rules are covered too."""
+    return "sy" + hashlib.sha1(settings.SWITCHYARD["INSTANCE"].encode()).hexdigest()[:5]
+
+
+def bridge_name(app_name: str) -> str:
+    return bridge_prefix() + hashlib.sha1(app_name.encode()).hexdigest()[:8]  # 15 characters: IFNAMSIZ - 1
+
+
+def instance_bridges() -> list[str]:
+    """Host interfaces of this installation's networks (older ones are br-<id>, not prefixed)."""
+    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    return [(network.get("Options") or {}).get(BRIDGE_NAME_OPTION) or f"br-{network['Id'][:12]}"
+            for network in client().api.networks(filters={"label": label})]
+
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
 def ensure_app_network(app_name: str) -> str:
     """The app's own bridge network, created on first use with a subnet from our pool.
 
@@ -152,6 +173,7 @@ def ensure_app_network(app_name: str) -> str:
         try:
             client().api.create_network(
                 name, driver="bridge", check_duplicate=True, labels=instance_labels(**{LABEL_APP: app_name}),
+                options={BRIDGE_NAME_OPTION: bridge_name(app_name)},
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]))
             return name
         except docker.errors.APIError as error:
