@@ -9,7 +9,8 @@ installation), so two rules cover every network of this installation, present an
   network is left to Docker (its isolation rules keep apps apart);
 - `INPUT -i <prefix>+ -j SY-<id>-IN`: traffic to the host's own addresses (its services on any
   interface, the bridge gateways) is rejected, except replies of connections the host opened
-  (HAProxy and the health probes reach containers from the host) and SWITCHYARD_EGRESS_ALLOW.
+  (HAProxy and the health probes reach containers from the host), HAProxy's HTTP and HTTPS ports
+  (an app calling another by its public name) and SWITCHYARD_EGRESS_ALLOW.
   Docker's DNS for containers answers inside their own network namespace: not affected.
 
 Chains are replaced atomically (iptables-restore --noflush) and the jumps put first in their
@@ -62,7 +63,11 @@ def expected() -> Rules:
     forward = [replies, ("-o", f"{prefix}+", "-j", "RETURN")]  # within an app network: Docker decides
     forward += [("-d", cidr, "-j", "RETURN") for cidr in allowed]
     forward += [("-d", cidr, "-j", "REJECT", "--reject-with", "icmp-port-unreachable") for cidr in NOT_PUBLIC]
-    inbound = [replies, *[("-d", cidr, "-j", "RETURN") for cidr in allowed],
+    # HAProxy's own ports stay open: an app may call another app (or the panel) by its public name
+    # when that name points at this host. HAProxy answers there as it answers anyone.
+    ports = sorted({settings.SWITCHYARD["HTTP_BIND"][1], settings.SWITCHYARD["HTTPS_BIND"][1]})
+    inbound = [replies, ("-p", "tcp", "-m", "multiport", "--dports", ",".join(map(str, ports)), "-j", "RETURN"),
+               *[("-d", cidr, "-j", "RETURN") for cidr in allowed],
                ("-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"),
                ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")]
     comment = ("-m", "comment", "--comment", f"switchyard {settings.SWITCHYARD['INSTANCE']}"[:200])
