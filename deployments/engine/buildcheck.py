@@ -24,7 +24,7 @@ import posixpath
 import socket
 import tarfile
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
@@ -65,13 +65,15 @@ class Owner:
 Inspect = Callable[[str], Image | None]  # a reference, as Docker resolves it; None if Docker has no such image
 
 
-def dockerfile_from_context(context_tar: bytes, dockerfile: str) -> str:
-    """The Dockerfile as dockerd will read it from the build context (links followed inside it)."""
+def dockerfile_from_context(context_tar: bytes | BinaryIO, dockerfile: str) -> str:
+    """The Dockerfile as dockerd will read it from the build context (links followed inside it);
+    the context as bytes or as a seekable tar file."""
     name = posixpath.normpath(dockerfile or "Dockerfile").lstrip("/")
     if name.startswith(".."):
         raise Refused(f"the Dockerfile {dockerfile!r} is outside the build context")
     try:
-        with tarfile.open(fileobj=io.BytesIO(context_tar)) as archive:
+        fileobj = io.BytesIO(context_tar) if isinstance(context_tar, bytes) else context_tar
+        with tarfile.open(fileobj=fileobj) as archive:
             member = archive.getmember(name)
             if member.size > MAX_DOCKERFILE_BYTES:
                 raise Refused(f"{dockerfile} is larger than {MAX_DOCKERFILE_BYTES // 1024} KiB")
