@@ -2,6 +2,8 @@
 app's or the panel's images: each attack is refused in the build phase before any `docker build`
 runs, with the reason in the log, and the running release keeps serving."""
 import http.server
+import io
+import tarfile
 import threading
 import uuid
 from contextlib import contextmanager
@@ -37,6 +39,24 @@ def _secret_server():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def _panel_image():
+    """An image named like the panel's (no Switchyard labels, as `docker compose build` makes them)."""
+    files = io.BytesIO()
+    with tarfile.open(fileobj=files, mode="w") as archive:
+        archive.add("/bin/busybox", arcname="bin/busybox")
+        for name, text in (("www/index.html", f"panel-{uuid.uuid4().hex}"), ("www/health", "ok")):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            archive.addfile(info, io.BytesIO(text.encode()))
+    tag = f"switchyard-test-{uuid.uuid4().hex[:8]}:local"
+    runtime.client().api.import_image_from_data(files.getvalue(), repository=tag.split(":")[0], tag="local")
+    try:
+        yield tag
+    finally:
+        runtime.client().images.remove(tag, force=True)
 
 
 def _log(deployment: Deployment) -> list[str]:
@@ -91,6 +111,12 @@ def test_another_apps_images_are_refused_and_the_apps_own_are_not(stack, app_rep
         app_repo.commit_files({"Dockerfile": dockerfile}, f"steal {how}")
         _refused_in_build(stack.deploy_and_wait(app), "belongs to another app")
         assert stack.get("thief.localhost") == (200, "v1"), how
+
+    # One of the panel's own images (the compose stack's are switchyard:local, switchyard-base:...).
+    with _panel_image() as panel_tag:
+        app_repo.commit_files({"Dockerfile": f"FROM {panel_tag}\nCMD {SERVE}\n"}, "steal the panel's image")
+        _refused_in_build(stack.deploy_and_wait(app), "the panel's own")
+        assert stack.get("thief.localhost") == (200, "v1")
 
     # Its own earlier image is the app's to build on; a stage of its own Dockerfile is no image.
     app_repo.commit_files({"www/index.html": "v3", "Dockerfile": (
