@@ -78,3 +78,9 @@ def test_allowed(dockerfile):
 def test_a_build_arg_is_expanded_like_docker_does():
     with pytest.raises(Refused, match="ADD http://1.2.3.4/"):
         _check("FROM scratch\nARG U\nADD $U /s\n", {"U": "http://1.2.3.4/"})
+
+
+def test_quoted_arg_values_are_read_whole():
+    with pytest.raises(Refused, match="ADD http://h/x"):
+        _check('FROM scratch\nARG U="http://h/x" V="a b"\nADD $U /s\n')
+    _check('FROM scratch\nARG U="a b" V=c\nADD $V /s\n')

@@ -241,7 +241,7 @@ class _Walk:
     # -- ARG, ENV, ADD ------------------------------------------------------------------------
 
     def _arg(self, value: str) -> None:
-        for word in value.split():
+        for word in WordSplitter(value).split(dequote=False):  # quotes kept: expanded below as Docker does
             key, equals, default = word.partition("=")
             if not self.stages:
                 given = self.build_args.get(key, self._expand_with(default, self.meta_args) if equals else "")
