@@ -4,9 +4,11 @@ by hand is noticed by `manage.py egress --check` and put back by `--apply` (as a
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,15 +68,14 @@ def _lan_host(secret: str):
         root = Path(f"/tmp/{namespace}")
         root.mkdir()
         (root / "index.html").write_text(secret)
-        server = subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-m", "http.server", "80",
-                                   "--bind", f"10.251.{subnet}.2", "--directory", str(root)],
+        server = subprocess.Popen(["ip", "netns", "exec", namespace, "/bin/busybox", "httpd", "-f",
+                                   "-p", f"10.251.{subnet}.2:80", "-h", str(root)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         address = f"10.251.{subnet}.2"
-        for _ in range(100):  # until it listens
-            if subprocess.run(["ip", "netns", "exec", namespace, "python3", "-c",
-                               f"import socket; socket.create_connection(('{address}', 80), 1)"],
-                              capture_output=True, timeout=10).returncode == 0:
-                break
+        deadline = time.monotonic() + 20
+        while not _listens(address, 80):
+            assert time.monotonic() < deadline and server.poll() is None, "the LAN host's server did not start"
+            time.sleep(0.05)
         yield address
     finally:
         if server is not None:
@@ -83,6 +84,14 @@ def _lan_host(secret: str):
         subprocess.run(["ip", "link", "del", outside], capture_output=True, timeout=10)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
         shutil.rmtree(f"/tmp/{namespace}", ignore_errors=True)
+
+
+def _listens(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _host_address() -> str:
