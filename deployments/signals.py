@@ -9,7 +9,11 @@ def egress_rules_on_worker_start(sender, **kwargs) -> None:
     (a failure here stops the worker, with the reason)."""
     from deployments.engine import egress
 
-    repaired = egress.ensure()
+    try:
+        repaired = egress.ensure()
+    except egress.EgressError as error:
+        # Celery only logs what a signal handler raises; SystemExit does stop the worker.
+        raise SystemExit(f"the worker does not start without its egress rules: {error}") from None
     if repaired:
         print("egress rules repaired: " + "; ".join(repaired), flush=True)
 
