@@ -84,3 +84,8 @@ def test_quoted_arg_values_are_read_whole():
     with pytest.raises(Refused, match="ADD http://h/x"):
         _check('FROM scratch\nARG U="http://h/x" V="a b"\nADD $U /s\n')
     _check('FROM scratch\nARG U="a b" V=c\nADD $V /s\n')
+
+
+def test_an_onbuild_trigger_split_by_a_tab_is_still_checked():
+    with pytest.raises(Refused, match="RUN step"):
+        _check("FROM scratch\nONBUILD ADD\thttp://h/x /y\n")

@@ -142,7 +142,7 @@ class _Walk:
                 options = dict(part.split("=", 1) for part in mount.split(",") if "=" in part)
                 self._from_flag(options.get("from"), "RUN --mount from")
         elif name == "ONBUILD":
-            inner, _, rest = value.strip().partition(" ")
+            inner, rest = (value.split(None, 1) + [""])[:2]
             if inner.upper() in ("ONBUILD", "FROM", "MAINTAINER"):
                 raise Refused(f"ONBUILD {inner.upper()} is not allowed")
             if inner.upper() in ("ADD", "COPY", "RUN") and "$" in rest:
@@ -166,7 +166,7 @@ class _Walk:
         self.args, self.env = {}, dict(earlier or (image.env if image else {}))
         self.stages.append((stage.lower(), {}))
         for trigger in image.onbuild if image else ():  # they run right after FROM, in this stage
-            inner, _, rest = trigger.strip().partition(" ")
+            inner, rest = (trigger.split(None, 1) + [""])[:2]
             try:
                 self._instruction(inner.upper(), rest, 0, trigger=True)
             except Refused as refused:
