@@ -29,6 +29,7 @@ from typing import BinaryIO, Callable
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 
+# runtime's labels (runtime imports this module, for Image; this one stays free of docker)
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
 LABEL_APP_ID = "switchyard.app-id"
