@@ -1,7 +1,23 @@
-"""Worker start-up: make HAProxy and the containers match the database before any deploy runs.
-A pool process lost in the middle of a deployment: its deployment is ended at once."""
+"""Worker start-up: egress rules in place, then HAProxy and the containers made to match the
+database before any deploy runs. A pool process lost in the middle of a deployment: its
+deployment is ended at once."""
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_ready
+from celery.signals import task_failure, worker_init, worker_ready
+
+
+@worker_init.connect
+def egress_rules_on_worker_start(sender, **kwargs) -> None:
+    """A worker starts containers and builds: never without the rules that keep them off the host
+    (a failure here stops the worker, with the reason)."""
+    from deployments.engine import egress
+
+    try:
+        repaired = egress.ensure()
+    except egress.EgressError as error:
+        # Celery only logs what a signal handler raises; SystemExit does stop the worker.
+        raise SystemExit(f"the worker does not start without its egress rules: {error}") from None
+    if repaired:
+        print("egress rules repaired: " + "; ".join(repaired), flush=True)
 
 
 @worker_ready.connect

@@ -207,6 +207,11 @@ SWITCHYARD = {
     "DOCKER_NETWORK": env_str("SWITCHYARD_DOCKER_NETWORK", "switchyard"),
     "APP_SUBNETS": env_ipv4_network("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16", longest_prefix=26),
     "APP_SUBNET_PREFIX": 26,
+    # Egress (engine/egress.py): app containers and build steps reach neither the host itself nor
+    # private, link-local (cloud metadata) or other special ranges, except these CIDRs.
+    # EGRESS_RULES off: Switchyard installs no iptables rules (the administrator's firewall must).
+    "EGRESS_ALLOW": env_networks("SWITCHYARD_EGRESS_ALLOW"),
+    "EGRESS_RULES": env_bool("SWITCHYARD_EGRESS_RULES", True),
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
     # HTTPS (README "HTTPS"): where HAProxy serves TLS, and the ACME server certificates come from.
     "HTTPS_BIND": env_bind("SWITCHYARD_HTTPS_BIND", "127.0.0.1:8443"),

@@ -128,6 +128,12 @@ class AppRepo:
         self._cgi("hog", "s=0123456789abcdef; while true; do s=$s$s; done")
         return self._commit("memory hog")
 
+    def commit_files(self, files: dict[str, str], message: str) -> str:
+        """Files written as given (a Dockerfile of a test's own, say), the rest kept; committed."""
+        for name, text in files.items():
+            (self.path / name).write_text(text)
+        return self._commit(message)
+
     def _dockerfile(self, extra: str, cmd: str) -> None:
         (self.path / "Dockerfile").write_text(
             f"FROM scratch\nLABEL test-repository={self.nonce}\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra

@@ -14,7 +14,7 @@ import redis
 from django.conf import settings
 
 from deployments import tasks
-from deployments.engine import runtime
+from deployments.engine import egress, runtime
 from deployments.haproxy import process as haproxy_process, router
 from tests.apprepo import AppRepo
 from tests.processes import answers, free_port
@@ -150,6 +150,10 @@ def cleanup_session():
     yield
     haproxy_process.stop(router.paths())
     _remove_docker_resources()
+    try:
+        egress.remove()  # the worker installed this run's rules (chains named after its instance)
+    except egress.EgressError:
+        pass  # no iptables here: then no worker could have started either
 
 
 def pytest_unconfigure(config) -> None:

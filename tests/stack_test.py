@@ -108,8 +108,10 @@ class Stack:
         return self.compose("ps", "-q", service).stdout.strip()
 
     def admin_password(self) -> str:
-        logs = self.compose("logs", "--no-color", "migrate").stdout
-        return re.search(r"Created user 'admin' with password: (\S+)", logs).group(1)
+        """From the file ensure_admin wrote on the data volume; never in the migrate service's log."""
+        password = self.compose("exec", "-T", "worker", "cat", "/data/admin-password").stdout.strip()
+        assert password and password not in self.compose("logs", "--no-color", "migrate").stdout
+        return password
 
     def down(self) -> None:
         """The project's containers, networks and volumes, and the apps' containers, networks and

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
 from deployments import quotas
-from deployments.engine import health, lifecycle, priority, release_command, runtime, source
+from deployments.engine import buildcheck, health, lifecycle, priority, release_command, runtime, source
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
@@ -220,7 +220,7 @@ class Pipeline:
             yield
         except (PhaseFailed, Cancelled):
             raise
-        except (source.SourceError, runtime.BuildFailed, runtime.RuntimeFailure, ComposeError,
+        except (source.SourceError, buildcheck.Refused, runtime.BuildFailed, runtime.RuntimeFailure, ComposeError,
                 health.HealthCheckFailed, health.ContainerExited) as error:
             raise PhaseFailed(name, str(error)) from error
         finally:  # stored by the next phase's UPDATE, or by _finish
@@ -268,16 +268,31 @@ class Pipeline:
         return images
 
     def _build(self) -> None:
+        """Every service's Dockerfile is checked before the first build starts (engine/buildcheck.py)."""
+        for spec in self.project.services:
+            self._check_dockerfile(spec)
         for spec in self.project.services:
             self.images[spec.name] = self._build_service(spec)
         self._save(image=self.images[self.project.web.name])
+
+    def _check_dockerfile(self, spec: ServiceSpec) -> None:
+        prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
+        with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
+            text = buildcheck.dockerfile_from_context(context, spec.dockerfile)
+        owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
+        try:
+            used = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args), inspect=runtime.image_facts)
+        except buildcheck.Refused as refused:
+            raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
+        self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: {', '.join(used) or 'none'}")
 
     def _build_service(self, spec: ServiceSpec) -> str:
         tag = f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         try:
             with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-                runtime.build_image(context, tag, spec.dockerfile, {runtime.LABEL_APP: self.app.name},
+                labels = {runtime.LABEL_APP: self.app.name, runtime.LABEL_APP_ID: str(self.app.id)}
+                runtime.build_image(context, tag, spec.dockerfile, labels,
                                     lambda line: self.log.output(prefix + line),
                                     should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
                                     build_args=dict(spec.build_args), target=spec.build_target)

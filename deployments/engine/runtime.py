@@ -5,6 +5,7 @@ Everything created carries the labels `switchyard.instance` (this installation),
 find exactly what is theirs.
 """
 import datetime
+import hashlib
 import ipaddress
 import threading
 import time
@@ -19,6 +20,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
+from deployments.engine import buildcheck
 from deployments.engine.buildcgroup import BuildCgroup
 
 LABEL_INSTANCE = "switchyard.instance"
@@ -131,6 +133,26 @@ def network_name(app_name: str) -> str:
     return f"{settings.SWITCHYARD['DOCKER_NETWORK']}-{app_name}"
 
 
+def bridge_prefix() -> str:
+    """The start of the host interface name of every app network of this installation: the egress
+    rules match `<prefix>+`, so networks created after the rules are covered too."""
+    return "sy" + hashlib.sha1(settings.SWITCHYARD["INSTANCE"].encode()).hexdigest()[:5]
+
+
+def bridge_name(app_name: str) -> str:
+    return bridge_prefix() + hashlib.sha1(app_name.encode()).hexdigest()[:8]  # 15 characters: IFNAMSIZ - 1
+
+
+def instance_bridges() -> list[str]:
+    """Host interfaces of this installation's networks (older ones are br-<id>, not prefixed)."""
+    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    return [(network.get("Options") or {}).get(BRIDGE_NAME_OPTION) or f"br-{network['Id'][:12]}"
+            for network in client().api.networks(filters={"label": label})]
+
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
 def ensure_app_network(app_name: str) -> str:
     """The app's own bridge network, created on first use with a subnet from our pool.
 
@@ -149,6 +171,7 @@ def ensure_app_network(app_name: str) -> str:
         try:
             client().api.create_network(
                 name, driver="bridge", check_duplicate=True, labels=instance_labels(**{LABEL_APP: app_name}),
+                options={BRIDGE_NAME_OPTION: bridge_name(app_name)},
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]))
             return name
         except docker.errors.APIError as error:
@@ -243,6 +266,8 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     no HTTP timeout at all, so the watcher is the only deadline there is."""
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
     stop_now = _Deadline(timeout, should_stop)
+    # RUN steps run on the app's own network: under the egress rules like its containers.
+    network = ensure_app_network(labels[LABEL_APP])
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
         with BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"]) as cgroup:
@@ -253,6 +278,7 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
                 fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
                 labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
                 container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
+                network_mode=network,
             )
             with _StopWatcher(stop_now, stream.close) as watcher:
                 image_id = _follow_build(stream, on_line)
@@ -701,6 +727,23 @@ def image_id(tag: str) -> str:
         return client().images.get(tag).id
     except docker.errors.ImageNotFound:
         return ""
+
+
+def image_facts(reference: str) -> "buildcheck.Image | None":
+    """An image as Docker resolves `reference` for a build (tag, ID, short ID or digest), or None
+    if it has none by that name (a build would then pull it)."""
+    try:
+        found = client().api.inspect_image(reference)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as error:
+        if error.status_code in (400, 404):  # not a valid reference: no image by that name
+            return None
+        raise RuntimeFailure(f"Docker could not inspect {reference}: {error.explanation or error}") from error
+    config = found.get("Config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    return buildcheck.Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
+                            env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
 def image_exists(tag: str) -> bool:
