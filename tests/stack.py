@@ -5,6 +5,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
+from django.db.models import Q
 
 from deployments import services
 from deployments.audit import Actor
@@ -51,9 +52,25 @@ class Stack:
         while time.monotonic() < deadline:
             deployment.refresh_from_db()
             if deployment.is_final:
+                self._wait_for_outcome_line(deployment)
                 return deployment
             time.sleep(0.1)
         raise TimeoutError(f"deployment #{deployment.id} still {deployment.state}/{deployment.phase} after {timeout}s")
+
+    @staticmethod
+    def _wait_for_outcome_line(deployment: Deployment, timeout: float = 5) -> None:
+        """The pipeline stores its last lines ("Deployment failed: …") just after the state: a test
+        that reads the log once the state is final must not read it in between. A deployment
+        ended by reconcile has no such line; after `timeout` the log is what it is."""
+        if not deployment.phase:  # ended while queued (cancelled, superseded): no pipeline ran
+            return
+        state = deployment.state
+        outcome = Q(text__startswith=f"Deployment {state}") | Q(text__startswith="reconcile:", text__endswith=f"marked {state}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if deployment.log_lines.filter(outcome).exists():
+                return
+            time.sleep(0.05)
 
     def wait_for_state(self, deployment: Deployment, state: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
