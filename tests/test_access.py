@@ -143,7 +143,7 @@ def test_a_repository_name_that_now_resolves_to_this_machine_is_refused_at_fetch
     """Stored while it was public (a row as it was after the check); at deploy the name resolves
     to 127.0.0.1 and the worker refuses to fetch. Nothing listens to be reached: the reason is the test."""
     _, app, token = tenants["ann"]
-    App.objects.filter(pk=app.pk).update(repo_url="https://localhost/team/app.git", repo_private_allowed=False)
+    App.objects.filter(pk=app.pk).update(repo_url="https://localhost/team/app.git")
 
     response = _api(panel_server, token, "POST", f"/apps/{app.name}/deploy")
     assert response.status_code == 202
@@ -165,7 +165,7 @@ def test_git_reads_nothing_of_the_hosts_home_or_config(tmp_path, monkeypatch, ap
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
 
-    assert "elsewhere" not in source.remote_branches(app_repo.url, source.Access(allow_private=True))
+    assert "elsewhere" not in source.remote_branches(app_repo.url)
 
 
 # C. Deploy keys -----------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_the_deploy_key_is_shown_to_the_apps_people_and_rotated_by_its_admins(te
     assert AuditEvent.objects.filter(action="deploy_key.rotate", app_name=ann_app.name).exists()
 
 
-def _access(app: App) -> source.Access:
+def _access(app: App) -> "source.Access":
     return source.Access(private_key=app.deploy_private_key, allow_private=app.repo_private_allowed,
                          known_hosts=source.known_hosts(app.name))
 

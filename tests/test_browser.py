@@ -339,3 +339,26 @@ def test_person_adds_an_event_target_sees_the_deliveries_and_redelivers(transact
     expect(page.locator("#event-deliveries tbody tr")).to_have_count(2)
     page.locator("#notifications").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "events.png"), full_page=True)
+
+
+def test_person_copies_the_deploy_key_rotates_it_and_sees_a_repository_token_masked(transactional_db, page,
+                                                                                      django_user_model, app_repo):
+    fay = django_user_model.objects.create_user("fay", password="pw-fay-456789")
+    app = App.objects.create(name="vault", repo_url="https://deploy:ghp_T0kenNeverShown@git.example.com/fay/vault.git",
+                             owner=fay)
+    _log_in(page, "fay", "pw-fay-456789")
+
+    page.goto("/apps/vault/")
+    block = page.locator("#deploy-key")
+    expect(block).to_contain_text("read-only deploy key")
+    expect(page.locator("#deploy-public-key")).to_have_text(app.deploy_public_key)
+    assert "ghp_T0kenNeverShown" not in page.content()  # the source line and the settings form: masked
+    expect(page.locator("#id_repo_url")).to_have_value("https://deploy:****@git.example.com/fay/vault.git")
+    block.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "deploy_key.png"), full_page=False)
+
+    block.get_by_role("button", name="Rotate key").click()
+    expect(page.locator(".messages")).to_contain_text("New deploy key")
+    rotated = App.objects.get(pk=app.pk).deploy_public_key
+    assert rotated != app.deploy_public_key
+    expect(page.locator("#deploy-public-key")).to_have_text(rotated)

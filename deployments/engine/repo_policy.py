@@ -64,8 +64,8 @@ def public_address(remote_: Remote) -> str:
     addresses = list(dict.fromkeys(info[4][0].split("%")[0] for info in found))
     refused = [address for address in addresses if not allowed(ipaddress.ip_address(address))]
     if refused:
-        raise Refused(f"{remote_.host} is {', '.join(refused)}: this machine or a private network, which a "
-                      "repository may not be unless an administrator allows it "
+        raise Refused(f"{remote_.host} is {', '.join(refused)}: this machine or a private network, where only "
+                      "the CLI or a superuser may point a repository unless an administrator allows that network "
                       "(SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS); give a public repository's URL")
     return addresses[0]
 
