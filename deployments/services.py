@@ -191,7 +191,7 @@ def _domain_claim_errors(host: str, owner) -> list[str]:
         return [f"{host!r} is already a domain of another app"]
     labels = host.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels))]
-    others = Domain.objects.exclude(app__owner=owner) if owner is not None else Domain.objects.all()
+    others = Domain.objects.exclude(app__owner=owner)  # apps without an owner are the administrator's
     clash = (others.filter(hostname__in=parents).values_list("hostname", flat=True).first()
              or others.filter(hostname__endswith=f".{host}").values_list("hostname", flat=True).first())
     if clash:

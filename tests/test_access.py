@@ -5,12 +5,15 @@ real panel, worker, git, sshd and HAProxy: a wildcard, an address or another own
 domain; a repository on this machine in any spelling, at create and again at fetch; another
 app's deploy key; a login lock-out dodged by moving within one IPv6 /64; a token in a
 repository URL read back from the page, the API, the audit log or the deployment log."""
+import functools
+import http.server
 import ipaddress
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -166,6 +169,61 @@ def test_git_reads_nothing_of_the_hosts_home_or_config(tmp_path, monkeypatch, ap
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
 
     assert "elsewhere" not in source.remote_branches(app_repo.url)
+
+
+class _Redirecting(http.server.SimpleHTTPRequestHandler):
+    """Serves a bare repository over git's dumb HTTP; /moved/... redirects to another address."""
+    target = ""
+
+    def do_GET(self):
+        if self.path.startswith("/moved/"):
+            self.send_response(302)
+            self.send_header("Location", f"{self.target}{self.path.removeprefix('/moved')}")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_repo(tmp_path, app_repo):
+    """The app repository as a bare clone served over HTTP on 127.0.0.1 (a thread of this process)."""
+    bare = tmp_path / "served" / "app.git"
+    subprocess.run(["git", "clone", "-q", "--bare", app_repo.url, str(bare)], check=True, timeout=30)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True, timeout=30)
+    handler = functools.partial(_Redirecting, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_tenants_http_repository_is_fetched_from_the_checked_address_and_redirects_are_not_followed(
+        tenants, app_repo, http_repo, monkeypatch):
+    """The pinning works (git reads the repository through `localhost`, resolved and checked by
+    Switchyard), and a redirect, which could lead anywhere, is not followed."""
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:http")
+    head = app_repo._git("rev-parse", "HEAD").strip()
+    tenant_access = source.Access(private_key=tenants["ann"][1].deploy_private_key)
+    url = f"http://localhost:{http_repo}/app.git"
+    with pytest.raises(source.SourceError, match="private network"):
+        source.fetch("ann-app", url, "main", tenant_access)
+
+    monkeypatch.setitem(settings.SWITCHYARD, "REPOSITORY_ALLOWED_NETWORKS", (ipaddress.ip_network("127.0.0.1/32"),))
+    assert source.fetch("ann-app", url, "main", tenant_access) == head
+    # git connects to the address Switchyard checked, not to whatever the name resolves to by then:
+    # here only Switchyard's lookup knows the name at all (git's own would fail).
+    lookup = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: lookup("127.0.0.1" if host == "repo.invalid" else host, *a, **k))
+    assert source.fetch("ann-app", f"http://repo.invalid:{http_repo}/app.git", "main", tenant_access) == head
+    # A redirect could lead anywhere after the check; even one back to the same server is not followed.
+    _Redirecting.target = f"http://127.0.0.1:{http_repo}"
+    with pytest.raises(source.SourceError, match="returned error: 302"):
+        source.fetch("ann-app", f"http://localhost:{http_repo}/moved/app.git", "main", tenant_access)
+    source.delete_cache("ann-app")
 
 
 # C. Deploy keys -----------------------------------------------------------------------------
