@@ -266,7 +266,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     Settings take effect at the next deployment; domains at once."""
     before = App.objects.values(*SETTINGS_FIELDS).get(pk=app.pk)  # `app` may hold a form's values already
     if masking.is_masked_form_of(settings.get("repo_url", ""), before["repo_url"]):
-        settings = {k: v for k, v in settings.items() if k != "repo_url"}  # the masked URL sent back: unchanged
+        settings = {**settings, "repo_url": before["repo_url"]}  # the masked URL sent back: unchanged
     for name in SETTINGS_FIELDS:
         if name in settings:
             setattr(app, name, settings[name])
@@ -278,7 +278,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
     if app.repo_url != before["repo_url"] and "repo_url" not in errors:
         errors |= _repo_access_errors(app.repo_url, actor)
-    if not errors and ("repo_url" in settings or "branch" in settings):
+    if not errors and (app.repo_url != before["repo_url"] or app.branch != before["branch"]):
         errors = _remote_errors(app)
     if not errors:
         errors = _haproxy_errors(app, wanted)

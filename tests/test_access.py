@@ -127,7 +127,7 @@ PRIVATE_REPOSITORIES = [
     "https://127.1/x.git", "https://0x7f000001/x.git", "https://2130706433/x.git", "https://[::ffff:127.0.0.1]/x.git",
     "ssh://[::1]/x.git", "https://10.1.2.3/x.git", "http://169.254.169.254/latest/", "https://localhost/x.git",
     "git@localhost:x.git", "git://LOCALHOST/x.git", "https://192.168.1.1/x.git", "git://[fd00::1]/x.git",
-    "https://0.0.0.0/x.git",
+    "https://0.0.0.0/x.git", "https://github.com@127.0.0.1/x.git",
 ]
 
 
@@ -139,6 +139,8 @@ def test_a_tenant_cannot_point_a_repository_at_this_machine_or_a_private_network
         changed = _api(panel_server, token, "PATCH", f"/apps/{app.name}", repo_url=url)
         for response in (created, changed):
             assert response.status_code == 400 and "private network" in response.text, (url, response.text)
+    ambiguous = _api(panel_server, token, "PATCH", f"/apps/{app.name}", repo_url="https://127.0.0.1\\@example.com/x.git")
+    assert ambiguous.status_code == 400 and "backslash" in ambiguous.text
     assert App.objects.get(pk=app.pk).repo_url == before and not App.objects.filter(name="ann-new").exists()
 
 

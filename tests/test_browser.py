@@ -357,6 +357,11 @@ def test_person_copies_the_deploy_key_rotates_it_and_sees_a_repository_token_mas
     block.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "deploy_key.png"), full_page=False)
 
+    page.get_by_role("button", name="Save settings").click()  # the form sends the masked URL back
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    assert App.objects.get(pk=app.pk).repo_url == app.repo_url  # kept, token and all
+
+    block = page.locator("#deploy-key")
     block.get_by_role("button", name="Rotate key").click()
     expect(page.locator(".messages")).to_contain_text("New deploy key")
     rotated = App.objects.get(pk=app.pk).deploy_public_key

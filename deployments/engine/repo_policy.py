@@ -10,12 +10,14 @@ A repository on this machine (a path, file://) or on a private address is allowe
 CLI or a superuser set (App.repo_private_allowed).
 """
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
+PLAIN_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
 DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
 
 
@@ -38,6 +40,8 @@ def remote(url: str) -> Remote:
     """Scheme, host and port of a URL validators.validate_repo_url accepted (scp-like `user@host:path` is ssh)."""
     if url.startswith("/") or url.startswith("file:"):
         return Remote("file")
+    if "\\" in url:
+        raise Refused("a repository URL has no backslash (parsers disagree on where its host is)")
     if "://" not in url:
         return Remote("ssh", url.partition("@")[2].partition(":")[0].strip("[]").lower(), 22)
     try:
@@ -57,6 +61,9 @@ def public_address(remote_: Remote) -> str:
                       "give the repository's https://, ssh:// or git@host: URL")
     if not remote_.host:
         raise Refused("the repository URL names no host")
+    if not PLAIN_HOST.fullmatch(remote_.host) and not _is_address(remote_.host):
+        # What Python reads as the host must be what curl or ssh read: no room for a parser to differ.
+        raise Refused(f"{remote_.host!r} is not a plain host name or address; give the URL as https://host/path")
     try:
         found = socket.getaddrinfo(remote_.host, remote_.port or None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -68,6 +75,14 @@ def public_address(remote_: Remote) -> str:
                       "the CLI or a superuser may point a repository unless an administrator allows that network "
                       "(SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS); give a public repository's URL")
     return addresses[0]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
