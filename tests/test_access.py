@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import Client
 
 from deployments import services
 from deployments.audit import Actor
@@ -65,7 +67,7 @@ REFUSED_DOMAINS = {
 
 
 def test_a_tenant_cannot_claim_wildcards_addresses_localhost_the_panel_or_another_owners_names(
-        tenants, panel_server, monkeypatch):
+        tenants, panel_server, monkeypatch, app_repo, handed_over):
     """Through the API of the running panel (its settings: SWITCHYARD_PANEL_DOMAIN is read from
     the request's process, so it is checked here in-process as well, below)."""
     (_, ann_app, ann_token), (_, bob_app, _) = tenants["ann"], tenants["bob"]
@@ -82,6 +84,15 @@ def test_a_tenant_cannot_claim_wildcards_addresses_localhost_the_panel_or_anothe
     assert list(ann_app.domains.values_list("hostname", flat=True)) == []
     assert _api(panel_server, ann_token, "PATCH", f"/apps/{ann_app.name}",
                 domains=["ann.example.com"]).status_code == 200
+
+    client = Client()  # the panel's settings form and the CLI say the same
+    client.force_login(tenants["ann"][0])
+    ann_app.refresh_from_db()
+    form = {**{name: getattr(ann_app, name) for name in services.SETTINGS_FIELDS}, "domains": "ann.example.com 127.1"}
+    page = client.post(f"/apps/{ann_app.name}/settings", form)
+    assert page.status_code == 400 and "is an IP address" in page.content.decode()
+    with pytest.raises(CommandError, match="wildcard"):
+        call_command("apps", "create", "cli-app", "--repo", app_repo.url, "--domain", "*.example.com")
 
     monkeypatch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", "panel.example.net")
     actor = Actor(user=tenants["ann"][0], via="api")
