@@ -12,6 +12,7 @@ from pydantic import Field, create_model, model_validator
 
 from deployments import access, audit, notifications, presenters, services
 from deployments.audit import Actor
+from deployments.masking import without_password
 from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, EventDelivery, LogLine, NotificationTarget
 
 LOG_PAGE = 1000
@@ -119,6 +120,8 @@ AppOut = create_model(
     zero_downtime=(bool, ...), auto_deploy=(bool, ...), domains=(list[str], ...), env_keys=(list[str], ...),
     live_deployment=(int | None, ...), role=(str, ...), webhook_url=(str, ...),
     webhook_secret=(str | None, Field(description="the app's own credential; only for its admins")),
+    deploy_key=(str, Field(description="the app's SSH public key: add it to the git host as a read-only deploy key "
+                                        "(POST .../deploy-key/rotate for a new one)")),
 )
 
 
@@ -190,6 +193,8 @@ def _app_out(request: HttpRequest, app: App) -> dict:
     fields = {name: getattr(app, name) for name in AppOut.model_fields if hasattr(app, name) and name != "role"}
     return {
         **fields,
+        "repo_url": without_password(app.repo_url),
+        "deploy_key": app.deploy_public_key,
         "domains": list(app.domains.values_list("hostname", flat=True)),
         "env_keys": list(app.env_vars.values_list("key", flat=True)),
         "live_deployment": app.live_deployment_id,
@@ -263,6 +268,14 @@ def delete_app(request, name: str):
     access.app_for_user(request.user, name, access.ADMIN)
     services.delete_app(name, _actor(request))
     return Status(204, None)
+
+
+@api.post("/apps/{name}/deploy-key/rotate", response=AppOut)
+def rotate_deploy_key(request, name: str):
+    """A new deploy key pair; the old public key no longer opens anything for this app."""
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    services.rotate_deploy_key(app, _actor(request))
+    return _app_out(request, App.objects.get(pk=app.pk))
 
 
 @api.get("/apps/{name}/deployments", response=list[DeploymentOut])

@@ -1,6 +1,7 @@
 """Forms of the panel. Validation that needs the database or git lives in services."""
 from django import forms
 
+from deployments.masking import without_password
 from deployments.models import EVENTS, App, Membership, NotificationTarget
 from deployments.services import SETTINGS_FIELDS
 
@@ -44,7 +45,13 @@ class NewAppForm(forms.Form):
 
 class SettingsForm(forms.ModelForm):
     domains = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                              help_text="space or comma separated; NAME.localhost always works")
+                              help_text="space or comma separated")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A password or token in the URL is never put into the page; sent back masked, the
+        # stored URL is kept (services.update_app).
+        self.initial["repo_url"] = without_password(self.instance.repo_url)
 
     class Meta:
         model = App

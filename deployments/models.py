@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from deployments import crypto
+from deployments import crypto, deploy_keys
 from deployments.containers import Container, ServiceRelease
 from deployments.validators import (
     validate_app_name,
@@ -76,6 +76,13 @@ class App(models.Model):
     name = models.CharField(max_length=32, unique=True, validators=[validate_app_name])
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     repo_url = models.CharField(max_length=500, validators=[validate_repo_url])
+    # The URL was set by the CLI or a superuser: it may name a path on this machine or a private
+    # address (engine/repo_policy.py); a URL a tenant sets must be public at every fetch.
+    repo_private_allowed = models.BooleanField(default=False)
+    # The app's SSH deploy key (deploy_keys.py): the public line is shown to paste into the git
+    # host; the private key is encrypted like env values and only ever given to the app's git.
+    deploy_public_key = models.TextField(blank=True)
+    encrypted_deploy_key = models.TextField(blank=True)
     branch = models.CharField(max_length=200, default="main", validators=[validate_git_ref])
     dockerfile = models.CharField(max_length=200, default="Dockerfile", validators=[validate_dockerfile])
     # A Compose app: the compose file in the repository, and the service HAProxy routes the
@@ -157,6 +164,11 @@ class App(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if self._state.adding and not self.deploy_public_key:
+            self.new_deploy_key()  # every app has its own from the start (older ones: migration 0011)
+        super().save(*args, **kwargs)
+
     @property
     def idle_colour(self) -> str:
         return self.idle_colour_of(self.live_colour)
@@ -182,8 +194,19 @@ class App(models.Model):
         self.encrypted_commit_status_token = crypto.encrypt(plain) if plain else ""
 
     def hostnames(self) -> list[str]:
-        """Every host that routes to this app: its own domains and NAME.localhost."""
-        return [self.default_hostname, *(domain.hostname for domain in self.domains.all())]  # prefetch-aware
+        """Every host that routes to this app: its own domains, and NAME.localhost where those
+        names are on (SWITCHYARD_LOCALHOST_NAMES; by default only when HAProxy binds loopback)."""
+        own = [domain.hostname for domain in self.domains.all()]  # prefetch-aware
+        return [self.default_hostname, *own] if settings.SWITCHYARD["LOCALHOST_NAMES"] else own
+
+    @property
+    def deploy_private_key(self) -> str:
+        return crypto.decrypt(self.encrypted_deploy_key) if self.encrypted_deploy_key else ""
+
+    def new_deploy_key(self) -> None:
+        """A fresh key pair on this instance (saved by the caller); the old key stops working."""
+        private, self.deploy_public_key = deploy_keys.generate(f"switchyard-{self.name}")
+        self.encrypted_deploy_key = crypto.encrypt(private)
 
     def health_check_host(self) -> str:
         return self.health_host or self.default_hostname

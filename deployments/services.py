@@ -2,23 +2,22 @@
 
 Input is validated completely before anything is written, so bad input changes nothing.
 """
-import ipaddress
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from deployments import quotas, tasks, webhooks
+from deployments import masking, quotas, tasks, webhooks
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
-from deployments.engine import certificates, lifecycle, queue, source
+from deployments.engine import certificates, lifecycle, queue, repo_policy, source
 from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
-from deployments.validators import validate_env_key, validate_git_ref, validate_hostname
+from deployments.masking import without_password
+from deployments.validators import validate_domain, validate_env_key, validate_git_ref
 
 
 class InvalidInput(Exception):
@@ -52,22 +51,22 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
     app = App(name=spec.name, owner=owner or actor.user, repo_url=spec.repo_url, branch=spec.branch,
               dockerfile=spec.dockerfile, compose_file=spec.compose_file, web_service=spec.web_service, port=spec.port,
               health_path=spec.health_path, replicas=spec.replicas,
-              zero_downtime=spec.zero_downtime, **spec.settings)
-    errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
+              zero_downtime=spec.zero_downtime, repo_private_allowed=actor.trusted, **spec.settings)
+    app.new_deploy_key()
+    errors = _field_errors(app) | _domain_errors(spec.domains, app.owner) | _env_errors(spec.env)
     if not errors:
         errors = (quotas.new_app_errors(app.owner) if app.owner is not None else {}) | quotas.settings_errors(app)
     if "repo_url" not in errors:
         errors |= _repo_access_errors(spec.repo_url, actor)
     if not errors:
-        errors = (_remote_errors(spec.repo_url, spec.branch) or _compose_errors(app, spec.env)
-                  or _haproxy_errors(app, spec.domains))
+        errors = _remote_errors(app) or _compose_errors(app, spec.env) or _haproxy_errors(app, spec.domains)
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
         app.save()
         Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
-        record(actor, "app.create", app, f"from {app.repo_url} ({app.branch})")
+        record(actor, "app.create", app, f"from {without_password(app.repo_url)} ({app.branch})")
         tasks.request_certificate(app)
         tasks.send_apply_routing()
     return app
@@ -172,22 +171,35 @@ def _field_errors(app: App) -> dict[str, list[str]]:
     return {}
 
 
-def _domain_errors(domains: list[str]) -> dict[str, list[str]]:
+def _domain_errors(domains: list[str], owner) -> dict[str, list[str]]:
     messages = []
     for hostname in domains:
         try:
-            validate_hostname(hostname.lower())
+            validate_domain(hostname.lower())
         except ValidationError as error:
             messages += error.messages
             continue
-        host = hostname.lower()
-        if host.endswith(".localhost"):
-            messages.append(f"{hostname!r}: *.localhost names are reserved (every app answers on NAME.localhost)")
-        elif host == settings.SWITCHYARD["PANEL_DOMAIN"]:
-            messages.append(f"{hostname!r} is the panel's own domain (SWITCHYARD_PANEL_DOMAIN); give the app another")
-        elif Domain.objects.filter(hostname=host).exists():
-            messages.append(f"{hostname!r} is already a domain of another app")
+        messages += _domain_claim_errors(hostname.lower(), owner)
     return {"domains": messages} if messages else {}
+
+
+def _domain_claim_errors(host: str, owner) -> list[str]:
+    """A name is refused if it is the panel's (or under it), any app's already, or under or above
+    another owner's domain: a parent domain can set cookies for its children and a child can be
+    mistaken for its parent's service, so one name tree belongs to one owner."""
+    panel = settings.SWITCHYARD["PANEL_DOMAIN"]
+    if panel and (host == panel or host.endswith(f".{panel}")):
+        return [f"{host!r} is the panel's own domain or a name under it (SWITCHYARD_PANEL_DOMAIN); give the app another"]
+    if Domain.objects.filter(hostname=host).exists():
+        return [f"{host!r} is already a domain of another app"]
+    labels = host.split(".")
+    parents = [".".join(labels[i:]) for i in range(1, len(labels))]
+    others = Domain.objects.exclude(app__owner=owner)  # apps without an owner are the administrator's
+    clash = (others.filter(hostname__in=parents).values_list("hostname", flat=True).first()
+             or others.filter(hostname__endswith=f".{host}").values_list("hostname", flat=True).first())
+    if clash:
+        return [f"{host!r} is under or above {clash!r}, a domain of another owner's app; use a name of your own"]
+    return []
 
 
 def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
@@ -200,30 +212,19 @@ def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
     return {"env": messages} if messages else {}
 
 
-LOCAL_HOSTS = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
 def _repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
-    """A repository on this machine (a path, file://) or behind its loopback address would let
-    a user read what Switchyard itself can read: only someone with the machine's rights may."""
-    if actor.trusted or not _points_at_this_machine(repo_url):
+    """A repository on this machine (a path, file://) or on a private address would let a user
+    read what Switchyard itself can reach: only someone with the machine's rights may
+    (engine/repo_policy.py; checked again at every fetch)."""
+    if actor.trusted:
         return {}
-    return {"repo_url": [f"{repo_url!r} is on this machine; only the CLI or a superuser may use a local path, "
-                         "file:// or a loopback address. Give the repository's https://, ssh:// or git@host: URL"]}
-
-
-def _points_at_this_machine(repo_url: str) -> bool:
-    if repo_url.startswith(("/", "file:")):
-        return True
-    host = urlsplit(repo_url).hostname if "://" in repo_url else repo_url.partition("@")[2].partition(":")[0]
-    host = (host or "").strip("[]").lower()
-    if host in LOCAL_HOSTS or host.endswith(".localhost"):
-        return True
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_link_local or address.is_unspecified
+        repo_policy.public_address(repo_policy.remote(repo_url))
+    except repo_policy.Unresolvable:
+        return {}  # reading the branches says so, as git puts it
+    except repo_policy.Refused as error:
+        return {"repo_url": [f"{without_password(repo_url)!r}: {error}"]}
+    return {}
 
 
 def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
@@ -244,7 +245,8 @@ def _compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str
     if not app.compose_file:
         return {}
     try:
-        text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES)
+        text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES,
+                                       _access(app))
         project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
@@ -255,9 +257,17 @@ def _compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str
     return {}
 
 
-def _remote_errors(repo_url: str, branch: str) -> dict[str, list[str]]:
+def _access(app: App) -> source.Access:
+    return source.Access(private_key=app.deploy_private_key, allow_private=app.repo_private_allowed)
+
+
+def _remote_errors(app: App) -> dict[str, list[str]]:
+    """The branch exists, read with the app's own deploy key (and, for a tenant's URL, from the
+    public address that was checked)."""
+    branch = app.branch
+    access = _access(app)
     try:
-        branches = source.remote_branches(repo_url)
+        branches = source.remote_branches(app.repo_url, access)
     except source.SourceError as error:
         return {"repo_url": [str(error)]}
     if branch not in branches:
@@ -283,19 +293,23 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     a refused change changes nothing. env: {KEY: value} sets, {KEY: None} removes.
     Settings take effect at the next deployment; domains at once."""
     before = App.objects.values(*SETTINGS_FIELDS).get(pk=app.pk)  # `app` may hold a form's values already
+    if masking.is_masked_form_of(settings.get("repo_url", ""), before["repo_url"]):
+        settings = {**settings, "repo_url": before["repo_url"]}  # the masked URL sent back: unchanged
     for name in SETTINGS_FIELDS:
         if name in settings:
             setattr(app, name, settings[name])
+    if app.repo_url != before["repo_url"]:
+        app.repo_private_allowed = actor.trusted
     current = set(app.domains.values_list("hostname", flat=True))
     wanted = _unique_hosts(domains) if domains is not None else sorted(current)
-    errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current])
+    errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current], app.owner)
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
     if not errors:
         errors = quotas.settings_errors(app, before)
     if app.repo_url != before["repo_url"] and "repo_url" not in errors:
         errors |= _repo_access_errors(app.repo_url, actor)
-    if not errors and ("repo_url" in settings or "branch" in settings):
-        errors = _remote_errors(app.repo_url, app.branch)
+    if not errors and (app.repo_url != before["repo_url"] or app.branch != before["branch"]):
+        errors = _remote_errors(app)
     if not errors and any(getattr(app, name) != before[name] for name in COMPOSE_SOURCE):
         errors = _compose_errors(app, {**app.environment(), **{k: v for k, v in (env or {}).items() if v is not None}})
     if not errors:
@@ -307,7 +321,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     with transaction.atomic():
         # Only these columns: live_colour and live_deployment belong to the deploy engine,
         # and this instance may have been loaded before a switch.
-        app.save(update_fields=list(SETTINGS_FIELDS))
+        app.save(update_fields=[*SETTINGS_FIELDS, "repo_private_allowed"])
         if switches:
             App.objects.filter(pk=app.pk).update(**switches)
         app.domains.exclude(hostname__in=wanted).delete()
@@ -324,7 +338,8 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
 
 def _change_summary(app: App, before: dict, current: set[str], wanted: list[str], env: dict, switches: dict) -> str:
     """What an update changed, for the audit log: field names and hosts, env var names only."""
-    parts = [f"{name}={getattr(app, name)}" for name in SETTINGS_FIELDS if getattr(app, name) != before[name]]
+    parts = [f"{name}={without_password(str(getattr(app, name)))}" for name in SETTINGS_FIELDS
+             if getattr(app, name) != before[name]]
     parts += [f"{name}={value}" for name, value in switches.items()]
     parts += [f"+domain {host}" for host in wanted if host not in current]
     parts += [f"-domain {host}" for host in sorted(current - set(wanted))]
@@ -418,6 +433,16 @@ def remove_member(app: App, user_id: int, actor: Actor) -> None:
         if membership is not None:
             membership.delete()
             record(actor, "member.remove", app, membership.user.get_username())
+
+
+def rotate_deploy_key(app: App, actor: Actor) -> str:
+    """A new deploy key pair for the app; the old one stops working here at once (remove it at
+    the git host). Returns the new public key."""
+    with transaction.atomic():
+        app.new_deploy_key()
+        app.save(update_fields=["deploy_public_key", "encrypted_deploy_key"])
+        record(actor, "deploy_key.rotate", app, app.deploy_public_key.split()[1][:16] + "…")
+    return app.deploy_public_key
 
 
 def rotate_webhook_secret(app: App, actor: Actor) -> str:

@@ -32,6 +32,7 @@ urlpatterns = [
     path("apps/<str:name>/auto-deploy", views.auto_deploy, name="auto_deploy"),
     path("apps/<str:name>/webhook/secret", views.webhook_secret, name="webhook_secret"),
     path("apps/<str:name>/webhook/rotate", views.webhook_rotate, name="webhook_rotate"),
+    path("apps/<str:name>/deploy-key/rotate", views.deploy_key_rotate, name="deploy_key_rotate"),
     path("apps/<str:name>/deliveries/<id:delivery_id>/redeliver", views.redeliver, name="redeliver"),
     path("apps/<str:name>/notifications", views.notification_add, name="notification_add"),
     path("apps/<str:name>/notifications/<id:target_id>/delete", views.notification_delete, name="notification_delete"),

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import re
 import shlex
+import socket
 from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ValidationError
@@ -54,6 +55,29 @@ def validate_repo_url(value: str) -> None:
 def validate_hostname(value: str) -> None:
     if not HOSTNAME.fullmatch(value or ""):
         raise ValidationError(f"{value!r} is not a hostname: use lowercase letters, digits, hyphens and dots (e.g. app.example.com)")
+
+
+def validate_domain(value: str) -> None:
+    """A name a tenant may give an app: a hostname that is not a wildcard, an address in any
+    spelling (127.1, 0x7f000001, 2130706433 are all 127.0.0.1 to a resolver) or a localhost name."""
+    if value.startswith("*"):
+        raise ValidationError(f"{value!r}: wildcard domains are not served; list each name (e.g. www.example.com)")
+    validate_hostname(value)
+    if _is_address(value):
+        raise ValidationError(f"{value!r} is an IP address, not a domain name; give the name that points at it")
+    if value == "localhost" or value.endswith(".localhost"):
+        raise ValidationError(f"{value!r}: localhost names are reserved (every app answers on NAME.localhost "
+                              "where those are on)")
+
+
+def _is_address(name: str) -> bool:
+    """Every spelling a resolver reads as an IPv4 address (inet_aton: octal, hex, 1-4 parts), or a
+    name whose last label is a number (no top-level domain is)."""
+    try:
+        socket.inet_aton(name)
+        return True
+    except OSError:
+        return name.rsplit(".", 1)[-1].isdigit() or bool(re.fullmatch(r"0x[0-9a-f]+", name.rsplit(".", 1)[-1]))
 
 
 def validate_host_header(value: str) -> None:

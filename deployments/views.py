@@ -289,6 +289,15 @@ def webhook_secret(request: HttpRequest, name: str) -> JsonResponse:
 
 @login_required
 @require_POST
+def deploy_key_rotate(request: HttpRequest, name: str) -> HttpResponse:
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    services.rotate_deploy_key(app, _actor(request))
+    messages.success(request, "New deploy key: add it at your git host and remove the old one, which no longer works here.")
+    return redirect("app", name=name)
+
+
+@login_required
+@require_POST
 def webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
     services.rotate_webhook_secret(app, _actor(request))

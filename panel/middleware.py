@@ -1,4 +1,5 @@
 """Request-level security that Django's static settings cannot express."""
+import ipaddress
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -25,8 +26,21 @@ class SecureCookiesMiddleware:
 
 
 def remote_addr(request: HttpRequest) -> str | None:
-    """The client address login throttling counts by: the peer as the ASGI server reports it.
+    """The client address login throttling counts by: the peer as the ASGI server reports it, and
+    for IPv6 its /64 (one host is usually given a whole /64, so counting single addresses would
+    give an attacker 2^64 fresh tries).
 
     Never X-Forwarded-For read here: uvicorn already resolves it for proxies it trusts
     (FORWARDED_ALLOW_IPS), and anyone else could send any value to dodge the lock-out."""
-    return request.META.get("REMOTE_ADDR") or None
+    peer = request.META.get("REMOTE_ADDR") or None
+    try:
+        address = ipaddress.ip_address(peer.split("%")[0]) if peer else None
+    except ValueError:
+        return peer
+    if address is None:
+        return None
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))

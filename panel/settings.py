@@ -235,6 +235,9 @@ SWITCHYARD = {
     # needed; compose/docker-logs-proxy.cfg allows nothing else). Empty: the local daemon.
     "DOCKER_LOGS_URL": env_docker_url("SWITCHYARD_DOCKER_LOGS_URL"),
     "REPO_CACHE_DIR": DATA_DIR / "repos",
+    # Networks a repository URL set by a tenant may point at besides public addresses (README
+    # "Security"), e.g. a git server on the LAN: 10.0.0.0/8. The CLI and superusers may use any.
+    "REPOSITORY_ALLOWED_NETWORKS": env_networks("SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS"),
     "GIT_TIMEOUT": env_int("SWITCHYARD_GIT_TIMEOUT", 120, minimum=1),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
@@ -356,6 +359,9 @@ def _is_loopback(host: str) -> bool:
 
 
 _refuse_any_host_beyond_loopback(ALLOWED_HOSTS, SWITCHYARD["PANEL_BIND"][0])
+# Every app answers on NAME.localhost: handy on a machine of one's own, but on a public address
+# it lets anyone list the apps by guessing names. Default: on only where HAProxy binds loopback.
+SWITCHYARD["LOCALHOST_NAMES"] = env_bool("SWITCHYARD_LOCALHOST_NAMES", _is_loopback(SWITCHYARD["HTTP_BIND"][0]))
 if SWITCHYARD["PANEL_DOMAIN"] and "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(SWITCHYARD["PANEL_DOMAIN"])
 

@@ -158,12 +158,12 @@ def world(transactional_db, django_user_model, app_repo, monkeypatch, handed_ove
     # would; every other URL goes to git (which may use local files only in tests).
     read_remote = source.remote_branches
     monkeypatch.setattr(source, "remote_branches",
-                        lambda url: ["main"] if url == World.remote_url else read_remote(url))
+                        lambda url, access=None: ["main"] if url == World.remote_url else read_remote(url, access))
     # ...and its compose files (read when a Compose app is created) name each service the app routes to.
     read_file = source.read_remote_file
-    monkeypatch.setattr(source, "read_remote_file", lambda url, branch, path, max_bytes: (
+    monkeypatch.setattr(source, "read_remote_file", lambda url, branch, path, max_bytes, access: (
         "services: {web: {build: .}, front: {build: .}}" if url == World.remote_url
-        else read_file(url, branch, path, max_bytes)))
+        else read_file(url, branch, path, max_bytes, access)))
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
     users["superuser"] = django_user_model.objects.create_superuser("root")
     tokens = {role: ApiToken.issue(user, "t")[1] for role, user in users.items()}
@@ -410,6 +410,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(world, r
         "build_timeout": 1800, "https_redirect": True, "hsts": False, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
+        "deploy_key": app.deploy_public_key,
     }
     assert app.env_vars.get().value == NEW_VALUE
     assert routed("new.example.com app_new-app_blue") and ROUTING in handed_over

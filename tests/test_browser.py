@@ -407,3 +407,31 @@ def test_a_tenant_meets_the_memory_ceiling_and_a_superuser_grants_more_in_admin(
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".messages")).to_contain_text("Settings saved")
     expect(page.locator("#limits")).to_contain_text("4096 MiB memory")
+
+
+def test_person_copies_the_deploy_key_rotates_it_and_sees_a_repository_token_masked(transactional_db, page,
+                                                                                      django_user_model, app_repo):
+    fay = django_user_model.objects.create_user("fay", password="pw-fay-456789")
+    app = App.objects.create(name="vault", repo_url="https://deploy:ghp_T0kenNeverShown@git.example.com/fay/vault.git",
+                             owner=fay)
+    _log_in(page, "fay", "pw-fay-456789")
+
+    page.goto("/apps/vault/")
+    block = page.locator("#deploy-key")
+    expect(block).to_contain_text("read-only deploy key")
+    expect(page.locator("#deploy-public-key")).to_have_text(app.deploy_public_key)
+    assert "ghp_T0kenNeverShown" not in page.content()  # the source line and the settings form: masked
+    expect(page.locator("#id_repo_url")).to_have_value("https://deploy:****@git.example.com/fay/vault.git")
+    block.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "deploy_key.png"), full_page=False)
+
+    page.get_by_role("button", name="Save settings").click()  # the form sends the masked URL back
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    assert App.objects.get(pk=app.pk).repo_url == app.repo_url  # kept, token and all
+
+    block = page.locator("#deploy-key")
+    block.get_by_role("button", name="Rotate key").click()
+    expect(page.locator(".messages")).to_contain_text("New deploy key")
+    rotated = App.objects.get(pk=app.pk).deploy_public_key
+    assert rotated != app.deploy_public_key
+    expect(page.locator("#deploy-public-key")).to_have_text(rotated)

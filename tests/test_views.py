@@ -591,7 +591,7 @@ def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, wo
     creator = world.users["outsider"]
     client.force_login(creator)
     # An ordinary user needs a remote repository; none is reachable here, so the remote answers as git would.
-    monkeypatch.setattr(source, "remote_branches", lambda url: ["main"])
+    monkeypatch.setattr(source, "remote_branches", lambda url, access=None: ["main"])
 
     response = client.post(reverse("apps"), _new_app("https://git.example.com/team/new-app.git"))
 
@@ -610,7 +610,7 @@ def test_creating_an_app_on_the_apps_page_makes_the_creator_its_owner(client, wo
 def test_creating_a_compose_app_on_the_apps_page_stores_its_file_web_service_and_port(client, world, redis_server,
                                                                                      monkeypatch, handed_over):
     client.force_login(world.users["outsider"])
-    monkeypatch.setattr(source, "remote_branches", lambda url: ["main"])
+    monkeypatch.setattr(source, "remote_branches", lambda url, access=None: ["main"])
     monkeypatch.setattr(source, "read_remote_file", lambda *args: "services: {front: {build: .}}")
 
     response = client.post(reverse("apps"), _new_app("https://git.example.com/team/counter.git", {

@@ -35,6 +35,7 @@ from deployments.haproxy import router
 from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import MAX_REPLICAS, App, Deployment
+from deployments.masking import without_password
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
@@ -156,7 +157,7 @@ class Pipeline:
             heartbeat.stop()
 
     def _phases(self) -> None:
-        self.log.write(f"Deploying {self.app.name} from {self.app.repo_url} ref {self.deployment.ref} "
+        self.log.write(f"Deploying {self.app.name} from {without_password(self.app.repo_url)} ref {self.deployment.ref} "
                        f"({'zero-downtime' if self.app.zero_downtime else 'recreate: a short 503 gap'})")
         self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()}")
         if self.deployment.redeploy_of_id:
@@ -231,7 +232,9 @@ class Pipeline:
 
     def _fetch(self) -> None:
         pinned = self.deployment.commit_sha  # a webhook deploys exactly the pushed commit
-        sha = source.fetch(self.app.name, self.app.repo_url, pinned or self.deployment.ref)
+        access = source.Access(private_key=self.app.deploy_private_key, allow_private=self.app.repo_private_allowed,
+                               known_hosts=source.known_hosts(self.app.name))
+        sha = source.fetch(self.app.name, self.app.repo_url, pinned or self.deployment.ref, access)
         self._save(commit_sha=sha)
         self.log.write(f"Pushed commit {sha} on {self.deployment.ref}" if pinned else f"{self.deployment.ref} is commit {sha}")
         if self.app.compose_file:

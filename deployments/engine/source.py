@@ -6,16 +6,22 @@ Always the git CLI with argument lists, a timeout, and no way to prompt for cred
 import os
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 
-from deployments.engine import priority
+from deployments import masking
+from deployments.engine import priority, repo_policy
+from deployments.masking import without_password
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -24,37 +30,93 @@ class SourceError(Exception):
     """Git could not reach the repository or find the ref; the message says which."""
 
 
-def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None,
-         stdout: BinaryIO | None = None, max_output: int = 0) -> subprocess.CompletedProcess:
+@dataclass(frozen=True)
+class Access:
+    """How an app's git reaches its remote: with its own deploy key only, and (unless the CLI or a
+    superuser set the URL) only to a public address, checked at each call."""
+    private_key: str = ""  # OpenSSH format; "" only for git work that never leaves the cache
+    allow_private: bool = False
+    known_hosts: Path | None = None  # the app's own; None: a throwaway one
+
+
+# Git and ssh read nothing of the host's: no system or global config, no HOME (~/.ssh, ~/.netrc,
+# credential helpers), no ssh agent, no prompt (a prompt in a worker would hang the deployment).
+_DROPPED = ("SSH_AUTH_SOCK", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG",
+            "GIT_CONFIG_COUNT", "GIT_PROXY_COMMAND", "XDG_CONFIG_HOME")
+
+
+@contextmanager
+def _environment(remote_url: str | None, access: Access | None) -> Iterator[tuple[dict, list[str]]]:
+    """The environment and `-c` options of one git call. For a remote: the address policy is
+    applied now (at every fetch, so a name re-pointed at 127.0.0.1 is caught) and git is pinned
+    to the address that was checked: http(s) by curl's resolve list (and no redirects), ssh by
+    HostName (host keys stay filed under the name)."""
+    access = access or Access()
+    with tempfile.TemporaryDirectory(prefix="switchyard-git-") as home:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+        env.update(HOME=home, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
+                   GIT_ASKPASS="/bin/true", SSH_ASKPASS="/bin/true")
+        options: list[str] = ["-c", "http.followRedirects=false"]
+        ssh = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+               "-o", "StrictHostKeyChecking=accept-new", "-o", f"GlobalKnownHostsFile={os.devnull}",
+               "-o", f"UserKnownHostsFile={access.known_hosts or Path(home) / 'known_hosts'}"]
+        if access.private_key:
+            key = Path(home) / "deploy_key"
+            key.touch(mode=0o600)
+            key.write_text(access.private_key)
+            ssh += ["-i", str(key)]
+        else:
+            ssh += ["-o", f"IdentityFile={os.devnull}"]
+        remote = repo_policy.remote(remote_url) if remote_url is not None else None
+        # A path on this machine can only have been stored by the CLI or a superuser (services
+        # refuses it to anyone else): what can change after that check is a name's address.
+        if remote is not None and remote.scheme != "file" and not access.allow_private:
+            env.setdefault("GIT_ALLOW_PROTOCOL", "https:http:ssh:git")
+            address = repo_policy.public_address(remote)  # raises Refused
+            if remote.scheme in ("http", "https"):
+                pinned = f"[{address}]" if ":" in address else address
+                options += ["-c", f"http.curloptResolve={remote.host}:{remote.port}:{pinned}"]
+            elif remote.scheme == "ssh":
+                ssh += ["-o", f"HostName={address}", "-o", f"HostKeyAlias={remote.host}"]
+        env["GIT_SSH_COMMAND"] = shlex.join(ssh)  # git runs it through a shell
+        yield env, options
+
+
+def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None, remote_url: str | None = None,
+         access: Access | None = None, stdout: BinaryIO | None = None, max_output: int = 0) -> subprocess.CompletedProcess:
     """git with its output captured, or written to `stdout` (a file) up to `max_output` bytes: past
-    that the kernel stops it (RLIMIT_FSIZE, SIGXFSZ), so a huge commit cannot fill the disk."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "SSH_ASKPASS": "/bin/true",
-           "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"}
+    that the kernel stops it (RLIMIT_FSIZE, SIGXFSZ), so a huge commit cannot fill the disk.
+    `remote_url`: the call reaches that remote (the policy and the pinning apply; raises
+    repo_policy.Refused)."""
+    limit = timeout or settings.SWITCHYARD["GIT_TIMEOUT"]
 
     def in_child() -> None:
         priority.in_child()  # git works on the tenant's repository: not at the deployment's raised priority
         if max_output:
             resource.setrlimit(resource.RLIMIT_FSIZE, (max_output, max_output))
 
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, env=env, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=in_child, timeout=timeout or settings.SWITCHYARD["GIT_TIMEOUT"],
-        )
-    except subprocess.TimeoutExpired:
-        raise SourceError(f"git {args[0]} did not finish within {timeout or settings.SWITCHYARD['GIT_TIMEOUT']}s")
+    with _environment(remote_url, access) as (env, options):
+        try:
+            return subprocess.run(["git", *options, *args], cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
+                                  stderr=subprocess.PIPE, preexec_fn=in_child, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"git {args[0]} did not finish within {limit}s")
 
 
 def _stderr(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"exit code {result.returncode}"
+    """Git's last few lines: ssh's reason ("Permission denied (publickey)") comes before git's advice."""
+    lines = [line.strip() for line in result.stderr.decode(errors="replace").strip().splitlines() if line.strip()]
+    return masking.hide_url_passwords(" ".join(lines[-4:])[-600:]) if lines else f"exit code {result.returncode}"
 
 
-def remote_branches(repo_url: str) -> list[str]:
+def remote_branches(repo_url: str, access: Access | None = None) -> list[str]:
     """Branch names of a remote; raises SourceError if it cannot be read."""
-    result = _git(["ls-remote", "--heads", "--", repo_url], timeout=30)
+    try:
+        result = _git(["ls-remote", "--heads", "--", repo_url], timeout=30, remote_url=repo_url, access=access)
+    except repo_policy.Refused as error:
+        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {error}") from None
     if result.returncode != 0:
-        raise SourceError(f"cannot read git repository {repo_url!r}: {_stderr(result)}")
+        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {_stderr(result)}")
     return [line.split("refs/heads/", 1)[1] for line in result.stdout.decode().splitlines() if "refs/heads/" in line]
 
 
@@ -62,16 +124,25 @@ def cache_dir(app_name: str) -> Path:
     return Path(settings.SWITCHYARD["REPO_CACHE_DIR"]) / f"{app_name}.git"
 
 
-def fetch(app_name: str, repo_url: str, ref: str) -> str:
+def known_hosts(app_name: str) -> Path:
+    """The host keys the app's git has seen (first use accepts, a changed key is refused)."""
+    return Path(settings.SWITCHYARD["REPO_CACHE_DIR"]) / f"{app_name}.known_hosts"
+
+
+def fetch(app_name: str, repo_url: str, ref: str, access: Access | None = None) -> str:
     """Fetch all branches and tags into the app's cache; return the commit sha `ref` names."""
     repo = cache_dir(app_name)
     if not (repo / "HEAD").exists():
         repo.mkdir(parents=True, exist_ok=True)
         _checked(_git(["init", "--bare", "--quiet", str(repo)]), "create the repository cache")
-    result = _git(["fetch", "--force", "--prune", "--no-tags", "--", repo_url,
-                   "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"], cwd=repo)
+    try:
+        result = _git(["fetch", "--force", "--prune", "--no-tags", "--", repo_url,
+                       "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"], cwd=repo,
+                      remote_url=repo_url, access=access)
+    except repo_policy.Refused as error:
+        raise SourceError(f"git fetch from {without_password(repo_url)!r} refused: {error}") from None
     if result.returncode != 0:
-        raise SourceError(f"git fetch from {repo_url!r} failed: {_stderr(result)}")
+        raise SourceError(f"git fetch from {without_password(repo_url)!r} failed: {_stderr(result)}")
     return resolve(repo, ref)
 
 
@@ -123,19 +194,24 @@ def _read(repo: Path, commit: str, path: str, max_bytes: int) -> str:
     return result.stdout.decode(errors="replace")
 
 
-def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int) -> str:
+def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int, access: Access) -> str:
     """One file at the tip of a remote branch (a compose file checked when an app is created),
     fetched shallow into a throwaway repository: the app's cache is the worker's."""
     with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as repo:
         _checked(_git(["init", "--bare", "--quiet", repo]), "create a temporary repository")
-        result = _git(["fetch", "--depth=1", "--no-tags", "--", repo_url, f"refs/heads/{branch}"], cwd=Path(repo))
+        try:
+            result = _git(["fetch", "--depth=1", "--no-tags", "--", repo_url, f"refs/heads/{branch}"], cwd=Path(repo),
+                          remote_url=repo_url, access=access)
+        except repo_policy.Refused as error:
+            raise SourceError(f"git fetch from {without_password(repo_url)!r} refused: {error}") from None
         if result.returncode != 0:
-            raise SourceError(f"git fetch from {repo_url!r} failed: {_stderr(result)}")
+            raise SourceError(f"git fetch from {without_password(repo_url)!r} failed: {_stderr(result)}")
         return _read(Path(repo), "FETCH_HEAD", path, max_bytes)
 
 
 def delete_cache(app_name: str) -> None:
     shutil.rmtree(cache_dir(app_name), ignore_errors=True)
+    known_hosts(app_name).unlink(missing_ok=True)
 
 
 def _checked(result: subprocess.CompletedProcess, what: str) -> None:

@@ -137,7 +137,8 @@ def check_app_config(app: App, domains: list[str]) -> None:
     rendered into a directory of its own: nothing HAProxy reads is touched.
     """
     backend = Backend(health=HealthCheck(**app.current_health_check()))
-    route = AppRoute(name=app.name, hostnames=(app.default_hostname, *domains), live_colour=app.live_colour,
+    own = (app.default_hostname,) if settings.SWITCHYARD["LOCALHOST_NAMES"] else ()
+    route = AppRoute(name=app.name, hostnames=(*own, *domains), live_colour=app.live_colour,
                      backends={colour: backend for colour in COLOURS})
     try:
         check_route(route)  # rendering would leave out what it cannot quote; here that is an error

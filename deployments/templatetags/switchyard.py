@@ -1,6 +1,8 @@
 from django import template
 from django.conf import settings
 
+from deployments import masking
+
 register = template.Library()
 
 
@@ -27,3 +29,9 @@ def app_url(host: str) -> str:
 def number(value: float) -> str:
     """1.0 → "1", 0.5 → "0.5": as short as the value allows."""
     return f"{value:g}"
+
+
+@register.filter
+def without_password(url: str) -> str:
+    """A repository URL with any password or token in it masked."""
+    return masking.without_password(url)

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
 from deployments.audit import Actor
+from deployments.masking import without_password
 from deployments.models import App
 
 # Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
@@ -106,7 +107,7 @@ class Command(BaseCommand):
     def _list(self, options: dict) -> None:
         for app in App.objects.select_related("live_deployment").prefetch_related("domains"):
             live = app.live_deployment.short_sha if app.live_deployment else "-"
-            self.stdout.write(f"{app.name}\t{live}\t{app.repo_url}#{app.branch}\t{' '.join(app.hostnames())}")
+            self.stdout.write(f"{app.name}\t{live}\t{without_password(app.repo_url)}#{app.branch}\t{' '.join(app.hostnames())}")
 
     def _delete(self, options: dict) -> None:
         if services.delete_app(options["name"], Actor.cli()):
