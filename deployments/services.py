@@ -362,11 +362,12 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
     it into HAProxy. Refused (nothing changes) with what to fix if it cannot be served."""
     if len(chain_pem) > tls.MAX_PEM_BYTES or len(key_pem) > tls.MAX_PEM_BYTES:  # before any parsing
         raise InvalidInput({"certificate": [f"a certificate or key is at most {tls.MAX_PEM_BYTES // 1024} KiB of PEM"]})
+    try:
+        certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+    except tls.InvalidCertificate as error:
+        raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        try:
-            certificate = certificates.upload(app, chain_pem, key_pem)
-        except tls.InvalidCertificate as error:
-            raise InvalidInput({"certificate": [str(error)]}) from None
+        certificate = certificates.upload(app, chain_pem, key_pem)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
     return certificate

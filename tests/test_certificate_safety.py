@@ -6,6 +6,7 @@ tenant whose app is deployed and served over HTTPS with a certificate of its own
 """
 import datetime
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -268,3 +269,94 @@ def test_certificate_checks_name_what_to_fix():
             tls.check_pair(chain_pem, key_pem)
     assert tls.unservable(good.chain_pem, good.key_pem, timezone.now() - datetime.timedelta(seconds=1)).startswith(
         "it expired on")
+
+
+def test_an_app_named_default_never_takes_over_the_default_certificate(world, stack):
+    """Its certificate file is not the bind's default certificate: other names keep the default one."""
+    app = services.create_app(services.AppSpec(name="default", repo_url=world.victim.repo_url,
+                                               domains=["default.example.test"]), CLI, owner=world.mallory.owner)
+    try:
+        greedy = world.ca.issue(["default.example.test", "*.example.test", VICTIM_DOMAIN, "unknown.example.test"])
+        response = world.api.post(f"/api/apps/{app.name}/certificate", content_type="application/json",
+                                  data=json.dumps({"certificate": greedy.chain_pem, "key": greedy.key_pem}))
+        assert response.status_code == 200, response.content[:300]
+        serial = tls.facts(greedy.chain_pem).serial
+        _wait_served("default.example.test", serial)
+        for restarted in (False, True):
+            if restarted:
+                stack.reconcile()
+                _restart_haproxy()
+            assert _serial("default.example.test") == serial
+            assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}", restarted
+            assert _subject(None) == f"CN={DEFAULT_SUBJECT}", restarted
+            _assert_the_victim_serves(world, stack)
+            assert tls.facts(router.paths().default_certificate.read_text()).names == (DEFAULT_SUBJECT,)
+    finally:
+        services.delete_app(app.name, CLI)
+        router.sync_all()
+
+
+def test_an_adversarial_pem_is_refused_in_linear_time():
+    """A lazy PEM pattern backtracked quadratically: 4000 spaces before a mismatched END took 100 s."""
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    hostile = "-----BEGIN CERTIFICATE-----" + " " * (60 * 1024) + "-----END CERTIFICATF-----"
+    started = time.monotonic()
+    with pytest.raises(tls.InvalidCertificate, match="stray or unfinished"):
+        tls.check_pair(hostile, good.key_pem)
+    assert time.monotonic() - started < 0.5
+
+
+def _rsa_leaf(ca: test_tls.PrivateCA, bits: int, exponent: int = 65537) -> test_tls.Issued:
+    return ca.issue(["a.example.test"], key=rsa.generate_private_key(public_exponent=exponent, key_size=bits))
+
+
+def test_every_certificate_of_the_chain_meets_the_key_policy_and_huge_keys_are_refused_before_loading():
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    weak_intermediate = _rsa_leaf(ca, 1024).chain_pem  # any RSA-1024 certificate: HAProxy refuses it in a chain
+    big = _rsa_leaf(ca, 4096 + 1024)
+    odd_exponent = _rsa_leaf(ca, 2048, exponent=3)
+    for chain_pem, key_pem, reason in [
+            (good.chain_pem + weak_intermediate, good.key_pem, "certificate 2 of the chain has a key of RSA of 1024 bits"),
+            (big.chain_pem, big.key_pem, "RSA of 5120 bits; 2048 to 4096"),
+            (odd_exponent.chain_pem, odd_exponent.key_pem, "exponent 3; use 65537")]:
+        with pytest.raises(tls.InvalidCertificate, match=reason):
+            tls.check_pair(chain_pem, key_pem)
+    ok = _rsa_leaf(ca, 4096)
+    assert tls.check_pair(ok.chain_pem, ok.key_pem).names == ("a.example.test",)
+
+
+def _malformed_san_certificate(ca: test_tls.PrivateCA) -> tuple[str, str]:
+    """A leaf whose subject alternative names are not valid DER (a DNS name of non-ASCII bytes)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    san = x509.UnrecognizedExtension(x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x04\x82\x02\xff\xfe")
+    certificate = (x509.CertificateBuilder().subject_name(ca.name).issuer_name(ca.name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)).add_extension(san, critical=False)
+                   .sign(ca.key, hashes.SHA256()))
+    return (certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_odd_input_through_the_api_is_a_400_naming_the_problem(world):
+    good = world.ca.issue([MALLORY_DOMAIN])
+    san_chain, san_key = _malformed_san_certificate(world.ca)
+    for name, chain_pem, key_pem, reason in [
+            ("lone surrogate", good.chain_pem + "\ud800", good.key_pem, "ASCII only"),
+            ("lone surrogate in the key", good.chain_pem, good.key_pem.replace("-----END", "\ud800-----END"), "ASCII only"),
+            ("malformed SAN", san_chain, san_key, "cannot be read")]:
+        response = world.api.post(f"/api/apps/{world.mallory.name}/certificate", content_type="application/json",
+                                  data=json.dumps({"certificate": chain_pem, "key": key_pem}))
+        assert response.status_code == 400, (name, response.status_code, response.content[:300])
+        assert reason in response.json()["detail"], (name, response.json())
+
+
+def test_a_haproxy_check_that_times_out_is_a_refusal(monkeypatch):
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired("haproxy", haproxy_process.CHECK_TIMEOUT)
+    monkeypatch.setattr(haproxy_process.subprocess, "run", slow)
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="took longer than"):
+        haproxy_process.check_certificate("anything")

@@ -518,14 +518,18 @@ def write_referenced_files(location: Paths, routes: list[AppRoute], default_cert
     redirect and HSTS maps, and the ACME challenge map (kept: its entries live only there and
     in the running HAProxy, for the minutes an order takes)."""
     location.certs.mkdir(mode=0o700, exist_ok=True)
-    if not location.default_certificate.exists():
-        pem = default_certificate.read_text() if default_certificate and default_certificate.exists() \
-            else tls.self_signed_bundle()
+    location.served_certs.mkdir(mode=0o700, exist_ok=True)
+    if not tls.is_default_bundle(_read(location.default_certificate)):  # missing, or an app's (older versions)
+        copied = _read(default_certificate) if default_certificate else ""
+        pem = copied if tls.is_default_bundle(copied) else tls.self_signed_bundle()
         _atomic_write(location.default_certificate, pem)
     served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
+    assert location.default_certificate not in served, "an app's certificate file is the default certificate's"
     for path, pem in served.items():
         _write_if_changed(path, pem)
-    for stale in set(location.certs.glob("*.pem")) - set(served) - {location.default_certificate}:
+    # Files of older versions (certs/<app>.pem) too: the default certificate is the only one kept there.
+    for stale in ({*location.certs.glob("*.pem"), *location.served_certs.glob("*.pem")}
+                  - set(served) - {location.default_certificate}):
         stale.unlink(missing_ok=True)
     _write_if_changed(location.crt_list, render_crt_list(routes, location, panel))
     _write_if_changed(location.redirect_map, map_text(redirect_entries(routes, panel)))
@@ -555,8 +559,12 @@ def _push_tls(location: Paths, routes: list[AppRoute], panel: PanelRoute | None)
     if a certificate is too long for one runtime command: the caller reloads instead."""
     socket = location.admin_socket
     served = {location.certificate(name): held for name, held in served_certificates(routes, panel).items()}
+    assert location.default_certificate not in served, "an app's certificate file is the default certificate's"
     changed = {path: held.pem for path, held in served.items()
                if tls.served_fingerprint(socket, path) != tls.fingerprint(held.pem)}
+    default_pem = _read(location.default_certificate)
+    if tls.served_fingerprint(socket, location.default_certificate) != tls.fingerprint(default_pem):
+        changed[location.default_certificate] = default_pem  # replaced on disk (an app's, in older versions)
     if not all(tls.fits_runtime(path, pem) for path, pem in changed.items()):
         return False
     for path, pem in changed.items():
