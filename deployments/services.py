@@ -53,7 +53,7 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
               dockerfile=spec.dockerfile, compose_file=spec.compose_file, web_service=spec.web_service, port=spec.port,
               health_path=spec.health_path, replicas=spec.replicas,
               zero_downtime=spec.zero_downtime, **spec.settings)
-    errors = _field_errors(app) | _domain_errors(spec.domains) | _env_errors(spec.env)
+    errors = _field_errors(app) | _domain_errors(spec.domains) | _domain_count_errors(spec.domains) | _env_errors(spec.env)
     if not errors:
         errors = (quotas.new_app_errors(app.owner) if app.owner is not None else {}) | quotas.settings_errors(app)
     if "repo_url" not in errors:
@@ -172,6 +172,15 @@ def _field_errors(app: App) -> dict[str, list[str]]:
     return {}
 
 
+def _domain_count_errors(domains: list[str]) -> dict[str, list[str]]:
+    """Each domain is an SNI filter on the app's crt-list line: too many and HAProxy refuses the line."""
+    most = settings.SWITCHYARD["MAX_APP_DOMAINS"]
+    if len(domains) <= most:
+        return {}
+    return {"domains": [f"an app has at most {most} domains (SWITCHYARD_MAX_APP_DOMAINS); this one would have "
+                        f"{len(domains)}"]}
+
+
 def _domain_errors(domains: list[str]) -> dict[str, list[str]]:
     messages = []
     for hostname in domains:
@@ -288,7 +297,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
             setattr(app, name, settings[name])
     current = set(app.domains.values_list("hostname", flat=True))
     wanted = _unique_hosts(domains) if domains is not None else sorted(current)
-    errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current])
+    errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current]) | _domain_count_errors(wanted)
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
     if not errors:
         errors = quotas.settings_errors(app, before)

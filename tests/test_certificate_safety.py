@@ -213,7 +213,9 @@ def _assert_running_crt_list_is_the_files() -> None:
     """What a restart would read is what HAProxy runs with: each certificate with its SNI filters."""
     paths = router.paths()
     running = tls.crt_list_entries(paths.admin_socket, paths.crt_list)
-    assert sorted(running.values()) == sorted(paths.crt_list.read_text().splitlines())
+    files = {line.split()[0]: line for line in paths.crt_list.read_text().splitlines()}
+    assert running.keys() == files.keys()
+    assert all(tls.same_crt_list_line(running[path], line) for path, line in files.items())  # long ones cut by `show`
     assert all(len(line.split()) > 1 for line in running.values()), running  # never a line without filters
 
 
@@ -360,3 +362,36 @@ def test_a_haproxy_check_that_times_out_is_a_refusal(monkeypatch):
     monkeypatch.setattr(haproxy_process.subprocess, "run", slow)
     with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="took longer than"):
         haproxy_process.check_certificate("anything")
+
+
+def _long_host(index: int) -> str:
+    return f"{'a' * 60}.{'b' * 60}.{index:03d}{'c' * 50}.example.test"  # 190 characters
+
+
+def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime_api_is_served(world, stack):
+    most = settings.SWITCHYARD["MAX_APP_DOMAINS"]
+    too_many = [f"d{n}.mallory.example.test" for n in range(most + 1)]
+    response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
+                               data=json.dumps({"domains": too_many}))
+    assert response.status_code == 400 and "SWITCHYARD_MAX_APP_DOMAINS" in response.content.decode(), response.content
+    assert world.mallory.domains.count() == 1
+    # As many long domains as allowed: their crt-list line (~19 KiB) is more than one runtime command takes.
+    hosts = [MALLORY_DOMAIN, *(_long_host(n) for n in range(most - 1))]
+    issued = world.ca.issue(hosts)
+    assert world.upload(issued.chain_pem, issued.key_pem).status_code == 200
+    serial = tls.facts(issued.chain_pem).serial
+    _wait_served(MALLORY_DOMAIN, serial)
+    response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
+                               data=json.dumps({"domains": hosts}))
+    assert response.status_code == 200, response.content[:300]
+    assert len(" ".join(hosts)) > tls.RUNTIME_COMMAND_MAX
+    stack.eventually(lambda: _serial(hosts[-1]) == serial, "the last long domain gets its certificate")
+    _assert_the_victim_serves(world, stack)
+    _assert_running_crt_list_is_the_files()
+    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+    services.update_app(App.objects.get(pk=world.victim.pk), CLI, {"hsts": True})  # not reloaded for the long line
+    stack.eventually(lambda: router.paths().hsts_map.read_text().count(VICTIM_DOMAIN) == 1, "the victim's HSTS")
+    assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+    assert _serial(hosts[-1]) == serial

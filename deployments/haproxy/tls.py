@@ -287,6 +287,20 @@ def fits_runtime(certificate_file: Path, pem: str) -> bool:
     return len(_set_command(certificate_file, pem).encode()) <= RUNTIME_COMMAND_MAX
 
 
+def same_crt_list_line(running: str | None, line: str) -> bool:
+    """Whether HAProxy runs with `line`: `show ssl crt-list` cuts a line at its buffer (~16 KiB),
+    so a longer one (installed by a reload: too long for the runtime API too) is compared by its
+    beginning; else every change would reload again."""
+    if running is None:
+        return False
+    return running == line or (len(running.encode()) >= RUNTIME_COMMAND_MAX and line.startswith(running))
+
+
+def crt_list_line_fits_runtime(crt_list: Path, line: str) -> bool:
+    """Whether a crt-list line (a file and its SNI filters) can be added in one runtime command."""
+    return len(_add_crt_list_command(crt_list, line).encode()) <= RUNTIME_COMMAND_MAX
+
+
 def store(socket_path: Path, certificate_file: Path, pem: str) -> None:
     """Serve `pem` from `certificate_file` in the running HAProxy: a transaction, so clients see
     the old certificate or the new one; aborted if HAProxy refuses it."""
@@ -312,7 +326,7 @@ def put_crt_list_entry(socket_path: Path, crt_list: Path, certificate_file: Path
     the one it had, if `present`. Between the two commands its hosts get the default certificate."""
     if present:
         _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
-    _expect(socket_path, f"add ssl crt-list {crt_list} <<\n{line}\n", "Success!")
+    _expect(socket_path, _add_crt_list_command(crt_list, line), "Success!")
 
 
 def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None:
@@ -321,6 +335,10 @@ def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None
     if str(certificate_file) in crt_list_entries(socket_path, crt_list):
         _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
     _expect(socket_path, f"del ssl cert {certificate_file}", "deleted")
+
+
+def _add_crt_list_command(crt_list: Path, line: str) -> str:
+    return f"add ssl crt-list {crt_list} <<\n{line}\n"
 
 
 def _set_command(certificate_file: Path, pem: str) -> str:
