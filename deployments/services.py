@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -27,6 +28,10 @@ class InvalidInput(Exception):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items()))
+
+
+class TooSoon(InvalidInput):
+    """Asked again before the administrator's minimum interval passed (API: 429)."""
 
 
 @dataclass
@@ -371,6 +376,10 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
     it into HAProxy. Refused (nothing changes) with what to fix if it cannot be served."""
     if len(chain_pem) > tls.MAX_PEM_BYTES or len(key_pem) > tls.MAX_PEM_BYTES:  # before any parsing
         raise InvalidInput({"certificate": [f"a certificate or key is at most {tls.MAX_PEM_BYTES // 1024} KiB of PEM"]})
+    interval = settings.SWITCHYARD["CERTIFICATE_UPLOAD_INTERVAL"]
+    if cache.get(certificate_upload_key(app)):  # each stored upload may reload HAProxy (a long chain) for every app
+        raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
+                                       "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
     try:
         certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
     except tls.InvalidCertificate as error:
@@ -379,7 +388,13 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
         certificate = certificates.upload(app, chain_pem, key_pem)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
+    if interval:
+        cache.set(certificate_upload_key(app), 1, timeout=interval)
     return certificate
+
+
+def certificate_upload_key(app: App) -> str:
+    return f"certificate-upload:{app.pk}"
 
 
 def use_acme_certificate(app: App, actor: Actor) -> bool:

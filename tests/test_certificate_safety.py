@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -80,6 +81,8 @@ def world(stack, app_repo, django_user_model) -> World:
     services.upload_certificate(victim, Actor(user=victim_user, via="api"), own.chain_pem, own.key_pem)
     serial = tls.facts(own.chain_pem).serial
     _wait_served(VICTIM_DOMAIN, serial)
+    for app in (victim, mallory):  # uploads are rate-limited per app (test_certificate_uploads_...)
+        cache.delete(services.certificate_upload_key(app))
     panel = Client()
     panel.force_login(mallory_user)
     return World(ca, victim, serial, mallory, Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(mallory_user, 'ci')[1]}"),
@@ -173,6 +176,7 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", PANEL_DOMAIN)  # as the worker has it
         patch.setitem(settings.SWITCHYARD, "PANEL_BIND", ("127.0.0.1", panel_port))
+        patch.setitem(settings.SWITCHYARD, "CERTIFICATE_UPLOAD_INTERVAL", 0)  # two uploads in a row
         celery_worker.restart(SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN, SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
         try:
             router.sync_all()
@@ -395,3 +399,13 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     _restart_haproxy()
     _assert_the_victim_serves(world, stack)
     assert _serial(hosts[-1]) == serial
+
+
+def test_certificate_uploads_of_one_app_are_rate_limited(world):
+    first, second = world.ca.issue([MALLORY_DOMAIN]), world.ca.issue([MALLORY_DOMAIN])
+    assert world.upload(first.chain_pem, first.key_pem).status_code == 200
+    response = world.upload(second.chain_pem, second.key_pem)
+    assert response.status_code == 429 and "SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL" in response.json()["detail"]
+    assert Certificate.objects.get(app=world.mallory).chain_pem == first.chain_pem
+    other = world.ca.issue([VICTIM_DOMAIN])  # another app is not held back
+    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, other.chain_pem, other.key_pem)
