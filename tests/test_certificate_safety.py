@@ -409,3 +409,15 @@ def test_certificate_uploads_of_one_app_are_rate_limited(world):
     assert Certificate.objects.get(app=world.mallory).chain_pem == first.chain_pem
     other = world.ca.issue([VICTIM_DOMAIN])  # another app is not held back
     services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, other.chain_pem, other.key_pem)
+
+
+def test_haproxys_own_check_refuses_what_it_cannot_load():
+    """The isolated `haproxy -c` (every upload refusal above comes from the Python checks first)."""
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    haproxy_process.check_certificate(tls.bundle(good.chain_pem, good.key_pem))
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="certificate.pem"):
+        haproxy_process.check_certificate(good.chain_pem)  # no key: HAProxy cannot serve it
+    other = ca.issue(["a.example.test"])
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid):
+        haproxy_process.check_certificate(tls.bundle(good.chain_pem, other.key_pem))  # a key not the leaf's
