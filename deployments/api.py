@@ -475,6 +475,8 @@ def upload_certificate(request, name: str, body: CertificateIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
     try:
         services.upload_certificate(app, _actor(request), body.certificate, body.key)
+    except services.TooSoon as error:
+        raise HttpError(429, str(error)) from None
     except services.InvalidInput as error:
         raise _fail(error)
     return presenters.certificate(App.objects.get(pk=app.pk))

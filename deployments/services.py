@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -26,6 +27,10 @@ class InvalidInput(Exception):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items()))
+
+
+class TooSoon(InvalidInput):
+    """Asked again before the administrator's minimum interval passed (API: 429)."""
 
 
 @dataclass
@@ -53,7 +58,8 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
               health_path=spec.health_path, replicas=spec.replicas,
               zero_downtime=spec.zero_downtime, repo_private_allowed=actor.trusted, **spec.settings)
     app.new_deploy_key()
-    errors = _field_errors(app) | _domain_errors(spec.domains, app.owner) | _env_errors(spec.env)
+    errors = (_field_errors(app) | _domain_errors(spec.domains, app.owner) | _domain_count_errors(spec.domains)
+              | _env_errors(spec.env))
     if not errors:
         errors = (quotas.new_app_errors(app.owner) if app.owner is not None else {}) | quotas.settings_errors(app)
     if "repo_url" not in errors:
@@ -169,6 +175,15 @@ def _field_errors(app: App) -> dict[str, list[str]]:
     except ValidationError as error:
         return error.message_dict
     return {}
+
+
+def _domain_count_errors(domains: list[str]) -> dict[str, list[str]]:
+    """Each domain is an SNI filter on the app's crt-list line: too many and HAProxy refuses the line."""
+    most = settings.SWITCHYARD["MAX_APP_DOMAINS"]
+    if len(domains) <= most:
+        return {}
+    return {"domains": [f"an app has at most {most} domains (SWITCHYARD_MAX_APP_DOMAINS); this one would have "
+                        f"{len(domains)}"]}
 
 
 def _domain_errors(domains: list[str], owner) -> dict[str, list[str]]:
@@ -303,6 +318,7 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
     current = set(app.domains.values_list("hostname", flat=True))
     wanted = _unique_hosts(domains) if domains is not None else sorted(current)
     errors = (_field_errors(app) | _domain_errors([h for h in wanted if h not in current], app.owner)
+              | _domain_count_errors(wanted)
               | _env_errors({k: v for k, v in (env or {}).items() if v is not None}))
     if not errors:
         errors = quotas.settings_errors(app, before)
@@ -377,14 +393,25 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
     it into HAProxy. Refused (nothing changes) with what to fix if it cannot be served."""
     if len(chain_pem) > tls.MAX_PEM_BYTES or len(key_pem) > tls.MAX_PEM_BYTES:  # before any parsing
         raise InvalidInput({"certificate": [f"a certificate or key is at most {tls.MAX_PEM_BYTES // 1024} KiB of PEM"]})
+    interval = settings.SWITCHYARD["CERTIFICATE_UPLOAD_INTERVAL"]
+    if cache.get(certificate_upload_key(app)):  # each stored upload may reload HAProxy (a long chain) for every app
+        raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
+                                       "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
+    try:
+        certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+    except tls.InvalidCertificate as error:
+        raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        try:
-            certificate = certificates.upload(app, chain_pem, key_pem)
-        except tls.InvalidCertificate as error:
-            raise InvalidInput({"certificate": [str(error)]}) from None
+        certificate = certificates.upload(app, chain_pem, key_pem)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
+    if interval:
+        cache.set(certificate_upload_key(app), 1, timeout=interval)
     return certificate
+
+
+def certificate_upload_key(app: App) -> str:
+    return f"certificate-upload:{app.pk}"
 
 
 def use_acme_certificate(app: App, actor: Actor) -> bool:

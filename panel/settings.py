@@ -219,6 +219,11 @@ SWITCHYARD = {
     "ACME_EMAIL": env_email("SWITCHYARD_ACME_EMAIL"),
     "ACME_CA_BUNDLE": env_file("SWITCHYARD_ACME_CA_BUNDLE"),  # "" trusts the system's CAs
     # How often the worker looks for certificates to issue, renew or retry (seconds).
+    # Domains one app may have: every one is an SNI filter on the app's crt-list line, which HAProxy
+    # reads whole (at most 2047 words and 64 KiB at a start, 16 KiB through the runtime API).
+    "MAX_APP_DOMAINS": env_int("SWITCHYARD_MAX_APP_DOMAINS", 100, minimum=1, maximum=250),
+    # Seconds between two certificate uploads of one app (each may reload HAProxy).
+    "CERTIFICATE_UPLOAD_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL", 10, minimum=0, maximum=3600),
     "CERTIFICATE_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_INTERVAL", 60, minimum=1, maximum=86400),
     "PANEL_BIND": _PANEL_BIND,
     # The panel's own domain, served by the apps' HAProxy (to PANEL_BIND) with a certificate of

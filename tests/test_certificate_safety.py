@@ -6,6 +6,7 @@ tenant whose app is deployed and served over HTTPS with a certificate of its own
 """
 import datetime
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -79,6 +81,8 @@ def world(stack, app_repo, django_user_model) -> World:
     services.upload_certificate(victim, Actor(user=victim_user, via="api"), own.chain_pem, own.key_pem)
     serial = tls.facts(own.chain_pem).serial
     _wait_served(VICTIM_DOMAIN, serial)
+    for app in (victim, mallory):  # uploads are rate-limited per app (test_certificate_uploads_...)
+        cache.delete(services.certificate_upload_key(app))
     panel = Client()
     panel.force_login(mallory_user)
     return World(ca, victim, serial, mallory, Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(mallory_user, 'ci')[1]}"),
@@ -172,6 +176,7 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", PANEL_DOMAIN)  # as the worker has it
         patch.setitem(settings.SWITCHYARD, "PANEL_BIND", ("127.0.0.1", panel_port))
+        patch.setitem(settings.SWITCHYARD, "CERTIFICATE_UPLOAD_INTERVAL", 0)  # two uploads in a row
         celery_worker.restart(SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN, SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
         try:
             router.sync_all()
@@ -212,7 +217,9 @@ def _assert_running_crt_list_is_the_files() -> None:
     """What a restart would read is what HAProxy runs with: each certificate with its SNI filters."""
     paths = router.paths()
     running = tls.crt_list_entries(paths.admin_socket, paths.crt_list)
-    assert sorted(running.values()) == sorted(paths.crt_list.read_text().splitlines())
+    files = {line.split()[0]: line for line in paths.crt_list.read_text().splitlines()}
+    assert running.keys() == files.keys()
+    assert all(tls.same_crt_list_line(running[path], line) for path, line in files.items())  # long ones cut by `show`
     assert all(len(line.split()) > 1 for line in running.values()), running  # never a line without filters
 
 
@@ -268,3 +275,152 @@ def test_certificate_checks_name_what_to_fix():
             tls.check_pair(chain_pem, key_pem)
     assert tls.unservable(good.chain_pem, good.key_pem, timezone.now() - datetime.timedelta(seconds=1)).startswith(
         "it expired on")
+
+
+def test_an_app_named_default_never_takes_over_the_default_certificate(world, stack):
+    """Its certificate file is not the bind's default certificate: other names keep the default one."""
+    app = services.create_app(services.AppSpec(name="default", repo_url=world.victim.repo_url,
+                                               domains=["default.example.test"]), CLI, owner=world.mallory.owner)
+    try:
+        greedy = world.ca.issue(["default.example.test", "*.example.test", VICTIM_DOMAIN, "unknown.example.test"])
+        response = world.api.post(f"/api/apps/{app.name}/certificate", content_type="application/json",
+                                  data=json.dumps({"certificate": greedy.chain_pem, "key": greedy.key_pem}))
+        assert response.status_code == 200, response.content[:300]
+        serial = tls.facts(greedy.chain_pem).serial
+        _wait_served("default.example.test", serial)
+        for restarted in (False, True):
+            if restarted:
+                stack.reconcile()
+                _restart_haproxy()
+            assert _serial("default.example.test") == serial
+            assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}", restarted
+            assert _subject(None) == f"CN={DEFAULT_SUBJECT}", restarted
+            _assert_the_victim_serves(world, stack)
+            assert tls.facts(router.paths().default_certificate.read_text()).names == (DEFAULT_SUBJECT,)
+    finally:
+        services.delete_app(app.name, CLI)
+        router.sync_all()
+
+
+def test_an_adversarial_pem_is_refused_in_linear_time():
+    """A lazy PEM pattern backtracked quadratically: 4000 spaces before a mismatched END took 100 s."""
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    hostile = "-----BEGIN CERTIFICATE-----" + " " * (60 * 1024) + "-----END CERTIFICATF-----"
+    started = time.monotonic()
+    with pytest.raises(tls.InvalidCertificate, match="stray or unfinished"):
+        tls.check_pair(hostile, good.key_pem)
+    assert time.monotonic() - started < 0.5
+
+
+def _rsa_leaf(ca: test_tls.PrivateCA, bits: int, exponent: int = 65537) -> test_tls.Issued:
+    return ca.issue(["a.example.test"], key=rsa.generate_private_key(public_exponent=exponent, key_size=bits))
+
+
+def test_every_certificate_of_the_chain_meets_the_key_policy_and_huge_keys_are_refused_before_loading():
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    weak_intermediate = _rsa_leaf(ca, 1024).chain_pem  # any RSA-1024 certificate: HAProxy refuses it in a chain
+    big = _rsa_leaf(ca, 4096 + 1024)
+    odd_exponent = _rsa_leaf(ca, 2048, exponent=3)
+    for chain_pem, key_pem, reason in [
+            (good.chain_pem + weak_intermediate, good.key_pem, "certificate 2 of the chain has a key of RSA of 1024 bits"),
+            (big.chain_pem, big.key_pem, "RSA of 5120 bits; 2048 to 4096"),
+            (odd_exponent.chain_pem, odd_exponent.key_pem, "exponent 3; use 65537")]:
+        with pytest.raises(tls.InvalidCertificate, match=reason):
+            tls.check_pair(chain_pem, key_pem)
+    # A stored row (written around the upload) is re-checked whole on render: left out of HAProxy's files.
+    later = timezone.now() + datetime.timedelta(days=1)
+    assert "certificate 2 of the chain" in tls.unservable(good.chain_pem + weak_intermediate, good.key_pem, later)
+    ok = _rsa_leaf(ca, 4096)
+    assert tls.check_pair(ok.chain_pem, ok.key_pem).names == ("a.example.test",)
+
+
+def _malformed_san_certificate(ca: test_tls.PrivateCA) -> tuple[str, str]:
+    """A leaf whose subject alternative names are not valid DER (a DNS name of non-ASCII bytes)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    san = x509.UnrecognizedExtension(x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x04\x82\x02\xff\xfe")
+    certificate = (x509.CertificateBuilder().subject_name(ca.name).issuer_name(ca.name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)).add_extension(san, critical=False)
+                   .sign(ca.key, hashes.SHA256()))
+    return (certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+def test_odd_input_through_the_api_is_a_400_naming_the_problem(world):
+    good = world.ca.issue([MALLORY_DOMAIN])
+    san_chain, san_key = _malformed_san_certificate(world.ca)
+    for name, chain_pem, key_pem, reason in [
+            ("lone surrogate", good.chain_pem + "\ud800", good.key_pem, "ASCII only"),
+            ("lone surrogate in the key", good.chain_pem, good.key_pem.replace("-----END", "\ud800-----END"), "ASCII only"),
+            ("malformed SAN", san_chain, san_key, "cannot be read")]:
+        response = world.api.post(f"/api/apps/{world.mallory.name}/certificate", content_type="application/json",
+                                  data=json.dumps({"certificate": chain_pem, "key": key_pem}))
+        assert response.status_code == 400, (name, response.status_code, response.content[:300])
+        assert reason in response.json()["detail"], (name, response.json())
+
+
+def test_a_haproxy_check_that_times_out_is_a_refusal(monkeypatch):
+    def slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired("haproxy", haproxy_process.CHECK_TIMEOUT)
+    monkeypatch.setattr(haproxy_process.subprocess, "run", slow)
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="took longer than"):
+        haproxy_process.check_certificate("anything")
+
+
+def _long_host(index: int) -> str:
+    return f"{'a' * 60}.{'b' * 60}.{index:03d}{'c' * 50}.example.test"  # 190 characters
+
+
+def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime_api_is_served(world, stack):
+    most = settings.SWITCHYARD["MAX_APP_DOMAINS"]
+    too_many = [f"d{n}.mallory.example.test" for n in range(most + 1)]
+    response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
+                               data=json.dumps({"domains": too_many}))
+    assert response.status_code == 400 and "SWITCHYARD_MAX_APP_DOMAINS" in response.content.decode(), response.content
+    assert world.mallory.domains.count() == 1
+    # As many long domains as allowed: their crt-list line (~19 KiB) is more than one runtime command takes.
+    hosts = [MALLORY_DOMAIN, *(_long_host(n) for n in range(most - 1))]
+    issued = world.ca.issue(hosts)
+    assert world.upload(issued.chain_pem, issued.key_pem).status_code == 200
+    serial = tls.facts(issued.chain_pem).serial
+    _wait_served(MALLORY_DOMAIN, serial)
+    response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
+                               data=json.dumps({"domains": hosts}))
+    assert response.status_code == 200, response.content[:300]
+    assert len(" ".join(hosts)) > tls.RUNTIME_COMMAND_MAX
+    stack.eventually(lambda: _serial(hosts[-1]) == serial, "the last long domain gets its certificate")
+    _assert_the_victim_serves(world, stack)
+    _assert_running_crt_list_is_the_files()
+    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+    services.update_app(App.objects.get(pk=world.victim.pk), CLI, {"hsts": True})  # not reloaded for the long line
+    stack.eventually(lambda: router.paths().hsts_map.read_text().count(VICTIM_DOMAIN) == 1, "the victim's HSTS")
+    assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+    assert _serial(hosts[-1]) == serial
+
+
+def test_certificate_uploads_of_one_app_are_rate_limited(world):
+    first, second = world.ca.issue([MALLORY_DOMAIN]), world.ca.issue([MALLORY_DOMAIN])
+    assert world.upload(first.chain_pem, first.key_pem).status_code == 200
+    response = world.upload(second.chain_pem, second.key_pem)
+    assert response.status_code == 429 and "SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL" in response.json()["detail"]
+    assert Certificate.objects.get(app=world.mallory).chain_pem == first.chain_pem
+    other = world.ca.issue([VICTIM_DOMAIN])  # another app is not held back
+    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, other.chain_pem, other.key_pem)
+
+
+def test_haproxys_own_check_refuses_what_it_cannot_load():
+    """The isolated `haproxy -c` (every upload refusal above comes from the Python checks first)."""
+    ca = test_tls.PrivateCA()
+    good = ca.issue(["a.example.test"])
+    haproxy_process.check_certificate(tls.bundle(good.chain_pem, good.key_pem))
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="certificate.pem"):
+        haproxy_process.check_certificate(good.chain_pem)  # no key: HAProxy cannot serve it
+    other = ca.issue(["a.example.test"])
+    with pytest.raises(haproxy_process.HAProxyConfigInvalid):
+        haproxy_process.check_certificate(tls.bundle(good.chain_pem, other.key_pem))  # a key not the leaf's

@@ -103,12 +103,11 @@ def attempt(certificate_id: int) -> str:
     return f"{certificate.holder}: certificate issued for {', '.join(domains)}"
 
 
-def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
-    """A person's own certificate instead of ACME's. Only stored here (the web process may run
-    this); the worker puts it into HAProxy (tasks.apply_certificates, or the next reconcile).
-    Checked first on its own (tls.check_pair), then by HAProxy itself in a config holding only it:
-    one certificate HAProxy refuses in its files keeps it from starting for every app.
-    Raises tls.InvalidCertificate with what to fix; nothing changes then."""
+def check_upload(app: App, chain_pem: str, key_pem: str) -> None:
+    """Whether a person's own certificate can be served for the app: checked first on its own
+    (tls.check_pair), then by HAProxy itself in a config holding only it (one certificate HAProxy
+    refuses in its files keeps it from starting for every app). Outside any transaction: the
+    check runs a process. Raises tls.InvalidCertificate with what to fix."""
     facts = tls.check_pair(chain_pem, key_pem)
     domains = app.public_domains()
     if not domains:
@@ -122,6 +121,12 @@ def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
         haproxy_process.check_certificate(tls.bundle(chain_pem, key_pem))
     except haproxy_process.HAProxyConfigInvalid as error:
         raise tls.InvalidCertificate(f"HAProxy cannot load the certificate: {error}") from None
+
+
+def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
+    """A person's own certificate instead of ACME's, once check_upload passed. Only stored here
+    (the web process may run this); the worker puts it into HAProxy (tasks.apply_certificates,
+    or the next reconcile)."""
     certificate, _ = Certificate.objects.get_or_create(app=app)
     _store(certificate, chain_pem, key_pem, Certificate.Source.UPLOADED)
     return Certificate.objects.get(pk=certificate.pk)

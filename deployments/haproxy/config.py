@@ -152,9 +152,15 @@ class Paths:
     def certs(self) -> Path:
         return self.directory / "certs"
 
+    @property
+    def served_certs(self) -> Path:
+        """The apps' and the panel's certificates: a directory of their own, so that no app's name
+        (an app called "default") can be the default certificate's file."""
+        return self.certs / "apps"
+
     def certificate(self, app_name: str) -> Path:
         """The app's certificate and key in one PEM file, as HAProxy loads it."""
-        return self.certs / f"{app_name}.pem"
+        return self.served_certs / f"{app_name}.pem"
 
     @property
     def default_certificate(self) -> Path:

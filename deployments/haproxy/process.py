@@ -64,6 +64,8 @@ def check_certificate(pem: str) -> None:
             check_config(config)
         except HAProxyConfigInvalid as error:  # its words, without the temporary paths
             raise HAProxyConfigInvalid(str(error).replace(f"{directory}/", "")) from None
+        except subprocess.TimeoutExpired:
+            raise HAProxyConfigInvalid(f"HAProxy's check took longer than {CHECK_TIMEOUT} s") from None
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ The switch is the one exception to that order (see switch_to): it is on the path
 "healthy" and "serving", so it tells HAProxy first and writes file and rows right after,
 still under the lock, so nobody else ever sees the three differ.
 """
+import dataclasses
 import logging
 import os
 import re
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 Record = Callable[[], None]  # stores the rows a routing change follows from; run under the lock
 
-MAP_BATCH = 40  # entries per runtime-API line; keeps each line well under HAProxy's buffer
+MAP_BATCH_BYTES = 8 * 1024  # of commands per runtime-API line: well under HAProxy's 16 KiB buffer
 # What a runtime command changes in a server line: address, weight, disabled. The rest (check,
 # backup, cookie) follows from lines and slot names that a reload is needed for.
 SERVER_LINE = re.compile(r"^(    server \S+) .*$", re.MULTILINE)
@@ -138,8 +139,12 @@ def check_app_config(app: App, domains: list[str]) -> None:
     """
     backend = Backend(health=HealthCheck(**app.current_health_check()))
     own = (app.default_hostname,) if settings.SWITCHYARD["LOCALHOST_NAMES"] else ()
-    route = AppRoute(name=app.name, hostnames=(*own, *domains), live_colour=app.live_colour,
-                     backends={colour: backend for colour in COLOURS})
+    hostnames = (*own, *domains)
+    served = _tls(app) if app.pk else None  # its certificate, with these domains as SNI filters
+    if served:
+        served = dataclasses.replace(served, covered=tuple(h for h in hostnames if app.certificate.covers(h)))
+    route = AppRoute(name=app.name, hostnames=hostnames, live_colour=app.live_colour,
+                     backends={colour: backend for colour in COLOURS}, tls=served)
     try:
         check_route(route)  # rendering would leave out what it cannot quote; here that is an error
     except UnsafeValue as error:
@@ -476,8 +481,8 @@ def _apply(push_map: bool = False, server_commands: list[str] | None = None, sta
         if not _push_tls(location, routes, panel):
             haproxy_process.reload(location)  # it reads every file written above
             return
-    for batch in _batches(server_commands or [], MAP_BATCH):
-        runtime_api.run(location.admin_socket, "; ".join(batch))
+    for line in _joined_in_batches(server_commands or []):
+        runtime_api.run(location.admin_socket, line)
 
 
 def _apply_quietly(**kwargs) -> None:
@@ -519,14 +524,18 @@ def write_referenced_files(location: Paths, routes: list[AppRoute], default_cert
     redirect and HSTS maps, and the ACME challenge map (kept: its entries live only there and
     in the running HAProxy, for the minutes an order takes)."""
     location.certs.mkdir(mode=0o700, exist_ok=True)
-    if not location.default_certificate.exists():
-        pem = default_certificate.read_text() if default_certificate and default_certificate.exists() \
-            else tls.self_signed_bundle()
+    location.served_certs.mkdir(mode=0o700, exist_ok=True)
+    if not tls.is_default_bundle(_read(location.default_certificate)):  # missing, or an app's (older versions)
+        copied = _read(default_certificate) if default_certificate else ""
+        pem = copied if tls.is_default_bundle(copied) else tls.self_signed_bundle()
         _atomic_write(location.default_certificate, pem)
     served = {location.certificate(name): held.pem for name, held in served_certificates(routes, panel).items()}
+    assert location.default_certificate not in served, "an app's certificate file is the default certificate's"
     for path, pem in served.items():
         _write_if_changed(path, pem)
-    for stale in set(location.certs.glob("*.pem")) - set(served) - {location.default_certificate}:
+    # Files of older versions (certs/<app>.pem) too: the default certificate is the only one kept there.
+    for stale in ({*location.certs.glob("*.pem"), *location.served_certs.glob("*.pem")}
+                  - set(served) - {location.default_certificate}):
         stale.unlink(missing_ok=True)
     _write_if_changed(location.crt_list, render_crt_list(routes, location, panel))
     _write_if_changed(location.redirect_map, map_text(redirect_entries(routes, panel)))
@@ -556,16 +565,22 @@ def _push_tls(location: Paths, routes: list[AppRoute], panel: PanelRoute | None)
     if a certificate is too long for one runtime command: the caller reloads instead."""
     socket = location.admin_socket
     served = {location.certificate(name): held for name, held in served_certificates(routes, panel).items()}
+    assert location.default_certificate not in served, "an app's certificate file is the default certificate's"
     changed = {path: held.pem for path, held in served.items()
                if tls.served_fingerprint(socket, path) != tls.fingerprint(held.pem)}
-    if not all(tls.fits_runtime(path, pem) for path, pem in changed.items()):
+    default_pem = _read(location.default_certificate)
+    if tls.served_fingerprint(socket, location.default_certificate) != tls.fingerprint(default_pem):
+        changed[location.default_certificate] = default_pem  # replaced on disk (an app's, in older versions)
+    entries = tls.crt_list_entries(socket, location.crt_list)
+    lines = {path: crt_list_line(path, held) for path, held in served.items()
+             if not tls.same_crt_list_line(entries.get(str(path)), crt_list_line(path, held))}
+    if not (all(tls.fits_runtime(path, pem) for path, pem in changed.items())
+            and all(tls.crt_list_line_fits_runtime(location.crt_list, line) for line in lines.values())):
         return False
     for path, pem in changed.items():
         tls.store(socket, path, pem)
-    entries = tls.crt_list_entries(socket, location.crt_list)
-    for path, held in served.items():
-        if entries.get(str(path)) != crt_list_line(path, held):
-            tls.put_crt_list_entry(socket, location.crt_list, path, crt_list_line(path, held), str(path) in entries)
+    for path, line in lines.items():
+        tls.put_crt_list_entry(socket, location.crt_list, path, line, str(path) in entries)
     for stale in tls.loaded(socket) - {str(path) for path in served} - {str(location.default_certificate)}:
         tls.uninstall(socket, location.crt_list, Path(stale))
     _push_map(location, redirect_entries(routes, panel), location.redirect_map)
@@ -578,8 +593,7 @@ def _push_map(location: Paths, entries: list[tuple[str, str]], map_path: Path | 
     map_file = str(map_path or location.hosts_map)
     answer = runtime_api.run(location.admin_socket, f"prepare map {map_file}")
     version = answer.strip().rsplit(":", 1)[-1].strip()
-    for batch in _batches(entries, MAP_BATCH):
-        line = "; ".join(f"add map @{version} {map_file} {host} {backend}" for host, backend in batch)
+    for line in _joined_in_batches([f"add map @{version} {map_file} {host} {backend}" for host, backend in entries]):
         runtime_api.run(location.admin_socket, line)
     runtime_api.run(location.admin_socket, f"commit map @{version} {map_file}")
 
@@ -608,8 +622,17 @@ def _slot_commands(backend: str, servers: tuple[Server, ...], name) -> list[str]
     return commands
 
 
-def _batches(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _joined_in_batches(commands: list[str]) -> list[str]:
+    """Commands joined with "; " into lines of at most MAP_BATCH_BYTES (one longer command alone):
+    by bytes, not by count, as hosts are up to 253 characters."""
+    lines, batch, size = [], [], 0
+    for command in commands:
+        if batch and size + len(command) + 2 > MAP_BATCH_BYTES:
+            lines.append("; ".join(batch))
+            batch, size = [], 0
+        batch.append(command)
+        size += len(command.encode()) + 2
+    return lines + (["; ".join(batch)] if batch else [])
 
 
 def _atomic_write(path: Path, text: str, check=None) -> None:

@@ -7,6 +7,7 @@ ACME orders) and reading a certificate's facts, with `cryptography`. The router 
 runtime functions under its lock, after it wrote the files.
 """
 import base64
+import contextlib
 import binascii
 import datetime
 import hashlib
@@ -26,10 +27,14 @@ DEFAULT_CERTIFICATE_DAYS = 3650
 MAX_CHAIN = 10  # the certificate and its intermediates; a real chain has two or three
 MAX_PEM_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048  # what Debian's OpenSSL (security level 2) loads; HAProxy refuses less
+MAX_RSA_BITS = 4096  # larger keys make every handshake (and loading the key) slow
+ALLOWED_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 EC_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 PRIVATE_KEY_LABELS = {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"}
-# One PEM block (RFC 7468): BEGIN and END with the same label, base64 between.
-PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*([A-Za-z0-9+/=\s]*?)\s*-----END \1-----")
+# One PEM block (RFC 7468): BEGIN and END with the same label, base64 between. Linear: one
+# greedy class that cannot hold "-" (a lazy body between optional spaces backtracked
+# quadratically: 100 s for 4000 spaces before a mismatched END line).
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----([A-Za-z0-9+/=\s]*)-----END \1-----")
 
 
 class InvalidCertificate(ValueError):
@@ -74,7 +79,26 @@ def facts(chain_pem: str) -> CertificateFacts:
 
 def check_pair(chain_pem: str, key_pem: str) -> CertificateFacts:
     """Facts of an uploaded certificate, once it is known to be servable on its own (see
-    _check_structure) and valid now. Raises InvalidCertificate saying what to fix."""
+    _check_structure) and valid now. Raises InvalidCertificate saying what to fix: also for what
+    the parsers raise on odd input (a lone surrogate, a malformed extension, an unknown algorithm)."""
+    with _refusing_odd_input():
+        return _check_pair(chain_pem, key_pem)
+
+
+@contextlib.contextmanager
+def _refusing_odd_input():
+    """What the parsers raise on input they cannot read, as InvalidCertificate."""
+    try:
+        yield
+    except InvalidCertificate:
+        raise
+    except UnicodeError:
+        raise InvalidCertificate("certificate and key are PEM text: ASCII only") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise InvalidCertificate(f"the certificate cannot be read ({type(error).__name__}: {error})") from None
+
+
+def _check_pair(chain_pem: str, key_pem: str) -> CertificateFacts:
     _check_structure(chain_pem, key_pem)
     found = facts(chain_pem)
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -104,12 +128,13 @@ _PROBLEMS_KEPT = 4096
 def _structure_problem(chain_pem: str, key_pem: str) -> str:
     """Remembered by digest (not by the PEM, up to 64 KiB each): every routing change renders every
     app's certificate, and a parse takes about a millisecond."""
-    digest = hashlib.sha256(f"{chain_pem}\0{key_pem}".encode()).digest()
+    digest = hashlib.sha256(f"{chain_pem}\0{key_pem}".encode(errors="surrogatepass")).digest()
     if digest not in _PROBLEMS:
         if len(_PROBLEMS) >= _PROBLEMS_KEPT:
             _PROBLEMS.clear()
         try:
-            _check_structure(chain_pem, key_pem)
+            with _refusing_odd_input():
+                _check_structure(chain_pem, key_pem)
             _PROBLEMS[digest] = ""
         except InvalidCertificate as error:
             _PROBLEMS[digest] = str(error)
@@ -119,7 +144,7 @@ def _structure_problem(chain_pem: str, key_pem: str) -> str:
 def _check_structure(chain_pem: str, key_pem: str) -> None:
     """What HAProxy needs to load the pair, checked here so that it never reads one it refuses:
     the certificate field holds only CERTIFICATE blocks (1 to MAX_CHAIN), the key field exactly one
-    unencrypted private key and nothing else, the key is the leaf's, RSA of at least MIN_RSA_BITS
+    unencrypted private key and nothing else, the key is the leaf's, RSA of MIN_RSA_BITS to MAX_RSA_BITS (e = 65537)
     or EC on P-256/P-384, at most MAX_PEM_BYTES in all."""
     if len(chain_pem.encode()) + len(key_pem.encode()) > MAX_PEM_BYTES:
         raise InvalidCertificate(f"certificate and key are at most {MAX_PEM_BYTES // 1024} KiB of PEM together")
@@ -136,28 +161,47 @@ def _check_structure(chain_pem: str, key_pem: str) -> None:
         raise InvalidCertificate(f"the key field holds exactly one private key (found {', '.join(key_labels)}); "
                                  "convert it with `openssl pkey -in KEY` if it has more")
     try:
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
-        raise InvalidCertificate(f"the key is not an unencrypted PEM private key ({error})") from None
-    try:
         chain = x509.load_pem_x509_certificates(chain_pem.encode())
     except (ValueError, UnsupportedAlgorithm) as error:
         raise InvalidCertificate(f"the certificate is not PEM ({error})") from None
+    for position, certificate in enumerate(chain):  # before the key is loaded: a huge RSA key takes minutes
+        _check_public_key(certificate.public_key(), "the certificate" if position == 0 else f"certificate {position + 1} of the chain")
+        _check_signature_hash(certificate, position)
+    try:  # the key's own consistency checks are skipped: it must match the leaf's public key, checked below
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise InvalidCertificate(f"the key is not an unencrypted PEM private key ({error})") from None
     public = chain[0].public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != public:
         raise InvalidCertificate("the key does not belong to the certificate")
-    _check_key_strength(key)
 
 
-def _check_key_strength(key) -> None:
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise InvalidCertificate(f"the key is RSA of {key.key_size} bits; at least {MIN_RSA_BITS} are needed")
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
+def _check_public_key(key, whose: str) -> None:
+    """RSA of MIN_RSA_BITS to MAX_RSA_BITS with the exponent 65537, or EC on P-256/P-384: what
+    HAProxy's OpenSSL loads, and no key that takes seconds to use."""
+    if isinstance(key, rsa.RSAPublicKey):
+        if not MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS:
+            raise InvalidCertificate(f"{whose} has a key of RSA of {key.key_size} bits; {MIN_RSA_BITS} to "
+                                     f"{MAX_RSA_BITS} bits are needed")
+        if key.public_numbers().e != 65537:
+            raise InvalidCertificate(f"{whose} has an RSA key with the exponent {key.public_numbers().e}; use 65537")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in EC_CURVES:
-            raise InvalidCertificate(f"the key is on the curve {key.curve.name}; use P-256 or P-384")
+            raise InvalidCertificate(f"{whose} has a key on the curve {key.curve.name}; use P-256 or P-384")
     else:
-        raise InvalidCertificate("the key is neither RSA nor EC: use RSA (2048 bits or more) or EC P-256/P-384")
+        raise InvalidCertificate(f"{whose} has a key neither RSA nor EC: use RSA (2048 to {MAX_RSA_BITS} bits) "
+                                 "or EC P-256/P-384")
+
+
+def _check_signature_hash(certificate: x509.Certificate, position: int) -> None:
+    """SHA-1 and MD5 signatures are refused by OpenSSL at security level 2."""
+    try:
+        algorithm = certificate.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm = None
+    if algorithm is not None and not isinstance(algorithm, ALLOWED_HASHES):
+        whose = "the certificate" if position == 0 else f"certificate {position + 1} of the chain"
+        raise InvalidCertificate(f"{whose} is signed with {algorithm.name}; SHA-256 or stronger is needed")
 
 
 def _pem_labels(text: str, field_name: str) -> list[str]:
@@ -184,7 +228,21 @@ def bundle(chain_pem: str, key_pem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def self_signed_bundle(common_name: str = "switchyard default certificate") -> str:
+DEFAULT_COMMON_NAME = "switchyard default certificate"
+
+
+def is_default_bundle(pem: str) -> bool:
+    """Whether `pem` is a default certificate Switchyard made (self-signed, its common name only):
+    older versions let an app called "default" overwrite that file with its own."""
+    try:
+        certificate = _first_certificate(pem)
+    except InvalidCertificate:
+        return False
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEFAULT_COMMON_NAME)])
+    return certificate.subject == name and certificate.issuer == name
+
+
+def self_signed_bundle(common_name: str = DEFAULT_COMMON_NAME) -> str:
     key_pem = new_private_key_pem()
     key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -229,6 +287,20 @@ def fits_runtime(certificate_file: Path, pem: str) -> bool:
     return len(_set_command(certificate_file, pem).encode()) <= RUNTIME_COMMAND_MAX
 
 
+def same_crt_list_line(running: str | None, line: str) -> bool:
+    """Whether HAProxy runs with `line`: `show ssl crt-list` cuts a line at its buffer (~16 KiB),
+    so a longer one (installed by a reload: too long for the runtime API too) is compared by its
+    beginning; else every change would reload again."""
+    if running is None:
+        return False
+    return running == line or (len(running.encode()) >= RUNTIME_COMMAND_MAX and line.startswith(running))
+
+
+def crt_list_line_fits_runtime(crt_list: Path, line: str) -> bool:
+    """Whether a crt-list line (a file and its SNI filters) can be added in one runtime command."""
+    return len(_add_crt_list_command(crt_list, line).encode()) <= RUNTIME_COMMAND_MAX
+
+
 def store(socket_path: Path, certificate_file: Path, pem: str) -> None:
     """Serve `pem` from `certificate_file` in the running HAProxy: a transaction, so clients see
     the old certificate or the new one; aborted if HAProxy refuses it."""
@@ -254,7 +326,7 @@ def put_crt_list_entry(socket_path: Path, crt_list: Path, certificate_file: Path
     the one it had, if `present`. Between the two commands its hosts get the default certificate."""
     if present:
         _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
-    _expect(socket_path, f"add ssl crt-list {crt_list} <<\n{line}\n", "Success!")
+    _expect(socket_path, _add_crt_list_command(crt_list, line), "Success!")
 
 
 def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None:
@@ -263,6 +335,10 @@ def uninstall(socket_path: Path, crt_list: Path, certificate_file: Path) -> None
     if str(certificate_file) in crt_list_entries(socket_path, crt_list):
         _expect(socket_path, f"del ssl crt-list {crt_list} {certificate_file}", "deleted in crtlist")
     _expect(socket_path, f"del ssl cert {certificate_file}", "deleted")
+
+
+def _add_crt_list_command(crt_list: Path, line: str) -> str:
+    return f"add ssl crt-list {crt_list} <<\n{line}\n"
 
 
 def _set_command(certificate_file: Path, pem: str) -> str:
