@@ -47,7 +47,7 @@ def test_watching_and_canarying_deployments_leave_the_deploy_slots_to_builds(sta
                                                          else "watch")
         services.promote(deployment, TEST_ACTOR)
     held = [stack.wait(deployment, timeout=60) for deployment in held]
-    carried_on = LogLine.objects.filter(deployment__in=held, text__startswith="Watch worker process")
+    carried_on = LogLine.objects.filter(deployment__in=held, text__endswith="carries on after verify (watch queue)")
     assert carried_on.count() == SLOTS
     assert [d.state for d in held] == [Deployment.State.SUCCEEDED] * SLOTS, [d.error for d in held]
     assert [stack.get(f"slot{index}.localhost")[1] for index in range(SLOTS)] == [f"w{i}-v2" for i in range(SLOTS)]

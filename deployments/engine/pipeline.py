@@ -240,7 +240,7 @@ class Pipeline:
     def _resume(self) -> None:
         """In the task that carries on after verify: what the phases up to it kept in memory,
         from the row; then the new release must still be UP in HAProxy."""
-        self.log.write(f"Watch worker process {os.getpid()} on {socket.gethostname()} carries on")
+        self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()} carries on after verify (watch queue)")
         self._load_project(quiet=True)
         self.images = (self._redeploy_images() if self.deployment.redeploy_of_id else
                        {spec.name: self._image_tag(spec) for spec in self.project.services})
