@@ -17,6 +17,8 @@ The web process has neither the Docker socket nor HAProxy's files (in the compos
 cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
 apply_certificates and remove_app_resources. Deploy events (send_event) go out from a worker too. The first two go to settings.CONTROL_QUEUE, which
 its own worker serves (Procfile `control`), so a domain change never waits behind a build.
+A deployment with a canary or a watch carries on after verify in continue_deployment, on
+settings.WATCH_QUEUE (Procfile `watch`), so minutes of watching never hold a build's slot.
 """
 import logging
 
