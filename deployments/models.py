@@ -401,6 +401,9 @@ class Deployment(models.Model):
     # The Celery task that claimed it: when that task's pool process is lost, the worker's main
     # process names the task, and only the deployment that task runs is ended at once.
     runner = models.CharField(max_length=64, blank=True)
+    # HAProxy's answer counters when the deployment started, for its traffic figures: kept here
+    # because the task that carries on after verify (on the watch queue) computes them at the end.
+    traffic_baseline = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

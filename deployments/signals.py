@@ -35,7 +35,8 @@ def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(
     pool process is gone, and the main one must not block on the database, so it sends a task."""
     from deployments import tasks
 
-    if isinstance(exception, WorkerLostError) and sender is not None and sender.name == tasks.run_deployment.name:
+    deployment_tasks = (tasks.run_deployment.name, tasks.continue_deployment.name)
+    if isinstance(exception, WorkerLostError) and sender is not None and sender.name in deployment_tasks:
         deployment_id = args[0] if args else (kwargs or {}).get("deployment_id")
         if deployment_id is not None:
             tasks.send_deployment_lost(deployment_id, task_id)

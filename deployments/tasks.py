@@ -17,6 +17,8 @@ The web process has neither the Docker socket nor HAProxy's files (in the compos
 cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
 apply_certificates and remove_app_resources. Deploy events (send_event) go out from a worker too. The first two go to settings.CONTROL_QUEUE, which
 its own worker serves (Procfile `control`), so a domain change never waits behind a build.
+A deployment with a canary or a watch carries on after verify in continue_deployment, on
+settings.WATCH_QUEUE (Procfile `watch`), so minutes of watching never hold a build's slot.
 """
 import logging
 
@@ -38,9 +40,30 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, ignore_result=True)
 def run_deployment(self, deployment_id: int) -> None:
-    app_id = pipeline.run(deployment_id, runner=self.request.id or "")
+    app_id = pipeline.run(deployment_id, runner=self.request.id or "", hand_off=send_continuation)
     if app_id is not None:
         hand_over(app_id)
+
+
+@shared_task(bind=True, ignore_result=True, queue=settings.WATCH_QUEUE)
+def continue_deployment(self, deployment_id: int, handed_by: str) -> None:
+    """A deployment's canary, switch, watch and drain, after run_deployment (task `handed_by`)
+    verified it: on the watch worker (Procfile `watch`), so that minutes of watching never hold
+    a deploy worker's slot that a build needs."""
+    app_id = pipeline.resume(deployment_id, handed_by=handed_by, runner=self.request.id or "")
+    if app_id is not None:
+        hand_over(app_id)
+
+
+def send_continuation(deployment_id: int, runner: str) -> bool:
+    """False if the broker (Redis) cannot be reached: then run_deployment carries on itself."""
+    try:
+        continue_deployment.apply_async((deployment_id, runner), retry=False)
+    except (OperationalError, ConnectionError, OSError, RedisError) as error:
+        logger.warning("deployment #%s carries on in its deploy worker: the queue (Redis) is unreachable (%s)",
+                       deployment_id, error)
+        return False
+    return True
 
 
 def hand_over(app_id: int) -> None:
@@ -51,7 +74,7 @@ def hand_over(app_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def deployment_lost(deployment_id: int, runner: str) -> None:
-    """The pool process running `runner` (a run_deployment task) died: the worker's main process
+    """The pool process running `runner` (a run_deployment or continue_deployment task) died: the worker's main process
     saw it (deployments/signals.py) and sent this at once. Reconcile ends the deployment that
     task ran, now rather than once its heartbeat is stale; then what waited for it starts."""
     app_id = reconciler.end_lost(deployment_id, runner)

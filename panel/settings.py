@@ -186,6 +186,9 @@ CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
 # Deploy events go to users' addresses, which may be slow: a queue and a worker of their own
 # (Procfile `events`), so routing changes never wait behind them.
 EVENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-events"
+# A deployment past verify (canary, switch, watch, drain: minutes of polling) carries on in a task
+# on a queue of its own (Procfile `watch`), so that long watches never hold the slots builds need.
+WATCH_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-watch"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CHANNEL_LAYERS = {

@@ -83,38 +83,47 @@ def _pings(client: redis.Redis) -> bool:
 
 
 class Worker:
-    """The suite's Celery worker (with beat), a real process; restart() swaps its environment
-    (the fault-injection tests shorten the heartbeat timeout and the reconcile period)."""
+    """The suite's Celery workers (with beat), real processes: the deploy worker, and the watch
+    worker where deployments carry on after verify; restart() swaps their environment (the
+    fault-injection tests shorten the heartbeat timeout and the reconcile period)."""
 
     log_path = DATA_DIR / "worker.log"
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
+        self.watch_process: subprocess.Popen | None = None
         self._ready_lines = 0  # "ready." lines in the log from earlier starts
 
     def start(self, **env: str) -> None:
-        self.process = subprocess.Popen(
-            # Every queue in one process (production runs a worker for each: see the Procfile).
-            [sys.executable, "-m", "celery", "-A", "panel", "worker", "--beat", "--queues",
-             f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE},{settings.EVENTS_QUEUE}", "--concurrency", "4",
+        # The queues besides the watch one in one process (production runs a worker for each:
+        # see the Procfile); the watch queue needs its own, or a watch would hold a deploy slot.
+        self.process = self._start([f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE},"
+                                    f"{settings.EVENTS_QUEUE}", "--beat"], env)
+        self.watch_process = self._start([settings.WATCH_QUEUE, "--hostname", "watch@%h"], env)
+        processes = (self.process, self.watch_process)
+        _wait(lambda: self.log_path.read_text().count("ready.") >= self._ready_lines + 2
+              or any(p.poll() is not None for p in processes), "the Celery workers did not start", 60)
+        assert all(p.poll() is None for p in processes), f"a Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
+
+    def _start(self, queues: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", *queues, "--concurrency", "4",
              "--loglevel", "info", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        process = self.process
-        _wait(lambda: self.log_path.read_text().count("ready.") > self._ready_lines or process.poll() is not None,
-              "the Celery worker did not start", 60)
-        assert process.poll() is None, f"the Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
 
     def restart(self, **env: str) -> None:
         self.stop()
         self.start(**env)
 
     def stop(self) -> None:
+        for process in (self.process, self.watch_process):
+            if process is not None:
+                _stop(process)
         if self.process is not None:
-            _stop(self.process)
             self._ready_lines = self.log_path.read_text().count("ready.")
-            self.process = None
+        self.process = self.watch_process = None
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, redis_server):

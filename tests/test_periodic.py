@@ -1,7 +1,8 @@
 """Periodic work and lost worker processes, under `manage.py supervise` as `make run` runs it: the
-Procfile's worker, control, events and beat processes, each restarted by supervisord when it
-exits. The out-of-memory kill of issue 22: every child process of the deploy worker (its pool)
-and the beat process SIGKILLed in a build and in a watch. The deployment ends at once (the
+Procfile's worker, watch, control, events and beat processes, each restarted by supervisord when
+it exits. The out-of-memory kill of issue 22: every child process of the worker running the
+deployment (its pool: the deploy worker's in a build, the watch worker's in a watch) and the beat
+process SIGKILLed. The deployment ends at once (the
 worker's main process sees its pool process lost), not after the heartbeat timeout (90 s here),
 beat is started again, and the next deploy goes live."""
 import os
@@ -29,17 +30,17 @@ APP_NAME = f"periodic-{os.environ['SWITCHYARD_TEST_RUN']}"
 
 
 class Supervised:
-    """`manage.py supervise --only worker,control,events,beat`, its output in a file."""
+    """`manage.py supervise --only worker,watch,control,events,beat`, its output in a file."""
 
     log_path = Path(settings.DATA_DIR) / "supervised.log"
 
     def __init__(self) -> None:
         self.log_path.write_text("")
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "supervise", "--only", "worker,control,events,beat"], cwd=ROOT,
+            [sys.executable, "manage.py", "supervise", "--only", "worker,watch,control,events,beat"], cwd=ROOT,
             env={**os.environ, **ENV}, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT,
             start_new_session=True)
-        eventually(lambda: self.log().count(" ready.") >= 3 or self.process.poll() is not None,
+        eventually(lambda: self.log().count(" ready.") >= 4 or self.process.poll() is not None,
                    "the supervised workers did not start", 90, interval=0.2)
         assert self.process.poll() is None, self.log()[-3000:]
 
@@ -84,10 +85,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _kill_worker_children_and_beat(supervised: Supervised) -> int:
-    """As the out-of-memory killer might: every pool process of the deploy worker, and beat.
+def _kill_worker_children_and_beat(supervised: Supervised, program: str) -> int:
+    """As the out-of-memory killer might: every pool process of the worker `program`, and beat.
     Returns beat's pid."""
-    worker, beat = supervised.pid("worker"), supervised.pid("beat")
+    worker, beat = supervised.pid(program), supervised.pid("beat")
     pool = _children(worker)
     assert worker and beat and pool, (worker, beat, pool)
     for pid in [*pool, beat]:
@@ -112,11 +113,11 @@ def _beat_sends_again(supervised: Supervised, killed: int) -> None:
 
 
 def _killed_in(stack, supervised: Supervised, app: App, phase: str) -> tuple[Deployment, int]:
-    """Deploy, kill the worker's pool and beat once the deployment is in `phase`; the deployment
-    as it ended (within ENDS_WITHIN), and beat's pid as it was."""
+    """Deploy, kill the pool of the worker running it and beat once the deployment is in `phase`;
+    the deployment as it ended (within ENDS_WITHIN), and beat's pid as it was."""
     deployment = stack.deploy(app)
     _wait_for_phase(deployment, phase)
-    beat = _kill_worker_children_and_beat(supervised)
+    beat = _kill_worker_children_and_beat(supervised, "watch" if phase == "watch" else "worker")
     killed_at = timezone.now()
     try:
         deployment = stack.wait(deployment, timeout=ENDS_WITHIN)

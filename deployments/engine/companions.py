@@ -134,6 +134,14 @@ class Companions:
                 self._retire(old, "no longer in the compose file: stopping it")
         self.stopped = []
 
+    def take_over(self, current: list[ServiceRelease]) -> None:
+        """In the task that carries on a deployment after verify: the services as this deployment
+        left them (its row), and the stateful ones of the previous release it replaced (stopped,
+        kept for an undo until the deployment succeeds)."""
+        self.current = {service.name: service for service in current}
+        self.stopped = [old for old in self.previous.values() if old.role == Role.STATEFUL.value
+                        and old.name in self.current and self.current[old.name].started_by == self.deployment_id]
+
     # Undo ----------------------------------------------------------------------------------------
 
     def undo(self) -> None:

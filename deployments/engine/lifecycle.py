@@ -1,6 +1,6 @@
 """A deployment's life: its states, the moves between them, and the only code that writes them.
 
-    queued ──claim──▶ running: fetch → build → start → verify → [canary] → switch → watch → drain
+    queued ──claim──▶ running: fetch → build → start → verify ─take_over─▶ [canary] → switch → watch → drain
       │                 │
       ├─ cancel ──────▶ cancelled          ├─ finish ──▶ succeeded | failed | rolled_back | cancelled
       ├─ supersede ───▶ superseded         └─ abandon ─▶ succeeded | failed | cancelled
@@ -98,6 +98,14 @@ def enter_phase(deployment_id: int, phase: str, phase_times: dict) -> bool:
     first wins, never both. phase_times carries the previous phase's end too: one write."""
     return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, cancel_requested=False,
                                           abort_requested=False).update(phase=phase, phase_times=phase_times))
+
+
+def take_over(deployment_id: int, handed_by: str, runner: str) -> bool:
+    """The task `runner` carries on the deployment that task `handed_by` ran up to verify: from
+    now on a loss of `runner`'s process ends it. False if it ended meanwhile (reconcile found its
+    heartbeat stale while it waited for a watch slot) or another copy of the task took it."""
+    return bool(Deployment.objects.filter(id=deployment_id, state=State.RUNNING, runner=handed_by).exclude(
+        runner="").update(runner=runner, heartbeat_at=timezone.now()))
 
 
 def finish(deployment_id: int, state: str, error: str, **fields) -> bool:

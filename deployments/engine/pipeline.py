@@ -11,6 +11,15 @@ if the new one then fails, the old containers are started again.
 A release is a set of services (compose/project.py): a single-Dockerfile app is a project of
 one web service. The web service goes through the phases above; a Compose app's other
 services are started and replaced around it by engine/companions.py.
+
+A canary or a watch takes minutes of polling, and a deploy worker has a few slots that builds
+need. So when one follows, the task that ran the deployment up to verify hands it over: a task
+on the watch queue (settings.WATCH_QUEUE, its own worker) carries on from the row (resume):
+the release's project, images, containers and services, and the traffic baseline are stored
+there; the new release is confirmed UP once more, and the phases go on from the canary or the
+switch. Before the switch nothing changed for the old release, so a hand-over that goes wrong
+(the task lost, or waiting for a watch slot longer than the heartbeat timeout) ends as any
+failure before the switch does.
 """
 import gc
 import logging
@@ -19,7 +28,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -74,14 +83,31 @@ class PhaseFailed(Exception):
         self.phase = phase
 
 
-def run(deployment_id: int, runner: str = "") -> int | None:
+HandOff = Callable[[int, str], bool]  # (deployment id, runner): True once the task that carries on is sent
+
+
+def run(deployment_id: int, runner: str = "", hand_off: HandOff | None = None) -> int | None:
     """Entry point of the Celery task (`runner`: its id): claim and run. Returns the app's id
     once the deployment has ended (the task then hands over the next queued ones), or None if it
     could not be claimed (another deployment of the app, or as many of its owner's as one user
-    may run, runs and hands over when it ends)."""
+    may run, runs and hands over when it ends) or was handed off after verify (`hand_off` sends
+    the task that carries on, see resume)."""
     if not lifecycle.claim(deployment_id, runner=runner):
         _say_why_it_waits(deployment_id)
         return None
+    return _execute(deployment_id, hand_off=(lambda: hand_off(deployment_id, runner)) if hand_off else None)
+
+
+def resume(deployment_id: int, handed_by: str, runner: str) -> int | None:
+    """Entry point of the task on the watch queue (`runner`: its id) that carries on a deployment
+    task `handed_by` ran up to verify. Returns the app's id once it has ended, or None if it had
+    ended meanwhile (reconcile ended it; the next queued deployment is then reconcile's to send)."""
+    if not lifecycle.take_over(deployment_id, handed_by, runner):
+        return None
+    return _execute(deployment_id, resumed=True)
+
+
+def _execute(deployment_id: int, **how) -> int | None:
     deployment = Deployment.objects.select_related("app", "previous").get(id=deployment_id)
     try:
         pipeline = Pipeline(deployment)
@@ -91,8 +117,8 @@ def run(deployment_id: int, runner: str = "") -> int | None:
         append(deployment_id, f"Deployment failed before its first phase: {error}")
         return deployment.app_id
     with priority.raised():
-        pipeline.execute()
-    return deployment.app_id
+        ended = pipeline.execute(**how)
+    return deployment.app_id if ended else None
 
 
 def _say_why_it_waits(deployment_id: int) -> None:
@@ -124,14 +150,24 @@ class Pipeline:
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
+        self._traffic_before: dict[str, router.Responses] | None = None
+        self._canary_slots_before: router.Responses | None = None
 
-    def execute(self) -> None:
+    def execute(self, hand_off: Callable[[], bool] | None = None, resumed: bool = False) -> bool:
+        """Runs the phases and ends the deployment: True. False if it was handed off after verify
+        (hand_off sent the task that carries on: that one ends it). resumed: this is that task."""
         heartbeat = _Heartbeat(self.deployment.id)
         heartbeat.start()
-        self._traffic_before = self._backend_responses()
-        self._canary_slots_before = self._canary_slot_responses()
         try:
-            self._phases()
+            if resumed:
+                self._resume()
+            else:
+                self._traffic_before = self._backend_responses()
+                self._canary_slots_before = self._canary_slot_responses()
+                self._up_to_verify()
+                if hand_off is not None and self._hand_off_applies() and self._handed_off(hand_off):
+                    return False
+            self._from_verify()
             self._finish(Deployment.State.SUCCEEDED, "")
         except RolledBack as rollback:
             self._finish(Deployment.State.ROLLED_BACK, str(rollback), rollback_reason=rollback.reason)
@@ -155,8 +191,9 @@ class Pipeline:
                 self._finish(Deployment.State.FAILED, reason)
         finally:
             heartbeat.stop()
+        return True
 
-    def _phases(self) -> None:
+    def _up_to_verify(self) -> None:
         self.log.write(f"Deploying {self.app.name} from {without_password(self.app.repo_url)} ref {self.deployment.ref} "
                        f"({'zero-downtime' if self.app.zero_downtime else 'recreate: a short 503 gap'})")
         self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()}")
@@ -183,6 +220,38 @@ class Pipeline:
             self._start()
         with self._phase("verify"):
             self._verify()
+
+    def _hand_off_applies(self) -> bool:
+        return self._canary_applies() or self._watch_applies()
+
+    def _handed_off(self, send: Callable[[], bool]) -> bool:
+        """A canary or a watch follows: a task on the watch queue carries on (resume) and this
+        worker's slot is free for a build. What that task needs and memory alone had is stored
+        first. True once it is sent; if the queue is unreachable, this task carries on."""
+        self._leave_hot_path()
+        self._save(phase_times=self.deployment.phase_times, traffic_baseline=self._baseline(),
+                   heartbeat_at=timezone.now())
+        self.log.write("Verified; a watch worker carries on (the deploy worker's slot is free for builds)")
+        self.log.flush()
+        if send():
+            return True
+        self.log.write("The watch queue (Redis) is unreachable: this worker carries on")
+        self._wait_for_haproxy_up(time.monotonic() + HAPROXY_UP_GRACE)
+        return False
+
+    def _resume(self) -> None:
+        """In the task that carries on after verify: what the phases up to it kept in memory,
+        from the row; then the new release must still be UP in HAProxy."""
+        self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()} carries on after verify (watch queue)")
+        self._load_project(quiet=True)
+        self.images = (self._redeploy_images() if self.deployment.redeploy_of_id else
+                       {spec.name: self._image_tag(spec) for spec in self.project.services})
+        self.companions = self._companions()
+        self.companions.take_over(self.deployment.services)
+        self._traffic_before, self._canary_slots_before = _from_baseline(self.deployment.traffic_baseline)
+        self._wait_for_haproxy_up(time.monotonic() + HAPROXY_UP_GRACE)
+
+    def _from_verify(self) -> None:
         if self._canary_applies():
             self._leave_hot_path()  # the switch waits for the canary's verdict
             with self._phase("canary"):
@@ -240,25 +309,27 @@ class Pipeline:
         if self.app.compose_file:
             self._save(compose_text=source.read_file(self.app.name, sha, self.app.compose_file, MAX_FILE_BYTES))
 
-    def _load_project(self) -> None:
+    def _load_project(self, quiet: bool = False) -> None:
         """The release's services: from the compose file at the commit, or the app's one Dockerfile.
-        A web service that cannot run twice at once is deployed by recreate, and the log says why."""
+        A web service that cannot run twice at once is deployed by recreate, and the log says why
+        (quiet: not again, in the task that carries on after verify)."""
+        say = (lambda text: None) if quiet else self.log.write
         if self.deployment.compose_text:
             self.project = load(self.deployment.compose_text, self.app.web_service, self.environment,
                                 default_replicas=self.app.replicas)
-            self.log.write(f"{self.app.compose_file}: services " + ", ".join(
+            say(f"{self.app.compose_file}: services " + ", ".join(
                 f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
                 for s in self.project.services))
         else:
             self.project = single_service(self.app.dockerfile, self.app.replicas)
         # Ceilings are checked again here: a Compose file's containers are known only now, and the
-        # administrator may have lowered a ceiling since the app's limits were set.
-        if problem := quotas.release_problem(self.app, sum(s.replicas for s in self.project.services)):
+        # administrator may have lowered a ceiling since the app's limits were set (not again past verify).
+        if not quiet and (problem := quotas.release_problem(self.app, sum(s.replicas for s in self.project.services))):
             raise PhaseFailed(self.deployment.phase, problem)
         reasons = self.project.web.recreate_reasons()
         if reasons and not self._recreate:
             self._recreate = True
-            self.log.write(f"Recreate instead of zero-downtime: service {self.project.web.name}: {'; '.join(reasons)}")
+            say(f"Recreate instead of zero-downtime: service {self.project.web.name}: {'; '.join(reasons)}")
 
     def _redeploy_images(self) -> dict[str, str]:
         """The images of the release redeployed, one per service of its compose file."""
@@ -289,8 +360,11 @@ class Pipeline:
             raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
         self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: {', '.join(used) or 'none'}")
 
+    def _image_tag(self, spec: ServiceSpec) -> str:
+        return f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
+
     def _build_service(self, spec: ServiceSpec) -> str:
-        tag = f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
+        tag = self._image_tag(spec)
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         try:
             with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
@@ -306,13 +380,16 @@ class Pipeline:
 
     def _start_companions(self) -> None:
         """A Compose app's stateful services, then whatever the web service waits for."""
-        previous = self.previous.services if self.previous else []
-        self.companions = Companions(self.app.name, self.app.id, self.deployment.id, self.project, self.images,
-                                     previous, self.environment, self._limits(quiet=True), self.log,
-                                     record=lambda services: self._save(services=services),
-                                     deadline_seconds=self.app.health_deadline)
+        self.companions = self._companions()
         self.companions.start_stateful()
         self.companions.wait_for_dependencies(self.project.web)
+
+    def _companions(self) -> Companions:
+        previous = self.previous.services if self.previous else []
+        return Companions(self.app.name, self.app.id, self.deployment.id, self.project, self.images, previous,
+                          self.environment, self._limits(quiet=True), self.log,
+                          record=lambda services: self._save(services=services),
+                          deadline_seconds=self.app.health_deadline)
 
     def _run_release_commands(self) -> None:
         try:
@@ -660,6 +737,12 @@ class Pipeline:
             old, new = router.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
         return {"old": {"requests": old.total, "failed": old.errors}, "new": {"requests": new.total, "failed": new.errors}}
 
+    def _baseline(self) -> dict:
+        """The traffic counters read at the start, for the row (see _from_baseline)."""
+        slots = self._canary_slots_before
+        return {"backends": {colour: [r.total, r.errors] for colour, r in (self._traffic_before or {}).items()},
+                "canary_slots": [slots.total, slots.errors] if slots else None}
+
     def _canary_slot_responses(self) -> router.Responses | None:
         try:
             return router.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
@@ -694,6 +777,12 @@ class Pipeline:
     def _publish_state(self) -> None:
         self.log.send({"type": "deployment.state", "state": self.deployment.state,
                        "phase": self.deployment.phase, "error": self.deployment.error})
+
+
+def _from_baseline(stored: dict) -> tuple[dict[str, router.Responses] | None, router.Responses | None]:
+    backends = {colour: router.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
+    slots = stored.get("canary_slots")
+    return backends or None, router.Responses(*slots) if slots else None
 
 
 class _Heartbeat:
