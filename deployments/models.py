@@ -135,7 +135,7 @@ class App(models.Model):
     # HTTPS (see README "HTTPS"): plain HTTP on a domain with a certificate redirects to HTTPS.
     https_redirect = models.BooleanField(default=True, help_text="redirect plain HTTP to HTTPS once a domain has a certificate")
     hsts = models.BooleanField(default=False, help_text="send Strict-Transport-Security on HTTPS answers (browsers then refuse plain HTTP for a year)")
-    # Confinement of the app's containers (see README "Security").
+    # Confinement of the app's containers (see README "Security model").
     memory_limit_mb = models.PositiveIntegerField(
         default=default_memory_mb, validators=[MinValueValidator(16), MaxValueValidator(65536)],
         help_text="memory of each container, MiB; above it the kernel kills the process")

@@ -282,7 +282,7 @@ SWITCHYARD = {
     "GITEA_URL": env_url("SWITCHYARD_GITEA_URL", ""),
     # p95 differences below this never fail a canary: noise at sub-millisecond latencies.
     "CANARY_LATENCY_FLOOR_MS": env_int("SWITCHYARD_CANARY_LATENCY_FLOOR_MS", 20, minimum=0, maximum=60000),
-    # Confinement a new app gets (each app can change its own; see README "Security").
+    # Confinement a new app gets (each app can change its own; see README "Security model").
     "DEFAULT_MEMORY_MB": env_int("SWITCHYARD_DEFAULT_MEMORY_MB", 512, minimum=16, maximum=65536),
     "DEFAULT_CPUS": env_float("SWITCHYARD_DEFAULT_CPUS", 1.0, minimum=0.05, maximum=64),
     "DEFAULT_PIDS": env_int("SWITCHYARD_DEFAULT_PIDS", 256, minimum=16, maximum=32768),
