@@ -244,7 +244,7 @@ SWITCHYARD = {
     "DOCKER_LOGS_URL": env_docker_url("SWITCHYARD_DOCKER_LOGS_URL"),
     "REPO_CACHE_DIR": DATA_DIR / "repos",
     # Networks a repository URL set by a tenant may point at besides public addresses (README
-    # "Security"), e.g. a git server on the LAN: 10.0.0.0/8. The CLI and superusers may use any.
+    # "Security model"), e.g. a git server on the LAN: 10.0.0.0/8. The CLI and superusers may use any.
     "REPOSITORY_ALLOWED_NETWORKS": env_networks("SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS"),
     "GIT_TIMEOUT": env_int("SWITCHYARD_GIT_TIMEOUT", 120, minimum=1),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
