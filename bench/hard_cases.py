@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
 os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
+# The apps report each POST to a recorder on the host, at their network's gateway: the egress
+# rules keep containers off the host's services unless allowed, as an administrator allows one.
+os.environ.setdefault("SWITCHYARD_EGRESS_ALLOW", os.environ.get("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16"))
 
 import django  # noqa: E402
 

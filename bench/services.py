@@ -79,11 +79,13 @@ def celery_worker(log: Path, queue: str | None = None, concurrency: int = 2) -> 
 
 @contextmanager
 def workers(directory: Path) -> Iterator[list[subprocess.Popen]]:
-    """As the Procfile runs them: the deployments' worker (concurrency 4) and the control
-    worker that applies routing changes (apps created and deleted)."""
+    """As the Procfile runs them: the deployments' worker (concurrency 4), the watch worker
+    that carries a deployment on past verify (canary, watch, drain) and the control worker
+    that applies routing changes (apps created and deleted)."""
     with celery_worker(directory / "worker.log", concurrency=4) as worker, \
+            celery_worker(directory / "watch.log", settings.WATCH_QUEUE, concurrency=8) as watch, \
             celery_worker(directory / "control.log", settings.CONTROL_QUEUE) as control:
-        yield [worker, control]
+        yield [worker, watch, control]
 
 
 @contextmanager

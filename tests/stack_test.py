@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 APP_DOMAIN = "shop.stack.test"
 PANEL_DOMAIN = "panel.stack.test"
+# Each worker service and the name it takes in Celery (`--hostname NAME@%h` in the compose file).
+WORKER_SERVICES = {"worker": "deploy", "watch": "watch", "control": "control", "events": "events"}
 STARTED_WITHIN = 600  # seconds; building the images is most of it on a fresh machine (4-5 min here)
 
 # pytest.ini's 300 s per test is for the suite. On a fresh machine this test builds the stack's
@@ -171,9 +173,20 @@ class GitServer:
 
 
 def _docker_host_address() -> str:
+    """The host's address on Docker's default bridge. Docker leaves the gateway out of the
+    network's IPAM config when its bridge interface already existed at the daemon's start (seen
+    on a fresh machine): then it is the interface's own address."""
     inspected = subprocess.run(["docker", "network", "inspect", "bridge", "--format",
-                                "{{(index .IPAM.Config 0).Gateway}}"], capture_output=True, text=True, check=True)
-    return inspected.stdout.strip()
+                                '{{(index .IPAM.Config 0).Gateway}} {{index .Options "com.docker.network.bridge.name"}}'],
+                               capture_output=True, text=True, check=True)
+    gateway, _, interface = inspected.stdout.strip().rpartition(" ")
+    if gateway.strip():
+        return gateway.strip()
+    addresses = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", interface or "docker0"],
+                               capture_output=True, text=True, check=True).stdout
+    found = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", addresses)
+    assert found, f"no IPv4 address on Docker's bridge {interface!r}: {addresses!r}"
+    return found.group(1)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -297,8 +310,19 @@ def _check_what_runs_where(stack: Stack) -> None:
     # The panel answering does not mean HAProxy is up: `manage.py haproxy` renders and checks the
     # config first (seen once: the check ran while only manage.py was there).
     wait_for(lambda: _runs_haproxy(stack, "haproxy"), "HAProxy runs in the haproxy service", 60)
-    for service in ("worker", "control", "events"):
+    for service in WORKER_SERVICES:
         assert not _runs_haproxy(stack, service), service
+    # A worker that cannot start (its egress check refused, say) restarts over and over: a deploy
+    # handed to its queue would wait until its heartbeat went stale. Each one must answer.
+    for service in WORKER_SERVICES:
+        wait_for(lambda: _celery_answers(stack, service), f"the {service} worker answers a ping", 60)
+
+
+def _celery_answers(stack: Stack, service: str) -> bool:
+    node = WORKER_SERVICES[service]
+    ping = stack.compose("exec", "-T", service, "sh", "-c", f"celery -A panel inspect ping --timeout 3 -d {node}@$(hostname)",
+                         check=False, timeout=60)
+    return ping.returncode == 0 and "pong" in ping.stdout
 
 
 def _runs_haproxy(stack: Stack, service: str) -> bool:
