@@ -22,7 +22,8 @@ from django.utils import timezone
 from deployments import crypto, services
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
-from deployments.models import ApiToken, App, Certificate, Deployment
+from deployments.haproxy.config import Tls
+from deployments.models import ApiToken, App, Certificate, Deployment, Domain
 from tests import tls as test_tls
 
 VICTIM_DOMAIN = "victim.example.test"
@@ -368,7 +369,7 @@ def test_a_haproxy_check_that_times_out_is_a_refusal(monkeypatch):
         raise subprocess.TimeoutExpired("haproxy", haproxy_process.CHECK_TIMEOUT)
     monkeypatch.setattr(haproxy_process.subprocess, "run", slow)
     with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="took longer than"):
-        haproxy_process.check_certificate("anything")
+        haproxy_process.check_certificate(Tls(covered=(), redirect=False, hsts=False, pem="anything"))
 
 
 LONG_BASE = f"{'b' * 60}.{'c' * 60}.{'d' * 50}.example.test"  # every long host is under it: one wildcard covers them
@@ -381,6 +382,10 @@ def _long_host(index: int) -> str:
 def _wildcard(world: World) -> test_tls.Issued:
     """A certificate of ~1 KiB (one runtime command) for mallory's domain and every long host."""
     return world.ca.issue([MALLORY_DOMAIN, f"*.{LONG_BASE}"])
+
+
+def _held(pem: str, hosts: tuple[str, ...] = ()) -> Tls:
+    return Tls(covered=hosts, redirect=False, hsts=False, pem=pem)
 
 
 def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime_api_is_installed_by_a_reload(world, stack):
@@ -423,6 +428,28 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     assert _serial(hosts[-1]) == serial
 
 
+def _store_domains_directly(app: App, hosts: list[str]) -> None:
+    """As rows written around the cap on domains (from before it, or by hand): more and longer
+    SNI filters than one crt-list line holds (HAProxy reads at most 65,535 characters)."""
+    Domain.objects.bulk_create([Domain(app=app, hostname=host) for host in hosts])
+    assert len(" ".join(hosts)) > 65535
+
+
+def test_a_certificate_haproxy_refuses_only_with_the_apps_sni_filters_is_refused_at_upload(world, stack):
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    pem = tls.bundle(issued.chain_pem, issued.key_pem)
+    haproxy_process.check_certificate(_held(pem))  # on a line of its own, without filters, HAProxy loads it
+
+    response = world.upload(issued.chain_pem, issued.key_pem)
+
+    assert response.status_code == 400, response.content[:300]
+    assert "SNI filters" in response.json()["detail"] and "line too long" in response.json()["detail"]
+    assert not Certificate.objects.filter(app=world.mallory, source=Certificate.Source.UPLOADED).exists()
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+
+
 def test_certificate_uploads_of_one_app_are_rate_limited(world):
     first, second = world.ca.issue([MALLORY_DOMAIN]), world.ca.issue([MALLORY_DOMAIN])
     assert world.upload(first.chain_pem, first.key_pem).status_code == 200
@@ -437,9 +464,9 @@ def test_haproxys_own_check_refuses_what_it_cannot_load():
     """The isolated `haproxy -c` (every upload refusal above comes from the Python checks first)."""
     ca = test_tls.PrivateCA()
     good = ca.issue(["a.example.test"])
-    haproxy_process.check_certificate(tls.bundle(good.chain_pem, good.key_pem))
+    haproxy_process.check_certificate(_held(tls.bundle(good.chain_pem, good.key_pem)))
     with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="certificate.pem"):
-        haproxy_process.check_certificate(good.chain_pem)  # no key: HAProxy cannot serve it
+        haproxy_process.check_certificate(_held(good.chain_pem))  # no key: HAProxy cannot serve it
     other = ca.issue(["a.example.test"])
     with pytest.raises(haproxy_process.HAProxyConfigInvalid):
-        haproxy_process.check_certificate(tls.bundle(good.chain_pem, other.key_pem))  # a key not the leaf's
+        haproxy_process.check_certificate(_held(tls.bundle(good.chain_pem, other.key_pem)))  # a key not the leaf's

@@ -105,9 +105,9 @@ def attempt(certificate_id: int) -> str:
 
 def check_upload(app: App, chain_pem: str, key_pem: str) -> None:
     """Whether a person's own certificate can be served for the app: checked first on its own
-    (tls.check_pair), then by HAProxy itself in a config holding only it (one certificate HAProxy
-    refuses in its files keeps it from starting for every app). Outside any transaction: the
-    check runs a process. Raises tls.InvalidCertificate with what to fix."""
+    (tls.check_pair), then by HAProxy itself in a config holding only it, on the crt-list line it
+    will have (one certificate HAProxy refuses in its files keeps it from starting for every app).
+    Outside any transaction: the check runs a process. Raises tls.InvalidCertificate with what to fix."""
     facts = tls.check_pair(chain_pem, key_pem)
     domains = app.public_domains()
     if not domains:
@@ -118,9 +118,10 @@ def check_upload(app: App, chain_pem: str, key_pem: str) -> None:
                                      f"{', '.join(uncovered)}, a domain of {app.name}; use one that names every domain "
                                      "of the app, or remove the domain first")
     try:
-        haproxy_process.check_certificate(tls.bundle(chain_pem, key_pem))
+        router.check_certificate(app, chain_pem, key_pem, facts.names)
     except haproxy_process.HAProxyConfigInvalid as error:
-        raise tls.InvalidCertificate(f"HAProxy cannot load the certificate: {error}") from None
+        raise tls.InvalidCertificate(f"HAProxy cannot load the certificate with {app.name}'s domains as its SNI "
+                                     f"filters: {error}") from None
 
 
 def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:

@@ -105,8 +105,23 @@ def _tls(app: App) -> Tls | None:
     if problem:
         log.warning("certificate of %s left out of HAProxy: %s", app.name, problem)
         return None
-    return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)),
-               redirect=app.https_redirect, hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
+    return _held(app, certificate)
+
+
+def _held(app: App, certificate: Certificate, pem: str | None = None) -> Tls:
+    """The certificate as HAProxy would serve it for the app: on the app's hosts it covers.
+    pem: an upload's (not stored yet); else the stored one's."""
+    return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)), redirect=app.https_redirect,
+               hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem) if pem is None else pem)
+
+
+def check_certificate(app: App, chain_pem: str, key_pem: str, names: tuple[str, ...]) -> None:
+    """HAProxy's own verdict on an uploaded certificate (not stored yet) of the app: `haproxy -c`
+    on the exact crt-list line it would get, the app's hosts it covers (`names`) as SNI filters.
+    Raises HAProxyConfigInvalid with HAProxy's words."""
+    held = _held(app, Certificate(domains=list(names)), tls.bundle(chain_pem, key_pem))
+    route = AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, tls=held)
+    haproxy_process.check_certificate(served_certificates([route], panel_route()).get(app.name, held))
 
 
 def panel_route() -> PanelRoute | None:
