@@ -6,9 +6,13 @@ tenant whose app is deployed and served over HTTPS with a certificate of its own
 """
 import datetime
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -30,6 +34,7 @@ VICTIM_DOMAIN = "victim.example.test"
 MALLORY_DOMAIN = "mallory.example.test"
 PANEL_DOMAIN = "panel.example.test"
 DEFAULT_SUBJECT = "switchyard default certificate"
+ROOT = Path(__file__).resolve().parent.parent
 CLI = Actor.cli("test")
 
 
@@ -448,6 +453,74 @@ def test_a_certificate_haproxy_refuses_only_with_the_apps_sni_filters_is_refused
     assert not Certificate.objects.filter(app=world.mallory, source=Certificate.Source.UPLOADED).exists()
     _restart_haproxy()
     _assert_the_victim_serves(world, stack)
+
+
+def _haproxy_command() -> subprocess.Popen:
+    """`manage.py haproxy`, as `make run` and the compose stack start HAProxy."""
+    return subprocess.Popen([sys.executable, "manage.py", "haproxy"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+
+
+def _read_until(process: subprocess.Popen, text: str) -> str:
+    output = ""
+    while text not in output and (line := process.stdout.readline()):
+        output += line
+    assert text in output, output
+    return output
+
+
+def test_a_certificate_haproxy_refuses_at_start_is_left_out_and_every_other_app_still_serves(world, stack):
+    # Rows written around the upload's checks: a certificate HAProxy refuses on its crt-list line, with a verdict
+    # that says it loaded it (as an older HAProxy did): a start checks what it is given, whatever was stored.
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    _store_directly(world.mallory, issued.chain_pem, issued.key_pem)
+    held = next(route.tls for route in router.snapshot() if route.name == world.mallory.name)
+    Certificate.objects.filter(app=world.mallory).update(haproxy_checked=held.verdict_key, haproxy_refusal="")
+    location = router.paths()
+    haproxy_process.stop(location)
+    location.certificate(world.victim.name).write_text("corrupted on disk\n")  # the render writes it again
+
+    served = _haproxy_command()
+    output = ""
+    try:
+        output += _read_until(served, "HAProxy serves apps")
+        _assert_the_victim_serves(world, stack)
+        assert _subject(MALLORY_DOMAIN) == f"CN={DEFAULT_SUBJECT}"
+        assert stack.get("mallory.localhost")[0] == 503  # routed still: no release yet
+        warning = world.api.get(f"/api/apps/{world.mallory.name}/certificate").json()["warning"]
+        assert "not served: HAProxy refused it" in warning and "line too long" in warning, warning
+        page = world.panel.get(f"/apps/{world.mallory.name}/").content.decode()
+        assert 'id="certificate-warning"' in page and "HAProxy refused it" in page
+        # Started again (HAProxy died): the stored verdict leaves it out, nothing is checked on its own.
+        haproxy_process.stop(location)
+        output += _read_until(served, "starting it again")
+        stack.eventually(lambda: haproxy_process.is_running(location), "HAProxy is started again")
+        _assert_the_victim_serves(world, stack)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        output += served.communicate(timeout=30)[0]
+    assert "certificate of mallory left out of HAProxy: HAProxy refuses it on its own" in output, output
+    assert output.count("HAProxy refused its config") == 1, output
+    assert "certificate of victim left out" not in output
+    router.sync_all()
+
+
+def test_a_certificate_haproxy_refuses_is_left_out_of_a_running_haproxy_and_other_changes_go_through(world, stack):
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    _store_directly(world.mallory, issued.chain_pem, issued.key_pem)  # HAProxy has neither yet
+
+    renewed = world.ca.issue([VICTIM_DOMAIN])  # the next change installs both: a reload for mallory's long line
+    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, renewed.chain_pem, renewed.key_pem)
+
+    world.victim_serial = tls.facts(renewed.chain_pem).serial
+    _wait_served(VICTIM_DOMAIN, world.victim_serial)
+    _assert_the_victim_serves(world, stack)
+    assert _subject(MALLORY_DOMAIN) == f"CN={DEFAULT_SUBJECT}"
+    warning = world.api.get(f"/api/apps/{world.mallory.name}/certificate").json()["warning"]
+    assert "not served: HAProxy refused it" in warning and "line too long" in warning, warning
+    _assert_running_crt_list_is_the_files()
 
 
 def test_certificate_uploads_of_one_app_are_rate_limited(world):
