@@ -648,6 +648,10 @@ class Certificate(models.Model):
     issuer = models.CharField(max_length=300, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
     not_after = models.DateTimeField(null=True, blank=True)
+    # HAProxy's own verdict (`haproxy -c` on a config holding this certificate alone, on its crt-list
+    # line), remembered by what it was given (config.Tls.verdict_key): a render reads it, never runs it.
+    haproxy_checked = models.CharField(max_length=64, blank=True)
+    haproxy_refusal = models.TextField(blank=True)  # HAProxy's words; empty: it loaded them
     # The last attempt to get one.
     error = models.TextField(blank=True)
     failures = models.PositiveIntegerField(default=0)  # in a row; the retry waits longer each time
@@ -672,6 +676,11 @@ class Certificate(models.Model):
     def renewal_due_at(self):
         """When a third of its life is left."""
         return self.not_after - (self.not_after - self.not_before) / 3
+
+    def haproxy_refused(self, verdict_key: str) -> str:
+        """HAProxy's refusal of the certificate and SNI filters `verdict_key` names, if it last
+        checked exactly those and refused them ("" if it loaded them or never checked them)."""
+        return self.haproxy_refusal if self.haproxy_checked == verdict_key else ""
 
     def covers(self, host: str) -> bool:
         """Whether the served certificate is valid for `host` (a wildcard covers one label)."""

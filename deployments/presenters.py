@@ -5,7 +5,7 @@ from django.db.models import OuterRef, Subquery
 
 from deployments import access, audit
 from deployments.compose.project import ComposeError, Role, load
-from deployments.haproxy import router, tls
+from deployments.haproxy import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
 
@@ -150,7 +150,7 @@ def certificate(app: App) -> dict:
         reason = ("" if app.public_domains() else "no public domain: NAME.localhost is served over plain HTTP only")
         return {"https_url": None, "source": None, "status": None, "domains": [], "issuer": "", "not_before": None,
                 "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None, "warning": ""}
-    left_out = found.chain_pem and tls.unservable(found.chain_pem, found.key_pem, found.not_after)
+    left_out = found.chain_pem and router.certificate_problem(app, found)
     served = [host for host in app.hostnames() if not left_out and found.chain_pem and found.covers(host)]
     port = settings.SWITCHYARD["HTTPS_BIND"][1]
     return {

@@ -398,11 +398,11 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
         raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
                                        "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
     try:
-        certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+        verdict_key = certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
     except tls.InvalidCertificate as error:
         raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        certificate = certificates.upload(app, chain_pem, key_pem)
+        certificate = certificates.upload(app, chain_pem, key_pem, verdict_key)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
     if interval:

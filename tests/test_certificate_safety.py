@@ -6,9 +6,13 @@ tenant whose app is deployed and served over HTTPS with a certificate of its own
 """
 import datetime
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -22,13 +26,15 @@ from django.utils import timezone
 from deployments import crypto, services
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
-from deployments.models import ApiToken, App, Certificate, Deployment
+from deployments.haproxy.config import Tls
+from deployments.models import ApiToken, App, Certificate, Deployment, Domain
 from tests import tls as test_tls
 
 VICTIM_DOMAIN = "victim.example.test"
 MALLORY_DOMAIN = "mallory.example.test"
 PANEL_DOMAIN = "panel.example.test"
 DEFAULT_SUBJECT = "switchyard default certificate"
+ROOT = Path(__file__).resolve().parent.parent
 CLI = Actor.cli("test")
 
 
@@ -368,31 +374,54 @@ def test_a_haproxy_check_that_times_out_is_a_refusal(monkeypatch):
         raise subprocess.TimeoutExpired("haproxy", haproxy_process.CHECK_TIMEOUT)
     monkeypatch.setattr(haproxy_process.subprocess, "run", slow)
     with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="took longer than"):
-        haproxy_process.check_certificate("anything")
+        haproxy_process.check_certificate(Tls(covered=(), redirect=False, hsts=False, pem="anything"))
+
+
+LONG_BASE = f"{'b' * 60}.{'c' * 60}.{'d' * 50}.example.test"  # every long host is under it: one wildcard covers them
 
 
 def _long_host(index: int) -> str:
-    return f"{'a' * 60}.{'b' * 60}.{index:03d}{'c' * 50}.example.test"  # 190 characters
+    return f"{index:03d}{'a' * 57}.{LONG_BASE}"  # 246 characters
 
 
-def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime_api_is_served(world, stack):
+def _wildcard(world: World) -> test_tls.Issued:
+    """A certificate of ~1 KiB (one runtime command) for mallory's domain and every long host."""
+    return world.ca.issue([MALLORY_DOMAIN, f"*.{LONG_BASE}"])
+
+
+def _held(pem: str, hosts: tuple[str, ...] = ()) -> Tls:
+    return Tls(covered=hosts, redirect=False, hsts=False, pem=pem)
+
+
+def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime_api_is_installed_by_a_reload(world, stack):
     most = settings.SWITCHYARD["MAX_APP_DOMAINS"]
     too_many = [f"d{n}.mallory.example.test" for n in range(most + 1)]
     response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
                                data=json.dumps({"domains": too_many}))
     assert response.status_code == 400 and "SWITCHYARD_MAX_APP_DOMAINS" in response.content.decode(), response.content
     assert world.mallory.domains.count() == 1
-    # As many long domains as allowed: their crt-list line (~19 KiB) is more than one runtime command takes.
-    hosts = [MALLORY_DOMAIN, *(_long_host(n) for n in range(most - 1))]
-    issued = world.ca.issue(hosts)
+    issued = _wildcard(world)
+    assert tls.fits_runtime(router.paths().certificate(world.mallory.name), tls.bundle(issued.chain_pem, issued.key_pem))
     assert world.upload(issued.chain_pem, issued.key_pem).status_code == 200
     serial = tls.facts(issued.chain_pem).serial
     _wait_served(MALLORY_DOMAIN, serial)
+    # As many long domains as allowed: only their crt-list line (~24 KiB) is more than one runtime command takes.
+    # Sent anyway, its `del` passes, its `add` resets the connection: the app's hosts get the default certificate.
+    hosts = [MALLORY_DOMAIN, *(_long_host(n) for n in range(most - 1))]
+    assert len(" ".join(hosts)) > tls.RUNTIME_COMMAND_MAX
+    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
     response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
                                data=json.dumps({"domains": hosts}))
     assert response.status_code == 200, response.content[:300]
-    assert len(" ".join(hosts)) > tls.RUNTIME_COMMAND_MAX
-    stack.eventually(lambda: _serial(hosts[-1]) == serial, "the last long domain gets its certificate")
+    kept = []
+
+    def installed() -> bool:
+        kept.append(_serial(MALLORY_DOMAIN) == serial)
+        return _serial(hosts[-1]) == serial
+
+    stack.eventually(installed, "the last long domain gets its certificate")
+    assert all(kept), "the app's line went through the runtime API: its hosts got the default certificate meanwhile"
+    assert runtime_api.worker_pid(router.paths().admin_socket) != worker_pid, "HAProxy was not reloaded"
     _assert_the_victim_serves(world, stack)
     _assert_running_crt_list_is_the_files()
     worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
@@ -402,6 +431,96 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     _restart_haproxy()
     _assert_the_victim_serves(world, stack)
     assert _serial(hosts[-1]) == serial
+
+
+def _store_domains_directly(app: App, hosts: list[str]) -> None:
+    """As rows written around the cap on domains (from before it, or by hand): more and longer
+    SNI filters than one crt-list line holds (HAProxy reads at most 65,535 characters)."""
+    Domain.objects.bulk_create([Domain(app=app, hostname=host) for host in hosts])
+    assert len(" ".join(hosts)) > 65535
+
+
+def test_a_certificate_haproxy_refuses_only_with_the_apps_sni_filters_is_refused_at_upload(world, stack):
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    pem = tls.bundle(issued.chain_pem, issued.key_pem)
+    haproxy_process.check_certificate(_held(pem))  # on a line of its own, without filters, HAProxy loads it
+
+    response = world.upload(issued.chain_pem, issued.key_pem)
+
+    assert response.status_code == 400, response.content[:300]
+    assert "SNI filters" in response.json()["detail"] and "line too long" in response.json()["detail"]
+    assert not Certificate.objects.filter(app=world.mallory, source=Certificate.Source.UPLOADED).exists()
+    _restart_haproxy()
+    _assert_the_victim_serves(world, stack)
+
+
+def _haproxy_command() -> subprocess.Popen:
+    """`manage.py haproxy`, as `make run` and the compose stack start HAProxy."""
+    return subprocess.Popen([sys.executable, "manage.py", "haproxy"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+
+
+def _read_until(process: subprocess.Popen, text: str) -> str:
+    output = ""
+    while text not in output and (line := process.stdout.readline()):
+        output += line
+    assert text in output, output
+    return output
+
+
+def test_a_certificate_haproxy_refuses_at_start_is_left_out_and_every_other_app_still_serves(world, stack):
+    # Rows written around the upload's checks: a certificate HAProxy refuses on its crt-list line, with a verdict
+    # that says it loaded it (as an older HAProxy did): a start checks what it is given, whatever was stored.
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    _store_directly(world.mallory, issued.chain_pem, issued.key_pem)
+    held = next(route.tls for route in router.snapshot() if route.name == world.mallory.name)
+    Certificate.objects.filter(app=world.mallory).update(haproxy_checked=held.verdict_key, haproxy_refusal="")
+    location = router.paths()
+    haproxy_process.stop(location)
+    location.certificate(world.victim.name).write_text("corrupted on disk\n")  # the render writes it again
+
+    served = _haproxy_command()
+    output = ""
+    try:
+        output += _read_until(served, "HAProxy serves apps")
+        _assert_the_victim_serves(world, stack)
+        assert _subject(MALLORY_DOMAIN) == f"CN={DEFAULT_SUBJECT}"
+        assert stack.get("mallory.localhost")[0] == 503  # routed still: no release yet
+        warning = world.api.get(f"/api/apps/{world.mallory.name}/certificate").json()["warning"]
+        assert "not served: HAProxy refused it" in warning and "line too long" in warning, warning
+        page = world.panel.get(f"/apps/{world.mallory.name}/").content.decode()
+        assert 'id="certificate-warning"' in page and "HAProxy refused it" in page
+        # Started again (HAProxy died): the stored verdict leaves it out, nothing is checked on its own.
+        haproxy_process.stop(location)
+        output += _read_until(served, "starting it again")
+        stack.eventually(lambda: haproxy_process.is_running(location), "HAProxy is started again")
+        _assert_the_victim_serves(world, stack)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        output += served.communicate(timeout=30)[0]
+    assert "certificate of mallory left out of HAProxy: HAProxy refuses it on its own" in output, output
+    assert output.count("HAProxy refused its config") == 1, output
+    assert "certificate of victim left out" not in output
+    router.sync_all()
+
+
+def test_a_certificate_haproxy_refuses_is_left_out_of_a_running_haproxy_and_other_changes_go_through(world, stack):
+    _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
+    issued = _wildcard(world)
+    _store_directly(world.mallory, issued.chain_pem, issued.key_pem)  # HAProxy has neither yet
+
+    renewed = world.ca.issue([VICTIM_DOMAIN])  # the next change installs both: a reload for mallory's long line
+    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, renewed.chain_pem, renewed.key_pem)
+
+    world.victim_serial = tls.facts(renewed.chain_pem).serial
+    _wait_served(VICTIM_DOMAIN, world.victim_serial)
+    _assert_the_victim_serves(world, stack)
+    assert _subject(MALLORY_DOMAIN) == f"CN={DEFAULT_SUBJECT}"
+    warning = world.api.get(f"/api/apps/{world.mallory.name}/certificate").json()["warning"]
+    assert "not served: HAProxy refused it" in warning and "line too long" in warning, warning
+    _assert_running_crt_list_is_the_files()
 
 
 def test_certificate_uploads_of_one_app_are_rate_limited(world):
@@ -418,9 +537,9 @@ def test_haproxys_own_check_refuses_what_it_cannot_load():
     """The isolated `haproxy -c` (every upload refusal above comes from the Python checks first)."""
     ca = test_tls.PrivateCA()
     good = ca.issue(["a.example.test"])
-    haproxy_process.check_certificate(tls.bundle(good.chain_pem, good.key_pem))
+    haproxy_process.check_certificate(_held(tls.bundle(good.chain_pem, good.key_pem)))
     with pytest.raises(haproxy_process.HAProxyConfigInvalid, match="certificate.pem"):
-        haproxy_process.check_certificate(good.chain_pem)  # no key: HAProxy cannot serve it
+        haproxy_process.check_certificate(_held(good.chain_pem))  # no key: HAProxy cannot serve it
     other = ca.issue(["a.example.test"])
     with pytest.raises(haproxy_process.HAProxyConfigInvalid):
-        haproxy_process.check_certificate(tls.bundle(good.chain_pem, other.key_pem))  # a key not the leaf's
+        haproxy_process.check_certificate(_held(tls.bundle(good.chain_pem, other.key_pem)))  # a key not the leaf's

@@ -103,11 +103,12 @@ def attempt(certificate_id: int) -> str:
     return f"{certificate.holder}: certificate issued for {', '.join(domains)}"
 
 
-def check_upload(app: App, chain_pem: str, key_pem: str) -> None:
+def check_upload(app: App, chain_pem: str, key_pem: str) -> str:
     """Whether a person's own certificate can be served for the app: checked first on its own
-    (tls.check_pair), then by HAProxy itself in a config holding only it (one certificate HAProxy
-    refuses in its files keeps it from starting for every app). Outside any transaction: the
-    check runs a process. Raises tls.InvalidCertificate with what to fix."""
+    (tls.check_pair), then by HAProxy itself in a config holding only it, on the crt-list line it
+    will have (one certificate HAProxy refuses in its files keeps it from starting for every app).
+    Outside any transaction: the check runs a process. Returns what HAProxy's verdict is
+    remembered by (for upload); raises tls.InvalidCertificate with what to fix."""
     facts = tls.check_pair(chain_pem, key_pem)
     domains = app.public_domains()
     if not domains:
@@ -118,17 +119,18 @@ def check_upload(app: App, chain_pem: str, key_pem: str) -> None:
                                      f"{', '.join(uncovered)}, a domain of {app.name}; use one that names every domain "
                                      "of the app, or remove the domain first")
     try:
-        haproxy_process.check_certificate(tls.bundle(chain_pem, key_pem))
+        return router.check_certificate(app, chain_pem, key_pem, facts.names)
     except haproxy_process.HAProxyConfigInvalid as error:
-        raise tls.InvalidCertificate(f"HAProxy cannot load the certificate: {error}") from None
+        raise tls.InvalidCertificate(f"HAProxy cannot load the certificate with {app.name}'s domains as its SNI "
+                                     f"filters: {error}") from None
 
 
-def upload(app: App, chain_pem: str, key_pem: str) -> Certificate:
-    """A person's own certificate instead of ACME's, once check_upload passed. Only stored here
-    (the web process may run this); the worker puts it into HAProxy (tasks.apply_certificates,
-    or the next reconcile)."""
+def upload(app: App, chain_pem: str, key_pem: str, verdict_key: str) -> Certificate:
+    """A person's own certificate instead of ACME's, once check_upload passed (and returned
+    `verdict_key`). Only stored here (the web process may run this); the worker puts it into
+    HAProxy (tasks.apply_certificates, or the next reconcile)."""
     certificate, _ = Certificate.objects.get_or_create(app=app)
-    _store(certificate, chain_pem, key_pem, Certificate.Source.UPLOADED)
+    _store(certificate, chain_pem, key_pem, Certificate.Source.UPLOADED, verdict_key)
     return Certificate.objects.get(pk=certificate.pk)
 
 
@@ -164,12 +166,14 @@ def _serve(certificate: Certificate, chain_pem: str, key_pem: str, source: str) 
     router.install_certificates(lambda: _store(certificate, chain_pem, key_pem, source))
 
 
-def _store(certificate: Certificate, chain_pem: str, key_pem: str, source: str) -> None:
+def _store(certificate: Certificate, chain_pem: str, key_pem: str, source: str, verdict_key: str = "") -> None:
+    """verdict_key: what HAProxy loaded (check_upload); none for ACME's, which are made here."""
     facts = tls.facts(chain_pem)
     Certificate.objects.filter(pk=certificate.pk).update(
         source=source, status=Status.VALID, domains=list(facts.names), chain_pem=chain_pem,
         encrypted_key=crypto.encrypt(key_pem), issuer=facts.issuer, not_before=facts.not_before,
-        not_after=facts.not_after, error="", failures=0, next_attempt_at=None, updated_at=timezone.now())
+        not_after=facts.not_after, error="", failures=0, next_attempt_at=None, updated_at=timezone.now(),
+        haproxy_checked=verdict_key, haproxy_refusal="")
 
 
 def _remove(certificate: Certificate) -> None:

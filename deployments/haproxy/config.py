@@ -3,6 +3,7 @@
 Pure functions of plain data (no ORM, no I/O), so what HAProxy is told can be read
 and tested on its own. router.py builds the snapshot from the database.
 """
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,12 @@ class Tls:
     redirect: bool  # plain HTTP on those hosts redirects to HTTPS
     hsts: bool  # HTTPS answers on those hosts carry Strict-Transport-Security
     pem: str = field(default="", repr=False)  # certificate chain and key, as HAProxy loads them
+
+    @property
+    def verdict_key(self) -> str:
+        """What HAProxy's verdict on this certificate is remembered by: SHA-256 of its PEM and its
+        SNI filters (HAProxy may load a PEM on its own and refuse it with the filters: too many)."""
+        return hashlib.sha256("\n".join([*self.covered, self.pem]).encode(errors="surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ So a reload or restart at any moment lands on the routing the runtime already ha
 The switch is the one exception to that order (see switch_to): it is on the path between
 "healthy" and "serving", so it tells HAProxy first and writes file and rows right after,
 still under the lock, so nobody else ever sees the three differ.
+A certificate HAProxy refuses never stops it for the other apps: the render leaves out one
+whose refusal is stored, and a config refused before a start or reload is rendered again
+without those that fail their own check (_write_loadable_files).
 """
 import dataclasses
 import logging
@@ -30,6 +33,7 @@ from deployments.haproxy.config import (
     Backend,
     Binds,
     HealthCheck,
+    PANEL_CERTIFICATE,
     PanelRoute,
     Paths,
     Server,
@@ -96,17 +100,47 @@ def _route(app: App, holders: dict[tuple[int, str], Deployment]) -> AppRoute:
 
 def _tls(app: App) -> Tls | None:
     """How HAProxy serves the app's certificate, if it has one it can serve now: one that ran
-    out (or was stored around the upload's checks) is left out, so that HAProxy still starts
-    for every app; the app page says why (presenters.certificate)."""
+    out, was stored around the upload's checks or that HAProxy refused is left out, so that
+    HAProxy still starts for every app; the app page says why (presenters.certificate)."""
     certificate = getattr(app, "certificate", None)
     if certificate is None or not certificate.chain_pem:
         return None
-    problem = tls.unservable(certificate.chain_pem, certificate.key_pem, certificate.not_after)
+    held = _held(app, certificate)
+    problem = _left_out(certificate, held)
     if problem:
         log.warning("certificate of %s left out of HAProxy: %s", app.name, problem)
         return None
-    return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)),
-               redirect=app.https_redirect, hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
+    return held
+
+
+def _held(app: App, certificate: Certificate, pem: str | None = None) -> Tls:
+    """The certificate as HAProxy would serve it for the app: on the app's hosts it covers.
+    pem: an upload's (not stored yet); else the stored one's."""
+    return Tls(covered=tuple(host for host in app.hostnames() if certificate.covers(host)), redirect=app.https_redirect,
+               hsts=app.hsts, pem=tls.bundle(certificate.chain_pem, certificate.key_pem) if pem is None else pem)
+
+
+def _left_out(certificate: Certificate, held: Tls) -> str:
+    """Why a stored certificate is not served ("" if it is): tls.unservable's reasons, or HAProxy
+    refused it on this crt-list line when it last checked it (a stored verdict: no check runs here)."""
+    problem = tls.unservable(certificate.chain_pem, certificate.key_pem, certificate.not_after)
+    refusal = "" if problem else certificate.haproxy_refused(held.verdict_key)
+    return problem or (f"HAProxy refused it ({refusal})" if refusal else "")
+
+
+def certificate_problem(app: App, certificate: Certificate) -> str:
+    """Why the app's stored certificate is not served, "" if it is: for the app page and the API."""
+    return _left_out(certificate, _held(app, certificate))
+
+
+def check_certificate(app: App, chain_pem: str, key_pem: str, names: tuple[str, ...]) -> str:
+    """HAProxy's own verdict on an uploaded certificate (not stored yet) of the app: `haproxy -c`
+    on the exact crt-list line it would get, the app's hosts it covers (`names`) as SNI filters.
+    Returns what the verdict is remembered by (Tls.verdict_key); raises HAProxyConfigInvalid."""
+    held = _held(app, Certificate(domains=list(names)), tls.bundle(chain_pem, key_pem))
+    route = AppRoute(name=app.name, hostnames=tuple(app.hostnames()), live_colour=app.live_colour, tls=held)
+    haproxy_process.check_certificate(served_certificates([route], panel_route()).get(app.name, held))
+    return held.verdict_key
 
 
 def panel_route() -> PanelRoute | None:
@@ -119,11 +153,12 @@ def panel_route() -> PanelRoute | None:
     host, port = settings.SWITCHYARD["PANEL_BIND"]
     certificate = Certificate.objects.filter(app=None).first()
     served = None
-    if certificate and certificate.covers(domain) and not tls.unservable(certificate.chain_pem, certificate.key_pem,
-                                                                         certificate.not_after):
-        served = tls.bundle(certificate.chain_pem, certificate.key_pem)
-    return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port),
-                      tls=Tls(covered=(domain,), redirect=True, hsts=False, pem=served) if served else None)
+    if certificate and certificate.chain_pem and certificate.covers(domain):
+        served = Tls(covered=(domain,), redirect=True, hsts=False,
+                     pem=tls.bundle(certificate.chain_pem, certificate.key_pem))
+        if _left_out(certificate, served):
+            served = None
+    return PanelRoute(hostname=domain, server=Server(LOOPBACK_FOR.get(host, host), port), tls=served)
 
 
 LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # a bind on every address answers there
@@ -457,32 +492,91 @@ def _responses(row: dict[str, str]) -> Responses:
     return Responses(total, int(row.get("hrsp_5xx") or 0))
 
 
+@dataclass(frozen=True)
+class Written:
+    """What HAProxy's files were rendered from."""
+    routes: list[AppRoute]
+    panel: PanelRoute | None
+    structure_changed: bool  # the config changed beyond server addresses and states
+
+
 def _apply(push_map: bool = False, server_commands: list[str] | None = None, start_if_down: bool | None = None) -> None:
-    """Write both files from the database, then bring the running HAProxy to the same state.
+    """Write the files from the database, then bring HAProxy to the same state: start it if it
+    is down, reload it if the config's structure changed, else runtime commands.
     start_if_down None: start a stopped HAProxy unless SWITCHYARD_HAPROXY_SUPERVISED says only
     `manage.py haproxy` may (in the compose stack a worker's container would own the process)."""
     if start_if_down is None:
         start_if_down = not settings.SWITCHYARD["HAPROXY_SUPERVISED"]
     location = paths()
-    routes = snapshot()
-    panel = panel_route()
-    structure_changed = _write_files(location, routes, panel)
-    if not haproxy_process.is_running(location):
-        if not start_if_down:
-            return
-        haproxy_process.check_config(location.config)  # it may be an older version's, unchanged
-        haproxy_process.start(location)
-        return  # a fresh process reads the complete state from the files
-    if structure_changed:  # _write_files checked the new config before it replaced the old
+    running = haproxy_process.is_running(location)
+    # Before a start the config is checked even if unchanged: an older version's, or one naming a
+    # certificate that this HAProxy refuses.
+    written = _write_loadable_files(location, check=start_if_down and not running)
+    if not running:
+        if start_if_down:
+            haproxy_process.start(location)  # a fresh process reads the complete state from the files
+        return
+    if written.structure_changed:  # checked before it replaced the old config
         haproxy_process.reload(location)
         return
     if push_map:
-        _push_map(location, map_entries(routes))
-        if not _push_tls(location, routes, panel):
-            haproxy_process.reload(location)  # it reads every file written above
+        _push_map(location, map_entries(written.routes))
+        if not _pushed_tls(location, written):
+            _write_loadable_files(location, check=True)  # the reload reads every certificate's file: checked first
+            haproxy_process.reload(location)
             return
     for line in _joined_in_batches(server_commands or []):
         runtime_api.run(location.admin_socket, line)
+
+
+def _pushed_tls(location: Paths, written: Written) -> bool:
+    """_push_tls; if HAProxy refuses a certificate there, again once the certificates it refuses
+    on their own are found and left out (_write_loadable_files)."""
+    try:
+        return _push_tls(location, written.routes, written.panel)
+    except runtime_api.HAProxyCommandError as error:
+        log.error("HAProxy refused a certificate change (%s); checking each certificate on its own", error)
+        written = _write_loadable_files(location, check=True)
+        return _push_tls(location, written.routes, written.panel)
+
+
+def _write_loadable_files(location: Paths, check: bool) -> Written:
+    """Render the database into HAProxy's files (_write_files). If HAProxy refuses the config they
+    make, each certificate is checked on its own (_record_verdicts) and the files are rendered
+    again without those it refuses: one certificate (a row written around the upload's checks,
+    one that a newer HAProxy no longer loads) must not keep HAProxy from starting or reloading
+    for every app. Raises HAProxyConfigInvalid if it refuses the config without them too.
+    check: `haproxy -c` the config even if it is unchanged (before a start or a reload)."""
+    routes, panel = snapshot(), panel_route()
+    try:
+        return Written(routes, panel, _write_files(location, routes, panel, check))
+    except haproxy_process.HAProxyConfigInvalid as error:
+        if not _record_verdicts(routes, panel):
+            raise
+        log.error("HAProxy refused its config (%s); rendering it again without the certificates it refuses", error)
+        routes, panel = snapshot(), panel_route()  # the render reads the verdicts just stored
+        return Written(routes, panel, _write_files(location, routes, panel, check))
+
+
+def _record_verdicts(routes: list[AppRoute], panel: PanelRoute | None) -> list[str]:
+    """Every served certificate checked by HAProxy on its own, on its crt-list line (whatever
+    verdict was stored: HAProxy may have changed since), and each verdict stored by the key the
+    render reads (_left_out). Returns the names of those it refuses (logged)."""
+    keys = {route.name: route.tls.verdict_key for route in routes if route.tls}
+    if panel and panel.tls:
+        keys[PANEL_CERTIFICATE] = panel.tls.verdict_key
+    refusals = haproxy_process.certificate_refusals(served_certificates(routes, panel))
+    for name, refusal in refusals.items():
+        _certificate_row(name).update(haproxy_checked=keys[name], haproxy_refusal=refusal)
+        if refusal:
+            log.error("certificate of %s left out of HAProxy: HAProxy refuses it on its own (%s)", name, refusal)
+    return [name for name, refusal in refusals.items() if refusal]
+
+
+def _certificate_row(name: str):
+    """The Certificate rows (one) of a certificate file's name: an app's, or the panel's."""
+    rows = Certificate.objects
+    return rows.filter(app=None) if name == PANEL_CERTIFICATE else rows.filter(app__name=name)
 
 
 def _apply_quietly(**kwargs) -> None:
@@ -497,11 +591,12 @@ def binds() -> Binds:
                  metrics=settings.SWITCHYARD["HAPROXY_METRICS_BIND"], exporter=haproxy_process.has_prometheus_exporter())
 
 
-def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None) -> bool:
+def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None, check: bool = False) -> bool:
     """Write config, maps and certificates; return whether the config changed beyond server
     addresses/state. A changed config is checked (`haproxy -c`) in a temporary file beside
     haproxy.cfg and only then renamed over it, before the host map: if HAProxy refuses it,
-    neither file is replaced. What the config names is written first (HAProxy's check opens it)."""
+    neither file is replaced. What the config names is written first (HAProxy's check opens it).
+    check: an unchanged config is checked too (the certificates it names may have changed)."""
     location.directory.mkdir(parents=True, exist_ok=True)
     config = render_config(routes, location, binds(), panel)
     hosts_map = render_map(routes)
@@ -513,7 +608,10 @@ def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | No
             _atomic_write(location.hosts_map, hosts_map)
         # Server lines carry only what this module puts there (address, weight, disabled), and a
         # check takes ~0.3 s: too long between "worse" and "all traffic back" in a canary.
-        _atomic_write(location.config, config, check=haproxy_process.check_config if structure_changed else None)
+        _atomic_write(location.config, config,
+                      check=haproxy_process.check_config if structure_changed or check else None)
+    elif check:
+        haproxy_process.check_config(location.config)
     _write_if_changed(location.hosts_map, hosts_map)
     return structure_changed
 
