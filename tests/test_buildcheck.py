@@ -4,11 +4,13 @@ parser differentials it refuses and the canonical Dockerfile it renders.
 The attacks themselves go through the worker in tests/test_build_isolation.py."""
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from deployments.engine.buildcheck import Checked, Image, Owner, Refused, check
 from deployments.engine.buildcontext import add_checked_dockerfile, dockerfile_from_context
+from deployments.engine.dockerfile_text import parse
 
 OWNER = Owner(app="mine", app_id=7, instance="main")
 
@@ -231,3 +233,14 @@ def test_the_checked_dockerfile_goes_into_the_build_context_under_a_name_of_ours
     name = add_checked_dockerfile(files, "FROM scratch AS stage-0\n")
     assert dockerfile_from_context(files.getvalue(), name) == "FROM scratch AS stage-0\n"
     assert dockerfile_from_context(files.getvalue(), "Dockerfile") == "FROM "
+
+
+@pytest.mark.parametrize("dockerfile", ["compose/Dockerfile", "compose/postgres.Dockerfile", "compose/redis.Dockerfile"])
+def test_the_panels_own_images_carry_the_panel_label(dockerfile):
+    """Re-tagged outside the switchyard* names, the panel's images are still not for apps to build on."""
+    labels = [i.args for i in parse((Path(__file__).parent.parent / dockerfile).read_text()) if i.keyword == "LABEL"]
+    assert any(label.startswith("switchyard.panel=") for label in labels), labels
+    retagged = Image("sha256:k", ("registry.example/panel:1",), {"switchyard.panel": "switchyard"})
+    with pytest.raises(Refused, match=UNUSABLE):
+        check("FROM registry.example/panel:1\n", owner=OWNER, build_args={}, inspect={"registry.example/panel:1": retagged}.get,
+              resolve_host=lambda host: ["93.184.216.34"])
