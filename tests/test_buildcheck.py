@@ -213,6 +213,11 @@ def test_inherited_onbuild_triggers_are_read_as_docker_reads_them(trigger, reaso
         del IMAGES["triggered:2"]
 
 
+def test_a_stages_onbuild_triggers_run_in_a_stage_from_it():
+    with pytest.raises(Refused, match="ADD http://h/x fetches"):
+        _check("FROM scratch AS a\nENV U=safe\nONBUILD ENV U=http://h/x\nFROM a\nADD $U /s\n")
+
+
 @pytest.mark.parametrize("dockerfile", [
     "FROM scratch\nARG A=1\nENV B=${A:+set} C=${A-unset} D=${Z+x}\nADD ${B}${C}${D} /s\n",
     'FROM scratch\nENV A="$ not a variable" B=\'$-\' C=\\$1\nRUN echo $- $@ $$ "$1" \u00e9\u00b2\n',

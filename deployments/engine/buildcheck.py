@@ -82,6 +82,7 @@ class _Stage:
     ours: str  # stage-N
     name: str  # the tenant's, lower case; "" for none
     env: dict[str, str] = field(default_factory=dict)  # ENV at the stage's end
+    triggers: list[Instruction] = field(default_factory=list)  # its ONBUILD ones: they run in a stage FROM it
 
 
 class _Walk:
@@ -122,6 +123,7 @@ class _Walk:
             raise Refused(f"{keyword} before the first FROM")
         if keyword == "ONBUILD":
             inner = dockerfile_text.instruction(instruction.args, instruction.line)
+            self.stages[-1].triggers.append(inner)
             return instruction.render(self._trigger(inner, runs_here=False))
         handler = {"ARG": self._arg, "ENV": self._env, "ADD": self._add, "COPY": self._copy, "RUN": self._run}
         return handler[keyword](instruction) if keyword in handler else instruction.render()
@@ -131,7 +133,7 @@ class _Walk:
     def _from(self, instruction: Instruction) -> str:
         if self.stages:
             self.stages[-1].env = dict(self.env)
-        options, rest = dockerfile_text.flags(instruction.args, "FROM", instruction.line)
+        options, rest = dockerfile_text.flags(instruction.args, "FROM")
         if any(not option.startswith("--platform=") for option in options):
             raise Refused("FROM takes no flag but --platform")
         words = rest.split()
@@ -145,23 +147,31 @@ class _Walk:
         if not reference:
             raise Refused(f"FROM {words[0]} expands to nothing: give the variable a default before the first FROM "
                           "(ARG NAME=image) or pass it as a build arg")
-        earlier, image = _stage_named(self.stages, reference), None
+        earlier, image, triggers = _stage_named(self.stages, reference), None, []
         if earlier:
-            base, self.env = earlier.ours, dict(earlier.env)
+            base, self.env, triggers = earlier.ours, dict(earlier.env), earlier.triggers
         elif reference == "scratch":
             base, self.env = "scratch", {}
         else:
             image = self._image(reference, "FROM")
             base, self.env = image.id, dict(image.env)
+            triggers = self._inherited_triggers(image, reference)
         self.args, self.declared = {}, set(self.env)
         self.stages.append(_Stage(f"stage-{len(self.stages)}", name))
-        for trigger in image.onbuild if image else ():  # they run right after FROM, in this stage
+        for inner in triggers:  # they run right after FROM, in this stage
             try:
-                for inner in dockerfile_text.parse(trigger):
-                    self._trigger(inner, runs_here=True)
+                self._trigger(inner, runs_here=True)
             except Refused as refused:
                 raise Refused(f"{reference} has an ONBUILD trigger that is refused: {refused}") from None
         return f"FROM {base} AS {self.stages[-1].ours}"
+
+    @staticmethod
+    def _inherited_triggers(image: Image, reference: str) -> list[Instruction]:
+        """An image's ONBUILD triggers, each read as Docker reads it (a line break in one makes two)."""
+        try:
+            return [inner for trigger in image.onbuild for inner in dockerfile_text.parse(trigger)]
+        except Refused as refused:
+            raise Refused(f"{reference} has an ONBUILD trigger that is refused: {refused}") from None
 
     def _image(self, reference: str, what: str) -> Image:
         image = self.images.resolve(reference, what)
@@ -234,7 +244,7 @@ class _Walk:
 
     def _add(self, instruction: Instruction) -> str:
         variables = self._variables()
-        options, rest = dockerfile_text.flags(instruction.args, "ADD", instruction.line)
+        options, rest = dockerfile_text.flags(instruction.args, "ADD")
         for word in options + _source_words(rest, "ADD"):
             expansion = expand(word, variables)
             if _remote(expansion.value):
@@ -248,7 +258,7 @@ class _Walk:
         return instruction.render()
 
     def _copy(self, instruction: Instruction, in_trigger: bool = False) -> str:
-        options, rest = dockerfile_text.flags(instruction.args, "COPY", instruction.line)
+        options, rest = dockerfile_text.flags(instruction.args, "COPY")
         options = [f"--from={self._copy_source(option[len('--from='):], in_trigger)}"
                    if option.startswith("--from=") else option for option in options]
         if "--from" in options:
@@ -259,7 +269,7 @@ class _Walk:
         return instruction.render(" ".join([*options, rest]))
 
     def _run(self, instruction: Instruction) -> str:
-        options, _ = dockerfile_text.flags(instruction.args, "RUN", instruction.line)
+        options, _ = dockerfile_text.flags(instruction.args, "RUN")
         if any(option.startswith("--mount=") and "from" in option.lower() for option in options):
             raise Refused("RUN --mount with from= is not supported (Docker's classic builder, which builds apps "
                           "here, has no RUN --mount): COPY --from=<stage> the files into the stage instead")

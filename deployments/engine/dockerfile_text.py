@@ -67,7 +67,10 @@ def parse(text: str) -> list[Instruction]:
                 continue  # a comment or an empty line inside a continued instruction: Docker skips both
             part, continued = _continued(raw, number)
             joined += part
-        instructions.append(instruction(joined, start))
+        try:
+            instructions.append(instruction(joined, start))
+        except Refused as refused:
+            raise Refused(f"line {start}: {refused}") from None
     return instructions
 
 
@@ -76,7 +79,7 @@ def instruction(text: str, line: int) -> Instruction:
     keyword, *rest = re.split(r"[ \t]+", text.strip(" \t"), maxsplit=1)
     args = rest[0] if rest else ""
     if not KEYWORD.fullmatch(keyword):
-        raise Refused(f"line {line}: unknown instruction {keyword[:40]!r}")
+        raise Refused(f"unknown instruction {keyword[:40]!r}")
     return Instruction(keyword.upper(), args, line)
 
 
@@ -160,7 +163,7 @@ def words(args: str) -> list[str]:
     return found
 
 
-def flags(args: str, keyword: str, line: int) -> tuple[list[str], str]:
+def flags(args: str, keyword: str) -> tuple[list[str], str]:
     """The leading --name=value flags and the rest. Flags with quotes or backslashes are refused:
     Docker reads them with rules of their own."""
     found = []
@@ -168,9 +171,9 @@ def flags(args: str, keyword: str, line: int) -> tuple[list[str], str]:
     while rest.startswith("--"):
         word, _, after = rest.replace("\t", " ").partition(" ")
         if word == "--":
-            return found, rest[len(word):].lstrip(" \t")
+            raise Refused(f"{keyword} --: end the flags without --")
         if not FLAG.fullmatch(word):
-            raise Refused(f"line {line}: {keyword} {word[:60]}: write the flag as --name=value, without quotes, "
+            raise Refused(f"{keyword} {word[:60]}: write the flag as --name=value, without quotes, "
                           "backslashes or spaces")
         found.append(word)
         rest = rest[len(word):].lstrip(" \t")

@@ -755,7 +755,7 @@ def pull_image(reference: str) -> bool:
         for event in client().api.pull(repository, tag=tag or "latest", stream=True, decode=True):
             if "error" in event:
                 return False
-    except (docker.errors.APIError, docker.errors.InvalidRepository, requests.exceptions.RequestException):
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
         return False
     return True
 
