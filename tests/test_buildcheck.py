@@ -3,6 +3,7 @@ ownership by label, the panel's images, ONBUILD triggers, registries on private 
 parser differentials it refuses and the canonical Dockerfile it renders.
 The attacks themselves go through the worker in tests/test_build_isolation.py."""
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -82,7 +83,11 @@ def _check(text: str, build_args: dict[str, str] | None = None) -> Checked:
     ("FROM 127.0.0.1:5000/x\n", "private address"),
 ])
 def test_refused(dockerfile, reason):
-    with pytest.raises(Refused, match=reason.replace("$", r"\$").replace("+", r"\+")):
+    _assert_refused(dockerfile, reason)
+
+
+def _assert_refused(dockerfile: str, reason: str) -> None:
+    with pytest.raises(Refused, match=re.escape(reason)):
         _check(dockerfile)
 
 
@@ -150,8 +155,7 @@ SECRET = "http://127.0.0.1:1/s"
     ("FROM scratch\nCOPY --from=$X / /\n", "without variables"),
 ])
 def test_what_docker_could_read_otherwise_is_refused(dockerfile, reason):
-    with pytest.raises(Refused, match=reason.replace("$", r"\$").replace("+", r"\+")):
-        _check(dockerfile)
+    _assert_refused(dockerfile, reason)
 
 
 @pytest.mark.parametrize("name", ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
