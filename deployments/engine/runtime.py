@@ -743,7 +743,7 @@ def image_facts(reference: str) -> "buildimages.Image | None":
     config = found.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
     return buildimages.Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
-                            env=env, onbuild=tuple(config.get("OnBuild") or ()))
+                             env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
 def pull_image(reference: str) -> bool:
