@@ -3,6 +3,8 @@
 # POSTGRES_PASSWORD, POSTGRES_DB), as the registry's postgres image does.
 ARG BASE_IMAGE=switchyard-base:bookworm
 FROM ${BASE_IMAGE}
+# Apps' builds may not start from the panel's images, whatever they are tagged (engine/buildimages.py).
+LABEL switchyard.panel=postgres
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 \
  && rm -rf /var/lib/apt/lists/* \

@@ -1,6 +1,8 @@
 # Redis from Debian's package, on the locally built base (scripts/base-image.sh).
 ARG BASE_IMAGE=switchyard-base:bookworm
 FROM ${BASE_IMAGE}
+# Apps' builds may not start from the panel's images, whatever they are tagged (engine/buildimages.py).
+LABEL switchyard.panel=redis
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server \
  && rm -rf /var/lib/apt/lists/* \

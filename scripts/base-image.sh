@@ -33,5 +33,6 @@ printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclu
   >"$root/etc/dpkg/dpkg.cfg.d/90no-docs"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
 tar -C "$root" --numeric-owner -c . | docker import \
-  --change 'ENV LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive' --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
+  --change 'ENV LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive' --change 'CMD ["/bin/bash"]' \
+  --change 'LABEL switchyard.panel=base' - "$image" >/dev/null
 echo "Built $image"

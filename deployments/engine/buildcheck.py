@@ -1,419 +1,331 @@
-"""What a Dockerfile may ask of the Docker daemon, checked before any build starts.
+"""What a Dockerfile may ask of the Docker daemon, checked before any build starts; and the
+Dockerfile the daemon then builds instead of the tenant's.
 
 The daemon runs a build with the host's rights: a remote `ADD` is fetched by dockerd itself on
 the host's network (loopback services, the metadata address, the LAN), and `FROM` / `COPY
---from` / `RUN --mount=from=` read any image the daemon has (another app's, the panel's). So:
+--from` read any image the daemon has (another app's, the panel's). So:
 
 - a remote `ADD` (http, https, git), after ARG/ENV expansion, is refused: a download belongs in a
   RUN step, whose container sits on the app's network under the egress rules (engine/egress.py);
-- every image named is resolved as Docker would resolve it (tag, ID, short ID, digest) and
-  refused unless it is this app's own, or carries no Switchyard label and a tag outside the
-  panel's `switchyard*` names; a registry on a loopback or private address is refused too;
-- ONBUILD triggers (written here, or inherited from a base image) are checked the same way;
-- an instruction the check does not know is refused (Docker would refuse it as well), so a
-  spelling that this parser and Docker's read differently cannot slip an ADD through.
+  a variable in ADD must be an ARG or ENV of its stage (Docker hands its predefined proxy
+  variables to ADD without one), and those proxy variables are refused as build args;
+- every image named is resolved (pulled if need be) and refused unless this app may use it
+  (engine/buildimages.py); ONBUILD triggers, written or inherited, are checked the same way;
+- an instruction the check does not know is refused (Docker would refuse it as well).
 
-The Dockerfile's lines are split by `dockerfile-parse`; variable expansion follows Docker's own
-rules ($VAR, ${VAR}, ${VAR:-word}, ${VAR:+word}, quotes, the escape character), since the
-library's simplified expansion would read `${U:-http:}//host/` differently from Docker.
+What the check reads and what dockerd reads must not differ, or a spelling read one way here and
+another way there slips an ADD or an image through. The file is read strictly (engine/
+dockerfile_text.py, engine/dockerfile_expand.py), and dockerd builds the canonical Dockerfile
+rendered here from what was read (engine/buildcontext.py puts it in the context): no parser
+directives, no comments, one line per instruction; every stage renamed `stage-N` and every
+reference to a stage rewritten; every image of a FROM or COPY --from named by the ID the check
+resolved, so the daemon resolves no name at build time.
 """
-import io
-import ipaddress
 import json
-import posixpath
-import socket
-import tarfile
+import re
+import unicodedata
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
 
-from dockerfile_parse import DockerfileParser
-from dockerfile_parse.util import WordSplitter
+from deployments.engine import dockerfile_text
+from deployments.engine.buildimages import Image, ImageResolver, Inspect, Owner, Pull  # noqa: F401 (re-exported)
+from deployments.engine.dockerfile_expand import expand
+from deployments.engine.dockerfile_text import Instruction, Refused
 
-# runtime's labels (runtime imports this module, for Image; this one stays free of docker)
-LABEL_INSTANCE = "switchyard.instance"
-LABEL_APP = "switchyard.app"
-LABEL_APP_ID = "switchyard.app-id"
-PANEL_REPOSITORY_PREFIX = "switchyard"  # switchyard:local, switchyard-base:bookworm, switchyard/<app> ...
-MAX_DOCKERFILE_BYTES = 1024 * 1024
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+ASCII_ONLY = {"FROM", "ADD", "COPY"}  # whose arguments name files, URLs and images
+NO_ODD_SPACES = {"ARG", "ENV"}  # split into words by Docker at any Unicode space: only spaces and tabs here
+NOT_IN_TRIGGERS = {"ONBUILD", "FROM", "MAINTAINER"}  # Docker refuses these as ONBUILD triggers too
+PROXY_ARGS = {"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"}  # Docker's predefined ARGs, any case
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+STAGE_NAME = re.compile(r"[a-z][a-z0-9._-]*")
+OUR_STAGE = re.compile(r"stage-[0-9]+|[0-9]+")
 DOWNLOAD_HINT = ("download it inside a RUN step instead (e.g. RUN wget -O /path URL), where the build's "
                  "network rules apply; ADD may only copy files of the repository")
 
 
-class Refused(Exception):
-    """The Dockerfile asks for something no tenant may have; the message says what and why."""
-
-
 @dataclass(frozen=True)
-class Image:
-    """What Docker knows of an image, as far as the check needs it (runtime.image_facts)."""
-    id: str
-    tags: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    onbuild: tuple[str, ...] = ()
+class Checked:
+    """A Dockerfile that passed: what dockerd builds, the images it uses (for the log), and each
+    named stage's name in the canonical file."""
+    dockerfile: str
+    images: tuple[str, ...]
+    stages: dict[str, str]
+
+    def target(self, name: str) -> str:
+        """The canonical name of a build target (Compose's build.target) given by its name in the tenant's file."""
+        if not name:
+            return ""
+        if name.lower() not in self.stages:
+            raise Refused(f"the build target {name!r} is no stage of the Dockerfile (FROM ... AS {name})")
+        return self.stages[name.lower()]
 
 
-@dataclass(frozen=True)
-class Owner:
-    """Whose build this is: its images are the only Switchyard images it may start from."""
-    app: str
-    app_id: int
-    instance: str
+def check(text: str, *, owner: Owner, build_args: dict[str, str], inspect: Inspect, pull: Pull | None = None,
+          resolve_host=None) -> Checked:
+    """Raise Refused at the first instruction no tenant may use, or that Docker could read otherwise;
+    return the canonical Dockerfile to build instead.
+
+    Steps: refuse proxy build args; read the instructions (dockerfile_text); follow the stages,
+    their ARG and ENV values and the base images' ENV as Docker does; check each ADD, FROM,
+    COPY --from, RUN --mount and ONBUILD trigger with the values Docker would expand them with;
+    render each instruction on one line, stages renamed and images pinned by ID."""
+    for key in build_args:
+        if key.upper() in PROXY_ARGS:
+            raise Refused(f"the build arg {key} is one of Docker's predefined proxy variables, which Docker hands to "
+                          "ADD without an ARG line: remove it from build.args (RUN steps may set a proxy themselves)")
+    return _Walk(ImageResolver(owner, inspect, pull, resolve_host), build_args).run(text)
 
 
-Inspect = Callable[[str], Image | None]  # a reference, as Docker resolves it; None if Docker has no such image
-
-
-def dockerfile_from_context(context_tar: bytes | BinaryIO, dockerfile: str) -> str:
-    """The Dockerfile as dockerd will read it from the build context (links followed inside it);
-    the context as bytes or as a seekable tar file."""
-    name = posixpath.normpath(dockerfile or "Dockerfile").lstrip("/")
-    if name.startswith(".."):
-        raise Refused(f"the Dockerfile {dockerfile!r} is outside the build context")
-    try:
-        fileobj = io.BytesIO(context_tar) if isinstance(context_tar, bytes) else context_tar
-        with tarfile.open(fileobj=fileobj) as archive:
-            member = archive.getmember(name)
-            if member.size > MAX_DOCKERFILE_BYTES:
-                raise Refused(f"{dockerfile} is larger than {MAX_DOCKERFILE_BYTES // 1024} KiB")
-            handle = archive.extractfile(member)
-            data = handle.read(MAX_DOCKERFILE_BYTES + 1) if handle else b""
-    except (KeyError, tarfile.TarError) as error:
-        raise Refused(f"there is no Dockerfile {dockerfile!r} in the build context ({error})") from None
-    if len(data) > MAX_DOCKERFILE_BYTES:
-        raise Refused(f"{dockerfile} is larger than {MAX_DOCKERFILE_BYTES // 1024} KiB")
-    return data.decode("utf-8", errors="replace")
-
-
-def check(text: str, *, owner: Owner, build_args: dict[str, str], inspect: Inspect,
-          resolve_host: Callable[[str], list[str]] | None = None) -> list[str]:
-    """Raise Refused at the first instruction no tenant may use; return the images used (for the log).
-
-    Steps: split the instructions (dockerfile-parse); follow the stages, their ARG and ENV
-    values and the base images' ENV as Docker does; check each ADD, FROM, COPY --from,
-    RUN --mount=from= and ONBUILD trigger with the values Docker would expand them with."""
-    return _Walk(text, owner, build_args, inspect, resolve_host or _addresses).run()
+@dataclass
+class _Stage:
+    ours: str  # stage-N
+    name: str  # the tenant's, lower case; "" for none
+    env: dict[str, str] = field(default_factory=dict)  # ENV at the stage's end
+    triggers: list[Instruction] = field(default_factory=list)  # its ONBUILD ones: they run in a stage FROM it
 
 
 class _Walk:
-    def __init__(self, text: str, owner: Owner, build_args: dict[str, str], inspect: Inspect,
-                 resolve_host: Callable[[str], list[str]]) -> None:
-        text = text.lstrip("\ufeff")  # Docker skips a byte-order mark; unstripped it would hide the first instruction
-        self.parser = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False)
-        self.escape = _escape_character(text)
-        self.owner, self.build_args, self.inspect, self.resolve_host = owner, build_args, inspect, resolve_host
-        self.meta_args: dict[str, str] = {}  # ARGs before the first FROM
-        self.stages: list[tuple[str, dict[str, str]]] = []  # (name, ENV at the stage's end)
+    def __init__(self, images: ImageResolver, build_args: dict[str, str]) -> None:
+        self.images, self.build_args = images, build_args
+        self.meta_args: dict[str, str] = {}  # ARGs before the first FROM (set ones only)
+        self.stages: list[_Stage] = []
         self.args: dict[str, str] = {}
         self.env: dict[str, str] = {}
+        self.declared: set[str] = set()  # the stage's ARG and ENV names, the base image's ENV
         self.used: list[str] = []
 
-    def run(self) -> list[str]:
-        for instruction in self.parser.structure:
-            name, value, line = instruction["instruction"], instruction["value"], instruction["startline"] + 1
-            if name == "COMMENT":
-                continue
+    def run(self, text: str) -> Checked:
+        try:
+            instructions = dockerfile_text.parse(text)
+        except Refused as refused:
+            raise Refused(f"Dockerfile {refused}") from None
+        lines = []
+        for instruction in instructions:
             try:
-                self._instruction(name, value, line)
+                lines.append(self._instruction(instruction))
             except Refused as refused:
-                raise Refused(f"Dockerfile line {line}: {refused}") from None
-        self._end_stage()
-        return self.used
+                raise Refused(f"Dockerfile line {instruction.line}: {refused}") from None
+        if not self.stages:
+            raise Refused("the Dockerfile has no FROM")
+        self.stages[-1].env = dict(self.env)
+        return Checked("\n".join(lines) + "\n", tuple(self.used), {s.name: s.ours for s in self.stages if s.name})
 
-    def _instruction(self, name: str, value: str, line: int, trigger: bool = False) -> None:
-        if name not in INSTRUCTIONS:
-            raise Refused(f"unknown instruction {name[:40]!r}")
-        if name == "FROM" and not trigger:
-            self._from(value)
-        elif not self.stages and name != "ARG":
-            raise Refused(f"{name} before the first FROM")
-        elif name == "ARG":
-            self._arg(value)
-        elif name == "ENV":
-            for key, raw in _key_values(value):
-                self.env[key] = self.expand(raw)
-        elif name == "ADD":
-            self._add(value)
-        elif name == "COPY":
-            self._from_flag(_flags(value).get("from"), "COPY --from")
-        elif name == "RUN":
-            for mount in _flags(value, repeated="mount"):
-                options = dict(part.split("=", 1) for part in mount.split(",") if "=" in part)
-                self._from_flag(options.get("from"), "RUN --mount from")
-        elif name == "ONBUILD":
-            inner, rest = (value.split(None, 1) + [""])[:2]
-            if inner.upper() in ("ONBUILD", "FROM", "MAINTAINER"):
-                raise Refused(f"ONBUILD {inner.upper()} is not allowed")
-            if inner.upper() in ("ADD", "COPY", "RUN") and "$" in rest:
-                # The trigger runs in a later build, with that build's variables: they are unknown here.
-                raise Refused(f"ONBUILD {inner.upper()} with variables cannot be checked: write the value out")
-            self._instruction(inner.upper(), rest, line, trigger=True)
+    def _instruction(self, instruction: Instruction) -> str:
+        """The instruction's canonical line, once checked."""
+        keyword = instruction.keyword
+        if keyword not in INSTRUCTIONS:
+            raise Refused(f"unknown instruction {keyword[:40]!r}")
+        _refuse_odd_characters(instruction)
+        if keyword == "FROM":
+            return self._from(instruction)
+        if not self.stages and keyword != "ARG":
+            raise Refused(f"{keyword} before the first FROM")
+        if keyword == "ONBUILD":
+            inner = dockerfile_text.instruction(instruction.args, instruction.line)
+            self.stages[-1].triggers.append(inner)
+            return instruction.render(self._trigger(inner, runs_here=False))
+        handler = {"ARG": self._arg, "ENV": self._env, "ADD": self._add, "COPY": self._copy, "RUN": self._run}
+        return handler[keyword](instruction) if keyword in handler else instruction.render()
 
     # -- stages and images -------------------------------------------------------------------
 
-    def _from(self, value: str) -> None:
-        self._end_stage()
-        words = [w for w in value.split() if not w.startswith("--")]  # --platform=...
-        if not words:
-            raise Refused("FROM names no image")
-        stage = words[2] if len(words) >= 3 and words[1].lower() == "as" else ""
-        reference = self._expand_with(words[0], self.meta_args)
-        earlier = self._stage(reference, by_number=False)
-        image = None
-        if earlier is None and reference.lower() != "scratch":
+    def _from(self, instruction: Instruction) -> str:
+        if self.stages:
+            self.stages[-1].env = dict(self.env)
+        options, rest = dockerfile_text.flags(instruction.args, "FROM")
+        if any(not option.startswith("--platform=") for option in options):
+            raise Refused("FROM takes no flag but --platform")
+        words = rest.split()
+        if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
+            raise Refused("FROM takes an image, optionally followed by AS and a stage name")
+        name = words[2].lower() if len(words) == 3 else ""
+        if name and (not STAGE_NAME.fullmatch(name) or any(stage.name == name for stage in self.stages)):
+            raise Refused(f"FROM ... AS {words[2]}: a stage name is a letter, then letters, digits, '.', '_' or '-', "
+                          "and each stage has its own")
+        reference = expand(words[0], self.meta_args).value
+        if not reference:
+            raise Refused(f"FROM {words[0]} expands to nothing: give the variable a default before the first FROM "
+                          "(ARG NAME=image) or pass it as a build arg")
+        earlier, image, triggers = _stage_named(self.stages, reference), None, []
+        if earlier:
+            base, self.env, triggers = earlier.ours, dict(earlier.env), earlier.triggers
+        elif reference == "scratch":
+            base, self.env = "scratch", {}
+        else:
             image = self._image(reference, "FROM")
-        self.args, self.env = {}, dict(earlier or (image.env if image else {}))
-        self.stages.append((stage.lower(), {}))
-        for trigger in image.onbuild if image else ():  # they run right after FROM, in this stage
-            inner, rest = (trigger.split(None, 1) + [""])[:2]
+            base, self.env = image.id, dict(image.env)
+            triggers = self._inherited_triggers(image, reference)
+        self.args, self.declared = {}, set(self.env)
+        self.stages.append(_Stage(f"stage-{len(self.stages)}", name))
+        for inner in triggers:  # they run right after FROM, in this stage
             try:
-                self._instruction(inner.upper(), rest, 0, trigger=True)
+                self._trigger(inner, runs_here=True)
             except Refused as refused:
                 raise Refused(f"{reference} has an ONBUILD trigger that is refused: {refused}") from None
+        return f"FROM {base} AS {self.stages[-1].ours}"
 
-    def _end_stage(self) -> None:
-        if self.stages:
-            self.stages[-1] = (self.stages[-1][0], dict(self.env))
+    @staticmethod
+    def _inherited_triggers(image: Image, reference: str) -> list[Instruction]:
+        """An image's ONBUILD triggers, each read as Docker reads it (a line break in one makes two)."""
+        try:
+            return [inner for trigger in image.onbuild for inner in dockerfile_text.parse(trigger)]
+        except Refused as refused:
+            raise Refused(f"{reference} has an ONBUILD trigger that is refused: {refused}") from None
 
-    def _stage(self, reference: str, by_number: bool = True) -> dict[str, str] | None:
-        """An earlier stage named `reference` (or numbered, for COPY --from=0): its ENV; None if it is none."""
-        for index, (name, env) in enumerate(self.stages):
-            if reference and (reference.lower() == name or (by_number and reference == str(index))):
-                return env
-        return None
-
-    def _from_flag(self, raw: str | None, what: str) -> None:
-        if raw is None:
-            return
-        for reference in {raw, self.expand(raw)}:  # Docker's builders differ on expanding --from: check both
-            if reference and "$" not in reference and self._stage(reference) is None:
-                self._image(reference, what)
-
-    def _image(self, reference: str, what: str) -> Image | None:
-        """Refused unless this app may read it; None when Docker does not have it (it would pull it)."""
-        if reference.startswith("-") or any(ch.isspace() for ch in reference):
-            raise Refused(f"{what} {reference!r} is not an image reference")
-        image = self.inspect(reference)
-        if image is None:
-            self._registry_host(reference, what)
-            if reference.split("/", 1)[0].split(":", 1)[0].split("@", 1)[0].lower().startswith(PANEL_REPOSITORY_PREFIX):
-                raise Refused(f"{what} {reference}: there is no such image, and names starting with "
-                              f"{PANEL_REPOSITORY_PREFIX!r} belong to the panel and its apps")
-            self.used.append(f"{reference} (not here: it would be pulled)")
-            return None
-        reason = self._not_yours(image)
-        if reason:
-            raise Refused(f"{what} {reference}: {reason}; an app may build only from its own images, public "
-                          "images or stages of its own Dockerfile")
-        self.used.append(reference)
+    def _image(self, reference: str, what: str) -> Image:
+        image = self.images.resolve(reference, what)
+        self.used.append(f"{reference} ({image.id})")
         return image
 
-    def _not_yours(self, image: Image) -> str:
-        labels = image.labels
-        if LABEL_APP in labels:
-            app_id = labels.get(LABEL_APP_ID)
-            if (labels[LABEL_APP] == self.owner.app and labels.get(LABEL_INSTANCE) == self.owner.instance
-                    and app_id in (None, str(self.owner.app_id))):
-                return ""
-            return "that image belongs to another app"
-        if LABEL_INSTANCE in labels or "switchyard.panel" in labels:
-            return "that image is one of the panel's own"
-        if not image.tags:
-            return "that image has no tag and is not this app's (an intermediate layer of some build)"
-        if any(_repository(tag).startswith(PANEL_REPOSITORY_PREFIX) for tag in image.tags):
-            return "that image is one of the panel's own"
-        return ""
+    def _copy_source(self, reference: str, in_trigger: bool = False) -> str:
+        """COPY --from: an earlier stage's canonical name, or the ID of an image this app may use. A
+        trigger's text is not rewritten: there a name is a stage only in the canonical spelling."""
+        if not reference or "$" in reference:
+            raise Refused(f"COPY --from={reference}: write the stage or image name out, without variables")
+        if in_trigger:
+            return reference if OUR_STAGE.fullmatch(reference) else self._image(reference, "COPY --from").id
+        earlier = self.stages[:-1]
+        if reference.isascii() and reference.isdigit():
+            if int(reference) >= len(earlier):
+                raise Refused(f"COPY --from={reference}: there is no stage {reference} before this one")
+            return earlier[int(reference)].ours
+        stage = _stage_named(earlier, reference)
+        return stage.ours if stage else self._image(reference, "COPY --from").id
 
-    def _registry_host(self, reference: str, what: str) -> None:
-        """A pull from a registry on loopback or a private address is the daemon talking to the host's
-        own network (Docker even speaks plain HTTP to a 127.0.0.0/8 registry)."""
-        first, slash, _ = reference.partition("/")
-        if not slash or not ("." in first or ":" in first or first.lower() == "localhost"):
-            return  # Docker Hub
-        host = first.rsplit(":", 1)[0] if not first.startswith("[") else first[1:first.find("]")]
-        addresses = ["127.0.0.1"] if host.lower() == "localhost" else self.resolve_host(host)
-        private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
-        if private:
-            raise Refused(f"{what} {reference}: the registry {host} is at a private address ({private[0]}); "
-                          "the build host's own network is not for tenants")
+    def _trigger(self, inner: Instruction, runs_here: bool) -> str:
+        """An ONBUILD trigger: written here (it runs in a later build: checked as far as can be, the
+        state of this one untouched), or inherited from the base image (it runs here, now)."""
+        keyword = inner.keyword
+        if keyword in NOT_IN_TRIGGERS or keyword not in INSTRUCTIONS:
+            raise Refused(f"ONBUILD {keyword} is not allowed")
+        if keyword in ("ADD", "COPY", "RUN") and "$" in inner.args:
+            # The trigger runs in a later build, with that build's variables: they are unknown here.
+            raise Refused(f"ONBUILD {keyword} with variables cannot be checked: write the value out")
+        _refuse_odd_characters(inner)
+        if keyword == "COPY":
+            return self._copy(inner, in_trigger=True)
+        if keyword in ("ADD", "RUN") or (runs_here and keyword in ("ARG", "ENV")):
+            return {"ADD": self._add, "RUN": self._run, "ARG": self._arg, "ENV": self._env}[keyword](inner)
+        return inner.render()
 
-    # -- ARG, ENV, ADD ------------------------------------------------------------------------
+    # -- ARG, ENV, ADD, COPY, RUN -------------------------------------------------------------
 
-    def _arg(self, value: str) -> None:
-        for word in WordSplitter(value).split(dequote=False):  # quotes kept: expanded below as Docker does
+    def _variables(self) -> dict[str, str]:
+        return {**self.args, **self.env} if self.stages else dict(self.meta_args)  # ENV wins over ARG, as in Docker
+
+    def _arg(self, instruction: Instruction) -> str:
+        before = self._variables()  # Docker expands every default with the values from before the ARG
+        declared = dockerfile_text.words(instruction.args)
+        if not declared:
+            raise Refused("ARG names no variable")
+        for word in declared:
             key, equals, default = word.partition("=")
+            _refuse_name(key, "ARG")
+            value = expand(default, before).value if equals else None
             if not self.stages:
-                given = self.build_args.get(key, self._expand_with(default, self.meta_args) if equals else "")
-                self.meta_args[key] = given
-            elif key in self.build_args:
-                self.args[key] = self.build_args[key]
-            elif equals:
-                self.args[key] = self.expand(default)
-            elif key in self.meta_args:
-                self.args[key] = self.meta_args[key]
+                given = self.build_args.get(key, value)
+                if given is not None:
+                    self.meta_args[key] = given
+                continue
+            self.declared.add(key)
+            given = self.build_args.get(key, value if equals else self.meta_args.get(key))
+            if given is not None:
+                self.args[key] = given
+        return instruction.render()
 
-    def _add(self, value: str) -> None:
-        words = _json_words(value)
-        expanded = [self.expand(w) for w in words] if words is not None else self.expand(value).split()
-        for word in expanded:
-            lowered = word.lower()
-            if "://" in lowered or lowered.startswith(("git@", "github.com/")):
-                raise Refused(f"ADD {word} fetches from a URL, on the build host's own network: {DOWNLOAD_HINT}")
+    def _env(self, instruction: Instruction) -> str:
+        before = self._variables()  # ENV a=x b=$a: b gets a's value from before the ENV, as in Docker
+        for key, raw in _key_values(instruction.args):
+            _refuse_name(key, "ENV")
+            self.env[key] = expand(raw, before).value
+            self.declared.add(key)
+        return instruction.render()
 
-    def expand(self, word: str) -> str:
-        return self._expand_with(word, {**self.args, **self.env})  # ENV wins over ARG, as in Docker
+    def _add(self, instruction: Instruction) -> str:
+        variables = self._variables()
+        options, rest = dockerfile_text.flags(instruction.args, "ADD")
+        for word in options + _source_words(rest, "ADD"):
+            expansion = expand(word, variables)
+            if _remote(expansion.value):
+                raise Refused(f"ADD {expansion.value} fetches from a URL, on the build host's own network: "
+                              f"{DOWNLOAD_HINT}")
+            undeclared = sorted(expansion.names - self.declared)
+            if undeclared:
+                raise Refused(f"ADD {word}: ${undeclared[0]} is no ARG or ENV of this stage (Docker's predefined "
+                              f"proxy variables are not available to ADD here): declare it with ARG {undeclared[0]} "
+                              "before the ADD, or write the value out")
+        return instruction.render()
 
-    def _expand_with(self, word: str, variables: dict[str, str]) -> str:
-        return _Expander(word, variables, self.escape).word()
+    def _copy(self, instruction: Instruction, in_trigger: bool = False) -> str:
+        options, rest = dockerfile_text.flags(instruction.args, "COPY")
+        options = [f"--from={self._copy_source(option[len('--from='):], in_trigger)}"
+                   if option.startswith("--from=") else option for option in options]
+        if "--from" in options:
+            raise Refused("COPY --from needs a stage or an image: --from=name")
+        variables = self._variables()
+        for word in _source_words(rest, "COPY"):
+            expand(word, variables)  # refuses what Docker versions could expand otherwise
+        return instruction.render(" ".join([*options, rest]))
 
-
-class _Expander:
-    """Docker's word expansion (moby/buildkit frontend/dockerfile/shell): quotes removed, the
-    escape character, $NAME, ${NAME}, ${NAME:-word}, ${NAME:+word}; anything else is refused."""
-
-    def __init__(self, text: str, variables: dict[str, str], escape: str) -> None:
-        self.text, self.at, self.variables, self.escape = text, 0, variables, escape
-
-    def _next(self) -> str:
-        ch = self.text[self.at:self.at + 1]
-        self.at += 1
-        return ch
-
-    def _peek(self) -> str:
-        return self.text[self.at:self.at + 1]
-
-    def word(self, stop: str = "") -> str:
-        out = []
-        while self.at < len(self.text):
-            ch = self._peek()
-            if stop and ch == stop:
-                self.at += 1
-                return "".join(out)
-            self.at += 1
-            if ch == self.escape:
-                out.append(self._next())
-            elif ch == "'":
-                end = self.text.find("'", self.at)
-                end = len(self.text) if end < 0 else end
-                out.append(self.text[self.at:end])
-                self.at = end + 1
-            elif ch == '"':
-                out.append(self._double_quoted())
-            elif ch == "$":
-                out.append(self._dollar())
-            else:
-                out.append(ch)
-        if stop:
-            raise Refused(f"unterminated ${{...}} in {self.text!r}")
-        return "".join(out)
-
-    def _double_quoted(self) -> str:
-        out = []
-        while self.at < len(self.text):
-            ch = self._next()
-            if ch == '"':
-                return "".join(out)
-            if ch == self.escape and self._peek() in ('"', "$", self.escape):
-                out.append(self._next())
-            elif ch == "$":
-                out.append(self._dollar())
-            else:
-                out.append(ch)
-        return "".join(out)
-
-    def _name(self) -> str:
-        start = self.at
-        while self.at < len(self.text) and (self.text[self.at].isalnum() or self.text[self.at] == "_"):
-            self.at += 1
-        return self.text[start:self.at]
-
-    def _dollar(self) -> str:
-        if self._peek() != "{":
-            name = self._name()
-            return self.variables.get(name, "") if name else "$"
-        self.at += 1
-        name = self._name()
-        ch = self._next()
-        if ch == "}":
-            return self.variables.get(name, "")
-        if ch == ":" and self._peek() in ("-", "+"):
-            modifier = self._next()
-            word = self.word(stop="}")
-            value = self.variables.get(name, "")
-            if modifier == "-":
-                return value or word
-            return word if value else ""
-        raise Refused(f"the variable expansion in {self.text!r} is not one Docker's classic builder supports")
+    def _run(self, instruction: Instruction) -> str:
+        options, _ = dockerfile_text.flags(instruction.args, "RUN")
+        if any(option.startswith("--mount=") and "from" in option.lower() for option in options):
+            raise Refused("RUN --mount with from= is not supported (Docker's classic builder, which builds apps "
+                          "here, has no RUN --mount): COPY --from=<stage> the files into the stage instead")
+        return instruction.render()
 
 
-def _escape_character(text: str) -> str:
-    """The `# escape=` parser directive, if the file starts with one (Docker reads only leading ones)."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("#"):
-            break
-        key, equals, value = stripped[1:].partition("=")
-        if not equals:
-            break
-        if key.strip().lower() == "escape" and value.strip() in ("\\", "`"):
-            return value.strip()
-    return "\\"
+def _stage_named(stages: list[_Stage], reference: str) -> _Stage | None:
+    return next((stage for stage in stages if stage.name and stage.name == reference.lower()), None)
 
 
-def _key_values(value: str) -> list[tuple[str, str]]:
+def _refuse_odd_characters(instruction: Instruction) -> None:
+    for ch in instruction.args:
+        if instruction.keyword in ASCII_ONLY and not (ch == "\t" or " " <= ch <= "~"):
+            raise Refused(f"{instruction.keyword}: the character U+{ord(ch):04X} is not accepted in "
+                          f"{instruction.keyword} (printable ASCII only): rename the file, or copy the directory "
+                          "that holds it")
+        if instruction.keyword in NO_ODD_SPACES and ch not in " \t" and (
+                ch.isspace() or unicodedata.category(ch) in ("Cc", "Zs")):
+            raise Refused(f"{instruction.keyword}: the character U+{ord(ch):04X} is not accepted in "
+                          f"{instruction.keyword} (Docker splits words at it): use spaces, or quote the value")
+
+
+def _refuse_name(key: str, keyword: str) -> None:
+    if not NAME.fullmatch(key):
+        raise Refused(f"{keyword} {key[:60]!r}: a variable name is ASCII letters, digits and _, not starting "
+                      "with a digit, written without quotes or $")
+
+
+def _key_values(args: str) -> list[tuple[str, str]]:
     """ENV's pairs, values still unexpanded (ENV a=b c=d, or the old ENV a some words)."""
-    words = list(WordSplitter(value).split(dequote=False))
-    if not words:
-        return []
-    if "=" not in words[0]:
-        key, _, rest = value.strip().partition(" ")
-        return [(key, rest.strip())]
-    return [(WordSplitter(k).dequote(), v) for k, _, v in (w.partition("=") for w in words)]
+    found = dockerfile_text.words(args)
+    if not found:
+        raise Refused("ENV sets no variable")
+    if "=" not in found[0]:
+        key, *value = re.split(r"[ \t]+", args, maxsplit=1)
+        if not value:
+            raise Refused(f"ENV {key[:60]} needs a value")
+        return [(key, value[0])]
+    if any("=" not in word for word in found):
+        raise Refused("ENV: write every variable as NAME=value")
+    return [(key, value) for key, _, value in (word.partition("=") for word in found)]
 
 
-def _flags(value: str, repeated: str = "") -> dict[str, str] | list[str]:
-    """The leading --name=value flags of an instruction (RUN --mount may repeat: then a list of it)."""
-    flags: dict[str, str] = {}
-    found: list[str] = []
-    for word in WordSplitter(value).split():
-        if not word.startswith("--"):
-            break
-        key, _, flag = word[2:].partition("=")
-        if key == repeated:
-            found.append(flag)
-        flags[key] = flag
-    return found if repeated else flags
+def _source_words(rest: str, keyword: str) -> list[str]:
+    """ADD's and COPY's words: the JSON form's strings, else the words between spaces (as Docker splits)."""
+    if rest.startswith("["):
+        try:
+            words = json.loads(rest)
+        except ValueError:
+            return rest.split()  # not JSON for Docker either: words
+        if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+            raise Refused(f"{keyword} [...]: the JSON form is a list of strings")
+        return words
+    return rest.split()
 
 
-def _json_words(value: str) -> list[str] | None:
-    stripped = value.strip()
-    if not stripped.startswith("["):
-        return None
-    try:
-        words = json.loads(stripped)
-    except ValueError:
-        return None
-    return [str(w) for w in words] if isinstance(words, list) else None
-
-
-def _repository(tag: str) -> str:
-    name = tag.rsplit("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name.rsplit(":", 1)[0]
-    return name.lower()
-
-
-def _addresses(host: str) -> list[str]:
-    try:
-        ipaddress.ip_address(host)
-        return [host]
-    except ValueError:
-        pass
-    try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
-    except (socket.gaierror, UnicodeError):
-        return []  # not resolvable: the pull fails, nothing on the host is reached
-
+def _remote(word: str) -> bool:
+    lowered = word.lower()
+    return "://" in lowered or lowered.startswith(("git@", "github.com/"))

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
 from deployments import quotas
-from deployments.engine import buildcheck, health, lifecycle, priority, release_command, runtime, source
+from deployments.engine import buildcheck, buildcontext, health, lifecycle, priority, release_command, runtime, source
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
@@ -147,6 +147,7 @@ class Pipeline:
         self._recreate = not self.app.zero_downtime
         self.project: Project | None = None  # known once the source is (after fetch, or a redeploy's)
         self.images: dict[str, str] = {}  # service → image tag
+        self.checked: dict[str, tuple[buildcheck.Checked, str]] = {}  # service → its checked Dockerfile, build target
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
@@ -350,15 +351,19 @@ class Pipeline:
         self._save(image=self.images[self.project.web.name])
 
     def _check_dockerfile(self, spec: ServiceSpec) -> None:
+        """The service's Dockerfile checked, and the canonical one the build will use kept for it."""
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-            text = buildcheck.dockerfile_from_context(context, spec.dockerfile)
+            text = buildcontext.dockerfile_from_context(context, spec.dockerfile)
         owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
         try:
-            used = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args), inspect=runtime.image_facts)
+            checked = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args),
+                                       inspect=runtime.image_facts, pull=runtime.pull_image)
+            self.checked[spec.name] = (checked, checked.target(spec.build_target))
         except buildcheck.Refused as refused:
             raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
-        self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: {', '.join(used) or 'none'}")
+        self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: "
+                       f"{', '.join(checked.images) or 'none'}")
 
     def _image_tag(self, spec: ServiceSpec) -> str:
         return f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
@@ -367,12 +372,14 @@ class Pipeline:
         tag = self._image_tag(spec)
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         try:
+            checked, target = self.checked[spec.name]
             with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
+                dockerfile = buildcontext.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
                 labels = {runtime.LABEL_APP: self.app.name, runtime.LABEL_APP_ID: str(self.app.id)}
-                runtime.build_image(context, tag, spec.dockerfile, labels,
+                runtime.build_image(context, tag, dockerfile, labels,
                                     lambda line: self.log.output(prefix + line),
                                     should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
-                                    build_args=dict(spec.build_args), target=spec.build_target)
+                                    build_args=dict(spec.build_args), target=target)
         except runtime.BuildStopped:
             raise Cancelled() from None
         self.log.write(f"{prefix}Built {tag}")

@@ -20,7 +20,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
-from deployments.engine import buildcheck
+from deployments.engine import buildimages
 from deployments.engine.buildcgroup import BuildCgroup
 
 LABEL_INSTANCE = "switchyard.instance"
@@ -729,9 +729,9 @@ def image_id(tag: str) -> str:
         return ""
 
 
-def image_facts(reference: str) -> "buildcheck.Image | None":
+def image_facts(reference: str) -> "buildimages.Image | None":
     """An image as Docker resolves `reference` for a build (tag, ID, short ID or digest), or None
-    if it has none by that name (a build would then pull it)."""
+    if it has none by that name."""
     try:
         found = client().api.inspect_image(reference)
     except docker.errors.NotFound:
@@ -742,8 +742,22 @@ def image_facts(reference: str) -> "buildcheck.Image | None":
         raise RuntimeFailure(f"Docker could not inspect {reference}: {error.explanation or error}") from error
     config = found.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-    return buildcheck.Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
-                            env=env, onbuild=tuple(config.get("OnBuild") or ()))
+    return buildimages.Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
+                             env=env, onbuild=tuple(config.get("OnBuild") or ()))
+
+
+def pull_image(reference: str) -> bool:
+    """Pull `reference` from its registry (a base image the build check needs to see before the
+    build); False if Docker could not, for whatever reason (no such image, no registry reachable,
+    not a reference at all): the check then refuses the name, the same way as an unusable one."""
+    repository, tag = docker.utils.parse_repository_tag(reference)
+    try:
+        for event in client().api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            if "error" in event:
+                return False
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+    return True
 
 
 def image_exists(tag: str) -> bool:
