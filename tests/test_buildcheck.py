@@ -126,7 +126,10 @@ SECRET = "http://127.0.0.1:1/s"
 @pytest.mark.parametrize("dockerfile, reason", [
     # dockerd 20.10 reads no escape directive after an empty `# syntax=`: the LABEL ends, the ADD runs.
     (f"# syntax=\n# escape=`\nFROM scratch\nLABEL a=`\nADD {SECRET} /s\n", "line 1: the `# syntax=` directive"),
-    (f"# syntax=docker/dockerfile:1\n# escape=`\nFROM scratch\nLABEL a=`\nADD {SECRET} /s\n", "`# syntax=`"),
+    (f"# syntax=docker/dockerfile:1\n# escape=`\nFROM scratch\nLABEL a=`\nADD {SECRET} /s\n", "line 2: the `# escape=`"),
+    (f"# syntax=example.com/frontend:1\nFROM scratch\nADD {SECRET} /s\n", "line 1: the `# syntax=` directive"),
+    (f"# a comment\n# syntax=docker/dockerfile:1\n# escape=`\nFROM scratch\nLABEL a=`\nADD {SECRET} /s\n",
+     "line 2: the `# syntax=` directive"),
     (f"# check=skip=all\n# escape=`\nFROM scratch\nLABEL a=\\\nADD {SECRET} /s\n", "line 2: the `# escape=`"),
     (f"# ESCAPE=`\nFROM scratch\nLABEL a=`\nADD {SECRET} /s\n", "`# escape=` directive is not supported"),
     # a continuation followed by a space character Go's regexp does not take for one
@@ -163,6 +166,12 @@ def test_what_docker_could_read_otherwise_is_refused(dockerfile, reason):
 def test_proxy_build_args_are_refused(name):
     with pytest.raises(Refused, match=f"the build arg {name} is one of Docker's predefined proxy variables"):
         _check("FROM scratch\nCOPY . /\n", {name: SECRET})
+
+
+def test_dockers_own_frontend_named_on_the_first_line_is_dropped_not_refused():
+    """`# syntax=docker/dockerfile:1` opens many real Dockerfiles; the canonical copy has no directives."""
+    checked = _check("# syntax=docker/dockerfile:1.4\n# escape=\\\nFROM scratch\nCOPY a /a\n")
+    assert "syntax" not in checked.dockerfile and "escape" not in checked.dockerfile
 
 
 def test_the_canonical_dockerfile_has_no_directives_comments_or_continuations():

@@ -31,6 +31,8 @@ ESCAPE = "\\"
 LINE_BREAKS = "\r\v\f\x1c\x1d\x1e\x1f\x85\u2028\u2029\x00"
 CONTINUATION = re.compile(r"\\[ \t]*$")  # Docker's, for the backslash escape character
 DIRECTIVE = re.compile(r"#\s*([a-z][a-z0-9]*)\s*=(.*)$", re.ASCII | re.IGNORECASE)
+# Docker's own Dockerfile frontend, the one `# syntax=` line common in the wild: dropped, not refused.
+OFFICIAL_FRONTEND = re.compile(r"(docker\.io/)?docker/dockerfile:[0-9][0-9a-z.-]*", re.ASCII)
 KEYWORD = re.compile(r"[A-Za-z]+")
 FLAG = re.compile(r"--[A-Za-z][A-Za-z0-9-]*(=[^\s'\"\\]*)?")
 
@@ -91,19 +93,24 @@ def _refuse_line_breaks(line: str, number: int) -> None:
 
 
 def _refuse_directives(lines: list[str]) -> None:
-    """Parser directives count only above the first instruction; refused there, but for a no-op escape."""
+    """Parser directives count only above the first instruction; refused there, but for the two
+    that change nothing here, when they open the file: Docker's own frontend named by `# syntax=`
+    (this builder reads the file itself and its canonical copy has no directives) and `# escape=\\`."""
+    leading = True  # only directives so far: Docker reads a directive after a comment as a comment
     for number, line in enumerate(lines, 1):
         stripped = line.strip(" \t")
         if stripped and not stripped.startswith("#"):
             return
         directive = DIRECTIVE.fullmatch(stripped)
         if not directive:
+            leading = False
             continue
         key, value = directive.group(1).lower(), directive.group(2).strip(" \t")
-        if key == "syntax":
+        if key == "syntax" and not (leading and OFFICIAL_FRONTEND.fullmatch(value)):
             raise Refused(f"line {number}: the `# syntax=` directive picks the build's frontend, and Switchyard "
-                          "builds with Docker's own Dockerfile parser: remove the line")
-        if key == "escape" and not (number == 1 and value == ESCAPE):
+                          "builds with Docker's own Dockerfile parser: remove the line (only "
+                          "`# syntax=docker/dockerfile:<version>` as the first line is accepted)")
+        if key == "escape" and not (leading and value == ESCAPE):
             raise Refused(f"line {number}: the `# escape=` directive is not supported (Switchyard builds the "
                           "Dockerfile with Docker's default escape character, the backslash): remove the line "
                           "and write paths with / and line continuations with \\")
