@@ -215,6 +215,8 @@ SWITCHYARD = {
     # EGRESS_RULES off: Switchyard installs no iptables rules (the administrator's firewall must).
     "EGRESS_ALLOW": env_networks("SWITCHYARD_EGRESS_ALLOW"),
     "EGRESS_RULES": env_bool("SWITCHYARD_EGRESS_RULES", True),
+    # The resolv.conf dockerd reads: containers' DNS to its nameservers passes the rules (port 53 only).
+    "EGRESS_RESOLV_CONF": env_str("SWITCHYARD_EGRESS_RESOLV_CONF", "/etc/resolv.conf"),
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
     # HTTPS (README "HTTPS"): where HAProxy serves TLS, and the ACME server certificates come from.
     "HTTPS_BIND": env_bind("SWITCHYARD_HTTPS_BIND", "127.0.0.1:8443"),
