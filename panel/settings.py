@@ -312,17 +312,25 @@ SWITCHYARD = {
 }
 
 # Periodic work, all of it here. Beat is a process of its own (Procfile `beat`, compose service
-# `beat`), restarted by its supervisor when it dies; every task is safe to run twice.
+# `beat`), restarted by its supervisor when it dies; every task is safe to run twice. The tasks go
+# to CONTROL_QUEUE, never behind builds (named here too: beat may send a task by its name alone);
+# one not started within its interval expires, since the next is due by then: a stalled worker
+# finds one of each waiting, not a backlog.
+def _periodic(task: str, seconds: float) -> dict:
+    return {"task": f"deployments.tasks.{task}", "schedule": seconds,
+            "options": {"queue": CONTROL_QUEUE, "expires": seconds}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the database.
-    "reconcile": {"task": "deployments.tasks.reconcile",
-                  "schedule": float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))},
+    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the
+    # database, repairs the egress rules.
+    "reconcile": _periodic("reconcile", float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))),
     # Deploy events due (retries; any the worker missed at once).
-    "events": {"task": "deployments.tasks.send_due_events", "schedule": float(SWITCHYARD["EVENT_INTERVAL"])},
+    "events": _periodic("send_due_events", float(SWITCHYARD["EVENT_INTERVAL"])),
     # Issue, renew and retry certificates (README "HTTPS").
-    "certificates": {"task": "deployments.tasks.certificates", "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])},
+    "certificates": _periodic("certificates", float(SWITCHYARD["CERTIFICATE_INTERVAL"])),
     # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (README "Security model").
-    "prune-logs": {"task": "deployments.tasks.prune_logs", "schedule": 3600.0},
+    "prune-logs": _periodic("prune_logs", 3600.0),
 }
 
 
