@@ -294,6 +294,10 @@ SWITCHYARD = {
     "MAX_APP_CPUS": env_float("SWITCHYARD_MAX_APP_CPUS", 2.0, minimum=0.05, maximum=64),
     "MAX_APP_PIDS": env_int("SWITCHYARD_MAX_APP_PIDS", 1024, minimum=16, maximum=32768),
     "MAX_APP_CONTAINERS": env_int("SWITCHYARD_MAX_APP_CONTAINERS", 16, minimum=1, maximum=1000),
+    # How long one deployment of an app may watch (its watch window) and run its canary (steps below
+    # 100 % × seconds each), seconds: all that time it holds a watch slot and keeps its old release running.
+    "MAX_APP_WATCH_SECONDS": env_int("SWITCHYARD_MAX_APP_WATCH_SECONDS", 3600, minimum=0, maximum=86400),
+    "MAX_APP_CANARY_SECONDS": env_int("SWITCHYARD_MAX_APP_CANARY_SECONDS", 3600, minimum=0, maximum=86400),
     # Per user (the owner of the apps): how many apps, and memory and containers of them all.
     "USER_MAX_APPS": env_int("SWITCHYARD_USER_MAX_APPS", 10, minimum=0, maximum=100000),
     "USER_MAX_MEMORY_MB": env_int("SWITCHYARD_USER_MAX_MEMORY_MB", 8192, minimum=16, maximum=2**24),
@@ -335,7 +339,8 @@ CELERY_BEAT_SCHEDULE = {
 
 
 def _refuse_defaults_above_ceilings(config: dict) -> None:
-    for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS")):
+    for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS"),
+                             ("WATCH_WINDOW", "WATCH_SECONDS")):
         if config[f"DEFAULT_{default}"] > config[f"MAX_APP_{ceiling}"]:
             raise ImproperlyConfigured(
                 f"SWITCHYARD_DEFAULT_{default}={config[f'DEFAULT_{default}']} is above SWITCHYARD_MAX_APP_{ceiling}="

@@ -17,7 +17,7 @@ from django.forms.models import model_to_dict
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from deployments import services, tasks
+from deployments import quotas, services, tasks
 from deployments.engine import logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.apprepo import AppRepo
@@ -126,6 +126,47 @@ def test_a_tenant_cannot_set_limits_above_the_ceilings_and_a_superusers_quota_gr
     # A value over a ceiling lowered since is kept while other settings change.
     Quota.objects.filter(user=tenant).delete()
     assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_tenant_cannot_watch_or_canary_longer_than_the_ceilings_and_a_superusers_quota_grants_more(
+        app_repo, handed_over):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "mine")
+    api = _api(tenant)
+
+    # The defaults (3600 s each): four hour-long canary steps were accepted before the ceiling.
+    response = _patch(api, "mine", {"canary_steps": [5, 25, 50, 100], "canary_step_seconds": 3600})
+    assert response.status_code == 400, response.content
+    detail = response.json()["detail"]
+    assert "canary_step_seconds" in detail and "the canary would run 10800 s (3 steps below 100 % × 3600 s)" in detail
+    assert "above the most allowed, 3600 s (SWITCHYARD_MAX_APP_CANARY_SECONDS)" in detail
+    with _with(MAX_APP_WATCH_SECONDS=600, MAX_APP_CANARY_SECONDS=600):
+        response = _patch(api, "mine", {"watch_window": 601})
+        assert response.status_code == 400, response.content
+        assert "watch_window" in response.json()["detail"]
+        assert "601 s is above the most allowed, 600 s (SWITCHYARD_MAX_APP_WATCH_SECONDS)" in response.json()["detail"]
+        response = _patch(api, "mine", {"canary_steps": [10, 50, 100], "canary_step_seconds": 301})
+        assert response.status_code == 400 and "SWITCHYARD_MAX_APP_CANARY_SECONDS" in response.json()["detail"]
+        assert _patch(api, "mine", {"watch_window": 600, "canary_steps": [10, 50, 100],
+                                    "canary_step_seconds": 300}).status_code == 200
+
+        # A superuser grants more: the user's quota row (Django admin).
+        Quota.objects.create(user=tenant, app_watch_seconds=1200, app_canary_seconds=1200)
+        response = _patch(api, "mine", {"watch_window": 1200, "canary_step_seconds": 600})
+        assert response.status_code == 200, response.content
+        assert _patch(api, "mine", {"watch_window": 1201}).status_code == 400
+        # Lowered since: other settings still change, and the next deploy says what to lower.
+        Quota.objects.filter(user=tenant).delete()
+        assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
+        app.refresh_from_db()
+        assert "SWITCHYARD_MAX_APP_WATCH_SECONDS" in quotas.release_problem(app, 1)
+        App.objects.filter(pk=app.pk).update(watch_window=600)
+        app.refresh_from_db()
+        assert "SWITCHYARD_MAX_APP_CANARY_SECONDS" in quotas.release_problem(app, 1)
+    app.refresh_from_db()
+    assert (app.watch_window, app.canary_steps, app.canary_step_seconds) == (600, [10, 50, 100], 600)
 
 
 @pytest.mark.django_db
