@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
+from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -359,3 +360,31 @@ def test_old_deployments_logs_are_pruned_by_the_periodic_task(stack, app_repo):
     assert LogLine.objects.filter(deployment=made["recent"]).count() == 300
     assert Deployment.objects.filter(pk=made["old"].pk).exists()
     assert logs.prune() == 0  # pruned once
+
+
+@pytest.mark.django_db
+def test_pruning_deletes_a_batch_of_lines_at_a_time_however_long_one_log_is():
+    app = App.objects.create(name="old-logs", repo_url="/x")
+    ended = timezone.now() - timedelta(days=settings.SWITCHYARD["LOG_RETENTION_DAYS"] + 1)
+    old = [Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED, finished_at=ended)
+           for _ in range(4)]
+    lines = {old[0].pk: 1200, old[1].pk: 2, old[2].pk: 1, old[3].pk: 499}
+    LogLine.objects.bulk_create(LogLine(deployment_id=pk, seq=i, text=f"line {i}")
+                                for pk, count in lines.items() for i in range(1, count + 1))
+    deleted, variables = [], []
+
+    def measured(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        variables.append(len(params or ()))
+        if sql.lstrip().upper().startswith("DELETE"):
+            deleted.append(context["cursor"].rowcount)
+        return result
+
+    with connection.execute_wrapper(measured):
+        assert logs.prune() == 4
+
+    assert deleted and max(deleted) <= logs.PRUNE_BATCH, deleted  # one 50,000-line log: not in one statement
+    assert sum(deleted) == sum(lines.values()) and max(variables) <= 999
+    for deployment in old:
+        assert [line.startswith(logs.PRUNED_NOTE) for line in _log(deployment)] == [True]
+    assert logs.prune() == 0
