@@ -119,12 +119,17 @@ def test_a_tenant_cannot_set_limits_above_the_ceilings_and_a_superusers_quota_gr
         assert response.status_code == 400 and "SWITCHYARD_USER_MAX_APPS" in response.json()["detail"]
     assert not App.objects.filter(name="second").exists()
 
-    # A superuser grants more: the user's quota row (Django admin).
-    Quota.objects.create(user=tenant, app_memory_mb=4096, app_cpus=4)
-    response = _patch(api, "mine", {"memory_limit_mb": 4096, "cpu_limit": 4})
+    _a_quota_grants_more(api, tenant, {"app_memory_mb": 4096, "app_cpus": 4},
+                         within={"memory_limit_mb": 4096, "cpu_limit": 4}, above={"memory_limit_mb": 4097})
+
+
+def _a_quota_grants_more(api: Client, tenant, quota: dict, within: dict, above: dict) -> None:
+    """A superuser grants more with the user's quota row (Django admin): `within` is accepted,
+    `above` is not. Once the row is gone, a value over a ceiling is kept while other settings change."""
+    Quota.objects.create(user=tenant, **quota)
+    response = _patch(api, "mine", within)
     assert response.status_code == 200, response.content
-    assert _patch(api, "mine", {"memory_limit_mb": 4097}).status_code == 400
-    # A value over a ceiling lowered since is kept while other settings change.
+    assert _patch(api, "mine", above).status_code == 400
     Quota.objects.filter(user=tenant).delete()
     assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
 
@@ -153,14 +158,9 @@ def test_a_tenant_cannot_watch_or_canary_longer_than_the_ceilings_and_a_superuse
         assert _patch(api, "mine", {"watch_window": 600, "canary_steps": [10, 50, 100],
                                     "canary_step_seconds": 300}).status_code == 200
 
-        # A superuser grants more: the user's quota row (Django admin).
-        Quota.objects.create(user=tenant, app_watch_seconds=1200, app_canary_seconds=1200)
-        response = _patch(api, "mine", {"watch_window": 1200, "canary_step_seconds": 600})
-        assert response.status_code == 200, response.content
-        assert _patch(api, "mine", {"watch_window": 1201}).status_code == 400
-        # Lowered since: other settings still change, and the next deploy says what to lower.
-        Quota.objects.filter(user=tenant).delete()
-        assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
+        _a_quota_grants_more(api, tenant, {"app_watch_seconds": 1200, "app_canary_seconds": 1200},
+                             within={"watch_window": 1200, "canary_step_seconds": 600}, above={"watch_window": 1201})
+        # The next deploy says what to lower.
         app.refresh_from_db()
         assert "SWITCHYARD_MAX_APP_WATCH_SECONDS" in quotas.release_problem(app, 1)
         App.objects.filter(pk=app.pk).update(watch_window=600)

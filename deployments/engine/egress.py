@@ -98,14 +98,14 @@ def nameservers() -> list[str]:
     """The IPv4 nameservers dockerd hands containers' queries to, read as dockerd reads them
     (SWITCHYARD_EGRESS_RESOLV_CONF: the host's /etc/resolv.conf unless set)."""
     found = _resolv_conf_nameservers(Path(settings.SWITCHYARD["EGRESS_RESOLV_CONF"]))
-    if found == [SYSTEMD_RESOLVED_STUB]:
+    if found == [ipaddress.ip_address(SYSTEMD_RESOLVED_STUB)]:
         found = _resolv_conf_nameservers(SYSTEMD_RESOLVED_CONF)
-    return found
+    return [str(address) for address in found if address.version == 4]
 
 
-def _resolv_conf_nameservers(path: Path) -> list[str]:
-    """`nameserver` lines with an IPv4 address, in order, once each; a missing file has none (dockerd
-    then gives containers public resolvers, which the rules let through anyway)."""
+def _resolv_conf_nameservers(path: Path) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """`nameserver` lines' addresses, in order, once each; a missing file has none (dockerd then
+    gives containers public resolvers, which the rules let through anyway)."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -113,16 +113,16 @@ def _resolv_conf_nameservers(path: Path) -> list[str]:
     found = []
     for line in lines:
         words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and _ipv4(words[1]) and words[1] not in found:
-            found.append(words[1])
+        if len(words) >= 2 and words[0] == "nameserver" and (address := _address(words[1])) and address not in found:
+            found.append(address)
     return found
 
 
-def _ipv4(text: str) -> bool:
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(text).version == 4
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
 
 
 def _bridges() -> list[str]:
