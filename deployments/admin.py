@@ -49,7 +49,8 @@ class DeploymentAdmin(admin.ModelAdmin):
 @admin.register(Quota)
 class QuotaAdmin(admin.ModelAdmin):
     """What a user may use beyond the settings' ceilings (a blank field: the setting's value)."""
-    list_display = ["user", "apps", "memory_mb", "containers", "app_memory_mb", "app_cpus", "app_pids", "app_containers"]
+    list_display = ["user", "apps", "memory_mb", "containers", "app_memory_mb", "app_cpus", "app_pids", "app_containers",
+                    "app_watch_seconds", "app_canary_seconds"]
 
     def save_model(self, request, obj: Quota, form, change) -> None:
         super().save_model(request, obj, form, change)

@@ -702,6 +702,9 @@ class Quota(models.Model):
     app_pids = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(32768)],
                                            help_text="processes of each container of an app")
     app_containers = models.PositiveIntegerField(null=True, blank=True, help_text="containers of one app")
+    app_watch_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="watch window of an app, seconds")
+    app_canary_seconds = models.PositiveIntegerField(null=True, blank=True,
+                                                     help_text="canary of an app (steps below 100 % × seconds each)")
     apps = models.PositiveIntegerField(null=True, blank=True, help_text="apps the user may own")
     memory_mb = models.PositiveIntegerField(null=True, blank=True,
                                             help_text="memory of all the user's containers together, MiB")

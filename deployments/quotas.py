@@ -23,6 +23,8 @@ class Ceilings:
     app_cpus: float
     app_pids: int
     app_containers: int
+    app_watch_seconds: int
+    app_canary_seconds: int
     apps: int | None  # None: no owner, so no per-user totals
     memory_mb: int | None
     containers: int | None
@@ -40,6 +42,8 @@ class Ceilings:
         return cls(app_memory_mb=chosen("app_memory_mb", "MAX_APP_MEMORY_MB"),
                    app_cpus=chosen("app_cpus", "MAX_APP_CPUS"), app_pids=chosen("app_pids", "MAX_APP_PIDS"),
                    app_containers=chosen("app_containers", "MAX_APP_CONTAINERS"),
+                   app_watch_seconds=chosen("app_watch_seconds", "MAX_APP_WATCH_SECONDS"),
+                   app_canary_seconds=chosen("app_canary_seconds", "MAX_APP_CANARY_SECONDS"),
                    apps=chosen("apps", "USER_MAX_APPS") if per_user else None,
                    memory_mb=chosen("memory_mb", "USER_MAX_MEMORY_MB") if per_user else None,
                    containers=chosen("containers", "USER_MAX_CONTAINERS") if per_user else None)
@@ -82,6 +86,9 @@ def settings_errors(app: App, before: dict | None = None) -> dict[str, list[str]
     over("cpu_limit", app.cpu_limit, ceilings.app_cpus, "SWITCHYARD_MAX_APP_CPUS", " CPUs")
     over("pids_limit", app.pids_limit, ceilings.app_pids, "SWITCHYARD_MAX_APP_PIDS", " processes")
     over("replicas", app.replicas, ceilings.app_containers, "SWITCHYARD_MAX_APP_CONTAINERS", " containers")
+    over("watch_window", app.watch_window, ceilings.app_watch_seconds, "SWITCHYARD_MAX_APP_WATCH_SECONDS", " s")
+    if (problem := _canary_problem(app, ceilings)) and _canary_changed(app, before):
+        errors.setdefault("canary_step_seconds", []).append(problem)
     if errors or app.owner is None:
         return errors
     if _raised_totals(app, before):
@@ -91,9 +98,33 @@ def settings_errors(app: App, before: dict | None = None) -> dict[str, list[str]
     return errors
 
 
+def canary_seconds(steps: list[int] | None, step_seconds: int) -> int:
+    """How long a canary runs: each step below 100 % is held step_seconds (100 % is the switch)."""
+    return sum(1 for percent in steps or [] if percent < 100) * step_seconds
+
+
+def _canary_changed(app: App, before: dict | None) -> bool:
+    return before is None or (canary_seconds(app.canary_steps, app.canary_step_seconds)
+                              != canary_seconds(before["canary_steps"], before["canary_step_seconds"]))
+
+
+def _canary_problem(app: App, ceilings: Ceilings) -> str:
+    length = canary_seconds(app.canary_steps, app.canary_step_seconds)
+    if length <= ceilings.app_canary_seconds:
+        return ""
+    return (f"the canary would run {length} s ({length // app.canary_step_seconds} steps below 100 % × "
+            f"{app.canary_step_seconds} s), above the most allowed, {ceilings.app_canary_seconds} s "
+            f"(SWITCHYARD_MAX_APP_CANARY_SECONDS); use fewer or shorter steps, or {GRANT}")
+
+
 def release_problem(app: App, containers: int) -> str:
     """Why a release of `containers` containers with the app's limits may not start, or ""."""
     ceilings = Ceilings.of(app.owner)
+    if app.watch_window > ceilings.app_watch_seconds:
+        return (f"the app's watch window is {app.watch_window} s, above the most allowed, {ceilings.app_watch_seconds} s "
+                f"(SWITCHYARD_MAX_APP_WATCH_SECONDS); lower it in the app's settings or {GRANT}")
+    if problem := _canary_problem(app, ceilings):
+        return problem
     checks = ((app.memory_limit_mb, ceilings.app_memory_mb, "memory", " MiB", "SWITCHYARD_MAX_APP_MEMORY_MB"),
               (app.cpu_limit, ceilings.app_cpus, "CPUs", "", "SWITCHYARD_MAX_APP_CPUS"),
               (app.pids_limit, ceilings.app_pids, "processes", "", "SWITCHYARD_MAX_APP_PIDS"),

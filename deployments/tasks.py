@@ -16,7 +16,10 @@ is found the same way: its note in Redis expires and reconcile sends the deploym
 The web process has neither the Docker socket nor HAProxy's files (in the compose stack it
 cannot have them), so what it changes reaches HAProxy and Docker as tasks: apply_routing,
 apply_certificates and remove_app_resources. Deploy events (send_event) go out from a worker too. The first two go to settings.CONTROL_QUEUE, which
-its own worker serves (Procfile `control`), so a domain change never waits behind a build.
+its own worker serves (Procfile `control`), so a domain change never waits behind a build; so do
+the periodic tasks (reconcile, certificates, prune_logs, send_due_events: beat sends them, with an
+expiry of one interval) and deployment_lost, which would otherwise wait for a deploy slot while
+every slot builds, and end a dead worker's deployment only once the builds are done.
 A deployment with a canary or a watch carries on after verify in continue_deployment, on
 settings.WATCH_QUEUE (Procfile `watch`), so minutes of watching never hold a build's slot.
 """
@@ -72,7 +75,7 @@ def hand_over(app_id: int) -> None:
         send(waiting)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def deployment_lost(deployment_id: int, runner: str) -> None:
     """The pool process running `runner` (a run_deployment or continue_deployment task) died: the worker's main process
     saw it (deployments/signals.py) and sent this at once. Reconcile ends the deployment that
@@ -82,7 +85,7 @@ def deployment_lost(deployment_id: int, runner: str) -> None:
         hand_over(app_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def reconcile() -> list[str]:
     """Periodic (Celery beat, see settings), when a worker starts, and `manage.py reconcile`.
     Returns a line per thing it did."""
@@ -93,7 +96,7 @@ def reconcile() -> list[str]:
     return actions
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def prune_logs() -> int:
     """Periodic (Celery beat, see settings): old deployments' logs go (SWITCHYARD_LOG_RETENTION_DAYS)."""
     return logs.prune()
@@ -104,7 +107,7 @@ def issue_certificate(certificate_id: int) -> str:
     return certificate_work.attempt(certificate_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def certificates() -> int:
     """Periodic (Celery beat): the panel's certificate wanted or dropped as its domain says, then
     an attempt for every certificate due (wanted, to retry, to renew). Returns how many were sent."""
@@ -211,7 +214,7 @@ def send_event(delivery_id: int) -> None:
             pass  # send_due_events finds it when it is due
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def send_due_events() -> int:
     """Periodic (Celery beat): deliveries whose time has come that nobody sent."""
     due = events.due()

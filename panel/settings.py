@@ -215,6 +215,8 @@ SWITCHYARD = {
     # EGRESS_RULES off: Switchyard installs no iptables rules (the administrator's firewall must).
     "EGRESS_ALLOW": env_networks("SWITCHYARD_EGRESS_ALLOW"),
     "EGRESS_RULES": env_bool("SWITCHYARD_EGRESS_RULES", True),
+    # The resolv.conf dockerd reads: containers' DNS to its nameservers passes the rules (port 53 only).
+    "EGRESS_RESOLV_CONF": env_str("SWITCHYARD_EGRESS_RESOLV_CONF", "/etc/resolv.conf"),
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
     # HTTPS (README "HTTPS"): where HAProxy serves TLS, and the ACME server certificates come from.
     "HTTPS_BIND": env_bind("SWITCHYARD_HTTPS_BIND", "127.0.0.1:8443"),
@@ -292,6 +294,10 @@ SWITCHYARD = {
     "MAX_APP_CPUS": env_float("SWITCHYARD_MAX_APP_CPUS", 2.0, minimum=0.05, maximum=64),
     "MAX_APP_PIDS": env_int("SWITCHYARD_MAX_APP_PIDS", 1024, minimum=16, maximum=32768),
     "MAX_APP_CONTAINERS": env_int("SWITCHYARD_MAX_APP_CONTAINERS", 16, minimum=1, maximum=1000),
+    # How long one deployment of an app may watch (its watch window) and run its canary (steps below
+    # 100 % × seconds each), seconds: all that time it holds a watch slot and keeps its old release running.
+    "MAX_APP_WATCH_SECONDS": env_int("SWITCHYARD_MAX_APP_WATCH_SECONDS", 3600, minimum=0, maximum=86400),
+    "MAX_APP_CANARY_SECONDS": env_int("SWITCHYARD_MAX_APP_CANARY_SECONDS", 3600, minimum=0, maximum=86400),
     # Per user (the owner of the apps): how many apps, and memory and containers of them all.
     "USER_MAX_APPS": env_int("SWITCHYARD_USER_MAX_APPS", 10, minimum=0, maximum=100000),
     "USER_MAX_MEMORY_MB": env_int("SWITCHYARD_USER_MAX_MEMORY_MB", 8192, minimum=16, maximum=2**24),
@@ -310,22 +316,31 @@ SWITCHYARD = {
 }
 
 # Periodic work, all of it here. Beat is a process of its own (Procfile `beat`, compose service
-# `beat`), restarted by its supervisor when it dies; every task is safe to run twice.
+# `beat`), restarted by its supervisor when it dies; every task is safe to run twice. The tasks go
+# to CONTROL_QUEUE, never behind builds (named here too: beat may send a task by its name alone);
+# one not started within its interval expires, since the next is due by then: a stalled worker
+# finds one of each waiting, not a backlog.
+def _periodic(task: str, seconds: float) -> dict:
+    return {"task": f"deployments.tasks.{task}", "schedule": seconds,
+            "options": {"queue": CONTROL_QUEUE, "expires": seconds}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the database.
-    "reconcile": {"task": "deployments.tasks.reconcile",
-                  "schedule": float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))},
+    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the
+    # database, repairs the egress rules.
+    "reconcile": _periodic("reconcile", float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))),
     # Deploy events due (retries; any the worker missed at once).
-    "events": {"task": "deployments.tasks.send_due_events", "schedule": float(SWITCHYARD["EVENT_INTERVAL"])},
+    "events": _periodic("send_due_events", float(SWITCHYARD["EVENT_INTERVAL"])),
     # Issue, renew and retry certificates (README "HTTPS").
-    "certificates": {"task": "deployments.tasks.certificates", "schedule": float(SWITCHYARD["CERTIFICATE_INTERVAL"])},
+    "certificates": _periodic("certificates", float(SWITCHYARD["CERTIFICATE_INTERVAL"])),
     # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (README "Security model").
-    "prune-logs": {"task": "deployments.tasks.prune_logs", "schedule": 3600.0},
+    "prune-logs": _periodic("prune_logs", 3600.0),
 }
 
 
 def _refuse_defaults_above_ceilings(config: dict) -> None:
-    for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS")):
+    for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS"),
+                             ("WATCH_WINDOW", "WATCH_SECONDS")):
         if config[f"DEFAULT_{default}"] > config[f"MAX_APP_{ceiling}"]:
             raise ImproperlyConfigured(
                 f"SWITCHYARD_DEFAULT_{default}={config[f'DEFAULT_{default}']} is above SWITCHYARD_MAX_APP_{ceiling}="

@@ -83,27 +83,31 @@ def _pings(client: redis.Redis) -> bool:
 
 
 class Worker:
-    """The suite's Celery workers (with beat), real processes: the deploy worker, and the watch
-    worker where deployments carry on after verify; restart() swaps their environment (the
-    fault-injection tests shorten the heartbeat timeout and the reconcile period)."""
+    """The suite's Celery workers (with beat), real processes as the Procfile has them: the deploy
+    worker; the control worker (routing, periodic tasks, deploy events), which must never wait
+    behind builds; and the watch worker, where deployments carry on after verify. restart() swaps
+    their environment (the fault-injection tests shorten the heartbeat timeout and the reconcile period)."""
 
     log_path = DATA_DIR / "worker.log"
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
-        self.watch_process: subprocess.Popen | None = None
+        self.processes: list[subprocess.Popen] = []
         self._ready_lines = 0  # "ready." lines in the log from earlier starts
 
     def start(self, **env: str) -> None:
-        # The queues besides the watch one in one process (production runs a worker for each:
-        # see the Procfile); the watch queue needs its own, or a watch would hold a deploy slot.
-        self.process = self._start([f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CONTROL_QUEUE},"
-                                    f"{settings.EVENTS_QUEUE}", "--beat"], env)
-        self.watch_process = self._start([settings.WATCH_QUEUE, "--hostname", "watch@%h"], env)
-        processes = (self.process, self.watch_process)
-        _wait(lambda: self.log_path.read_text().count("ready.") >= self._ready_lines + 2
-              or any(p.poll() is not None for p in processes), "the Celery workers did not start", 60)
-        assert all(p.poll() is None for p in processes), f"a Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
+        self.processes = [self._start([settings.CELERY_TASK_DEFAULT_QUEUE, "--beat"], env),
+                          self._start([f"{settings.CONTROL_QUEUE},{settings.EVENTS_QUEUE}", "--hostname", "control@%h"],
+                                      env),
+                          self._start([settings.WATCH_QUEUE, "--hostname", "watch@%h"], env)]
+        _wait(lambda: self.log_path.read_text().count("ready.") >= self._ready_lines + len(self.processes)
+              or any(p.poll() is not None for p in self.processes), "the Celery workers did not start", 60)
+        assert all(p.poll() is None for p in self.processes), \
+            f"a Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        """The deploy worker (the one with beat)."""
+        return self.processes[0] if self.processes else None
 
     def _start(self, queues: list[str], env: dict[str, str]) -> subprocess.Popen:
         return subprocess.Popen(
@@ -118,12 +122,11 @@ class Worker:
         self.start(**env)
 
     def stop(self) -> None:
-        for process in (self.process, self.watch_process):
-            if process is not None:
-                _stop(process)
-        if self.process is not None:
+        for process in self.processes:
+            _stop(process)
+        if self.processes:
             self._ready_lines = self.log_path.read_text().count("ready.")
-        self.process = self.watch_process = None
+        self.processes = []
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, redis_server):

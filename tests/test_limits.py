@@ -14,10 +14,11 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
+from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from deployments import services, tasks
+from deployments import quotas, services, tasks
 from deployments.engine import logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.apprepo import AppRepo
@@ -118,14 +119,55 @@ def test_a_tenant_cannot_set_limits_above_the_ceilings_and_a_superusers_quota_gr
         assert response.status_code == 400 and "SWITCHYARD_USER_MAX_APPS" in response.json()["detail"]
     assert not App.objects.filter(name="second").exists()
 
-    # A superuser grants more: the user's quota row (Django admin).
-    Quota.objects.create(user=tenant, app_memory_mb=4096, app_cpus=4)
-    response = _patch(api, "mine", {"memory_limit_mb": 4096, "cpu_limit": 4})
+    _a_quota_grants_more(api, tenant, {"app_memory_mb": 4096, "app_cpus": 4},
+                         within={"memory_limit_mb": 4096, "cpu_limit": 4}, above={"memory_limit_mb": 4097})
+
+
+def _a_quota_grants_more(api: Client, tenant, quota: dict, within: dict, above: dict) -> None:
+    """A superuser grants more with the user's quota row (Django admin): `within` is accepted,
+    `above` is not. Once the row is gone, a value over a ceiling is kept while other settings change."""
+    Quota.objects.create(user=tenant, **quota)
+    response = _patch(api, "mine", within)
     assert response.status_code == 200, response.content
-    assert _patch(api, "mine", {"memory_limit_mb": 4097}).status_code == 400
-    # A value over a ceiling lowered since is kept while other settings change.
+    assert _patch(api, "mine", above).status_code == 400
     Quota.objects.filter(user=tenant).delete()
     assert _patch(api, "mine", {"health_path": "/healthz"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_tenant_cannot_watch_or_canary_longer_than_the_ceilings_and_a_superusers_quota_grants_more(
+        app_repo, handed_over):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "mine")
+    api = _api(tenant)
+
+    # The defaults (3600 s each): four hour-long canary steps were accepted before the ceiling.
+    response = _patch(api, "mine", {"canary_steps": [5, 25, 50, 100], "canary_step_seconds": 3600})
+    assert response.status_code == 400, response.content
+    detail = response.json()["detail"]
+    assert "canary_step_seconds" in detail and "the canary would run 10800 s (3 steps below 100 % × 3600 s)" in detail
+    assert "above the most allowed, 3600 s (SWITCHYARD_MAX_APP_CANARY_SECONDS)" in detail
+    with _with(MAX_APP_WATCH_SECONDS=600, MAX_APP_CANARY_SECONDS=600):
+        response = _patch(api, "mine", {"watch_window": 601})
+        assert response.status_code == 400, response.content
+        assert "watch_window" in response.json()["detail"]
+        assert "601 s is above the most allowed, 600 s (SWITCHYARD_MAX_APP_WATCH_SECONDS)" in response.json()["detail"]
+        response = _patch(api, "mine", {"canary_steps": [10, 50, 100], "canary_step_seconds": 301})
+        assert response.status_code == 400 and "SWITCHYARD_MAX_APP_CANARY_SECONDS" in response.json()["detail"]
+        assert _patch(api, "mine", {"watch_window": 600, "canary_steps": [10, 50, 100],
+                                    "canary_step_seconds": 300}).status_code == 200
+
+        _a_quota_grants_more(api, tenant, {"app_watch_seconds": 1200, "app_canary_seconds": 1200},
+                             within={"watch_window": 1200, "canary_step_seconds": 600}, above={"watch_window": 1201})
+        # The next deploy says what to lower.
+        app.refresh_from_db()
+        assert "SWITCHYARD_MAX_APP_WATCH_SECONDS" in quotas.release_problem(app, 1)
+        App.objects.filter(pk=app.pk).update(watch_window=600)
+        app.refresh_from_db()
+        assert "SWITCHYARD_MAX_APP_CANARY_SECONDS" in quotas.release_problem(app, 1)
+    app.refresh_from_db()
+    assert (app.watch_window, app.canary_steps, app.canary_step_seconds) == (600, [10, 50, 100], 600)
 
 
 @pytest.mark.django_db
@@ -318,3 +360,31 @@ def test_old_deployments_logs_are_pruned_by_the_periodic_task(stack, app_repo):
     assert LogLine.objects.filter(deployment=made["recent"]).count() == 300
     assert Deployment.objects.filter(pk=made["old"].pk).exists()
     assert logs.prune() == 0  # pruned once
+
+
+@pytest.mark.django_db
+def test_pruning_deletes_a_batch_of_lines_at_a_time_however_long_one_log_is():
+    app = App.objects.create(name="old-logs", repo_url="/x")
+    ended = timezone.now() - timedelta(days=settings.SWITCHYARD["LOG_RETENTION_DAYS"] + 1)
+    old = [Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED, finished_at=ended)
+           for _ in range(4)]
+    lines = {old[0].pk: 1200, old[1].pk: 2, old[2].pk: 1, old[3].pk: 499}
+    LogLine.objects.bulk_create(LogLine(deployment_id=pk, seq=i, text=f"line {i}")
+                                for pk, count in lines.items() for i in range(1, count + 1))
+    deleted, variables = [], []
+
+    def measured(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        variables.append(len(params or ()))
+        if sql.lstrip().upper().startswith("DELETE"):
+            deleted.append(context["cursor"].rowcount)
+        return result
+
+    with connection.execute_wrapper(measured):
+        assert logs.prune() == 4
+
+    assert deleted and max(deleted) <= logs.PRUNE_BATCH, deleted  # one 50,000-line log: not in one statement
+    assert sum(deleted) == sum(lines.values()) and max(variables) <= 999
+    for deployment in old:
+        assert [line.startswith(logs.PRUNED_NOTE) for line in _log(deployment)] == [True]
+    assert logs.prune() == 0

@@ -4,7 +4,8 @@ it exits. The out-of-memory kill of issue 22: every child process of the worker 
 deployment (its pool: the deploy worker's in a build, the watch worker's in a watch) and the beat
 process SIGKILLed. The deployment ends at once (the
 worker's main process sees its pool process lost), not after the heartbeat timeout (90 s here),
-beat is started again, and the next deploy goes live."""
+beat is started again, and the next deploy goes live. Periodic work goes to the control worker:
+a reconcile runs while every deploy slot builds, and it puts back egress rules removed by hand."""
 import os
 import signal
 import subprocess
@@ -16,7 +17,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from deployments import tasks
+from deployments.engine import egress
 from deployments.models import App, Deployment, LogLine
+from tests.apprepo import AppRepo
 from tests.stack import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +28,8 @@ CONFIG = Path(settings.DATA_DIR) / "supervisord.conf"
 ENDS_WITHIN = 60  # seconds from the kill to the deployment's end (issue 22)
 SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "30"]\n'
 WATCH_WINDOW = 120
-ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings", "SWITCHYARD_RECONCILE_INTERVAL": "2",
+RECONCILE_INTERVAL = 2
+ENV = {"DJANGO_SETTINGS_MODULE": "tests.settings", "SWITCHYARD_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL),
        "SWITCHYARD_HEARTBEAT_TIMEOUT": "90"}
 APP_NAME = f"periodic-{os.environ['SWITCHYARD_TEST_RUN']}"
 
@@ -167,3 +172,47 @@ def test_a_killed_beat_is_started_again_and_sends_the_periodic_tasks(supervised)
     beat = supervised.pid("beat")
     os.kill(beat, signal.SIGKILL)
     _beat_sends_again(supervised, beat)
+
+
+def _reconciles_done(supervised: Supervised) -> int:
+    return sum(1 for line in supervised.log().splitlines()
+               if "Task deployments.tasks.reconcile[" in line and " succeeded in " in line)
+
+
+def test_a_beat_sent_reconcile_runs_while_every_deploy_slot_builds(supervised, stack, tmp_path):
+    deployments = []
+    for index in range(4):  # the Procfile's deploy worker: --concurrency 4
+        repo = AppRepo(tmp_path / f"busy{index}")
+        repo.commit_version(f"busy{index}", extra_dockerfile='RUN ["/bin/busybox", "sleep", "20"]\n')
+        deployments.append(stack.deploy(stack.create_app(repo, f"{APP_NAME}-busy{index}")))  # no owner: no per-user cap
+    eventually(lambda: Deployment.objects.filter(pk__in=[d.pk for d in deployments], phase="build").count() == 4,
+               "every deploy slot builds", 60)
+    done = _reconciles_done(supervised)
+
+    eventually(lambda: _reconciles_done(supervised) > done, "a reconcile sent by beat runs", 3 * RECONCILE_INTERVAL + 5)
+
+    still = Deployment.objects.filter(pk__in=[d.pk for d in deployments], phase="build",
+                                      state=Deployment.State.RUNNING).count()
+    assert still == 4, "a build ended first: the slots were not all busy while the reconcile ran"
+    for deployment in deployments:
+        assert stack.wait(deployment).state == Deployment.State.SUCCEEDED, deployment.error
+
+
+def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(supervised):
+    rules = egress.expected()
+    for chain, jump in rules.jumps[:2]:  # the prefix rule's jumps from DOCKER-USER and INPUT
+        subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
+    assert len(egress.missing(rules)) == 2
+
+    eventually(lambda: not egress.missing(rules), "reconcile puts the rules back", 3 * RECONCILE_INTERVAL + 5)
+    # What it repaired is in the control worker's log (supervisord passes it on within a moment).
+    repaired = eventually(lambda: [line for line in supervised.log().splitlines()
+                                   if "reconcile: egress rules repaired:" in line], "the log line", 10)
+    assert "the jump from INPUT" in repaired[-1] and "the jump from DOCKER-USER" in repaired[-1], repaired
+
+
+def test_periodic_tasks_and_deployment_lost_go_to_the_control_queue_and_expire_after_their_interval():
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["options"] == {"queue": settings.CONTROL_QUEUE, "expires": entry["schedule"]}, name
+    for task in (tasks.reconcile, tasks.certificates, tasks.prune_logs, tasks.send_due_events, tasks.deployment_lost):
+        assert task.queue == settings.CONTROL_QUEUE, task.name

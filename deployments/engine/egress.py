@@ -11,7 +11,12 @@ installation), so two rules cover every network of this installation, present an
   interface, the bridge gateways) is rejected, except replies of connections the host opened
   (HAProxy and the health probes reach containers from the host), HAProxy's HTTP and HTTPS ports
   (an app calling another by its public name) and SWITCHYARD_EGRESS_ALLOW.
-  Docker's DNS for containers answers inside their own network namespace: not affected.
+
+DNS: Docker's embedded resolver (127.0.0.11 in a container) answers inside the container's network
+namespace and forwards to the host's nameservers from there, so a nameserver on a private or
+loopback address (a LAN resolver, dnsmasq on a bridge) would meet the rules above. Both chains let
+through udp and tcp port 53 to exactly the nameservers dockerd uses (`nameservers()`), nothing else
+on those addresses.
 
 Chains are replaced atomically (iptables-restore --noflush) and the jumps put first in their
 chain; `ensure()` runs at every start (manage.py egress --apply, the worker's start), finds what
@@ -38,6 +43,10 @@ TIMEOUT = 20  # seconds for one iptables call (it waits up to 5 s for the xtable
 NOT_PUBLIC = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
               "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
               "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4")
+# dockerd reads /etc/resolv.conf, unless its only nameserver is systemd-resolved's stub: then the
+# file systemd-resolved writes with the real upstream servers (moby: libnetwork/resolvconf.Path).
+SYSTEMD_RESOLVED_STUB = "127.0.0.53"
+SYSTEMD_RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
 
 
 class EgressError(Exception):
@@ -62,12 +71,13 @@ def expected() -> Rules:
     replies = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN")
     forward = [replies, ("-o", f"{prefix}+", "-j", "RETURN")]  # within an app network: Docker decides
     forward += [("-d", cidr, "-j", "RETURN") for cidr in allowed]
+    forward += _dns_rules()
     forward += [("-d", cidr, "-j", "REJECT", "--reject-with", "icmp-port-unreachable") for cidr in NOT_PUBLIC]
     # HAProxy's own ports stay open: an app may call another app (or the panel) by its public name
     # when that name points at this host. HAProxy answers there as it answers anyone.
     ports = sorted({settings.SWITCHYARD["HTTP_BIND"][1], settings.SWITCHYARD["HTTPS_BIND"][1]})
     inbound = [replies, ("-p", "tcp", "-m", "multiport", "--dports", ",".join(map(str, ports)), "-j", "RETURN"),
-               *[("-d", cidr, "-j", "RETURN") for cidr in allowed],
+               *[("-d", cidr, "-j", "RETURN") for cidr in allowed], *_dns_rules(),
                ("-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"),
                ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")]
     comment = ("-m", "comment", "--comment", f"switchyard {settings.SWITCHYARD['INSTANCE']}"[:200])
@@ -75,6 +85,44 @@ def expected() -> Rules:
     jumps = [(chain, ("-i", interface, *comment, "-j", target)) for interface in interfaces
              for chain, target in (("DOCKER-USER", forward_chain), ("INPUT", input_chain))]
     return Rules(forward_chain, input_chain, tuple(forward), tuple(inbound), tuple(jumps))
+
+
+def _dns_rules() -> list[tuple[str, ...]]:
+    """DNS to dockerd's nameservers: the port and protocols a resolver answers on, nothing else.
+    `-m udp`/`-m tcp` spelled out, as `iptables -S` prints them back."""
+    return [("-d", f"{address}/32", "-p", protocol, "-m", protocol, "--dport", "53", "-j", "RETURN")
+            for address in nameservers() for protocol in ("udp", "tcp")]
+
+
+def nameservers() -> list[str]:
+    """The IPv4 nameservers dockerd hands containers' queries to, read as dockerd reads them
+    (SWITCHYARD_EGRESS_RESOLV_CONF: the host's /etc/resolv.conf unless set)."""
+    found = _resolv_conf_nameservers(Path(settings.SWITCHYARD["EGRESS_RESOLV_CONF"]))
+    if found == [ipaddress.ip_address(SYSTEMD_RESOLVED_STUB)]:
+        found = _resolv_conf_nameservers(SYSTEMD_RESOLVED_CONF)
+    return [str(address) for address in found if address.version == 4]
+
+
+def _resolv_conf_nameservers(path: Path) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """`nameserver` lines' addresses, in order, once each; a missing file has none (dockerd then
+    gives containers public resolvers, which the rules let through anyway)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver" and (address := _address(words[1])) and address not in found:
+            found.append(address)
+    return found
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def _bridges() -> list[str]:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 from deployments.masking import Masker
@@ -165,23 +165,32 @@ def append(deployment_id: int, text: str) -> None:
 
 
 PRUNED_NOTE = "[log deleted:"
-PRUNE_BATCH = 200  # deployments per delete: short transactions, so a deploy's log writes never wait long
+# Lines per delete: one deployment's log may hold SWITCHYARD_MAX_LOG_LINES (50,000), so batches go
+# by rows, not deployments. Short transactions (a deploy's log writes never wait long), and each
+# statement's parameters stay below SQLite's limit on variables (999 before SQLite 3.32).
+PRUNE_BATCH = 500
 
 
 def prune(days: int | None = None) -> int:
     """Delete the logs of deployments that ended more than `days` (SWITCHYARD_LOG_RETENTION_DAYS)
     ago; each keeps one line (seq 1) saying so. The deployments themselves stay (history,
-    metrics). Returns how many deployments' logs were deleted."""
+    metrics). Returns how many deployments' logs were deleted. In batches of PRUNE_BATCH lines:
+    1. the next lines of old deployments that are not a note already;
+    2. in one transaction: delete them, and give each deployment they were of its note (seq 1),
+       unless it has one; lines of it still there go in the next batches."""
     days = settings.SWITCHYARD["LOG_RETENTION_DAYS"] if days is None else days
     if not days:
         return 0
     note = f"{PRUNED_NOTE} the deployment ended more than {days} days ago (SWITCHYARD_LOG_RETENTION_DAYS)]"
-    old = Deployment.objects.filter(finished_at__lt=timezone.now() - timedelta(days=days))
-    pruned = 0
-    unpruned = Q(log_lines__seq__gt=1) | (Q(log_lines__seq=1) & ~Q(log_lines__text__startswith=PRUNED_NOTE))
-    while ids := list(old.filter(unpruned).values_list("id", flat=True).distinct()[:PRUNE_BATCH]):
+    old_lines = LogLine.objects.filter(deployment__finished_at__lt=timezone.now() - timedelta(days=days)).exclude(
+        seq=1, text__startswith=PRUNED_NOTE).order_by("pk")
+    pruned: set[int] = set()
+    while batch := list(old_lines.values_list("pk", "deployment_id")[:PRUNE_BATCH]):
+        deployment_ids = {deployment_id for _, deployment_id in batch}
         with transaction.atomic():
-            LogLine.objects.filter(deployment_id__in=ids).delete()
-            LogLine.objects.bulk_create(LogLine(deployment_id=pk, seq=1, text=note) for pk in ids)
-        pruned += len(ids)
-    return pruned
+            LogLine.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
+            noted = set(LogLine.objects.filter(deployment_id__in=deployment_ids, seq=1).values_list(
+                "deployment_id", flat=True))
+            LogLine.objects.bulk_create(LogLine(deployment_id=pk, seq=1, text=note) for pk in deployment_ids - noted)
+        pruned |= deployment_ids
+    return len(pruned)

@@ -1,5 +1,6 @@
 """Make the world match the database: deployments whose worker died, live containers that
-stopped or moved, stray containers and networks, HAProxy's config and runtime state.
+stopped or moved, stray containers and networks, HAProxy's config and runtime state, and the
+egress rules (a rule removed by hand is put back within one interval, not at the next start).
 
 Safe to run at any time and any number of times. Celery beat runs it every
 SWITCHYARD_RECONCILE_INTERVAL seconds and the worker when it starts; a run that finds
@@ -24,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deployments.containers import Container, ListedContainer
-from deployments.engine import lifecycle, runtime, source
+from deployments.engine import egress, lifecycle, runtime, source
 from deployments.haproxy import router
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
@@ -67,7 +68,8 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
     with reconcile_lock(wait) as acquired:
         if not acquired:
             return [BUSY]
-        actions = _end_abandoned_deployments(lost)
+        actions = _repair_egress()
+        actions += _end_abandoned_deployments(lost)
         actions += _revive_live_containers()
         actions += _record_service_states()
         actions += _release_stale_backends()
@@ -77,6 +79,20 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
         router.sync_all()
         actions.append("HAProxy config, map and servers match the database")
         return actions
+
+
+def _repair_egress() -> list[str]:
+    """The egress rules as a worker's start puts them: what was missing is logged and put back.
+    A failure is logged and reported, and the rest of reconcile still runs."""
+    try:
+        repaired = egress.ensure()
+    except egress.EgressError as error:
+        logger.error("reconcile: egress rules not in place: %s", error)
+        return [f"egress rules not in place: {error}"]
+    if not repaired:
+        return []
+    logger.warning("reconcile: egress rules repaired: %s", "; ".join(repaired))
+    return [f"egress rules repaired: {'; '.join(repaired)}"]
 
 
 def _end_abandoned_deployments(lost: tuple[int, ...]) -> list[str]:

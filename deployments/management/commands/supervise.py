@@ -7,6 +7,7 @@ data dir) and hands over to supervisord (the `supervisor` package). `supervisorc
 <data dir>/supervisord.conf status` shows them.
 """
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -35,26 +36,51 @@ def procfile(path: Path = PROCFILE) -> dict[str, str]:
     return processes
 
 
-def render(processes: dict[str, str], directory: Path) -> str:
+def render(processes: dict[str, str], directory: Path, root: Path = ROOT) -> str:
     """supervisord's config: each process through `sh -c 'exec …'` (the Procfile's ${VAR:-default}
-    are shell expansions), in its own process group, its output on supervisord's."""
+    are shell expansions), in its own process group, its output on supervisord's. `root`: where
+    the processes run (the checkout)."""
     sections = [
-        "[supervisord]", "nodaemon=true", f"logfile={directory / 'supervisord.log'}",
-        f"pidfile={directory / 'supervisord.pid'}", "",
-        "[unix_http_server]", f"file={directory / 'supervisor.sock'}", "chmod=0700", "",
-        "[supervisorctl]", f"serverurl=unix://{directory / 'supervisor.sock'}", "",
+        "[supervisord]", "nodaemon=true", f"logfile={_value(directory / 'supervisord.log')}",
+        f"pidfile={_value(directory / 'supervisord.pid')}", "",
+        "[unix_http_server]", f"file={_value(directory / 'supervisor.sock')}", "chmod=0700", "",
+        "[supervisorctl]", f"serverurl=unix://{_value(directory / 'supervisor.sock')}", "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
     ]
     for name, command in processes.items():
-        line = shlex.join(["/bin/sh", "-c", f"exec {command}"]).replace("%", "%%")  # supervisord interpolates %
         sections += [
-            f"[program:{name}]", f"command={line}", f"directory={ROOT}", "autorestart=true",
+            f"[program:{name}]", f"command={_command(['/bin/sh', '-c', f'exec {command}'])}",
+            f"directory={_value(root)}", "autorestart=true",
             f"startsecs={START_SECONDS}", f"startretries={START_RETRIES}", "stopsignal=TERM",
             f"stopwaitsecs={STOP_SECONDS}", "stopasgroup=true", "killasgroup=true", "redirect_stderr=true",
             "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0", "",
         ]
     return "\n".join(sections)
+
+
+# supervisord reads its config with ConfigParser: `;` or `#` after whitespace starts a comment that
+# cuts the value, and `%` starts an expansion (%(here)s, %(ENV_X)s), so a literal one is `%%`.
+INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+def _value(path: Path) -> str:
+    """A path as a config value; one that a comment would cut cannot be written at all."""
+    text = str(path)
+    if INLINE_COMMENT.search(text) or "\n" in text:
+        raise CommandError(f"{text!r}: supervisord's config cannot hold a path with a space before ';' or '#' "
+                           "(or a line break); move it, or set SWITCHYARD_DATA_DIR to another directory")
+    return text.replace("%", "%%")
+
+
+def _command(argv: list[str]) -> str:
+    """argv as `command=`, which supervisord splits with shlex: every `;` and `#` stands outside
+    the quotes, escaped with a backslash, so none follows whitespace (`'a '\\;' b'` is `a ; b`)."""
+    words = []
+    for arg in argv:
+        pieces = [piece for piece in re.split(r"([;#])", arg) if piece] or [""]
+        words.append("".join("\\" + piece if piece in (";", "#") else shlex.quote(piece) for piece in pieces))
+    return " ".join(words).replace("%", "%%")
 
 
 class Command(BaseCommand):
