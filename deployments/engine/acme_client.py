@@ -53,7 +53,10 @@ def issue(directory_url: str, ca_bundle: str, account: AccountKey, email: str, d
         tokens = []
         try:
             for authorization in order.authorizations:
-                tokens.append(_answer_http01(acme, key, authorization, publish))
+                # An authorization the account won earlier may be reused by the server (a renewal,
+                # a retry): it is valid already, and answering its challenge again is refused.
+                if authorization.body.status != messages.STATUS_VALID:
+                    tokens.append(_answer_http01(acme, key, authorization, publish))
             order = acme.poll_and_finalize(order, datetime.datetime.now() + datetime.timedelta(seconds=ORDER_TIMEOUT))
         finally:
             for token in tokens:
