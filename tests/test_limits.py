@@ -202,9 +202,11 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     assert _patch(api, "limited", {"memory_limit_mb": 96, "cpu_limit": 0.5, "pids_limit": 64}).status_code == 200
     assert _patch(api, "limited", {"memory_limit_mb": 65536, "cpu_limit": 64}).status_code == 400
 
-    build_cgroups = CGROUPS / "pids" / f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-*" / "pids.max"
-    with _Collect(lambda: {path.read_text().strip() for path in CGROUPS.glob(str(build_cgroups.relative_to(CGROUPS)))
-                           if path.exists()}) as pids_max:
+    build_cgroups = f"pids/switchyard-build-{settings.SWITCHYARD['INSTANCE']}-*"
+    # Read while a build step runs in it (a container's cgroup inside): the directory is made a
+    # moment before its pids.max is written, with nothing running in it meanwhile.
+    with _Collect(lambda: {(parent / "pids.max").read_text().strip() for parent in CGROUPS.glob(build_cgroups)
+                           if any(child.is_dir() for child in parent.iterdir())}) as pids_max:
         response = api.post("/api/apps/limited/deploy", {}, content_type="application/json")
         assert response.status_code == 202, response.content
         first = stack.wait(Deployment.objects.get(pk=response.json()["id"]), timeout=180)
@@ -220,7 +222,7 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     # Processes: the RUN step ran under a parent cgroup of its own whose pids.max is the build's limit.
     assert any(f":pids:/switchyard-build-{settings.SWITCHYARD['INSTANCE']}-" in line for line in lines)
     assert pids_max == {str(settings.SWITCHYARD["BUILD_PIDS"])}
-    assert not list(CGROUPS.glob(str(build_cgroups.parent.relative_to(CGROUPS))))  # removed after the build
+    assert not list(CGROUPS.glob(build_cgroups))  # removed after the build
 
     # The administrator's ceiling holds at deploy too (here: a value written around the services,
     # as one lowered since would be): the deployment fails before it builds, the release serves on.
