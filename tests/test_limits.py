@@ -5,7 +5,11 @@ Every attack here is made as a tenant would: a non-superuser with an app of thei
 token (or the panel's settings form), against the real worker and Docker where it is about what runs.
 """
 import os
+import re
+import socketserver
+import subprocess
 import threading
+import time
 import tracemalloc
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +22,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from deployments import services, tasks
-from deployments.engine import logs, priority, runtime, source
+from deployments.engine import buildcgroup, logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.apprepo import AppRepo
 from tests.processes import free_port
@@ -187,6 +191,104 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     assert second.state == Deployment.State.FAILED and second.phase == "fetch"
     assert "above the most allowed, 2048 MiB (SWITCHYARD_MAX_APP_MEMORY_MB)" in second.error
     assert stack.get("limited.localhost") == (200, "v1")
+
+
+# Build cgroups under either cgroup driver ---------------------------------------------------
+
+def test_the_build_parent_takes_the_form_dockers_cgroup_driver_wants_on_this_machine():
+    """Docker's own answer decides; a parent of that form is made, with the process limit, and
+    removed (a real build runs under it: the test above)."""
+    driver = subprocess.run(["docker", "info", "--format", "{{.CgroupDriver}}"], capture_output=True, text=True,
+                            check=True, timeout=30).stdout.strip()
+    assert runtime.cgroup_driver() == driver
+    if driver == "systemd":
+        with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+            assert parent.problem or re.fullmatch(r"switchyard-build-[\w]+_\d+_[0-9a-f]{12}\.slice", parent.path)
+        return
+    with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+        assert not parent.problem and parent.path == f"/{parent.name}"
+        assert parent.name.startswith(f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-{os.getpid()}-")
+        assert next(CGROUPS.glob(f"*/{parent.name}/pids.max")).read_text().strip() == "77"
+    assert not list(CGROUPS.glob(f"*/{parent.name}"))
+
+
+class _Systemd:
+    """busctl and systemctl as a systemd would answer them; records each call."""
+
+    def __init__(self, refuse: str = "", slices: tuple[str, ...] = ()) -> None:
+        self.calls: list[list[str]] = []
+        self.refuse, self.slices = refuse, slices
+
+    def __call__(self, args: list[str]) -> subprocess.CompletedProcess:
+        self.calls.append(args)
+        if args[0] == "systemctl":
+            return subprocess.CompletedProcess(args, 0, "".join(f"{n} loaded active active x\n" for n in self.slices), "")
+        if self.refuse and "StartTransientUnit" in args:
+            return subprocess.CompletedProcess(args, 1, "", self.refuse)
+        return subprocess.CompletedProcess(args, 0, 'o "/org/freedesktop/systemd1/job/1"', "")
+
+
+def test_under_the_systemd_driver_a_build_parent_is_a_transient_slice_with_the_process_limit():
+    systemd = _Systemd()
+    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=systemd) as parent:
+        # A slice name, never a path (dockerd refuses a path under the systemd driver: the build fails).
+        assert re.fullmatch(rf"switchyard-build-test_a1b2_{os.getpid()}_[0-9a-f]{{12}}\.slice", parent.path)
+        start = systemd.calls[0]
+        assert start[:2] == ["busctl", "call"] and "StartTransientUnit" in start and parent.path in start
+        assert start[start.index("TasksMax"):start.index("TasksMax") + 3] == ["TasksMax", "t", "77"]
+    assert systemd.calls[-1][-4:] == ["StopUnit", "ss", parent.path, "replace"]  # stopped: the slice is gone
+
+    # systemd refuses (no bus in a worker's container): no parent, the reason; the build still runs.
+    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=_Systemd(refuse="Access denied")) as parent:
+        assert parent.path == "" and "Access denied" in parent.problem
+
+    # At worker start: this instance's slices whose worker process is gone, and only those.
+    dead = _dead_pid()
+    mine_dead = f"switchyard-build-test_a1b2_{dead}_{'a' * 12}.slice"
+    mine_alive = f"switchyard-build-test_a1b2_{os.getpid()}_{'b' * 12}.slice"
+    other_instance = f"switchyard-build-test_a1b2_x_{dead}_{'c' * 12}.slice"
+    systemd = _Systemd(slices=(mine_dead, mine_alive, other_instance))
+    assert buildcgroup.sweep("test-a1b2", "systemd", run=systemd) == [mine_dead]
+    assert [call[-2] for call in systemd.calls if "StopUnit" in call] == [mine_dead]
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_build_cgroups_a_killed_worker_left_are_removed_when_a_worker_starts(celery_worker):
+    if runtime.cgroup_driver() != "cgroupfs":
+        pytest.skip("this machine's Docker uses the systemd driver: the slices are swept by systemd's calls")
+    instance = settings.SWITCHYARD["INSTANCE"]
+    dead, nonce = _dead_pid(), "d" * 12
+    # As a worker killed mid-build leaves it: the parent in the pids hierarchy and, where runc
+    # made them, in the others, one with a RUN step's cgroup still below it.
+    left = f"switchyard-build-{instance}-{dead}-{nonce}"
+    running = f"switchyard-build-{instance}-{os.getpid()}-{nonce}"  # a build that runs: its process lives
+    other = f"switchyard-build-{instance}x-{dead}-{nonce}"  # another installation's
+    made = [CGROUPS / "pids" / left / "0123456789ab", CGROUPS / "memory" / left, CGROUPS / "pids" / running,
+            CGROUPS / "pids" / other]
+    for directory in made:
+        directory.mkdir(parents=True)
+    try:
+        celery_worker.restart()
+
+        _eventually(lambda: not list(CGROUPS.glob(f"*/{left}")), "the left parent is removed", timeout=30)
+        assert (CGROUPS / "pids" / running).is_dir() and (CGROUPS / "pids" / other).is_dir()
+        assert f"build cgroups a killed worker left removed: {left}" in celery_worker.log_path.read_text()
+    finally:
+        for directory in sorted(made, key=lambda d: -len(d.parts)):
+            if directory.is_dir():
+                directory.rmdir()
+
+
+def _eventually(check, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
 
 
 # Nothing on the host --------------------------------------------------------------------------
