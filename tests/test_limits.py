@@ -403,6 +403,88 @@ def test_two_creates_at_once_cannot_both_take_the_owners_last_app(app_repo, hand
     assert "SWITCHYARD_USER_MAX_APPS" in sorted(outcome.values())[1], outcome
 
 
+# The compose check at create is bounded ---------------------------------------------------------
+
+class _SlowGitServer:
+    """An HTTP server that answers git's first request one byte every 0.2 s, never ending: a
+    repository host that holds the panel's request open. `connections`: how many are open."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.connections = 0
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                owner.connections += 1
+                try:
+                    self.request.recv(4096)
+                    self.request.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    while True:
+                        self.request.sendall(b"x")
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                finally:
+                    owner.connections -= 1
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/repo.git"
+
+    def __enter__(self) -> "_SlowGitServer":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.django_db
+def test_a_compose_check_against_a_slow_repository_gives_up_in_time_with_a_clear_error(
+        app_repo, handed_over, monkeypatch):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "slow-source")
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:http")
+    with _SlowGitServer() as slow, _with(REMOTE_CHECK_TIMEOUT=2, GIT_TIMEOUT=600):
+        App.objects.filter(pk=app.pk).update(repo_url=slow.url)  # set by a superuser, as the app was made
+        started = time.monotonic()
+        response = _patch(_api(tenant), "slow-source", {"compose_file": "compose.yaml"})
+        took = time.monotonic() - started
+
+        assert response.status_code == 400, response.content
+        assert took < 10, f"the request took {took:.1f}s"
+        assert "took longer than 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
+        # git and its HTTP helper are gone, not left reading.
+        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+    app.refresh_from_db()
+    assert app.compose_file == ""
+
+
+@pytest.mark.django_db
+def test_a_compose_check_reads_the_file_not_the_repository_and_a_too_large_tip_is_refused(app_repo, handed_over):
+    app_repo.commit_version("v1")
+    (app_repo.path / "blob").write_bytes(os.urandom(12 * MIB))
+    _compose(app_repo, "services:\n  web:\n    build: .\n")
+    tenant = _tenant()
+    _own_app(app_repo, tenant, "large-source")
+    api = _api(tenant)
+
+    with _with(REMOTE_CHECK_MAX_MB=4):
+        # A server that cannot leave file contents out sends the whole tip: refused past the cap.
+        response = _patch(api, "large-source", {"compose_file": "compose.yaml"})
+        assert response.status_code == 400, response.content
+        assert "more than 4 MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)" in response.json()["detail"]
+        assert App.objects.get(name="large-source").compose_file == ""
+
+        # One that can (partial clone): only the commit, its trees and the compose file come.
+        app_repo._git("config", "uploadpack.allowFilter", "true")
+        response = _patch(api, "large-source", {"compose_file": "compose.yaml"})
+        assert response.status_code == 200, response.content
+    assert App.objects.get(name="large-source").compose_file == "compose.yaml"
+
+
 # Nothing on the host --------------------------------------------------------------------------
 
 def _compose(repo: AppRepo, text: str) -> str:
