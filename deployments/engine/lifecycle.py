@@ -59,7 +59,7 @@ def claim(deployment_id: int, runner: str = "") -> bool:
         app_id = Deployment.objects.filter(id=deployment_id).values_list("app_id", flat=True).first()
         if app_id is None:
             return False
-        app = App.objects.select_for_update().select_related("live_deployment").get(id=app_id)
+        app = App.objects.select_for_update().get(id=app_id)
         if Deployment.objects.filter(app_id=app_id, state=State.RUNNING).exists():
             return False  # the running one hands over to the next when it ends
         quotas.lock_owner(app.owner_id)
