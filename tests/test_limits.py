@@ -458,8 +458,16 @@ def test_a_compose_check_against_a_slow_repository_gives_up_in_time_with_a_clear
         assert "took longer than 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
         # git and its HTTP helper are gone, not left reading.
         _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+
+        # The branch check (git ls-remote) is bounded the same way.
+        started = time.monotonic()
+        response = _patch(_api(tenant), "slow-source", {"branch": "other"})
+        took = time.monotonic() - started
+        assert response.status_code == 400 and took < 10, (took, response.content)
+        assert "no answer within 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
+        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
     app.refresh_from_db()
-    assert app.compose_file == ""
+    assert (app.compose_file, app.branch) == ("", "main")
 
 
 @pytest.mark.django_db
@@ -483,6 +491,15 @@ def test_a_compose_check_reads_the_file_not_the_repository_and_a_too_large_tip_i
         response = _patch(api, "large-source", {"compose_file": "compose.yaml"})
         assert response.status_code == 200, response.content
     assert App.objects.get(name="large-source").compose_file == "compose.yaml"
+
+    # A list of branches larger than the cap is not read into the panel's memory.
+    head = app_repo._git("rev-parse", "HEAD").strip()
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=app_repo.path, check=True, timeout=60,
+                   input="".join(f"create refs/heads/many/{'b' * 40}-{i} {head}\n" for i in range(20_000)).encode())
+    with _with(REMOTE_CHECK_MAX_MB=1):
+        response = _patch(api, "large-source", {"branch": "many/x"})
+    assert response.status_code == 400, response.content
+    assert "list of branches is larger than 1 MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)" in response.json()["detail"]
 
 
 # Nothing on the host --------------------------------------------------------------------------

@@ -134,14 +134,30 @@ def _stderr(result: subprocess.CompletedProcess) -> str:
 
 
 def remote_branches(repo_url: str, access: Access | None = None) -> list[str]:
-    """Branch names of a remote; raises SourceError if it cannot be read."""
-    try:
-        result = _git(["ls-remote", "--heads", "--", repo_url], timeout=30, remote_url=repo_url, access=access)
-    except repo_policy.Refused as error:
-        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {error}") from None
-    if result.returncode != 0:
-        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {_stderr(result)}")
-    return [line.split("refs/heads/", 1)[1] for line in result.stdout.decode().splitlines() if "refs/heads/" in line]
+    """Branch names of a remote; raises SourceError if it cannot be read. Asked by the panel while
+    a person waits, so bounded like read_remote_file: SWITCHYARD_REMOTE_CHECK_TIMEOUT seconds, and
+    the list of refs written to a file of at most SWITCHYARD_REMOTE_CHECK_MAX_MB (not held in memory
+    as it comes)."""
+    config = settings.SWITCHYARD
+    shown = without_password(repo_url)
+    with tempfile.TemporaryFile(prefix="switchyard-refs-") as refs:
+        try:
+            result = _git(["ls-remote", "--heads", "--", repo_url], timeout=config["REMOTE_CHECK_TIMEOUT"],
+                          remote_url=repo_url, access=access, stdout=refs,
+                          max_output=config["REMOTE_CHECK_MAX_MB"] * 1024 * 1024)
+        except repo_policy.Refused as error:
+            raise SourceError(f"cannot read git repository {shown!r}: {error}") from None
+        except SourceError:
+            raise SourceError(f"cannot read git repository {shown!r}: no answer within "
+                              f"{config['REMOTE_CHECK_TIMEOUT']}s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)") from None
+        if _too_large(result):
+            raise SourceError(f"cannot read git repository {shown!r}: its list of branches is larger than "
+                              f"{config['REMOTE_CHECK_MAX_MB']} MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)")
+        if result.returncode != 0:
+            raise SourceError(f"cannot read git repository {shown!r}: {_stderr(result)}")
+        refs.seek(0)
+        return [line.split(b"refs/heads/", 1)[1].decode(errors="replace") for line in refs.read().splitlines()
+                if b"refs/heads/" in line]
 
 
 def cache_dir(app_name: str) -> Path:
