@@ -4,7 +4,6 @@ An app may print its environment (or a crash may), and the viewer role is meant 
 not secrets."""
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 MASK = "****"
 # Shorter values ("1", "on", "dev") would mask ordinary words and tell nothing worth hiding.

@@ -404,6 +404,11 @@ class Deployment(models.Model):
     # HAProxy's answer counters when the deployment started, for its traffic figures: kept here
     # because the task that carries on after verify (on the watch queue) computes them at the end.
     traffic_baseline = models.JSONField(default=dict, blank=True)
+    # What the release was started with (per container, and how many), counted in its owner's
+    # totals while it runs or serves (deployments/quotas.py): the app's settings may be lowered
+    # since, but its containers keep these until the next release. Null: not counted yet.
+    memory_limit_mb = models.PositiveIntegerField(null=True, blank=True)
+    container_count = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

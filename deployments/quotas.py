@@ -9,12 +9,20 @@ containers is known and a ceiling the administrator lowered since applies.
 A value at or below its ceiling is always accepted; one above it only if it did not change
 (so a tenant whose ceiling was lowered can still edit their other settings; the next deploy
 tells them what to lower).
+
+In the per-user totals each app counts for the most of: its settings, its live release, and a
+deployment of it that runs, each as memory limit × containers. A release is counted with what it
+was started with (Deployment.memory_limit_mb and container_count): lowering a setting without
+redeploying frees nothing. Totals are checked again under a lock on the owner (lock_owner, in the
+transaction that then writes), so two creates, settings changes or deploys at once cannot each
+count without the other.
 """
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
-from deployments.models import App, Quota
+from deployments.models import App, Deployment, Quota
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,41 @@ class Ceilings:
 GRANT = "a superuser can grant more (Django admin, Quotas)"
 
 
+def lock_owner(owner_id: int | None) -> None:
+    """Hold the owner's row until the transaction ends (PostgreSQL: SELECT ... FOR UPDATE; SQLite's
+    IMMEDIATE transactions hold the write lock anyway): totals checked after this, and written in
+    the same transaction, are one user's at a time."""
+    if owner_id is not None:
+        list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one app counts for in its owner's totals."""
+    memory_mb: int  # memory limit × containers
+    containers: int
+
+    @classmethod
+    def of(cls, memory_limit_mb: int, containers: int) -> "Footprint":
+        return cls(memory_limit_mb * containers, containers)
+
+    @classmethod
+    def of_release(cls, deployment: Deployment | None) -> "Footprint":
+        """What a release was started with (nothing for one not counted yet)."""
+        if deployment is None or deployment.container_count is None or deployment.memory_limit_mb is None:
+            return cls(0, 0)
+        return cls.of(deployment.memory_limit_mb, deployment.container_count)
+
+    def __or__(self, other: "Footprint") -> "Footprint":
+        return Footprint(max(self.memory_mb, other.memory_mb), max(self.containers, other.containers))
+
+
 def containers_of(app: App) -> int:
     """How many containers the app runs: its live release's, else its replicas (a Compose app's
     real number is known once its file is read, at deploy)."""
     live = app.live_deployment
+    if live is not None and live.container_count:
+        return live.container_count
     if live is not None and live.containers:
         return len(live.containers) + sum(len(service.containers) for service in live.services)
     return app.replicas
@@ -92,7 +131,8 @@ def settings_errors(app: App, before: dict | None = None) -> dict[str, list[str]
     if errors or app.owner is None:
         return errors
     if _raised_totals(app, before):
-        field, problem = _total_problem(ceilings, *_usage(app, containers_of(app)))
+        own = Footprint.of(app.memory_limit_mb, containers_of(app)) | _running_or_live(app)
+        field, problem = _total_problem(ceilings, *_usage(app, own))
         if problem:
             errors[field] = [problem]
     return errors
@@ -134,23 +174,41 @@ def release_problem(app: App, containers: int) -> str:
             return (f"the app asks for {value:g}{unit} {what} (per container)" if what != "containers" else
                     f"the release has {value} containers") + \
                 f", above the most allowed, {ceiling:g}{unit} ({setting}); lower it in the app's settings or {GRANT}"
-    return _total_problem(ceilings, *_usage(app, containers))[1] if app.owner is not None else ""
+    if app.owner is None:
+        return ""
+    return _total_problem(ceilings, *_usage(app, Footprint.of(app.memory_limit_mb, containers)))[1]
 
 
-def _usage(app: App, containers: int) -> tuple[int, int, str]:
-    """(memory MiB, containers) of all the owner's apps with `app` at `containers`, and the owner's name."""
+def _running_or_live(app: App) -> Footprint:
+    """What the app's live release and a deployment of it that runs were started with."""
+    if app.pk is None:
+        return Footprint(0, 0)
+    running = Deployment.objects.filter(app_id=app.pk, state=Deployment.State.RUNNING).exclude(container_count=None)
+    return Footprint.of_release(app.live_deployment if app.live_deployment_id else None) | Footprint.of_release(
+        running.first())
+
+
+def _usage(app: App, own: Footprint) -> tuple[int, int, str]:
+    """(memory MiB, containers) of all the owner's apps with `app` counting `own`, and the
+    owner's name. Every other app counts for the most of its settings, its live release and its
+    running deployment."""
     others = App.objects.filter(owner=app.owner).exclude(pk=app.pk).select_related("live_deployment")
-    memory = app.memory_limit_mb * containers + sum(other.memory_limit_mb * containers_of(other) for other in others)
-    count = containers + sum(containers_of(other) for other in others)
-    return memory, count, app.owner.get_username()
+    running = {deployment.app_id: deployment for deployment in Deployment.objects.filter(
+        app__owner=app.owner, state=Deployment.State.RUNNING).exclude(app_id=app.pk).exclude(container_count=None)}
+    footprints = [own] + [Footprint.of(other.memory_limit_mb, containers_of(other))
+                          | Footprint.of_release(other.live_deployment)
+                          | Footprint.of_release(running.get(other.pk)) for other in others]
+    return (sum(f.memory_mb for f in footprints), sum(f.containers for f in footprints),
+            app.owner.get_username())
 
 
 def _total_problem(ceilings: Ceilings, memory: int, containers: int, owner: str) -> tuple[str, str]:
     """(the setting's field, why) if the owner's apps together pass a ceiling, else ("", "")."""
     if memory > ceilings.memory_mb:
         return "memory_limit_mb", (
-            f"{owner}'s apps would use {memory} MiB of memory in all (memory limit × containers), above the "
-            f"most allowed, {ceilings.memory_mb} MiB (SWITCHYARD_USER_MAX_MEMORY_MB); lower a limit, or {GRANT}")
+            f"{owner}'s apps would use {memory} MiB of memory in all (memory limit × containers; a running "
+            f"release counts with the limit it was started with until it is redeployed), above the most allowed, "
+            f"{ceilings.memory_mb} MiB (SWITCHYARD_USER_MAX_MEMORY_MB); lower a limit and redeploy, or {GRANT}")
     if containers > ceilings.containers:
         return "replicas", (
             f"{owner}'s apps would run {containers} containers in all, above the most allowed, "

@@ -69,6 +69,8 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
     if errors:
         raise InvalidInput(errors)
     with transaction.atomic():
+        if errors := _totals_errors_locked(app, None):
+            raise InvalidInput(errors)
         app.save()
         Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
@@ -242,6 +244,16 @@ def _repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
     return {}
 
 
+def _totals_errors_locked(app: App, before: dict | None) -> dict[str, list[str]]:
+    """The owner's app count and totals once more, under the owner's lock, in the transaction
+    that then writes: checked only before (with git and HAProxy in between), two creates or
+    settings changes at once would each count without the other."""
+    if app.owner is None:
+        return {}
+    quotas.lock_owner(app.owner.pk)
+    return (quotas.new_app_errors(app.owner) if before is None else {}) | quotas.settings_errors(app, before)
+
+
 def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
     """HAProxy's own verdict (`haproxy -c`: 30-70 ms) on the config these values make, before any is saved."""
     try:
@@ -335,6 +347,9 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
         raise InvalidInput(errors)
     switches = {k: v for k, v in (("zero_downtime", zero_downtime), ("auto_deploy", auto_deploy)) if v is not None}
     with transaction.atomic():
+        if errors := _totals_errors_locked(app, before):
+            app.refresh_from_db()
+            raise InvalidInput(errors)
         # Only these columns: live_colour and live_deployment belong to the deploy engine,
         # and this instance may have been loaded before a switch.
         app.save(update_fields=[*SETTINGS_FIELDS, "repo_private_allowed"])

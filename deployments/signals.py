@@ -1,5 +1,5 @@
-"""Worker start-up: egress rules in place, then HAProxy and the containers made to match the
-database before any deploy runs. A pool process lost in the middle of a deployment: its
+"""Worker start-up: egress rules in place, build cgroups a killed worker left removed, then HAProxy
+and the containers made to match the database before any deploy runs. A pool process lost in the middle of a deployment: its
 deployment is ended at once."""
 from billiard.exceptions import WorkerLostError
 from celery.signals import task_failure, worker_init, worker_ready
@@ -18,6 +18,20 @@ def egress_rules_on_worker_start(sender, **kwargs) -> None:
         raise SystemExit(f"the worker does not start without its egress rules: {error}") from None
     if repaired:
         print("egress rules repaired: " + "; ".join(repaired), flush=True)
+
+
+@worker_ready.connect
+def sweep_build_cgroups_on_worker_start(sender, **kwargs) -> None:
+    """A worker killed mid-build leaves its build's parent cgroup (or systemd slice) behind."""
+    from deployments.engine import runtime
+
+    try:
+        swept = runtime.sweep_build_cgroups()
+    except Exception as error:  # Docker unreachable for now: the worker still starts, builds make new ones
+        print(f"build cgroups not swept: {error}", flush=True)
+        return
+    if swept:
+        print("build cgroups a killed worker left removed: " + ", ".join(swept), flush=True)
 
 
 @worker_ready.connect

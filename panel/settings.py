@@ -249,6 +249,10 @@ SWITCHYARD = {
     # "Security model"), e.g. a git server on the LAN: 10.0.0.0/8. The CLI and superusers may use any.
     "REPOSITORY_ALLOWED_NETWORKS": env_networks("SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS"),
     "GIT_TIMEOUT": env_int("SWITCHYARD_GIT_TIMEOUT", 120, minimum=1),
+    # The panel itself reads a repository (its branches; a Compose app's file) while the person who
+    # creates the app (or changes its source) waits: each read at most this long, and this much written.
+    "REMOTE_CHECK_TIMEOUT": env_int("SWITCHYARD_REMOTE_CHECK_TIMEOUT", 20, minimum=1, maximum=300),
+    "REMOTE_CHECK_MAX_MB": env_int("SWITCHYARD_REMOTE_CHECK_MAX_MB", 32, minimum=1, maximum=4096),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),

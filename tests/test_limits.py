@@ -5,7 +5,11 @@ Every attack here is made as a tenant would: a non-superuser with an app of thei
 token (or the panel's settings form), against the real worker and Docker where it is about what runs.
 """
 import os
+import re
+import socketserver
+import subprocess
 import threading
+import time
 import tracemalloc
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +23,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from deployments import quotas, services, tasks
-from deployments.engine import logs, priority, runtime, source
+from deployments.engine import buildcgroup, logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.apprepo import AppRepo
 from tests.processes import free_port
@@ -231,6 +235,314 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
     assert second.state == Deployment.State.FAILED and second.phase == "fetch"
     assert "above the most allowed, 2048 MiB (SWITCHYARD_MAX_APP_MEMORY_MB)" in second.error
     assert stack.get("limited.localhost") == (200, "v1")
+
+
+# Build cgroups under either cgroup driver ---------------------------------------------------
+
+def test_the_build_parent_takes_the_form_dockers_cgroup_driver_wants_on_this_machine():
+    """Docker's own answer decides; a parent of that form is made, with the process limit, and
+    removed (a real build runs under it: the test above)."""
+    driver = subprocess.run(["docker", "info", "--format", "{{.CgroupDriver}}"], capture_output=True, text=True,
+                            check=True, timeout=30).stdout.strip()
+    assert runtime.cgroup_driver() == driver
+    if driver == "systemd":
+        with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+            assert parent.problem or re.fullmatch(r"switchyard-build-[\w]+_\d+_[0-9a-f]{12}\.slice", parent.path)
+        return
+    with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+        assert not parent.problem and parent.path == f"/{parent.name}"
+        assert parent.name.startswith(f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-{os.getpid()}-")
+        assert next(CGROUPS.glob(f"*/{parent.name}/pids.max")).read_text().strip() == "77"
+    assert not list(CGROUPS.glob(f"*/{parent.name}"))
+
+
+class _Systemd:
+    """busctl and systemctl as a systemd would answer them; records each call."""
+
+    def __init__(self, refuse: str = "", slices: tuple[str, ...] = ()) -> None:
+        self.calls: list[list[str]] = []
+        self.refuse, self.slices = refuse, slices
+
+    def __call__(self, args: list[str]) -> subprocess.CompletedProcess:
+        self.calls.append(args)
+        if args[0] == "systemctl":
+            return subprocess.CompletedProcess(args, 0, "".join(f"{n} loaded active active x\n" for n in self.slices), "")
+        if self.refuse and "StartTransientUnit" in args:
+            return subprocess.CompletedProcess(args, 1, "", self.refuse)
+        return subprocess.CompletedProcess(args, 0, 'o "/org/freedesktop/systemd1/job/1"', "")
+
+
+def test_under_the_systemd_driver_a_build_parent_is_a_transient_slice_with_the_process_limit():
+    systemd = _Systemd()
+    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=systemd) as parent:
+        # A slice name, never a path (dockerd refuses a path under the systemd driver: the build fails).
+        assert re.fullmatch(rf"switchyard-build-test_a1b2_{os.getpid()}_[0-9a-f]{{12}}\.slice", parent.path)
+        start = systemd.calls[0]
+        assert start[:2] == ["busctl", "call"] and "StartTransientUnit" in start and parent.path in start
+        assert start[start.index("TasksMax"):start.index("TasksMax") + 3] == ["TasksMax", "t", "77"]
+    assert systemd.calls[-1][-4:] == ["StopUnit", "ss", parent.path, "replace"]  # stopped: the slice is gone
+
+    # systemd refuses (no bus in a worker's container): no parent, the reason; the build still runs.
+    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=_Systemd(refuse="Access denied")) as parent:
+        assert parent.path == "" and "Access denied" in parent.problem
+
+    # At worker start: this instance's slices whose worker process is gone, and only those.
+    dead = _dead_pid()
+    mine_dead = f"switchyard-build-test_a1b2_{dead}_{'a' * 12}.slice"
+    mine_alive = f"switchyard-build-test_a1b2_{os.getpid()}_{'b' * 12}.slice"
+    other_instance = f"switchyard-build-test_a1b2_x_{dead}_{'c' * 12}.slice"
+    systemd = _Systemd(slices=(mine_dead, mine_alive, other_instance))
+    assert buildcgroup.sweep("test-a1b2", "systemd", run=systemd) == [mine_dead]
+    assert [call[-2] for call in systemd.calls if "StopUnit" in call] == [mine_dead]
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_build_cgroups_a_killed_worker_left_are_removed_when_a_worker_starts(celery_worker):
+    if runtime.cgroup_driver() != "cgroupfs":
+        pytest.skip("this machine's Docker uses the systemd driver: the slices are swept by systemd's calls")
+    instance = settings.SWITCHYARD["INSTANCE"]
+    dead, nonce = _dead_pid(), "d" * 12
+    # As a worker killed mid-build leaves it: the parent in the pids hierarchy and, where runc
+    # made them, in the others, one with a RUN step's cgroup still below it.
+    left = f"switchyard-build-{instance}-{dead}-{nonce}"
+    running = f"switchyard-build-{instance}-{os.getpid()}-{nonce}"  # a build that runs: its process lives
+    other = f"switchyard-build-{instance}x-{dead}-{nonce}"  # another installation's
+    made = [CGROUPS / "pids" / left / "0123456789ab", CGROUPS / "memory" / left, CGROUPS / "pids" / running,
+            CGROUPS / "pids" / other]
+    for directory in made:
+        directory.mkdir(parents=True)
+    try:
+        celery_worker.restart()
+
+        _eventually(lambda: not list(CGROUPS.glob(f"*/{left}")), "the left parent is removed", timeout=30)
+        assert (CGROUPS / "pids" / running).is_dir() and (CGROUPS / "pids" / other).is_dir()
+        assert f"build cgroups a killed worker left removed: {left}" in celery_worker.log_path.read_text()
+    finally:
+        for directory in sorted(made, key=lambda d: -len(d.parts)):
+            if directory.is_dir():
+                directory.rmdir()
+
+
+def _eventually(check, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+# Totals count what runs, and hold at once -------------------------------------------------------
+
+def _deploy(api: Client, name: str) -> Deployment:
+    response = api.post(f"/api/apps/{name}/deploy", {}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    return Deployment.objects.get(pk=response.json()["id"])
+
+
+def test_a_limit_lowered_without_a_redeploy_frees_no_memory_for_the_owners_other_apps(stack, app_repo):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    Quota.objects.create(user=tenant, memory_mb=768)
+    _own_app(app_repo, tenant, "big-one")  # 512 MiB, the default
+    api = _api(tenant)
+    live = stack.wait(_deploy(api, "big-one"), timeout=180)
+    assert live.state == Deployment.State.SUCCEEDED, live.error
+    assert (live.memory_limit_mb, live.container_count) == (512, 1)
+
+    # Lowered, not redeployed: the running container keeps its 512 MiB.
+    assert _patch(api, "big-one", {"memory_limit_mb": 64}).status_code == 200
+    assert runtime.client().api.inspect_container(live.containers[0].id)["HostConfig"]["Memory"] == 512 * MIB
+
+    # Another app of 512 MiB: refused at create and in its settings, with the reason.
+    response = api.post("/api/apps", {"name": "second", "repo_url": "https://git.example.com/second.git",
+                                      "memory_limit_mb": 512}, content_type="application/json")
+    assert response.status_code == 400
+    assert "1024 MiB of memory in all" in response.json()["detail"]
+    assert "SWITCHYARD_USER_MAX_MEMORY_MB" in response.json()["detail"]
+    _own_app(app_repo, tenant, "small-one", settings={"memory_limit_mb": 64})
+    response = _patch(api, "small-one", {"memory_limit_mb": 512})
+    assert response.status_code == 400 and "1024 MiB of memory in all" in response.json()["detail"]
+
+    # ...and at deploy (the administrator lowered the quota since): counted with big-one's 512.
+    Quota.objects.filter(user=tenant).update(memory_mb=560)
+    refused = stack.wait(_deploy(api, "small-one"), timeout=120)
+    assert refused.state == Deployment.State.FAILED and refused.phase == "fetch"
+    assert "576 MiB of memory in all" in refused.error and "SWITCHYARD_USER_MAX_MEMORY_MB" in refused.error
+    assert stack.get("big-one.localhost") == (200, "v1")
+
+    # Redeployed at 64 MiB, big-one frees the rest.
+    assert stack.wait(_deploy(api, "big-one"), timeout=180).state == Deployment.State.SUCCEEDED
+    assert stack.wait(_deploy(api, "small-one"), timeout=180).state == Deployment.State.SUCCEEDED
+    assert stack.get("small-one.localhost") == (200, "v1")
+
+
+def test_two_deploys_at_once_that_together_pass_the_memory_quota_one_goes_live_the_other_fails(stack, app_repo):
+    """Compose apps: the containers of each are known at deploy (2), their settings say 1, so
+    each deploy alone fits; both at once must not."""
+    app_repo.commit_version("v1")
+    _compose(app_repo, "services:\n  web:\n    build: .\n    deploy: {replicas: 2}\n")
+    tenant = _tenant()
+    Quota.objects.create(user=tenant, memory_mb=768)
+    for name in ("twin-a", "twin-b"):  # 2 × 256 MiB each at deploy; 768 MiB allowed
+        _own_app(app_repo, tenant, name, compose_file="compose.yaml", settings={"memory_limit_mb": 256})
+    api = _api(tenant)
+    start, sent = threading.Barrier(2), {}
+
+    def deploy(name: str) -> None:
+        try:
+            start.wait(10)
+            sent[name] = _deploy(_api(tenant), name).pk
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deploy, args=(name,)) for name in ("twin-a", "twin-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    ended = {name: stack.wait(Deployment.objects.get(pk=pk), timeout=240) for name, pk in sent.items()}
+
+    states = sorted(deployment.state for deployment in ended.values())
+    assert states == [Deployment.State.FAILED, Deployment.State.SUCCEEDED], {n: d.error for n, d in ended.items()}
+    failed = next(d for d in ended.values() if d.state == Deployment.State.FAILED)
+    assert "1024 MiB of memory in all" in failed.error and "SWITCHYARD_USER_MAX_MEMORY_MB" in failed.error
+    winner = next(name for name, d in ended.items() if d.state == Deployment.State.SUCCEEDED)
+    assert stack.get(f"{winner}.localhost") == (200, "v1")
+    memory = sum(runtime.client().api.inspect_container(c.id)["HostConfig"]["Memory"] for c in runtime.containers()
+                 if c.app in ended)
+    assert memory == 512 * MIB
+    assert api.get(f"/api/apps/{winner}").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_at_once_cannot_both_take_the_owners_last_app(app_repo, handed_over):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    Quota.objects.create(user=tenant, apps=1)
+    start, outcome = threading.Barrier(2), {}
+
+    def create(name: str) -> None:
+        try:
+            start.wait(10)
+            _own_app(app_repo, tenant, name)
+            outcome[name] = "created"
+        except services.InvalidInput as error:
+            outcome[name] = str(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(f"race-{i}",)) for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert App.objects.filter(owner=tenant).count() == 1
+    assert sorted(outcome.values())[0] == "created"
+    assert "SWITCHYARD_USER_MAX_APPS" in sorted(outcome.values())[1], outcome
+
+
+# The compose check at create is bounded ---------------------------------------------------------
+
+class _SlowGitServer:
+    """An HTTP server that answers git's first request one byte every 0.2 s, never ending: a
+    repository host that holds the panel's request open. `connections`: how many are open."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.connections = 0
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                owner.connections += 1
+                try:
+                    self.request.recv(4096)
+                    self.request.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    while True:
+                        self.request.sendall(b"x")
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                finally:
+                    owner.connections -= 1
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/repo.git"
+
+    def __enter__(self) -> "_SlowGitServer":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.django_db
+def test_a_compose_check_against_a_slow_repository_gives_up_in_time_with_a_clear_error(
+        app_repo, handed_over, monkeypatch):
+    app_repo.commit_version("v1")
+    tenant = _tenant()
+    app = _own_app(app_repo, tenant, "slow-source")
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:http")
+    with _SlowGitServer() as slow, _with(REMOTE_CHECK_TIMEOUT=2, GIT_TIMEOUT=600):
+        App.objects.filter(pk=app.pk).update(repo_url=slow.url)  # set by a superuser, as the app was made
+        started = time.monotonic()
+        response = _patch(_api(tenant), "slow-source", {"compose_file": "compose.yaml"})
+        took = time.monotonic() - started
+
+        assert response.status_code == 400, response.content
+        assert took < 10, f"the request took {took:.1f}s"
+        assert "took longer than 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
+        # git and its HTTP helper are gone, not left reading.
+        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+
+        # The branch check (git ls-remote) is bounded the same way.
+        started = time.monotonic()
+        response = _patch(_api(tenant), "slow-source", {"branch": "other"})
+        took = time.monotonic() - started
+        assert response.status_code == 400 and took < 10, (took, response.content)
+        assert "no answer within 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
+        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+    app.refresh_from_db()
+    assert (app.compose_file, app.branch) == ("", "main")
+
+
+@pytest.mark.django_db
+def test_a_compose_check_reads_the_file_not_the_repository_and_a_too_large_tip_is_refused(app_repo, handed_over):
+    app_repo.commit_version("v1")
+    (app_repo.path / "blob").write_bytes(os.urandom(12 * MIB))
+    _compose(app_repo, "services:\n  web:\n    build: .\n")
+    tenant = _tenant()
+    _own_app(app_repo, tenant, "large-source")
+    api = _api(tenant)
+
+    with _with(REMOTE_CHECK_MAX_MB=4):
+        # A server that cannot leave file contents out sends the whole tip: refused past the cap.
+        response = _patch(api, "large-source", {"compose_file": "compose.yaml"})
+        assert response.status_code == 400, response.content
+        assert "more than 4 MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)" in response.json()["detail"]
+        assert App.objects.get(name="large-source").compose_file == ""
+
+        # One that can (partial clone): only the commit, its trees and the compose file come.
+        app_repo._git("config", "uploadpack.allowFilter", "true")
+        response = _patch(api, "large-source", {"compose_file": "compose.yaml"})
+        assert response.status_code == 200, response.content
+    assert App.objects.get(name="large-source").compose_file == "compose.yaml"
+
+    # A list of branches larger than the cap is not read into the panel's memory.
+    head = app_repo._git("rev-parse", "HEAD").strip()
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=app_repo.path, check=True, timeout=60,
+                   input="".join(f"create refs/heads/many/{'b' * 40}-{i} {head}\n" for i in range(20_000)).encode())
+    with _with(REMOTE_CHECK_MAX_MB=1):
+        response = _patch(api, "large-source", {"branch": "many/x"})
+    assert response.status_code == 400, response.content
+    assert "list of branches is larger than 1 MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)" in response.json()["detail"]
 
 
 # Nothing on the host --------------------------------------------------------------------------

@@ -15,10 +15,10 @@ Like kamal-proxy's TargetState, all of it goes through one function, _move.
 import enum
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from deployments import quotas
 from deployments.engine import events
 from deployments.models import App, Deployment
 
@@ -51,9 +51,10 @@ def claim(deployment_id: int, runner: str = "") -> bool:
     """queued → running, if no other deployment of its app runs and its owner has a slot free
     (SWITCHYARD_MAX_CONCURRENT_DEPLOYS_PER_USER). Under row locks on the app and its owner, so
     two workers that pick up deployments of one app, or of one owner, at once cannot both start.
-    It records what was live (the release to go back to), the health check to verify with, and
-    the task that runs it (`runner`). A deployment not claimed stays queued: the one that ends
-    first hands over (queue.next_to_start)."""
+    It records what was live (the release to go back to), the health check to verify with, the
+    task that runs it (`runner`), and, if it fits in its owner's totals, what it reserves there
+    (reserve_release). A deployment not claimed stays queued: the one that ends first hands over
+    (queue.next_to_start)."""
     with transaction.atomic():
         app_id = Deployment.objects.filter(id=deployment_id).values_list("app_id", flat=True).first()
         if app_id is None:
@@ -61,26 +62,52 @@ def claim(deployment_id: int, runner: str = "") -> bool:
         app = App.objects.select_for_update().get(id=app_id)
         if Deployment.objects.filter(app_id=app_id, state=State.RUNNING).exists():
             return False  # the running one hands over to the next when it ends
-        if owner_at_limit(app.owner_id, lock=True):
+        quotas.lock_owner(app.owner_id)
+        if owner_at_limit(app.owner_id):
             return False
         now = timezone.now()
         claimed = bool(_move({"id": deployment_id, "state": State.QUEUED}, State.RUNNING, phase="", started_at=now,
                              heartbeat_at=now, previous=app.live_deployment_id, health_check=app.current_health_check(),
-                             runner=runner))
+                             runner=runner, **_reservation(app, quotas.containers_of(app))))
         if claimed:
             events.record_start(deployment_id)
         return claimed
 
 
-def owner_at_limit(owner_id: int | None, lock: bool = False) -> bool:
+def _reservation(app: App, containers: int) -> dict:
+    """The fields that count a release of `containers` containers in its owner's totals, if it fits
+    there (the caller holds the owner's lock); none if not: the deployment is then not counted, and
+    its check at fetch (reserve_release) fails it with the reason."""
+    return {} if quotas.release_problem(app, containers) else _footprint(app, containers)
+
+
+def _footprint(app: App, containers: int) -> dict:
+    return {"memory_limit_mb": app.memory_limit_mb, "container_count": containers}
+
+
+def reserve_release(deployment: Deployment, containers: int) -> str:
+    """Once the release's containers are known (its compose file read): the ceilings and the
+    owner's totals checked again under the owner's lock, and what it starts with recorded, so a
+    deployment of another of the owner's apps counts it. Returns why it may not start, or ""."""
+    app = deployment.app
+    with transaction.atomic():
+        quotas.lock_owner(app.owner_id)
+        if problem := quotas.release_problem(app, containers):
+            return problem
+        fields = _footprint(app, containers)
+        Deployment.objects.filter(pk=deployment.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(deployment, name, value)
+    return ""
+
+
+def owner_at_limit(owner_id: int | None) -> bool:
     """Whether the owner's apps already run as many deployments as one user may at once, so that
     one user cannot take every worker slot. Apps without an owner (made by an administrator from
-    the CLI) are not limited. lock: hold the owner's row until the transaction ends."""
+    the CLI) are not limited."""
     limit = settings.SWITCHYARD["MAX_CONCURRENT_DEPLOYS_PER_USER"]
     if owner_id is None or not limit:
         return False
-    if lock:
-        list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True))
     return Deployment.objects.filter(app__owner_id=owner_id, state=State.RUNNING).count() >= limit
 
 

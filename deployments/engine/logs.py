@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from deployments.masking import Masker
-from deployments.models import Deployment, LogLine
+from deployments.models import LogLine
 
 FLUSH_LINES = 200
 FLUSH_SECONDS = 0.25

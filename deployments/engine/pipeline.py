@@ -35,7 +35,6 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
-from deployments import quotas
 from deployments.engine import buildcheck, buildcontext, health, lifecycle, priority, release_command, runtime, source
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
@@ -324,8 +323,10 @@ class Pipeline:
         else:
             self.project = single_service(self.app.dockerfile, self.app.replicas)
         # Ceilings are checked again here: a Compose file's containers are known only now, and the
-        # administrator may have lowered a ceiling since the app's limits were set (not again past verify).
-        if not quiet and (problem := quotas.release_problem(self.app, sum(s.replicas for s in self.project.services))):
+        # administrator may have lowered a ceiling since the app's limits were set (not again past
+        # verify). What the release starts with is recorded: its owner's totals count it from now.
+        if not quiet and (problem := lifecycle.reserve_release(self.deployment,
+                                                              sum(s.replicas for s in self.project.services))):
             raise PhaseFailed(self.deployment.phase, problem)
         reasons = self.project.web.recreate_reasons()
         if reasons and not self._recreate:

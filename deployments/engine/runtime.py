@@ -20,8 +20,7 @@ from django.conf import settings
 import requests
 
 from deployments.containers import Container, ListedContainer
-from deployments.engine import buildimages
-from deployments.engine.buildcgroup import BuildCgroup
+from deployments.engine import buildcgroup, buildimages
 
 LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
@@ -270,7 +269,8 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     network = ensure_app_network(labels[LABEL_APP])
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
-        with BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"]) as cgroup:
+        with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"],
+                                     cgroup_driver()) as cgroup:
             if cgroup.problem:
                 on_line(f"(no process limit for this build's RUN steps: cannot make its cgroup: {cgroup.problem})")
             api.cgroup_parent = cgroup.path
@@ -289,6 +289,17 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     if watcher.fired:
         raise BuildStopped()
     return image_id or client().images.get(tag).id
+
+
+@lru_cache(maxsize=1)
+def cgroup_driver() -> str:
+    """Docker's cgroup driver ("cgroupfs" or "systemd"): the form a cgroup parent takes."""
+    return client().info().get("CgroupDriver", "cgroupfs")
+
+
+def sweep_build_cgroups() -> list[str]:
+    """Remove the build parents a killed worker left (engine/buildcgroup.py); returns their names."""
+    return buildcgroup.sweep(settings.SWITCHYARD["INSTANCE"], cgroup_driver())
 
 
 def _build_limits() -> dict[str, int]:

@@ -11,7 +11,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,23 +85,46 @@ def _environment(remote_url: str | None, access: Access | None) -> Iterator[tupl
 
 def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None, remote_url: str | None = None,
          access: Access | None = None, stdout: BinaryIO | None = None, max_output: int = 0) -> subprocess.CompletedProcess:
-    """git with its output captured, or written to `stdout` (a file) up to `max_output` bytes: past
-    that the kernel stops it (RLIMIT_FSIZE, SIGXFSZ), so a huge commit cannot fill the disk.
-    `remote_url`: the call reaches that remote (the policy and the pinning apply; raises
-    repo_policy.Refused)."""
+    """git with its output captured, or written to `stdout` (a file). `max_output`: no file git or
+    a git it starts writes (the output file, a fetched pack) grows past that many bytes: the kernel
+    refuses the write (RLIMIT_FSIZE, with SIGXFSZ ignored so git says "File too large": _too_large),
+    so a huge commit cannot fill the disk. `remote_url`: the call reaches that remote (the policy
+    and the pinning apply; raises repo_policy.Refused). Past the timeout git and everything it
+    started (remote helpers, ssh, index-pack: its process group) are killed."""
     limit = timeout or settings.SWITCHYARD["GIT_TIMEOUT"]
 
     def in_child() -> None:
         priority.in_child()  # git works on the tenant's repository: not at the deployment's raised priority
         if max_output:
             resource.setrlimit(resource.RLIMIT_FSIZE, (max_output, max_output))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited across exec, unlike a handler
 
     with _environment(remote_url, access) as (env, options):
+        command = ["git", *options, *args]
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
+                                   stderr=subprocess.PIPE, preexec_fn=in_child, start_new_session=True)
         try:
-            return subprocess.run(["git", *options, *args], cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
-                                  stderr=subprocess.PIPE, preexec_fn=in_child, timeout=limit)
+            out, err = process.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
-            raise SourceError(f"git {args[0]} did not finish within {limit}s")
+            _kill_group(process)
+            raise SourceError(f"git {args[0]} did not finish within {limit:g}s") from None
+        except BaseException:
+            _kill_group(process)
+            raise
+        return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()
+
+
+def _too_large(result: subprocess.CompletedProcess) -> bool:
+    """git (or a git it started) was refused a write past _git's max_output."""
+    return result.returncode == -signal.SIGXFSZ or b"File too large" in result.stderr
 
 
 def _stderr(result: subprocess.CompletedProcess) -> str:
@@ -110,14 +134,30 @@ def _stderr(result: subprocess.CompletedProcess) -> str:
 
 
 def remote_branches(repo_url: str, access: Access | None = None) -> list[str]:
-    """Branch names of a remote; raises SourceError if it cannot be read."""
-    try:
-        result = _git(["ls-remote", "--heads", "--", repo_url], timeout=30, remote_url=repo_url, access=access)
-    except repo_policy.Refused as error:
-        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {error}") from None
-    if result.returncode != 0:
-        raise SourceError(f"cannot read git repository {without_password(repo_url)!r}: {_stderr(result)}")
-    return [line.split("refs/heads/", 1)[1] for line in result.stdout.decode().splitlines() if "refs/heads/" in line]
+    """Branch names of a remote; raises SourceError if it cannot be read. Asked by the panel while
+    a person waits, so bounded like read_remote_file: SWITCHYARD_REMOTE_CHECK_TIMEOUT seconds, and
+    the list of refs written to a file of at most SWITCHYARD_REMOTE_CHECK_MAX_MB (not held in memory
+    as it comes)."""
+    config = settings.SWITCHYARD
+    shown = without_password(repo_url)
+    with tempfile.TemporaryFile(prefix="switchyard-refs-") as refs:
+        try:
+            result = _git(["ls-remote", "--heads", "--", repo_url], timeout=config["REMOTE_CHECK_TIMEOUT"],
+                          remote_url=repo_url, access=access, stdout=refs,
+                          max_output=config["REMOTE_CHECK_MAX_MB"] * 1024 * 1024)
+        except repo_policy.Refused as error:
+            raise SourceError(f"cannot read git repository {shown!r}: {error}") from None
+        except SourceError:
+            raise SourceError(f"cannot read git repository {shown!r}: no answer within "
+                              f"{config['REMOTE_CHECK_TIMEOUT']}s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)") from None
+        if _too_large(result):
+            raise SourceError(f"cannot read git repository {shown!r}: its list of branches is larger than "
+                              f"{config['REMOTE_CHECK_MAX_MB']} MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB)")
+        if result.returncode != 0:
+            raise SourceError(f"cannot read git repository {shown!r}: {_stderr(result)}")
+        refs.seek(0)
+        return [line.split(b"refs/heads/", 1)[1].decode(errors="replace") for line in refs.read().splitlines()
+                if b"refs/heads/" in line]
 
 
 def cache_dir(app_name: str) -> Path:
@@ -166,7 +206,7 @@ def archive(app_name: str, sha: str, directory: str = ".") -> BinaryIO:
     output = tempfile.TemporaryFile(prefix="switchyard-source-")
     try:
         result = _git(["archive", "--format=tar", tree], cwd=cache_dir(app_name), stdout=output, max_output=limit)
-        if result.returncode == -signal.SIGXFSZ:
+        if _too_large(result):
             raise SourceError(f"the source of commit {sha[:12]} ({directory!r}) is larger than "
                               f"{settings.SWITCHYARD['MAX_SOURCE_MB']} MiB (SWITCHYARD_MAX_SOURCE_MB)")
         _checked(result, f"archive {directory!r} of commit {sha[:12]}")
@@ -182,31 +222,64 @@ def read_file(app_name: str, sha: str, path: str, max_bytes: int) -> str:
     return _read(cache_dir(app_name), sha, path, max_bytes)
 
 
-def _read(repo: Path, commit: str, path: str, max_bytes: int) -> str:
+def _read(repo: Path, commit: str, path: str, max_bytes: int, git: Callable[..., subprocess.CompletedProcess] = _git) -> str:
     shown = commit[:12] if SHA.match(commit) else "the branch's tip"
-    size = _git(["cat-file", "-s", f"{commit}:{path}"], cwd=repo)
+    size = git(["cat-file", "-s", f"{commit}:{path}"], cwd=repo)
     if size.returncode != 0:
         raise SourceError(f"there is no file {path!r} in commit {shown}")
     if int(size.stdout) > max_bytes:
         raise SourceError(f"{path} is larger than {max_bytes // 1024} KiB")
-    result = _git(["show", f"{commit}:{path}"], cwd=repo)
+    result = git(["show", f"{commit}:{path}"], cwd=repo)
     _checked(result, f"read {path!r} of commit {shown}")
     return result.stdout.decode(errors="replace")
 
 
+# A remote that the panel reads while a person waits: the commit and its trees only (no file's
+# content but the one read), each pack one file (so the size cap bounds the whole transfer).
+_PEEK_REMOTE = (("remote.origin.promisor", "true"), ("remote.origin.partialclonefilter", "blob:none"))
+
+
 def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int, access: Access) -> str:
-    """One file at the tip of a remote branch (a compose file checked when an app is created),
-    fetched shallow into a throwaway repository: the app's cache is the worker's."""
-    with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as repo:
-        _checked(_git(["init", "--bare", "--quiet", repo]), "create a temporary repository")
+    """One file at the tip of a remote branch (a compose file checked when an app is created or its
+    source changes), in the web process while a person waits, so bounded: a shallow fetch of the
+    commit and its trees only (--filter=blob:none: the one file is fetched when it is read; a server
+    that ignores the filter sends the whole tree), at most SWITCHYARD_REMOTE_CHECK_MAX_MB written,
+    within SWITCHYARD_REMOTE_CHECK_TIMEOUT seconds in all. Fetched into a throwaway repository: the
+    app's cache is the worker's."""
+    config = settings.SWITCHYARD
+    deadline = time.monotonic() + config["REMOTE_CHECK_TIMEOUT"]
+    cap = config["REMOTE_CHECK_MAX_MB"] * 1024 * 1024
+    shown = without_password(repo_url)
+
+    def bounded(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        left = deadline - time.monotonic()
         try:
-            result = _git(["fetch", "--depth=1", "--no-tags", "--", repo_url, f"refs/heads/{branch}"], cwd=Path(repo),
-                          remote_url=repo_url, access=access)
+            if left <= 0:
+                raise SourceError("out of time")
+            result = _git(["-c", "fetch.unpackLimit=1", *args], cwd=cwd, timeout=left, remote_url=repo_url,
+                          access=access, max_output=cap)
+        except SourceError:
+            raise SourceError(f"reading {path} from {shown!r} took longer than {config['REMOTE_CHECK_TIMEOUT']}s "
+                              "(SWITCHYARD_REMOTE_CHECK_TIMEOUT): is the server slow? Try again, or ask the "
+                              "administrator") from None
         except repo_policy.Refused as error:
-            raise SourceError(f"git fetch from {without_password(repo_url)!r} refused: {error}") from None
+            raise SourceError(f"git fetch from {shown!r} refused: {error}") from None
+        if _too_large(result):
+            raise SourceError(f"reading {path} from {shown!r} would download more than "
+                              f"{config['REMOTE_CHECK_MAX_MB']} MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB): the branch's "
+                              "tip is too large to check here (a server that supports partial clone sends less)")
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as directory:
+        repo = Path(directory)
+        _checked(_git(["init", "--bare", "--quiet", directory]), "create a temporary repository")
+        for key, value in (("remote.origin.url", repo_url), *_PEEK_REMOTE):
+            _checked(_git(["config", key, value], cwd=repo), "configure a temporary repository")
+        result = bounded(["fetch", "--depth=1", "--filter=blob:none", "--no-tags", "origin", f"refs/heads/{branch}"],
+                         repo)
         if result.returncode != 0:
-            raise SourceError(f"git fetch from {without_password(repo_url)!r} failed: {_stderr(result)}")
-        return _read(Path(repo), "FETCH_HEAD", path, max_bytes)
+            raise SourceError(f"git fetch from {shown!r} failed: {_stderr(result)}")
+        return _read(repo, "FETCH_HEAD", path, max_bytes, git=bounded)
 
 
 def delete_cache(app_name: str) -> None:
