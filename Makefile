@@ -9,7 +9,7 @@ install:
 
 run: install
 	scripts/services.sh
-	$(PYTHON) manage.py egress --apply  # app containers and builds kept off the host (README "Egress")
+	$(PYTHON) manage.py egress --apply  # app containers and builds kept off the host (docs/security-model.md, "Egress")
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py ensure_admin
 	$(PYTHON) manage.py collectstatic --noinput -v0

@@ -109,7 +109,7 @@ class App(models.Model):
     watch_error_percent = models.FloatField(default=5.0, validators=[validate_finite, MinValueValidator(0.1),
                                                                      MaxValueValidator(100)])
     watch_min_requests = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
-    # Canary (see README "Canary deploys"): after verify the new release takes these shares of the
+    # Canary (see docs/deployments.md, "Canary"): after verify the new release takes these shares of the
     # traffic in turn, each held canary_step_seconds and compared with the old release's.
     canary_steps = PercentStepsField(
         default=list, blank=True, validators=[validate_canary_steps],
@@ -126,16 +126,16 @@ class App(models.Model):
     canary_min_requests = models.PositiveIntegerField(
         default=20, validators=[MinValueValidator(1), MaxValueValidator(1000000)],
         help_text="requests the new release must answer in a step before it is compared")
-    # Commit statuses on the git provider for deployments from a push (README "Deploy events").
+    # Commit statuses on the git provider for deployments from a push (docs/deploy-events.md, "Commit status").
     encrypted_commit_status_token = models.TextField(blank=True)
     release_command = models.CharField(
         max_length=1000, blank=True, validators=[validate_release_command],
         help_text="run once in a container of the new image before it starts (e.g. migrations); empty: none")
     auto_deploy = models.BooleanField(default=True, help_text="deploy every push to the branch")
-    # HTTPS (see README "HTTPS"): plain HTTP on a domain with a certificate redirects to HTTPS.
+    # HTTPS (see docs/https.md, "Redirect and HSTS"): plain HTTP on a domain with a certificate redirects to HTTPS.
     https_redirect = models.BooleanField(default=True, help_text="redirect plain HTTP to HTTPS once a domain has a certificate")
     hsts = models.BooleanField(default=False, help_text="send Strict-Transport-Security on HTTPS answers (browsers then refuse plain HTTP for a year)")
-    # Confinement of the app's containers (see README "Security model").
+    # Confinement of the app's containers (see docs/security-model.md, "Confined apps").
     memory_limit_mb = models.PositiveIntegerField(
         default=default_memory_mb, validators=[MinValueValidator(16), MaxValueValidator(65536)],
         help_text="memory of each container, MiB; above it the kernel kills the process")

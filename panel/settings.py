@@ -1,4 +1,4 @@
-"""Switchyard settings: every value comes from an environment variable (see README)."""
+"""Switchyard settings: every value comes from an environment variable (see docs/settings.md)."""
 import ipaddress
 import secrets
 from datetime import timedelta
@@ -218,7 +218,7 @@ SWITCHYARD = {
     # The resolv.conf dockerd reads: containers' DNS to its nameservers passes the rules (port 53 only).
     "EGRESS_RESOLV_CONF": env_str("SWITCHYARD_EGRESS_RESOLV_CONF", "/etc/resolv.conf"),
     "HTTP_BIND": env_bind("SWITCHYARD_HTTP_BIND", "127.0.0.1:8080"),
-    # HTTPS (README "HTTPS"): where HAProxy serves TLS, and the ACME server certificates come from.
+    # HTTPS (docs/https.md): where HAProxy serves TLS, and the ACME server certificates come from.
     "HTTPS_BIND": env_bind("SWITCHYARD_HTTPS_BIND", "127.0.0.1:8443"),
     "ACME_DIRECTORY": env_acme_directory("SWITCHYARD_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"),
     "ACME_EMAIL": env_email("SWITCHYARD_ACME_EMAIL"),
@@ -232,7 +232,7 @@ SWITCHYARD = {
     "CERTIFICATE_INTERVAL": env_int("SWITCHYARD_CERTIFICATE_INTERVAL", 60, minimum=1, maximum=86400),
     "PANEL_BIND": _PANEL_BIND,
     # The panel's own domain, served by the apps' HAProxy (to PANEL_BIND) with a certificate of
-    # its own: README "Put it on a server". "" serves it on PANEL_BIND only.
+    # its own: docs/production.md, "Put it on a server". "" serves it on PANEL_BIND only.
     "PANEL_DOMAIN": _PANEL_DOMAIN,
     "HAPROXY_DIR": DATA_DIR / "haproxy",
     # True: only `manage.py haproxy` starts HAProxy, the workers never do (the compose stack: a
@@ -245,8 +245,9 @@ SWITCHYARD = {
     # needed; compose/docker-logs-proxy.cfg allows nothing else). Empty: the local daemon.
     "DOCKER_LOGS_URL": env_docker_url("SWITCHYARD_DOCKER_LOGS_URL"),
     "REPO_CACHE_DIR": DATA_DIR / "repos",
-    # Networks a repository URL set by a tenant may point at besides public addresses (README
-    # "Security model"), e.g. a git server on the LAN: 10.0.0.0/8. The CLI and superusers may use any.
+    # Networks a repository URL set by a tenant may point at besides public addresses
+    # (docs/security-model.md, "Repositories"), e.g. a git server on the LAN: 10.0.0.0/8.
+    # The CLI and superusers may use any.
     "REPOSITORY_ALLOWED_NETWORKS": env_networks("SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS"),
     "GIT_TIMEOUT": env_int("SWITCHYARD_GIT_TIMEOUT", 120, minimum=1),
     # The panel itself reads a repository (its branches; a Compose app's file) while the person who
@@ -273,7 +274,7 @@ SWITCHYARD = {
     "METRICS_ALLOWED_IPS": env_networks("SWITCHYARD_METRICS_ALLOWED_IPS"),
     # Where HAProxy's own Prometheus exporter listens (HOST:PORT); empty: only on the stats socket.
     "HAPROXY_METRICS_BIND": optional_env_bind("SWITCHYARD_HAPROXY_METRICS_BIND"),
-    # Deploy events (README "Deploy events"): links in them point at the panel here.
+    # Deploy events (docs/deploy-events.md): links in them point at the panel here.
     "PUBLIC_URL": env_url("SWITCHYARD_PUBLIC_URL", f"https://{_PANEL_DOMAIN}" if _PANEL_DOMAIN
                           else "http://{}:{}".format(*_PANEL_BIND)),
     "EVENT_RETRY_SECONDS": env_int("SWITCHYARD_EVENT_RETRY_SECONDS", 10, minimum=1, maximum=3600),
@@ -288,7 +289,7 @@ SWITCHYARD = {
     "GITEA_URL": env_url("SWITCHYARD_GITEA_URL", ""),
     # p95 differences below this never fail a canary: noise at sub-millisecond latencies.
     "CANARY_LATENCY_FLOOR_MS": env_int("SWITCHYARD_CANARY_LATENCY_FLOOR_MS", 20, minimum=0, maximum=60000),
-    # Confinement a new app gets (each app can change its own; see README "Security model").
+    # Confinement a new app gets (each app can change its own; see docs/security-model.md, "Confined apps").
     "DEFAULT_MEMORY_MB": env_int("SWITCHYARD_DEFAULT_MEMORY_MB", 512, minimum=16, maximum=65536),
     "DEFAULT_CPUS": env_float("SWITCHYARD_DEFAULT_CPUS", 1.0, minimum=0.05, maximum=64),
     "DEFAULT_PIDS": env_int("SWITCHYARD_DEFAULT_PIDS", 256, minimum=16, maximum=32768),
@@ -335,9 +336,9 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": _periodic("reconcile", float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))),
     # Deploy events due (retries; any the worker missed at once).
     "events": _periodic("send_due_events", float(SWITCHYARD["EVENT_INTERVAL"])),
-    # Issue, renew and retry certificates (README "HTTPS").
+    # Issue, renew and retry certificates (docs/https.md, "Renewal").
     "certificates": _periodic("certificates", float(SWITCHYARD["CERTIFICATE_INTERVAL"])),
-    # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (README "Security model").
+    # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (docs/security-model.md, "Logs").
     "prune-logs": _periodic("prune_logs", 3600.0),
 }
 

@@ -2,7 +2,7 @@
 creates an app, deploys it twice, flips zero-downtime, and rolls back with Redeploy.
 
 Screenshots of the apps page, the app page and a finished deployment page are saved in
-tests/artifacts/screenshots/ (see README)."""
+tests/artifacts/screenshots/ (see README, "What it looks like")."""
 import os
 from datetime import timedelta
 from pathlib import Path

@@ -628,7 +628,7 @@ class Pipeline:
         """Maintenance first (no new requests), then let the requests waiting for an answer
         finish, up to the drain timeout; only what is still waiting after that is cut.
         Long-lived streams (WebSockets, event streams) are not waited for: the old release
-        gets SIGTERM next and closes them (README, "Long-lived connections"), and each client
+        gets SIGTERM next and closes them (docs/deployments.md, "Long-lived connections"), and each client
         that reconnects lands on the new release."""
         router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
