@@ -136,7 +136,7 @@ def test_localhost_names_default_to_on_only_where_haproxy_binds_loopback(bind, e
 PRIVATE_REPOSITORIES = [
     "https://127.1/x.git", "https://0x7f000001/x.git", "https://2130706433/x.git", "https://[::ffff:127.0.0.1]/x.git",
     "ssh://[::1]/x.git", "https://10.1.2.3/x.git", "http://169.254.169.254/latest/", "https://localhost/x.git",
-    "git@localhost:x.git", "git://LOCALHOST/x.git", "https://192.168.1.1/x.git", "git://[fd00::1]/x.git",
+    "git@localhost:x.git", "https://192.168.1.1/x.git",
     "https://0.0.0.0/x.git", "https://github.com@127.0.0.1/x.git",
 ]
 
@@ -152,6 +152,22 @@ def test_a_tenant_cannot_point_a_repository_at_this_machine_or_a_private_network
     ambiguous = _api(panel_server, token, "PATCH", f"/apps/{app.name}", repo_url="https://127.0.0.1\\@example.com/x.git")
     assert ambiguous.status_code == 400 and "backslash" in ambiguous.text
     assert App.objects.get(pk=app.pk).repo_url == before and not App.objects.filter(name="ann-new").exists()
+
+
+def test_a_tenants_git_protocol_url_is_refused_since_git_would_resolve_its_name_again(stack, tenants, panel_server):
+    """git:// cannot be pinned to the address that was checked: the name could resolve to this
+    machine or the LAN when git connects (DNS rebinding). Refused when stored and at fetch."""
+    _, app, token = tenants["ann"]
+    for url in ("git://example.com/x.git", "git://LOCALHOST/x.git", "git://[fd00::1]/x.git"):
+        response = _api(panel_server, token, "PATCH", f"/apps/{app.name}", repo_url=url)
+        assert response.status_code == 400 and "https:// or ssh://" in response.text, (url, response.text)
+    App.objects.filter(pk=app.pk).update(repo_url="git://localhost/team/app.git")  # stored before this rule
+
+    response = _api(panel_server, token, "POST", f"/apps/{app.name}/deploy")
+    assert response.status_code == 202
+    deployment = stack.wait(App.objects.get(pk=app.pk).deployments.get())
+    assert deployment.state == "failed" and deployment.phase == "fetch"
+    assert "git:// repositories are not fetched" in deployment.error, deployment.error
 
 
 def test_a_repository_name_that_now_resolves_to_this_machine_is_refused_at_fetch(stack, tenants, panel_server):

@@ -31,7 +31,7 @@ class Unresolvable(Refused):
 
 @dataclass(frozen=True)
 class Remote:
-    scheme: str  # https, http, ssh, git; "file" for a path on this machine
+    scheme: str  # https, http, ssh, git (refused to tenants); "file" for a path on this machine
     host: str = ""
     port: int = 0
 
@@ -59,6 +59,11 @@ def public_address(remote_: Remote) -> str:
     if remote_.scheme == "file":
         raise Refused("a repository on this machine (a path or file://): only the CLI or a superuser may use one; "
                       "give the repository's https://, ssh:// or git@host: URL")
+    if remote_.scheme == "git":
+        # git resolves a git:// host again itself, with no way to pin it to the checked address
+        # (curl's resolve option, ssh's HostName): the name could point at this machine by then.
+        raise Refused("git:// repositories are not fetched for tenants (their address cannot be pinned to the "
+                      "one checked); give the repository's https:// or ssh:// URL")
     if not remote_.host:
         raise Refused("the repository URL names no host")
     if not PLAIN_HOST.fullmatch(remote_.host) and not _is_address(remote_.host):

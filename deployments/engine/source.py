@@ -72,7 +72,7 @@ def _environment(remote_url: str | None, access: Access | None) -> Iterator[tupl
         # A path on this machine can only have been stored by the CLI or a superuser (services
         # refuses it to anyone else): what can change after that check is a name's address.
         if remote is not None and remote.scheme != "file" and not access.allow_private:
-            env.setdefault("GIT_ALLOW_PROTOCOL", "https:http:ssh:git")
+            env.setdefault("GIT_ALLOW_PROTOCOL", "https:http:ssh")
             address = repo_policy.public_address(remote)  # raises Refused
             if remote.scheme in ("http", "https"):
                 pinned = f"[{address}]" if ":" in address else address
