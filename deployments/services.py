@@ -250,6 +250,10 @@ def _totals_errors_locked(app: App, before: dict | None) -> dict[str, list[str]]
     settings changes at once would each count without the other."""
     if app.owner is None:
         return {}
+    if before is not None:
+        # The app's row before the owner's, in the order claim takes them: the other order
+        # deadlocks on PostgreSQL when a settings save meets a deploy of the same app.
+        list(App.objects.select_for_update().filter(pk=app.pk).values_list("pk", flat=True))
     quotas.lock_owner(app.owner.pk)
     return (quotas.new_app_errors(app.owner) if before is None else {}) | quotas.settings_errors(app, before)
 
