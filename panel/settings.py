@@ -255,6 +255,9 @@ SWITCHYARD = {
     "REMOTE_CHECK_TIMEOUT": env_int("SWITCHYARD_REMOTE_CHECK_TIMEOUT", 20, minimum=1, maximum=300),
     "REMOTE_CHECK_MAX_MB": env_int("SWITCHYARD_REMOTE_CHECK_MAX_MB", 32, minimum=1, maximum=4096),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
+    # A base image the build check pulls: its layers' sizes as the registry declares them, at most
+    # this much in all (the pull also ends with the build's timeout and the deployment's cancel).
+    "MAX_PULL_MB": env_int("SWITCHYARD_MAX_PULL_MB", 4096, minimum=1, maximum=2**20),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"
 APP_DOMAIN = "shop.stack.test"
 PANEL_DOMAIN = "panel.stack.test"
+PRINT_BUILD_CGROUP = 'RUN ["/bin/busybox", "grep", ":pids:", "/proc/self/cgroup"]\n'
 # Each worker service and the name it takes in Celery (`--hostname NAME@%h` in the compose file).
 WORKER_SERVICES = {"worker": "deploy", "watch": "watch", "control": "control", "events": "events"}
 STARTED_WITHIN = 600  # seconds; building the images is most of it on a fresh machine (4-5 min here)
@@ -159,8 +160,8 @@ class GitServer:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def commit_version(self, version: str) -> None:
-        self.repo.commit_version(version)
+    def commit_version(self, version: str, extra_dockerfile: str = "") -> None:
+        self.repo.commit_version(version, extra_dockerfile=extra_dockerfile)
         self.repo._git("update-server-info")  # what the dumb protocol reads
 
     def __enter__(self) -> "GitServer":
@@ -278,10 +279,11 @@ def test_the_compose_stack_deploys_with_zero_downtime_and_serves_https(stack, pe
     panel.make_token()
 
     with GitServer(AppRepo(tmp_path / "repo")) as git:
-        git.commit_version("v1")
+        git.commit_version("v1", extra_dockerfile=PRINT_BUILD_CGROUP)
         panel.api("POST", "/api/apps", {"name": "shop", "repo_url": git.url, "domains": [APP_DOMAIN]})
         first = deploy_and_wait(panel, "shop")
         assert first["state"] == "succeeded", first["error"]
+        _check_the_build_had_a_process_limit(panel, first["id"])
         certificate = wait_for(lambda: (c := panel.api("GET", "/api/apps/shop/certificate"))["status"] == "valid" and c,
                                "the app's certificate is issued", 90)
         assert certificate["domains"] == [APP_DOMAIN] and "Pebble" in certificate["issuer"]
@@ -299,6 +301,14 @@ def test_the_compose_stack_deploys_with_zero_downtime_and_serves_https(stack, pe
             assert set(load.result.bodies()) <= {"v1", "v2", "v3"} and load.result.answers[-1].body == "v3"
 
     _check_the_panel_on_its_domain(stack, panel, trusted, deployment["id"])
+
+
+def _check_the_build_had_a_process_limit(panel: Panel, deployment_id: int) -> None:
+    """The worker service makes each build's parent cgroup (pids.max) in the host's cgroupfs,
+    mounted read-write into it: the RUN step ran under it, and the log has no "no process limit"."""
+    lines = [line["text"] for line in panel.api("GET", f"/api/deployments/{deployment_id}/logs")]
+    assert any(":pids:/switchyard-build-" in line for line in lines), [l for l in lines if ":pids:" in l]
+    assert not [line for line in lines if "no process limit" in line]
 
 
 def _check_what_runs_where(stack: Stack) -> None:

@@ -359,12 +359,21 @@ class Pipeline:
         owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
         try:
             checked = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args),
-                                       inspect=runtime.image_facts, pull=runtime.pull_image)
+                                       inspect=runtime.image_facts, pull=self._pull)
             self.checked[spec.name] = (checked, checked.target(spec.build_target))
         except buildcheck.Refused as refused:
             raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
+        except runtime.BuildFailed as failed:  # a pull past its deadline or size
+            raise runtime.BuildFailed(f"{prefix}{spec.dockerfile}: {failed}") from None
+        except runtime.BuildStopped:
+            raise Cancelled() from None
         self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: "
                        f"{', '.join(checked.images) or 'none'}")
+
+    def _pull(self, reference: str) -> bool:
+        """A base image the check needs, pulled within the build's own timeout and cancel."""
+        return runtime.pull_image(reference, should_stop=self._cancel_requested_in_thread,
+                                  timeout=self.app.build_timeout)
 
     def _image_tag(self, spec: ServiceSpec) -> str:
         return f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"

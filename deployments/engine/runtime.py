@@ -312,15 +312,18 @@ def _build_limits() -> dict[str, int]:
 CPU_PERIOD = 100_000  # µs: the CFS period; the quota is BUILD_CPUS of it
 
 
-class _BuildClient(docker.APIClient):
-    """docker-py returns a build's output as a bare generator; this returns it as a
-    CancellableStream (as it already does for logs), whose close() ends it from any thread.
-    It also sends what docker-py's build() does not pass on: the CPU ceiling of RUN steps (the
-    API's cpuperiod and cpuquota) and their cgroup parent (cgroupparent)."""
-    cgroup_parent = ""
+class _CancellableClient(docker.APIClient):
+    """docker-py returns a build's or a pull's output as a bare generator; this returns it as a
+    CancellableStream (as it already does for logs), whose close() ends it from any thread."""
 
     def _stream_helper(self, response, decode=False):
         return CancellableStream(super()._stream_helper(response, decode=decode), response)
+
+
+class _BuildClient(_CancellableClient):
+    """Also sends what docker-py's build() does not pass on: the CPU ceiling of RUN steps (the
+    API's cpuperiod and cpuquota) and their cgroup parent (cgroupparent)."""
+    cgroup_parent = ""
 
     def _post(self, url, **kwargs):
         if url.endswith("/build"):
@@ -757,17 +760,62 @@ def image_facts(reference: str) -> "buildimages.Image | None":
                              env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
-def pull_image(reference: str) -> bool:
+def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None) -> bool:
     """Pull `reference` from its registry (a base image the build check needs to see before the
     build); False if Docker could not, for whatever reason (no such image, no registry reachable,
-    not a reference at all): the check then refuses the name, the same way as an unusable one."""
+    not a reference at all): the check then refuses the name, the same way as an unusable one.
+
+    A registry decides how fast and how much it sends, so the pull is bounded like the build:
+    stopped on request (BuildStopped) or after `timeout` seconds (default BUILD_TIMEOUT), and once
+    its layers add up to more than MAX_PULL_MB (both BuildFailed). Stopping closes the connection;
+    dockerd cancels a pull whose client went away."""
+    timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
+    stop_now = _Deadline(timeout, should_stop)
     repository, tag = docker.utils.parse_repository_tag(reference)
+    api = _PullClient(read_timeout=timeout, **docker.utils.kwargs_from_env())
     try:
-        for event in client().api.pull(repository, tag=tag or "latest", stream=True, decode=True):
-            if "error" in event:
-                return False
+        stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True)
+        with _StopWatcher(stop_now, stream.close):
+            pulled = _follow_pull(stream, reference)
     except (docker.errors.DockerException, requests.exceptions.RequestException):
-        return False
+        pulled = False
+    finally:
+        api.close()
+    if stop_now():  # whatever the closed (or timed out) connection made of the pull
+        if stop_now.expired:
+            raise BuildFailed(f"pulling {reference} did not finish within {timeout} s")
+        raise BuildStopped()
+    return pulled
+
+
+class _PullClient(_CancellableClient):
+    """docker-py sends a pull with no HTTP timeout; this gives it one (the pull's deadline), for a
+    registry that holds dockerd up before the first progress event, when there is no stream to close."""
+
+    def __init__(self, read_timeout: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.read_timeout = read_timeout
+
+    def _post(self, url, **kwargs):
+        if url.endswith("/images/create"):
+            kwargs["timeout"] = self.read_timeout
+        return super()._post(url, **kwargs)
+
+
+def _follow_pull(stream: CancellableStream, reference: str) -> bool:
+    """Read a pull's progress events: False on Docker's error event; BuildFailed (and the stream
+    closed) once the layers' declared sizes add up to more than MAX_PULL_MB."""
+    cap_mb = settings.SWITCHYARD["MAX_PULL_MB"]
+    layer_sizes: dict[str, int] = {}
+    for event in stream:
+        if "error" in event:
+            return False
+        total = (event.get("progressDetail") or {}).get("total")
+        if event.get("id") and isinstance(total, int):
+            layer_sizes.setdefault(event["id"], total)  # downloading, then extracting: counted once
+        if sum(layer_sizes.values()) > cap_mb * 1024 * 1024:
+            stream.close()
+            raise BuildFailed(f"pulling {reference} stopped: larger than {cap_mb} MiB (SWITCHYARD_MAX_PULL_MB)")
     return True
 
 
