@@ -15,6 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from deployments.validators import HOSTNAME
 
+REGISTRY_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+
 
 def env_str(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -80,6 +82,15 @@ def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a list of addresses or ranges; set e.g. "
                                    f"{name}=127.0.0.1,10.0.0.0/8") from None
+
+
+def env_registries(name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated registry hosts (e.g. docker.io,ghcr.io,registry.example.com:5000), lowercase."""
+    raw = env_str(name, default)
+    hosts = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if any(not REGISTRY_HOST.fullmatch(host) for host in hosts):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a list of registry hosts; set e.g. {name}={default}")
+    return hosts
 
 
 def env_url(name: str, default: str) -> str:

@@ -12,6 +12,7 @@ from panel.env import (
     env_bind,
     env_bool,
     env_docker_url,
+    env_registries,
     env_email,
     env_file,
     env_float,
@@ -199,6 +200,8 @@ CHANNEL_LAYERS = {
 _PANEL_BIND = env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000")
 _PANEL_DOMAIN = env_hostname("SWITCHYARD_PANEL_DOMAIN")
 
+DEFAULT_PULL_REGISTRIES = "docker.io,ghcr.io,quay.io,public.ecr.aws,mcr.microsoft.com,registry.k8s.io,gcr.io"
+
 SWITCHYARD = {
     # Label on every container, image and network this installation creates; a test run
     # uses its own, so it never touches the containers of a running panel.
@@ -258,6 +261,10 @@ SWITCHYARD = {
     # A base image the build check pulls: its layers' sizes as the registry declares them, at most
     # this much in all (the pull also ends with the build's timeout and the deployment's cancel).
     "MAX_PULL_MB": env_int("SWITCHYARD_MAX_PULL_MB", 4096, minimum=1, maximum=2**20),
+    # The registries base images may be pulled from. dockerd pulls on the host's network and
+    # follows a registry's redirects wherever they point: a registry a tenant runs could send it
+    # to the metadata address or the LAN. Only registries named here are asked at all.
+    "PULL_REGISTRIES": env_registries("SWITCHYARD_PULL_REGISTRIES", DEFAULT_PULL_REGISTRIES),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),

@@ -276,6 +276,10 @@ def test_a_base_image_pulled_for_the_check_has_its_onbuild_triggers_checked(stac
             _refused_in_build(stack.deploy_and_wait(app), "ONBUILD trigger", "RUN step")
             app_repo.commit_files({"Dockerfile": f"FROM nothing-{uuid.uuid4().hex[:8]}\nCMD {SERVE}\n"}, "no such base")
             _refused_in_build(stack.deploy_and_wait(app), UNUSABLE)
+            # A registry the administrator did not list is never asked (dockerd would follow its
+            # redirects on the host's network), local image or not.
+            app_repo.commit_files({"Dockerfile": f"FROM registry.example.org/{name}\nCMD {SERVE}\n"}, "unlisted")
+            _refused_in_build(stack.deploy_and_wait(app), "SWITCHYARD_PULL_REGISTRIES", "not from registry.example.org")
             assert stack.get("puller.localhost") == (200, "v1")
         finally:
             runtime.remove_images([f"{name}:latest", f"{stored}:local"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployments.engine.buildcheck import Checked, Image, Owner, Refused, check
+from deployments.engine.buildimages import registry_of
 from deployments.engine.buildcontext import add_checked_dockerfile, dockerfile_from_context
 from deployments.engine.dockerfile_text import parse
 
@@ -262,3 +263,26 @@ def test_the_panels_own_images_carry_the_panel_label(dockerfile):
     with pytest.raises(Refused, match=UNUSABLE):
         check("FROM registry.example/panel:1\n", owner=OWNER, build_args={}, inspect={"registry.example/panel:1": retagged}.get,
               resolve_host=lambda host: ["93.184.216.34"])
+
+
+def test_an_image_from_a_registry_the_administrator_did_not_list_is_refused_before_docker_is_asked():
+    asked = []
+
+    def inspect(reference: str):
+        asked.append(reference)
+        return IMAGES.get(reference)
+
+    listed = ("docker.io", "ghcr.io")
+    for reference in ("registry.example.org/base:1", "evil.example:5000/x", "localhost/x", "127.0.0.1:5000/x"):
+        with pytest.raises(Refused, match="SWITCHYARD_PULL_REGISTRIES"):
+            check(f"FROM {reference}\n", owner=OWNER, build_args={}, inspect=inspect, registries=listed)
+    assert asked == []
+    checked = check("FROM debian:bookworm\nFROM docker.io/library/debian:bookworm\n", owner=OWNER, build_args={},
+                    inspect=lambda reference: IMAGES["debian:bookworm"], registries=listed)
+    assert checked.images
+
+
+def test_the_registry_an_image_comes_from_is_read_as_docker_reads_it():
+    assert registry_of("debian") == registry_of("library/debian:12") == registry_of("index.docker.io/x") == "docker.io"
+    assert registry_of("ghcr.io/o/x:1") == "ghcr.io" and registry_of("Localhost/x") == "localhost"
+    assert registry_of("host:5000/x") == "host:5000"

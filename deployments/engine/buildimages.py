@@ -6,7 +6,10 @@ canonical Dockerfile can name it by ID (the daemon then resolves nothing by name
 An image is usable when it is this app's own, or carries no Switchyard label and a tag outside
 the panel's `switchyard*` names. Anything else — another app's, the panel's, an intermediate
 layer, or a name nothing answers to even after a pull — is refused with one and the same message:
-different messages would tell a tenant which image IDs exist on the host. A registry on a
+different messages would tell a tenant which image IDs exist on the host. An image named from a
+registry the administrator did not list (SWITCHYARD_PULL_REGISTRIES; a name without a registry is
+Docker Hub's, docker.io) is refused before Docker is asked anything: dockerd pulls on the host's
+network and follows a registry's redirects wherever they point. A registry on a
 loopback or private address is refused before any pull (the daemon would talk to the host's own
 network; Docker even speaks plain HTTP to a 127.0.0.0/8 registry).
 """
@@ -51,15 +54,19 @@ Pull = Callable[[str], bool]  # pull a reference from its registry; False if tha
 
 class ImageResolver:
     def __init__(self, owner: Owner, inspect: Inspect, pull: Pull | None,
-                 resolve_host: Callable[[str], list[str]] | None = None) -> None:
+                 resolve_host: Callable[[str], list[str]] | None = None,
+                 registries: tuple[str, ...] | None = None) -> None:
+        """`registries`: the only registries an image may be named from (None: any public one)."""
         self.owner, self.inspect, self.pull = owner, inspect, pull or (lambda reference: False)
         self.resolve_host = resolve_host or _addresses
+        self.registries = registries
 
     def resolve(self, reference: str, what: str) -> Image:
         """The image `reference` names, pulled first if Docker lacks it; Refused unless this app may use it."""
         if not reference or reference.startswith("-") or not reference.isascii() or any(
                 ch.isspace() or not ch.isprintable() for ch in reference):
             raise Refused(f"{what} {reference!r} is not an image reference")
+        self._refuse_unlisted_registry(reference, what)
         self._refuse_private_registry(reference, what)
         image = self.inspect(reference)
         if image is None and not _panel_name(reference) and self.pull(reference):  # no pulls of the panel's names
@@ -77,16 +84,33 @@ class ImageResolver:
             return False
         return bool(image.tags) and not any(_panel_name(tag) for tag in image.tags)
 
+    def _refuse_unlisted_registry(self, reference: str, what: str) -> None:
+        """Checked before Docker is asked anything, so the answer never depends on what is local."""
+        registry = registry_of(reference)
+        if self.registries is not None and registry not in self.registries:
+            raise Refused(f"{what} {reference}: images come only from {', '.join(self.registries)} "
+                          f"(SWITCHYARD_PULL_REGISTRIES, set by the administrator), not from {registry}")
+
     def _refuse_private_registry(self, reference: str, what: str) -> None:
-        first, slash, _ = reference.partition("/")
-        if not slash or not ("." in first or ":" in first or first.lower() == "localhost"):
-            return  # Docker Hub
+        first = registry_of(reference)
+        if first == "docker.io":
+            return
         host = first.rsplit(":", 1)[0] if not first.startswith("[") else first[1:first.find("]")]
         addresses = ["127.0.0.1"] if host.lower() == "localhost" else self.resolve_host(host)
         private = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_global]
         if private:
             raise Refused(f"{what} {reference}: the registry {host} is at a private address ({private[0]}); "
                           "the build host's own network is not for tenants")
+
+
+def registry_of(reference: str) -> str:
+    """The registry host Docker pulls `reference` from: its first component when that names a host
+    (a dot, a port or `localhost`), else Docker Hub (`docker.io`)."""
+    first, slash, _ = reference.partition("/")
+    if not slash or not ("." in first or ":" in first or first.lower() == "localhost"):
+        return "docker.io"
+    host = first.lower()
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
 def _panel_name(reference: str) -> bool:

@@ -359,7 +359,8 @@ class Pipeline:
         owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
         try:
             checked = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args),
-                                       inspect=runtime.image_facts, pull=self._pull)
+                                       inspect=runtime.image_facts, pull=self._pull,
+                                       registries=settings.SWITCHYARD["PULL_REGISTRIES"])
             self.checked[spec.name] = (checked, checked.target(spec.build_target))
         except buildcheck.Refused as refused:
             raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
