@@ -24,8 +24,7 @@ def test_cancel_during_build_stops_it_and_old_release_keeps_serving(stack, app_r
         services.cancel(deployment, Actor.cli("alice"))
         deployment = stack.wait(deployment, timeout=20)  # far less than the 30 s the build sleeps
 
-    assert deployment.state == Deployment.State.CANCELLED
-    assert deployment.error == "cancelled by alice during build"
+    assert (deployment.state, deployment.error) == (Deployment.State.CANCELLED, "cancelled by alice during build")
     assert load.result.failed == [] and set(load.result.bodies()) == {"v1"}
     assert App.objects.get(pk=app.pk).live_deployment_id == live.id
     assert [c.deployment for c in runtime.containers(app.name)] == [str(live.id)]

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 import docker
 import docker.errors
@@ -27,6 +27,8 @@ LABEL_APP = "switchyard.app"
 LABEL_DEPLOYMENT = "switchyard.deployment"
 LABEL_SERVICE = "switchyard.service"
 LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
+
+T = TypeVar("T")
 
 
 class BuildFailed(Exception):
@@ -281,7 +283,7 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
                 network_mode=network,
             )
             with _StopWatcher(stop_now, stream.close) as watcher:
-                image_id = _follow_build(stream, on_line)
+                image_id = _unless_stopped(lambda: _follow_build(stream, on_line), watcher)
     finally:
         api.close()
     if watcher.fired and stop_now.expired:
@@ -382,6 +384,18 @@ class _StopWatcher:
                 self.fired = True
                 self._stop_action()
                 return
+
+
+def _unless_stopped(read: Callable[[], T], watcher: _StopWatcher) -> T | None:
+    """read()'s answer, or None if it raised because the watcher closed its stream: reading a
+    stream shut from another thread ends in whatever the layer below makes of it (end of
+    stream, a reset socket, a JSON fragment cut in half), and that is the stop, not a failure."""
+    try:
+        return read()
+    except Exception:
+        if watcher.fired:
+            return None
+        raise
 
 
 def container_name(app_name: str, deployment: str, index: int) -> str:
@@ -775,8 +789,8 @@ def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, 
     api = _PullClient(read_timeout=timeout, **docker.utils.kwargs_from_env())
     try:
         stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True)
-        with _StopWatcher(stop_now, stream.close):
-            pulled = _follow_pull(stream, reference)
+        with _StopWatcher(stop_now, stream.close) as watcher:
+            pulled = bool(_unless_stopped(lambda: _follow_pull(stream, reference), watcher))
     except (docker.errors.DockerException, requests.exceptions.RequestException):
         pulled = False
     finally:
