@@ -16,9 +16,9 @@ from django.conf import settings
 from deployments import tasks
 from deployments.engine import egress, runtime
 from deployments.haproxy import process as haproxy_process, router
-from tests.apprepo import AppRepo
-from tests.processes import answers, free_port
-from tests.stack import Stack
+from tests.support.apprepo import AppRepo
+from tests.support.processes import answers, free_port
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(settings.DATA_DIR)
@@ -113,7 +113,7 @@ class Worker:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", *queues, "--concurrency", "4",
              "--loglevel", "info", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **env},
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -140,7 +140,7 @@ def celery_worker(django_db_setup, redis_server):
 @pytest.fixture(scope="session")
 def panel_server(celery_worker):
     """The panel as `make run` serves it: gunicorn with uvicorn workers (HTTP and WebSockets)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings"}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
                    check=True, timeout=120)
     port = free_port()
