@@ -168,6 +168,18 @@ def cleanup_session():
         pass  # no iptables here: then no worker could have started either
 
 
+# A test on one of these runs against the real worker, HAProxy and Docker: seconds, not milliseconds.
+REAL_STACK_FIXTURES = {"stack", "celery_worker", "panel_server"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test on the real stack is `slow`, so `pytest -m "not slow"` is the edit loop
+    (the pages, the API, the pure functions) and nobody has to remember to mark one."""
+    for item in items:
+        if REAL_STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config) -> None:
     """Last of all, once every fixture (and the test database) is gone: the data dir."""
     shutil.rmtree(DATA_DIR, ignore_errors=True)
