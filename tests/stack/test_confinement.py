@@ -230,8 +230,11 @@ def _endless_run_step(since: float) -> str | None:
 
 
 def _run_step_container(deployment: Deployment) -> str | None:
+    """The container of the build's first RUN step (the steps before it may run in containers too)."""
+    run_step_seen = False
     for line in _log(deployment):
-        if match := re.search(r"Running in ([0-9a-f]{12})", line):
+        run_step_seen = run_step_seen or bool(re.match(r"Step \d+/\d+ : RUN ", line.strip()))
+        if run_step_seen and (match := re.search(r"Running in ([0-9a-f]{12})", line)):
             return match.group(1)
     return None
 

@@ -19,8 +19,10 @@ SERVE = '["/bin/busybox", "sh", "-c", "echo serving $(cat /www/index.html); exec
 class AppRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
-        # In every image of this repository: Docker's build cache never hands a test the layers
-        # of another test's (or an interrupted run's) build, whose RUN steps would then not run.
+        # Before the RUN steps of every image of this repository: Docker's build cache never hands
+        # a test the layers of another test's (or an interrupted run's) build, whose RUN steps
+        # would then not run. The COPY steps before it may come from the cache (same files, same
+        # layer): most tests are not about building, and a cached layer saves them a second or so.
         self.nonce = uuid.uuid4().hex
         path.mkdir(parents=True)
         self._git("init", "-q", "-b", "main")
@@ -136,9 +138,12 @@ class AppRepo:
 
     def _dockerfile(self, extra: str, cmd: str) -> None:
         (self.path / "Dockerfile").write_text(
-            f"FROM scratch\nLABEL test-repository={self.nonce}\nCOPY busybox /bin/busybox\nCOPY www /www\n" + extra
-            + f"CMD {cmd}\n"
+            f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n" + self._uncached(extra) + f"CMD {cmd}\n"
         )
+
+    def _uncached(self, steps: str) -> str:
+        """`steps` (Dockerfile lines, RUN steps among them) behind this repository's nonce."""
+        return f"LABEL test-repository={self.nonce}\n{steps}" if steps else ""
 
     def _commit(self, message: str) -> str:
         self._git("add", "-A")

@@ -36,6 +36,13 @@ os.environ.setdefault("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
 # The periodic reconcile would act on the rows other tests stage; the fault-injection tests
 # restart the worker with a short period (see tests/faults/test_faults.py).
 os.environ.setdefault("SWITCHYARD_RECONCILE_INTERVAL", "3600")
+# Short waits where production's are long for no test's sake: every deploy waits for an HAProxy
+# check to see the new server UP (every 1 s in production, on average half of that spent
+# waiting), every rollback test for two checks to see it DOWN; a check still has 300 ms to answer
+# on a loaded machine. A deployment beats every second, so the fault-injection tests (which
+# restart the worker with a short heartbeat timeout) find a lost one in seconds.
+os.environ.setdefault("SWITCHYARD_HAPROXY_CHECK_INTERVAL_MS", "300")
+os.environ.setdefault("SWITCHYARD_HEARTBEAT_INTERVAL", "1")
 # Deploy events go to receivers the tests run on loopback, retried after 1 s, 2 s, ...; e-mail
 # is written to files (the worker is another process: an in-memory outbox would not be seen).
 os.environ.setdefault("SWITCHYARD_EVENTS_ALLOW_PRIVATE", "true")
@@ -59,3 +66,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # The browser test serves the panel like `make run` does: collectstatic, then whitenoise.
 STATIC_ROOT = DATA_DIR / "static"  # noqa: F405
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request while it is missing
+
+# A password hashed for a test user need not resist an attacker: Django's default hasher takes a
+# few hundred milliseconds by design (seconds on a loaded 2-core machine), once per created user
+# and per login. The password rules (AUTH_PASSWORD_VALIDATORS) are the production ones.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
