@@ -25,6 +25,7 @@ from deployments.engine.locks import reconcile_lock
 from deployments.models import App, Deployment, LogLine
 from panel.celery import app as celery_app
 from tests.support.composerepo import ComposeRepo
+from tests.support.eventually import eventually
 from tests.support.processes import alive, kill_haproxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +98,7 @@ def _pool_pid(deployment: Deployment, task_name: str = "deployments.tasks.run_de
     once, unlike the log line "Worker process PID on HOST": stored with the next line, which
     in fetch comes after its pause). After verify that task is continue_deployment, on the watch
     worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reported() -> int | None:
         # A connection of its own each time: a pooled one is stale once the Redis test has
         # restarted Redis ("Connection closed by server" for the next test that asks).
         with celery_app.connection_for_read() as connection:
@@ -107,18 +107,16 @@ def _pool_pid(deployment: Deployment, task_name: str = "deployments.tasks.run_de
             for task in tasks:
                 if task["name"] == task_name and list(task["args"])[0] == deployment.id:
                     return task["worker_pid"]
-    raise TimeoutError(f"no pool process reported deployment #{deployment.id} within {timeout}s")
+        return None
+    return eventually(reported, f"a pool process reporting deployment #{deployment.id}", timeout, interval=0)
 
 
 def _wait_for_phase(deployment: Deployment, phase: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         state, current = Deployment.objects.values_list("state", "phase").get(pk=deployment.pk)
-        if current == phase:
-            return
-        assert state in ACTIVE, f"deployment #{deployment.id} ended {state} in {current} before {phase}"
-        time.sleep(0.02)
-    raise TimeoutError(f"deployment #{deployment.id} never reached {phase} within {timeout}s")
+        assert current == phase or state in ACTIVE, f"deployment #{deployment.id} ended {state} in {current} before {phase}"
+        return current == phase
+    eventually(reached, f"deployment #{deployment.id} reaching {phase}", timeout, interval=0.02)
 
 
 def _log(deployment: Deployment) -> str:
@@ -127,34 +125,31 @@ def _log(deployment: Deployment) -> str:
 
 def _wait_for_log_line(deployment: Deployment, line: str, timeout: float = 10) -> None:
     """Reconcile ends a deployment first and says why right after (a line, not the error)."""
-    deadline = time.monotonic() + timeout
-    while line not in (log := _log(deployment)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert line in log
+    eventually(lambda: line in _log(deployment), lambda: f"{line!r} in the log:\n{_log(deployment)}", timeout, interval=0.1)
 
 
 def _wait_for_containers(app: App, expected: set[str], timeout: float = 20) -> None:
     """Until the app's containers (running or not) are exactly `expected`."""
-    deadline = time.monotonic() + timeout
-    while (found := {c.id for c in runtime.containers(app.name)}) != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert found == expected, f"containers {found} are not the live release's {expected}"
+    def found() -> set[str]:
+        return {c.id for c in runtime.containers(app.name)}
+    eventually(lambda: found() == expected, lambda: f"containers {found()} being the live release's {expected}", timeout,
+               interval=0.2)
 
 
 def _until_answers(stack, app: App, body: str, timeout: float) -> float:
     """Seconds until the app answers 200 with `body` through HAProxy (polled every 20 ms)."""
     started = time.monotonic()
-    seen = ""
-    while time.monotonic() - started < timeout:
+    seen = [""]
+
+    def answered() -> float | None:
         try:
             answer = stack.get(_host(app))
-            if answer == (200, body):
-                return time.monotonic() - started
-            seen = str(answer)
         except (OSError, http.client.HTTPException) as error:
-            seen = f"{type(error).__name__}: {error}"
-        time.sleep(0.02)
-    raise TimeoutError(f"{app.name} did not answer {body} within {timeout}s (last: {seen})")
+            seen[0] = f"{type(error).__name__}: {error}"
+            return None
+        seen[0] = str(answer)
+        return max(time.monotonic() - started, 1e-9) if answer == (200, body) else None
+    return eventually(answered, lambda: f"{app.name} answering {body} (last: {seen[0]})", timeout, interval=0.02)
 
 
 def _assert_no_failed(load) -> None:
@@ -236,10 +231,8 @@ def _haproxy_supervisor(log_path: Path) -> Iterator[Path]:
                                env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings"},
                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while "HAProxy serves apps on" not in log_path.read_text() and process.poll() is None:
-            assert time.monotonic() < deadline, f"manage.py haproxy did not start:\n{log_path.read_text()}"
-            time.sleep(0.1)
+        eventually(lambda: "HAProxy serves apps on" in log_path.read_text() or process.poll() is not None,
+                   lambda: f"manage.py haproxy starting:\n{log_path.read_text()}", 30, interval=0.1)
         assert process.poll() is None, f"manage.py haproxy exited:\n{log_path.read_text()}"
         yield log_path
     finally:

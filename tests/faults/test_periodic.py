@@ -20,7 +20,7 @@ from deployments import tasks
 from deployments.engine import egress
 from deployments.models import App, Deployment, LogLine
 from tests.support.apprepo import AppRepo
-from tests.support.stack import eventually
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(settings.DATA_DIR) / "supervisord.conf"

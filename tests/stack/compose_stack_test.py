@@ -37,7 +37,7 @@ from tests.support.apprepo import AppRepo
 from tests.support.load import Load
 from tests.support.pebble import Pebble
 from tests.support.processes import free_port
-from tests.support.stack import eventually
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "docker-compose.yml"

@@ -1,6 +1,8 @@
 """Cancel stops a deployment before the switch; Redeploy rolls back to a kept image without a build."""
 import time
 
+from django.conf import settings
+
 from deployments import services
 from deployments.audit import Actor
 from deployments.engine import runtime
@@ -105,7 +107,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     # /ready does not exist in v1: checking the live release with it would take it DOWN.
     services.update_app(stale, Actor.cli("test"), {"health_path": "/ready"}, ["web.example.com"])
     stack.eventually(lambda: stack.get("web.example.com")[0] != 404, "the worker routes web.example.com")
-    time.sleep(3)  # several HAProxy check intervals (inter 1s, fall 2)
+    time.sleep(5 * settings.SWITCHYARD["HAPROXY_CHECK_INTERVAL_MS"] / 1000)  # five HAProxy checks (DOWN after 2)
 
     assert stack.get("web.example.com") == (200, "v1")
     assert router.live_health([App.objects.select_related("live_deployment").get(pk=app.pk)]) == {app.name: "UP"}

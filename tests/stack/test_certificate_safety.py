@@ -29,6 +29,7 @@ from deployments.haproxy import process as haproxy_process, router, runtime_api,
 from deployments.haproxy.config import Tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain
 from tests.support import tls as test_tls
+from tests.support.eventually import eventually
 
 VICTIM_DOMAIN = "victim.example.test"
 MALLORY_DOMAIN = "mallory.example.test"
@@ -65,10 +66,7 @@ def _subject(host: str | None) -> str:
 
 
 def _wait_served(host: str, serial: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while _serial(host) != serial:
-        assert time.monotonic() < deadline, f"{host} is not served certificate {serial} after {timeout}s"
-        time.sleep(0.2)
+    eventually(lambda: _serial(host) == serial, f"{host} served certificate {serial}", timeout, interval=0.2)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
 from panel.env import env_ipv4_network
 from tests.support.apprepo import AppRepo
+from tests.support.eventually import eventually
 from tests.support.stack import TEST_ACTOR
 
 CGROUPS = Path("/sys/fs/cgroup")
@@ -49,16 +50,6 @@ def _set(app: App, **fields) -> App:
     App.objects.filter(pk=app.pk).update(**fields)
     app.refresh_from_db()
     return app
-
-
-def _wait_for(condition, what: str, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(interval)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def _log(deployment: Deployment) -> list[str]:
@@ -202,7 +193,7 @@ def test_a_build_that_never_ends_fails_at_the_apps_build_timeout_and_the_old_rel
 
     started = time.time()
     deployment = stack.deploy(app)
-    run_step = _wait_for(lambda: _endless_run_step(started), "the RUN step did not start", 60)
+    run_step = eventually(lambda: _endless_run_step(started), "the RUN step did not start", 60)
     # The RUN step's container carries the build limits.
     build_host = _inspect(run_step)["HostConfig"]
     assert (build_host["Memory"], build_host["MemorySwap"]) == (settings.SWITCHYARD["BUILD_MEMORY_MB"] * MIB,) * 2
@@ -217,7 +208,7 @@ def test_a_build_that_never_ends_fails_at_the_apps_build_timeout_and_the_old_rel
     assert set(answers) == {(200, "v1")}
     assert stack.get("slow-build.localhost") == (200, "v1")
     assert _run_step_container(deployment) == run_step[:12]
-    _wait_for(lambda: not _exists(run_step), "the RUN step's container was left behind", 10)
+    eventually(lambda: not _exists(run_step), "the RUN step's container was left behind", 10)
     assert _log(deployment)[-1] == "Deployment failed: build failed: timed out after 5 s"
 
 

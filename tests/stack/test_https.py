@@ -20,6 +20,7 @@ from deployments.haproxy import process as haproxy_process, router, runtime_api,
 from deployments.haproxy.config import PanelRoute, Server, parse_map, redirect_entries
 from deployments.models import App, Certificate, Deployment
 from tests.support import tls as test_tls
+from tests.support.eventually import eventually
 from tests.support.load import Load
 from tests.support.pebble import Pebble
 
@@ -69,15 +70,18 @@ def _https_app(stack, app_repo, name: str = "shop", domains: tuple[str, ...] = (
 def _wait_for_certificate(app: App | None, status: str = Certificate.Status.VALID, timeout: float = ISSUED_WITHIN,
                           changed_from: str | None = None) -> Certificate:
     """The app's certificate (None: the panel's) once it has `status` (and, if valid, is served)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> Certificate | None:
         found = Certificate.objects.filter(app=app).first()
         if found and found.status == status and (changed_from is None or found.chain_pem != changed_from) \
                 and (status != Certificate.Status.VALID or _served(found)):
             return found
-        time.sleep(0.2)
-    raise TimeoutError(f"the certificate of {app.name if app else 'the panel'} is not {status} after {timeout}s: "
-                       f"{found and (found.status, found.error)}")
+        return None
+
+    def left() -> str:
+        found = Certificate.objects.filter(app=app).first()
+        return (f"the certificate of {app.name if app else 'the panel'} being {status} "
+                f"(is {found and (found.status, found.error)})")
+    return eventually(reached, left, timeout, interval=0.2)
 
 
 def _served(certificate: Certificate) -> bool:

@@ -11,10 +11,10 @@ import os
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.tls import PrivateCA
 
@@ -98,12 +98,13 @@ class Pebble:
                                                env={**os.environ, **(env or {})}))
 
     def _wait_for(self, port: int, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def opened() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.1)
-        logs = {p.name: p.read_text()[-1500:] for p in self.directory.glob("*.log")}
-        raise TimeoutError(f"port {port} did not open within {timeout}s: {logs}")
+                return False
+
+        def logs() -> str:
+            return f"port {port} opening ({ {p.name: p.read_text()[-1500:] for p in self.directory.glob('*.log')} })"
+        eventually(opened, logs, timeout, interval=0.1)

@@ -1,7 +1,6 @@
 """Test-side handle on the running Switchyard: create apps, deploy, wait, send requests."""
 import http.client
 import io
-import time
 
 from django.conf import settings
 from django.core.management import call_command
@@ -12,20 +11,11 @@ from deployments.audit import Actor
 from deployments.haproxy import router
 from deployments.models import App, Deployment
 from tests.support.apprepo import AppRepo
+from tests.support.eventually import eventually
 from tests.support.load import Load
 
 TEST_ACTOR = Actor.cli("test")
 SPEC_FIELDS = {"branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
-
-
-def eventually(check, what: str, timeout: float, interval: float = 0.05):
-    """check()'s first truthy answer, asked every `interval` seconds; TimeoutError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (answer := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout}s")
-        time.sleep(interval)
-    return answer
 
 
 class Stack:
@@ -48,14 +38,13 @@ class Stack:
         return services.deploy(app, ref, TEST_ACTOR)
 
     def wait(self, deployment: Deployment, timeout: float = 120) -> Deployment:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ended() -> bool:
             deployment.refresh_from_db()
-            if deployment.is_final:
-                self._wait_for_outcome_line(deployment)
-                return deployment
-            time.sleep(0.1)
-        raise TimeoutError(f"deployment #{deployment.id} still {deployment.state}/{deployment.phase} after {timeout}s")
+            return deployment.is_final
+        eventually(ended, lambda: f"deployment #{deployment.id} ending (still {deployment.state}/{deployment.phase})",
+                   timeout, interval=0.1)
+        self._wait_for_outcome_line(deployment)
+        return deployment
 
     @staticmethod
     def _wait_for_outcome_line(deployment: Deployment, timeout: float = 5) -> None:
@@ -66,20 +55,16 @@ class Stack:
             return
         state = deployment.state
         outcome = Q(text__startswith=f"Deployment {state}") | Q(text__startswith="reconcile:", text__endswith=f"marked {state}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if deployment.log_lines.filter(outcome).exists():
-                return
-            time.sleep(0.05)
+        try:
+            eventually(deployment.log_lines.filter(outcome).exists, "the outcome line", timeout)
+        except TimeoutError:
+            pass
 
     def wait_for_state(self, deployment: Deployment, state: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def reached() -> bool:
             deployment.refresh_from_db()
-            if deployment.state == state:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"deployment #{deployment.id} never reached {state} (is {deployment.state})")
+            return deployment.state == state
+        eventually(reached, lambda: f"deployment #{deployment.id} reaching {state} (is {deployment.state})", timeout)
 
     def wait_for_state_phase(self, deployment: Deployment, phase: str, percent: int | None = None,
                              timeout: float = 120) -> None:
@@ -105,14 +90,18 @@ class Stack:
     def reconcile(timeout: float = 30) -> str:
         """`manage.py reconcile`'s output from a run that did the work. A run that meets the
         worker's periodic one does nothing and says so (it may not have finished yet), so this
-        waits and runs again."""
-        deadline = time.monotonic() + timeout
-        while True:
+        waits and runs again; after `timeout`, the last run's output is the answer."""
+        outputs = []
+
+        def run() -> str | None:
             output = io.StringIO()
             call_command("reconcile", stdout=output)
-            if "another reconcile is under way" not in output.getvalue() or time.monotonic() > deadline:
-                return output.getvalue()
-            time.sleep(0.2)
+            outputs.append(output.getvalue())
+            return outputs[-1] if "another reconcile is under way" not in outputs[-1] else None
+        try:
+            return eventually(run, "a reconcile that did the work", timeout, interval=0.2)
+        except TimeoutError:
+            return outputs[-1]
 
     def wait_until_routed(self, app_name: str) -> None:
         """After an app was created: until the worker has put it into HAProxy's map."""
@@ -132,7 +121,9 @@ class Stack:
         return Load(self.port, host, **options)
 
     def wait_until_idle(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
+        """Until no deployment is queued or running; after `timeout` the teardown goes on anyway."""
         active = [Deployment.State.QUEUED, Deployment.State.RUNNING]
-        while Deployment.objects.filter(state__in=active).exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        try:
+            eventually(lambda: not Deployment.objects.filter(state__in=active).exists(), "idle", timeout, interval=0.1)
+        except TimeoutError:
+            pass

@@ -28,7 +28,7 @@ from deployments.engine import source
 from deployments.haproxy import router
 from deployments.models import ApiToken, App, AuditEvent, Domain, LogLine
 from tests.support.apprepo import AppRepo
-from tests.support.stack import eventually
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Actor.cli("test")
@@ -120,6 +120,7 @@ def test_localhost_names_are_off_beyond_loopback_and_an_unknown_host_tells_nothi
     assert stack.get("secretapp.example.com") == (200, "v1")
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 @pytest.mark.parametrize("bind, expected", [("127.0.0.1:8080", "True"), ("[::1]:8080", "True"),
                                             ("0.0.0.0:80", "False"), ("203.0.113.7:80", "False")])
 def test_localhost_names_default_to_on_only_where_haproxy_binds_loopback(bind, expected):
@@ -307,6 +308,7 @@ def _listening(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # a real sshd and git over ssh
 def test_each_app_fetches_its_private_repository_with_its_own_deploy_key_only(
         tenants, app_repo, sshd, monkeypatch):
     """Real sshd with only ann's app's public key authorized: her app reads the repository,

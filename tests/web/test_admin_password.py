@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 def test_generated_admin_password_goes_to_a_private_file_not_to_the_output(transactional_db, client):
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings"}
     environment.pop("SWITCHYARD_ADMIN_PASSWORD", None)

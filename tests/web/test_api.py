@@ -3,22 +3,23 @@
 {"detail": ...} with the right status (never a 500), env var values and the webhook secret
 do not leak, and a push reaches production through the API alone."""
 import io
-import time
 from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from deployments import tasks
+from deployments import services, tasks
 from deployments.api import LOG_PAGE
 from deployments.engine import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,
                                 Membership, NotificationTarget)
+from tests.support.eventually import eventually
 from tests.support.tls import PrivateCA
 
 APP = "billing-api"
@@ -152,8 +153,7 @@ def dispatched(request, monkeypatch) -> list[int] | None:
 
 
 @pytest.fixture
-def world(transactional_db, django_user_model, app_repo, monkeypatch, handed_over) -> World:
-    app_repo.commit_version("v1")
+def world(committed_per_request, redis_server, django_user_model, released_repo, monkeypatch, handed_over) -> World:
     # No git host is reachable here: World.remote_url answers as a remote with a main branch
     # would; every other URL goes to git (which may use local files only in tests).
     read_remote = source.remote_branches
@@ -167,7 +167,10 @@ def world(transactional_db, django_user_model, app_repo, monkeypatch, handed_ove
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
     users["superuser"] = django_user_model.objects.create_superuser("root")
     tokens = {role: ApiToken.issue(user, "t")[1] for role, user in users.items()}
-    app = App.objects.create(name=APP, repo_url=app_repo.url, owner=users["owner"])
+    app = App.objects.create(name=APP, repo_url=released_repo.url, owner=users["owner"])
+    # The rolled-back database of an earlier test gave its app this id too: its upload's pause
+    # (kept in the suite's Redis, not rolled back) is not this app's.
+    cache.delete(services.certificate_upload_key(app))
     for role in ("viewer", "deployer", "admin"):
         Membership.objects.create(app=app, user=users[role], role=role)
     EnvVar(app=app, key="SECRET_TOKEN", value=SECRET).save()
@@ -175,7 +178,7 @@ def world(transactional_db, django_user_model, app_repo, monkeypatch, handed_ove
                                         image=RELEASE_IMAGE)
     LogLine.objects.bulk_create(LogLine(deployment=release, seq=seq, text=f"line {seq}") for seq in (3, 1, 2))
     queued = Deployment.objects.create(app=app, ref="main", state=Deployment.State.QUEUED)
-    return World(users=users, tokens=tokens, app=app, release=release, queued=queued, repo_url=app_repo.url)
+    return World(users=users, tokens=tokens, app=app, release=release, queued=queued, repo_url=released_repo.url)
 
 
 # Authentication ------------------------------------------------------------------------------
@@ -910,13 +913,13 @@ def test_openapi_schema_is_served_and_lists_every_endpoint():
 # End to end ----------------------------------------------------------------------------------
 
 def _wait_final(client: Client, deployment_id: int, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/deployments/{deployment_id}").json()
-        if body["state"] in Deployment.FINAL_STATES:
-            return body
-        time.sleep(0.2)
-    raise TimeoutError(f"deployment #{deployment_id} still {body['state']}/{body['phase']} after {timeout}s")
+    seen = {}
+
+    def final() -> dict | None:
+        seen.update(client.get(f"/api/deployments/{deployment_id}").json())
+        return dict(seen) if seen["state"] in Deployment.FINAL_STATES else None
+    return eventually(final, lambda: f"deployment #{deployment_id} ending (still {seen['state']}/{seen['phase']})",
+                      timeout, interval=0.2)
 
 
 def test_a_pushed_commit_goes_live_through_the_api_alone(stack, app_repo, django_user_model):

@@ -99,6 +99,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60)
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 @pytest.mark.parametrize("password, reason", [
     ("admin", "at least 12 characters"),
     ("password1234", "too common"),
@@ -112,6 +113,7 @@ def test_ensure_admin_refuses_a_weak_password_and_says_what_to_fix(transactional
     assert not get_user_model().objects.exists()
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 def test_ensure_admin_accepts_a_strong_password(transactional_db, client):
     result = _manage("ensure_admin", SWITCHYARD_ADMIN_PASSWORD=RIGHT)
 
@@ -120,6 +122,7 @@ def test_ensure_admin_accepts_a_strong_password(transactional_db, client):
     assert client.post("/login/", {"username": "admin", "password": RIGHT}).status_code == 302
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 @pytest.mark.parametrize("bind, hosts", [
     ("0.0.0.0:8000", None),
     ("0.0.0.0:8000", "*"),
@@ -135,6 +138,7 @@ def test_start_up_refuses_any_host_when_the_panel_binds_beyond_loopback(bind, ho
     assert "e.g. SWITCHYARD_ALLOWED_HOSTS=panel.example.com" in result.stderr
 
 
+@pytest.mark.slow  # starts a Python process of its own: Django's start-up takes seconds
 @pytest.mark.parametrize("bind, hosts", [
     ("127.0.0.1:8000", None),
     ("[::1]:8000", None),

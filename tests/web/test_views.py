@@ -6,6 +6,7 @@ from urllib.parse import quote
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -120,11 +121,13 @@ def dispatched(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def world(transactional_db, django_user_model, app_repo, handed_over) -> World:
-    app_repo.commit_version("v1")
+def world(committed_per_request, redis_server, django_user_model, released_repo, handed_over) -> World:
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
     users["superuser"] = django_user_model.objects.create_superuser("root")
-    app = App.objects.create(name=APP, repo_url=app_repo.url, owner=users["owner"])
+    app = App.objects.create(name=APP, repo_url=released_repo.url, owner=users["owner"])
+    # The rolled-back database of an earlier test gave its app this id too: its upload's pause
+    # (kept in the suite's Redis, not rolled back) is not this app's.
+    cache.delete(services.certificate_upload_key(app))
     for role in ("viewer", "deployer", "admin"):
         Membership.objects.create(app=app, user=users[role], role=role)
     EnvVar(app=app, key="SECRET_TOKEN", value=SECRET).save()
