@@ -25,14 +25,13 @@ def dispatched(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def world(transactional_db, django_user_model, app_repo):
-    app_repo.commit_version("v1")
+def world(committed_per_request, django_user_model, released_repo):
     users = {name: django_user_model.objects.create_user(name) for name in ("owner", "viewer", "outsider", "mallory")}
     users["root"] = django_user_model.objects.create_superuser("root")
-    app = App.objects.create(name="shop", repo_url=app_repo.url, owner=users["owner"], webhook_secret="s" * 43)
+    app = App.objects.create(name="shop", repo_url=released_repo.url, owner=users["owner"], webhook_secret="s" * 43)
     Membership.objects.create(app=app, user=users["viewer"], role="viewer")
-    other = App.objects.create(name="secret-app", repo_url=app_repo.url, owner=users["mallory"])
-    return SimpleNamespace(users=users, app=app, other=other, repo=app_repo)
+    other = App.objects.create(name="secret-app", repo_url=released_repo.url, owner=users["mallory"])
+    return SimpleNamespace(users=users, app=app, other=other, repo=released_repo)
 
 
 def panel(user) -> Client:

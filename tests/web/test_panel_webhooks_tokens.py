@@ -12,7 +12,7 @@ ROUTES = {  # name: (path, role needed)
 
 
 @pytest.fixture
-def world(transactional_db, django_user_model):
+def world(committed_per_request, django_user_model):
     users = {name: django_user_model.objects.create_user(name, password="pw") for name in
              ("owner", "viewer", "deployer", "outsider")}
     app = App.objects.create(name="shop", repo_url="/srv/shop.git", owner=users["owner"], webhook_secret="s" * 43)

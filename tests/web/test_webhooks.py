@@ -94,7 +94,7 @@ def dispatched(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def app(transactional_db) -> App:
+def app(committed_per_request) -> App:
     return App.objects.create(name="shop", repo_url="/srv/shop.git", branch="main", webhook_secret=SECRET)
 
 
