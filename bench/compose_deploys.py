@@ -1,6 +1,6 @@
 """Benchmark: a Compose app deployed four times under load, the seed's way and Switchyard's.
 
-The app is the test suite's (tests/composerepo.py): web with 2 replicas reading a counter from a
+The app is the test suite's (tests/support/composerepo.py): web with 2 replicas reading a counter from a
 store that keeps it in a named volume, and a worker adding to it; every image FROM scratch with
 busybox. Each release changes web and worker; the store stays as it is.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 
 import django  # noqa: E402
 
@@ -43,8 +43,8 @@ from deployments.audit import Actor  # noqa: E402
 from deployments.engine import runtime  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
-from tests.composerepo import ComposeRepo  # noqa: E402
-from tests.load import Answer, Load  # noqa: E402
+from tests.support.composerepo import ComposeRepo  # noqa: E402
+from tests.support.load import Answer, Load  # noqa: E402
 
 SEED_DIR = ROOT / "bench" / "seed"
 RELEASES = ["v2", "v3", "v4", "v5"]

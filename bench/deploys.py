@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
 
 import django  # noqa: E402
@@ -35,7 +35,7 @@ from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments.engine import runtime  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router
-from tests.load import Load  # noqa: E402
+from tests.support.load import Load  # noqa: E402
 
 WATCH_WINDOW = 12
 DWELL = 2.0

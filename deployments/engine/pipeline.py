@@ -48,7 +48,6 @@ from deployments.masking import without_password
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
 DRAIN_POLL_INTERVAL = 0.05
-HEARTBEAT_SECONDS = 5.0
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
 logger = logging.getLogger(__name__)
@@ -821,7 +820,7 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
+            while not self._stop.wait(settings.SWITCHYARD["HEARTBEAT_INTERVAL"]):
                 close_old_connections()
                 Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
         finally:
