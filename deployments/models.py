@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from deployments import crypto, deploy_keys
-from deployments.containers import Container, ServiceRelease
+from deployments.dockerd.values import Container, ServiceRelease
 from deployments.validators import (
     validate_app_name,
     validate_canary_steps,
