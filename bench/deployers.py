@@ -138,7 +138,7 @@ class NginxDeployer:
         tag = f"switchyard/{self.name}:{sha[:12]}"
         builds.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {LABEL_APP: self.name}, lambda line: None)
         new = containers.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
-                                              containers.ContainerLimits.defaults())
+                                                 containers.ContainerLimits.defaults())
         health_ok = self._wait_healthy(new)
         if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
             containers.stop_and_remove(new.id, timeout=0)

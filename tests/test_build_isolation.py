@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 from django.conf import settings
 
-from deployments.engine import buildcheck
+from deployments.dockerfile import check
 from deployments.dockerd import daemon, images
 from deployments.models import Deployment, LogLine
 from tests.apprepo import SERVE, AppRepo
@@ -61,7 +61,7 @@ def _image_files(files: dict[str, str]) -> bytes:
 def _import(files: dict[str, str], repository: str, changes: list[str] | None = None) -> str:
     """An image made without a build (as a registry or `docker compose build` would hand it over); its ID."""
     daemon.client().api.import_image_from_data(_image_files(files), repository=repository, tag="local",
-                                                changes=changes)
+                                               changes=changes)
     return images.image_id(f"{repository}:local")
 
 
@@ -262,10 +262,10 @@ def test_a_base_image_pulled_for_the_check_has_its_onbuild_triggers_checked(stac
             daemon.client().api.tag(f"{stored}:local", name, "latest")
             return True
 
-        owner = buildcheck.Owner(app="puller", app_id=1, instance=settings.SWITCHYARD["INSTANCE"])
+        owner = check.Owner(app="puller", app_id=1, instance=settings.SWITCHYARD["INSTANCE"])
         try:
-            with pytest.raises(buildcheck.Refused, match=f"{name} has an ONBUILD trigger that is refused: .*RUN step"):
-                buildcheck.check(f"FROM {name}\n", owner=owner, build_args={}, inspect=images.image_facts, pull=pull)
+            with pytest.raises(check.Refused, match=f"{name} has an ONBUILD trigger that is refused: .*RUN step"):
+                check.check(f"FROM {name}\n", owner=owner, build_args={}, inspect=images.image_facts, pull=pull)
             assert pulled == [name]
 
             # Through the worker: the image (local now) is refused for its trigger; a name that is

@@ -177,8 +177,8 @@ def test_a_container_on_the_shared_network_of_earlier_versions_keeps_its_address
     shared = settings.SWITCHYARD["DOCKER_NETWORK"]
     daemon.client().api.create_network(shared, driver="bridge", labels=instance_labels())
     old = daemon.client().containers.run(live.image, name="sy-upgraded-old", detach=True, network=shared,
-                                          labels=instance_labels(**{LABEL_APP: app.name,
-                                                                            LABEL_DEPLOYMENT: str(live.id)}))
+                                         labels=instance_labels(**{LABEL_APP: app.name,
+                                                                   LABEL_DEPLOYMENT: str(live.id)}))
     old.reload()
     assert containers.address(old.id) == old.attrs["NetworkSettings"]["Networks"][shared]["IPAddress"] != ""
 

@@ -602,7 +602,7 @@ def test_the_source_archive_is_streamed_to_the_build_not_read_whole_and_a_huge_o
     try:
         with source.archive(name, sha) as context:
             builds.build_image(context, f"switchyard/{name}:test", "Dockerfile", {LABEL_APP: name},
-                                lambda line: None)
+                               lambda line: None)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -42,7 +42,7 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     live = stack.deploy_and_wait(app)
     assert live.state == Deployment.State.SUCCEEDED, live.error
     stray = containers.start_release_container(app.name, "999999", 0, live.image, 8000, {},
-                                            containers.ContainerLimits.defaults())
+                                               containers.ContainerLimits.defaults())
 
     stack.reconcile()
 

@@ -40,7 +40,7 @@ def image_facts(reference: str) -> "Image | None":
     config = found.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
     return Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
-                             env=env, onbuild=tuple(config.get("OnBuild") or ()))
+                 env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
 def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None) -> bool:
@@ -107,7 +107,7 @@ def app_images(repository: str) -> list[str]:
     tags = []
     for name in (repository, f"{repository}/*"):
         for image in daemon.client().images.list(name=name,  # another installation's images are not ours to prune
-                                          filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
+                                                 filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
             tags += [t for t in image.tags if t.startswith((repository + ":", repository + "/")) and t not in tags]
     return tags
 

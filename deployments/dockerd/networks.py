@@ -80,7 +80,7 @@ def _free_subnet(refused: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
         if not any(subnet.overlaps(other) for other in taken):
             return subnet
     raise daemon.RuntimeFailure(f"no free /{_subnet_prefix()} left in SWITCHYARD_APP_SUBNETS={pool}: "
-                         "delete unused apps or give a larger range")
+                                "delete unused apps or give a larger range")
 
 
 def _subnet_prefix() -> int:

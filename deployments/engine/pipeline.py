@@ -35,7 +35,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
-from deployments.engine import buildcheck, buildcontext, health, lifecycle, priority, release_command, source
+from deployments.engine import health, lifecycle, priority, release_command, source
+from deployments.dockerfile import build_context, check
 from deployments.dockerd import builds, containers, daemon, images, output
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.engine.canary import Canary, CanaryFailed
@@ -148,7 +149,7 @@ class Pipeline:
         self._recreate = not self.app.zero_downtime
         self.project: Project | None = None  # known once the source is (after fetch, or a redeploy's)
         self.images: dict[str, str] = {}  # service → image tag
-        self.checked: dict[str, tuple[buildcheck.Checked, str]] = {}  # service → its checked Dockerfile, build target
+        self.checked: dict[str, tuple[check.Checked, str]] = {}  # service → its checked Dockerfile, build target
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
@@ -292,7 +293,7 @@ class Pipeline:
             yield
         except (PhaseFailed, Cancelled):
             raise
-        except (source.SourceError, buildcheck.Refused, builds.BuildFailed, daemon.RuntimeFailure, ComposeError,
+        except (source.SourceError, check.Refused, builds.BuildFailed, daemon.RuntimeFailure, ComposeError,
                 health.HealthCheckFailed, health.ContainerExited) as error:
             raise PhaseFailed(name, str(error)) from error
         finally:  # stored by the next phase's UPDATE, or by _finish
@@ -342,11 +343,11 @@ class Pipeline:
         missing = [spec.name for spec in self.project.services if spec.name not in images]
         if missing:
             raise daemon.RuntimeFailure(f"deployment #{self.deployment.redeploy_of_id} has no image of "
-                                         f"{', '.join(missing)}; deploy its commit instead")
+                                        f"{', '.join(missing)}; deploy its commit instead")
         return images
 
     def _build(self) -> None:
-        """Every service's Dockerfile is checked before the first build starts (engine/buildcheck.py)."""
+        """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py)."""
         for spec in self.project.services:
             self._check_dockerfile(spec)
         for spec in self.project.services:
@@ -357,15 +358,15 @@ class Pipeline:
         """The service's Dockerfile checked, and the canonical one the build will use kept for it."""
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-            text = buildcontext.dockerfile_from_context(context, spec.dockerfile)
-        owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
+            text = build_context.dockerfile_from_context(context, spec.dockerfile)
+        owner = check.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
         try:
-            checked = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args),
-                                       inspect=images.image_facts, pull=self._pull,
-                                       registries=settings.SWITCHYARD["PULL_REGISTRIES"])
+            checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
+                                  inspect=images.image_facts, pull=self._pull,
+                                  registries=settings.SWITCHYARD["PULL_REGISTRIES"])
             self.checked[spec.name] = (checked, checked.target(spec.build_target))
-        except buildcheck.Refused as refused:
-            raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
+        except check.Refused as refused:
+            raise check.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
         except builds.BuildFailed as failed:  # a pull past its deadline or size
             raise builds.BuildFailed(f"{prefix}{spec.dockerfile}: {failed}") from None
         except builds.BuildStopped:
@@ -376,7 +377,7 @@ class Pipeline:
     def _pull(self, reference: str) -> bool:
         """A base image the check needs, pulled within the build's own timeout and cancel."""
         return images.pull_image(reference, should_stop=self._cancel_requested_in_thread,
-                                  timeout=self.app.build_timeout)
+                                 timeout=self.app.build_timeout)
 
     def _image_tag(self, spec: ServiceSpec) -> str:
         return f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
@@ -387,12 +388,12 @@ class Pipeline:
         try:
             checked, target = self.checked[spec.name]
             with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-                dockerfile = buildcontext.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
+                dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
                 labels = {LABEL_APP: self.app.name, LABEL_APP_ID: str(self.app.id)}
                 builds.build_image(context, tag, dockerfile, labels,
-                                    lambda line: self.log.output(prefix + line),
-                                    should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
-                                    build_args=dict(spec.build_args), target=target)
+                                   lambda line: self.log.output(prefix + line),
+                                   should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
+                                   build_args=dict(spec.build_args), target=target)
         except builds.BuildStopped:
             raise Cancelled() from None
         self.log.write(f"{prefix}Built {tag}")
@@ -428,9 +429,9 @@ class Pipeline:
         options = run_options(self.app.name, self.app.id, web)
         for index in range(web.replicas):
             container = containers.start_release_container(self.app.name, str(self.deployment.id), index,
-                                                        self.deployment.image, self.app.port,
-                                                        environment_of(web, self.environment), limits, options,
-                                                        fixed_name=web.container_name)
+                                                           self.deployment.image, self.app.port,
+                                                           environment_of(web, self.environment), limits, options,
+                                                           fixed_name=web.container_name)
             self._save(containers=[*self.deployment.containers, container])
             self._say_web(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
 
@@ -445,7 +446,7 @@ class Pipeline:
 
     def _limits(self, quiet: bool = False) -> containers.ContainerLimits:
         limits = containers.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
-                                         pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
+                                            pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
         if not quiet:
             self.log.write(f"Limits per container: {limits.memory_mb} MiB memory, {limits.cpus:g} CPU, {limits.pids} "
                        f"processes; capabilities given back: {' '.join(limits.capabilities) or 'none'}")

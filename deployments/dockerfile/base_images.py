@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image
-from deployments.engine.dockerfile_text import Refused
+from deployments.dockerfile.syntax import Refused
 
 LABEL_PANEL = "switchyard.panel"  # on the panel's own images (compose/*.Dockerfile)
 PANEL_REPOSITORY_PREFIX = "switchyard"  # switchyard:local, switchyard-base:bookworm, switchyard/<app> ...
