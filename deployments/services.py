@@ -14,7 +14,8 @@ from django.db import transaction
 from deployments import masking, quotas, tasks, webhooks
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
-from deployments.engine import certificates, lifecycle, queue, repo_policy, source
+from deployments.engine import certificates, lifecycle, queue
+from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.masking import without_password
@@ -232,7 +233,7 @@ def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
 def _repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
     """A repository on this machine (a path, file://) or on a private address would let a user
     read what Switchyard itself can reach: only someone with the machine's rights may
-    (engine/repo_policy.py; checked again at every fetch)."""
+    (git/repo_policy.py; checked again at every fetch)."""
     if actor.trusted:
         return {}
     try:

@@ -23,7 +23,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from deployments import quotas, services, tasks
-from deployments.engine import logs, priority, source
+from deployments.engine import logs, priority
+from deployments.git import source
 from deployments.dockerd import build_cgroup, builds, containers, daemon, output
 from deployments.dockerd.values import LABEL_APP
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota

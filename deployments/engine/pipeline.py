@@ -35,7 +35,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
-from deployments.engine import health, lifecycle, priority, release_command, source
+from deployments.engine import health, lifecycle, priority, release_command
+from deployments.git import source
 from deployments.dockerfile import build_context, check
 from deployments.dockerd import builds, containers, daemon, images, output
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID

@@ -25,7 +25,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deployments.dockerd.values import Container, ListedContainer
-from deployments.engine import egress, lifecycle, source
+from deployments.engine import egress, lifecycle
+from deployments.git import source
 from deployments.dockerd import containers, daemon, images, networks, volumes
 from deployments.haproxy import router
 from deployments.engine.locks import reconcile_lock
