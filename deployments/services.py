@@ -14,7 +14,8 @@ from django.db import transaction
 from deployments import masking, quotas, tasks, webhooks
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
-from deployments.engine import certificates, lifecycle, queue
+from deployments.certificates import app_certificates
+from deployments.engine import lifecycle, queue
 from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
@@ -418,11 +419,12 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
         raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
                                        "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
     try:
-        verdict_key = certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+        # check_upload runs haproxy -c: not inside the transaction
+        verdict_key = app_certificates.check_upload(app, chain_pem, key_pem)
     except tls.InvalidCertificate as error:
         raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        certificate = certificates.upload(app, chain_pem, key_pem, verdict_key)
+        certificate = app_certificates.upload(app, chain_pem, key_pem, verdict_key)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
     if interval:
@@ -437,7 +439,7 @@ def certificate_upload_key(app: App) -> str:
 def use_acme_certificate(app: App, actor: Actor) -> bool:
     """Drop an uploaded certificate: ACME issues one for the app's domains. False if none was uploaded."""
     with transaction.atomic():
-        if not certificates.use_acme(app):
+        if not app_certificates.use_acme(app):
             return False
         record(actor, "certificate.acme", app, "the uploaded certificate is replaced by one from ACME")
         tasks.request_certificate(app)

@@ -32,7 +32,7 @@ from django.dispatch import receiver
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from deployments.engine import certificates as certificate_work
+from deployments.certificates import app_certificates as certificate_work
 from deployments.engine import events, logs
 from deployments.engine import pipeline, queue
 from deployments.haproxy import router
