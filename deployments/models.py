@@ -492,7 +492,7 @@ def all_events() -> list[str]:
 
 
 class NotificationTarget(models.Model):
-    """Where an app's deploy events go (engine/events.py sends them)."""
+    """Where an app's deploy events go (outgoing/events.py sends them)."""
 
     class Kind(models.TextChoices):
         WEBHOOK = "webhook", "Signed JSON webhook"
