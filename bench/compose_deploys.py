@@ -40,7 +40,7 @@ from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments import services  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
-from deployments.engine import runtime  # noqa: E402
+from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
 from tests.support.composerepo import ComposeRepo  # noqa: E402
@@ -187,7 +187,7 @@ def main() -> None:
             finally:
                 haproxy_process.stop(router.paths())
     finally:
-        runtime.remove_instance_resources()
+        cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(results)
 

@@ -33,7 +33,7 @@ from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer  # noq
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
-from deployments.engine import runtime  # noqa: E402
+from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router
 from tests.support.load import Load  # noqa: E402
 
@@ -93,7 +93,7 @@ def main() -> None:
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
                 haproxy_process.stop(router.paths())
     finally:
-        runtime.remove_instance_resources()
+        cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(results)
 

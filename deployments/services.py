@@ -11,11 +11,14 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from deployments import masking, quotas, tasks, webhooks
+from deployments import masking, quotas, tasks
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
-from deployments.engine import certificates, lifecycle, queue, repo_policy, source
+from deployments.certificates import app_certificates
+from deployments.engine import lifecycle, queue
+from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process, router, tls
+from deployments.incoming import providers
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.masking import without_password
 from deployments.validators import validate_domain, validate_env_key, validate_git_ref
@@ -232,7 +235,7 @@ def _env_errors(env: dict[str, str]) -> dict[str, list[str]]:
 def _repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
     """A repository on this machine (a path, file://) or on a private address would let a user
     read what Switchyard itself can reach: only someone with the machine's rights may
-    (engine/repo_policy.py; checked again at every fetch)."""
+    (git/repo_policy.py; checked again at every fetch)."""
     if actor.trusted:
         return {}
     try:
@@ -417,11 +420,12 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
         raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
                                        "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
     try:
-        verdict_key = certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+        # check_upload runs haproxy -c: not inside the transaction
+        verdict_key = app_certificates.check_upload(app, chain_pem, key_pem)
     except tls.InvalidCertificate as error:
         raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        certificate = certificates.upload(app, chain_pem, key_pem, verdict_key)
+        certificate = app_certificates.upload(app, chain_pem, key_pem, verdict_key)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
     if interval:
@@ -436,7 +440,7 @@ def certificate_upload_key(app: App) -> str:
 def use_acme_certificate(app: App, actor: Actor) -> bool:
     """Drop an uploaded certificate: ACME issues one for the app's domains. False if none was uploaded."""
     with transaction.atomic():
-        if not certificates.use_acme(app):
+        if not app_certificates.use_acme(app):
             return False
         record(actor, "certificate.acme", app, "the uploaded certificate is replaced by one from ACME")
         tasks.request_certificate(app)
@@ -524,10 +528,10 @@ def receive_webhook(app: App, headers, body: bytes, address: str | None = None,
     nothing recorded. Verified deliveries are never counted, so a flood cannot hold them up."""
     provider_name = "unknown"
     try:
-        provider = webhooks.identify(headers)
+        provider = providers.identify(headers)
         provider_name = provider.name
-        push = webhooks.read(provider, headers, body, app.webhook_secret)
-    except webhooks.Rejected as rejection:
+        push = providers.read(provider, headers, body, app.webhook_secret)
+    except providers.Rejected as rejection:
         if not within_budget():
             return 429, {"detail": "too many rejected deliveries from this address; try again in a minute"}
         _record_rejection(app, provider_name, rejection)
@@ -539,10 +543,10 @@ def redeliver(delivery: WebhookDelivery, actor: Actor) -> tuple[int, dict]:
     """Act on a recorded push again (the duplicate check does not apply: a person asked)."""
     if not delivery.push:
         raise NotPossible("Only deliveries with a valid signature can be redelivered.")
-    return _act_on_push(delivery.app, delivery.provider, webhooks.Push(**delivery.push), actor, redelivery_of=delivery)
+    return _act_on_push(delivery.app, delivery.provider, providers.Push(**delivery.push), actor, redelivery_of=delivery)
 
 
-def _act_on_push(app: App, provider: str, push: "webhooks.Push", actor: Actor,
+def _act_on_push(app: App, provider: str, push: "providers.Push", actor: Actor,
                  redelivery_of=None) -> tuple[int, dict]:
     with transaction.atomic():
         App.objects.select_for_update().get(pk=app.pk)  # one delivery of an app at a time: no double queue
@@ -561,13 +565,13 @@ def _act_on_push(app: App, provider: str, push: "webhooks.Push", actor: Actor,
     return 202, {"detail": result, "deployment": deployment.pk}
 
 
-def _ignore_reason(app: App, provider: str, push: "webhooks.Push", check_duplicate: bool) -> str:
+def _ignore_reason(app: App, provider: str, push: "providers.Push", check_duplicate: bool) -> str:
     if check_duplicate and push.delivery_id and WebhookDelivery.objects.filter(
             app=app, provider=provider, delivery_id=push.delivery_id, status_code__lt=300).exists():
         return f"duplicate delivery {push.delivery_id}"
     if push.kind != "push":
         return {"ping": "ping", "tag": "tag push"}.get(push.kind, f"{push.event or 'unknown'} event")
-    if push.sha == webhooks.ZERO_SHA:
+    if push.sha == providers.ZERO_SHA:
         return "branch deleted"
     if push.branch is not None and push.branch != app.branch:
         return f"push to {push.branch}; {app.name} deploys {app.branch}"
@@ -576,7 +580,7 @@ def _ignore_reason(app: App, provider: str, push: "webhooks.Push", check_duplica
     return ""
 
 
-def _record_rejection(app: App, provider: str, rejection: "webhooks.Rejected") -> None:
+def _record_rejection(app: App, provider: str, rejection: "providers.Rejected") -> None:
     """Record it and keep only the app's newest WEBHOOK_REJECTIONS_KEPT rejections, so forged
     deliveries from any number of addresses cannot grow the table without bound."""
     _record_delivery(app, provider, None, rejection.status, f"rejected: {rejection.detail}")

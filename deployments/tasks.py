@@ -32,8 +32,9 @@ from django.dispatch import receiver
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from deployments.engine import certificates as certificate_work
-from deployments.engine import events, logs
+from deployments.certificates import app_certificates as certificate_work
+from deployments.engine import logs
+from deployments.outgoing import events
 from deployments.engine import pipeline, queue
 from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
@@ -200,7 +201,7 @@ def send(deployment_id: int) -> bool:
     return True
 
 
-# Deploy events (engine/events.py) --------------------------------------------------------------
+# Deploy events (outgoing/events.py) ------------------------------------------------------------
 
 @shared_task(ignore_result=True, queue=settings.EVENTS_QUEUE)
 def send_event(delivery_id: int) -> None:

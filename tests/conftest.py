@@ -13,7 +13,8 @@ import redis
 from django.conf import settings
 
 from deployments import tasks
-from deployments.engine import egress, runtime
+from deployments.engine import egress
+from deployments.dockerd import cleanup, containers, daemon, networks
 from deployments.haproxy import process as haproxy_process, router
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
@@ -181,24 +182,24 @@ def pytest_unconfigure(config) -> None:
 
 def _remove_docker_resources() -> None:
     try:
-        runtime.ping()
-    except runtime.RuntimeFailure:
+        daemon.ping()
+    except daemon.RuntimeFailure:
         return
-    runtime.remove_instance_resources()
+    cleanup.remove_instance_resources()
 
 
 @pytest.fixture
 def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
     its containers and networks are gone."""
-    runtime.ping()
+    daemon.ping()
     router.sync_all()
     helper = Stack()
     yield helper
     helper.wait_until_idle()
-    for container in runtime.containers():
-        runtime.stop_and_remove(container.id, timeout=0)
-    runtime.remove_app_networks()
+    for container in containers.listed():
+        containers.stop_and_remove(container.id, timeout=0)
+    networks.remove_app_networks()
 
 
 @pytest.fixture

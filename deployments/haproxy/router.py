@@ -56,7 +56,7 @@ from deployments.haproxy.config import (
     slot_name,
     Tls,
 )
-from deployments.containers import Container
+from deployments.dockerd.values import Container
 from deployments.engine.locks import router_lock
 from deployments.models import COLOURS, MAX_REPLICAS, App, Certificate, Deployment
 

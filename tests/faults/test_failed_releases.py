@@ -1,7 +1,7 @@
 """A release that fails before the switch never touches the one that serves."""
 import pytest
 
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import App, Deployment
 
 CGI_HEALTH = {"health_path": "/cgi-bin/health"}
@@ -38,6 +38,6 @@ def test_failed_release_keeps_old_release_serving(stack, app_repo, kind):
     assert set(load.result.bodies()) == {"v1"}
     assert App.objects.get(pk=app.pk).live_deployment_id == good.id
     assert not bad.holds_backend
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(good.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(good.id)]
     log = "\n".join(bad.log_lines.values_list("text", flat=True))
     assert log.endswith(f"Deployment failed: {bad.error}")

@@ -20,7 +20,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from deployments.engine import runtime
+from deployments.dockerd import containers, daemon
+from deployments.dockerd.values import LABEL_INSTANCE
 from deployments.engine.locks import reconcile_lock
 from deployments.models import App, Deployment, LogLine
 from panel.celery import app as celery_app
@@ -40,7 +41,7 @@ WATCH_WINDOW = 20
 BEFORE_SWITCH = ["fetch", "build", "start", "verify", "switch"]
 AFTER_SWITCH = ["watch", "drain"]
 ACTIVE = [Deployment.State.QUEUED, Deployment.State.RUNNING]
-# The Docker daemon may be shared with other runs, and versions before runtime.app_images
+# The Docker daemon may be shared with other runs, and versions before images.app_images
 # looked at the instance label pruned every image of a repository (switchyard/NAME), so a
 # build of another run's "web" was removed between its build and its start: names of our own.
 APP_NAME = f"faults-{os.environ['SWITCHYARD_TEST_RUN']}"
@@ -131,7 +132,7 @@ def _wait_for_log_line(deployment: Deployment, line: str, timeout: float = 10) -
 def _wait_for_containers(app: App, expected: set[str], timeout: float = 20) -> None:
     """Until the app's containers (running or not) are exactly `expected`."""
     def found() -> set[str]:
-        return {c.id for c in runtime.containers(app.name)}
+        return {c.id for c in containers.listed(app.name)}
     eventually(lambda: found() == expected, lambda: f"containers {found()} being the live release's {expected}", timeout,
                interval=0.2)
 
@@ -311,8 +312,8 @@ def _stop_dockerd(timeout: float = 60) -> None:
 def _foreign_containers() -> list[str]:
     """Running containers of the daemon that this run did not start (another test run, a panel)."""
     ours = settings.SWITCHYARD["INSTANCE"]
-    return [c["Names"][0].lstrip("/") for c in runtime.client().api.containers()
-            if c["Labels"].get(runtime.LABEL_INSTANCE) != ours]
+    return [c["Names"][0].lstrip("/") for c in daemon.client().api.containers()
+            if c["Labels"].get(LABEL_INSTANCE) != ours]
 
 
 # Last in the file: it stops every container of the daemon for several seconds.
@@ -337,15 +338,15 @@ def test_docker_daemon_restarted_live_containers_come_back_and_are_routed_to(fau
           f"the app answered {answered_after:.1f}s after that; {len(failed)} of {load.result.total} requests failed"
           + (f" over {failed[-1].at - failed[0].started:.1f}s" if failed else ""))
     v1.refresh_from_db()
-    containers = {c.id: c for c in runtime.containers(app.name)}
-    assert set(containers) == {c.id for c in v1.containers}
-    assert all(c.state == "running" for c in containers.values())
+    listed = {c.id: c for c in containers.listed(app.name)}
+    assert set(listed) == {c.id for c in v1.containers}
+    assert all(c.state == "running" for c in listed.values())
     assert all(_started_at(container_id) > booted[container_id] for container_id in booted), "never restarted"
-    assert [c.ip for c in v1.containers] == [runtime.address(c.id) for c in v1.containers]
+    assert [c.ip for c in v1.containers] == [containers.address(c.id) for c in v1.containers]
 
 
 def _started_at(container_id: str) -> str:
-    return runtime.client().api.inspect_container(container_id)["State"]["StartedAt"]  # ISO 8601, UTC: sortable
+    return daemon.client().api.inspect_container(container_id)["State"]["StartedAt"]  # ISO 8601, UTC: sortable
 
 
 def test_a_compose_deployment_whose_worker_is_killed_in_the_watch_keeps_the_old_workers_running(faults, fault_worker,
@@ -368,7 +369,7 @@ def test_a_compose_deployment_whose_worker_is_killed_in_the_watch_keeps_the_old_
 
     assert v2.state == Deployment.State.SUCCEEDED, v2.error
     faults.reconcile()
-    assert all(runtime.state(container).running for container in old_services)
+    assert all(containers.state(container).running for container in old_services)
     assert faults.get(_host(app), "/cgi-bin/page")[1].startswith("v2 ")
     App.objects.filter(pk=app.pk).update(watch_window=0)
     repo.commit_release("v3")
@@ -376,5 +377,5 @@ def test_a_compose_deployment_whose_worker_is_killed_in_the_watch_keeps_the_old_
     assert v3.state == Deployment.State.SUCCEEDED, v3.error
     faults.reconcile()
     worker_v1 = next(c.id for s in v1.services if s.name == "worker" for c in s.containers)
-    assert runtime.state(worker_v1).status == "removed"
+    assert containers.state(worker_v1).status == "removed"
     assert faults.get(_host(app), "/cgi-bin/page")[1].startswith("v3 ")

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.engine.locks import reconcile_lock, router_lock
 from deployments.models import Deployment
 from tests.support.processes import haproxy_commands, kill_haproxy
@@ -41,12 +41,12 @@ def test_reconcile_removes_containers_no_release_owns(stack, app_repo):
     app = stack.create_app(app_repo)
     live = stack.deploy_and_wait(app)
     assert live.state == Deployment.State.SUCCEEDED, live.error
-    stray = runtime.start_release_container(app.name, "999999", 0, live.image, 8000, {},
-                                            runtime.ContainerLimits.defaults())
+    stray = containers.start_release_container(app.name, "999999", 0, live.image, 8000, {},
+                                               containers.ContainerLimits.defaults())
 
     stack.reconcile()
 
-    remaining = {c.id for c in runtime.containers(app.name)}
+    remaining = {c.id for c in containers.listed(app.name)}
     assert stray.id not in remaining
     assert remaining == {c.id for c in live.containers}
     assert stack.get(f"{app.name}.localhost") == (200, "v1")

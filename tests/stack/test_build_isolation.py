@@ -11,7 +11,8 @@ from contextlib import contextmanager
 import pytest
 from django.conf import settings
 
-from deployments.engine import buildcheck, runtime
+from deployments.dockerfile import check
+from deployments.dockerd import daemon, images
 from deployments.models import Deployment, LogLine
 from tests.support.apprepo import SERVE, AppRepo
 
@@ -59,9 +60,9 @@ def _image_files(files: dict[str, str]) -> bytes:
 
 def _import(files: dict[str, str], repository: str, changes: list[str] | None = None) -> str:
     """An image made without a build (as a registry or `docker compose build` would hand it over); its ID."""
-    runtime.client().api.import_image_from_data(_image_files(files), repository=repository, tag="local",
-                                                changes=changes)
-    return runtime.image_id(f"{repository}:local")
+    daemon.client().api.import_image_from_data(_image_files(files), repository=repository, tag="local",
+                                               changes=changes)
+    return images.image_id(f"{repository}:local")
 
 
 @contextmanager
@@ -72,7 +73,7 @@ def _panel_image():
     try:
         yield tag
     finally:
-        runtime.client().images.remove(tag, force=True)
+        daemon.client().images.remove(tag, force=True)
 
 
 def _log(deployment: Deployment) -> list[str]:
@@ -111,7 +112,7 @@ def test_another_apps_images_are_refused_and_the_apps_own_are_not(stack, app_rep
     victim = stack.create_app(victim_repo, name="victim")
     victim_release = stack.deploy_and_wait(victim)
     assert victim_release.state == "succeeded", victim_release.error
-    victim_tag, victim_id = victim_release.image, runtime.image_id(victim_release.image)
+    victim_tag, victim_id = victim_release.image, images.image_id(victim_release.image)
 
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, name="thief")
@@ -197,7 +198,7 @@ def test_what_docker_would_read_otherwise_than_the_check_fetches_nothing(stack, 
         built = stack.deploy_and_wait(proxied)
         assert built.state == "succeeded", built.error
         assert stack.get("proxied.localhost") == (200, "p1")
-        labels = runtime.client().images.get(built.image).labels
+        labels = daemon.client().images.get(built.image).labels
         assert (labels["switchyard.app"], labels["switchyard.app-id"], labels["switchyard.instance"]) == (
             "proxied", str(proxied.id), settings.SWITCHYARD["INSTANCE"])
 
@@ -216,7 +217,7 @@ def _victim_image():
                 break
         yield image_id.split(":")[1][:12], secret
     finally:
-        runtime.client().images.remove(f"{repository}:local", force=True)
+        daemon.client().images.remove(f"{repository}:local", force=True)
 
 
 def test_a_stage_named_like_another_apps_short_id_is_the_stage_and_the_id_is_refused(stack, app_repo):
@@ -258,13 +259,13 @@ def test_a_base_image_pulled_for_the_check_has_its_onbuild_triggers_checked(stac
 
         def pull(reference: str) -> bool:
             pulled.append(reference)
-            runtime.client().api.tag(f"{stored}:local", name, "latest")
+            daemon.client().api.tag(f"{stored}:local", name, "latest")
             return True
 
-        owner = buildcheck.Owner(app="puller", app_id=1, instance=settings.SWITCHYARD["INSTANCE"])
+        owner = check.Owner(app="puller", app_id=1, instance=settings.SWITCHYARD["INSTANCE"])
         try:
-            with pytest.raises(buildcheck.Refused, match=f"{name} has an ONBUILD trigger that is refused: .*RUN step"):
-                buildcheck.check(f"FROM {name}\n", owner=owner, build_args={}, inspect=runtime.image_facts, pull=pull)
+            with pytest.raises(check.Refused, match=f"{name} has an ONBUILD trigger that is refused: .*RUN step"):
+                check.check(f"FROM {name}\n", owner=owner, build_args={}, inspect=images.image_facts, pull=pull)
             assert pulled == [name]
 
             # Through the worker: the image (local now) is refused for its trigger; a name that is
@@ -282,5 +283,5 @@ def test_a_base_image_pulled_for_the_check_has_its_onbuild_triggers_checked(stac
             _refused_in_build(stack.deploy_and_wait(app), "SWITCHYARD_PULL_REGISTRIES", "not from registry.example.org")
             assert stack.get("puller.localhost") == (200, "v1")
         finally:
-            runtime.remove_images([f"{name}:latest", f"{stored}:local"])
+            images.remove_images([f"{name}:latest", f"{stored}:local"])
         assert hits == []

@@ -4,7 +4,7 @@ import http.client
 from datetime import datetime
 
 from deployments import services
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import App, Deployment
 from tests.support.stack import TEST_ACTOR
 
@@ -39,7 +39,7 @@ def test_a_release_failing_one_request_in_ten_is_rolled_back_at_the_first_step(s
     failed = len(load.result.failed)
     assert failed < 0.01 * load.result.total, f"{failed} of {load.result.total} failed"
     assert App.objects.get(pk=app.pk).live_deployment_id == live
-    assert {c.deployment for c in runtime.containers(app.name)} == {str(live)}
+    assert {c.deployment for c in containers.listed(app.name)} == {str(live)}
     last = load.result.answers[-100:]
     assert {a.body for a in last} == {"v1"}
 

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import runtime
+from deployments.dockerd import containers, images
 from deployments.haproxy import router
 from deployments.models import App, Deployment
 
@@ -29,8 +29,8 @@ def test_cancel_during_build_stops_it_and_old_release_keeps_serving(stack, app_r
     assert (deployment.state, deployment.error) == (Deployment.State.CANCELLED, "cancelled by alice during build")
     assert load.result.failed == [] and set(load.result.bodies()) == {"v1"}
     assert App.objects.get(pk=app.pk).live_deployment_id == live.id
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(live.id)]
-    assert not runtime.image_exists(f"{app.image_repository()}:{app_repo._git('rev-parse', 'HEAD')[:12]}")
+    assert [c.deployment for c in containers.listed(app.name)] == [str(live.id)]
+    assert not images.image_exists(f"{app.image_repository()}:{app_repo._git('rev-parse', 'HEAD')[:12]}")
 
 
 def test_cancel_during_verify_removes_new_containers(stack, app_repo):
@@ -46,7 +46,7 @@ def test_cancel_during_verify_removes_new_containers(stack, app_repo):
     deployment = stack.wait(deployment, timeout=20)
 
     assert deployment.state == Deployment.State.CANCELLED and "during verify" in deployment.error
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(live.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(live.id)]
     assert stack.get(f"{app.name}.localhost") == (200, "v1")
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from deployments import services
-from deployments.engine import runtime
+from deployments.dockerd import containers, daemon
 from deployments.models import Deployment
 from tests.support.composerepo import ComposeRepo
 from tests.support.stack import TEST_ACTOR
@@ -67,7 +67,7 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     release, count_after_v2, writer = page(stack, host)
     assert release == "v2"
     stack.eventually(lambda: page(stack, host)[2] == "worker-v2", "the v2 worker writes", timeout=20)
-    assert not runtime.state(worker_of(first).containers[0].id).running  # the v1 worker is gone
+    assert not containers.state(worker_of(first).containers[0].id).running  # the v1 worker is gone
 
     # v3 changes the store's definition: a new container on the same volume; the count goes on.
     compose_repo.commit_release("v3", store_format=2)
@@ -75,11 +75,11 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert third.state == Deployment.State.SUCCEEDED, third.error
     assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
     assert store_of(third).containers != store and store_of(third).started_by == third.id
-    assert runtime.state(store[0].id).status == "removed"
+    assert containers.state(store[0].id).status == "removed"
     release, count, _ = page(stack, host)
     assert release == "v3" and count > count_after_v2
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker writes", timeout=20)
-    assert not runtime.state(worker_of(second).containers[0].id).running  # the v2 worker is gone
+    assert not containers.state(worker_of(second).containers[0].id).running  # the v2 worker is gone
     counts = [int(PAGE.match(a.body).group(2)) for a in load.answers if a.status == 200]
     assert counts and min(counts) >= count_after_v2  # never reset
 
@@ -89,9 +89,9 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert broken.state == Deployment.State.FAILED and broken.phase == "verify", broken.error
     assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
     assert page(stack, host)[0] == "v3"
-    assert all(runtime.state(c.id).running for s in third.services for c in s.containers)
+    assert all(containers.state(c.id).running for s in third.services for c in s.containers)
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
-    assert not any(c.deployment == str(broken.id) for c in runtime.containers(app.name))
+    assert not any(c.deployment == str(broken.id) for c in containers.listed(app.name))
     _, count_before_redeploy, _ = page(stack, host)
 
     # Redeploy v1: every service goes back to that release (the store to v1's definition), on the same volume.
@@ -142,7 +142,7 @@ STORE_READY_AFTER = 3
 
 
 def started_at(container_id: str) -> datetime.datetime:
-    started = runtime.client().api.inspect_container(container_id)["State"]["StartedAt"]
+    started = daemon.client().api.inspect_container(container_id)["State"]["StartedAt"]
     return datetime.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
 
 
@@ -172,7 +172,7 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
     assert second.state == Deployment.State.FAILED and second.phase == "verify", second.error
     assert "its healthcheck did not pass in time (Docker reports unhealthy)" in second.error
     assert stack.get("gated.localhost") == (200, "v1")
-    assert runtime.state(store.id).running  # unchanged: the same store serves on
+    assert containers.state(store.id).running  # unchanged: the same store serves on
 
 
 def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack, compose_repo):
@@ -187,7 +187,7 @@ def test_a_refused_compose_file_fails_the_deployment_before_anything_runs(stack,
     assert deployment.state == Deployment.State.FAILED and deployment.phase == "fetch"
     assert "services.store.network_mode: host not supported: every service runs on the app's own network" \
            in deployment.error
-    assert runtime.containers(app.name) == []
+    assert containers.listed(app.name) == []
 
 
 def test_a_worker_that_fails_in_the_drain_leaves_the_new_web_release_serving_and_the_old_worker_working(
@@ -205,7 +205,7 @@ def test_a_worker_that_fails_in_the_drain_leaves_the_new_web_release_serving_and
     host = f"{app.name}.localhost"
     assert page(stack, host)[0] == "v2"  # the web release that passed its checks serves
     stack.reconcile()
-    assert runtime.state(worker_of(first).containers[0].id).running  # still the app's worker
+    assert containers.state(worker_of(first).containers[0].id).running  # still the app's worker
     stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker still writes", timeout=20)
 
 
@@ -223,10 +223,10 @@ def test_a_rollback_in_the_watch_brings_back_the_store_the_release_had_replaced(
 
     assert second.state == Deployment.State.ROLLED_BACK, second.error
     old_store = store_of(first).containers[0]
-    assert runtime.state(old_store.id).running
-    assert [c.name for c in runtime.containers(app.name) if c.id == old_store.id] == [old_store.name]
+    assert containers.state(old_store.id).running
+    assert [c.name for c in containers.listed(app.name) if c.id == old_store.id] == [old_store.name]
     assert second.services == []
     release, count, _ = page(stack, host)
     assert release == "v1" and count > 0
     stack.reconcile()
-    assert runtime.state(old_store.id).running
+    assert containers.state(old_store.id).running

@@ -17,8 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from deployments import services
-from deployments.containers import Container
-from deployments.engine import runtime
+from deployments.dockerd.values import Container
+from deployments.dockerd import containers, daemon, images, networks
+from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_labels
 from deployments.haproxy import router
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
@@ -32,12 +33,12 @@ MIB = 1024 * 1024
 
 
 def _inspect(container_id: str) -> dict:
-    return runtime.client().api.inspect_container(container_id)
+    return daemon.client().api.inspect_container(container_id)
 
 
 def _exec(container_id: str, *command: str) -> tuple[int, str]:
     """Run a command in the container (every command given here bounds its own time)."""
-    result = runtime.client().containers.get(container_id).exec_run(["/bin/busybox", *command])
+    result = daemon.client().containers.get(container_id).exec_run(["/bin/busybox", *command])
     return result.exit_code, result.output.decode(errors="replace")
 
 
@@ -107,8 +108,8 @@ def test_an_apps_containers_reach_each_other_but_not_another_apps(stack, app_rep
     pool = ipaddress.ip_network(settings.SWITCHYARD["APP_SUBNETS"])
     subnets = {}
     for app, container in ((a, a1), (a, a2), (b, b1)):
-        networks = _inspect(container.id)["NetworkSettings"]["Networks"]
-        assert list(networks) == [runtime.network_name(app.name)]
+        attached = _inspect(container.id)["NetworkSettings"]["Networks"]
+        assert list(attached) == [networks.network_name(app.name)]
         subnets[container.name] = ipaddress.ip_network(f"{container.ip}/{settings.SWITCHYARD['APP_SUBNET_PREFIX']}",
                                                           strict=False)
         assert subnets[container.name].subnet_of(pool)
@@ -138,13 +139,13 @@ def test_deleting_an_app_removes_its_network(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, name="short-lived")
     assert stack.deploy_and_wait(app).state == "succeeded"
-    assert _network_exists(runtime.network_name(app.name))
+    assert _network_exists(networks.network_name(app.name))
 
     services.delete_app(app.name, TEST_ACTOR)
 
-    stack.eventually(lambda: not runtime.app_images(app.image_repository()), "the worker removes the images")
-    assert runtime.containers(app_name=app.name) == []
-    assert not _network_exists(runtime.network_name(app.name))
+    stack.eventually(lambda: not images.app_images(app.image_repository()), "the worker removes the images")
+    assert containers.listed(app_name=app.name) == []
+    assert not _network_exists(networks.network_name(app.name))
 
 
 def test_reconcile_removes_networks_of_apps_that_no_longer_exist(stack, app_repo):
@@ -155,8 +156,8 @@ def test_reconcile_removes_networks_of_apps_that_no_longer_exist(stack, app_repo
 
     stack.reconcile()
 
-    assert not _network_exists(runtime.network_name("forgotten"))
-    assert runtime.containers("forgotten") == []
+    assert not _network_exists(networks.network_name("forgotten"))
+    assert containers.listed("forgotten") == []
 
 
 def test_a_container_on_the_shared_network_of_earlier_versions_keeps_its_address_until_the_network_empties(
@@ -165,23 +166,23 @@ def test_a_container_on_the_shared_network_of_earlier_versions_keeps_its_address
     app = stack.create_app(app_repo, name="upgraded")
     live = stack.deploy_and_wait(app)
     shared = settings.SWITCHYARD["DOCKER_NETWORK"]
-    runtime.client().api.create_network(shared, driver="bridge", labels=runtime.instance_labels())
-    old = runtime.client().containers.run(live.image, name="sy-upgraded-old", detach=True, network=shared,
-                                          labels=runtime.instance_labels(**{runtime.LABEL_APP: app.name,
-                                                                            runtime.LABEL_DEPLOYMENT: str(live.id)}))
+    daemon.client().api.create_network(shared, driver="bridge", labels=instance_labels())
+    old = daemon.client().containers.run(live.image, name="sy-upgraded-old", detach=True, network=shared,
+                                         labels=instance_labels(**{LABEL_APP: app.name,
+                                                                   LABEL_DEPLOYMENT: str(live.id)}))
     old.reload()
-    assert runtime.address(old.id) == old.attrs["NetworkSettings"]["Networks"][shared]["IPAddress"] != ""
+    assert containers.address(old.id) == old.attrs["NetworkSettings"]["Networks"][shared]["IPAddress"] != ""
 
     stack.reconcile()  # the shared network still has a container: it stays
     assert _network_exists(shared)
-    runtime.stop_and_remove(old.id, timeout=0)
+    containers.stop_and_remove(old.id, timeout=0)
     stack.reconcile()
     assert not _network_exists(shared)
-    assert _network_exists(runtime.network_name(app.name))
+    assert _network_exists(networks.network_name(app.name))
 
 
 def _network_exists(name: str) -> bool:
-    return any(network["Name"] == name for network in runtime.client().api.networks(names=[name]))
+    return any(network["Name"] == name for network in daemon.client().api.networks(names=[name]))
 
 
 def test_a_build_that_never_ends_fails_at_the_apps_build_timeout_and_the_old_release_keeps_serving(stack, app_repo):
@@ -214,7 +215,7 @@ def test_a_build_that_never_ends_fails_at_the_apps_build_timeout_and_the_old_rel
 
 def _endless_run_step(since: float) -> str | None:
     """The id of the build container running the endless RUN step (builds carry no labels)."""
-    for container in runtime.client().api.containers(filters={"status": "running"}):
+    for container in daemon.client().api.containers(filters={"status": "running"}):
         if container["Command"] == "/bin/busybox sleep 100000" and container["Created"] >= int(since):
             return container["Id"]
     return None
@@ -236,7 +237,7 @@ def _refresh(deployment: Deployment) -> Deployment:
 
 
 def _exists(container_id: str) -> bool:
-    return any(c["Id"].startswith(container_id) for c in runtime.client().api.containers(all=True))
+    return any(c["Id"].startswith(container_id) for c in daemon.client().api.containers(all=True))
 
 
 def test_a_fork_bomb_stays_under_its_pids_limit_while_other_apps_and_the_panel_keep_answering(

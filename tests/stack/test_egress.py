@@ -16,7 +16,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from deployments.engine import runtime
+from deployments.dockerd import containers, daemon, networks
+from deployments.dockerd.values import LABEL_INSTANCE
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA = "169.254.169.254"
@@ -117,11 +118,11 @@ def _host_resolver(address: str, answer: str):
 def _container_using_nameserver(app_name: str, nameserver: str):
     """A container of the app's image on its network whose Docker DNS forwards to `nameserver`
     (as it forwards to the host's nameservers), from the container's network namespace."""
-    docker = runtime.client()
-    image = docker.containers.get(runtime.containers(app_name)[0].id).image
+    docker = daemon.client()
+    image = docker.containers.get(containers.listed(app_name)[0].id).image
     container = docker.containers.run(image.id, ["sleep", "120"], entrypoint=["/bin/busybox"], detach=True,
-                                      network=runtime.network_name(app_name), dns=[nameserver],
-                                      labels={runtime.LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"]})
+                                      network=networks.network_name(app_name), dns=[nameserver],
+                                      labels={LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"]})
     try:
         yield container.id
     finally:
@@ -129,7 +130,7 @@ def _container_using_nameserver(app_name: str, nameserver: str):
 
 
 def _resolve_in(container_id: str, name: str) -> str:
-    result = runtime.client().containers.get(container_id).exec_run(
+    result = daemon.client().containers.get(container_id).exec_run(
         ["/bin/busybox", "timeout", "10", "/bin/busybox", "nslookup", name])
     return result.output.decode(errors="replace")
 
@@ -150,7 +151,7 @@ def _host_address() -> str:
 
 
 def _fetch_from(container_id: str, url: str) -> str:
-    result = runtime.client().containers.get(container_id).exec_run(
+    result = daemon.client().containers.get(container_id).exec_run(
         ["/bin/busybox", "timeout", "5", "/bin/busybox", "wget", "-q", "-O", "-", url])
     return result.output.decode(errors="replace")
 
@@ -173,9 +174,9 @@ def test_containers_and_build_steps_cannot_reach_the_host_metadata_or_private_ad
         status, built = stack.get("prober.localhost", "/build.txt")
         assert status == 200 and secret not in built and built.count("blocked") == 3, built
 
-        container = runtime.containers("prober")[0]
-        networks = runtime.client().api.inspect_container(container.id)["NetworkSettings"]["Networks"]
-        gateway = networks[runtime.network_name("prober")]["Gateway"]  # the host, on the app's bridge
+        container = containers.listed("prober")[0]
+        attached = daemon.client().api.inspect_container(container.id)["NetworkSettings"]["Networks"]
+        gateway = attached[networks.network_name("prober")]["Gateway"]  # the host, on the app's bridge
         for target in (gateway, host, METADATA):
             assert secret not in _fetch_from(container.id, f"http://{target}:{port}/"), target
         assert secret not in _fetch_from(container.id, f"http://{lan}/")  # a machine on a private network

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from deployments import notifications, services
-from deployments.engine import events, outbound
+from deployments.outgoing import events, pinned_http
 from deployments.models import App, Deployment, EventDelivery
 from tests.web import test_webhooks
 from tests.support.receiver import Receiver
@@ -167,8 +167,8 @@ def test_a_target_on_a_private_address_is_not_sent_to(settings):
         port = receiver.url.rsplit(":", 1)[1]
         for url in (f"http://127.0.0.1:{port}/admin", f"http://localhost:{port}/", "http://10.0.0.5/hook",
                     f"http://[::1]:{port}/"):
-            with pytest.raises(outbound.Unreachable, match="not a public address"):
-                outbound.post(url, b"{}", {})
+            with pytest.raises(pinned_http.Unreachable, match="not a public address"):
+                pinned_http.post(url, b"{}", {})
         assert receiver.requests == []
-    with pytest.raises(outbound.Unreachable, match="does not resolve"):
-        outbound.post("http://no-such-host.invalid/hook", b"{}", {})
+    with pytest.raises(pinned_http.Unreachable, match="does not resolve"):
+        pinned_http.post("http://no-such-host.invalid/hook", b"{}", {})

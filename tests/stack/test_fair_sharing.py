@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from deployments.engine import events
+from deployments.outgoing import events
 from deployments.models import App, Deployment, EventDelivery, LogLine
 from tests.support.apprepo import AppRepo
 

@@ -1,5 +1,5 @@
 """The last successful images of an app stay for rollback; older ones are removed."""
-from deployments.engine import runtime
+from deployments.dockerd import images
 from deployments.models import Deployment
 
 
@@ -13,6 +13,6 @@ def test_only_the_last_five_successful_images_are_kept(stack, app_repo):
         deployments.append(stack.deploy_and_wait(app))
     assert all(d.state == Deployment.State.SUCCEEDED for d in deployments)
 
-    kept = set(runtime.app_images(app.image_repository()))
+    kept = set(images.app_images(app.image_repository()))
     assert kept == {d.image for d in deployments[-5:]}
     assert stack.get(f"{app.name}.localhost") == (200, "v6")

@@ -23,7 +23,10 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from deployments import quotas, services, tasks
-from deployments.engine import buildcgroup, logs, priority, runtime, source
+from deployments.engine import logs, priority
+from deployments.git import source
+from deployments.dockerd import build_cgroup, builds, containers, daemon, output
+from deployments.dockerd.values import LABEL_APP
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.support.apprepo import AppRepo
 from tests.support.processes import free_port
@@ -216,7 +219,7 @@ def test_a_release_runs_with_its_limits_its_build_with_the_build_limits_and_a_ce
         first = stack.wait(Deployment.objects.get(pk=response.json()["id"]), timeout=180)
 
     assert first.state == Deployment.State.SUCCEEDED, first.error
-    host_config = runtime.client().api.inspect_container(first.containers[0].id)["HostConfig"]
+    host_config = daemon.client().api.inspect_container(first.containers[0].id)["HostConfig"]
     assert (host_config["Memory"], host_config["NanoCpus"], host_config["PidsLimit"]) == (96 * MIB, 500_000_000, 64)
     assert not host_config["PortBindings"] and not host_config["PublishAllPorts"]
     lines = _log(first)
@@ -244,12 +247,12 @@ def test_the_build_parent_takes_the_form_dockers_cgroup_driver_wants_on_this_mac
     removed (a real build runs under it: the test above)."""
     driver = subprocess.run(["docker", "info", "--format", "{{.CgroupDriver}}"], capture_output=True, text=True,
                             check=True, timeout=30).stdout.strip()
-    assert runtime.cgroup_driver() == driver
+    assert daemon.cgroup_driver() == driver
     if driver == "systemd":
-        with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+        with build_cgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
             assert parent.problem or re.fullmatch(r"switchyard-build-[\w]+_\d+_[0-9a-f]{12}\.slice", parent.path)
         return
-    with buildcgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
+    with build_cgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], 77, driver) as parent:
         assert not parent.problem and parent.path == f"/{parent.name}"
         assert parent.name.startswith(f"switchyard-build-{settings.SWITCHYARD['INSTANCE']}-{os.getpid()}-")
         assert next(CGROUPS.glob(f"*/{parent.name}/pids.max")).read_text().strip() == "77"
@@ -274,7 +277,7 @@ class _Systemd:
 
 def test_under_the_systemd_driver_a_build_parent_is_a_transient_slice_with_the_process_limit():
     systemd = _Systemd()
-    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=systemd) as parent:
+    with build_cgroup.BuildCgroup("test-a1b2", 77, "systemd", run=systemd) as parent:
         # A slice name, never a path (dockerd refuses a path under the systemd driver: the build fails).
         assert re.fullmatch(rf"switchyard-build-test_a1b2_{os.getpid()}_[0-9a-f]{{12}}\.slice", parent.path)
         start = systemd.calls[0]
@@ -283,7 +286,7 @@ def test_under_the_systemd_driver_a_build_parent_is_a_transient_slice_with_the_p
     assert systemd.calls[-1][-4:] == ["StopUnit", "ss", parent.path, "replace"]  # stopped: the slice is gone
 
     # systemd refuses (no bus in a worker's container): no parent, the reason; the build still runs.
-    with buildcgroup.BuildCgroup("test-a1b2", 77, "systemd", run=_Systemd(refuse="Access denied")) as parent:
+    with build_cgroup.BuildCgroup("test-a1b2", 77, "systemd", run=_Systemd(refuse="Access denied")) as parent:
         assert parent.path == "" and "Access denied" in parent.problem
 
     # At worker start: this instance's slices whose worker process is gone, and only those.
@@ -292,7 +295,7 @@ def test_under_the_systemd_driver_a_build_parent_is_a_transient_slice_with_the_p
     mine_alive = f"switchyard-build-test_a1b2_{os.getpid()}_{'b' * 12}.slice"
     other_instance = f"switchyard-build-test_a1b2_x_{dead}_{'c' * 12}.slice"
     systemd = _Systemd(slices=(mine_dead, mine_alive, other_instance))
-    assert buildcgroup.sweep("test-a1b2", "systemd", run=systemd) == [mine_dead]
+    assert build_cgroup.sweep("test-a1b2", "systemd", run=systemd) == [mine_dead]
     assert [call[-2] for call in systemd.calls if "StopUnit" in call] == [mine_dead]
 
 
@@ -303,7 +306,7 @@ def _dead_pid() -> int:
 
 
 def test_build_cgroups_a_killed_worker_left_are_removed_when_a_worker_starts(celery_worker):
-    if runtime.cgroup_driver() != "cgroupfs":
+    if daemon.cgroup_driver() != "cgroupfs":
         pytest.skip("this machine's Docker uses the systemd driver: the slices are swept by systemd's calls")
     instance = settings.SWITCHYARD["INSTANCE"]
     dead, nonce = _dead_pid(), "d" * 12
@@ -355,7 +358,7 @@ def test_a_limit_lowered_without_a_redeploy_frees_no_memory_for_the_owners_other
 
     # Lowered, not redeployed: the running container keeps its 512 MiB.
     assert _patch(api, "big-one", {"memory_limit_mb": 64}).status_code == 200
-    assert runtime.client().api.inspect_container(live.containers[0].id)["HostConfig"]["Memory"] == 512 * MIB
+    assert daemon.client().api.inspect_container(live.containers[0].id)["HostConfig"]["Memory"] == 512 * MIB
 
     # Another app of 512 MiB: refused at create and in its settings, with the reason.
     response = api.post("/api/apps", {"name": "second", "repo_url": "https://git.example.com/second.git",
@@ -412,7 +415,7 @@ def test_two_deploys_at_once_that_together_pass_the_memory_quota_one_goes_live_t
     assert "1024 MiB of memory in all" in failed.error and "SWITCHYARD_USER_MAX_MEMORY_MB" in failed.error
     winner = next(name for name, d in ended.items() if d.state == Deployment.State.SUCCEEDED)
     assert stack.get(f"{winner}.localhost") == (200, "v1")
-    memory = sum(runtime.client().api.inspect_container(c.id)["HostConfig"]["Memory"] for c in runtime.containers()
+    memory = sum(daemon.client().api.inspect_container(c.id)["HostConfig"]["Memory"] for c in containers.listed()
                  if c.app in ended)
     assert memory == 512 * MIB
     assert api.get(f"/api/apps/{winner}").status_code == 200
@@ -581,8 +584,8 @@ def test_compose_ports_are_refused_at_create_and_at_deploy_and_nothing_is_publis
     assert second.state == Deployment.State.FAILED and second.phase == "fetch"
     assert f"services.web.ports: {port}:8000 not supported" in second.error
     assert "services.cache.ports: 127.0.0.1:6379:6379 not supported" in second.error
-    for container in runtime.containers():
-        host_config = runtime.client().api.inspect_container(container.id)["HostConfig"]
+    for container in containers.listed():
+        host_config = daemon.client().api.inspect_container(container.id)["HostConfig"]
         assert not host_config["PortBindings"] and not host_config["PublishAllPorts"], container.name
     assert stack.get("ported.localhost") == (200, "v1")
 
@@ -599,8 +602,8 @@ def test_the_source_archive_is_streamed_to_the_build_not_read_whole_and_a_huge_o
     tracemalloc.start()
     try:
         with source.archive(name, sha) as context:
-            runtime.build_image(context, f"switchyard/{name}:test", "Dockerfile", {runtime.LABEL_APP: name},
-                                lambda line: None)
+            builds.build_image(context, f"switchyard/{name}:test", "Dockerfile", {LABEL_APP: name},
+                               lambda line: None)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -646,12 +649,12 @@ def test_a_line_without_end_is_cut_in_the_live_output_buffer():
     chunk = b"y" * 50_000
     pending, emitted = b"", []
     for _ in range(100):  # 5 MB without a newline
-        lines, pending = runtime._split(pending, chunk)
+        lines, pending = output._split(pending, chunk)
         emitted += lines
-        assert len(pending) <= runtime.MAX_PENDING_LINE
-    assert emitted and all(len(line) < runtime.MAX_PENDING_LINE + 100 for line in emitted)
+        assert len(pending) <= output.MAX_PENDING_LINE
+    assert emitted and all(len(line) < output.MAX_PENDING_LINE + 100 for line in emitted)
     assert "[line cut:" in emitted[0]
-    assert runtime._split(b"ab", b"c\nd") == (["abc"], b"d")
+    assert output._split(b"ab", b"c\nd") == (["abc"], b"d")
 
 
 def test_old_deployments_logs_are_pruned_by_the_periodic_task(stack, app_repo):

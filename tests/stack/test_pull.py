@@ -2,14 +2,14 @@
 how fast and how much it sends, so a pull ends at the build's deadline, on the deployment's cancel,
 and once its layers add up to more than SWITCHYARD_MAX_PULL_MB. No real registry is reachable
 here: tests/support/registry.py plays one on 127.0.0.1 (which the build check itself refuses, so these
-call runtime.pull_image directly)."""
+call images.pull_image directly)."""
 import threading
 import time
 import uuid
 
 import pytest
 
-from deployments.engine import runtime
+from deployments.dockerd import builds, images
 from tests.support.registry import fake_registry
 
 GIB = 1024 ** 3
@@ -25,7 +25,7 @@ def registry():
 def pulled_images():
     references: list[str] = []
     yield references
-    runtime.remove_images(references)
+    images.remove_images(references)
 
 
 def _name() -> str:
@@ -35,8 +35,8 @@ def _name() -> str:
 def test_an_image_from_a_registry_is_pulled(registry, pulled_images):
     reference = registry.add_image(_name(), files={"x": b"hello"})
     pulled_images.append(reference)
-    assert runtime.pull_image(reference) is True
-    assert runtime.image_exists(reference)
+    assert images.pull_image(reference) is True
+    assert images.image_exists(reference)
 
 
 def test_a_pull_whose_layers_add_up_past_the_cap_is_stopped(registry, pulled_images):
@@ -44,23 +44,23 @@ def test_a_pull_whose_layers_add_up_past_the_cap_is_stopped(registry, pulled_ima
     reference = registry.add_image(_name(), declared_layers=(3 * GIB, 3 * GIB))
     pulled_images.append(reference)
     started = time.monotonic()
-    with pytest.raises(runtime.BuildFailed) as refused:
-        runtime.pull_image(reference, timeout=120)
+    with pytest.raises(builds.BuildFailed) as refused:
+        images.pull_image(reference, timeout=120)
     assert str(refused.value) == f"pulling {reference} stopped: larger than 4096 MiB (SWITCHYARD_MAX_PULL_MB)"
     assert time.monotonic() - started < 30
     assert registry.hung_up.wait(15), "dockerd kept downloading after the pull was stopped"
-    assert not runtime.image_exists(reference)
+    assert not images.image_exists(reference)
 
 
 def test_a_trickling_pull_ends_at_the_build_deadline(registry, pulled_images):
     reference = registry.add_image(_name(), declared_layers=(GIB,))  # at 320 KiB/s: ~1 h
     pulled_images.append(reference)
     started = time.monotonic()
-    with pytest.raises(runtime.BuildFailed, match=rf"^pulling {reference} did not finish within 3 s$"):
-        runtime.pull_image(reference, timeout=3)
+    with pytest.raises(builds.BuildFailed, match=rf"^pulling {reference} did not finish within 3 s$"):
+        images.pull_image(reference, timeout=3)
     assert 3 <= time.monotonic() - started < 15
     assert registry.hung_up.wait(15), "dockerd kept downloading after the pull timed out"
-    assert not runtime.image_exists(reference)
+    assert not images.image_exists(reference)
 
 
 def test_a_trickling_pull_is_stopped_by_a_cancel(registry, pulled_images):
@@ -69,8 +69,8 @@ def test_a_trickling_pull_is_stopped_by_a_cancel(registry, pulled_images):
     cancel = threading.Timer(2, lambda: None)
     cancel.start()
     started = time.monotonic()
-    with pytest.raises(runtime.BuildStopped):
-        runtime.pull_image(reference, should_stop=lambda: not cancel.is_alive(), timeout=600)
+    with pytest.raises(builds.BuildStopped):
+        images.pull_image(reference, should_stop=lambda: not cancel.is_alive(), timeout=600)
     assert time.monotonic() - started < 15
     assert registry.hung_up.wait(15), "dockerd kept downloading after the pull was cancelled"
-    assert not runtime.image_exists(reference)
+    assert not images.image_exists(reference)

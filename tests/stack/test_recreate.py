@@ -1,5 +1,5 @@
 """zero_downtime off: the old release stops before the new one starts (recreate)."""
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import App, Deployment
 
 
@@ -19,7 +19,7 @@ def test_recreate_replaces_release_with_a_short_503_gap(stack, app_repo):
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
     assert {a.status for a in load.result.answers} <= {200, 503}, [a.body for a in load.result.answers if a.status == 0][:3]
     assert any("Recreate: stopping the running release first" in t for t in second.log_lines.values_list("text", flat=True))
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(second.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(second.id)]
 
 
 def test_failed_recreate_starts_the_old_release_again(stack, app_repo):
@@ -33,4 +33,4 @@ def test_failed_recreate_starts_the_old_release_again(stack, app_repo):
     assert bad.state == Deployment.State.FAILED and "status 404" in bad.error
     assert App.objects.get(pk=app.pk).live_deployment_id == first.id
     assert stack.get(f"{app.name}.localhost") == (200, "v1")
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(first.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(first.id)]

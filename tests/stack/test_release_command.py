@@ -1,5 +1,6 @@
 """A release command runs once in the new image, with the app's environment, before the release starts."""
-from deployments.engine import lifecycle, runtime
+from deployments.engine import lifecycle
+from deployments.dockerd import containers
 from deployments.models import App, Deployment
 
 # The new image's page and an environment variable's length (its value is masked in the log, as
@@ -22,7 +23,7 @@ def test_the_release_command_runs_in_the_new_image_with_the_apps_environment(sta
     assert "[release] migrating to v1 on a 6-letter name" in log, log
     assert log.index("Release command done") < log.index("Started sy-")
     assert stack.get(f"{app.name}.localhost") == (200, "v1")
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(deployment.id)]  # its container is gone
+    assert [c.deployment for c in containers.listed(app.name)] == [str(deployment.id)]  # its container is gone
 
 
 def test_a_failing_release_command_leaves_the_old_release_serving(stack, app_repo):
@@ -44,7 +45,7 @@ def test_a_failing_release_command_leaves_the_old_release_serving(stack, app_rep
     assert load.result.failed == [], f"{len(load.result.failed)} of {load.result.total} failed"
     assert set(load.result.bodies()) == {"v1"}
     assert App.objects.get(pk=app.pk).live_deployment_id == good.id
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(good.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(good.id)]
 
 
 def test_a_cancel_stops_a_running_release_command(stack, app_repo):
@@ -57,4 +58,4 @@ def test_a_cancel_stops_a_running_release_command(stack, app_repo):
     deployment = stack.wait(deployment, timeout=30)
 
     assert deployment.state == Deployment.State.CANCELLED, deployment.error
-    assert runtime.containers(app.name) == []
+    assert containers.listed(app.name) == []

@@ -4,14 +4,14 @@ import time
 
 from deployments import presenters, services
 from deployments.audit import Actor
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import App, Deployment
 
 CGI_HEALTH = {"health_path": "/cgi-bin/health"}
 
 
 def _live_ids(app: App) -> list[str]:
-    return [c.deployment for c in runtime.containers(app.name)]
+    return [c.deployment for c in containers.listed(app.name)]
 
 
 def _log(deployment: Deployment) -> str:

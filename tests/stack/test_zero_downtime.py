@@ -1,5 +1,5 @@
 """A new release replaces the old one under load without a single failed request."""
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import Deployment
 
 
@@ -27,7 +27,7 @@ def test_v2_replaces_v1_under_load_with_every_request_answered(stack, app_repo):
         assert bodies[0] == "v1" and bodies[-1] == "v2"
         assert "v1" not in bodies[bodies.index("v2"):]
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
-    assert [c.deployment for c in runtime.containers(app.name)] == [str(second.id)]
+    assert [c.deployment for c in containers.listed(app.name)] == [str(second.id)]
     # HAProxy's own count agrees: both releases served during the deployment, none failed.
     assert second.traffic["old"]["requests"] > 0 and second.traffic["new"]["requests"] > 0
     assert second.traffic["old"]["failed"] == second.traffic["new"]["failed"] == 0

@@ -1,4 +1,4 @@
-"""The Dockerfile check on its own (engine/buildcheck.py): Docker's expansion rules, stages,
+"""The Dockerfile check on its own (dockerfile/check.py): Docker's expansion rules, stages,
 ownership by label, the panel's images, ONBUILD triggers, registries on private addresses, the
 parser differentials it refuses and the canonical Dockerfile it renders.
 The attacks themselves go through the worker in tests/stack/test_build_isolation.py."""
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from deployments.engine.buildcheck import Checked, Image, Owner, Refused, check
-from deployments.engine.buildimages import registry_of
-from deployments.engine.buildcontext import add_checked_dockerfile, dockerfile_from_context
-from deployments.engine.dockerfile_text import parse
+from deployments.dockerfile.check import Checked, Image, Owner, Refused, check
+from deployments.dockerfile.base_images import registry_of
+from deployments.dockerfile.build_context import add_checked_dockerfile, dockerfile_from_context
+from deployments.dockerfile.syntax import parse
 
 OWNER = Owner(app="mine", app_id=7, instance="main")
 

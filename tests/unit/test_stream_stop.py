@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from deployments.engine import runtime
+from deployments.dockerd.cancel import StopWatcher
 
 
 def _read_until_closed(closed: threading.Event):
@@ -17,15 +17,15 @@ def _read_until_closed(closed: threading.Event):
 
 def test_a_read_broken_by_the_stop_closing_its_stream_is_the_stop():
     closed = threading.Event()
-    with runtime._StopWatcher(lambda: True, closed.set, interval=0.01) as watcher:
-        assert runtime._unless_stopped(_read_until_closed(closed), watcher) is None
+    with StopWatcher(lambda: True, closed.set, interval=0.01) as watcher:
+        assert watcher.unless_stopped(_read_until_closed(closed)) is None
     assert watcher.fired
 
 
 def test_a_read_that_breaks_on_its_own_still_raises():
     closed = threading.Event()
     closed.set()
-    with runtime._StopWatcher(lambda: False, lambda: None, interval=0.01) as watcher:
+    with StopWatcher(lambda: False, lambda: None, interval=0.01) as watcher:
         with pytest.raises(json.JSONDecodeError):
-            runtime._unless_stopped(_read_until_closed(closed), watcher)
+            watcher.unless_stopped(_read_until_closed(closed))
     assert not watcher.fired

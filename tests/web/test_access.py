@@ -24,7 +24,7 @@ from django.test import Client
 
 from deployments import services
 from deployments.audit import Actor
-from deployments.engine import source
+from deployments.git import source
 from deployments.haproxy import router
 from deployments.models import ApiToken, App, AuditEvent, Domain, LogLine
 from tests.support.apprepo import AppRepo

@@ -1,6 +1,6 @@
 """Django's admin edits apps too: what it changes reaches HAProxy like the panel's edits do."""
 
-from deployments.engine import runtime
+from deployments.dockerd import containers
 from deployments.models import App, AuditEvent
 
 
@@ -46,12 +46,12 @@ def test_deleting_an_app_in_the_admin_removes_its_containers_and_routing(stack, 
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     stack.deploy_and_wait(app)
-    assert runtime.containers(app_name=app.name)
+    assert containers.listed(app_name=app.name)
 
     response = admin_client.post(f"/admin/deployments/app/{app.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
     assert not App.objects.filter(pk=app.pk).exists()
-    stack.eventually(lambda: runtime.containers(app_name=app.name) == [], "the worker removes the containers")
+    stack.eventually(lambda: containers.listed(app_name=app.name) == [], "the worker removes the containers")
     assert stack.get(app.default_hostname)[0] == 404
     assert AuditEvent.objects.filter(action="app.delete", app_name=app.name, via="admin").exists()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from deployments import services, tasks
 from deployments.api import LOG_PAGE
-from deployments.engine import source
+from deployments.git import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,

@@ -225,7 +225,7 @@ def test_person_sees_why_https_failed_and_uploads_their_own_certificate(transact
 
 def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreated(transactional_db, page,
                                                                                     django_user_model):
-    from deployments.containers import Container, ServiceRelease
+    from deployments.dockerd.values import Container, ServiceRelease
 
     dee = django_user_model.objects.create_user("dee", password="pw-dee-45678")
     app = App.objects.create(name="counter", repo_url="/srv/counter.git", owner=dee, compose_file="compose.yaml")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from deployments.engine import runtime
+from deployments.dockerd import containers
 
 from deployments.haproxy import router
 from deployments.models import App, Deployment
@@ -100,7 +100,7 @@ def test_cli_creates_deploys_follows_lists_and_deletes(stack, app_repo):
     assert "==> build" in lines and "==> switch" in lines
     assert lines[-1].startswith("Deployment #") and lines[-1].endswith("is live")
     assert stack.get("web.example.com") == (200, "v1")
-    assert len(runtime.containers("web")) == 2
+    assert len(containers.listed("web")) == 2
 
     listed = _manage("apps", "list")
     assert listed.stdout.startswith("web\t") and "web.example.com" in listed.stdout
@@ -109,7 +109,7 @@ def test_cli_creates_deploys_follows_lists_and_deletes(stack, app_repo):
     assert deleted.returncode == 0, deleted.stderr
     # The rows go at once; a worker removes the containers after (services.delete_app): the
     # command does not wait for it, so neither can the test assume it is done when it returns.
-    stack.eventually(lambda: runtime.containers("web") == [], "the worker removes the deleted app's containers",
+    stack.eventually(lambda: containers.listed("web") == [], "the worker removes the deleted app's containers",
                      timeout=30)
     assert stack.get("web.example.com")[0] == 404
     again = _manage("apps", "delete", "web")

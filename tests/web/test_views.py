@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments import services, tasks
-from deployments.engine import source
+from deployments.git import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import App, Certificate, Deployment, Domain, EnvVar, LogLine, Membership

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments import services
-from deployments.engine import runtime
+from deployments.dockerd import daemon, output
 from deployments.haproxy import router, runtime_api
 from deployments.haproxy.config import Paths
 from deployments.models import App
@@ -80,7 +80,7 @@ def test_the_panel_pages_and_actions_work_without_docker_or_haproxy_files(transa
     def no_docker():
         raise AssertionError("the web process used Docker")
 
-    monkeypatch.setattr(runtime, "client", no_docker)
+    monkeypatch.setattr(daemon, "client", no_docker)
     monkeypatch.setattr(runtime_api, "send", lambda *args, **kwargs: no_docker())  # the admin socket
     client = Client()
     client.force_login(owner)
@@ -139,10 +139,10 @@ def test_the_logs_proxy_lets_only_a_containers_output_through(stack, app_repo, l
         assert _status(logs_proxy, method, path) == 403, (method, path)
 
     settings.SWITCHYARD = {**settings.SWITCHYARD, "DOCKER_LOGS_URL": f"tcp://127.0.0.1:{logs_proxy}"}
-    runtime.logs_client.cache_clear()
+    daemon.logs_client.cache_clear()
     try:
-        stream = runtime.follow_output(container.id, tail=5)
+        stream = output.follow_output(container.id, tail=5)
         assert stream.next_line() == "serving v1"
         stream.close()
     finally:
-        runtime.logs_client.cache_clear()
+        daemon.logs_client.cache_clear()

@@ -9,7 +9,7 @@ causes them (lifecycle.py), so an event is neither lost to a dying worker nor se
 unique constraint allows one per deployment, target and event. Sending claims a row with a
 conditional UPDATE (pending → sending); a failed attempt is retried with exponential backoff
 (SWITCHYARD_EVENT_RETRY_SECONDS × 2^n) up to SWITCHYARD_EVENT_MAX_ATTEMPTS. Redeliver sends a
-copy. Targets given by users are checked again at each send (engine/outbound.py): the host must
+copy. Targets given by users are checked again at each send (pinned_http.py): the host must
 resolve to public addresses only, and the connection goes to the address that was checked.
 """
 import hashlib
@@ -24,7 +24,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from deployments.engine import outbound
+from deployments.outgoing import pinned_http
 from deployments.models import EVENTS, Deployment, EventDelivery, WebhookDelivery
 from deployments.validators import email_addresses
 
@@ -171,7 +171,7 @@ def attempt(delivery_id: int) -> float | None:
         error = "" if 200 <= status < 300 else f"HTTP {status}"
     except Undeliverable as problem:
         status, error, final = None, str(problem), True  # no retry can help
-    except (outbound.Failed, OSError) as problem:
+    except (pinned_http.Failed, OSError) as problem:
         status, error = None, str(problem)
     return _settle(delivery, status, error, final)
 
@@ -261,7 +261,7 @@ def _post(url: str, body, headers: dict, check_address: bool = True) -> int:
     """check_address: a user's URL must resolve to public addresses only; provider URLs come from settings."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     try:
-        return outbound.post(url, data, {"Content-Type": "application/json", "User-Agent": "Switchyard", **headers},
-                             check_public=check_address)
-    except outbound.Unreachable as error:
+        return pinned_http.post(url, data, {"Content-Type": "application/json", "User-Agent": "Switchyard", **headers},
+                                check_public=check_address)
+    except pinned_http.Unreachable as error:
         raise Undeliverable(str(error)) from None

@@ -10,13 +10,13 @@ the host's network (loopback services, the metadata address, the LAN), and `FROM
   a variable in ADD must be an ARG or ENV of its stage (Docker hands its predefined proxy
   variables to ADD without one), and those proxy variables are refused as build args;
 - every image named is resolved (pulled if need be) and refused unless this app may use it
-  (engine/buildimages.py); ONBUILD triggers, written or inherited, are checked the same way;
+  (base_images.py); ONBUILD triggers, written or inherited, are checked the same way;
 - an instruction the check does not know is refused (Docker would refuse it as well).
 
 What the check reads and what dockerd reads must not differ, or a spelling read one way here and
-another way there slips an ADD or an image through. The file is read strictly (engine/
-dockerfile_text.py, engine/dockerfile_expand.py), and dockerd builds the canonical Dockerfile
-rendered here from what was read (engine/buildcontext.py puts it in the context): no parser
+another way there slips an ADD or an image through. The file is read strictly (syntax.py,
+expansion.py), and dockerd builds the canonical Dockerfile
+rendered here from what was read (build_context.py puts it in the context): no parser
 directives, no comments, one line per instruction; every stage renamed `stage-N` and every
 reference to a stage rewritten; every image of a FROM or COPY --from named by the ID the check
 resolved, so the daemon resolves no name at build time.
@@ -26,10 +26,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from deployments.engine import dockerfile_text
-from deployments.engine.buildimages import Image, ImageResolver, Inspect, Owner, Pull  # noqa: F401 (re-exported)
-from deployments.engine.dockerfile_expand import expand
-from deployments.engine.dockerfile_text import Instruction, Refused
+from deployments.dockerfile import syntax
+from deployments.dockerd.values import Image
+from deployments.dockerfile.base_images import ImageResolver, Inspect, Owner, Pull
+from deployments.dockerfile.expansion import expand
+from deployments.dockerfile.syntax import Instruction, Refused
 
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
                 "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
@@ -66,7 +67,7 @@ def check(text: str, *, owner: Owner, build_args: dict[str, str], inspect: Inspe
     """Raise Refused at the first instruction no tenant may use, or that Docker could read otherwise;
     return the canonical Dockerfile to build instead.
 
-    Steps: refuse proxy build args; read the instructions (dockerfile_text); follow the stages,
+    Steps: refuse proxy build args; read the instructions (syntax.py); follow the stages,
     their ARG and ENV values and the base images' ENV as Docker does; check each ADD, FROM,
     COPY --from, RUN --mount and ONBUILD trigger with the values Docker would expand them with;
     render each instruction on one line, stages renamed and images pinned by ID."""
@@ -97,7 +98,7 @@ class _Walk:
 
     def run(self, text: str) -> Checked:
         try:
-            instructions = dockerfile_text.parse(text)
+            instructions = syntax.parse(text)
         except Refused as refused:
             raise Refused(f"Dockerfile {refused}") from None
         lines = []
@@ -122,7 +123,7 @@ class _Walk:
         if not self.stages and keyword != "ARG":
             raise Refused(f"{keyword} before the first FROM")
         if keyword == "ONBUILD":
-            inner = dockerfile_text.instruction(instruction.args, instruction.line)
+            inner = syntax.instruction(instruction.args, instruction.line)
             self.stages[-1].triggers.append(inner)
             return instruction.render(self._trigger(inner, runs_here=False))
         handler = {"ARG": self._arg, "ENV": self._env, "ADD": self._add, "COPY": self._copy, "RUN": self._run}
@@ -133,7 +134,7 @@ class _Walk:
     def _from(self, instruction: Instruction) -> str:
         if self.stages:
             self.stages[-1].env = dict(self.env)
-        options, rest = dockerfile_text.flags(instruction.args, "FROM")
+        options, rest = syntax.flags(instruction.args, "FROM")
         if any(not option.startswith("--platform=") for option in options):
             raise Refused("FROM takes no flag but --platform")
         words = rest.split()
@@ -169,7 +170,7 @@ class _Walk:
     def _inherited_triggers(image: Image, reference: str) -> list[Instruction]:
         """An image's ONBUILD triggers, each read as Docker reads it (a line break in one makes two)."""
         try:
-            return [inner for trigger in image.onbuild for inner in dockerfile_text.parse(trigger)]
+            return [inner for trigger in image.onbuild for inner in syntax.parse(trigger)]
         except Refused as refused:
             raise Refused(f"{reference} has an ONBUILD trigger that is refused: {refused}") from None
 
@@ -216,7 +217,7 @@ class _Walk:
 
     def _arg(self, instruction: Instruction) -> str:
         before = self._variables()  # Docker expands every default with the values from before the ARG
-        declared = dockerfile_text.words(instruction.args)
+        declared = syntax.words(instruction.args)
         if not declared:
             raise Refused("ARG names no variable")
         for word in declared:
@@ -244,7 +245,7 @@ class _Walk:
 
     def _add(self, instruction: Instruction) -> str:
         variables = self._variables()
-        options, rest = dockerfile_text.flags(instruction.args, "ADD")
+        options, rest = syntax.flags(instruction.args, "ADD")
         for word in options + _source_words(rest, "ADD"):
             expansion = expand(word, variables)
             if _remote(expansion.value):
@@ -258,7 +259,7 @@ class _Walk:
         return instruction.render()
 
     def _copy(self, instruction: Instruction, in_trigger: bool = False) -> str:
-        options, rest = dockerfile_text.flags(instruction.args, "COPY")
+        options, rest = syntax.flags(instruction.args, "COPY")
         options = [f"--from={self._copy_source(option[len('--from='):], in_trigger)}"
                    if option.startswith("--from=") else option for option in options]
         if "--from" in options:
@@ -269,7 +270,7 @@ class _Walk:
         return instruction.render(" ".join([*options, rest]))
 
     def _run(self, instruction: Instruction) -> str:
-        options, _ = dockerfile_text.flags(instruction.args, "RUN")
+        options, _ = syntax.flags(instruction.args, "RUN")
         if any(option.startswith("--mount=") and "from" in option.lower() for option in options):
             raise Refused("RUN --mount with from= is not supported (Docker's classic builder, which builds apps "
                           "here, has no RUN --mount): COPY --from=<stage> the files into the stage instead")
@@ -300,7 +301,7 @@ def _refuse_name(key: str, keyword: str) -> None:
 
 def _key_values(args: str) -> list[tuple[str, str]]:
     """ENV's pairs, values still unexpanded (ENV a=b c=d, or the old ENV a some words)."""
-    found = dockerfile_text.words(args)
+    found = syntax.words(args)
     if not found:
         raise Refused("ENV sets no variable")
     if "=" not in found[0]:

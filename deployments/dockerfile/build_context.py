@@ -6,7 +6,7 @@ import secrets
 import tarfile
 from typing import BinaryIO
 
-from deployments.engine.dockerfile_text import Refused
+from deployments.dockerfile.syntax import Refused
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024
 CHECKED_DOCKERFILE_PREFIX = ".switchyard-checked-dockerfile-"

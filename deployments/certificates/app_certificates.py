@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import crypto
-from deployments.engine import acme_client
+from deployments.certificates import acme_client
 from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import AcmeAccount, App, Certificate
 

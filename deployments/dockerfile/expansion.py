@@ -10,7 +10,7 @@ unterminated quotes. A `$` before anything that can never start a name stays a `
 """
 from dataclasses import dataclass, field
 
-from deployments.engine.dockerfile_text import ESCAPE, Refused
+from deployments.dockerfile.syntax import ESCAPE, Refused
 
 DOLLAR_HINT = "write a literal $ as \\$, and variables as $NAME or ${NAME} with letters, digits and _"
 

@@ -5,7 +5,7 @@ the host's own services (`http://127.1:6379`), the cloud metadata address or the
 spelling of the address (`0x7f000001`, `2130706433`, `[::ffff:127.0.0.1]`) or by a name that
 resolves there. So the host is resolved, every address it resolves to must be public (or in
 SWITCHYARD_REPOSITORY_ALLOWED_NETWORKS), and git is then pinned to the address that was checked
-(engine/source.py), at every fetch: a name that resolves elsewhere tomorrow is checked again.
+(git/source.py), at every fetch: a name that resolves elsewhere tomorrow is checked again.
 A repository on this machine (a path, file://) or on a private address is allowed to URLs the
 CLI or a superuser set (App.repo_private_allowed).
 """

@@ -221,7 +221,7 @@ def read(provider: type[Provider], headers: Mapping[str, str], body: bytes, secr
 
 
 def _repository(payload: dict) -> str:
-    """owner/name, as GitHub and Gitea send it (checked before it goes into a URL: engine/events.py)."""
+    """owner/name, as GitHub and Gitea send it (checked before it goes into a URL: outgoing/events.py)."""
     repository = payload.get("repository")
     name = repository.get("full_name") if isinstance(repository, dict) else None
     return name if isinstance(name, str) else ""

@@ -21,7 +21,8 @@ from typing import BinaryIO
 from django.conf import settings
 
 from deployments import masking
-from deployments.engine import priority, repo_policy
+from deployments.engine import priority
+from deployments.git import repo_policy
 from deployments.masking import without_password
 
 SHA = re.compile(r"^[0-9a-f]{7,40}$")

@@ -1,11 +1,25 @@
-"""The container values the engine passes around: typed, never dicts read by key.
+"""The Docker adapter's typed values and labels: what the rest of Switchyard passes around, never
+dicts read by key.
 
 A Container is one the engine started for a deployment (stored with it, in server-slot
-order); a ListedContainer is what the Docker daemon lists under this installation's label.
-runtime.py creates both (it owns containers' names and labels); this module imports no
-Docker, so the models and the web process can use the values without it.
+order); a ListedContainer is what the Docker daemon lists under this installation's label; an
+Image is what Docker knows of an image, as far as the build check needs it. containers.py
+creates the containers (it owns their names), images.py the images; this module imports no
+Docker, so the models, the build check and the web process can use the values without it.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+
+LABEL_INSTANCE = "switchyard.instance"
+LABEL_APP = "switchyard.app"
+LABEL_DEPLOYMENT = "switchyard.deployment"
+LABEL_SERVICE = "switchyard.service"
+LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
+
+
+def instance_labels(**extra: str) -> dict[str, str]:
+    return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
 
 
 @dataclass(frozen=True)
@@ -63,3 +77,13 @@ class ListedContainer:
     deployment: str  # the deployment's id as its label holds it ("" if none)
     state: str  # Docker's: running, exited, created, ...
     ip: str = ""  # its address on its app's network ("" if it has none)
+
+
+@dataclass(frozen=True)
+class Image:
+    """What Docker knows of an image, as far as the build check needs it (images.image_facts)."""
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    onbuild: tuple[str, ...] = ()

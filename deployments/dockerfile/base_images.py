@@ -15,29 +15,16 @@ network; Docker even speaks plain HTTP to a 127.0.0.0/8 registry).
 """
 import ipaddress
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from deployments.engine.dockerfile_text import Refused
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image
+from deployments.dockerfile.syntax import Refused
 
-# runtime's labels (runtime imports this module, for Image; this one stays free of docker)
-LABEL_INSTANCE = "switchyard.instance"
-LABEL_APP = "switchyard.app"
-LABEL_APP_ID = "switchyard.app-id"
 LABEL_PANEL = "switchyard.panel"  # on the panel's own images (compose/*.Dockerfile)
 PANEL_REPOSITORY_PREFIX = "switchyard"  # switchyard:local, switchyard-base:bookworm, switchyard/<app> ...
 NOT_USABLE = ("no image this app may use has that name or ID (an app may build from its own images, public "
               "images and stages of its own Dockerfile)")
-
-
-@dataclass(frozen=True)
-class Image:
-    """What Docker knows of an image, as far as the check needs it (runtime.image_facts)."""
-    id: str
-    tags: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    onbuild: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
