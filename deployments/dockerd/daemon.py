@@ -7,7 +7,6 @@ can find exactly what is theirs.
 from functools import lru_cache
 
 import docker
-from django.conf import settings
 
 
 class RuntimeFailure(Exception):
@@ -17,21 +16,6 @@ class RuntimeFailure(Exception):
 @lru_cache(maxsize=1)
 def client() -> docker.DockerClient:
     return docker.from_env(timeout=60)
-
-
-class _LogsOnlyClient(docker.APIClient):
-    def _check_is_tty(self, container) -> bool:
-        """docker-py inspects a container before reading its logs, to learn whether it has a TTY;
-        the logs proxy refuses inspect (it shows the environment). Ours never have one."""
-        return False
-
-
-@lru_cache(maxsize=1)
-def logs_client() -> docker.APIClient:
-    """What the panel follows live output through. In the compose stack the web service has no
-    Docker socket: SWITCHYARD_DOCKER_LOGS_URL points at a proxy that lets only GET .../logs pass."""
-    url = settings.SWITCHYARD["DOCKER_LOGS_URL"]
-    return _LogsOnlyClient(base_url=url, timeout=60) if url else client().api
 
 
 @lru_cache(maxsize=1)

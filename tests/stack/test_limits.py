@@ -25,7 +25,7 @@ from django.utils import timezone
 from deployments import quotas, services, tasks
 from deployments.engine import logs, priority
 from deployments.git import source
-from deployments.dockerd import build_cgroup, builds, containers, daemon, output
+from deployments.dockerd import build_cgroup, builds, containers, daemon, live_output
 from deployments.dockerd.values import LABEL_APP
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.support.apprepo import AppRepo
@@ -649,12 +649,12 @@ def test_a_line_without_end_is_cut_in_the_live_output_buffer():
     chunk = b"y" * 50_000
     pending, emitted = b"", []
     for _ in range(100):  # 5 MB without a newline
-        lines, pending = output._split(pending, chunk)
+        lines, pending = live_output.split_lines(pending, chunk)
         emitted += lines
-        assert len(pending) <= output.MAX_PENDING_LINE
-    assert emitted and all(len(line) < output.MAX_PENDING_LINE + 100 for line in emitted)
+        assert len(pending) <= live_output.MAX_PENDING_LINE
+    assert emitted and all(len(line) < live_output.MAX_PENDING_LINE + 100 for line in emitted)
     assert "[line cut:" in emitted[0]
-    assert output._split(b"ab", b"c\nd") == (["abc"], b"d")
+    assert live_output.split_lines(b"ab", b"c\nd") == (["abc"], b"d")
 
 
 def test_old_deployments_logs_are_pruned_by_the_periodic_task(stack, app_repo):

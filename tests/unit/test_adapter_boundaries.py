@@ -1,5 +1,6 @@
 """The Docker adapter's boundary: deployments/dockerd is the only package that imports the docker
-SDK, and what the models and the build check take from it (dockerd/values.py) loads without it."""
+SDK, and what the models, the build check and the web process take from it (dockerd/values.py,
+dockerd/live_output.py) loads without it."""
 import ast
 import subprocess
 import sys
@@ -26,8 +27,9 @@ def test_only_the_docker_adapter_imports_the_docker_sdk():
     assert {path for path in importers if not path.startswith("deployments/dockerd/")} == set()
 
 
-def test_the_adapters_values_and_the_dockerfile_check_load_without_the_docker_sdk():
-    probe = ("import sys; import deployments.dockerd.values, deployments.dockerfile.check; "
+def test_the_adapters_values_the_live_output_and_the_dockerfile_check_load_without_the_docker_sdk():
+    probe = ("import sys, django; from django.conf import settings; settings.configure(); "
+             "import deployments.dockerd.values, deployments.dockerd.live_output, deployments.dockerfile.check; "
              "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith('docker.')))")
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert loaded.returncode == 0, loaded.stderr

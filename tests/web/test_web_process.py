@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments import services
-from deployments.dockerd import daemon, output
+from deployments.dockerd import daemon, live_output
 from deployments.haproxy import router, runtime_api
 from deployments.haproxy.config import Paths
 from deployments.models import App
@@ -139,10 +139,6 @@ def test_the_logs_proxy_lets_only_a_containers_output_through(stack, app_repo, l
         assert _status(logs_proxy, method, path) == 403, (method, path)
 
     settings.SWITCHYARD = {**settings.SWITCHYARD, "DOCKER_LOGS_URL": f"tcp://127.0.0.1:{logs_proxy}"}
-    daemon.logs_client.cache_clear()
-    try:
-        stream = output.follow_output(container.id, tail=5)
-        assert stream.next_line() == "serving v1"
-        stream.close()
-    finally:
-        daemon.logs_client.cache_clear()
+    stream = live_output.follow_output(container.id, tail=5)
+    assert stream.next_line() == "serving v1"
+    stream.close()
