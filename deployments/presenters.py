@@ -18,23 +18,31 @@ def steps(deployment: Deployment) -> list[dict]:
     """One entry per phase: status pending|active|done|failed|cancelled|skipped, seconds."""
     result = []
     for phase in Deployment.PHASES:
-        times = deployment.phase_times.get(phase, {})
         if phase == "canary" and not _shows_canary(deployment):
             continue
-        if deployment.redeploy_of_id and phase in ("fetch", "build"):
-            status = "skipped"
-        elif phase == deployment.phase and deployment.state in (Deployment.State.FAILED, Deployment.State.ROLLED_BACK):
-            status = "failed"
-        elif phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
-            status = "cancelled"
-        elif "end" in times:
-            status = "done"
-        elif "start" in times:
-            status = "active"
-        else:
-            status = "skipped" if deployment.is_final else "pending"
-        result.append({"name": phase, "status": status, "seconds": deployment.phase_duration(phase)})
+        result.append({"name": phase, "status": _step_status(deployment, phase),
+                       "seconds": deployment.phase_duration(phase)})
     return result
+
+
+def _step_status(deployment: Deployment, phase: str) -> str:
+    """Only a running deployment has an active step. A phase left unfinished by one that ended
+    (reconcile keeps a release whose worker died during its watch, `succeeded`) counts as done
+    if the deployment succeeded, else as cut short (cancelled)."""
+    times = deployment.phase_times.get(phase, {})
+    if deployment.redeploy_of_id and phase in ("fetch", "build"):
+        return "skipped"
+    if phase == deployment.phase and deployment.state in (Deployment.State.FAILED, Deployment.State.ROLLED_BACK):
+        return "failed"
+    if phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
+        return "cancelled"
+    if "end" in times:
+        return "done"
+    if "start" in times and not deployment.is_final:
+        return "active"
+    if "start" in times:
+        return "done" if deployment.state == Deployment.State.SUCCEEDED else "cancelled"
+    return "skipped" if deployment.is_final else "pending"
 
 
 def _shows_canary(deployment: Deployment) -> bool:
