@@ -856,3 +856,11 @@ def test_the_settings_tab_shows_the_form_in_named_groups(client, world):
                         ("limits", "Limits"), ("domains", "Domains and HTTPS")]
     fields = re.findall(r'name="([a-z_]+)"', page.split('id="settings-form"')[1].split("</form>")[0])
     assert sorted(set(fields) - {"csrfmiddlewaretoken"}) == sorted([*services.SETTINGS_FIELDS, "domains"])
+
+
+def test_a_deployment_page_leads_back_to_its_apps_deployments_tab(client, world):
+    client.force_login(world.users["viewer"])
+
+    page = client.get(world.url("deployment")).content.decode()
+
+    assert f'<a href="/apps/{APP}/deployments/">Deployments</a>' in page
