@@ -3,38 +3,41 @@ same step list, so the stepper has one source of truth."""
 from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
-from deployments import access, audit
+from deployments import access
 from deployments.compose.project import ComposeError, Role, load
 from deployments.haproxy import router
-from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
-
-HISTORY_LENGTH = 30
-DELIVERIES_SHOWN = 20
-AUDIT_SHOWN = 20
 
 
 def steps(deployment: Deployment) -> list[dict]:
     """One entry per phase: status pending|active|done|failed|cancelled|skipped, seconds."""
     result = []
     for phase in Deployment.PHASES:
-        times = deployment.phase_times.get(phase, {})
         if phase == "canary" and not _shows_canary(deployment):
             continue
-        if deployment.redeploy_of_id and phase in ("fetch", "build"):
-            status = "skipped"
-        elif phase == deployment.phase and deployment.state in (Deployment.State.FAILED, Deployment.State.ROLLED_BACK):
-            status = "failed"
-        elif phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
-            status = "cancelled"
-        elif "end" in times:
-            status = "done"
-        elif "start" in times:
-            status = "active"
-        else:
-            status = "skipped" if deployment.is_final else "pending"
-        result.append({"name": phase, "status": status, "seconds": deployment.phase_duration(phase)})
+        result.append({"name": phase, "status": _step_status(deployment, phase),
+                       "seconds": deployment.phase_duration(phase)})
     return result
+
+
+def _step_status(deployment: Deployment, phase: str) -> str:
+    """Only a running deployment has an active step. A phase left unfinished by one that ended
+    (reconcile keeps a release whose worker died during its watch, `succeeded`) counts as done
+    if the deployment succeeded, else as cut short (cancelled)."""
+    times = deployment.phase_times.get(phase, {})
+    if deployment.redeploy_of_id and phase in ("fetch", "build"):
+        return "skipped"
+    if phase == deployment.phase and deployment.state in (Deployment.State.FAILED, Deployment.State.ROLLED_BACK):
+        return "failed"
+    if phase == deployment.phase and deployment.state == Deployment.State.CANCELLED:
+        return "cancelled"
+    if "end" in times:
+        return "done"
+    if "start" in times and not deployment.is_final:
+        return "active"
+    if "start" in times:
+        return "done" if deployment.state == Deployment.State.SUCCEEDED else "cancelled"
+    return "skipped" if deployment.is_final else "pending"
 
 
 def _shows_canary(deployment: Deployment) -> bool:
@@ -82,38 +85,6 @@ def newest_deployments(apps: list[App]) -> dict[int, Deployment]:
     newest = Deployment.objects.filter(app=OuterRef("pk")).order_by("-created_at", "-id").values("id")[:1]
     ids = App.objects.filter(pk__in=[app.pk for app in apps]).annotate(newest=Subquery(newest))
     return {d.app_id: d for d in Deployment.objects.filter(pk__in=[i for i in ids.values_list("newest", flat=True) if i])}
-
-
-def app_page(user, app: App) -> dict:
-    role = access.role_of(user, app)
-    deployments = list(app.deployments.all()[:HISTORY_LENGTH])
-    kept_images = set(app.kept_images())
-    apps = [App.objects.select_related("live_deployment").get(pk=app.pk)]
-    return {
-        "app": app,
-        "role": role,
-        "can_deploy": access.allows(role, access.DEPLOYER),
-        "can_admin": access.allows(role, access.ADMIN),
-        "hostnames": app.hostnames(),
-        "health": router.live_health(apps)[app.name],
-        "history": [_history_row(d, app, kept_images) for d in deployments],
-        "deploy_form": DeployForm(),
-        "settings_form": SettingsForm(instance=app, initial={"domains": " ".join(
-            app.domains.values_list("hostname", flat=True))}),
-        "env_vars": list(app.env_vars.values_list("key", flat=True)),
-        "env_form": EnvVarForm(),
-        "members": app.memberships.select_related("user"),
-        "member_form": MemberForm(),
-        "deliveries": app.deliveries.select_related("deployment")[:DELIVERIES_SHOWN],
-        "notification_targets": app.notification_targets.all(),
-        "event_deliveries": app.event_deliveries.select_related("target")[:DELIVERIES_SHOWN],
-        "target_form": NotificationTargetForm(),
-        "has_commit_status_token": bool(app.encrypted_commit_status_token),
-        "audit_events": audit.visible_events(user, app)[:AUDIT_SHOWN],
-        "certificate": certificate(app),
-        "certificate_form": CertificateForm(),
-        "compose": compose(app),
-    }
 
 
 ROLE_TEXT = {"web": "routed: blue/green behind HAProxy", "stateful": "holds state: kept unless its definition changes",
@@ -165,16 +136,6 @@ def certificate(app: App) -> dict:
                     "certificate meanwhile (plain HTTP still serves the app); upload a valid one"
                     f"{' or let ACME issue one' if found.source == Certificate.Source.UPLOADED else ''}."
                     if left_out else ""),
-    }
-
-
-def _history_row(deployment: Deployment, app: App, kept_images: set[str]) -> dict:
-    return {
-        "deployment": deployment,
-        "steps": steps(deployment),
-        "is_live": deployment.pk == app.live_deployment_id,
-        "can_redeploy": (deployment.state == Deployment.State.SUCCEEDED and deployment.image in kept_images
-                         and deployment.pk != app.live_deployment_id),
     }
 
 

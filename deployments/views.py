@@ -3,10 +3,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, audit, notifications, presenters, services
+from deployments import access, app_pages, audit, notifications, presenters, services
 from deployments.audit import Actor
 from deployments.haproxy import router
 from deployments.forms import (
@@ -47,19 +46,6 @@ def app_list(request: HttpRequest) -> HttpResponse:
     return render(request, "deployments/app_list.html", {
         "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
     }, status=400 if form.errors else 200)
-
-
-@login_required
-@require_GET
-def app_detail(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name)
-    return render(request, "deployments/app_detail.html", _app_page(request, app))
-
-
-def _app_page(request: HttpRequest, app) -> dict:
-    context = presenters.app_page(request.user, app)
-    context["webhook_url"] = request.build_absolute_uri(reverse("webhook", args=[app.name]))
-    return context
 
 
 @login_required
@@ -111,8 +97,8 @@ def app_settings(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -> HttpResponse:
-    """Act on a valid form through services; if the form or the service refuses, the app page
-    again with the form's errors (400) and nothing changed."""
+    """Act on a valid form through services; if the form or the service refuses, the settings
+    tab again (where both forms that use this are) with the form's errors (400), nothing changed."""
     if form.is_valid():
         try:
             act(form.cleaned_data)
@@ -122,9 +108,7 @@ def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -
             messages.success(request, done)
             return redirect("app", name=app.name)
     app.refresh_from_db()
-    context = _app_page(request, app)
-    context[context_key] = form
-    return render(request, "deployments/app_detail.html", context, status=400)
+    return app_pages.render_tab(request, app, "settings", refused={context_key: form}, status=400)
 
 
 @login_required

@@ -35,3 +35,9 @@ def number(value: float) -> str:
 def without_password(url: str) -> str:
     """A repository URL with any password or token in it masked."""
     return masking.without_password(url)
+
+
+@register.filter
+def bound_field(form, name: str):
+    """form|bound_field:name: a form's field by a name held in a variable (the settings groups)."""
+    return form[name]

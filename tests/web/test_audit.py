@@ -140,11 +140,11 @@ def test_each_person_sees_only_the_events_of_apps_they_can_see(world, redis_serv
     assert "shop" in page and "secret-app" not in page
 
 
-def test_the_app_page_lists_its_recent_activity(world, redis_server):
+def test_the_app_pages_activity_tab_lists_its_recent_activity(world, redis_server):
     client = panel(world.users["owner"])
     client.post(reverse("deploy", args=["shop"]), {"ref": "main"})
 
-    page = client.get(reverse("app", args=["shop"]))
+    page = client.get(reverse("app_tab", args=["shop", "activity"]))
 
     assert [e.action for e in page.context["audit_events"]] == ["deploy"]
     assert 'id="audit"' in page.content.decode() and "203.0.113.7" in page.content.decode()

@@ -85,14 +85,16 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
     expect(page.locator("#traffic")).to_contain_text("requests")
     assert stack.get("hello.example.com") == (200, "v2")
 
-    page.goto("/apps/hello/")
+    page.goto("/apps/hello/settings/")
     page.locator("#zero-downtime-form label.switch").click()
     expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys off")
     assert App.objects.get(name="hello").zero_downtime is False
     page.locator("#zero-downtime-form label.switch").click()
     expect(page.locator("#zero-downtime-form strong")).to_have_text("Zero-downtime deploys on")
     assert App.objects.get(name="hello").zero_downtime is True
+    expect(page).to_have_url("/apps/hello/settings/")
 
+    page.get_by_role("link", name="Deployments", exact=True).click()
     page.locator("#history tr", has=page.locator(f'a[href="/deployments/{first}/"]')).get_by_role(
         "button", name="Redeploy").click()
     page.wait_for_url("**/deployments/*/")
@@ -101,12 +103,16 @@ def test_person_creates_deploys_toggles_and_rolls_back_in_the_browser(stack, app
     assert stack.get("hello.example.com") == (200, "v1")
     assert Deployment.objects.filter(app__name="hello", redeploy_of_id=first, state="succeeded").count() == 1
 
-    page.goto("/apps/hello/")
+    page.goto("/apps/hello/logs/")
     expect(page.locator("#output .line").first).to_contain_text("serving v1")
+    page.screenshot(path=str(SCREENSHOTS / "app_logs.png"), full_page=True)
+    page.goto("/apps/hello/webhooks/")
     secret = App.objects.get(name="hello").webhook_secret
     assert secret not in page.content()  # only on request
     page.get_by_role("button", name="Reveal").click()
     expect(page.locator("#webhook-secret")).to_have_text(secret)
+    page.goto("/apps/hello/")
+    expect(page.locator("#recent-deployments tbody tr")).to_have_count(3)
     page.screenshot(path=str(SCREENSHOTS / "app.png"), full_page=True)
     page.goto("/")
     expect(page.locator("td .badge.UP")).to_be_visible()
@@ -135,6 +141,7 @@ def test_person_sees_and_changes_limits_and_reads_the_audit_log(transactional_db
 
     page.goto("/apps/shop/")
     expect(page.locator("#limits")).to_contain_text("512 MiB memory · 1 CPU · 256 processes · capabilities: none")
+    page.goto("/apps/shop/settings/")
     page.fill("#id_capabilities", "SYS_ADMIN")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings-form .errorlist")).to_contain_text("not a capability an app may have")
@@ -144,12 +151,15 @@ def test_person_sees_and_changes_limits_and_reads_the_audit_log(transactional_db
     page.fill("#id_capabilities", "NET_BIND_SERVICE")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".messages")).to_contain_text("Settings saved")
+    expect(page).to_have_url("/apps/shop/settings/")
+    page.get_by_role("link", name="Overview").click()
     expect(page.locator("#limits")).to_contain_text("256 MiB memory · 0.5 CPU · 128 processes · "
                                                     "capabilities: NET_BIND_SERVICE")
+    page.screenshot(path=str(SCREENSHOTS / "app_limits.png"), full_page=True)
+    page.get_by_role("link", name="Activity").click()
     expect(page.locator("#audit tbody tr").first).to_contain_text("memory_limit_mb=256")
     expect(page.locator("#audit tbody tr").first).to_contain_text("ben")
-    page.locator("#limits").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "app_limits_activity.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "app_activity.png"), full_page=True)
 
     page.get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
@@ -207,6 +217,7 @@ def test_person_sees_why_https_failed_and_uploads_their_own_certificate(transact
 
     ca = PrivateCA("cy's CA")
     own, stranger = ca.issue(["shop.example.test"]), ca.issue(["shop.example.test"])
+    page.goto("/apps/shop/settings/")
     page.locator("#https summary").click()
     page.fill("#id_certificate", own.chain_pem)
     page.fill("#id_key", stranger.key_pem)
@@ -216,6 +227,7 @@ def test_person_sees_why_https_failed_and_uploads_their_own_certificate(transact
     page.fill("#id_key", own.key_pem)
     page.get_by_role("button", name="Upload certificate").click()
     expect(page.locator(".messages")).to_contain_text("Certificate saved")
+    expect(page).to_have_url("/apps/shop/settings/")
     expect(page.locator("#certificate-status")).to_have_text("valid")
     expect(page.locator("#https")).to_contain_text("uploaded")
     expect(page.locator("#https")).to_contain_text("cy's CA")
@@ -276,7 +288,7 @@ def test_person_turns_on_canary_deploys_watches_the_split_and_aborts(stack, app_
     assert stack.deploy_and_wait(app).state == Deployment.State.SUCCEEDED
     _log_in(page, "cy", "pw-cy-456789")
 
-    page.goto("/apps/canary/")
+    page.goto("/apps/canary/settings/")
     page.fill("#id_canary_steps", "20, 50, 120")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings-form .errorlist")).to_contain_text("must rise, each between 1 and 100")
@@ -318,7 +330,7 @@ def test_person_adds_an_event_target_sees_the_deliveries_and_redelivers(transact
                                  state="failed", attempts=6, last_status=502, last_error="HTTP 502")
     _log_in(page, "eli", "pw-eli-456789")
 
-    page.goto("/apps/ledger/")
+    page.goto("/apps/ledger/webhooks/")
     form = page.locator("#notification-form")
     form.locator("#id_url").fill("ftp://hooks.example.com/deploys")
     form.get_by_role("button", name="Add target").click()
@@ -337,6 +349,7 @@ def test_person_adds_an_event_target_sees_the_deliveries_and_redelivers(transact
     expect(deliveries).to_contain_text("6 attempts · last 502 · HTTP 502")
     deliveries.get_by_role("button", name="Redeliver").click()
     expect(page.locator(".messages")).to_contain_text("Sending it again")
+    expect(page).to_have_url("/apps/ledger/webhooks/")
     assert EventDelivery.objects.filter(redelivery_of__isnull=False).count() == 1  # the worker is trying it
     expect(page.locator("#event-deliveries tbody tr")).to_have_count(2)
     page.locator("#notifications").scroll_into_view_if_needed()
@@ -361,6 +374,8 @@ def test_person_sees_that_an_expired_certificate_is_left_out_of_haproxy(transact
     expect(page.locator("#certificate-status")).to_have_text("not served")
     expect(page.locator("#certificate-warning")).to_contain_text("This certificate is not served: it expired on")
     expect(page.locator("#certificate-warning")).to_contain_text("upload a valid one or let ACME issue one")
+    page.goto("/apps/kiosk/settings/")
+    expect(page.locator("#certificate-warning")).to_contain_text("This certificate is not served: it expired on")
     expect(page.locator("#https")).to_contain_text("plain HTTP until a certificate is issued")
     page.locator("#https").scroll_into_view_if_needed()
     page.locator("#https").screenshot(path=str(SCREENSHOTS / "https_expired.png"))
@@ -376,7 +391,7 @@ def test_a_tenant_meets_the_memory_ceiling_and_a_superuser_grants_more_in_admin(
     App.objects.create(name="atlas", repo_url=app_repo.url, owner=fay)  # as a superuser or the CLI made it
     _log_in(page, "fay", "pw-fay-456789")
 
-    page.goto("/apps/atlas/")
+    page.goto("/apps/atlas/settings/")
     page.fill("#id_memory_limit_mb", "65536")
     page.fill("#id_cpu_limit", "64")
     page.get_by_role("button", name="Save settings").click()
@@ -402,10 +417,11 @@ def test_a_tenant_meets_the_memory_ceiling_and_a_superuser_grants_more_in_admin(
 
     page.context.clear_cookies()
     _log_in(page, "fay", "pw-fay-456789")
-    page.goto("/apps/atlas/")
+    page.goto("/apps/atlas/settings/")
     page.fill("#id_memory_limit_mb", "4096")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".messages")).to_contain_text("Settings saved")
+    page.goto("/apps/atlas/")
     expect(page.locator("#limits")).to_contain_text("4096 MiB memory")
 
 
@@ -417,10 +433,12 @@ def test_person_copies_the_deploy_key_rotates_it_and_sees_a_repository_token_mas
     _log_in(page, "fay", "pw-fay-456789")
 
     page.goto("/apps/vault/")
+    assert "ghp_T0kenNeverShown" not in page.content()  # the source line: masked
+    page.goto("/apps/vault/settings/")
     block = page.locator("#deploy-key")
     expect(block).to_contain_text("read-only deploy key")
     expect(page.locator("#deploy-public-key")).to_have_text(app.deploy_public_key)
-    assert "ghp_T0kenNeverShown" not in page.content()  # the source line and the settings form: masked
+    assert "ghp_T0kenNeverShown" not in page.content()  # the settings form: masked
     expect(page.locator("#id_repo_url")).to_have_value("https://deploy:****@git.example.com/fay/vault.git")
     block.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "deploy_key.png"), full_page=False)
@@ -435,3 +453,81 @@ def test_person_copies_the_deploy_key_rotates_it_and_sees_a_repository_token_mas
     rotated = App.objects.get(pk=app.pk).deploy_public_key
     assert rotated != app.deploy_public_key
     expect(page.locator("#deploy-public-key")).to_have_text(rotated)
+
+
+TAB_LABELS = {"overview": "Overview", "deployments": "Deployments", "logs": "Logs", "settings": "Settings",
+              "environment": "Environment", "webhooks": "Webhooks and events", "members": "Members",
+              "activity": "Activity"}
+
+
+def _an_app_with_history(owner, django_user_model) -> App:
+    """An app as it looks after a few weeks: deployments that went each way, variables, a member,
+    a webhook delivery, an event target."""
+    from deployments.models import EnvVar, Membership, NotificationTarget, WebhookDelivery
+
+    app = App.objects.create(name="orbit", repo_url="https://git.example.com/team/orbit.git", owner=owner,
+                             canary_steps=[10, 50, 100])
+    app.domains.create(hostname="orbit.example.com")
+    done = {phase: {"start": "2026-12-01T10:00:00+00:00", "end": "2026-12-01T10:00:04+00:00"}
+            for phase in ("fetch", "build", "start", "verify", "switch", "watch", "drain")}
+    for number, state in enumerate(["succeeded", "failed", "rolled_back", "succeeded"], start=1):
+        deployment = Deployment.objects.create(
+            app=app, ref="main", state=state, commit_sha=f"{number}" * 40, image=f"switchyard/orbit:{number}",
+            phase="verify" if state == "failed" else "watch", phase_times=done, trigger="webhook",
+            finished_at=timezone.now(), error="" if state == "succeeded" else "health check: 500 from /health")
+    App.objects.filter(pk=app.pk).update(live_deployment=deployment, live_colour="blue")
+    EnvVar(app=app, key="DATABASE_URL", value="postgres://orbit").save()
+    Membership.objects.create(app=app, user=django_user_model.objects.create_user("hal"), role="deployer")
+    WebhookDelivery.objects.create(app=app, provider="github", event="push", delivery_id="d-1", status_code=202,
+                                   result="deployment queued", deployment=deployment,
+                                   push={"kind": "branch", "branch": "main", "sha": "4" * 40, "pusher": "gus"})
+    NotificationTarget.objects.create(app=app, kind="webhook", url="https://hooks.example.com/orbit",
+                                      events=["succeeded", "failed"])
+    return App.objects.get(pk=app.pk)
+
+
+def test_person_goes_through_every_tab_and_saves_a_setting_from_the_settings_tab(transactional_db, page,
+                                                                                  django_user_model):
+    gus = django_user_model.objects.create_user("gus", password="pw-gus-456789")
+    app = _an_app_with_history(gus, django_user_model)
+    _log_in(page, "gus", "pw-gus-456789")
+    page.goto("/apps/orbit/")
+
+    tabs = page.locator("nav.tabs a")
+    expect(tabs).to_have_text(list(TAB_LABELS.values()))
+    for slug, label in TAB_LABELS.items():
+        tabs.filter(has_text=label).click()
+        expect(page).to_have_url("/apps/orbit/" if slug == "overview" else f"/apps/orbit/{slug}/")
+        expect(page.locator('nav.tabs a[aria-current="page"]')).to_have_text(label)
+        expect(page.get_by_role("heading", name="orbit", exact=True)).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280, f"{slug} overflows at 1280 wide"
+        page.screenshot(path=str(SCREENSHOTS / f"app_tab_{slug}.png"), full_page=True)
+
+    page.get_by_role("link", name="Settings", exact=True).click()
+    groups = page.locator("#settings-form fieldset legend")
+    expect(groups).to_have_text(["Source", "Health and watch", "Canary", "Limits", "Domains and HTTPS"])
+    page.locator(".settings-nav").get_by_role("link", name="Canary").click()
+    expect(page.locator("#group-canary")).to_be_in_viewport()
+    page.fill("#id_port", "70000")
+    page.fill("#id_watch_window", "45")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-errors")).to_contain_text("Port: Ensure this value is less than or equal to 65535")
+    expect(page.locator("#group-health .errorlist")).to_contain_text("less than or equal to 65535")
+    expect(page.locator('nav.tabs a[aria-current="page"]')).to_have_text("Settings")
+    expect(page.locator("#id_watch_window")).to_have_value("45")  # nothing typed is lost
+    assert App.objects.get(pk=app.pk).watch_window == app.watch_window
+    page.screenshot(path=str(SCREENSHOTS / "app_tab_settings_refused.png"), full_page=False)
+    page.fill("#id_port", "8080")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page).to_have_url("/apps/orbit/settings/")
+    expect(page.locator(".messages")).to_contain_text("Settings saved")
+    expect(page.locator('nav.tabs a[aria-current="page"]')).to_have_text("Settings")
+    expect(page.locator("#id_watch_window")).to_have_value("45")
+    assert (App.objects.get(pk=app.pk).port, App.objects.get(pk=app.pk).watch_window) == (8080, 45)
+
+    page.get_by_role("link", name="Environment").click()
+    page.fill("#id_key", "FEATURE_FLAGS")
+    page.fill("#id_value", "beta")
+    page.get_by_role("button", name="Save variable").click()
+    expect(page).to_have_url("/apps/orbit/environment/")
+    expect(page.locator(".env-row code")).to_have_text(["DATABASE_URL", "FEATURE_FLAGS"])

@@ -56,8 +56,9 @@ def test_owner_reveals_rotates_and_switches_auto_deploy(client, world):
     assert rotated != "s" * 43 and len(rotated) >= 40
     client.post("/apps/shop/auto-deploy", {})
     assert App.objects.get(pk=app.pk).auto_deploy is False
-    page = client.get("/apps/shop/").content.decode()
+    page = client.get("/apps/shop/webhooks/").content.decode()
     assert rotated not in page and "Auto-deploy off" in page
+    assert all(rotated not in client.get(f"/apps/shop/{tab}").content.decode() for tab in ("", "settings/"))
 
 
 def test_a_rejected_delivery_cannot_be_redelivered(client, world):

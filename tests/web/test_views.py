@@ -1,5 +1,6 @@
 """The panel's pages and actions: login, who sees what (outsiders get 404, lower roles 403),
 and that every action does what it says, or nothing at all when it refuses."""
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -13,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import services, tasks
+from deployments import app_pages, app_tabs, services, tasks
 from deployments.git import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
@@ -25,7 +26,10 @@ APP = "billing-api"
 SECRET = "s3cr3t-token-value-7731"
 NEW_VALUE = "plain-new-value-4242"
 
-PAGES = ["app", "deployment", "deployment_log"]
+TABS = [tab.slug for tab in app_tabs.TABS]
+# The app page's tabs: "app" is the overview, "app_tab:settings" /apps/NAME/settings/ and so on.
+TAB_PAGES = ["app"] + [f"app_tab:{slug}" for slug in TABS if slug != "overview"]
+PAGES = [*TAB_PAGES, "deployment", "deployment_log"]
 DEPLOYER_ACTIONS = ["deploy", "cancel", "redeploy"]
 ADMIN_ACTIONS = ["zero_downtime", "app_settings", "env_set", "env_delete", "member_set", "member_remove", "app_delete"]
 ACTIONS = DEPLOYER_ACTIONS + ADMIN_ACTIONS
@@ -45,6 +49,8 @@ class World:
     queued: Deployment
 
     def url(self, name: str) -> str:
+        if name.startswith("app_tab:"):
+            return reverse("app_tab", kwargs={"name": APP, "tab": name.removeprefix("app_tab:")})
         kwargs = {
             "apps": {},
             "env_delete": {"name": APP, "key": "SECRET_TOKEN"},
@@ -169,6 +175,7 @@ def test_outsider_gets_404_for_every_app_page_and_action(client, world, name, me
 
 @pytest.mark.parametrize("existing, missing", [
     (f"/apps/{APP}/", "/apps/no-such-app/"),
+    *[(f"/apps/{APP}/{slug}/", f"/apps/no-such-app/{slug}/") for slug in TABS if slug != "overview"],
     (f"/apps/{APP}/settings", "/apps/no-such-app/settings"),
 ])
 def test_outsider_cannot_tell_a_hidden_app_from_a_missing_one(client, world, existing, missing):
@@ -238,12 +245,15 @@ def test_every_role_from_viewer_up_sees_the_app_page_deployment_page_and_log(cli
 def test_pages_show_only_the_controls_the_role_allows(client, world, role, can_deploy, can_admin):
     client.force_login(world.users[role])
 
-    app_page = client.get(world.url("app")).content.decode()
+    tabs = {name: client.get(world.url(name)).content.decode() for name in TAB_PAGES}
     queued_page = client.get(reverse("deployment", kwargs={"pk": world.queued.pk})).content.decode()
 
-    assert ('id="deploy-form"' in app_page) is can_deploy
-    assert ('id="settings-form"' in app_page) is can_admin
-    assert ('id="env-form"' in app_page) is can_admin
+    assert all(('id="deploy-form"' in page) is can_deploy for page in tabs.values())
+    assert ('id="settings-form"' in tabs["app_tab:settings"]) is can_admin
+    assert ('id="env-form"' in tabs["app_tab:environment"]) is can_admin
+    assert ('id="member-form"' in tabs["app_tab:members"]) is can_admin
+    assert not any('id="settings-form"' in page or 'id="env-form"' in page
+                   for name, page in tabs.items() if name not in ("app_tab:settings", "app_tab:environment"))
     assert ('id="cancel-form"' in queued_page) is can_deploy
 
 
@@ -258,9 +268,18 @@ def test_a_role_below_the_one_an_action_needs_gets_403_and_changes_nothing(clien
     assert db_state() == before
 
 
+# The tab an action's form is on, where the action comes back to.
+HOME_TABS = {"zero_downtime": "settings", "app_settings": "settings", "env_set": "environment",
+             "env_delete": "environment", "member_set": "members", "member_remove": "members", "app_delete": "settings",
+             "redeploy": "deployments"}
+
+
+def home_tab(action: str) -> str:
+    return reverse("app_tab", kwargs={"name": APP, "tab": HOME_TABS[action]})
+
+
 def _assert_done(action: str, world: World, user, response, dispatched: list[int]) -> None:
     """The action had its effect and answered with the right redirect."""
-    app_url = reverse("app", kwargs={"name": APP})
     if action in ("deploy", "redeploy"):
         new = Deployment.objects.exclude(pk__in=[world.release.pk, world.queued.pk]).get()
         assert (new.trigger, new.triggered_by, new.ref) == (Deployment.Trigger.UI, user.username, "main")
@@ -297,7 +316,7 @@ def _assert_done(action: str, world: World, user, response, dispatched: list[int
             assert not app.memberships.filter(user=world.users["viewer"]).exists()
         else:
             raise AssertionError(f"no check for {action}")
-        assert response.url == app_url
+        assert response.url == home_tab(action)
 
 
 @pytest.mark.parametrize("action", DEPLOYER_ACTIONS)
@@ -354,7 +373,7 @@ def test_member_set_with_bad_input_explains_and_changes_nothing(client, world, d
 
     response = client.post(world.url("member_set"), data)
 
-    assert response.status_code == 302 and response.url == world.url("app")
+    assert response.status_code == 302 and response.url == home_tab("member_set")
     assert any(message in m for m in messages_of(response))
     assert db_state() == before
 
@@ -458,7 +477,7 @@ def test_redeploying_a_release_whose_image_was_pruned_explains_and_queues_nothin
 
     response = client.post(world.url("redeploy"))
 
-    assert response.status_code == 302 and response.url == world.url("app")
+    assert response.status_code == 302 and response.url == home_tab("redeploy")
     assert any("is no longer kept" in m for m in messages_of(response))
     assert db_state() == before
 
@@ -469,7 +488,7 @@ def test_redeploying_a_deployment_that_did_not_succeed_explains_and_queues_nothi
 
     response = client.post(reverse("redeploy", kwargs={"pk": world.queued.pk}))
 
-    assert response.status_code == 302 and response.url == world.url("app")
+    assert response.status_code == 302 and response.url == home_tab("redeploy")
     assert any("did not succeed" in m for m in messages_of(response))
     assert db_state() == before
 
@@ -507,7 +526,7 @@ def test_env_set_with_a_bad_name_explains_and_changes_nothing(client, world, dat
 
     response = client.post(world.url("env_set"), data)
 
-    assert response.status_code == 302 and response.url == world.url("app")
+    assert response.status_code == 302 and response.url == home_tab("env_set")
     assert messages_of(response) and "Saved" not in messages_of(response)[0]
     assert db_state() == before
 
@@ -539,6 +558,9 @@ def test_settings_errors_rerender_with_400_and_change_nothing(client, world, red
     assert response.status_code == 400
     assert error in response.content.decode()
     assert response.context["settings_form"].errors
+    assert current_tab(response) == "settings"
+    for field, typed in changes.items():  # what was typed is still there to correct
+        assert response.context["settings_form"][field].value() == typed
     assert SECRET not in response.content.decode()
     assert db_state() == before
     assert haproxy_files() == files_before
@@ -566,7 +588,7 @@ def test_app_delete_needs_the_app_name_typed_to_confirm(client, world, data):
 
     response = client.post(world.url("app_delete"), data)
 
-    assert response.status_code == 302 and response.url == world.url("app")
+    assert response.status_code == 302 and response.url == home_tab("app_delete")
     assert any(f"Type {APP} to confirm" in m for m in messages_of(response))
     assert db_state() == before
 
@@ -730,9 +752,118 @@ def test_an_admin_uploads_a_certificate_in_the_panel_and_a_bad_one_is_shown_why(
 
     refused = client.post(url, {"certificate": own.chain_pem, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n"})
     assert refused.status_code == 400 and "the key field holds a stray or unfinished" in refused.content.decode()
+    assert current_tab(refused) == "settings" and refused.context["certificate_form"]["certificate"].value() == own.chain_pem
     assert not Certificate.objects.exists()
 
     assert client.post(url, {"certificate": own.chain_pem, "key": own.key_pem}).status_code == 302
     assert Certificate.objects.get(app=world.app).domains == ["billing.example.com"]
-    page = client.get(world.url("app")).content.decode()
-    assert 'id="certificate-status">valid' in page and "uploaded" in page
+    for name in ("app", "app_tab:settings"):
+        page = client.get(world.url(name)).content.decode()
+        assert 'id="certificate-status">valid' in page and "uploaded" in page
+
+
+# The app page's tabs -------------------------------------------------------------------------
+
+def current_tab(response) -> str:
+    """The tab the tab bar marks as the current page (exactly one)."""
+    marked = re.findall(r'<a href="[^"]*" data-tab="([a-z]+)" aria-current="page">', response.content.decode())
+    assert len(marked) == 1, marked
+    return marked[0]
+
+
+@pytest.mark.parametrize("slug", TABS)
+@pytest.mark.parametrize("role", ROLES)
+def test_each_tab_has_its_own_url_and_is_marked_current_in_the_tab_bar(client, world, role, slug):
+    client.force_login(world.users[role])
+    url = app_pages.tab_url(APP, slug)
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert url == (f"/apps/{APP}/" if slug == "overview" else f"/apps/{APP}/{slug}/")
+    assert current_tab(response) == slug
+    assert response.context["tab"].slug == slug
+
+
+@pytest.mark.parametrize("role, shown", [("viewer", False), ("deployer", False), ("admin", True), ("owner", True),
+                                         ("superuser", True)])
+def test_the_environment_and_members_tabs_are_in_the_bar_of_admins_only(client, world, role, shown):
+    client.force_login(world.users[role])
+
+    bar = [tab["slug"] for tab in client.get(world.url("app")).context["tabs"]]
+    environment = client.get(world.url("app_tab:environment")).content.decode()
+    members = client.get(world.url("app_tab:members")).content.decode()
+
+    assert bar == [slug for slug in TABS if shown or slug not in ("environment", "members")]
+    assert ("SECRET_TOKEN" in environment) is shown and SECRET not in environment
+    assert (">viewer<" in members) is shown
+    assert (f"Only {APP}'s admins see and change its environment variables" in environment) is not shown
+    assert (f"Only {APP}'s admins see and change its members" in members) is not shown
+
+
+def test_an_unknown_tab_is_not_found(client, world):
+    client.force_login(world.users["owner"])
+
+    assert client.get(f"/apps/{APP}/secrets/").status_code == 404
+    assert client.get(f"/apps/{APP}/Settings/").status_code == 404
+
+
+@pytest.mark.parametrize("name", TAB_PAGES)
+def test_tabs_answer_get_only(client, world, name):
+    client.force_login(world.users["owner"])
+    before = db_state()
+
+    assert client.post(world.url(name)).status_code == 405
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("tab, lands_on", [("logs", "logs"), ("deployments", "deployments"), ("overview", "overview"),
+                                           ("nowhere", "overview"), ("//evil.example.com", "overview")])
+def test_the_deploy_box_comes_back_to_the_tab_it_was_sent_from(client, world, tab, lands_on):
+    client.force_login(world.users["deployer"])
+
+    response = client.post(world.url("deploy"), {"ref": "main; rm -rf /", "tab": tab})
+
+    assert response.status_code == 302 and response.url == app_pages.tab_url(APP, lands_on)
+    assert any("is not a usable git branch" in m for m in messages_of(response))
+
+
+@pytest.mark.parametrize("action, data, tab, message", [
+    ("env_set", {"key": "NEW_VAR", "value": NEW_VALUE}, "environment", "Saved NEW_VAR"),
+    ("member_set", {"username": "outsider", "role": "viewer"}, "members", "outsider is now viewer"),
+    ("zero_downtime", {}, "settings", "Zero-downtime off"),
+    ("auto_deploy", {}, "webhooks", "Auto-deploy off"),
+    ("webhook_rotate", {}, "webhooks", "New webhook secret"),
+    ("deploy_key_rotate", {}, "settings", "New deploy key"),
+    ("app_settings", None, "settings", "Settings saved"),
+])
+def test_an_action_lands_back_on_its_tab_with_its_message_shown_there(client, world, redis_server, action, data, tab,
+                                                                        message):
+    client.force_login(world.users["owner"])
+
+    response = client.post(world.url(action), settings_data(world.app) if data is None else data, follow=True)
+
+    assert response.redirect_chain == [(app_pages.tab_url(APP, tab), 302)]
+    assert current_tab(response) == tab
+    assert any(message in m.message for m in response.context["messages"])
+    assert message.replace("'", "&#x27;") in response.content.decode()
+
+
+def test_the_settings_tab_shows_the_form_in_named_groups(client, world):
+    client.force_login(world.users["owner"])
+
+    page = client.get(world.url("app_tab:settings")).content.decode()
+
+    headings = re.findall(r'<fieldset class="card settings-group" id="group-([a-z]+)">\s*<legend><h2>([^<]+)</h2>', page)
+    assert headings == [("source", "Source"), ("health", "Health and watch"), ("canary", "Canary"),
+                        ("limits", "Limits"), ("domains", "Domains and HTTPS")]
+    fields = re.findall(r'name="([a-z_]+)"', page.split('id="settings-form"')[1].split("</form>")[0])
+    assert sorted(set(fields) - {"csrfmiddlewaretoken"}) == sorted([*services.SETTINGS_FIELDS, "domains"])
+
+
+def test_a_deployment_page_leads_back_to_its_apps_deployments_tab(client, world):
+    client.force_login(world.users["viewer"])
+
+    page = client.get(world.url("deployment")).content.decode()
+
+    assert f'<a href="/apps/{APP}/deployments/">Deployments</a>' in page
