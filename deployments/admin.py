@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from deployments import audit, services, tasks
+from deployments import audit, enqueue, services
 from deployments.models import App, Deployment, Domain, Membership, Quota
 
 
@@ -22,7 +22,7 @@ class AppAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        tasks.send_apply_routing()  # domains edited here reach HAProxy's map like the panel's do
+        enqueue.send_apply_routing()  # domains edited here reach HAProxy's map like the panel's do
         changed = ", ".join(form.changed_data) or "related rows"
         audit.record(_actor(request), "app.admin_edit", form.instance, changed)
 

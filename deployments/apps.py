@@ -6,4 +6,6 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from deployments import signals  # noqa: F401  (connects the worker start-up hook)
+        # Connect the worker's start-up hooks, and the sending of deploy events once recorded (in
+        # whichever process records them: web, worker or CLI).
+        from deployments import enqueue, signals  # noqa: F401

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from deployments import masking, quotas, tasks
+from deployments import enqueue, masking, quotas
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
 from deployments.certificates import app_certificates
@@ -78,8 +78,8 @@ def create_app(spec: AppSpec, actor: Actor, owner=None) -> App:
         Domain.objects.bulk_create(Domain(app=app, hostname=h.lower()) for h in spec.domains)
         EnvVar.objects.bulk_create(EnvVar(app=app, key=k, value=v) for k, v in spec.env.items())
         record(actor, "app.create", app, f"from {without_password(app.repo_url)} ({app.branch})")
-        tasks.request_certificate(app)
-        tasks.send_apply_routing()
+        enqueue.request_certificate(app)
+        enqueue.send_apply_routing()
     return app
 
 
@@ -94,8 +94,8 @@ def delete_app(name: str, actor: Actor) -> bool:
         lifecycle.cancel_all_of_app(app.pk, "the app was deleted")
         deployment_ids, app_id = sorted(app.deployments.values_list("id", flat=True)), app.pk
         app.delete()  # clears app.pk
-        tasks.send_apply_routing()
-        tasks.send_remove_app_resources(app, app_id, deployment_ids)
+        enqueue.send_apply_routing()
+        enqueue.send_remove_app_resources(app, app_id, deployment_ids)
     return True
 
 
@@ -156,7 +156,7 @@ def redeploy(source: Deployment, actor: Actor) -> Deployment:
                           f"{settings.SWITCHYARD['KEEP_IMAGES']} are); deploy its commit instead.")
     with transaction.atomic():
         deployment = queue.enqueue(source.app, source.ref, TRIGGER_OF[actor.via], actor.name, redeploy_of=source)
-        tasks.dispatch(deployment.id)
+        enqueue.dispatch(deployment.id)
         record(actor, "deployment.redeploy", source.app, f"deployment #{deployment.pk} redeploys #{source.pk}")
     return deployment
 
@@ -169,7 +169,7 @@ def deploy(app: App, ref: str | None, actor: Actor) -> Deployment:
         raise InvalidInput({"ref": error.messages})
     with transaction.atomic():
         deployment = queue.enqueue(app, ref, TRIGGER_OF[actor.via], actor.name)
-        tasks.dispatch(deployment.id)
+        enqueue.dispatch(deployment.id)
         record(actor, "deploy", app, f"deployment #{deployment.pk} of {ref}")
     return deployment
 
@@ -369,8 +369,8 @@ def update_app(app: App, actor: Actor, settings: dict, domains: list[str] | None
         changes = _change_summary(app, before, current, wanted, env or {}, switches)
         if changes:
             record(actor, "app.settings", app, changes)
-        tasks.request_certificate(app)
-        tasks.send_apply_routing()
+        enqueue.request_certificate(app)
+        enqueue.send_apply_routing()
     return app
 
 
@@ -427,7 +427,7 @@ def upload_certificate(app: App, actor: Actor, chain_pem: str, key_pem: str) -> 
     with transaction.atomic():
         certificate = app_certificates.upload(app, chain_pem, key_pem, verdict_key)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
-        tasks.send_apply_certificates()
+        enqueue.send_apply_certificates()
     if interval:
         cache.set(certificate_upload_key(app), 1, timeout=interval)
     return certificate
@@ -443,7 +443,7 @@ def use_acme_certificate(app: App, actor: Actor) -> bool:
         if not app_certificates.use_acme(app):
             return False
         record(actor, "certificate.acme", app, "the uploaded certificate is replaced by one from ACME")
-        tasks.request_certificate(app)
+        enqueue.request_certificate(app)
     return True
 
 
@@ -557,7 +557,7 @@ def _act_on_push(app: App, provider: str, push: "providers.Push", actor: Actor,
             return 200, {"detail": f"ignored: {reason}"}
         deployment = queue.enqueue(app, push.branch or app.branch, Deployment.Trigger.WEBHOOK,
                                    push.pusher or provider, commit_sha=push.sha or "")
-        tasks.dispatch(deployment.id)
+        enqueue.dispatch(deployment.id)
         result = f"queued deployment #{deployment.pk}" + (f" of {push.sha[:12]}" if push.sha else "")
         _record_delivery(app, provider, push, 202, result, deployment, redelivery_of)
         record(actor, "webhook.redeliver" if redelivery_of else "deploy", app,

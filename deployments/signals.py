@@ -47,10 +47,10 @@ def end_a_lost_deployment(sender=None, task_id: str = "", exception=None, args=(
     out-of-memory killer): for a deployment, a task ends it now (reconcile's path for a dead
     worker) instead of after its heartbeat goes stale. Only the main process can see this: the
     pool process is gone, and the main one must not block on the database, so it sends a task."""
-    from deployments import tasks
+    from deployments import enqueue
 
-    deployment_tasks = (tasks.run_deployment.name, tasks.continue_deployment.name)
+    deployment_tasks = (enqueue.task("run_deployment"), enqueue.task("continue_deployment"))
     if isinstance(exception, WorkerLostError) and sender is not None and sender.name in deployment_tasks:
         deployment_id = args[0] if args else (kwargs or {}).get("deployment_id")
         if deployment_id is not None:
-            tasks.send_deployment_lost(deployment_id, task_id)
+            enqueue.send_deployment_lost(deployment_id, task_id)

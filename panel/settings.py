@@ -182,7 +182,6 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
 # Short work the web process hands over (it has neither Docker nor HAProxy's files) goes to a
 # queue of its own, served by its own worker (Procfile `control`): it never waits behind builds.
-# The tasks name it themselves (deployments/tasks.py).
 CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
 # Deploy events go to users' addresses, which may be slow: a queue and a worker of their own
 # (Procfile `events`), so routing changes never wait behind them.
@@ -190,6 +189,15 @@ EVENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-events"
 # A deployment past verify (canary, switch, watch, drain: minutes of polling) carries on in a task
 # on a queue of its own (Procfile `watch`), so that long watches never hold the slots builds need.
 WATCH_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-watch"
+# Each task's queue, by the task's name: tasks are sent by name (deployments/enqueue.py), and the
+# rest (run_deployment, issue_certificate, remove_app_resources) go to the default queue.
+CELERY_TASK_ROUTES = {
+    "deployments.tasks.continue_deployment": {"queue": WATCH_QUEUE},
+    "deployments.tasks.send_event": {"queue": EVENTS_QUEUE},
+    **{f"deployments.tasks.{name}": {"queue": CONTROL_QUEUE}
+       for name in ("deployment_lost", "reconcile", "prune_logs", "certificates", "apply_certificates",
+                    "apply_routing", "send_due_events")},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CHANNEL_LAYERS = {

@@ -12,7 +12,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from deployments import tasks
+from deployments import enqueue
 from deployments.engine import egress
 from deployments.dockerd import cleanup, containers, daemon, networks
 from deployments.haproxy import process as haproxy_process, router
@@ -210,7 +210,7 @@ def handed_over(request, monkeypatch) -> list[tuple[str, tuple]] | None:
     if "stack" in request.fixturenames:
         return None
     sent = []
-    monkeypatch.setattr(tasks, "_quietly", lambda task, args=(): sent.append((task.name, args)))
+    monkeypatch.setattr(enqueue, "_quietly", lambda name, args=(): sent.append((enqueue.task(name), args)))
     return sent
 
 

@@ -1,7 +1,7 @@
 """One deployment per app at a time; the newest queued one wins.
 
 Which deployment runs is decided here and in lifecycle.claim; handing it to a worker is
-Celery's part (deployments/tasks.py), so the engine never imports a task.
+Celery's part (deployments/enqueue.py sends, deployments/tasks.py runs), so the engine never imports a task.
 """
 import redis
 from django.conf import settings

@@ -29,7 +29,7 @@ from deployments.models import EVENTS, Deployment, EventDelivery, WebhookDeliver
 from deployments.validators import email_addresses
 
 Kind, State = EventDelivery.Kind, EventDelivery.State
-# Sent (on commit) with the ids of deliveries ready to go; tasks.py sends them at once.
+# Sent (on commit) with the ids of deliveries ready to go; enqueue.py sends them at once.
 deliveries_recorded = Signal()
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 GITLAB_PROJECT = re.compile(r"^[0-9]{1,20}$")

@@ -19,6 +19,7 @@ from django.utils import timezone
 from deployments import tasks
 from deployments.engine import egress
 from deployments.models import App, Deployment, LogLine
+from panel.celery import app as celery_app
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 
@@ -211,11 +212,13 @@ def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(sup
         return "\n".join(line for line in supervised.log()[log_before:].splitlines()
                          if "reconcile: egress rules repaired:" in line)
     eventually(lambda: all(jump in repair_lines() for jump in ("the jump from INPUT", "the jump from DOCKER-USER")),
-               "the log lines of both repairs", 10)
+               lambda: f"the log lines of both repairs (log since the deletion:\n{supervised.log()[log_before:][-3000:]})",
+               10)
 
 
 def test_periodic_tasks_and_deployment_lost_go_to_the_control_queue_and_expire_after_their_interval():
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert entry["options"] == {"queue": settings.CONTROL_QUEUE, "expires": entry["schedule"]}, name
     for task in (tasks.reconcile, tasks.certificates, tasks.prune_logs, tasks.send_due_events, tasks.deployment_lost):
-        assert task.queue == settings.CONTROL_QUEUE, task.name
+        assert celery_app.amqp.router.route({}, task.name)["queue"].name == settings.CONTROL_QUEUE, task.name
+    assert celery_app.amqp.router.route({}, tasks.run_deployment.name)["queue"].name == settings.CELERY_TASK_DEFAULT_QUEUE

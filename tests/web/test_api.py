@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from deployments import services, tasks
+from deployments import enqueue, services
 from deployments.api import LOG_PAGE
 from deployments.git import source
 from deployments.haproxy import router
@@ -148,7 +148,7 @@ def dispatched(request, monkeypatch) -> list[int] | None:
     if "stack" in request.fixturenames:
         return None
     sent = []
-    monkeypatch.setattr(tasks, "send", sent.append)
+    monkeypatch.setattr(enqueue, "send", sent.append)
     return sent
 
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from deployments import tasks
+from deployments import enqueue
 from deployments.models import ApiToken, App, AuditEvent, Deployment, Membership
 
 SECRET_VALUE = "hunter2-never-in-the-audit-log"
@@ -20,7 +20,7 @@ SECRET_VALUE = "hunter2-never-in-the-audit-log"
 def dispatched(monkeypatch) -> list[int]:
     """Deployments are queued, not run: this file is about what gets recorded."""
     sent = []
-    monkeypatch.setattr(tasks, "send", sent.append)
+    monkeypatch.setattr(enqueue, "send", sent.append)
     return sent
 
 

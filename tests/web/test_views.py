@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import app_pages, app_tabs, services, tasks
+from deployments import app_pages, app_tabs, enqueue, services
 from deployments.git import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
@@ -122,7 +122,7 @@ def dispatched(monkeypatch) -> list[int]:
     """Ids of deployments handed to the queue, in every test here. Recorded instead of sent:
     a Celery worker left running by an earlier test of the session would build and start them."""
     sent = []
-    monkeypatch.setattr(tasks, "send", sent.append)
+    monkeypatch.setattr(enqueue, "send", sent.append)
     return sent
 
 

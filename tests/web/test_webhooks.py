@@ -11,7 +11,7 @@ import django_ratelimit.core
 import pytest
 from django.conf import settings
 
-from deployments import tasks
+from deployments import enqueue
 from deployments.models import App, Deployment, WebhookDelivery
 
 SHA = "a3f1c2e4b5d60718293a4b5c6d7e8f9012345678"
@@ -89,7 +89,7 @@ PUSHERS = {"github": "octocat", "gitlab": "jsmith", "gitea": "gitea", "bitbucket
 def dispatched(monkeypatch) -> list[int]:
     """Deployments handed to the queue, recorded instead of sent (no build needed here)."""
     sent = []
-    monkeypatch.setattr(tasks, "send", sent.append)
+    monkeypatch.setattr(enqueue, "send", sent.append)
     return sent
 
 
