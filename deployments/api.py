@@ -11,6 +11,7 @@ from ninja.security import HttpBearer
 from pydantic import Field, create_model, model_validator
 
 from deployments import access, audit, notifications, presenters, services
+from deployments.application.errors import InvalidInput, NotPossible, TooSoon
 from deployments.audit import Actor
 from deployments.masking import without_password
 from deployments.models import MAX_REPLICAS, ApiToken, App, Deployment, EventDelivery, LogLine, NotificationTarget
@@ -53,8 +54,19 @@ def invalid(request, error):
     return api.create_response(request, {"detail": problems or "invalid input"}, status=422)
 
 
-def _fail(error: services.InvalidInput) -> HttpError:
-    return HttpError(400, str(error))
+@api.exception_handler(InvalidInput)
+def refused(request, error):
+    return api.create_response(request, {"detail": str(error)}, status=400)
+
+
+@api.exception_handler(TooSoon)
+def too_soon(request, error):
+    return api.create_response(request, {"detail": str(error)}, status=429)
+
+
+@api.exception_handler(NotPossible)
+def not_possible(request, error):
+    return api.create_response(request, {"detail": str(error)}, status=409)
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -225,13 +237,10 @@ def list_apps(request):
 
 @api.post("/apps", response={201: AppOut})
 def create_app(request, body: AppIn):
-    try:
-        fields = body.dict()
-        settings = {k: fields.pop(k) for k in list(fields) if k not in services.AppSpec.__dataclass_fields__}
-        spec = services.AppSpec(**fields, settings={k: v for k, v in settings.items() if v is not None})
-        app = services.create_app(spec, _actor(request))
-    except services.InvalidInput as error:
-        raise _fail(error)
+    fields = body.dict()
+    settings = {k: fields.pop(k) for k in list(fields) if k not in services.AppSpec.__dataclass_fields__}
+    spec = services.AppSpec(**fields, settings={k: v for k, v in settings.items() if v is not None})
+    app = services.create_app(spec, _actor(request))
     return Status(201, _app_out(request, app))
 
 
@@ -244,10 +253,7 @@ def get_app(request, name: str):
 def update_app(request, name: str, body: AppPatch):
     app = access.app_for_user(request.user, name, access.ADMIN)
     changes = body.dict(exclude_unset=True)
-    try:
-        _apply_patch(app, changes, _actor(request))
-    except services.InvalidInput as error:
-        raise _fail(error)
+    _apply_patch(app, changes, _actor(request))
     return _app_out(request, App.objects.get(pk=app.pk))
 
 
@@ -258,7 +264,7 @@ def _apply_patch(app: App, changes: dict, actor: Actor) -> None:
     nulls = {name: ["must not be null; leave it out to keep the current value"]
              for name, value in settings.items() if value is None}
     if nulls:
-        raise services.InvalidInput(nulls)
+        raise InvalidInput(nulls)
     services.update_app(app, actor, settings, domains=changes.get("domains"), env=changes.get("env"),
                         zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy"))
 
@@ -287,10 +293,7 @@ def list_deployments(request, name: str, limit: int = Query(50, ge=1, le=500)):
 @api.post("/apps/{name}/deploy", response={202: DeploymentOut})
 def deploy(request, name: str, body: DeployIn | None = None):
     app = access.app_for_user(request.user, name, access.DEPLOYER)
-    try:
-        deployment = services.deploy(app, (body.ref if body else None) or None, _actor(request))
-    except services.InvalidInput as error:
-        raise _fail(error)
+    deployment = services.deploy(app, (body.ref if body else None) or None, _actor(request))
     return Status(202, _deployment_out(deployment))
 
 
@@ -354,10 +357,7 @@ def list_notification_targets(request, name: str):
 @api.post("/apps/{name}/notifications", response={201: NotificationTargetOut})
 def add_notification_target(request, name: str, body: NotificationTargetIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        target = notifications.add_target(app, _actor(request), body.kind, body.url, body.emails, body.events)
-    except services.InvalidInput as error:
-        raise _fail(error)
+    target = notifications.add_target(app, _actor(request), body.kind, body.url, body.emails, body.events)
     return Status(201, _target_out(target))
 
 
@@ -372,10 +372,7 @@ def delete_notification_target(request, name: str, target_id: int = Path(..., ge
 @api.put("/apps/{name}/commit-status-token", response={204: None})
 def set_commit_status_token(request, name: str, body: CommitStatusTokenIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        notifications.set_commit_status_token(app, _actor(request), body.token)
-    except services.InvalidInput as error:
-        raise _fail(error)
+    notifications.set_commit_status_token(app, _actor(request), body.token)
     return Status(204, None)
 
 
@@ -389,10 +386,7 @@ def list_event_deliveries(request, name: str, limit: int = Query(50, ge=1, le=50
 @api.post("/apps/{name}/events/{delivery_id}/redeliver", response={202: EventDeliveryOut})
 def redeliver_event(request, name: str, delivery_id: int = Path(..., ge=1, le=2**62)):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        copy = notifications.redeliver(app, _actor(request), delivery_id)
-    except services.NotPossible as error:
-        raise HttpError(409, str(error))
+    copy = notifications.redeliver(app, _actor(request), delivery_id)
     return Status(202, _event_out(copy))
 
 
@@ -413,39 +407,27 @@ def deployment_logs(request, deployment_id: int = Path(..., ge=1, le=2**62), aft
 @api.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
 def cancel(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    try:
-        return _deployment_out(services.cancel(deployment, _actor(request)))
-    except services.NotPossible as error:
-        raise HttpError(409, str(error))
+    return _deployment_out(services.cancel(deployment, _actor(request)))
 
 
 @api.post("/deployments/{deployment_id}/redeploy", response={202: DeploymentOut})
 def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     source = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    try:
-        deployment = services.redeploy(source, _actor(request))
-    except services.NotPossible as error:
-        raise HttpError(409, str(error))
+    deployment = services.redeploy(source, _actor(request))
     return Status(202, _deployment_out(deployment))
 
 
 @api.post("/deployments/{deployment_id}/promote", response=DeploymentOut)
 def promote(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    try:
-        return _deployment_out(services.promote(deployment, _actor(request)))
-    except services.NotPossible as error:
-        raise HttpError(409, str(error))
+    return _deployment_out(services.promote(deployment, _actor(request)))
 
 
 @api.post("/deployments/{deployment_id}/abort", response=DeploymentOut)
 def abort(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     """During a canary: all traffic back on the old release at once; the deployment ends rolled_back."""
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    try:
-        return _deployment_out(services.abort(deployment, _actor(request)))
-    except services.NotPossible as error:
-        raise HttpError(409, str(error))
+    return _deployment_out(services.abort(deployment, _actor(request)))
 
 
 # Audit log ----------------------------------------------------------------------------------
@@ -473,12 +455,7 @@ def get_certificate(request, name: str):
 @api.post("/apps/{name}/certificate", response=CertificateOut)
 def upload_certificate(request, name: str, body: CertificateIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        services.upload_certificate(app, _actor(request), body.certificate, body.key)
-    except services.TooSoon as error:
-        raise HttpError(429, str(error)) from None
-    except services.InvalidInput as error:
-        raise _fail(error)
+    services.upload_certificate(app, _actor(request), body.certificate, body.key)
     return presenters.certificate(App.objects.get(pk=app.pk))
 
 

@@ -102,7 +102,7 @@ class NotificationTargetForm(forms.Form):
 
 
 def add_service_errors(form: forms.Form, errors: dict[str, list[str]]) -> None:
-    """Show errors from services.InvalidInput on the form, by field where it has one."""
+    """Show errors from application.errors.InvalidInput on the form, by field where it has one."""
     for name, messages in errors.items():
         for message in messages:
             form.add_error(name if name in form.fields else None, message)

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from deployments import masking, quotas, tasks, webhooks
+from deployments.application.errors import InvalidInput, NotPossible, TooSoon
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
 from deployments.engine import certificates, lifecycle, queue, repo_policy, source
@@ -19,18 +20,6 @@ from deployments.haproxy import process as haproxy_process, router, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
 from deployments.masking import without_password
 from deployments.validators import validate_domain, validate_env_key, validate_git_ref
-
-
-class InvalidInput(Exception):
-    """Bad input; `errors` maps each field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items()))
-
-
-class TooSoon(InvalidInput):
-    """Asked again before the administrator's minimum interval passed (API: 429)."""
 
 
 @dataclass
@@ -94,10 +83,6 @@ def delete_app(name: str, actor: Actor) -> bool:
         tasks.send_apply_routing()
         tasks.send_remove_app_resources(app, app_id, deployment_ids)
     return True
-
-
-class NotPossible(Exception):
-    """The action cannot be done in the current state; the message says why."""
 
 
 def cancel(deployment: Deployment, actor: Actor) -> Deployment:

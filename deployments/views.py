@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import access, audit, notifications, presenters, services
+from deployments.application.errors import InvalidInput, NotPossible
 from deployments.audit import Actor
 from deployments.haproxy import router
 from deployments.forms import (
@@ -38,7 +39,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
         spec = services.AppSpec(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
         try:
             app = services.create_app(spec, _actor(request))
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
             messages.success(request, f"Created {app.name}. Deploy it when you are ready.")
@@ -73,7 +74,7 @@ def deploy(request: HttpRequest, name: str) -> HttpResponse:
     try:
         ref = form.cleaned_data["ref"].strip() or None
         deployment = services.deploy(app, ref, _actor(request))
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
         return redirect("app", name=name)
     return redirect("deployment", pk=deployment.pk)
@@ -116,7 +117,7 @@ def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -
     if form.is_valid():
         try:
             act(form.cleaned_data)
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
             messages.success(request, done)
@@ -137,7 +138,7 @@ def env_set(request: HttpRequest, name: str) -> HttpResponse:
         return redirect("app", name=name)
     try:
         services.set_env(app, form.cleaned_data["key"], form.cleaned_data["value"], _actor(request))
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Saved {form.cleaned_data['key']}; it applies at the next deploy.")
@@ -180,9 +181,9 @@ def member_set(request: HttpRequest, name: str) -> HttpResponse:
     form = MemberForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.InvalidInput({"member": ["give a username and a role"]})
+            raise InvalidInput({"member": ["give a username and a role"]})
         services.set_member(app, form.cleaned_data["username"], form.cleaned_data["role"], _actor(request))
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']} of {name}.")
@@ -234,7 +235,7 @@ def _act_on_deployment(request: HttpRequest, pk: int, action, done: str) -> Http
     deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:
         action(deployment, _actor(request))
-    except services.NotPossible as error:
+    except NotPossible as error:
         messages.error(request, str(error))
     else:
         messages.success(request, done)
@@ -267,7 +268,7 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     source = access.deployment_for_user(request.user, pk, access.DEPLOYER)
     try:
         deployment = services.redeploy(source, _actor(request))
-    except services.NotPossible as error:
+    except NotPossible as error:
         messages.error(request, str(error))
         return redirect("app", name=source.app.name)
     return redirect("deployment", pk=deployment.pk)
@@ -314,7 +315,7 @@ def redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse
         raise Http404("No such delivery")
     try:
         _, answer = services.redeliver(delivery, _actor(request))
-    except services.NotPossible as error:
+    except NotPossible as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Redelivered: {answer['detail']}")
@@ -328,11 +329,11 @@ def notification_add(request: HttpRequest, name: str) -> HttpResponse:
     form = NotificationTargetForm(request.POST)
     try:
         if not form.is_valid():
-            raise services.InvalidInput({field: list(errors) for field, errors in form.errors.items()})
+            raise InvalidInput({field: list(errors) for field, errors in form.errors.items()})
         data = form.cleaned_data
         target = notifications.add_target(app, _actor(request), data["kind"], data["url"], data["emails"],
                                           data["events"])
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Deploy events now also go to {target.url or target.emails}.")
@@ -354,7 +355,7 @@ def commit_status_token(request: HttpRequest, name: str) -> HttpResponse:
     app = access.app_for_user(request.user, name, access.ADMIN)
     try:
         notifications.set_commit_status_token(app, _actor(request), request.POST.get("token", ""))
-    except services.InvalidInput as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
     else:
         messages.success(request, "Commit status token saved." if app.encrypted_commit_status_token
@@ -368,7 +369,7 @@ def event_redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpRe
     app = access.app_for_user(request.user, name, access.ADMIN)
     try:
         copy = notifications.redeliver(app, _actor(request), delivery_id)
-    except services.NotPossible as error:
+    except NotPossible as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Sending it again as delivery #{copy.pk}.")

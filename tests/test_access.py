@@ -23,6 +23,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from deployments import services
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.engine import source
 from deployments.haproxy import router
@@ -96,7 +97,7 @@ def test_a_tenant_cannot_claim_wildcards_addresses_localhost_the_panel_or_anothe
     monkeypatch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", "panel.example.net")
     actor = Actor(user=tenants["ann"][0], via="api")
     for domain in ("panel.example.net", "x.panel.example.net"):
-        with pytest.raises(services.InvalidInput, match="panel's own domain"):
+        with pytest.raises(InvalidInput, match="panel's own domain"):
             services.update_app(App.objects.get(pk=ann_app.pk), actor, {}, domains=[domain])
 
 
@@ -320,7 +321,7 @@ def test_each_app_fetches_its_private_repository_with_its_own_deploy_key_only(
     sshd.authorize(ann_app.deploy_public_key)
 
     services.update_app(ann_app, Actor(user=ann, via="api"), {"repo_url": url})  # reads its branches
-    with pytest.raises(services.InvalidInput, match="Permission denied"):
+    with pytest.raises(InvalidInput, match="Permission denied"):
         services.update_app(bob_app, Actor(user=bob, via="api"), {"repo_url": url})
     ann_app.refresh_from_db()
     assert not ann_app.repo_private_allowed  # a tenant's URL: checked at every fetch

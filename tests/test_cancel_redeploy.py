@@ -2,6 +2,7 @@
 import time
 
 from deployments import services
+from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.engine import runtime
 from deployments.haproxy import router
@@ -71,7 +72,7 @@ def test_cancel_after_the_switch_is_refused(stack, app_repo):
     try:
         services.cancel(done, Actor.cli("dave"))
         raise AssertionError("cancelling a finished deployment should be refused")
-    except services.NotPossible as refusal:
+    except NotPossible as refusal:
         assert "already ended" in str(refusal)
 
 

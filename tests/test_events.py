@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from deployments import notifications, services
+from deployments.application.errors import InvalidInput
 from deployments.engine import events, outbound
 from deployments.models import App, Deployment, EventDelivery
 from tests import test_webhooks
@@ -155,7 +156,7 @@ def test_a_slack_message_cannot_ping_the_channel_or_make_links():
 ])
 def test_a_bad_target_is_refused_with_the_reason(db, url, message):
     app = App.objects.create(name="shop", repo_url="/srv/shop.git")
-    with pytest.raises(services.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         notifications.add_target(app, TEST_ACTOR, "webhook", url)
     assert message in str(refused.value)
     assert not app.notification_targets.exists()

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments import services
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
 from deployments.haproxy.config import PanelRoute, Server, parse_map, redirect_entries
@@ -179,9 +180,9 @@ def test_an_uploaded_certificate_is_served_instead_and_a_bad_one_is_refused(acme
     own = own_ca.issue([domain])
     other = own_ca.issue(["elsewhere.example.test"])
 
-    with pytest.raises(services.InvalidInput, match="does not belong to the certificate"):
+    with pytest.raises(InvalidInput, match="does not belong to the certificate"):
         services.upload_certificate(app, Actor.cli("test"), own.chain_pem, other.key_pem)
-    with pytest.raises(services.InvalidInput, match="does not cover own.example.test, a domain of own"):
+    with pytest.raises(InvalidInput, match="does not cover own.example.test, a domain of own"):
         services.upload_certificate(app, Actor.cli("test"), other.chain_pem, other.key_pem)
     services.upload_certificate(app, Actor.cli("test"), own.chain_pem, own.key_pem)
 

@@ -23,6 +23,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from deployments import quotas, services, tasks
+from deployments.application.errors import InvalidInput
 from deployments.engine import buildcgroup, logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.apprepo import AppRepo
@@ -430,7 +431,7 @@ def test_two_creates_at_once_cannot_both_take_the_owners_last_app(app_repo, hand
             start.wait(10)
             _own_app(app_repo, tenant, name)
             outcome[name] = "created"
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             outcome[name] = str(error)
         finally:
             connection.close()
@@ -558,7 +559,7 @@ def test_compose_ports_are_refused_at_create_and_at_deploy_and_nothing_is_publis
     _compose(app_repo, f"services:\n  web:\n    build: .\n    ports: ['127.0.0.1:{port}:8000']\n")
     tenant = _tenant()
 
-    with pytest.raises(services.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         _own_app(app_repo, tenant, "ported", compose_file="compose.yaml")
     assert f"compose.yaml: services.web.ports: 127.0.0.1:{port}:8000 not supported: traffic reaches apps only " \
            "through HAProxy" in refused.value.errors["compose_file"][0]

@@ -3,6 +3,7 @@ import re
 import time
 
 from deployments import presenters, services
+from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.engine import runtime
 from deployments.models import App, Deployment
@@ -112,7 +113,7 @@ def test_promote_outside_the_watch_is_refused(stack, app_repo):
     try:
         services.promote(done, Actor.cli("grace"))
         raise AssertionError("promoting a finished deployment should be refused")
-    except services.NotPossible as refusal:
+    except NotPossible as refusal:
         assert "is not in a canary or being watched" in str(refusal)
 
 

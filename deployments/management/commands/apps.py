@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.masking import without_password
 from deployments.models import App
@@ -79,7 +80,7 @@ class Command(BaseCommand):
         )
         try:
             app = services.create_app(spec, Actor.cli(), owner=self._owner(options["owner"]))
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
 
@@ -91,7 +92,7 @@ class Command(BaseCommand):
         try:
             services.update_app(app, Actor.cli(), _given_settings(options), domains=options["domain"], env=env,
                                 zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"])
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Updated {app.name}; settings apply at the next deploy, domains now")
 
@@ -132,5 +133,5 @@ def _given_settings(options: dict, exclude=()) -> dict:
             if name not in exclude and options.get(name) is not None}
 
 
-def _refused(error: services.InvalidInput) -> CommandError:
+def _refused(error: InvalidInput) -> CommandError:
     return CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))

@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import services
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.models import App, Deployment, LogLine
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         try:
             deployment = services.deploy(app, options["ref"], Actor.cli())
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             raise CommandError(str(error))
         self.stdout.write(f"Queued deployment #{deployment.id} of {app.name} ({deployment.ref})")
         if options["follow"]:
