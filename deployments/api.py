@@ -10,7 +10,10 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import Field, create_model, model_validator
 
-from deployments import access, audit, notifications, presenters, services
+from deployments import access, audit, notifications, presenters
+from deployments.application import apps, deploys, domains
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
+from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput, NotPossible, TooSoon
 from deployments.audit import Actor
 from deployments.masking import without_password
@@ -87,7 +90,7 @@ class ObjectBody(Schema):
         return value
 
 
-# The app's settings come from services.SETTINGS_FIELDS and the model's own field types and
+# The app's settings come from app_settings.SETTINGS_FIELDS and the model's own field types and
 # help texts, so a new setting appears in the API (and its OpenAPI document) by itself.
 PYTHON_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "BooleanField": bool,
                 "JSONField": list[int]}  # canary_steps
@@ -116,19 +119,19 @@ AppIn = create_model(
     web_service=(str, Field("web", description="the compose service the app's domains go to")), port=(int, 8000),
     health_path=(str, "/health"), replicas=(int, Field(1, ge=1, le=MAX_REPLICAS)),
     domains=(list[str], []), env=(dict[str, str], {}), zero_downtime=(bool, True),
-    **{name: _optional(name) for name in services.SETTINGS_FIELDS if name not in CREATE_CORE},
+    **{name: _optional(name) for name in SETTINGS_FIELDS if name not in CREATE_CORE},
 )
 
 AppPatch = create_model(
     "AppPatch", __base__=ObjectBody,
-    **{name: _optional(name) for name in services.SETTINGS_FIELDS},
+    **{name: _optional(name) for name in SETTINGS_FIELDS},
     domains=(list[str] | None, None), zero_downtime=(bool | None, None), auto_deploy=(bool | None, None),
     env=(dict[str, str | None] | None, Field(None, description="set keys; a null value removes the key")),
 )
 
 AppOut = create_model(
     "AppOut", __base__=Schema,
-    name=(str, ...), **{name: (_setting(name)[0], ...) for name in services.SETTINGS_FIELDS},
+    name=(str, ...), **{name: (_setting(name)[0], ...) for name in SETTINGS_FIELDS},
     zero_downtime=(bool, ...), auto_deploy=(bool, ...), domains=(list[str], ...), env_keys=(list[str], ...),
     live_deployment=(int | None, ...), role=(str, ...), webhook_url=(str, ...),
     webhook_secret=(str | None, Field(description="the app's own credential; only for its admins")),
@@ -237,10 +240,7 @@ def list_apps(request):
 
 @api.post("/apps", response={201: AppOut})
 def create_app(request, body: AppIn):
-    fields = body.dict()
-    settings = {k: fields.pop(k) for k in list(fields) if k not in services.AppSpec.__dataclass_fields__}
-    spec = services.AppSpec(**fields, settings={k: v for k, v in settings.items() if v is not None})
-    app = services.create_app(spec, _actor(request))
+    app = apps.create_app(AppSpec.of(**body.dict()), actor=_actor(request))
     return Status(201, _app_out(request, app))
 
 
@@ -258,21 +258,22 @@ def update_app(request, name: str, body: AppPatch):
 
 
 def _apply_patch(app: App, changes: dict, actor: Actor) -> None:
-    settings = {k: v for k, v in changes.items() if k in services.SETTINGS_FIELDS}
+    settings = {k: v for k, v in changes.items() if k in SETTINGS_FIELDS}
     # Said here: a column that may be blank (health_host, capabilities) skips validation for
     # null, which then failed on NOT NULL when saved (a 500).
     nulls = {name: ["must not be null; leave it out to keep the current value"]
              for name, value in settings.items() if value is None}
     if nulls:
         raise InvalidInput(nulls)
-    services.update_app(app, actor, settings, domains=changes.get("domains"), env=changes.get("env"),
-                        zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy"))
+    apps.update_app(app, AppChanges(settings=settings, domains=changes.get("domains"), env=changes.get("env") or {},
+                                    zero_downtime=changes.get("zero_downtime"), auto_deploy=changes.get("auto_deploy")),
+                    actor=actor)
 
 
 @api.delete("/apps/{name}", response={204: None})
 def delete_app(request, name: str):
     access.app_for_user(request.user, name, access.ADMIN)
-    services.delete_app(name, _actor(request))
+    apps.delete_app(name, actor=_actor(request))
     return Status(204, None)
 
 
@@ -280,7 +281,7 @@ def delete_app(request, name: str):
 def rotate_deploy_key(request, name: str):
     """A new deploy key pair; the old public key no longer opens anything for this app."""
     app = access.app_for_user(request.user, name, access.ADMIN)
-    services.rotate_deploy_key(app, _actor(request))
+    apps.rotate_deploy_key(app, actor=_actor(request))
     return _app_out(request, App.objects.get(pk=app.pk))
 
 
@@ -293,7 +294,7 @@ def list_deployments(request, name: str, limit: int = Query(50, ge=1, le=500)):
 @api.post("/apps/{name}/deploy", response={202: DeploymentOut})
 def deploy(request, name: str, body: DeployIn | None = None):
     app = access.app_for_user(request.user, name, access.DEPLOYER)
-    deployment = services.deploy(app, (body.ref if body else None) or None, _actor(request))
+    deployment = deploys.deploy(app, ref=(body.ref if body else None) or None, actor=_actor(request))
     return Status(202, _deployment_out(deployment))
 
 
@@ -407,27 +408,27 @@ def deployment_logs(request, deployment_id: int = Path(..., ge=1, le=2**62), aft
 @api.post("/deployments/{deployment_id}/cancel", response=DeploymentOut)
 def cancel(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    return _deployment_out(services.cancel(deployment, _actor(request)))
+    return _deployment_out(deploys.cancel(deployment, actor=_actor(request)))
 
 
 @api.post("/deployments/{deployment_id}/redeploy", response={202: DeploymentOut})
 def redeploy(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     source = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    deployment = services.redeploy(source, _actor(request))
+    deployment = deploys.redeploy(source, actor=_actor(request))
     return Status(202, _deployment_out(deployment))
 
 
 @api.post("/deployments/{deployment_id}/promote", response=DeploymentOut)
 def promote(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    return _deployment_out(services.promote(deployment, _actor(request)))
+    return _deployment_out(deploys.promote(deployment, actor=_actor(request)))
 
 
 @api.post("/deployments/{deployment_id}/abort", response=DeploymentOut)
 def abort(request, deployment_id: int = Path(..., ge=1, le=2**62)):
     """During a canary: all traffic back on the old release at once; the deployment ends rolled_back."""
     deployment = access.deployment_for_user(request.user, deployment_id, access.DEPLOYER)
-    return _deployment_out(services.abort(deployment, _actor(request)))
+    return _deployment_out(deploys.abort(deployment, actor=_actor(request)))
 
 
 # Audit log ----------------------------------------------------------------------------------
@@ -455,7 +456,7 @@ def get_certificate(request, name: str):
 @api.post("/apps/{name}/certificate", response=CertificateOut)
 def upload_certificate(request, name: str, body: CertificateIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    services.upload_certificate(app, _actor(request), body.certificate, body.key)
+    domains.upload_certificate(app, chain_pem=body.certificate, key_pem=body.key, actor=_actor(request))
     return presenters.certificate(App.objects.get(pk=app.pk))
 
 
@@ -463,7 +464,7 @@ def upload_certificate(request, name: str, body: CertificateIn):
 def use_acme_certificate(request, name: str):
     """Drop an uploaded certificate: ACME issues one instead (409 if none was uploaded)."""
     app = access.app_for_user(request.user, name, access.ADMIN)
-    if not services.use_acme_certificate(app, _actor(request)):
+    if not domains.use_acme_certificate(app, actor=_actor(request)):
         raise HttpError(409, "the app has no uploaded certificate; its certificate comes from ACME already")
     return presenters.certificate(App.objects.get(pk=app.pk))
 

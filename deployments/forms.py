@@ -1,9 +1,9 @@
-"""Forms of the panel. Validation that needs the database or git lives in services."""
+"""Forms of the panel. Validation that needs the database or git lives in the application layer."""
 from django import forms
 
 from deployments.masking import without_password
 from deployments.models import EVENTS, App, Membership, NotificationTarget
-from deployments.services import SETTINGS_FIELDS
+from deployments.application.app_settings import SETTINGS_FIELDS
 
 
 def split_hosts(text: str) -> list[str]:
@@ -50,7 +50,7 @@ class SettingsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # A password or token in the URL is never put into the page; sent back masked, the
-        # stored URL is kept (services.update_app).
+        # stored URL is kept (application/apps.py, update_app).
         self.initial["repo_url"] = without_password(self.instance.repo_url)
 
     class Meta:

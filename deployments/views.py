@@ -7,7 +7,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, audit, notifications, presenters, services
+from deployments import access, audit, notifications, presenters
+from deployments.application import apps, deploys, domains, members, pushes
+from deployments.application.app_settings import AppSpec
+from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
 from deployments.haproxy import router
 from deployments.forms import (
@@ -33,17 +36,17 @@ def app_list(request: HttpRequest) -> HttpResponse:
     form = NewAppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        spec = services.AppSpec(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
+        spec = AppSpec.of(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
         try:
-            app = services.create_app(spec, actor(request))
+            app = apps.create_app(spec, actor=actor(request))
         except InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
             messages.success(request, f"Created {app.name}. Deploy it when you are ready.")
             return redirect("app", name=app.name)
-    apps = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
+    visible = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
     return render(request, "deployments/app_list.html", {
-        "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
+        "rows": presenters.app_rows(visible, router.live_health(visible)), "form": form,
     }, status=400 if form.errors else 200)
 
 
@@ -64,7 +67,7 @@ def _app_page(request: HttpRequest, app) -> dict:
 def deploy(request: HttpRequest, app) -> HttpResponse:
     ref = cleaned(DeployForm(request.POST), Refused(
         "The ref is too long: give a branch, tag or commit of at most 200 characters."))["ref"]
-    deployment = services.deploy(app, ref.strip() or None, actor(request))
+    deployment = deploys.deploy(app, ref=ref.strip() or None, actor=actor(request))
     return redirect("deployment", pk=deployment.pk)
 
 
@@ -78,7 +81,7 @@ SWITCH_MESSAGES = {  # field: (message when turned on, message when turned off)
 
 def _flip(request: HttpRequest, app, field: str) -> str:
     enabled = request.POST.get("enabled") == "on"
-    services.set_switch(app, field, enabled, actor(request))
+    apps.set_switch(app, name=field, enabled=enabled, actor=actor(request))
     return SWITCH_MESSAGES[field][0 if enabled else 1]
 
 
@@ -95,12 +98,13 @@ def auto_deploy(request: HttpRequest, app) -> str:
 @app_action(access.ADMIN)
 def app_settings(request: HttpRequest, app) -> HttpResponse:
     return _submit(request, app, SettingsForm(request.POST, instance=app), "settings_form",
-                   lambda data: services.update_app(app, actor(request), data, split_hosts(data["domains"])),
+                   lambda data: apps.update_app(app, AppChanges(settings=data, domains=split_hosts(data["domains"])),
+                                                actor=actor(request)),
                    "Settings saved. Domains apply now; the rest at the next deploy.")
 
 
 def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -> HttpResponse:
-    """Act on a valid form through services; if the form or the service refuses, the app page
+    """Act on a valid form through the application layer; if the form or it refuses, the app page
     again with the form's errors (400) and nothing changed."""
     if form.is_valid():
         try:
@@ -119,26 +123,27 @@ def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -
 @app_action(access.ADMIN)
 def env_set(request: HttpRequest, app) -> str:
     data = cleaned(EnvVarForm(request.POST), Refused("An env var needs a name."))
-    services.set_env(app, data["key"], data["value"], actor(request))
+    apps.set_env(app, key=data["key"], value=data["value"], actor=actor(request))
     return f"Saved {data['key']}; it applies at the next deploy."
 
 
 @app_action(access.ADMIN)
 def env_delete(request: HttpRequest, app, key: str) -> str:
-    services.delete_env(app, key, actor(request))
+    apps.delete_env(app, key=key, actor=actor(request))
     return f"Removed {key}; it applies at the next deploy."
 
 
 @app_action(access.ADMIN)
 def certificate_upload(request: HttpRequest, app) -> HttpResponse:
     return _submit(request, app, CertificateForm(request.POST), "certificate_form",
-                   lambda data: services.upload_certificate(app, actor(request), data["certificate"], data["key"]),
+                   lambda data: domains.upload_certificate(app, chain_pem=data["certificate"], key_pem=data["key"],
+                                                           actor=actor(request)),
                    "Certificate saved; HAProxy serves it within seconds.")
 
 
 @app_action(access.ADMIN)
 def certificate_acme(request: HttpRequest, app) -> str:
-    if not services.use_acme_certificate(app, actor(request)):
+    if not domains.use_acme_certificate(app, actor=actor(request)):
         raise Refused("This app has no uploaded certificate.")
     return "The uploaded certificate is dropped; ACME issues one for the app's domains."
 
@@ -146,20 +151,20 @@ def certificate_acme(request: HttpRequest, app) -> str:
 @app_action(access.ADMIN)
 def member_set(request: HttpRequest, app) -> str:
     data = cleaned(MemberForm(request.POST), InvalidInput({"member": ["give a username and a role"]}))
-    services.set_member(app, data["username"], data["role"], actor(request))
+    members.set_member(app, username=data["username"], role=data["role"], actor=actor(request))
     return f"{data['username']} is now {data['role']} of {app.name}."
 
 
 @app_action(access.ADMIN)
 def member_remove(request: HttpRequest, app, user_id: int) -> None:
-    services.remove_member(app, user_id, actor(request))
+    members.remove_member(app, user_id=user_id, actor=actor(request))
 
 
 @app_action(access.ADMIN)
 def app_delete(request: HttpRequest, app) -> HttpResponse:
     if request.POST.get("confirm") != app.name:
         raise Refused(f"Type {app.name} to confirm deleting it.")
-    services.delete_app(app.name, actor(request))
+    apps.delete_app(app.name, actor=actor(request))
     messages.success(request, f"Deleted {app.name}: its containers, routing and images are gone.")
     return redirect("apps")
 
@@ -186,25 +191,25 @@ def deployment_log(request: HttpRequest, pk: int) -> JsonResponse:
 
 @deployment_action(access.DEPLOYER)
 def cancel(request: HttpRequest, deployment) -> str:
-    services.cancel(deployment, actor(request))
+    deploys.cancel(deployment, actor=actor(request))
     return "Cancelling: new containers are removed, the running release keeps serving."
 
 
 @deployment_action(access.DEPLOYER)
 def promote(request: HttpRequest, deployment) -> str:
-    services.promote(deployment, actor(request))
+    deploys.promote(deployment, actor=actor(request))
     return "Promoted: the new release takes all the traffic; the old one drains and retires."
 
 
 @deployment_action(access.DEPLOYER)
 def abort(request: HttpRequest, deployment) -> str:
-    services.abort(deployment, actor(request))
+    deploys.abort(deployment, actor=actor(request))
     return "Aborted: all traffic goes back to the old release."
 
 
 @deployment_action(access.DEPLOYER, back_to_app=True)
 def redeploy(request: HttpRequest, source) -> HttpResponse:
-    return redirect("deployment", pk=services.redeploy(source, actor(request)).pk)
+    return redirect("deployment", pk=deploys.redeploy(source, actor=actor(request)).pk)
 
 
 @app_action(access.ADMIN)
@@ -215,13 +220,13 @@ def webhook_secret(request: HttpRequest, app) -> JsonResponse:
 
 @app_action(access.ADMIN)
 def deploy_key_rotate(request: HttpRequest, app) -> str:
-    services.rotate_deploy_key(app, actor(request))
+    apps.rotate_deploy_key(app, actor=actor(request))
     return "New deploy key: add it at your git host and remove the old one, which no longer works here."
 
 
 @app_action(access.ADMIN)
 def webhook_rotate(request: HttpRequest, app) -> str:
-    services.rotate_webhook_secret(app, actor(request))
+    apps.rotate_webhook_secret(app, actor=actor(request))
     return "New webhook secret: update it at your git host, the old one no longer works."
 
 
@@ -230,7 +235,7 @@ def redeliver(request: HttpRequest, app, delivery_id: int) -> str:
     delivery = app.deliveries.filter(pk=delivery_id).first()
     if delivery is None:
         raise Http404("No such delivery")
-    _, answer = services.redeliver(delivery, actor(request))
+    _, answer = pushes.redeliver(delivery, actor=actor(request))
     return f"Redelivered: {answer['detail']}"
 
 
@@ -264,7 +269,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100] or "token"
-        new_token = services.create_token(actor(request), name)
+        new_token = members.create_token(name=name, actor=actor(request))
     return render(request, "deployments/tokens.html", {
         "tokens": request.user.api_tokens.all(), "new_token": new_token,
     })
@@ -273,7 +278,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    if services.revoke_token(actor(request), token_id):
+    if members.revoke_token(token_id=token_id, actor=actor(request)):
         messages.success(request, "Token revoked.")
     return redirect("tokens")
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from deployments import services
+from deployments.application import apps
 from deployments.containers import Container
 from deployments.engine import runtime
 from deployments.haproxy import router
@@ -149,7 +149,7 @@ def test_deleting_an_app_removes_its_network(stack, app_repo):
     assert stack.deploy_and_wait(app).state == "succeeded"
     assert _network_exists(runtime.network_name(app.name))
 
-    services.delete_app(app.name, TEST_ACTOR)
+    apps.delete_app(app.name, actor=TEST_ACTOR)
 
     stack.eventually(lambda: not runtime.app_images(app.image_repository()), "the worker removes the images")
     assert runtime.containers(app_name=app.name) == []

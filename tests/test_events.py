@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from deployments import notifications, services
+from deployments import notifications
+from deployments.application import pushes
 from deployments.application.errors import InvalidInput
 from deployments.engine import events, outbound
 from deployments.models import App, Deployment, EventDelivery
@@ -121,7 +122,7 @@ def test_a_push_marks_its_commit_pending_then_success_or_failure(stack, app_repo
 
 def _pushed(stack, app: App, sha: str) -> Deployment:
     body, headers = test_webhooks.github(after=sha)
-    status, answer = services.receive_webhook(App.objects.get(pk=app.pk), headers, body)
+    status, answer = pushes.receive_webhook(App.objects.get(pk=app.pk), headers=headers, body=body)
     assert status == 202, answer
     return stack.wait(Deployment.objects.get(pk=answer["deployment"]))
 

@@ -22,7 +22,9 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from deployments import quotas, services, tasks
+from deployments import quotas, tasks
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
 from deployments.application.errors import InvalidInput
 from deployments.engine import buildcgroup, logs, priority, runtime, source
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
@@ -71,7 +73,7 @@ def _patch(client: Client, app: str, body: dict):
 
 def _own_app(repo: AppRepo, owner, name: str, **fields) -> App:
     """As a superuser (or the CLI) creates an app for a user: the repository is on this machine."""
-    return services.create_app(services.AppSpec(name=name, repo_url=repo.url, **fields), TEST_ACTOR, owner=owner)
+    return apps.create_app(AppSpec.of(name=name, repo_url=repo.url, **fields), actor=TEST_ACTOR, owner=owner)
 
 
 def _with(**values):
@@ -182,7 +184,7 @@ def test_the_panels_settings_form_names_the_ceiling(app_repo, handed_over):
     app = _own_app(app_repo, tenant, "mine")
     client = Client()
     client.force_login(tenant)
-    form = {name: value for name, value in model_to_dict(app, fields=services.SETTINGS_FIELDS).items()
+    form = {name: value for name, value in model_to_dict(app, fields=SETTINGS_FIELDS).items()
             if value is not False}
     form.update(canary_steps="", domains="", memory_limit_mb=65536, https_redirect="on")
 

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import services, tasks
+from deployments import tasks
+from deployments.application.app_settings import SETTINGS_FIELDS
 from deployments.engine import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
@@ -70,7 +71,7 @@ class World:
 
 
 def settings_data(app: App, **changes) -> dict:
-    data = {name: getattr(app, name) for name in services.SETTINGS_FIELDS}
+    data = {name: getattr(app, name) for name in SETTINGS_FIELDS}
     data["domains"] = " ".join(app.domains.values_list("hostname", flat=True))
     return {**data, **changes}
 

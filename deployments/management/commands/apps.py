@@ -4,13 +4,15 @@ import argparse
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
+from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.masking import without_password
 from deployments.models import App
 
-# Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
+# Options for the app's settings come from app_settings.SETTINGS_FIELDS and the model's field types.
 def percent_list(text: str) -> list[int]:
     """--canary-steps 5,25,50,100 (an empty string: no canary)."""
     try:
@@ -54,10 +56,10 @@ class Command(BaseCommand):
         create.add_argument("--owner", help="username of the owner (default: the first superuser)")
         create.add_argument("--no-zero-downtime", action="store_true",
                             help="recreate instead: stop the old release first (a short 503 gap)")
-        _add_setting_options(create, [n for n in services.SETTINGS_FIELDS if n not in CREATE_OPTIONS])
+        _add_setting_options(create, [n for n in SETTINGS_FIELDS if n not in CREATE_OPTIONS])
         update = sub.add_parser("update", help="change an app's settings (the rest stays as it is)")
         update.add_argument("name")
-        _add_setting_options(update, services.SETTINGS_FIELDS)
+        _add_setting_options(update, SETTINGS_FIELDS)
         update.add_argument("--domain", action="append", help="a hostname; repeatable; replaces the app's domains")
         update.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
         update.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove KEY; repeatable")
@@ -71,15 +73,15 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(options)
 
     def _create(self, options: dict) -> None:
-        spec = services.AppSpec(
+        spec = AppSpec.of(
             name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
             compose_file=options["compose"], web_service=options["web"], port=options["port"],
             health_path=options["health_path"], domains=options["domain"],
             env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
-            settings=_given_settings(options, exclude=CREATE_OPTIONS),
+            **_given_settings(options, exclude=CREATE_OPTIONS),
         )
         try:
-            app = services.create_app(spec, Actor.cli(), owner=self._owner(options["owner"]))
+            app = apps.create_app(spec, actor=Actor.cli(), owner=self._owner(options["owner"]))
         except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
@@ -90,8 +92,9 @@ class Command(BaseCommand):
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         env = {**dict(options["env"]), **{key: None for key in options["unset_env"]}}
         try:
-            services.update_app(app, Actor.cli(), _given_settings(options), domains=options["domain"], env=env,
-                                zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"])
+            apps.update_app(app, AppChanges(settings=_given_settings(options), domains=options["domain"], env=env,
+                                            zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"]),
+                            actor=Actor.cli())
         except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Updated {app.name}; settings apply at the next deploy, domains now")
@@ -111,7 +114,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{app.name}\t{live}\t{without_password(app.repo_url)}#{app.branch}\t{' '.join(app.hostnames())}")
 
     def _delete(self, options: dict) -> None:
-        if services.delete_app(options["name"], Actor.cli()):
+        if apps.delete_app(options["name"], actor=Actor.cli()):
             self.stdout.write(f"Deleted {options['name']}")
         else:
             self.stdout.write(f"No app named {options['name']}; nothing to delete")
@@ -129,7 +132,7 @@ def _add_setting_options(parser: CommandParser, names) -> None:
 
 
 def _given_settings(options: dict, exclude=()) -> dict:
-    return {name: options[name] for name in services.SETTINGS_FIELDS
+    return {name: options[name] for name in SETTINGS_FIELDS
             if name not in exclude and options.get(name) is not None}
 
 
