@@ -26,7 +26,7 @@ stack-test:
 	WITH_STACK=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
 	scripts/base-image.sh
-	.venv/bin/pytest tests/stack_test.py
+	.venv/bin/pytest tests/stack/compose_stack_test.py
 
 # Benchmarks (not part of `make test`); each writes its section of bench/RESULTS.md.
 bench:

@@ -1,6 +1,6 @@
 """Benchmark: a Compose app deployed four times under load, the seed's way and Switchyard's.
 
-The app is the test suite's (tests/composerepo.py): web with 2 replicas reading a counter from a
+The app is the test suite's (tests/support/composerepo.py): web with 2 replicas reading a counter from a
 store that keeps it in a named volume, and a worker adding to it; every image FROM scratch with
 busybox. Each release changes web and worker; the store stays as it is.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 
 import django  # noqa: E402
 
@@ -41,11 +41,11 @@ from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments.application import apps, deploys  # noqa: E402
 from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
-from deployments.engine import runtime  # noqa: E402
+from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
-from tests.composerepo import ComposeRepo  # noqa: E402
-from tests.load import Answer, Load  # noqa: E402
+from tests.support.composerepo import ComposeRepo  # noqa: E402
+from tests.support.load import Answer, Load  # noqa: E402
 
 SEED_DIR = ROOT / "bench" / "seed"
 RELEASES = ["v2", "v3", "v4", "v5"]
@@ -187,7 +187,7 @@ def main() -> None:
             finally:
                 haproxy_process.stop(router.paths())
     finally:
-        runtime.remove_instance_resources()
+        cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(results)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from bench.releases import BenchRepo, Release
 from deployments.application import apps, deploys
 from deployments.application.app_settings import AppSpec
-from deployments.containers import Container
+from deployments.dockerd.values import Container
 from deployments.audit import Actor
-from deployments.engine import runtime
+from deployments.dockerd import builds, containers, images
+from deployments.dockerd.values import LABEL_APP
 from deployments.models import App, Deployment
 
 HEALTH_DEADLINE = 10.0
@@ -135,16 +136,16 @@ class NginxDeployer:
         start = time.time()
         sha = self.repo.commit_release(release)
         tag = f"switchyard/{self.name}:{sha[:12]}"
-        runtime.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {runtime.LABEL_APP: self.name}, lambda line: None)
-        new = runtime.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
-                                              runtime.ContainerLimits.defaults())
+        builds.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {LABEL_APP: self.name}, lambda line: None)
+        new = containers.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
+                                                 containers.ContainerLimits.defaults())
         health_ok = self._wait_healthy(new)
         if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
-            runtime.stop_and_remove(new.id, timeout=0)
+            containers.stop_and_remove(new.id, timeout=0)
             return DeployRecord(release, start, time.time(), "failed")
         self.front.route(self.name, (new.ip, new.port))
         if self.current:
-            runtime.stop_and_remove(self.current.id, timeout=self.stop_timeout)
+            containers.stop_and_remove(self.current.id, timeout=self.stop_timeout)
         self.current = new
         return DeployRecord(release, start, time.time(), "succeeded", health_ok)
 
@@ -167,9 +168,9 @@ class NginxDeployer:
 
     def close(self) -> None:
         self.front.remove(self.name)
-        for container in runtime.containers(self.name):
-            runtime.stop_and_remove(container.id, timeout=0)
-        runtime.remove_images(runtime.app_images(f"switchyard/{self.name}"))
+        for container in containers.listed(self.name):
+            containers.stop_and_remove(container.id, timeout=0)
+        images.remove_images(images.app_images(f"switchyard/{self.name}"))
 
 
 def _nginx_config(workdir: Path, port: int, upstreams: dict[str, tuple[str, int]]) -> str:

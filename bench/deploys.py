@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
 
 import django  # noqa: E402
@@ -33,9 +33,9 @@ from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer  # noq
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
-from deployments.engine import runtime  # noqa: E402
+from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router
-from tests.load import Load  # noqa: E402
+from tests.support.load import Load  # noqa: E402
 
 WATCH_WINDOW = 12
 DWELL = 2.0
@@ -93,7 +93,7 @@ def main() -> None:
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
                 haproxy_process.stop(router.paths())
     finally:
-        runtime.remove_instance_resources()
+        cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)
     report(results)
 

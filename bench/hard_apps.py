@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from bench.releases import Release
-from tests.apprepo import AppRepo
+from tests.support.apprepo import AppRepo
 
 WEBSOCKETD = Path("/usr/bin/websocketd")
 MESSAGE_INTERVAL = 0.1  # seconds between two messages of a stream

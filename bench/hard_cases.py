@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
 # The apps report each POST to a recorder on the host, at their network's gateway: the egress
 # rules keep containers off the host's services unless allowed, as an administrator allows one.
@@ -45,7 +45,7 @@ from bench.recorder import serve as serve_recorder  # noqa: E402
 from bench.releases import Release  # noqa: E402
 from bench.services import installation  # noqa: E402
 from bench.streams import EventStreamClient, WebSocketClient  # noqa: E402
-from tests.load import Load  # noqa: E402
+from tests.support.load import Load  # noqa: E402
 
 DEPLOYS = 10
 RELOAD_DEPLOYS = 5

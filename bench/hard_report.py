@@ -13,7 +13,7 @@ from bench.deployers import DeployRecord  # noqa: E402
 from bench.metrics import longest_gap, percentile  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.streams import Reconnect, StreamRecord  # noqa: E402
-from tests.load import Answer  # noqa: E402
+from tests.support.load import Answer  # noqa: E402
 
 CHART = Path(__file__).resolve().parent / "hard_cases.png"
 

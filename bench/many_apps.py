@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # an isolated installation on free ports
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
 os.environ["SWITCHYARD_DEFAULT_WATCH_WINDOW"] = "0"
 
 import django  # noqa: E402
@@ -44,8 +44,8 @@ from deployments.audit import Actor  # noqa: E402
 from deployments.engine import reconcile  # noqa: E402
 from deployments.haproxy import config, router  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
-from tests.apprepo import AppRepo  # noqa: E402
-from tests.load import Answer, Load  # noqa: E402
+from tests.support.apprepo import AppRepo  # noqa: E402
+from tests.support.load import Answer, Load  # noqa: E402
 
 APPS = 100
 AT_ONCE = 10

@@ -3,7 +3,7 @@ import statistics
 from dataclasses import dataclass
 
 from bench.deployers import DeployRecord
-from tests.load import Answer
+from tests.support.load import Answer
 
 
 @dataclass

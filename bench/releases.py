@@ -6,7 +6,7 @@ Every release is busybox httpd in a FROM scratch image serving CGI pages:
 """
 from dataclasses import dataclass
 
-from tests.apprepo import STAMP_AND_SERVE, AppRepo
+from tests.support.apprepo import STAMP_AND_SERVE, AppRepo
 
 BREAKS_AFTER = 8  # seconds after boot for the late-breaking release
 

@@ -94,7 +94,7 @@ def installation(work: Path) -> Iterator[list[subprocess.Popen]]:
     way out HAProxy is stopped and every container, network and volume it made removed."""
     from django.core.management import call_command
 
-    from deployments.engine import runtime
+    from deployments.dockerd import cleanup
     from deployments.haproxy import process as haproxy_process, router
 
     call_command("migrate", verbosity=0)
@@ -106,4 +106,4 @@ def installation(work: Path) -> Iterator[list[subprocess.Popen]]:
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
                 haproxy_process.stop(router.paths())
     finally:
-        runtime.remove_instance_resources()
+        cleanup.remove_instance_resources()

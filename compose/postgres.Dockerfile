@@ -3,7 +3,7 @@
 # POSTGRES_PASSWORD, POSTGRES_DB), as the registry's postgres image does.
 ARG BASE_IMAGE=switchyard-base:bookworm
 FROM ${BASE_IMAGE}
-# Apps' builds may not start from the panel's images, whatever they are tagged (engine/buildimages.py).
+# Apps' builds may not start from the panel's images, whatever they are tagged (dockerfile/base_images.py).
 LABEL switchyard.panel=postgres
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 \

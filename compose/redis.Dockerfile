@@ -1,7 +1,7 @@
 # Redis from Debian's package, on the locally built base (scripts/base-image.sh).
 ARG BASE_IMAGE=switchyard-base:bookworm
 FROM ${BASE_IMAGE}
-# Apps' builds may not start from the panel's images, whatever they are tagged (engine/buildimages.py).
+# Apps' builds may not start from the panel's images, whatever they are tagged (dockerfile/base_images.py).
 LABEL switchyard.panel=redis
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server \

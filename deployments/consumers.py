@@ -20,8 +20,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from deployments import access, presenters
-from deployments.containers import Container
-from deployments.engine import runtime
+from deployments.dockerd.values import Container
+from deployments.dockerd import output
 from deployments.engine.logs import group_name
 from deployments.masking import Masker
 from deployments.models import App, Deployment, LogLine
@@ -151,7 +151,7 @@ class ContainerOutputConsumer(AccessCheckedConsumer):
 
     async def connect(self) -> None:
         self.app_name = self.scope["url_route"]["kwargs"]["name"]
-        self.streams: list[runtime.OutputStream] = []
+        self.streams: list[output.OutputStream] = []
         self.pumps: list[asyncio.Task] = []
         if not await self.allowed():
             await self.close()
@@ -161,7 +161,7 @@ class ContainerOutputConsumer(AccessCheckedConsumer):
         self.watch_access()
         if not containers:
             await self.send_json({"type": "output", "lines": ["(no live release yet)"]})
-        self.streams = [runtime.follow_output(c.id, OUTPUT_TAIL) for c in containers]
+        self.streams = [output.follow_output(c.id, OUTPUT_TAIL) for c in containers]
         self.pumps = [asyncio.create_task(self._pump(i + 1, s)) for i, s in enumerate(self.streams)]
 
     def check_access(self, user: AbstractBaseUser) -> None:
@@ -177,7 +177,7 @@ class ContainerOutputConsumer(AccessCheckedConsumer):
         for pump in self.pumps:
             pump.cancel()
 
-    async def _pump(self, replica: int, stream: "runtime.OutputStream") -> None:
+    async def _pump(self, replica: int, stream: "output.OutputStream") -> None:
         prefix = f"[{replica}] " if len(self.streams) > 1 else ""
         while (line := await asyncio.to_thread(stream.next_line)) is not None:
             await self.send_json({"type": "output", "lines": [prefix + self.mask(line)]})

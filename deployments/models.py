@@ -11,8 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from deployments import crypto, deploy_keys
-from deployments.containers import Container, ServiceRelease
+from deployments import crypto
+from deployments.git import deploy_keys
+from deployments.dockerd.values import Container, ServiceRelease
 from deployments.validators import (
     validate_app_name,
     validate_canary_steps,
@@ -77,9 +78,9 @@ class App(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     repo_url = models.CharField(max_length=500, validators=[validate_repo_url])
     # The URL was set by the CLI or a superuser: it may name a path on this machine or a private
-    # address (engine/repo_policy.py); a URL a tenant sets must be public at every fetch.
+    # address (git/repo_policy.py); a URL a tenant sets must be public at every fetch.
     repo_private_allowed = models.BooleanField(default=False)
-    # The app's SSH deploy key (deploy_keys.py): the public line is shown to paste into the git
+    # The app's SSH deploy key (git/deploy_keys.py): the public line is shown to paste into the git
     # host; the private key is encrypted like env values and only ever given to the app's git.
     deploy_public_key = models.TextField(blank=True)
     encrypted_deploy_key = models.TextField(blank=True)
@@ -491,7 +492,7 @@ def all_events() -> list[str]:
 
 
 class NotificationTarget(models.Model):
-    """Where an app's deploy events go (engine/events.py sends them)."""
+    """Where an app's deploy events go (outgoing/events.py sends them)."""
 
     class Kind(models.TextChoices):
         WEBHOOK = "webhook", "Signed JSON webhook"

@@ -1,11 +1,11 @@
 """What the panel, the API and the CLI do with an app's deploy-event targets, its commit-status
 token and its event deliveries: validated first, recorded in the audit log. Sending is the
-worker's (engine/events.py)."""
+worker's (outgoing/events.py)."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from deployments.audit import Actor, record
-from deployments.engine import events
+from deployments.outgoing import events
 from deployments.models import EVENTS, App, EventDelivery, NotificationTarget
 from deployments.application.errors import InvalidInput, NotPossible
 

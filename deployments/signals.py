@@ -23,10 +23,10 @@ def egress_rules_on_worker_start(sender, **kwargs) -> None:
 @worker_ready.connect
 def sweep_build_cgroups_on_worker_start(sender, **kwargs) -> None:
     """A worker killed mid-build leaves its build's parent cgroup (or systemd slice) behind."""
-    from deployments.engine import runtime
+    from deployments.dockerd import builds
 
     try:
-        swept = runtime.sweep_build_cgroups()
+        swept = builds.sweep_build_cgroups()
     except Exception as error:  # Docker unreachable for now: the worker still starts, builds make new ones
         print(f"build cgroups not swept: {error}", flush=True)
         return

@@ -8,7 +8,7 @@ Tasks are acknowledged when they start (Celery's default, not acks_late), on pur
   deployment claimed already, so acks_late would buy nothing.
 - acks_late costs a worker: with kombu 5.7's Redis transport a worker whose broker goes away
   while it holds an unacknowledged task restores that task through a client the reconnect has
-  already cleared, logs "Unrecoverable error" and exits (tests/test_faults.py stops Redis
+  already cleared, logs "Unrecoverable error" and exits (tests/faults/test_faults.py stops Redis
   during a build to show it does not happen any more).
 A task that was taken but never got as far as the claim (its process killed at that moment)
 is found the same way: its note in Redis expires and reconcile sends the deployment again.
@@ -32,8 +32,9 @@ from django.dispatch import receiver
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from deployments.engine import certificates as certificate_work
-from deployments.engine import events, logs
+from deployments.certificates import app_certificates as certificate_work
+from deployments.engine import logs
+from deployments.outgoing import events
 from deployments.engine import pipeline, queue
 from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
@@ -200,7 +201,7 @@ def send(deployment_id: int) -> bool:
     return True
 
 
-# Deploy events (engine/events.py) --------------------------------------------------------------
+# Deploy events (outgoing/events.py) ------------------------------------------------------------
 
 @shared_task(ignore_result=True, queue=settings.EVENTS_QUEUE)
 def send_event(delivery_id: int) -> None:

@@ -190,7 +190,7 @@ def validate_canary_steps(value) -> None:
 
 def validate_event_url(value: str) -> None:
     """Where deploy events are POSTed: http(s), a host name or address, no credentials (a token
-    belongs in the path). Whether the host is public is checked again at each send (engine/events.py)."""
+    belongs in the path). Whether the host is public is checked again at each send (outgoing/events.py)."""
     if not value:
         return
     if any(ord(c) <= 32 or ord(c) > 126 for c in value):

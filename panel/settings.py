@@ -200,6 +200,10 @@ CHANNEL_LAYERS = {
 _PANEL_BIND = env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000")
 _PANEL_DOMAIN = env_hostname("SWITCHYARD_PANEL_DOMAIN")
 
+# A running deployment writes its heartbeat this often; reconcile fails one whose heartbeat is
+# older than HEARTBEAT_TIMEOUT, which must leave room for at least two missed beats.
+_HEARTBEAT_INTERVAL = env_int("SWITCHYARD_HEARTBEAT_INTERVAL", 5, minimum=1, maximum=60)
+
 DEFAULT_PULL_REGISTRIES = "docker.io,ghcr.io,quay.io,public.ecr.aws,mcr.microsoft.com,registry.k8s.io,gcr.io"
 
 SWITCHYARD = {
@@ -267,7 +271,11 @@ SWITCHYARD = {
     "PULL_REGISTRIES": env_registries("SWITCHYARD_PULL_REGISTRIES", DEFAULT_PULL_REGISTRIES),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
-    "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=10),
+    "HEARTBEAT_INTERVAL": _HEARTBEAT_INTERVAL,
+    "HEARTBEAT_TIMEOUT": env_int("SWITCHYARD_HEARTBEAT_TIMEOUT", 90, minimum=2 * _HEARTBEAT_INTERVAL),
+    # How often HAProxy checks each server (a server is UP after 1 good check, DOWN after 2 bad
+    # ones). The test suite shortens it: every deploy waits for a check, every rollback for two.
+    "HAPROXY_CHECK_INTERVAL_MS": env_int("SWITCHYARD_HAPROXY_CHECK_INTERVAL_MS", 1000, minimum=100, maximum=60000),
     # Deployments one user's apps may run at once (0: no limit); the rest wait queued, so one
     # user cannot take every slot of the deploy worker (Procfile: --concurrency 4).
     "MAX_CONCURRENT_DEPLOYS_PER_USER": env_int("SWITCHYARD_MAX_CONCURRENT_DEPLOYS_PER_USER", 2, minimum=0,

@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,16 @@ import redis
 from django.conf import settings
 
 from deployments import tasks
-from deployments.engine import egress, runtime
+from deployments.engine import egress
+from deployments.dockerd import cleanup, containers, daemon, networks
 from deployments.haproxy import process as haproxy_process, router
-from tests.apprepo import AppRepo
-from tests.processes import answers, free_port
-from tests.stack import Stack
+from tests.support.apprepo import AppRepo
+from tests.support.eventually import eventually
+from tests.support.processes import answers, free_port
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(settings.DATA_DIR)
-
-
-def _wait(condition, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} within {timeout}s")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -58,7 +50,7 @@ class RedisServer(redis.Redis):
              "--dir", str(DATA_DIR)],
             stdout=open(DATA_DIR / "redis.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        _wait(lambda: _pings(self) or process.poll() is not None, "redis-server did not answer", 10)
+        eventually(lambda: _pings(self) or process.poll() is not None, "redis-server did not answer", 10)
         assert process.poll() is None, f"redis-server exited:\n{(DATA_DIR / 'redis.log').read_text()[-3000:]}"
 
     def stop(self) -> None:
@@ -99,7 +91,7 @@ class Worker:
                           self._start([f"{settings.CONTROL_QUEUE},{settings.EVENTS_QUEUE}", "--hostname", "control@%h"],
                                       env),
                           self._start([settings.WATCH_QUEUE, "--hostname", "watch@%h"], env)]
-        _wait(lambda: self.log_path.read_text().count("ready.") >= self._ready_lines + len(self.processes)
+        eventually(lambda: self.log_path.read_text().count("ready.") >= self._ready_lines + len(self.processes)
               or any(p.poll() is not None for p in self.processes), "the Celery workers did not start", 60)
         assert all(p.poll() is None for p in self.processes), \
             f"a Celery worker exited:\n{self.log_path.read_text()[-3000:]}"
@@ -113,7 +105,7 @@ class Worker:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", *queues, "--concurrency", "4",
              "--loglevel", "info", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **env},
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -140,7 +132,7 @@ def celery_worker(django_db_setup, redis_server):
 @pytest.fixture(scope="session")
 def panel_server(celery_worker):
     """The panel as `make run` serves it: gunicorn with uvicorn workers (HTTP and WebSockets)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings"}
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
                    check=True, timeout=120)
     port = free_port()
@@ -150,7 +142,7 @@ def panel_server(celery_worker):
          "--workers", "1", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    _wait(lambda: answers(port) or process.poll() is not None, "the panel did not start", 30)
+    eventually(lambda: answers(port) or process.poll() is not None, "the panel did not start", 30)
     assert process.poll() is None, f"the panel exited:\n{log_path.read_text()[-3000:]}"
     yield f"http://127.0.0.1:{port}"
     _stop(process)
@@ -168,6 +160,21 @@ def cleanup_session():
         pass  # no iptables here: then no worker could have started either
 
 
+# A test on one of these runs against the real worker, HAProxy and Docker: seconds, not milliseconds.
+REAL_STACK_FIXTURES = {"stack", "celery_worker", "panel_server"}
+REAL_STACK_DIRECTORIES = {ROOT / "tests" / "stack", ROOT / "tests" / "faults"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test on the real stack (by its directory or its fixtures) is `slow`, so
+    `pytest -m "not slow"` is the edit loop (the pages, the API, the pure functions) and nobody
+    has to remember to mark one. Tests elsewhere that start processes of their own say so."""
+    for item in items:
+        on_the_stack = item.path.parent in REAL_STACK_DIRECTORIES
+        if on_the_stack or REAL_STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config) -> None:
     """Last of all, once every fixture (and the test database) is gone: the data dir."""
     shutil.rmtree(DATA_DIR, ignore_errors=True)
@@ -175,24 +182,24 @@ def pytest_unconfigure(config) -> None:
 
 def _remove_docker_resources() -> None:
     try:
-        runtime.ping()
-    except runtime.RuntimeFailure:
+        daemon.ping()
+    except daemon.RuntimeFailure:
         return
-    runtime.remove_instance_resources()
+    cleanup.remove_instance_resources()
 
 
 @pytest.fixture
 def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
     its containers and networks are gone."""
-    runtime.ping()
+    daemon.ping()
     router.sync_all()
     helper = Stack()
     yield helper
     helper.wait_until_idle()
-    for container in runtime.containers():
-        runtime.stop_and_remove(container.id, timeout=0)
-    runtime.remove_app_networks()
+    for container in containers.listed():
+        containers.stop_and_remove(container.id, timeout=0)
+    networks.remove_app_networks()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from deployments import quotas
 from deployments.audit import Actor
 from deployments.compose import project as compose
-from deployments.engine import repo_policy, source
+from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process, router
 from deployments.masking import without_password
 from deployments.models import App
@@ -38,7 +38,7 @@ def env_errors(env: dict[str, str | None]) -> dict[str, list[str]]:
 def repo_access_errors(repo_url: str, actor: Actor) -> dict[str, list[str]]:
     """A repository on this machine (a path, file://) or on a private address would let a user
     read what Switchyard itself can reach: only someone with the machine's rights may
-    (engine/repo_policy.py; checked again at every fetch)."""
+    (git/repo_policy.py; checked again at every fetch)."""
     if actor.trusted:
         return {}
     try:

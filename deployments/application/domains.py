@@ -8,7 +8,7 @@ from django.db import transaction
 from deployments import tasks
 from deployments.application.errors import InvalidInput, TooSoon
 from deployments.audit import Actor, record
-from deployments.engine import certificates
+from deployments.certificates import app_certificates
 from deployments.haproxy import tls
 from deployments.models import App, Certificate, Domain
 from deployments.validators import validate_domain
@@ -69,11 +69,12 @@ def upload_certificate(app: App, *, chain_pem: str, key_pem: str, actor: Actor) 
         raise TooSoon({"certificate": [f"one certificate upload per app every {interval} s "
                                        "(SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL); try again shortly"]})
     try:
-        verdict_key = certificates.check_upload(app, chain_pem, key_pem)  # runs haproxy -c: not inside the transaction
+        # check_upload runs haproxy -c: not inside the transaction
+        verdict_key = app_certificates.check_upload(app, chain_pem, key_pem)
     except tls.InvalidCertificate as error:
         raise InvalidInput({"certificate": [str(error)]}) from None
     with transaction.atomic():
-        certificate = certificates.upload(app, chain_pem, key_pem, verdict_key)
+        certificate = app_certificates.upload(app, chain_pem, key_pem, verdict_key)
         record(actor, "certificate.upload", app, f"for {', '.join(certificate.domains)}, until {certificate.not_after:%Y-%m-%d}")
         tasks.send_apply_certificates()
     if interval:
@@ -88,7 +89,7 @@ def certificate_upload_key(app: App) -> str:
 def use_acme_certificate(app: App, *, actor: Actor) -> bool:
     """Drop an uploaded certificate: ACME issues one for the app's domains. False if none was uploaded."""
     with transaction.atomic():
-        if not certificates.use_acme(app):
+        if not app_certificates.use_acme(app):
             return False
         record(actor, "certificate.acme", app, "the uploaded certificate is replaced by one from ACME")
         tasks.request_certificate(app)

@@ -1,16 +1,17 @@
 """Deploy on push: a delivery to the webhook endpoint is recorded and, for a push to the app's
 branch, exactly the pushed commit is queued; a recorded push can be acted on again (Redeliver).
-Reading a provider's headers and payload is webhooks.py's; this decides and records."""
+Reading a provider's headers and payload is incoming/providers.py's; this decides and records."""
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
 
-from deployments import tasks, webhooks
+from deployments import tasks
 from deployments.application.errors import NotPossible
 from deployments.audit import Actor, Via, record
 from deployments.engine import queue
+from deployments.incoming import providers
 from deployments.models import App, Deployment, WebhookDelivery
 
 
@@ -20,7 +21,7 @@ class Received:
     the push it carried (None if rejected), and the delivery it repeats (a Redeliver)."""
     app: App
     provider: str
-    push: webhooks.Push | None = None
+    push: providers.Push | None = None
     redelivery_of: WebhookDelivery | None = None
 
 
@@ -32,10 +33,10 @@ def receive_webhook(app: App, *, headers, body: bytes, address: str | None = Non
     nothing recorded. Verified deliveries are never counted, so a flood cannot hold them up."""
     provider_name = "unknown"
     try:
-        provider = webhooks.identify(headers)
+        provider = providers.identify(headers)
         provider_name = provider.name
-        push = webhooks.read(provider, headers, body, app.webhook_secret)
-    except webhooks.Rejected as rejection:
+        push = providers.read(provider, headers, body, app.webhook_secret)
+    except providers.Rejected as rejection:
         if not within_budget():
             return 429, {"detail": "too many rejected deliveries from this address; try again in a minute"}
         _record_rejection(Received(app, provider_name), rejection)
@@ -47,7 +48,7 @@ def redeliver(delivery: WebhookDelivery, *, actor: Actor) -> tuple[int, dict]:
     """Act on a recorded push again (the duplicate check does not apply: a person asked)."""
     if not delivery.push:
         raise NotPossible("Only deliveries with a valid signature can be redelivered.")
-    received = Received(delivery.app, delivery.provider, webhooks.Push(**delivery.push), redelivery_of=delivery)
+    received = Received(delivery.app, delivery.provider, providers.Push(**delivery.push), redelivery_of=delivery)
     return _act_on_push(received, actor)
 
 
@@ -78,7 +79,7 @@ def _ignore_reason(received: Received) -> str:
         return f"duplicate delivery {push.delivery_id}"
     if push.kind != "push":
         return {"ping": "ping", "tag": "tag push"}.get(push.kind, f"{push.event or 'unknown'} event")
-    if push.sha == webhooks.ZERO_SHA:
+    if push.sha == providers.ZERO_SHA:
         return "branch deleted"
     if push.branch is not None and push.branch != app.branch:
         return f"push to {push.branch}; {app.name} deploys {app.branch}"
@@ -87,7 +88,7 @@ def _ignore_reason(received: Received) -> str:
     return ""
 
 
-def _record_rejection(received: Received, rejection: webhooks.Rejected) -> None:
+def _record_rejection(received: Received, rejection: providers.Rejected) -> None:
     """Record it and keep only the app's newest WEBHOOK_REJECTIONS_KEPT rejections, so forged
     deliveries from any number of addresses cannot grow the table without bound."""
     _record_delivery(received, status=rejection.status, result=f"rejected: {rejection.detail}")

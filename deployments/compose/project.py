@@ -102,7 +102,7 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class VolumeMount:
-    volume: str  # the name in the file; runtime gives it the app's prefix
+    volume: str  # the name in the file; dockerd/volumes.py gives it the app's prefix
     target: str
     read_only: bool = False
 

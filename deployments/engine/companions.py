@@ -20,24 +20,24 @@ from dataclasses import asdict, replace
 from typing import Callable
 
 from deployments.compose.project import Project, Role, ServiceSpec
-from deployments.containers import Container, ServiceRelease
-from deployments.engine import runtime
+from deployments.dockerd.values import Container, ServiceRelease
+from deployments.dockerd import containers, daemon, images, output, volumes
 from deployments.engine.logs import DeploymentLog
 
 HEALTH_POLL = 0.2
 SETTLE_SECONDS = 1.0  # a service without a healthcheck counts as started once it ran this long
 
 
-class ServiceFailed(runtime.RuntimeFailure):
+class ServiceFailed(daemon.RuntimeFailure):
     """A service did not start or become healthy; the message names it."""
 
 
-def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> runtime.RunOptions:
+def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> containers.RunOptions:
     """How the containers of `spec` run: what the compose file says, volumes under the app's names."""
-    volumes = tuple((runtime.ensure_volume(app_name, app_id, m.volume), m.target, m.read_only) for m in spec.volumes)
-    return runtime.RunOptions(
+    mounts = tuple((volumes.ensure_volume(app_name, app_id, m.volume), m.target, m.read_only) for m in spec.volumes)
+    return containers.RunOptions(
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
-        volumes=volumes, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
+        volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
         read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
 
@@ -47,7 +47,7 @@ def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[s
     return {**app_environment, **dict(spec.environment)}
 
 
-def definition(spec: ServiceSpec, environment: dict[str, str], limits: runtime.ContainerLimits) -> str:
+def definition(spec: ServiceSpec, environment: dict[str, str], limits: containers.ContainerLimits) -> str:
     """Everything a service's containers are made from besides the image: its compose definition,
     the environment it gets and the app's limits. A change in any of them means new containers."""
     made_of = {"service": spec.definition(), "environment": sorted(environment.items()), "limits": asdict(limits)}
@@ -56,7 +56,7 @@ def definition(spec: ServiceSpec, environment: dict[str, str], limits: runtime.C
 
 class Companions:
     def __init__(self, app_name: str, app_id: int, deployment_id: int, project: Project, images: dict[str, str],
-                 previous: list[ServiceRelease], environment: dict[str, str], limits: runtime.ContainerLimits,
+                 previous: list[ServiceRelease], environment: dict[str, str], limits: containers.ContainerLimits,
                  log: DeploymentLog, record: Callable[[list[ServiceRelease]], None], deadline_seconds: float) -> None:
         self.app_name, self.app_id, self.deployment_id = app_name, app_id, deployment_id
         self.project, self.images = project, images
@@ -71,7 +71,7 @@ class Companions:
     def start_stateful(self) -> None:
         for spec in self.project.of_role(Role.STATEFUL):
             old = self.previous.get(spec.name)
-            image_id = runtime.image_id(self.images[spec.name])
+            image_id = images.image_id(self.images[spec.name])
             if old and old.definition == self._definition(spec) and old.image_id == image_id and self._running(old):
                 self._keep(old)
                 continue
@@ -79,9 +79,9 @@ class Companions:
                 self._say(spec.name, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
                                 "(its volumes are written by one container at a time)")
                 for container in old.containers:
-                    runtime.stop(container.id, timeout=old.stop_timeout)
+                    containers.stop(container.id, timeout=old.stop_timeout)
                     if spec.container_name:
-                        runtime.set_aside(container, str(self.deployment_id))
+                        containers.set_aside(container, str(self.deployment_id))
                 self.stopped.append(old)
             self._start(spec, image_id)
 
@@ -113,8 +113,8 @@ class Companions:
         """If the new worker does not start, it is removed and the old one goes on working (the
         release keeps it, so reconcile does too); the deployment then fails with the reason."""
         try:
-            self._start(spec, runtime.image_id(self.images[spec.name]))
-        except runtime.RuntimeFailure:
+            self._start(spec, images.image_id(self.images[spec.name]))
+        except daemon.RuntimeFailure:
             self._remove_started(spec.name)
             if old is not None:
                 self.current[spec.name] = old
@@ -151,7 +151,7 @@ class Companions:
             self._remove_started(name)
         for old in self.stopped:
             for container in old.containers:
-                runtime.bring_back(container)
+                containers.bring_back(container)
             self._say(old.name, "started again: the previous release keeps it")
         self._record([])
         self.current, self.stopped = {}, []
@@ -160,7 +160,7 @@ class Companions:
         release = self.current.pop(name, None)
         if release is not None and release.started_by == self.deployment_id:
             for container in release.containers:
-                runtime.stop_and_remove(container.id, timeout=0)
+                containers.stop_and_remove(container.id, timeout=0)
 
     # --------------------------------------------------------------------------------------------
 
@@ -176,7 +176,7 @@ class Companions:
                                  definition=self._definition(spec), image_id=image_id, containers=(),
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
         for index in range(spec.replicas):
-            container = runtime.start_service_container(
+            container = containers.start_service_container(
                 self.app_name, str(self.deployment_id), spec.name, index, release.image,
                 environment_of(spec, self.environment), self.limits, options, spec.container_name)
             release = replace(release, containers=(*release.containers, container))
@@ -186,7 +186,7 @@ class Companions:
         deadline = time.monotonic() + self.deadline_seconds
         for container in release.containers:
             self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline, just_started=True)
-            runtime.enable_restarts(container.id, spec.restart)
+            containers.enable_restarts(container.id, spec.restart)
 
     def _wait_until_ready(self, name: str, container: Container, healthy: bool, deadline: float,
                           just_started: bool = False) -> None:
@@ -195,11 +195,11 @@ class Companions:
         say, is caught here)."""
         settled = time.monotonic() + (SETTLE_SECONDS if just_started else 0)
         while True:
-            state = runtime.state(container.id)
+            state = containers.state(container.id)
             if not state.running:
-                output = runtime.tail(container.id) or "(no output)"
+                last_output = output.tail(container.id) or "(no output)"
                 raise ServiceFailed(f"service {name}: {container.name} exited with code {state.exit_code}; "
-                                    f"last output:\n{output}")
+                                    f"last output:\n{last_output}")
             if (not healthy and time.monotonic() >= settled) or state.health == "healthy":
                 if healthy:
                     self._say(name, f"{container.name} is healthy")
@@ -212,11 +212,11 @@ class Companions:
     def _retire(self, old: ServiceRelease, what: str) -> None:
         self._say(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
         for container in old.containers:
-            runtime.stop_and_remove(container.id, timeout=old.stop_timeout)
+            containers.stop_and_remove(container.id, timeout=old.stop_timeout)
 
     @staticmethod
     def _running(release: ServiceRelease) -> bool:
-        return all(runtime.state(container.id).running for container in release.containers)
+        return all(containers.state(container.id).running for container in release.containers)
 
     def _definition(self, spec: ServiceSpec) -> str:
         return definition(spec, environment_of(spec, self.environment), self.limits)

@@ -1,6 +1,6 @@
 """Egress rules: what app containers and build steps may reach (iptables, the host adapter).
 
-Every app network's bridge is named `<prefix><hash>` (runtime.bridge_name, one prefix per
+Every app network's bridge is named `<prefix><hash>` (networks.bridge_name, one prefix per
 installation), so two rules cover every network of this installation, present and future:
 
 - `DOCKER-USER -i <prefix>+ -j SY-<id>-FWD`: traffic routed through the host (to the LAN, the
@@ -35,7 +35,7 @@ from typing import Iterator
 
 from django.conf import settings
 
-from deployments.engine import runtime
+from deployments.dockerd import networks
 
 TIMEOUT = 20  # seconds for one iptables call (it waits up to 5 s for the xtables lock)
 # Not public (RFC 6890 special-purpose ranges): the host's LAN, the cloud metadata address,
@@ -66,7 +66,7 @@ class Rules:
 def expected() -> Rules:
     digest = hashlib.sha1(settings.SWITCHYARD["INSTANCE"].encode()).hexdigest()[:8]
     forward_chain, input_chain = f"SY-{digest}-FWD", f"SY-{digest}-IN"
-    prefix = runtime.bridge_prefix()
+    prefix = networks.bridge_prefix()
     allowed = [str(n) for n in settings.SWITCHYARD["EGRESS_ALLOW"] if n.version == 4]
     replies = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN")
     forward = [replies, ("-o", f"{prefix}+", "-j", "RETURN")]  # within an app network: Docker decides
@@ -127,7 +127,7 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def _bridges() -> list[str]:
     try:
-        return runtime.instance_bridges()
+        return networks.instance_bridges()
     except Exception:  # Docker down: the prefix rule still covers every network made from now on
         return []
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import quotas
-from deployments.engine import events
+from deployments.outgoing import events
 from deployments.models import App, Deployment
 
 State = Deployment.State

@@ -35,12 +35,16 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
-from deployments.engine import buildcheck, buildcontext, health, lifecycle, priority, release_command, runtime, source
+from deployments.engine import health, lifecycle, priority, release_command
+from deployments.git import source
+from deployments.dockerfile import build_context, check
+from deployments.dockerd import builds, containers, daemon, images, output
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
 from deployments.haproxy import router
-from deployments.containers import Container
+from deployments.dockerd.values import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import MAX_REPLICAS, App, Deployment
 from deployments.masking import without_password
@@ -48,7 +52,6 @@ from deployments.masking import without_password
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
 DRAIN_POLL_INTERVAL = 0.05
-HEARTBEAT_SECONDS = 5.0
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
 logger = logging.getLogger(__name__)
@@ -146,7 +149,7 @@ class Pipeline:
         self._recreate = not self.app.zero_downtime
         self.project: Project | None = None  # known once the source is (after fetch, or a redeploy's)
         self.images: dict[str, str] = {}  # service → image tag
-        self.checked: dict[str, tuple[buildcheck.Checked, str]] = {}  # service → its checked Dockerfile, build target
+        self.checked: dict[str, tuple[check.Checked, str]] = {}  # service → its checked Dockerfile, build target
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
@@ -211,8 +214,8 @@ class Pipeline:
                 self._load_project()
                 self.images = self._redeploy_images()
             for image in self.images.values():
-                if not runtime.image_exists(image):  # a redeploy's, removed by hand meanwhile
-                    raise runtime.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")
+                if not images.image_exists(image):  # a redeploy's, removed by hand meanwhile
+                    raise daemon.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")
             self._start_companions()
             self._run_release_commands()
             if self._recreate:
@@ -290,7 +293,7 @@ class Pipeline:
             yield
         except (PhaseFailed, Cancelled):
             raise
-        except (source.SourceError, buildcheck.Refused, runtime.BuildFailed, runtime.RuntimeFailure, ComposeError,
+        except (source.SourceError, check.Refused, builds.BuildFailed, daemon.RuntimeFailure, ComposeError,
                 health.HealthCheckFailed, health.ContainerExited) as error:
             raise PhaseFailed(name, str(error)) from error
         finally:  # stored by the next phase's UPDATE, or by _finish
@@ -339,12 +342,12 @@ class Pipeline:
         images[self.project.web.name] = self.deployment.image
         missing = [spec.name for spec in self.project.services if spec.name not in images]
         if missing:
-            raise runtime.RuntimeFailure(f"deployment #{self.deployment.redeploy_of_id} has no image of "
-                                         f"{', '.join(missing)}; deploy its commit instead")
+            raise daemon.RuntimeFailure(f"deployment #{self.deployment.redeploy_of_id} has no image of "
+                                        f"{', '.join(missing)}; deploy its commit instead")
         return images
 
     def _build(self) -> None:
-        """Every service's Dockerfile is checked before the first build starts (engine/buildcheck.py)."""
+        """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py)."""
         for spec in self.project.services:
             self._check_dockerfile(spec)
         for spec in self.project.services:
@@ -355,26 +358,26 @@ class Pipeline:
         """The service's Dockerfile checked, and the canonical one the build will use kept for it."""
         prefix = f"[{spec.name}] " if self.deployment.compose_text else ""
         with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-            text = buildcontext.dockerfile_from_context(context, spec.dockerfile)
-        owner = buildcheck.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
+            text = build_context.dockerfile_from_context(context, spec.dockerfile)
+        owner = check.Owner(app=self.app.name, app_id=self.app.id, instance=settings.SWITCHYARD["INSTANCE"])
         try:
-            checked = buildcheck.check(text, owner=owner, build_args=dict(spec.build_args),
-                                       inspect=runtime.image_facts, pull=self._pull,
-                                       registries=settings.SWITCHYARD["PULL_REGISTRIES"])
+            checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
+                                  inspect=images.image_facts, pull=self._pull,
+                                  registries=settings.SWITCHYARD["PULL_REGISTRIES"])
             self.checked[spec.name] = (checked, checked.target(spec.build_target))
-        except buildcheck.Refused as refused:
-            raise buildcheck.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
-        except runtime.BuildFailed as failed:  # a pull past its deadline or size
-            raise runtime.BuildFailed(f"{prefix}{spec.dockerfile}: {failed}") from None
-        except runtime.BuildStopped:
+        except check.Refused as refused:
+            raise check.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
+        except builds.BuildFailed as failed:  # a pull past its deadline or size
+            raise builds.BuildFailed(f"{prefix}{spec.dockerfile}: {failed}") from None
+        except builds.BuildStopped:
             raise Cancelled() from None
         self.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: "
                        f"{', '.join(checked.images) or 'none'}")
 
     def _pull(self, reference: str) -> bool:
         """A base image the check needs, pulled within the build's own timeout and cancel."""
-        return runtime.pull_image(reference, should_stop=self._cancel_requested_in_thread,
-                                  timeout=self.app.build_timeout)
+        return images.pull_image(reference, should_stop=self._cancel_requested_in_thread,
+                                 timeout=self.app.build_timeout)
 
     def _image_tag(self, spec: ServiceSpec) -> str:
         return f"{self.app.service_image_repository(spec.name)}:{self.deployment.commit_sha[:12]}"
@@ -385,13 +388,13 @@ class Pipeline:
         try:
             checked, target = self.checked[spec.name]
             with source.archive(self.app.name, self.deployment.commit_sha, spec.build_context) as context:
-                dockerfile = buildcontext.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
-                labels = {runtime.LABEL_APP: self.app.name, runtime.LABEL_APP_ID: str(self.app.id)}
-                runtime.build_image(context, tag, dockerfile, labels,
-                                    lambda line: self.log.output(prefix + line),
-                                    should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
-                                    build_args=dict(spec.build_args), target=target)
-        except runtime.BuildStopped:
+                dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
+                labels = {LABEL_APP: self.app.name, LABEL_APP_ID: str(self.app.id)}
+                builds.build_image(context, tag, dockerfile, labels,
+                                   lambda line: self.log.output(prefix + line),
+                                   should_stop=self._cancel_requested_in_thread, timeout=self.app.build_timeout,
+                                   build_args=dict(spec.build_args), target=target)
+        except builds.BuildStopped:
             raise Cancelled() from None
         self.log.write(f"{prefix}Built {tag}")
         return tag
@@ -425,10 +428,10 @@ class Pipeline:
         web = self.project.web
         options = run_options(self.app.name, self.app.id, web)
         for index in range(web.replicas):
-            container = runtime.start_release_container(self.app.name, str(self.deployment.id), index,
-                                                        self.deployment.image, self.app.port,
-                                                        environment_of(web, self.environment), limits, options,
-                                                        fixed_name=web.container_name)
+            container = containers.start_release_container(self.app.name, str(self.deployment.id), index,
+                                                           self.deployment.image, self.app.port,
+                                                           environment_of(web, self.environment), limits, options,
+                                                           fixed_name=web.container_name)
             self._save(containers=[*self.deployment.containers, container])
             self._say_web(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
 
@@ -441,9 +444,9 @@ class Pipeline:
         other services' lines do."""
         self.log.write(f"[{self.project.web.name}] {text}" if self.deployment.compose_text else text)
 
-    def _limits(self, quiet: bool = False) -> runtime.ContainerLimits:
-        limits = runtime.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
-                                         pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
+    def _limits(self, quiet: bool = False) -> containers.ContainerLimits:
+        limits = containers.ContainerLimits(memory_mb=self.app.memory_limit_mb, cpus=self.app.cpu_limit,
+                                            pids=self.app.pids_limit, capabilities=tuple(self.app.capabilities.split()))
         if not quiet:
             self.log.write(f"Limits per container: {limits.memory_mb} MiB memory, {limits.cpus:g} CPU, {limits.pids} "
                        f"processes; capabilities given back: {' '.join(limits.capabilities) or 'none'}")
@@ -461,7 +464,7 @@ class Pipeline:
     def _verify_container(self, container: Container, deadline: float) -> None:
         def alive() -> bool:
             self._raise_if_cancelled()
-            return runtime.state(container.id).running
+            return containers.state(container.id).running
 
         check = self.deployment.health_check
         try:
@@ -471,17 +474,17 @@ class Pipeline:
                                    check["status"], check["timeout"], deadline, alive)
             self._say_web(f"{container.name}: GET {check['path']} answered {check['status']}")
             if self.project.web.healthcheck:  # the compose file's own check gates the switch too
-                health.wait_for_docker_health(container.name, lambda: runtime.state(container.id).health, deadline,
+                health.wait_for_docker_health(container.name, lambda: containers.state(container.id).health, deadline,
                                               alive)
                 self._say_web(f"{container.name}: healthcheck passed (Docker reports healthy)")
         except health.ContainerExited:
             raise PhaseFailed("verify", self._exit_report(container)) from None
 
     def _exit_report(self, container: Container) -> str:
-        exited = runtime.state(container.id)
-        output = runtime.tail(container.id) or "(no output)"
-        self.log.write(f"Last output of {container.name}:\n{output}")
-        return f"container {container.name} exited with code {exited.exit_code}; last output:\n{output}"
+        exited = containers.state(container.id)
+        last_output = output.tail(container.id) or "(no output)"
+        self.log.write(f"Last output of {container.name}:\n{last_output}")
+        return f"container {container.name} exited with code {exited.exit_code}; last output:\n{last_output}"
 
     def _wait_for_haproxy_up(self, deadline: float) -> None:
         wanted = len(self.deployment.containers)
@@ -523,7 +526,7 @@ class Pipeline:
                        f"{switched_after_ms:.1f} ms after HAProxy reported it UP")
         # Restarts only from here: a crash before the switch shows as an exit code, not a restart loop.
         for container in self.deployment.containers:
-            runtime.enable_restarts(container.id, self.project.web.restart)
+            containers.enable_restarts(container.id, self.project.web.restart)
 
     def _canary_applies(self) -> bool:
         return bool(self.app.canary_steps and self.previous and self.previous.containers and not self._recreate)
@@ -574,7 +577,7 @@ class Pipeline:
         return ""
 
     def _restarts(self) -> dict[str, int]:
-        return {c.id: runtime.state(c.id).restarts for c in self.deployment.containers}
+        return {c.id: containers.state(c.id).restarts for c in self.deployment.containers}
 
     def _broken(self, restarts: dict[str, int]) -> str:
         """HAProxy marked a new server DOWN, or a new container exited or restarted since
@@ -584,7 +587,7 @@ class Pipeline:
         if down:
             return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
         for container in self.deployment.containers:
-            state = runtime.state(container.id)
+            state = containers.state(container.id)
             if not state.running or state.restarts > restarts[container.id]:
                 return f"container {container.name} exited (code {state.exit_code})"
         return ""
@@ -611,7 +614,7 @@ class Pipeline:
         router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
         router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
         for container in self.deployment.containers:
-            runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
+            containers.stop_and_remove(container.id, timeout=self._web_stop_timeout())
         self.companions.undo()  # a stateful service this release replaced: the old one is back
         if self.canary is not None:
             self.canary.mark_rolled_back()
@@ -623,12 +626,12 @@ class Pipeline:
             self.log.write("No previous release to retire")
         elif self._stopped_previous:
             for container in self.previous.containers:
-                runtime.stop_and_remove(container.id, timeout=0)
+                containers.stop_and_remove(container.id, timeout=0)
             self.log.write(f"Removed the previous release (deployment #{self.previous.id})")
         else:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
-                runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
+                containers.stop_and_remove(container.id, timeout=self._web_stop_timeout())
             router.close_sessions(self.previous)  # what its process left open, if anything
             self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
@@ -662,9 +665,9 @@ class Pipeline:
         self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
         self._take_out_of_service(self.previous)
         for container in self.previous.containers:
-            runtime.stop(container.id, timeout=self._web_stop_timeout())
+            containers.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
-                runtime.set_aside(container, str(self.deployment.id))
+                containers.set_aside(container, str(self.deployment.id))
         router.close_sessions(self.previous)
         self._stopped_previous = True
 
@@ -698,7 +701,7 @@ class Pipeline:
             if self.deployment.holds_backend:
                 router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
             for container in self.deployment.containers:
-                runtime.stop_and_remove(container.id, timeout=0)
+                containers.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
                 self._restart_previous()
         except Exception as error:
@@ -706,13 +709,13 @@ class Pipeline:
             self.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
 
     def _restart_previous(self) -> None:
-        lifecycle.record_containers(self.previous, [runtime.bring_back(c) for c in self.previous.containers])
+        lifecycle.record_containers(self.previous, [containers.bring_back(c) for c in self.previous.containers])
         router.publish_servers(self.previous, record=self._routing(self.previous, holds_backend=True))
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
         kept = self.app.kept_service_images(self.app.kept_images(newest=self.deployment.image))
-        removed = runtime.remove_images(t for t in runtime.app_images(self.app.image_repository()) if t not in kept)
+        removed = images.remove_images(t for t in images.app_images(self.app.image_repository()) if t not in kept)
         if removed:
             self.log.write(f"Removed old images: {', '.join(removed)}")
 
@@ -821,7 +824,7 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
+            while not self._stop.wait(settings.SWITCHYARD["HEARTBEAT_INTERVAL"]):
                 close_old_connections()
                 Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
         finally:

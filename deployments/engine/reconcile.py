@@ -24,8 +24,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from deployments.containers import Container, ListedContainer
-from deployments.engine import egress, lifecycle, runtime, source
+from deployments.dockerd.values import Container, ListedContainer
+from deployments.engine import egress, lifecycle
+from deployments.git import source
+from deployments.dockerd import containers, daemon, images, networks, volumes
 from deployments.haproxy import router
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
@@ -136,7 +138,7 @@ def _retire_previous(deployment: Deployment) -> None:
         while router.open_streams(previous).waiting and time.monotonic() < deadline:
             time.sleep(0.1)
     for container in previous.containers:
-        runtime.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
+        containers.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
     router.close_sessions(previous)
 
 
@@ -162,7 +164,7 @@ def _revive_live_containers() -> list[str]:
 def _listed_containers() -> dict[str, ListedContainer]:
     """Every container of this installation in one list call: reconcile looks at each live one on
     every run, and an inspect each made a run grow with the number of apps (431 ms at 100)."""
-    return {container.id: container for container in runtime.containers()}
+    return {container.id: container for container in containers.listed()}
 
 
 def _apps_deploying() -> set[int]:
@@ -197,7 +199,7 @@ def _record_service_states() -> list[str]:
 
 def _service_state(service, listed: dict[str, ListedContainer]) -> str:
     total = len(service.containers)
-    down = [runtime.state(c.id) for c in service.containers if not _listed_running(c, listed)]
+    down = [containers.state(c.id) for c in service.containers if not _listed_running(c, listed)]
     down = [state for state in down if not state.running]  # it may have started since the list
     if not down:
         return "running"
@@ -214,18 +216,18 @@ def _listed_running(container: Container, listed: dict[str, ListedContainer]) ->
 def _running_again(container: Container, listed: dict[str, ListedContainer]) -> Container:
     if _listed_running(container, listed):
         return container.at(listed[container.id].ip or container.ip)
-    state = runtime.state(container.id)  # only a container that is not running needs a closer look
+    state = containers.state(container.id)  # only a container that is not running needs a closer look
     if state.status == "removed":
         return container  # nothing to start; the app's next deploy replaces it
     if not state.running and state.stopped_seconds < REVIVE_AFTER:
         return container  # the daemon may be stopping or restarting it itself: not now
     if not state.running:
         try:
-            return runtime.bring_back(container)
-        except runtime.RuntimeFailure as error:  # its name is still taken (the next run, after strays go)
+            return containers.bring_back(container)
+        except daemon.RuntimeFailure as error:  # its name is still taken (the next run, after strays go)
             logger.warning("reconcile: %s", error)
             return container
-    return container.at(runtime.address(container.id) or container.ip)  # started since the list
+    return container.at(containers.address(container.id) or container.ip)  # started since the list
 
 
 def _release_stale_backends() -> list[str]:
@@ -253,9 +255,9 @@ def _remove_stray_containers() -> list[str]:
     owned = {str(i) for i in owned_ids}
     carried = _carried_over(owned_ids)
     actions = []
-    for container in runtime.containers():
+    for container in containers.listed():
         if container.deployment not in owned and container.id not in carried:
-            runtime.stop_and_remove(container.id, timeout=10)
+            containers.stop_and_remove(container.id, timeout=10)
             actions.append(f"removed stray container {container.name}")
     return actions
 
@@ -278,13 +280,13 @@ def _carried_over(owned_ids: set[int]) -> set[str]:
 
 def _remove_orphan_networks() -> list[str]:
     """Networks of deleted apps (and the shared network of older versions, once empty)."""
-    names = runtime.remove_app_networks(keep=App.objects.values_list("name", flat=True))
+    names = networks.remove_app_networks(keep=App.objects.values_list("name", flat=True))
     return [f"removed network {name}" for name in names]
 
 
 def _remove_orphan_volumes() -> list[str]:
     """Volumes of deleted apps (by id: an app of the same name made since has its own)."""
-    names = runtime.remove_orphan_volumes(keep=App.objects.values_list("id", flat=True))
+    names = volumes.remove_orphan_volumes(keep=App.objects.values_list("id", flat=True))
     return [f"removed volume {name}" for name in names]
 
 
@@ -295,13 +297,13 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
     name, so a late run never touches the new app's containers (anything it misses is a stray
     container or an orphan network for the periodic run)."""
     deleted = {str(i) for i in deployment_ids}
-    for container in runtime.containers(app_name=name):
+    for container in containers.listed(app_name=name):
         if container.deployment in deleted:
-            runtime.stop_and_remove(container.id, timeout=stop_timeout)
+            containers.stop_and_remove(container.id, timeout=stop_timeout)
     if app_id is not None:
-        runtime.remove_app_volumes(app_id)
+        volumes.remove_app_volumes(app_id)
     if App.objects.filter(name=name).exists():
         return
-    runtime.remove_app_network(name)  # if a container is still attached, the periodic run removes it
-    runtime.remove_images(runtime.app_images(image_repository))
+    networks.remove_app_network(name)  # if a container is still attached, the periodic run removes it
+    images.remove_images(images.app_images(image_repository))
     source.delete_cache(name)

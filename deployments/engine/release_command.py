@@ -13,13 +13,14 @@ from typing import Callable
 from django.conf import settings
 
 from deployments.compose.project import Project, ServiceSpec
-from deployments.engine import runtime
+from deployments.dockerd import containers, daemon, one_off
+from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, LABEL_SERVICE
 from deployments.engine.companions import environment_of, run_options
 from deployments.engine.logs import DeploymentLog
 from deployments.validators import release_command_words
 
 
-class ReleaseCommandFailed(runtime.RuntimeFailure):
+class ReleaseCommandFailed(daemon.RuntimeFailure):
     """A release command exited non-zero, timed out, or could not run; the message says which."""
 
 
@@ -35,7 +36,7 @@ def commands(project: Project, app_command: str) -> list[tuple[ServiceSpec, tupl
 
 
 def run_all(app_name: str, app_id: int, deployment_id: int, project: Project, app_command: str,
-            images: dict[str, str], environment: dict[str, str], limits: runtime.ContainerLimits,
+            images: dict[str, str], environment: dict[str, str], limits: containers.ContainerLimits,
             log: DeploymentLog, compose: bool, should_stop: Callable[[], bool]) -> None:
     timeout = settings.SWITCHYARD["RELEASE_COMMAND_TIMEOUT"]
     for spec, command in commands(project, app_command):
@@ -45,9 +46,9 @@ def run_all(app_name: str, app_id: int, deployment_id: int, project: Project, ap
         log.flush()  # a migration may be silent for minutes: the page must show it is running
         options = replace(run_options(app_name, app_id, spec), command=command, aliases=(), healthcheck=None)
         name = f"sy-{app_name}_{deployment_id}-{spec.name}-release"
-        labels = {runtime.LABEL_APP: app_name, runtime.LABEL_DEPLOYMENT: str(deployment_id),
-                  runtime.LABEL_SERVICE: spec.name}
-        ended = runtime.run_once(name, images[spec.name], environment_of(spec, environment), labels, limits, options,
+        labels = {LABEL_APP: app_name, LABEL_DEPLOYMENT: str(deployment_id),
+                  LABEL_SERVICE: spec.name}
+        ended = one_off.run_once(name, images[spec.name], environment_of(spec, environment), labels, limits, options,
                                  on_line=lambda line: log.output(f"{prefix}[release] {line}"), timeout=timeout,
                                  should_stop=should_stop)
         if ended.stopped:

@@ -318,12 +318,20 @@ class Binds:
     exporter: bool = False  # this HAProxy was built with it (Debian's is)
 
 
+@dataclass(frozen=True)
+class CheckTiming:
+    """HAProxy's own check of each server: every `interval_ms`, UP after one good answer, DOWN
+    after two bad ones (the pipeline's verify waits for UP, the watch's failover for DOWN)."""
+    interval_ms: int = 1000
+
+
 HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask
 
 
-def render_config(routes: list[AppRoute], paths: Paths, binds: Binds, panel: PanelRoute | None = None) -> str:
-    parts = [_global_and_defaults(paths), _latency_ring(), _stats_frontend(paths, binds), _frontend(paths, binds, panel),
-             _no_app_backend()]
+def render_config(routes: list[AppRoute], paths: Paths, binds: Binds, panel: PanelRoute | None = None, *,
+                  checks: CheckTiming = CheckTiming()) -> str:
+    parts = [_global_and_defaults(paths, checks), _latency_ring(), _stats_frontend(paths, binds),
+             _frontend(paths, binds, panel), _no_app_backend()]
     if panel:
         parts.append(_panel_backend(panel))
     for route in _routable(routes):
@@ -331,7 +339,7 @@ def render_config(routes: list[AppRoute], paths: Paths, binds: Binds, panel: Pan
     return "\n".join(parts)
 
 
-def _global_and_defaults(paths: Paths) -> str:
+def _global_and_defaults(paths: Paths, checks: CheckTiming) -> str:
     # retry-on + redispatch: a request that meets a dying container is retried on another
     # server; disable-l7-retry (frontend) keeps that to requests that are safe to replay.
     # idle-close-on-response: on a reload, the old worker keeps its idle keep-alive client
@@ -359,7 +367,7 @@ defaults
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response 503
-    default-server inter 1s fall 2 rise 1 observe layer7 error-limit 10 on-error fail-check
+    default-server inter {checks.interval_ms}ms fall 2 rise 1 observe layer7 error-limit 10 on-error fail-check
 """
 
 

@@ -32,6 +32,7 @@ from deployments.haproxy.config import (
     AppRoute,
     Backend,
     Binds,
+    CheckTiming,
     HealthCheck,
     PANEL_CERTIFICATE,
     PanelRoute,
@@ -55,7 +56,7 @@ from deployments.haproxy.config import (
     slot_name,
     Tls,
 )
-from deployments.containers import Container
+from deployments.dockerd.values import Container
 from deployments.engine.locks import router_lock
 from deployments.models import COLOURS, MAX_REPLICAS, App, Certificate, Deployment
 
@@ -190,7 +191,7 @@ def check_app_config(app: App, domains: list[str]) -> None:
         panel = panel_route()
         write_referenced_files(location, routes, paths().default_certificate, panel)  # HAProxy opens what the config names
         location.hosts_map.write_text(render_map(routes))
-        location.config.write_text(render_config(routes, location, binds(), panel))
+        location.config.write_text(render_config(routes, location, binds(), panel, checks=check_timing()))
         haproxy_process.check_config(location.config)
 
 
@@ -591,6 +592,10 @@ def binds() -> Binds:
                  metrics=settings.SWITCHYARD["HAPROXY_METRICS_BIND"], exporter=haproxy_process.has_prometheus_exporter())
 
 
+def check_timing() -> CheckTiming:
+    return CheckTiming(interval_ms=settings.SWITCHYARD["HAPROXY_CHECK_INTERVAL_MS"])
+
+
 def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | None, check: bool = False) -> bool:
     """Write config, maps and certificates; return whether the config changed beyond server
     addresses/state. A changed config is checked (`haproxy -c`) in a temporary file beside
@@ -598,7 +603,7 @@ def _write_files(location: Paths, routes: list[AppRoute], panel: PanelRoute | No
     neither file is replaced. What the config names is written first (HAProxy's check opens it).
     check: an unchanged config is checked too (the certificates it names may have changed)."""
     location.directory.mkdir(parents=True, exist_ok=True)
-    config = render_config(routes, location, binds(), panel)
+    config = render_config(routes, location, binds(), panel, checks=check_timing())
     hosts_map = render_map(routes)
     previous = _read(location.config)
     write_referenced_files(location, routes, panel=panel)

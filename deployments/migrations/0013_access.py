@@ -5,7 +5,8 @@ from django.db import migrations, models
 
 def give_apps_deploy_keys(apps, schema_editor):
     """Every app has a deploy key of its own (new ones get theirs in App.save)."""
-    from deployments import crypto, deploy_keys
+    from deployments import crypto
+    from deployments.git import deploy_keys
     App = apps.get_model("deployments", "App")
     for app in App.objects.filter(deploy_public_key=""):
         private, public = deploy_keys.generate(f"switchyard-{app.name}")

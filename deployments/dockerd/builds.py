@@ -1,0 +1,98 @@
+"""Building an app's image from a tar of its source, bounded in time, memory, CPU and processes."""
+from typing import BinaryIO, Callable
+
+import docker
+from django.conf import settings
+
+from deployments.dockerd import build_cgroup, cancel, daemon, networks
+from deployments.dockerd.values import LABEL_APP, instance_labels
+
+
+class BuildFailed(Exception):
+    """The Dockerfile did not build; the message is Docker's error line."""
+
+
+class BuildStopped(Exception):
+    """The build was stopped on request (should_stop returned True)."""
+
+
+def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
+                on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
+                timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "") -> str:
+    """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
+    memory); every output line goes to on_line. Returns the image id.
+
+    RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
+    of an app, at most BUILD_PIDS processes in all: build_cgroup.py).
+    To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
+    watcher shuts the build's connection down; dockerd cancels a build whose client went
+    away (its RUN step's container is killed and removed). docker-py sends the build with
+    no HTTP timeout at all, so the watcher is the only deadline there is."""
+    timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
+    stop_now = cancel.Deadline(timeout, should_stop)
+    # RUN steps run on the app's own network: under the egress rules like its containers.
+    network = networks.ensure_app_network(labels[LABEL_APP])
+    api = _BuildClient(**docker.utils.kwargs_from_env())
+    try:
+        with build_cgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"],
+                                      daemon.cgroup_driver()) as cgroup:
+            if cgroup.problem:
+                on_line(f"(no process limit for this build's RUN steps: cannot make its cgroup: {cgroup.problem})")
+            api.cgroup_parent = cgroup.path
+            stream = api.build(
+                fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
+                labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+                container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
+                network_mode=network,
+            )
+            with cancel.StopWatcher(stop_now, stream.close) as watcher:
+                image_id = watcher.unless_stopped(lambda: _follow_build(stream, on_line))
+    finally:
+        api.close()
+    if watcher.fired and stop_now.expired:
+        raise BuildFailed(f"timed out after {timeout} s")
+    if watcher.fired:
+        raise BuildStopped()
+    return image_id or daemon.client().images.get(tag).id
+
+
+def sweep_build_cgroups() -> list[str]:
+    """Remove the build parents a killed worker left (build_cgroup.py); returns their names."""
+    return build_cgroup.sweep(settings.SWITCHYARD["INSTANCE"], daemon.cgroup_driver())
+
+
+def _build_limits() -> dict[str, int]:
+    # The classic builder (what dockerd 20.10 uses for API builds) applies these to each RUN
+    # step's container. cpushares 512: under contention a build gets half the CPU of an app.
+    memory = settings.SWITCHYARD["BUILD_MEMORY_MB"] * 1024 * 1024
+    return {"memory": memory, "memswap": memory, "cpushares": 512}
+
+
+CPU_PERIOD = 100_000  # µs: the CFS period; the quota is BUILD_CPUS of it
+
+
+class _BuildClient(cancel.CancellableClient):
+    """Also sends what docker-py's build() does not pass on: the CPU ceiling of RUN steps (the
+    API's cpuperiod and cpuquota) and their cgroup parent (cgroupparent)."""
+    cgroup_parent = ""
+
+    def _post(self, url, **kwargs):
+        if url.endswith("/build"):
+            quota = int(settings.SWITCHYARD["BUILD_CPUS"] * CPU_PERIOD)
+            kwargs["params"] = {**kwargs.get("params", {}), "cpuperiod": CPU_PERIOD, "cpuquota": quota}
+            if self.cgroup_parent:
+                kwargs["params"]["cgroupparent"] = self.cgroup_parent
+        return super()._post(url, **kwargs)
+
+
+def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
+    image_id = None
+    for chunk in stream:
+        if "error" in chunk:
+            raise BuildFailed(chunk["error"].strip())
+        for line in chunk.get("stream", "").splitlines():
+            if line.strip():
+                on_line(line.rstrip())
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    return image_id

@@ -1,0 +1,17 @@
+"""Everything of this installation removed from Docker at once (tests, benchmarks)."""
+from django.conf import settings
+
+from deployments.dockerd import containers, daemon, networks
+from deployments.dockerd.values import LABEL_INSTANCE
+
+
+def remove_instance_resources() -> None:
+    """Every container, image, volume and network labelled with this installation (tests, benchmarks)."""
+    for container in containers.listed():
+        containers.stop_and_remove(container.id, timeout=0)
+    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    for image in daemon.client().images.list(filters={"label": label}):
+        daemon.client().images.remove(image.id, force=True)
+    for volume in daemon.client().volumes.list(filters={"label": label}):
+        volume.remove(force=True)
+    networks.remove_app_networks()

@@ -1,0 +1,126 @@
+"""Images: inspected as a build would resolve them, pulled within bounds, listed and pruned per app."""
+from typing import Callable, Iterable
+
+import docker
+import docker.errors
+from django.conf import settings
+import requests
+from docker.types.daemon import CancellableStream
+
+from deployments.dockerd import builds, cancel, daemon
+from deployments.dockerd.values import LABEL_INSTANCE, Image
+
+
+def image_id(tag: str) -> str:
+    try:
+        return daemon.client().images.get(tag).id
+    except docker.errors.ImageNotFound:
+        return ""
+
+
+def image_exists(tag: str) -> bool:
+    try:
+        daemon.client().images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def image_facts(reference: str) -> "Image | None":
+    """An image as Docker resolves `reference` for a build (tag, ID, short ID or digest), or None
+    if it has none by that name."""
+    try:
+        found = daemon.client().api.inspect_image(reference)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as error:
+        if error.status_code in (400, 404):  # not a valid reference: no image by that name
+            return None
+        raise daemon.RuntimeFailure(f"Docker could not inspect {reference}: {error.explanation or error}") from error
+    config = found.get("Config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    return Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
+                 env=env, onbuild=tuple(config.get("OnBuild") or ()))
+
+
+def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None) -> bool:
+    """Pull `reference` from its registry (a base image the build check needs to see before the
+    build); False if Docker could not, for whatever reason (no such image, no registry reachable,
+    not a reference at all): the check then refuses the name, the same way as an unusable one.
+
+    A registry decides how fast and how much it sends, so the pull is bounded like the build:
+    stopped on request (builds.BuildStopped) or after `timeout` seconds (default BUILD_TIMEOUT), and once
+    its layers add up to more than MAX_PULL_MB (both builds.BuildFailed). Stopping closes the connection;
+    dockerd cancels a pull whose client went away."""
+    timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
+    stop_now = cancel.Deadline(timeout, should_stop)
+    repository, tag = docker.utils.parse_repository_tag(reference)
+    api = _PullClient(read_timeout=timeout, **docker.utils.kwargs_from_env())
+    try:
+        stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True)
+        with cancel.StopWatcher(stop_now, stream.close) as watcher:
+            pulled = bool(watcher.unless_stopped(lambda: _follow_pull(stream, reference)))
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        pulled = False
+    finally:
+        api.close()
+    if stop_now():  # whatever the closed (or timed out) connection made of the pull
+        if stop_now.expired:
+            raise builds.BuildFailed(f"pulling {reference} did not finish within {timeout} s")
+        raise builds.BuildStopped()
+    return pulled
+
+
+class _PullClient(cancel.CancellableClient):
+    """docker-py sends a pull with no HTTP timeout; this gives it one (the pull's deadline), for a
+    registry that holds dockerd up before the first progress event, when there is no stream to close."""
+
+    def __init__(self, read_timeout: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.read_timeout = read_timeout
+
+    def _post(self, url, **kwargs):
+        if url.endswith("/images/create"):
+            kwargs["timeout"] = self.read_timeout
+        return super()._post(url, **kwargs)
+
+
+def _follow_pull(stream: CancellableStream, reference: str) -> bool:
+    """Read a pull's progress events: False on Docker's error event; builds.BuildFailed (and the stream
+    closed) once the layers' declared sizes add up to more than MAX_PULL_MB."""
+    cap_mb = settings.SWITCHYARD["MAX_PULL_MB"]
+    layer_sizes: dict[str, int] = {}
+    for event in stream:
+        if "error" in event:
+            return False
+        total = (event.get("progressDetail") or {}).get("total")
+        if event.get("id") and isinstance(total, int):
+            layer_sizes.setdefault(event["id"], total)  # downloading, then extracting: counted once
+        if sum(layer_sizes.values()) > cap_mb * 1024 * 1024:
+            stream.close()
+            raise builds.BuildFailed(f"pulling {reference} stopped: larger than {cap_mb} MiB (SWITCHYARD_MAX_PULL_MB)")
+    return True
+
+
+def app_images(repository: str) -> list[str]:
+    """Tags of one app's images (repository:tag), its services' too (repository/SERVICE:tag)."""
+    tags = []
+    for name in (repository, f"{repository}/*"):
+        for image in daemon.client().images.list(name=name,  # another installation's images are not ours to prune
+                                                 filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
+            tags += [t for t in image.tags if t.startswith((repository + ":", repository + "/")) and t not in tags]
+    return tags
+
+
+def remove_images(tags: Iterable[str]) -> list[str]:
+    """Remove images by tag; one still used by a container is left alone. Returns removed tags."""
+    removed = []
+    for tag in tags:
+        try:
+            daemon.client().images.remove(tag, noprune=False)
+            removed.append(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError:
+            pass  # in use by a container (e.g. a release still draining): next deploy retries
+    return removed

@@ -1,0 +1,89 @@
+"""The Docker adapter's typed values and labels: what the rest of Switchyard passes around, never
+dicts read by key.
+
+A Container is one the engine started for a deployment (stored with it, in server-slot
+order); a ListedContainer is what the Docker daemon lists under this installation's label; an
+Image is what Docker knows of an image, as far as the build check needs it. containers.py
+creates the containers (it owns their names), images.py the images; this module imports no
+Docker, so the models, the build check and the web process can use the values without it.
+"""
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+
+LABEL_INSTANCE = "switchyard.instance"
+LABEL_APP = "switchyard.app"
+LABEL_DEPLOYMENT = "switchyard.deployment"
+LABEL_SERVICE = "switchyard.service"
+LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
+
+
+def instance_labels(**extra: str) -> dict[str, str]:
+    return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    ip: str
+    port: int
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "ip": self.ip, "port": self.port}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Container":
+        return cls(id=stored["id"], name=stored["name"], ip=stored["ip"], port=int(stored["port"]))
+
+    def at(self, ip: str) -> "Container":
+        """The same container at another address (Docker gave it a new one on a restart)."""
+        return replace(self, ip=ip)
+
+
+@dataclass(frozen=True)
+class ServiceRelease:
+    """One service of a Compose app's release besides the web one (see compose/project.py):
+    what it runs and which containers run it. A stateful service left unchanged by a deploy is
+    carried over with the same containers, so `started_by` can be an earlier deployment."""
+    name: str
+    role: str  # "stateful" or "worker"
+    image: str
+    definition: str  # ServiceSpec.definition(): a change means new containers
+    image_id: str
+    containers: tuple[Container, ...]
+    started_by: int
+    stop_timeout: int = 10  # its stop_grace_period, for when a later deploy stops it
+    state: str = "running"  # as reconcile last saw its containers (the panel shows it without asking Docker)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "role": self.role, "image": self.image, "definition": self.definition,
+                "image_id": self.image_id, "containers": [c.as_dict() for c in self.containers],
+                "started_by": self.started_by, "stop_timeout": self.stop_timeout, "state": self.state}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "ServiceRelease":
+        return cls(name=stored["name"], role=stored["role"], image=stored["image"], definition=stored["definition"],
+                   image_id=stored["image_id"], containers=tuple(Container.from_dict(c) for c in stored["containers"]),
+                   started_by=int(stored["started_by"]), stop_timeout=int(stored.get("stop_timeout", 10)),
+                   state=stored.get("state", "running"))
+
+
+@dataclass(frozen=True)
+class ListedContainer:
+    id: str
+    name: str
+    app: str  # the app's name, from its label
+    deployment: str  # the deployment's id as its label holds it ("" if none)
+    state: str  # Docker's: running, exited, created, ...
+    ip: str = ""  # its address on its app's network ("" if it has none)
+
+
+@dataclass(frozen=True)
+class Image:
+    """What Docker knows of an image, as far as the build check needs it (images.image_facts)."""
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    onbuild: tuple[str, ...] = ()

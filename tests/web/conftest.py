@@ -1,0 +1,30 @@
+"""Fixtures of the web process's tests."""
+import pytest
+from django.test import Client
+
+from tests.support.apprepo import AppRepo
+
+
+@pytest.fixture
+def committed_per_request(db, monkeypatch, django_capture_on_commit_callbacks) -> None:
+    """The database of a test on `db` (one transaction, rolled back at the end: no flush), with
+    each test-client request ending as in production: its on-commit callbacks (a deployment
+    handed to the queue, routing handed to a worker, events recorded) run when the request
+    returns. Without this they would never run, the test's transaction never commits."""
+    send = Client.request
+
+    def request_then_commit(self, **request):
+        with django_capture_on_commit_callbacks(execute=True):
+            return send(self, **request)
+
+    monkeypatch.setattr(Client, "request", request_then_commit)
+
+
+@pytest.fixture(scope="module")
+def released_repo(tmp_path_factory) -> AppRepo:
+    """One repository with release v1 for a whole module whose tests only read it (apps are
+    created from its URL, the panel lists its branches): a git repository per test cost each
+    test a `git init`, a copy of busybox and a commit."""
+    repo = AppRepo(tmp_path_factory.mktemp("released") / "repo")
+    repo.commit_version("v1")
+    return repo
