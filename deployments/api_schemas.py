@@ -8,7 +8,7 @@ from ninja import Schema
 from pydantic import Field, create_model, model_validator
 
 from deployments import access, presenters
-from deployments.application.app_settings import SETTINGS_FIELDS
+from deployments.application.app_settings import ASKED_AT_CREATE, SETTINGS_FIELDS, default, help_text, python_type
 from deployments.masking import without_password
 from deployments.models import MAX_REPLICAS, App, Deployment, EventDelivery, NotificationTarget
 
@@ -25,36 +25,24 @@ class ObjectBody(Schema):
         return value
 
 
-# The app's settings come from app_settings.SETTINGS_FIELDS and the model's own field types and
-# help texts, so a new setting appears in the API (and its OpenAPI document) by itself.
-PYTHON_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "BooleanField": bool,
-                "JSONField": list[int]}  # canary_steps
-
-
-def _setting(name: str, default=None):
+def _setting(name: str, value=None, **bounds):
     """(type, pydantic Field) of an App setting; floats must be finite (NaN would reach the database)."""
-    model_field = App._meta.get_field(name)
-    python_type = PYTHON_TYPES[model_field.get_internal_type()]
-    extra = {"allow_inf_nan": False} if python_type is float else {}
-    return python_type, Field(default, description=str(model_field.help_text) or None, **extra)
+    extra = {"allow_inf_nan": False} if python_type(name) is float else {}
+    return python_type(name), Field(value, description=help_text(name), **extra, **bounds)
 
 
 def _optional(name: str):
-    python_type, field = _setting(name)
-    return python_type | None, field
+    setting_type, field = _setting(name)
+    return setting_type | None, field
 
-
-CREATE_CORE = {"name", "repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path",
-               "replicas"}
 
 AppIn = create_model(
     "AppIn", __base__=ObjectBody,
-    name=(str, ...), repo_url=(str, ...), branch=(str, "main"), dockerfile=(str, "Dockerfile"),
-    compose_file=(str, Field("", description="a Compose app: the compose file in the repository")),
-    web_service=(str, Field("web", description="the compose service the app's domains go to")), port=(int, 8000),
-    health_path=(str, "/health"), replicas=(int, Field(1, ge=1, le=MAX_REPLICAS)),
+    name=(str, ...), repo_url=(str, Field(..., description=help_text("repo_url"))),
+    **{name: _setting(name, default(name)) for name in ASKED_AT_CREATE if name != "repo_url"},
+    replicas=_setting("replicas", default("replicas"), ge=1, le=MAX_REPLICAS),  # 422 beyond HAProxy's slots
     domains=(list[str], []), env=(dict[str, str], {}), zero_downtime=(bool, True),
-    **{name: _optional(name) for name in SETTINGS_FIELDS if name not in CREATE_CORE},
+    **{name: _optional(name) for name in SETTINGS_FIELDS if name not in {*ASKED_AT_CREATE, "replicas"}},
 )
 
 AppPatch = create_model(
@@ -66,7 +54,7 @@ AppPatch = create_model(
 
 AppOut = create_model(
     "AppOut", __base__=Schema,
-    name=(str, ...), **{name: (_setting(name)[0], ...) for name in SETTINGS_FIELDS},
+    name=(str, ...), **{name: (python_type(name), ...) for name in SETTINGS_FIELDS},
     zero_downtime=(bool, ...), auto_deploy=(bool, ...), domains=(list[str], ...), env_keys=(list[str], ...),
     live_deployment=(int | None, ...), role=(str, ...), webhook_url=(str, ...),
     webhook_secret=(str | None, Field(description="the app's own credential; only for its admins")),
