@@ -38,7 +38,8 @@ from django.core.management import call_command  # noqa: E402
 from bench import metrics  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
-from deployments import services  # noqa: E402
+from deployments.application import apps, deploys  # noqa: E402
+from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
 from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process, router  # noqa: E402
@@ -130,14 +131,13 @@ class SwitchyardComposeDeployer:
         return f"{self.name}.localhost"
 
     def start(self) -> None:
-        self.app = services.create_app(services.AppSpec(name=self.name, repo_url=self.repo.url,
-                                                        compose_file="compose.yaml"), Actor.cli("bench"))
+        self.app = apps.create_app(AppSpec.of(name=self.name, repo_url=self.repo.url, compose_file="compose.yaml"), actor=Actor.cli("bench"))
         App.objects.filter(pk=self.app.pk).update(health_deadline=HEALTH_DEADLINE, watch_window=5)
         if self.deploy() != Deployment.State.SUCCEEDED:
             raise RuntimeError("the first Switchyard deploy failed")
 
     def deploy(self) -> str:
-        deployment = services.deploy(App.objects.get(pk=self.app.pk), None, Actor.cli("bench"))
+        deployment = deploys.deploy(App.objects.get(pk=self.app.pk), ref=None, actor=Actor.cli("bench"))
         while not deployment.is_final:
             time.sleep(0.1)
             deployment.refresh_from_db()
@@ -145,7 +145,7 @@ class SwitchyardComposeDeployer:
 
     def close(self) -> None:
         if self.app is not None:
-            services.delete_app(self.name, Actor.cli("bench"))
+            apps.delete_app(self.name, actor=Actor.cli("bench"))
 
 
 def run(name: str, repo: ComposeRepo, deployer) -> Scenario:

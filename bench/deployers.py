@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.releases import BenchRepo, Release
-from deployments import services
+from deployments.application import apps, deploys
+from deployments.application.app_settings import AppSpec
 from deployments.dockerd.values import Container
 from deployments.audit import Actor
 from deployments.dockerd import builds, containers, images
@@ -48,13 +49,12 @@ def _timestamp(iso: str | None) -> float | None:
 
 
 class SwitchyardDeployer:
-    """Deploys through Switchyard itself: services.deploy, the Celery worker, HAProxy."""
+    """Deploys through Switchyard itself: application.deploys.deploy, the Celery worker, HAProxy."""
 
     def __init__(self, repo: BenchRepo, name: str, zero_downtime: bool, watch_window: int,
                  health_path: str = "/cgi-bin/health", env: dict[str, str] | None = None, stop_timeout: int = 10) -> None:
         self.repo, self.name = repo, name
-        self.app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, health_path=health_path,
-                                                         zero_downtime=zero_downtime, env=env or {}), Actor.cli("bench"))
+        self.app = apps.create_app(AppSpec.of(name=name, repo_url=repo.url, health_path=health_path, zero_downtime=zero_downtime, env=env or {}), actor=Actor.cli("bench"))
         App.objects.filter(pk=self.app.pk).update(watch_window=watch_window, health_deadline=HEALTH_DEADLINE,
                                                   stop_timeout=stop_timeout)
 
@@ -64,7 +64,7 @@ class SwitchyardDeployer:
 
     def deploy(self, release: Release) -> DeployRecord:
         self.repo.commit_release(release)
-        deployment = services.deploy(App.objects.get(pk=self.app.pk), None, Actor.cli("bench"))
+        deployment = deploys.deploy(App.objects.get(pk=self.app.pk), ref=None, actor=Actor.cli("bench"))
         while not deployment.is_final:
             time.sleep(0.05)
             deployment.refresh_from_db()
@@ -78,7 +78,7 @@ class SwitchyardDeployer:
                             _number(ROUTED_LINE, log), _number(ROLLED_BACK_LINE, log))
 
     def close(self) -> None:
-        services.delete_app(self.name, Actor.cli("bench"))
+        apps.delete_app(self.name, actor=Actor.cli("bench"))
 
 
 class NginxFront:

@@ -38,7 +38,8 @@ from bench.deployers import ROUTED_LINE  # noqa: E402
 from bench.metrics import percentile  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import installation  # noqa: E402
-from deployments import services  # noqa: E402
+from deployments.application import apps, deploys  # noqa: E402
+from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
 from deployments.engine import reconcile  # noqa: E402
 from deployments.haproxy import config, router  # noqa: E402
@@ -79,7 +80,7 @@ def name(index: int) -> str:
 
 def deploy_all(apps: list[App]) -> list[Deployment]:
     """Deploy these apps at the same moment and wait for every one."""
-    deployments = [services.deploy(app, None, ACTOR) for app in apps]
+    deployments = [deploys.deploy(app, ref=None, actor=ACTOR) for app in apps]
     for deployment in deployments:
         while not deployment.is_final:
             time.sleep(0.05)
@@ -91,7 +92,7 @@ def deploy_all(apps: list[App]) -> list[Deployment]:
 
 
 def create(index: int, repo: AppRepo) -> App:
-    return services.create_app(services.AppSpec(name=name(index), repo_url=repo.url), ACTOR)
+    return apps.create_app(AppSpec.of(name=name(index), repo_url=repo.url), actor=ACTOR)
 
 
 def _ms(action) -> float:

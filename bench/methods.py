@@ -7,7 +7,8 @@ from django.conf import settings
 
 from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer
 from bench.services import free_port
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import AppSpec
 from deployments.audit import Actor
 
 WATCH_WINDOW = 2  # Switchyard zero-downtime: long enough to see a bad release, short for the clock
@@ -27,10 +28,10 @@ class SwitchyardMethod:
 
     def create_other(self, name: str, repo_url: str) -> None:
         """An app created through Switchyard: the control worker adds its backends (a reload)."""
-        services.create_app(services.AppSpec(name=f"{self.prefix}-{name}", repo_url=repo_url), Actor.cli("bench"))
+        apps.create_app(AppSpec.of(name=f"{self.prefix}-{name}", repo_url=repo_url), actor=Actor.cli("bench"))
 
     def delete_other(self, name: str) -> None:
-        services.delete_app(f"{self.prefix}-{name}", Actor.cli("bench"))
+        apps.delete_app(f"{self.prefix}-{name}", actor=Actor.cli("bench"))
 
     def close(self) -> None:
         pass

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from deployments import audit, enqueue, services
+from deployments import audit, enqueue
+from deployments.application import apps
 from deployments.models import App, Deployment, Domain, Membership, Quota
 
 
@@ -28,7 +29,7 @@ class AppAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj: App) -> None:
         """As the panel deletes: containers, routing, images and cache go too, and it is recorded."""
-        services.delete_app(obj.name, _actor(request))
+        apps.delete_app(obj.name, actor=_actor(request))
 
     def delete_queryset(self, request, queryset) -> None:
         for app in queryset:

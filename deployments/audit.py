@@ -1,8 +1,8 @@
 """The audit log: every state-changing action, with who did it, when, from which address and
-through what (panel, API, CLI, webhook, admin). services.py records; pages and the API list.
+through what (panel, API, CLI, webhook, admin). The application layer records; pages and the API list.
 
 An Actor travels with each action from the edge (a view, an API handler, a command) into
-services, which both records it and decides what it may do (`trusted`: the CLI and
+the application layer, which both records it and decides what it may do (`trusted`: the CLI and
 superusers may point an app at a repository on this machine).
 """
 import getpass

@@ -14,6 +14,7 @@ from django.utils import timezone
 from deployments import crypto
 from deployments.git import deploy_keys
 from deployments.dockerd.values import Container, ServiceRelease
+from deployments.form_fields import PercentStepsFormField
 from deployments.validators import (
     validate_app_name,
     validate_canary_steps,
@@ -69,7 +70,6 @@ class PercentStepsField(models.JSONField):
     """A list of whole percentages (canary steps); the panel shows and reads it as "5, 25, 50, 100"."""
 
     def formfield(self, **kwargs):
-        from deployments.forms import PercentStepsFormField  # forms import this module
         return PercentStepsFormField(required=False, label=kwargs.get("label"), help_text=self.help_text)
 
 

@@ -7,7 +7,7 @@ from django.db import transaction
 from deployments.audit import Actor, record
 from deployments.outgoing import events
 from deployments.models import EVENTS, App, EventDelivery, NotificationTarget
-from deployments.services import InvalidInput, NotPossible
+from deployments.application.errors import InvalidInput, NotPossible
 
 MAX_TARGETS = 10
 MAX_TOKEN_LENGTH = 255

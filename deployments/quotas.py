@@ -2,7 +2,7 @@
 
 Settings give every user the same ceilings (SWITCHYARD_MAX_APP_* per app, SWITCHYARD_USER_MAX_*
 for all of a user's apps together); a superuser grants one user more with a Quota row (Django
-admin). They are checked where a value is written (create and settings, through services: panel,
+admin). They are checked where a value is written (create and settings, through the application layer: panel,
 API and CLI alike), and again when a deployment starts, where a Compose app's real number of
 containers is known and a ceiling the administrator lowered since applies.
 

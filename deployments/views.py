@@ -1,12 +1,16 @@
-"""Pages and actions of the panel: thin, the rules are in access.py and services.py."""
+"""Pages and actions of the panel: thin, the rules are in access.py and the application layer;
+an action is written once in panel_actions.py and each view here is only what it does."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, app_pages, audit, notifications, presenters, services
-from deployments.audit import Actor
+from deployments import access, app_pages, audit, notifications, presenters
+from deployments.application import apps, deploys, domains, members, pushes
+from deployments.application.app_settings import AppSpec
+from deployments.application.apps import AppChanges
+from deployments.application.errors import InvalidInput
 from deployments.haproxy import router
 from deployments.forms import (
     CertificateForm,
@@ -20,13 +24,10 @@ from deployments.forms import (
     split_hosts,
 )
 from deployments.models import LogLine
+from deployments.panel_actions import Refused, actor, app_action, cleaned, deployment_action
 
 LOG_PAGE = 1000
 AUDIT_PAGE = 200
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor.from_request(request, audit.Via.PANEL)
 
 
 @login_required
@@ -34,34 +35,25 @@ def app_list(request: HttpRequest) -> HttpResponse:
     form = NewAppForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        spec = services.AppSpec(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
+        spec = AppSpec.of(**{k: v for k, v in data.items() if k != "domains"}, domains=split_hosts(data["domains"]))
         try:
-            app = services.create_app(spec, _actor(request))
-        except services.InvalidInput as error:
+            app = apps.create_app(spec, actor=actor(request))
+        except InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
             messages.success(request, f"Created {app.name}. Deploy it when you are ready.")
             return redirect("app", name=app.name)
-    apps = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
+    visible = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
     return render(request, "deployments/app_list.html", {
-        "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
+        "rows": presenters.app_rows(visible, router.live_health(visible)), "form": form,
     }, status=400 if form.errors else 200)
 
 
-@login_required
-@require_POST
-def deploy(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.DEPLOYER)
-    form = DeployForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "The ref is too long: give a branch, tag or commit of at most 200 characters.")
-        return redirect("app", name=name)
-    try:
-        ref = form.cleaned_data["ref"].strip() or None
-        deployment = services.deploy(app, ref, _actor(request))
-    except services.InvalidInput as error:
-        messages.error(request, str(error))
-        return redirect("app", name=name)
+@app_action(access.DEPLOYER)
+def deploy(request: HttpRequest, app) -> HttpResponse:
+    ref = cleaned(DeployForm(request.POST), Refused(
+        "The ref is too long: give a branch, tag or commit of at most 200 characters."))["ref"]
+    deployment = deploys.deploy(app, ref=ref.strip() or None, actor=actor(request))
     return redirect("deployment", pk=deployment.pk)
 
 
@@ -73,36 +65,37 @@ SWITCH_MESSAGES = {  # field: (message when turned on, message when turned off)
 }
 
 
-def _flip(request: HttpRequest, name: str, field: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
+def _flip(request: HttpRequest, app, field: str) -> str:
     enabled = request.POST.get("enabled") == "on"
-    services.set_switch(app, field, enabled, _actor(request))
-    messages.success(request, SWITCH_MESSAGES[field][0 if enabled else 1])
-    return redirect("app", name=name)
+    apps.set_switch(app, name=field, enabled=enabled, actor=actor(request))
+    return SWITCH_MESSAGES[field][0 if enabled else 1]
 
 
-@login_required
-@require_POST
-def zero_downtime(request: HttpRequest, name: str) -> HttpResponse:
-    return _flip(request, name, "zero_downtime")
+@app_action(access.ADMIN)
+def zero_downtime(request: HttpRequest, app) -> str:
+    return _flip(request, app, "zero_downtime")
 
 
-@login_required
-@require_POST
-def app_settings(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
+@app_action(access.ADMIN)
+def auto_deploy(request: HttpRequest, app) -> str:
+    return _flip(request, app, "auto_deploy")
+
+
+@app_action(access.ADMIN)
+def app_settings(request: HttpRequest, app) -> HttpResponse:
     return _submit(request, app, SettingsForm(request.POST, instance=app), "settings_form",
-                   lambda data: services.update_app(app, _actor(request), data, split_hosts(data["domains"])),
+                   lambda data: apps.update_app(app, AppChanges(settings=data, domains=split_hosts(data["domains"])),
+                                                actor=actor(request)),
                    "Settings saved. Domains apply now; the rest at the next deploy.")
 
 
 def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -> HttpResponse:
-    """Act on a valid form through services; if the form or the service refuses, the settings
+    """Act on a valid form through the application layer; if the form or it refuses, the settings
     tab again (where both forms that use this are) with the form's errors (400), nothing changed."""
     if form.is_valid():
         try:
             act(form.cleaned_data)
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             add_service_errors(form, error.errors)
         else:
             messages.success(request, done)
@@ -111,85 +104,52 @@ def _submit(request: HttpRequest, app, form, context_key: str, act, done: str) -
     return app_pages.render_tab(request, app, "settings", refused={context_key: form}, status=400)
 
 
-@login_required
-@require_POST
-def env_set(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    form = EnvVarForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "An env var needs a name.")
-        return redirect("app", name=name)
-    try:
-        services.set_env(app, form.cleaned_data["key"], form.cleaned_data["value"], _actor(request))
-    except services.InvalidInput as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Saved {form.cleaned_data['key']}; it applies at the next deploy.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def env_set(request: HttpRequest, app) -> str:
+    data = cleaned(EnvVarForm(request.POST), Refused("An env var needs a name."))
+    apps.set_env(app, key=data["key"], value=data["value"], actor=actor(request))
+    return f"Saved {data['key']}; it applies at the next deploy."
 
 
-@login_required
-@require_POST
-def certificate_upload(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
+@app_action(access.ADMIN)
+def env_delete(request: HttpRequest, app, key: str) -> str:
+    apps.delete_env(app, key=key, actor=actor(request))
+    return f"Removed {key}; it applies at the next deploy."
+
+
+@app_action(access.ADMIN)
+def certificate_upload(request: HttpRequest, app) -> HttpResponse:
     return _submit(request, app, CertificateForm(request.POST), "certificate_form",
-                   lambda data: services.upload_certificate(app, _actor(request), data["certificate"], data["key"]),
+                   lambda data: domains.upload_certificate(app, chain_pem=data["certificate"], key_pem=data["key"],
+                                                           actor=actor(request)),
                    "Certificate saved; HAProxy serves it within seconds.")
 
 
-@login_required
-@require_POST
-def certificate_acme(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    if services.use_acme_certificate(app, _actor(request)):
-        messages.success(request, "The uploaded certificate is dropped; ACME issues one for the app's domains.")
-    else:
-        messages.error(request, "This app has no uploaded certificate.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def certificate_acme(request: HttpRequest, app) -> str:
+    if not domains.use_acme_certificate(app, actor=actor(request)):
+        raise Refused("This app has no uploaded certificate.")
+    return "The uploaded certificate is dropped; ACME issues one for the app's domains."
 
 
-@login_required
-@require_POST
-def env_delete(request: HttpRequest, name: str, key: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    services.delete_env(app, key, _actor(request))
-    messages.success(request, f"Removed {key}; it applies at the next deploy.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def member_set(request: HttpRequest, app) -> str:
+    data = cleaned(MemberForm(request.POST), InvalidInput({"member": ["give a username and a role"]}))
+    members.set_member(app, username=data["username"], role=data["role"], actor=actor(request))
+    return f"{data['username']} is now {data['role']} of {app.name}."
 
 
-@login_required
-@require_POST
-def member_set(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    form = MemberForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise services.InvalidInput({"member": ["give a username and a role"]})
-        services.set_member(app, form.cleaned_data["username"], form.cleaned_data["role"], _actor(request))
-    except services.InvalidInput as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']} of {name}.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def member_remove(request: HttpRequest, app, user_id: int) -> None:
+    members.remove_member(app, user_id=user_id, actor=actor(request))
 
 
-@login_required
-@require_POST
-def member_remove(request: HttpRequest, name: str, user_id: int) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    services.remove_member(app, user_id, _actor(request))
-    return redirect("app", name=name)
-
-
-@login_required
-@require_POST
-def app_delete(request: HttpRequest, name: str) -> HttpResponse:
-    access.app_for_user(request.user, name, access.ADMIN)
-    if request.POST.get("confirm") != name:
-        messages.error(request, f"Type {name} to confirm deleting it.")
-        return redirect("app", name=name)
-    services.delete_app(name, _actor(request))
-    messages.success(request, f"Deleted {name}: its containers, routing and images are gone.")
+@app_action(access.ADMIN)
+def app_delete(request: HttpRequest, app) -> HttpResponse:
+    if request.POST.get("confirm") != app.name:
+        raise Refused(f"Type {app.name} to confirm deleting it.")
+    apps.delete_app(app.name, actor=actor(request))
+    messages.success(request, f"Deleted {app.name}: its containers, routing and images are gone.")
     return redirect("apps")
 
 
@@ -213,150 +173,78 @@ def deployment_log(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"lines": [{"seq": line.seq, "text": line.text} for line in lines]})
 
 
-def _act_on_deployment(request: HttpRequest, pk: int, action, done: str) -> HttpResponse:
-    """A deployer's action on a running deployment: the service says why if it cannot be done."""
-    deployment = access.deployment_for_user(request.user, pk, access.DEPLOYER)
-    try:
-        action(deployment, _actor(request))
-    except services.NotPossible as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, done)
-    return redirect("deployment", pk=pk)
+@deployment_action(access.DEPLOYER)
+def cancel(request: HttpRequest, deployment) -> str:
+    deploys.cancel(deployment, actor=actor(request))
+    return "Cancelling: new containers are removed, the running release keeps serving."
 
 
-@login_required
-@require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_deployment(request, pk, services.cancel,
-                              "Cancelling: new containers are removed, the running release keeps serving.")
+@deployment_action(access.DEPLOYER)
+def promote(request: HttpRequest, deployment) -> str:
+    deploys.promote(deployment, actor=actor(request))
+    return "Promoted: the new release takes all the traffic; the old one drains and retires."
 
 
-@login_required
-@require_POST
-def promote(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_deployment(request, pk, services.promote,
-                              "Promoted: the new release takes all the traffic; the old one drains and retires.")
+@deployment_action(access.DEPLOYER)
+def abort(request: HttpRequest, deployment) -> str:
+    deploys.abort(deployment, actor=actor(request))
+    return "Aborted: all traffic goes back to the old release."
 
 
-@login_required
-@require_POST
-def abort(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act_on_deployment(request, pk, services.abort, "Aborted: all traffic goes back to the old release.")
+@deployment_action(access.DEPLOYER, back_to_app=True)
+def redeploy(request: HttpRequest, source) -> HttpResponse:
+    return redirect("deployment", pk=deploys.redeploy(source, actor=actor(request)).pk)
 
 
-@login_required
-@require_POST
-def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
-    source = access.deployment_for_user(request.user, pk, access.DEPLOYER)
-    try:
-        deployment = services.redeploy(source, _actor(request))
-    except services.NotPossible as error:
-        messages.error(request, str(error))
-        return redirect("app", name=source.app.name)
-    return redirect("deployment", pk=deployment.pk)
-
-
-@login_required
-@require_POST
-def auto_deploy(request: HttpRequest, name: str) -> HttpResponse:
-    return _flip(request, name, "auto_deploy")
-
-
-@login_required
-@require_POST
-def webhook_secret(request: HttpRequest, name: str) -> JsonResponse:
+@app_action(access.ADMIN)
+def webhook_secret(request: HttpRequest, app) -> JsonResponse:
     """The secret on request (a POST, so it is never in a page, a cache or a log)."""
-    app = access.app_for_user(request.user, name, access.ADMIN)
     return JsonResponse({"secret": app.webhook_secret})
 
 
-@login_required
-@require_POST
-def deploy_key_rotate(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    services.rotate_deploy_key(app, _actor(request))
-    messages.success(request, "New deploy key: add it at your git host and remove the old one, which no longer works here.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def deploy_key_rotate(request: HttpRequest, app) -> str:
+    apps.rotate_deploy_key(app, actor=actor(request))
+    return "New deploy key: add it at your git host and remove the old one, which no longer works here."
 
 
-@login_required
-@require_POST
-def webhook_rotate(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    services.rotate_webhook_secret(app, _actor(request))
-    messages.success(request, "New webhook secret: update it at your git host, the old one no longer works.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def webhook_rotate(request: HttpRequest, app) -> str:
+    apps.rotate_webhook_secret(app, actor=actor(request))
+    return "New webhook secret: update it at your git host, the old one no longer works."
 
 
-@login_required
-@require_POST
-def redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.DEPLOYER)
+@app_action(access.DEPLOYER)
+def redeliver(request: HttpRequest, app, delivery_id: int) -> str:
     delivery = app.deliveries.filter(pk=delivery_id).first()
     if delivery is None:
         raise Http404("No such delivery")
-    try:
-        _, answer = services.redeliver(delivery, _actor(request))
-    except services.NotPossible as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Redelivered: {answer['detail']}")
-    return redirect("app", name=name)
+    _, answer = pushes.redeliver(delivery, actor=actor(request))
+    return f"Redelivered: {answer['detail']}"
 
 
-@login_required
-@require_POST
-def notification_add(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    form = NotificationTargetForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise services.InvalidInput({field: list(errors) for field, errors in form.errors.items()})
-        data = form.cleaned_data
-        target = notifications.add_target(app, _actor(request), data["kind"], data["url"], data["emails"],
-                                          data["events"])
-    except services.InvalidInput as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Deploy events now also go to {target.url or target.emails}.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def notification_add(request: HttpRequest, app) -> str:
+    data = cleaned(NotificationTargetForm(request.POST))
+    target = notifications.add_target(app, actor(request), data["kind"], data["url"], data["emails"], data["events"])
+    return f"Deploy events now also go to {target.url or target.emails}."
 
 
-@login_required
-@require_POST
-def notification_delete(request: HttpRequest, name: str, target_id: int) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    if notifications.delete_target(app, _actor(request), target_id):
-        messages.success(request, "Target removed.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def notification_delete(request: HttpRequest, app, target_id: int) -> str | None:
+    return "Target removed." if notifications.delete_target(app, actor(request), target_id) else None
 
 
-@login_required
-@require_POST
-def commit_status_token(request: HttpRequest, name: str) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        notifications.set_commit_status_token(app, _actor(request), request.POST.get("token", ""))
-    except services.InvalidInput as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, "Commit status token saved." if app.encrypted_commit_status_token
-                         else "Commit status token removed.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def commit_status_token(request: HttpRequest, app) -> str:
+    notifications.set_commit_status_token(app, actor(request), request.POST.get("token", ""))
+    return "Commit status token saved." if app.encrypted_commit_status_token else "Commit status token removed."
 
 
-@login_required
-@require_POST
-def event_redeliver(request: HttpRequest, name: str, delivery_id: int) -> HttpResponse:
-    app = access.app_for_user(request.user, name, access.ADMIN)
-    try:
-        copy = notifications.redeliver(app, _actor(request), delivery_id)
-    except services.NotPossible as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"Sending it again as delivery #{copy.pk}.")
-    return redirect("app", name=name)
+@app_action(access.ADMIN)
+def event_redeliver(request: HttpRequest, app, delivery_id: int) -> str:
+    copy = notifications.redeliver(app, actor(request), delivery_id)
+    return f"Sending it again as delivery #{copy.pk}."
 
 
 @login_required
@@ -365,7 +253,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100] or "token"
-        new_token = services.create_token(_actor(request), name)
+        new_token = members.create_token(name=name, actor=actor(request))
     return render(request, "deployments/tokens.html", {
         "tokens": request.user.api_tokens.all(), "new_token": new_token,
     })
@@ -374,7 +262,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    if services.revoke_token(_actor(request), token_id):
+    if members.revoke_token(token_id=token_id, actor=actor(request)):
         messages.success(request, "Token revoked.")
     return redirect("tokens")
 

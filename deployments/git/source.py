@@ -70,7 +70,7 @@ def _environment(remote_url: str | None, access: Access | None) -> Iterator[tupl
         else:
             ssh += ["-o", f"IdentityFile={os.devnull}"]
         remote = repo_policy.remote(remote_url) if remote_url is not None else None
-        # A path on this machine can only have been stored by the CLI or a superuser (services
+        # A path on this machine can only have been stored by the CLI or a superuser (the application layer
         # refuses it to anyone else): what can change after that check is a name's address.
         if remote is not None and remote.scheme != "file" and not access.allow_private:
             env.setdefault("GIT_ALLOW_PROTOCOL", "https:http:ssh")

@@ -1,11 +1,11 @@
-"""The webhook endpoint, POST /hooks/<app>/: only records and enqueues (see services)."""
+"""The webhook endpoint, POST /hooks/<app>/: only records and enqueues (see application/pushes.py)."""
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_ratelimit.core import is_ratelimited
 
-from deployments import services
+from deployments.application import pushes
 from deployments.audit import client_address
 from deployments.models import App
 
@@ -24,8 +24,8 @@ def receive(request: HttpRequest, name: str) -> JsonResponse:
     body = request.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
-    status, payload = services.receive_webhook(app, request.headers, body, client_address(request),
-                                               within_budget=lambda: _rejection_within_budget(request))
+    status, payload = pushes.receive_webhook(app, headers=request.headers, body=body, address=client_address(request),
+                                             within_budget=lambda: _rejection_within_budget(request))
     return JsonResponse(payload, status=status)
 
 

@@ -1,5 +1,5 @@
 """Git hosting webhooks: recognise the provider by its headers, verify the signature, and
-read a push out of its payload. Pure functions of headers and body; services.py records
+read a push out of its payload. Pure functions of headers and body; application/pushes.py records
 the delivery and queues the deployment.
 
 Every secret comparison is constant-time (hmac.compare_digest).

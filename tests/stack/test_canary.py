@@ -3,7 +3,7 @@ weights, is compared with the old on each step, and is rolled back at once when 
 import http.client
 from datetime import datetime
 
-from deployments import services
+from deployments.application import deploys
 from deployments.dockerd import containers
 from deployments.models import App, Deployment
 from tests.support.stack import TEST_ACTOR
@@ -102,7 +102,7 @@ def test_abort_sends_all_traffic_back_at_once(stack, app_repo):
     deployment = stack.deploy(app)
     stack.wait_for_state_phase(deployment, "canary", percent=50)
 
-    services.abort(deployment, TEST_ACTOR)
+    deploys.abort(deployment, actor=TEST_ACTOR)
     deployment = stack.wait(deployment, timeout=30)
 
     assert deployment.state == Deployment.State.ROLLED_BACK
@@ -118,7 +118,7 @@ def test_promote_skips_the_remaining_steps(stack, app_repo):
     deployment = stack.deploy(app)
     stack.wait_for_state_phase(deployment, "canary", percent=5)
 
-    services.promote(deployment, TEST_ACTOR)
+    deploys.promote(deployment, actor=TEST_ACTOR)
     deployment = stack.wait(deployment, timeout=60)
 
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error

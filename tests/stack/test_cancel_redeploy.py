@@ -3,7 +3,9 @@ import time
 
 from django.conf import settings
 
-from deployments import services
+from deployments.application import apps, deploys
+from deployments.application.apps import AppChanges
+from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.dockerd import containers, images
 from deployments.haproxy import router
@@ -23,7 +25,7 @@ def test_cancel_during_build_stops_it_and_old_release_keeps_serving(stack, app_r
         stack.wait_for_state(deployment, Deployment.State.RUNNING)
         while Deployment.objects.get(pk=deployment.pk).phase != "build":
             pass
-        services.cancel(deployment, Actor.cli("alice"))
+        deploys.cancel(deployment, actor=Actor.cli("alice"))
         deployment = stack.wait(deployment, timeout=20)  # far less than the 30 s the build sleeps
 
     assert (deployment.state, deployment.error) == (Deployment.State.CANCELLED, "cancelled by alice during build")
@@ -42,7 +44,7 @@ def test_cancel_during_verify_removes_new_containers(stack, app_repo):
     deployment = stack.deploy(app)
     while Deployment.objects.get(pk=deployment.pk).phase != "verify":
         pass
-    services.cancel(deployment, Actor.cli("bob"))
+    deploys.cancel(deployment, actor=Actor.cli("bob"))
     deployment = stack.wait(deployment, timeout=20)
 
     assert deployment.state == Deployment.State.CANCELLED and "during verify" in deployment.error
@@ -57,7 +59,7 @@ def test_queued_deployment_cancels_at_once_and_never_runs(stack, app_repo):
     stack.wait_for_state(first, Deployment.State.RUNNING)
     second = stack.deploy(app)
 
-    services.cancel(second, Actor.cli("carol"))
+    deploys.cancel(second, actor=Actor.cli("carol"))
 
     assert stack.wait(first).state == Deployment.State.SUCCEEDED
     second.refresh_from_db()
@@ -70,9 +72,9 @@ def test_cancel_after_the_switch_is_refused(stack, app_repo):
     done = stack.deploy_and_wait(app)
 
     try:
-        services.cancel(done, Actor.cli("dave"))
+        deploys.cancel(done, actor=Actor.cli("dave"))
         raise AssertionError("cancelling a finished deployment should be refused")
-    except services.NotPossible as refusal:
+    except NotPossible as refusal:
         assert "already ended" in str(refusal)
 
 
@@ -86,7 +88,7 @@ def test_redeploy_rolls_back_to_a_kept_image_without_building(stack, app_repo):
 
     with stack.load(f"{app.name}.localhost", max_seconds=60) as load:
         load.wait_for(100)
-        rollback = stack.wait(services.redeploy(first, Actor.cli("erin")))
+        rollback = stack.wait(deploys.redeploy(first, actor=Actor.cli("erin")))
         load.wait_for(load.result.total + 100)
 
     assert rollback.state == Deployment.State.SUCCEEDED, rollback.error
@@ -104,7 +106,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     stack.deploy_and_wait(app)
 
     # /ready does not exist in v1: checking the live release with it would take it DOWN.
-    services.update_app(stale, Actor.cli("test"), {"health_path": "/ready"}, ["web.example.com"])
+    apps.update_app(stale, AppChanges(settings={"health_path": "/ready"}, domains=["web.example.com"]), actor=Actor.cli("test"))
     stack.eventually(lambda: stack.get("web.example.com")[0] != 404, "the worker routes web.example.com")
     time.sleep(5 * settings.SWITCHYARD["HAPROXY_CHECK_INTERVAL_MS"] / 1000)  # five HAProxy checks (DOWN after 2)
 

@@ -23,7 +23,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from deployments import crypto, services
+from deployments import crypto
+from deployments.application import apps, domains
+from deployments.application.app_settings import AppSpec
+from deployments.application.apps import AppChanges
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
 from deployments.haproxy.config import Tls
@@ -74,19 +77,17 @@ def world(stack, app_repo, django_user_model) -> World:
     victim_user = django_user_model.objects.create_user("victor", password="pw-victor-12345")
     mallory_user = django_user_model.objects.create_user("mallory", password="pw-mallory-12345")
     app_repo.commit_version("v1")
-    victim = services.create_app(services.AppSpec(name="victim", repo_url=app_repo.url, domains=[VICTIM_DOMAIN]),
-                                 CLI, owner=victim_user)
-    mallory = services.create_app(services.AppSpec(name="mallory", repo_url=app_repo.url, domains=[MALLORY_DOMAIN]),
-                                  CLI, owner=mallory_user)
+    victim = apps.create_app(AppSpec.of(name="victim", repo_url=app_repo.url, domains=[VICTIM_DOMAIN]), actor=CLI, owner=victim_user)
+    mallory = apps.create_app(AppSpec.of(name="mallory", repo_url=app_repo.url, domains=[MALLORY_DOMAIN]), actor=CLI, owner=mallory_user)
     deployment = stack.deploy_and_wait(victim)
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     ca = test_tls.PrivateCA("tenants' CA")
     own = ca.issue([VICTIM_DOMAIN])
-    services.upload_certificate(victim, Actor(user=victim_user, via="api"), own.chain_pem, own.key_pem)
+    domains.upload_certificate(victim, chain_pem=own.chain_pem, key_pem=own.key_pem, actor=Actor(user=victim_user, via="api"))
     serial = tls.facts(own.chain_pem).serial
     _wait_served(VICTIM_DOMAIN, serial)
     for app in (victim, mallory):  # uploads are rate-limited per app (test_certificate_uploads_...)
-        cache.delete(services.certificate_upload_key(app))
+        cache.delete(domains.certificate_upload_key(app))
     panel = Client()
     panel.force_login(mallory_user)
     return World(ca, victim, serial, mallory, Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(mallory_user, 'ci')[1]}"),
@@ -145,7 +146,7 @@ def test_a_tenants_bad_certificates_are_refused_and_every_app_keeps_serving(worl
         assert not Certificate.objects.filter(app=world.mallory, source=Certificate.Source.UPLOADED).exists(), name
         _assert_the_victim_serves(world, stack)
     stack.reconcile()
-    services.update_app(App.objects.get(pk=world.victim.pk), CLI, {"hsts": True})  # another tenant's settings change
+    apps.update_app(App.objects.get(pk=world.victim.pk), AppChanges(settings={"hsts": True}), actor=CLI)  # another tenant's settings change
     _restart_haproxy()
     _assert_the_victim_serves(world, stack)
 
@@ -160,7 +161,7 @@ def test_a_valid_chain_longer_than_one_runtime_command_is_served_and_later_insta
     _assert_the_victim_serves(world, stack)
 
     renewed = world.ca.issue([VICTIM_DOMAIN])  # the next install through the runtime API
-    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, renewed.chain_pem, renewed.key_pem)
+    domains.upload_certificate(App.objects.get(pk=world.victim.pk), chain_pem=renewed.chain_pem, key_pem=renewed.key_pem, actor=CLI)
     world.victim_serial = tls.facts(renewed.chain_pem).serial
     _wait_served(VICTIM_DOMAIN, world.victim_serial)
     stack.reconcile()
@@ -203,7 +204,7 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
                     _assert_running_crt_list_is_the_files()
             # A domain added later is served the wildcard too, through the runtime API (a new SNI filter).
             worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
-            services.update_app(App.objects.get(pk=world.mallory.pk), CLI, {}, domains=[MALLORY_DOMAIN, "second.example.test"])
+            apps.update_app(App.objects.get(pk=world.mallory.pk), AppChanges(domains=[MALLORY_DOMAIN, "second.example.test"]), actor=CLI)
             stack.eventually(lambda: _serial("second.example.test") == serial, "the new domain gets its certificate")
             assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
             _assert_running_crt_list_is_the_files()
@@ -245,8 +246,7 @@ def _store_directly(app: App, chain_pem: str, key_pem: str) -> None:
 def test_a_certificate_that_went_bad_is_left_out_with_a_warning_and_the_others_keep_serving(world, stack):
     expired = world.ca.issue([MALLORY_DOMAIN], ago=datetime.timedelta(days=3), days=1)
     _store_directly(world.mallory, expired.chain_pem, expired.key_pem)
-    legacy = services.create_app(services.AppSpec(name="legacy", repo_url=world.victim.repo_url,
-                                                  domains=["legacy.example.test"]), CLI, owner=world.mallory.owner)
+    legacy = apps.create_app(AppSpec.of(name="legacy", repo_url=world.victim.repo_url, domains=["legacy.example.test"]), actor=CLI, owner=world.mallory.owner)
     weak = world.ca.issue(["legacy.example.test"], key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
     _store_directly(legacy, weak.chain_pem, weak.key_pem)
 
@@ -283,8 +283,7 @@ def test_certificate_checks_name_what_to_fix():
 
 def test_an_app_named_default_never_takes_over_the_default_certificate(world, stack):
     """Its certificate file is not the bind's default certificate: other names keep the default one."""
-    app = services.create_app(services.AppSpec(name="default", repo_url=world.victim.repo_url,
-                                               domains=["default.example.test"]), CLI, owner=world.mallory.owner)
+    app = apps.create_app(AppSpec.of(name="default", repo_url=world.victim.repo_url, domains=["default.example.test"]), actor=CLI, owner=world.mallory.owner)
     try:
         greedy = world.ca.issue(["default.example.test", "*.example.test", VICTIM_DOMAIN, "unknown.example.test"])
         response = world.api.post(f"/api/apps/{app.name}/certificate", content_type="application/json",
@@ -302,7 +301,7 @@ def test_an_app_named_default_never_takes_over_the_default_certificate(world, st
             _assert_the_victim_serves(world, stack)
             assert tls.facts(router.paths().default_certificate.read_text()).names == (DEFAULT_SUBJECT,)
     finally:
-        services.delete_app(app.name, CLI)
+        apps.delete_app(app.name, actor=CLI)
         router.sync_all()
 
 
@@ -423,7 +422,7 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     _assert_the_victim_serves(world, stack)
     _assert_running_crt_list_is_the_files()
     worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
-    services.update_app(App.objects.get(pk=world.victim.pk), CLI, {"hsts": True})  # not reloaded for the long line
+    apps.update_app(App.objects.get(pk=world.victim.pk), AppChanges(settings={"hsts": True}), actor=CLI)  # not reloaded for the long line
     stack.eventually(lambda: router.paths().hsts_map.read_text().count(VICTIM_DOMAIN) == 1, "the victim's HSTS")
     assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
     _restart_haproxy()
@@ -510,7 +509,7 @@ def test_a_certificate_haproxy_refuses_is_left_out_of_a_running_haproxy_and_othe
     _store_directly(world.mallory, issued.chain_pem, issued.key_pem)  # HAProxy has neither yet
 
     renewed = world.ca.issue([VICTIM_DOMAIN])  # the next change installs both: a reload for mallory's long line
-    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, renewed.chain_pem, renewed.key_pem)
+    domains.upload_certificate(App.objects.get(pk=world.victim.pk), chain_pem=renewed.chain_pem, key_pem=renewed.key_pem, actor=CLI)
 
     world.victim_serial = tls.facts(renewed.chain_pem).serial
     _wait_served(VICTIM_DOMAIN, world.victim_serial)
@@ -528,7 +527,7 @@ def test_certificate_uploads_of_one_app_are_rate_limited(world):
     assert response.status_code == 429 and "SWITCHYARD_CERTIFICATE_UPLOAD_INTERVAL" in response.json()["detail"]
     assert Certificate.objects.get(app=world.mallory).chain_pem == first.chain_pem
     other = world.ca.issue([VICTIM_DOMAIN])  # another app is not held back
-    services.upload_certificate(App.objects.get(pk=world.victim.pk), CLI, other.chain_pem, other.key_pem)
+    domains.upload_certificate(App.objects.get(pk=world.victim.pk), chain_pem=other.chain_pem, key_pem=other.key_pem, actor=CLI)
 
 
 def test_haproxys_own_check_refuses_what_it_cannot_load():

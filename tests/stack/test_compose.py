@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from deployments import services
+from deployments.application import deploys
 from deployments.dockerd import containers, daemon
 from deployments.models import Deployment
 from tests.support.composerepo import ComposeRepo
@@ -95,7 +95,7 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     _, count_before_redeploy, _ = page(stack, host)
 
     # Redeploy v1: every service goes back to that release (the store to v1's definition), on the same volume.
-    redeployed = stack.wait(services.redeploy(first, TEST_ACTOR), timeout=180)
+    redeployed = stack.wait(deploys.redeploy(first, actor=TEST_ACTOR), timeout=180)
     assert redeployed.state == Deployment.State.SUCCEEDED, redeployed.error
     assert {s.name: s.image for s in redeployed.services} == {s.name: s.image for s in first.services}
     assert redeployed.image == first.image and store_of(redeployed).started_by == redeployed.id

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from deployments import services
+from deployments.application import apps
 from deployments.dockerd.values import Container
 from deployments.dockerd import containers, daemon, images, networks
 from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_labels
@@ -141,7 +141,7 @@ def test_deleting_an_app_removes_its_network(stack, app_repo):
     assert stack.deploy_and_wait(app).state == "succeeded"
     assert _network_exists(networks.network_name(app.name))
 
-    services.delete_app(app.name, TEST_ACTOR)
+    apps.delete_app(app.name, actor=TEST_ACTOR)
 
     stack.eventually(lambda: not images.app_images(app.image_repository()), "the worker removes the images")
     assert containers.listed(app_name=app.name) == []

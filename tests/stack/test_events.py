@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from deployments import notifications, services
+from deployments import notifications
+from deployments.application import pushes
+from deployments.application.errors import InvalidInput
 from deployments.outgoing import events, pinned_http
 from deployments.models import App, Deployment, EventDelivery
 from tests.web import test_webhooks
@@ -120,7 +122,7 @@ def test_a_push_marks_its_commit_pending_then_success_or_failure(stack, app_repo
 
 def _pushed(stack, app: App, sha: str) -> Deployment:
     body, headers = test_webhooks.github(after=sha)
-    status, answer = services.receive_webhook(App.objects.get(pk=app.pk), headers, body)
+    status, answer = pushes.receive_webhook(App.objects.get(pk=app.pk), headers=headers, body=body)
     assert status == 202, answer
     return stack.wait(Deployment.objects.get(pk=answer["deployment"]))
 
@@ -155,7 +157,7 @@ def test_a_slack_message_cannot_ping_the_channel_or_make_links():
 ])
 def test_a_bad_target_is_refused_with_the_reason(db, url, message):
     app = App.objects.create(name="shop", repo_url="/srv/shop.git")
-    with pytest.raises(services.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         notifications.add_target(app, TEST_ACTOR, "webhook", url)
     assert message in str(refused.value)
     assert not app.notification_targets.exists()

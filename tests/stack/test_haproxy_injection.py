@@ -16,7 +16,9 @@ import pytest
 from django.apps import apps as django_apps
 from django.test import Client
 
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
+from deployments.application.apps import AppChanges
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api
 from deployments.models import ApiToken, App, Deployment, Domain
@@ -34,7 +36,7 @@ EXACT_CHECK = ('if [ "$REQUEST_URI" = "' + EXACT_PATH + '" ] && [ "$HTTP_HOST" =
 
 
 def create(name: str, repo_url: str, owner=None, **fields) -> App:
-    return services.create_app(services.AppSpec(name=name, repo_url=repo_url, **fields), Actor.cli("test"), owner=owner)
+    return apps.create_app(AppSpec.of(name=name, repo_url=repo_url, **fields), actor=Actor.cli("test"), owner=owner)
 
 
 def haproxy_state(app: App) -> tuple:
@@ -81,7 +83,7 @@ def test_panel_settings_form_refuses_health_paths_haproxy_would_read(stack, live
     before = haproxy_state(live)
 
     for path in BAD_PATHS:
-        data = {**{name: getattr(live, name) for name in services.SETTINGS_FIELDS}, "health_path": path, "domains": ""}
+        data = {**{name: getattr(live, name) for name in SETTINGS_FIELDS}, "health_path": path, "domains": ""}
         response = client.post(f"/apps/{live.name}/settings", data)
 
         assert response.status_code == 400, path
@@ -129,8 +131,8 @@ def test_a_path_with_query_and_percent_encoding_is_sent_by_haproxy_exactly(stack
     (server,) = router.servers(app, deployment.colour, 1)
     assert server.status.startswith("UP"), server
     # Same release, another path: the check fails, so UP above was the exact path's doing.
-    services.update_app(App.objects.get(pk=app.pk), Actor.cli("test"), {"health_path": "/cgi-bin/health?full=2",
-                                                                          "health_deadline": 5})
+    apps.update_app(App.objects.get(pk=app.pk), AppChanges(settings={"health_path": "/cgi-bin/health?full=2",
+                                                                          "health_deadline": 5}), actor=Actor.cli("test"))
     assert stack.deploy_and_wait(app).state == Deployment.State.FAILED
 
 

@@ -14,7 +14,9 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.utils import timezone
 
-from deployments import services
+from deployments.application import apps, domains
+from deployments.application.apps import AppChanges
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
 from deployments.haproxy.config import PanelRoute, Server, parse_map, redirect_entries
@@ -123,7 +125,7 @@ def test_hsts_and_the_redirect_follow_the_apps_switches(acme, trusted, stack, ap
     app = _https_app(stack, app_repo)
     _wait_for_certificate(app)
 
-    services.update_app(App.objects.get(pk=app.pk), Actor.cli("test"), {"hsts": True, "https_redirect": False})
+    apps.update_app(App.objects.get(pk=app.pk), AppChanges(settings={"hsts": True, "https_redirect": False}), actor=Actor.cli("test"))
 
     def hsts_header() -> str | None:
         return test_tls.get(https_port(), DOMAIN, trusted)[2].get("Strict-Transport-Security")
@@ -183,11 +185,11 @@ def test_an_uploaded_certificate_is_served_instead_and_a_bad_one_is_refused(acme
     own = own_ca.issue([domain])
     other = own_ca.issue(["elsewhere.example.test"])
 
-    with pytest.raises(services.InvalidInput, match="does not belong to the certificate"):
-        services.upload_certificate(app, Actor.cli("test"), own.chain_pem, other.key_pem)
-    with pytest.raises(services.InvalidInput, match="does not cover own.example.test, a domain of own"):
-        services.upload_certificate(app, Actor.cli("test"), other.chain_pem, other.key_pem)
-    services.upload_certificate(app, Actor.cli("test"), own.chain_pem, own.key_pem)
+    with pytest.raises(InvalidInput, match="does not belong to the certificate"):
+        domains.upload_certificate(app, chain_pem=own.chain_pem, key_pem=other.key_pem, actor=Actor.cli("test"))
+    with pytest.raises(InvalidInput, match="does not cover own.example.test, a domain of own"):
+        domains.upload_certificate(app, chain_pem=other.chain_pem, key_pem=other.key_pem, actor=Actor.cli("test"))
+    domains.upload_certificate(app, chain_pem=own.chain_pem, key_pem=own.key_pem, actor=Actor.cli("test"))
 
     expected = tls.facts(own.chain_pem).serial
     deadline = time.monotonic() + 20

@@ -22,7 +22,10 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from deployments import quotas, services, tasks
+from deployments import quotas, tasks
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
+from deployments.application.errors import InvalidInput
 from deployments.engine import logs, priority
 from deployments.git import source
 from deployments.dockerd import build_cgroup, builds, containers, daemon, live_output
@@ -73,7 +76,7 @@ def _patch(client: Client, app: str, body: dict):
 
 def _own_app(repo: AppRepo, owner, name: str, **fields) -> App:
     """As a superuser (or the CLI) creates an app for a user: the repository is on this machine."""
-    return services.create_app(services.AppSpec(name=name, repo_url=repo.url, **fields), TEST_ACTOR, owner=owner)
+    return apps.create_app(AppSpec.of(name=name, repo_url=repo.url, **fields), actor=TEST_ACTOR, owner=owner)
 
 
 def _with(**values):
@@ -184,7 +187,7 @@ def test_the_panels_settings_form_names_the_ceiling(app_repo, handed_over):
     app = _own_app(app_repo, tenant, "mine")
     client = Client()
     client.force_login(tenant)
-    form = {name: value for name, value in model_to_dict(app, fields=services.SETTINGS_FIELDS).items()
+    form = {name: value for name, value in model_to_dict(app, fields=SETTINGS_FIELDS).items()
             if value is not False}
     form.update(canary_steps="", domains="", memory_limit_mb=65536, https_redirect="on")
 
@@ -433,7 +436,7 @@ def test_two_creates_at_once_cannot_both_take_the_owners_last_app(app_repo, hand
             start.wait(10)
             _own_app(app_repo, tenant, name)
             outcome[name] = "created"
-        except services.InvalidInput as error:
+        except InvalidInput as error:
             outcome[name] = str(error)
         finally:
             connection.close()
@@ -561,7 +564,7 @@ def test_compose_ports_are_refused_at_create_and_at_deploy_and_nothing_is_publis
     _compose(app_repo, f"services:\n  web:\n    build: .\n    ports: ['127.0.0.1:{port}:8000']\n")
     tenant = _tenant()
 
-    with pytest.raises(services.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         _own_app(app_repo, tenant, "ported", compose_file="compose.yaml")
     assert f"compose.yaml: services.web.ports: 127.0.0.1:{port}:8000 not supported: traffic reaches apps only " \
            "through HAProxy" in refused.value.errors["compose_file"][0]

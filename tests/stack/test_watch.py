@@ -2,7 +2,9 @@
 import re
 import time
 
-from deployments import presenters, services
+from deployments import presenters
+from deployments.application import deploys
+from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.dockerd import containers
 from deployments.models import App, Deployment
@@ -97,7 +99,7 @@ def test_promote_skips_the_rest_of_the_watch(stack, app_repo):
         time.sleep(0.05)
     started = time.monotonic()
 
-    services.promote(deployment, Actor.cli("grace"))
+    deploys.promote(deployment, actor=Actor.cli("grace"))
     done = stack.wait(deployment, timeout=30)
 
     assert done.state == Deployment.State.SUCCEEDED
@@ -110,9 +112,9 @@ def test_promote_outside_the_watch_is_refused(stack, app_repo):
     app_repo.commit_version("v1")
     done = stack.deploy_and_wait(stack.create_app(app_repo))
     try:
-        services.promote(done, Actor.cli("grace"))
+        deploys.promote(done, actor=Actor.cli("grace"))
         raise AssertionError("promoting a finished deployment should be refused")
-    except services.NotPossible as refusal:
+    except NotPossible as refusal:
         assert "is not in a canary or being watched" in str(refusal)
 
 

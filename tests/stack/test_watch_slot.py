@@ -3,7 +3,7 @@ carries on in the watch worker, so with the deploy worker's every slot's worth o
 sitting in a watch or a canary, another app is still built and goes live at once."""
 import time
 
-from deployments import services
+from deployments.application import deploys
 from deployments.models import App, Deployment, LogLine
 from tests.support.apprepo import AppRepo
 from tests.support.stack import TEST_ACTOR
@@ -45,7 +45,7 @@ def test_watching_and_canarying_deployments_leave_the_deploy_slots_to_builds(sta
         deployment.refresh_from_db()
         assert (deployment.state, deployment.phase) == (Deployment.State.RUNNING, "canary" if deployment == held[0]
                                                          else "watch")
-        services.promote(deployment, TEST_ACTOR)
+        deploys.promote(deployment, actor=TEST_ACTOR)
     held = [stack.wait(deployment, timeout=60) for deployment in held]
     carried_on = LogLine.objects.filter(deployment__in=held, text__endswith="carries on after verify (watch queue)")
     assert carried_on.count() == SLOTS

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Q
 
-from deployments import services
+from deployments.application import apps, deploys
+from deployments.application.app_settings import AppSpec
 from deployments.audit import Actor
 from deployments.haproxy import router
 from deployments.models import App, Deployment
@@ -27,7 +28,7 @@ class Stack:
         """Fields of AppSpec go through create_app; other App fields (e.g. health_deadline)
         are set afterwards, as the panel's settings form would."""
         spec = {k: v for k, v in fields.items() if k in SPEC_FIELDS}
-        app = services.create_app(services.AppSpec(name=name, repo_url=repo.url, **spec), TEST_ACTOR)
+        app = apps.create_app(AppSpec.of(name=name, repo_url=repo.url, **spec), actor=TEST_ACTOR)
         extra = {k: v for k, v in fields.items() if k not in SPEC_FIELDS}
         if extra:
             App.objects.filter(pk=app.pk).update(**extra)
@@ -35,7 +36,7 @@ class Stack:
         return app
 
     def deploy(self, app: App, ref: str | None = None) -> Deployment:
-        return services.deploy(app, ref, TEST_ACTOR)
+        return deploys.deploy(app, ref=ref, actor=TEST_ACTOR)
 
     def wait(self, deployment: Deployment, timeout: float = 120) -> Deployment:
         def ended() -> bool:

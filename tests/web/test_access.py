@@ -22,7 +22,10 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS
+from deployments.application.apps import AppChanges
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.git import source
 from deployments.haproxy import router
@@ -87,7 +90,7 @@ def test_a_tenant_cannot_claim_wildcards_addresses_localhost_the_panel_or_anothe
     client = Client()  # the panel's settings form and the CLI say the same
     client.force_login(tenants["ann"][0])
     ann_app.refresh_from_db()
-    form = {**{name: getattr(ann_app, name) for name in services.SETTINGS_FIELDS}, "domains": "ann.example.com 127.1"}
+    form = {**{name: getattr(ann_app, name) for name in SETTINGS_FIELDS}, "domains": "ann.example.com 127.1"}
     page = client.post(f"/apps/{ann_app.name}/settings", form)
     assert page.status_code == 400 and "is an IP address" in page.content.decode()
     with pytest.raises(CommandError, match="wildcard"):
@@ -96,8 +99,8 @@ def test_a_tenant_cannot_claim_wildcards_addresses_localhost_the_panel_or_anothe
     monkeypatch.setitem(settings.SWITCHYARD, "PANEL_DOMAIN", "panel.example.net")
     actor = Actor(user=tenants["ann"][0], via="api")
     for domain in ("panel.example.net", "x.panel.example.net"):
-        with pytest.raises(services.InvalidInput, match="panel's own domain"):
-            services.update_app(App.objects.get(pk=ann_app.pk), actor, {}, domains=[domain])
+        with pytest.raises(InvalidInput, match="panel's own domain"):
+            apps.update_app(App.objects.get(pk=ann_app.pk), AppChanges(domains=[domain]), actor=actor)
 
 
 def test_localhost_names_are_off_beyond_loopback_and_an_unknown_host_tells_nothing(stack, app_repo, monkeypatch):
@@ -321,14 +324,14 @@ def test_each_app_fetches_its_private_repository_with_its_own_deploy_key_only(
     assert ann_app.deploy_public_key != bob_app.deploy_public_key
     sshd.authorize(ann_app.deploy_public_key)
 
-    services.update_app(ann_app, Actor(user=ann, via="api"), {"repo_url": url})  # reads its branches
-    with pytest.raises(services.InvalidInput, match="Permission denied"):
-        services.update_app(bob_app, Actor(user=bob, via="api"), {"repo_url": url})
+    apps.update_app(ann_app, AppChanges(settings={"repo_url": url}), actor=Actor(user=ann, via="api"))  # reads its branches
+    with pytest.raises(InvalidInput, match="Permission denied"):
+        apps.update_app(bob_app, AppChanges(settings={"repo_url": url}), actor=Actor(user=bob, via="api"))
     ann_app.refresh_from_db()
     assert not ann_app.repo_private_allowed  # a tenant's URL: checked at every fetch
     assert source.fetch(ann_app.name, url, "main", _access(ann_app)) == app_repo._git("rev-parse", "HEAD").strip()
 
-    services.rotate_deploy_key(ann_app, Actor(user=ann, via="api"))
+    apps.rotate_deploy_key(ann_app, actor=Actor(user=ann, via="api"))
     with pytest.raises(source.SourceError, match="Permission denied"):
         source.fetch(ann_app.name, url, "main", _access(App.objects.get(pk=ann_app.pk)))
     source.delete_cache(ann_app.name)
@@ -381,7 +384,7 @@ def test_a_token_in_a_repository_url_is_masked_everywhere_it_is_shown(stack, ten
     (ann, app, token) = tenants["ann"]
     url = f"https://deploy:{TOKEN}@git.example.com/team/app.git"
     monkeypatch.setattr(source, "remote_branches", lambda url, access=None: ["main"])  # no git host here
-    services.update_app(app, Actor(user=ann, via="api"), {"repo_url": url})
+    apps.update_app(app, AppChanges(settings={"repo_url": url}), actor=Actor(user=ann, via="api"))
     shown = "https://deploy:****@git.example.com/team/app.git"
 
     body = _api(panel_server, token, "GET", f"/apps/{app.name}").json()

@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from deployments import enqueue, services
+from deployments import enqueue
+from deployments.application import domains
 from deployments.api import LOG_PAGE
 from deployments.git import source
 from deployments.haproxy import router
@@ -170,7 +171,7 @@ def world(committed_per_request, redis_server, django_user_model, released_repo,
     app = App.objects.create(name=APP, repo_url=released_repo.url, owner=users["owner"])
     # The rolled-back database of an earlier test gave its app this id too: its upload's pause
     # (kept in the suite's Redis, not rolled back) is not this app's.
-    cache.delete(services.certificate_upload_key(app))
+    cache.delete(domains.certificate_upload_key(app))
     for role in ("viewer", "deployer", "admin"):
         Membership.objects.create(app=app, user=users[role], role=role)
     EnvVar(app=app, key="SECRET_TOKEN", value=SECRET).save()

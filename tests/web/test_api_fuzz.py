@@ -19,7 +19,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.openapi import from_wsgi
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from deployments import services
+from deployments.application import apps, deploys
+from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
 from deployments.audit import Actor
 from deployments.models import ApiToken, App, Deployment, LogLine
 
@@ -57,11 +58,11 @@ def _world(stack, app_repo, django_user_model) -> dict:
     queued deployment, and a token for that user and one for an outsider."""
     app_repo.commit_version("v1")
     owner, outsider = (django_user_model.objects.create_user(name) for name in USERS[::-1])
-    app = services.create_app(services.AppSpec(name=APP, repo_url=app_repo.url), Actor.cli("test"), owner=owner)
+    app = apps.create_app(AppSpec.of(name=APP, repo_url=app_repo.url), actor=Actor.cli("test"), owner=owner)
     release = stack.deploy_and_wait(app)
     assert release.state == Deployment.State.SUCCEEDED, release.error
     LogLine.objects.bulk_create(LogLine(deployment=release, seq=seq, text=f"extra {seq}") for seq in (10_001, 10_002))
-    queued = services.deploy(app, "main", Actor.cli("test"))
+    queued = deploys.deploy(app, ref="main", actor=Actor.cli("test"))
     return {"deployments": [release.pk, queued.pk],
             "tokens": {"owner": ApiToken.issue(owner, "fuzz")[1], "outsider": ApiToken.issue(outsider, "fuzz")[1]}}
 
@@ -97,11 +98,11 @@ def test_null_for_a_setting_is_refused_with_400_and_changes_nothing(stack, app_r
     and failed on NOT NULL when saved, a 500."""
     app_repo.commit_version("v1")
     owner = django_user_model.objects.create_user("owner")
-    app = services.create_app(services.AppSpec(name=APP, repo_url=app_repo.url), Actor.cli("test"), owner=owner)
+    app = apps.create_app(AppSpec.of(name=APP, repo_url=app_repo.url), actor=Actor.cli("test"), owner=owner)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(owner, 'fuzz')[1]}")
     before = App.objects.filter(pk=app.pk).values().get()
 
-    for name in services.SETTINGS_FIELDS:
+    for name in SETTINGS_FIELDS:
         response = client.patch(f"/api/apps/{APP}", {name: None}, content_type="application/json")
 
         assert response.status_code == 400, (name, response.content)

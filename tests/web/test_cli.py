@@ -107,7 +107,7 @@ def test_cli_creates_deploys_follows_lists_and_deletes(stack, app_repo):
 
     deleted = _manage("apps", "delete", "web")
     assert deleted.returncode == 0, deleted.stderr
-    # The rows go at once; a worker removes the containers after (services.delete_app): the
+    # The rows go at once; a worker removes the containers after (application/apps.py, delete_app): the
     # command does not wait for it, so neither can the test assume it is done when it returns.
     stack.eventually(lambda: containers.listed("web") == [], "the worker removes the deleted app's containers",
                      timeout=30)

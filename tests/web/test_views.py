@@ -14,7 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments import app_pages, app_tabs, enqueue, services
+from deployments import app_pages, app_tabs, enqueue
+from deployments.application import domains
+from deployments.application.app_settings import SETTINGS_FIELDS
 from deployments.git import source
 from deployments.haproxy import router
 from deployments.haproxy.config import render_map
@@ -77,7 +79,7 @@ class World:
 
 
 def settings_data(app: App, **changes) -> dict:
-    data = {name: getattr(app, name) for name in services.SETTINGS_FIELDS}
+    data = {name: getattr(app, name) for name in SETTINGS_FIELDS}
     data["domains"] = " ".join(app.domains.values_list("hostname", flat=True))
     return {**data, **changes}
 
@@ -133,7 +135,7 @@ def world(committed_per_request, redis_server, django_user_model, released_repo,
     app = App.objects.create(name=APP, repo_url=released_repo.url, owner=users["owner"])
     # The rolled-back database of an earlier test gave its app this id too: its upload's pause
     # (kept in the suite's Redis, not rolled back) is not this app's.
-    cache.delete(services.certificate_upload_key(app))
+    cache.delete(domains.certificate_upload_key(app))
     for role in ("viewer", "deployer", "admin"):
         Membership.objects.create(app=app, user=users[role], role=role)
     EnvVar(app=app, key="SECRET_TOKEN", value=SECRET).save()
@@ -858,7 +860,7 @@ def test_the_settings_tab_shows_the_form_in_named_groups(client, world):
     assert headings == [("source", "Source"), ("health", "Health and watch"), ("canary", "Canary"),
                         ("limits", "Limits"), ("domains", "Domains and HTTPS")]
     fields = re.findall(r'name="([a-z_]+)"', page.split('id="settings-form"')[1].split("</form>")[0])
-    assert sorted(set(fields) - {"csrfmiddlewaretoken"}) == sorted([*services.SETTINGS_FIELDS, "domains"])
+    assert sorted(set(fields) - {"csrfmiddlewaretoken"}) == sorted([*SETTINGS_FIELDS, "domains"])
 
 
 def test_a_deployment_page_leads_back_to_its_apps_deployments_tab(client, world):

@@ -12,7 +12,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import SETTINGS_FIELDS
+from deployments.application.apps import AppChanges
 from deployments.dockerd import daemon, live_output
 from deployments.haproxy import router, runtime_api
 from deployments.haproxy.config import Paths
@@ -32,11 +34,11 @@ def test_a_domain_saved_by_the_web_process_is_routed_by_the_worker(stack, app_re
 
     assert status() == 404  # no app is served at this host yet
 
-    services.update_app(App.objects.get(pk=app.pk), TEST_ACTOR, {}, ["shop.example.com"])
+    apps.update_app(App.objects.get(pk=app.pk), AppChanges(domains=["shop.example.com"]), actor=TEST_ACTOR)
 
     stack.eventually(lambda: status() != 404, "the worker routes the domain")
     assert status() == 503  # the app's backend: no release yet
-    services.delete_app(app.name, TEST_ACTOR)
+    apps.delete_app(app.name, actor=TEST_ACTOR)
     stack.eventually(lambda: status() == 404, "the worker withdraws the domain")
 
 
@@ -88,7 +90,7 @@ def test_the_panel_pages_and_actions_work_without_docker_or_haproxy_files(transa
 
     assert client.get(reverse("apps")).status_code == 200
     assert client.get(page).status_code == 200
-    data = {name: getattr(app, name) for name in services.SETTINGS_FIELDS} | {"domains": "paneled.example.com"}
+    data = {name: getattr(app, name) for name in SETTINGS_FIELDS} | {"domains": "paneled.example.com"}
     assert client.post(reverse("app_settings", kwargs={"name": app.name}), data).status_code == 302
     assert client.post(reverse("app_delete", kwargs={"name": app.name}), {"confirm": app.name}).status_code == 302
     assert not App.objects.filter(name=app.name).exists()

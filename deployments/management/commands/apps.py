@@ -4,12 +4,22 @@ import argparse
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments import services
+from deployments.application import apps
+from deployments.application.app_settings import (
+    ASKED_AT_CREATE,
+    SETTINGS_FIELDS,
+    AppSpec,
+    default,
+    help_text,
+    python_type,
+)
+from deployments.application.apps import AppChanges
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.masking import without_password
 from deployments.models import App
 
-# Options for the app's settings come from services.SETTINGS_FIELDS and the model's field types.
+
 def percent_list(text: str) -> list[int]:
     """--canary-steps 5,25,50,100 (an empty string: no canary)."""
     try:
@@ -18,9 +28,10 @@ def percent_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: give whole percentages, e.g. 5,25,50,100") from None
 
 
-OPTION_TYPES = {"CharField": str, "PositiveIntegerField": int, "FloatField": float, "JSONField": percent_list}
-# spelled out below
-CREATE_OPTIONS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "replicas")
+# Options for the app's settings come from the settings schema (application/app_settings.py).
+OPTION_TYPES = {str: str, int: int, float: float, list[int]: percent_list}
+# The options `apps create` had before the schema: their shorter names stay.
+CREATE_SPELLINGS = {"repo_url": "--repo", "compose_file": "--compose", "web_service": "--web"}
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -37,26 +48,16 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="register an app (a git repo with a Dockerfile)")
         create.add_argument("name")
-        create.add_argument("--repo", required=True, help="git URL or absolute path")
-        create.add_argument("--branch", default="main")
-        create.add_argument("--dockerfile", default="Dockerfile")
-        create.add_argument("--compose", default="", metavar="PATH",
-                            help="a Compose app: the compose file in the repository")
-        create.add_argument("--web", default="web", metavar="SERVICE",
-                            help="the compose service the app's domains go to (default: web)")
-        create.add_argument("--port", type=int, default=8000,
-                            help="port the app (a Compose app's web service) listens on in its container")
-        create.add_argument("--health-path", default="/health")
+        _add_create_options(create)
         create.add_argument("--domain", action="append", default=[], help="a hostname; repeatable")
         create.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
-        create.add_argument("--replicas", type=int, default=1)
         create.add_argument("--owner", help="username of the owner (default: the first superuser)")
         create.add_argument("--no-zero-downtime", action="store_true",
                             help="recreate instead: stop the old release first (a short 503 gap)")
-        _add_setting_options(create, [n for n in services.SETTINGS_FIELDS if n not in CREATE_OPTIONS])
+        _add_setting_options(create, [n for n in SETTINGS_FIELDS if n not in ASKED_AT_CREATE])
         update = sub.add_parser("update", help="change an app's settings (the rest stays as it is)")
         update.add_argument("name")
-        _add_setting_options(update, services.SETTINGS_FIELDS)
+        _add_setting_options(update, SETTINGS_FIELDS)
         update.add_argument("--domain", action="append", help="a hostname; repeatable; replaces the app's domains")
         update.add_argument("--env", action="append", default=[], type=_env_pair, help="KEY=VALUE; repeatable")
         update.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove KEY; repeatable")
@@ -70,16 +71,11 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(options)
 
     def _create(self, options: dict) -> None:
-        spec = services.AppSpec(
-            name=options["name"], repo_url=options["repo"], branch=options["branch"], dockerfile=options["dockerfile"],
-            compose_file=options["compose"], web_service=options["web"], port=options["port"],
-            health_path=options["health_path"], domains=options["domain"],
-            env=dict(options["env"]), replicas=options["replicas"], zero_downtime=not options["no_zero_downtime"],
-            settings=_given_settings(options, exclude=CREATE_OPTIONS),
-        )
+        spec = AppSpec.of(name=options["name"], domains=options["domain"], env=dict(options["env"]),
+                          zero_downtime=not options["no_zero_downtime"], **_given_settings(options))
         try:
-            app = services.create_app(spec, Actor.cli(), owner=self._owner(options["owner"]))
-        except services.InvalidInput as error:
+            app = apps.create_app(spec, actor=Actor.cli(), owner=self._owner(options["owner"]))
+        except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Created {app.name}: http://{', http://'.join(app.hostnames())}")
 
@@ -88,10 +84,11 @@ class Command(BaseCommand):
         if app is None:
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         env = {**dict(options["env"]), **{key: None for key in options["unset_env"]}}
+        changes = AppChanges(settings=_given_settings(options), domains=options["domain"], env=env,
+                             zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"])
         try:
-            services.update_app(app, Actor.cli(), _given_settings(options), domains=options["domain"], env=env,
-                                zero_downtime=options["zero_downtime"], auto_deploy=options["auto_deploy"])
-        except services.InvalidInput as error:
+            apps.update_app(app, changes, actor=Actor.cli())
+        except InvalidInput as error:
             raise _refused(error)
         self.stdout.write(f"Updated {app.name}; settings apply at the next deploy, domains now")
 
@@ -110,27 +107,33 @@ class Command(BaseCommand):
             self.stdout.write(f"{app.name}\t{live}\t{without_password(app.repo_url)}#{app.branch}\t{' '.join(app.hostnames())}")
 
     def _delete(self, options: dict) -> None:
-        if services.delete_app(options["name"], Actor.cli()):
+        if apps.delete_app(options["name"], actor=Actor.cli()):
             self.stdout.write(f"Deleted {options['name']}")
         else:
             self.stdout.write(f"No app named {options['name']}; nothing to delete")
 
 
+def _add_create_options(parser: CommandParser) -> None:
+    """The settings asked when an app is created, each with the model's default (--repo required)."""
+    for name in ASKED_AT_CREATE:
+        option = CREATE_SPELLINGS.get(name, f"--{name.replace('_', '-')}")
+        parser.add_argument(option, dest=name, type=OPTION_TYPES[python_type(name)], help=help_text(name),
+                            **({"required": True} if name == "repo_url" else {"default": default(name)}))
+
+
 def _add_setting_options(parser: CommandParser, names) -> None:
     """--NAME VALUE for each setting; a yes/no setting is --NAME / --no-NAME."""
     for name in names:
-        field = App._meta.get_field(name)
-        option, help_text = f"--{name.replace('_', '-')}", str(field.help_text) or None
-        if field.get_internal_type() == "BooleanField":
-            parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, help=help_text)
+        option = f"--{name.replace('_', '-')}"
+        if python_type(name) is bool:
+            parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, help=help_text(name))
         else:
-            parser.add_argument(option, dest=name, type=OPTION_TYPES[field.get_internal_type()], help=help_text)
+            parser.add_argument(option, dest=name, type=OPTION_TYPES[python_type(name)], help=help_text(name))
 
 
-def _given_settings(options: dict, exclude=()) -> dict:
-    return {name: options[name] for name in services.SETTINGS_FIELDS
-            if name not in exclude and options.get(name) is not None}
+def _given_settings(options: dict) -> dict:
+    return {name: options[name] for name in SETTINGS_FIELDS if options.get(name) is not None}
 
 
-def _refused(error: services.InvalidInput) -> CommandError:
+def _refused(error: InvalidInput) -> CommandError:
     return CommandError("\n".join(f"{name}: {m}" for name, msgs in error.errors.items() for m in msgs))

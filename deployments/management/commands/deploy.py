@@ -3,7 +3,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments import services
+from deployments.application import deploys
+from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.models import App, Deployment, LogLine
 
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         if app is None:
             raise CommandError(f"No app named {options['name']!r}; `manage.py apps list` shows the apps")
         try:
-            deployment = services.deploy(app, options["ref"], Actor.cli())
-        except services.InvalidInput as error:
+            deployment = deploys.deploy(app, ref=options["ref"], actor=Actor.cli())
+        except InvalidInput as error:
             raise CommandError(str(error))
         self.stdout.write(f"Queued deployment #{deployment.id} of {app.name} ({deployment.ref})")
         if options["follow"]:

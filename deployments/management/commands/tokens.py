@@ -2,7 +2,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deployments import services
+from deployments.application import members
 from deployments.audit import Actor
 
 
@@ -19,6 +19,6 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"there is no user {options['username']!r}")
-        token = services.create_token(Actor(user=user, via=Actor.cli().via, label="cli"), options["name"])
+        token = members.create_token(name=options["name"], actor=Actor(user=user, via=Actor.cli().via, label="cli"))
         self.stdout.write(f"Token {options['name']!r} for {user.get_username()} (shown only now):")
         self.stdout.write(token)
