@@ -157,7 +157,7 @@ def ensure() -> list[str]:
     Off (SWITCHYARD_EGRESS_RULES=false): nothing is done."""
     if not settings.SWITCHYARD["EGRESS_RULES"]:
         return []
-    with _lock():
+    with rules_lock():
         rules = expected()
         problems = missing(rules)
         if problems:
@@ -174,7 +174,7 @@ def ensure() -> list[str]:
 
 def remove() -> None:
     """Take this installation's rules out (the test suite, at its end)."""
-    with _lock():
+    with rules_lock():
         rules = expected()
         for chain, rule in rules.jumps:
             while _iptables("-C", chain, *rule, check=False).returncode == 0:
@@ -239,8 +239,9 @@ def _run(command: list[str], input: str | None = None, check: bool = True) -> su
 
 
 @contextmanager
-def _lock() -> Iterator[None]:
-    """The workers of one installation start together: one of them at a time checks and repairs."""
+def rules_lock() -> Iterator[None]:
+    """The workers of one installation start together: one of them at a time checks and repairs
+    (a file lock in DATA_DIR, so a process editing the rules by hand can hold it too)."""
     path = Path(settings.DATA_DIR) / "egress.lock"
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -201,11 +201,14 @@ def test_a_beat_sent_reconcile_runs_while_every_deploy_slot_builds(supervised, s
 def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(supervised):
     rules = egress.expected()
     log_before = len(supervised.log())
-    for chain, jump in rules.jumps[:2]:  # the prefix rule's jumps from DOCKER-USER and INPUT
-        subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
+    # Both deleted under the lock a repair takes: a reconcile halfway through its repair would
+    # otherwise see the second deletion as its own failure ("not in place"), not as a repair.
+    with egress.rules_lock():
+        for chain, jump in rules.jumps[:2]:  # the prefix rule's jumps from DOCKER-USER and INPUT
+            subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
     # No check of the rules between here and the repair: a reconcile every 2 s may already have
-    # run (even between the two deletions). What it repaired is in the control worker's log
-    # (supervisord passes it on within a moment), each deleted jump in one of its repair lines.
+    # run. What it repaired is in the control worker's log (supervisord passes it on within a
+    # moment).
     eventually(lambda: not egress.missing(rules), "reconcile puts the rules back", 3 * RECONCILE_INTERVAL + 5)
 
     def repair_lines() -> str:

@@ -97,7 +97,7 @@ def _lan_host(secret: str, dns_answer: str = ""):
 def _start_resolver(address: str, answer: str, namespace: str = "") -> subprocess.Popen:
     """tests/support/dnsresponder.py on address:53 (in `namespace`, if given), answering `answer`."""
     inside = ["ip", "netns", "exec", namespace] if namespace else []
-    process = subprocess.Popen([*inside, sys.executable, str(ROOT / "tests" / "dnsresponder.py"), address, "53", answer],
+    process = subprocess.Popen([*inside, sys.executable, str(ROOT / "tests" / "support" / "dnsresponder.py"), address, "53", answer],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)  # binding a socket takes no longer; one that failed has exited by now
     assert process.poll() is None, process.stderr.read()
