@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from deployments.engine import lifecycle
 from deployments.engine.logs import DeploymentLog
-from deployments.haproxy import router
+from deployments.haproxy import router, stats
 from deployments.haproxy.latency import LatencyFollower
 from deployments.models import App, Deployment
 
@@ -161,7 +161,7 @@ class Canary:
         old, new = old_now.since(baseline[0]), new_now.since(baseline[1])
         return Figures(old.total, old.errors, latency.p95("old")), Figures(new.total, new.errors, latency.p95("new"))
 
-    def _responses(self) -> tuple[router.Responses, router.Responses]:
+    def _responses(self) -> tuple[stats.Responses, stats.Responses]:
         return router.canary_responses(self.app, self.live_colour, len(self.previous.containers),
                                        len(self.deployment.containers))
 

@@ -39,7 +39,7 @@ from deployments.engine import buildcheck, buildcontext, health, lifecycle, prio
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
-from deployments.haproxy import router
+from deployments.haproxy import router, stats
 from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import MAX_REPLICAS, App, Deployment
@@ -150,8 +150,8 @@ class Pipeline:
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
-        self._traffic_before: dict[str, router.Responses] | None = None
-        self._canary_slots_before: router.Responses | None = None
+        self._traffic_before: dict[str, stats.Responses] | None = None
+        self._canary_slots_before: stats.Responses | None = None
 
     def execute(self, hand_off: Callable[[], bool] | None = None, resumed: bool = False) -> bool:
         """Runs the phases and ends the deployment: True. False if it was handed off after verify
@@ -562,7 +562,7 @@ class Pipeline:
         since = self._answered().since(baseline)
         self._say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
-    def _trouble(self, baseline: router.Responses, restarts: dict[str, int]) -> str:
+    def _trouble(self, baseline: stats.Responses, restarts: dict[str, int]) -> str:
         """Why the new release must be rolled back, or "" if it is fine."""
         broken = self._broken(restarts)
         if broken:
@@ -589,8 +589,8 @@ class Pipeline:
                 return f"container {container.name} exited (code {state.exit_code})"
         return ""
 
-    def _answered(self) -> router.Responses:
-        return router.answered(router.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
+    def _answered(self) -> stats.Responses:
+        return stats.total(router.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
 
     def _promoted(self) -> bool:
         promoted = lifecycle.promoted_by(self.deployment.pk)
@@ -734,7 +734,7 @@ class Pipeline:
     def _routing(deployment: Deployment, **flags: bool) -> router.Record:
         return lambda: lifecycle.record_routing(deployment, **flags)
 
-    def _backend_responses(self) -> dict[str, router.Responses] | None:
+    def _backend_responses(self) -> dict[str, stats.Responses] | None:
         try:
             return router.backend_responses(self.app)
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
@@ -752,7 +752,7 @@ class Pipeline:
         if self.canary is not None and canary_slots and self._canary_slots_before:
             # A canary's requests went through the old backend's c slots: they are the new release's.
             moved = canary_slots.since(self._canary_slots_before)
-            old, new = router.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
+            old, new = stats.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
         return {"old": {"requests": old.total, "failed": old.errors}, "new": {"requests": new.total, "failed": new.errors}}
 
     def _baseline(self) -> dict:
@@ -761,7 +761,7 @@ class Pipeline:
         return {"backends": {colour: [r.total, r.errors] for colour, r in (self._traffic_before or {}).items()},
                 "canary_slots": [slots.total, slots.errors] if slots else None}
 
-    def _canary_slot_responses(self) -> router.Responses | None:
+    def _canary_slot_responses(self) -> stats.Responses | None:
         try:
             return router.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
@@ -797,10 +797,10 @@ class Pipeline:
                        "phase": self.deployment.phase, "error": self.deployment.error})
 
 
-def _from_baseline(stored: dict) -> tuple[dict[str, router.Responses] | None, router.Responses | None]:
-    backends = {colour: router.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
+def _from_baseline(stored: dict) -> tuple[dict[str, stats.Responses] | None, stats.Responses | None]:
+    backends = {colour: stats.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
     slots = stored.get("canary_slots")
-    return backends or None, router.Responses(*slots) if slots else None
+    return backends or None, stats.Responses(*slots) if slots else None
 
 
 class _Heartbeat:

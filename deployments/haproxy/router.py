@@ -27,7 +27,8 @@ from typing import Callable
 
 from django.conf import settings
 
-from deployments.haproxy import process as haproxy_process, runtime_api, sessions, tls
+from deployments.haproxy import process as haproxy_process, runtime_api, sessions, stats, tls
+from deployments.haproxy.stats import Responses, ServerHealth
 from deployments.haproxy.config import (
     AppRoute,
     Backend,
@@ -374,78 +375,26 @@ def refresh_config() -> None:
         _apply(push_map=True, start_if_down=False)
 
 
-@dataclass(frozen=True)
-class Responses:
-    """Answers HAProxy counted (since it started: a reload restarts the counters)."""
-    total: int = 0
-    errors: int = 0  # of which 5xx
-
-    def __add__(self, other: "Responses") -> "Responses":
-        return Responses(self.total + other.total, self.errors + other.errors)
-
-    def since(self, baseline: "Responses") -> "Responses":
-        """What was answered after `baseline` was read; all of it if HAProxy reloaded meanwhile."""
-        if self.total < baseline.total:
-            return self
-        return Responses(self.total - baseline.total, self.errors - baseline.errors)
-
-    @property
-    def error_percent(self) -> float:
-        return self.errors * 100 / self.total if self.total else 0.0
-
-
-@dataclass(frozen=True)
-class ServerHealth:
-    """One server slot as HAProxy sees it."""
-    slot: str  # s1, s2, ...
-    status: str  # HAProxy's: "UP", "UP 1/2" (rising), "DOWN", "MAINT", ...
-    check: str  # the last check's result: "L7OK", "L4CON", ...
-    detail: str  # HAProxy's words on that check
-    answered: Responses
-
-    @property
-    def checked_up(self) -> bool:
-        """UP after a passing check of its own: leaving maintenance shows "UP 1/2" and the
-        slot's old check result until HAProxy itself has seen this server healthy."""
-        return self.status == "UP" and self.check.startswith("L7OK")
-
-    @property
-    def down(self) -> bool:
-        return self.status.startswith("DOWN")
-
-    def describe(self) -> str:
-        return f"{self.slot} {self.status} {self.check} {self.detail}".strip()
-
-
 def servers(app: App, colour: str, count: int = MAX_REPLICAS) -> list[ServerHealth]:
     """The first `count` primary slots of a backend (s1, s2, ...), in order."""
-    backend = app.backend_name(colour)
-    rows = [row for row in runtime_api.server_stats(paths().admin_socket, backend)
-            if row["svname"].startswith("s")]
-    return [_server_health(row) for row in rows[:count]]
-
-
-def answered(servers_: list[ServerHealth]) -> Responses:
-    return sum((server.answered for server in servers_), Responses())
+    primaries = [server for server in stats.servers(paths().admin_socket, app.backend_name(colour))
+                 if server.slot.startswith("s")]
+    return primaries[:count]
 
 
 def backend_responses(app: App) -> dict[str, Responses]:
     """Per colour, the answers of the whole backend, HAProxy's own 503s included."""
-    backends = {}
-    for colour in COLOURS:
-        backends.update(runtime_api.backend_stats(paths().admin_socket, app.backend_name(colour)))
-    return {colour: _responses(backends[app.backend_name(colour)]) if app.backend_name(colour) in backends
-            else Responses() for colour in COLOURS}
+    return {colour: stats.backend_totals(paths().admin_socket, app.backend_name(colour)) or Responses()
+            for colour in COLOURS}
 
 
 def canary_responses(app: App, colour: str, count_old: int, count_new: int) -> tuple[Responses, Responses]:
     """Answers of the old release's servers (s slots) and of the canary's (c slots) in the live
     backend `colour`."""
-    backend = app.backend_name(colour)
-    rows = runtime_api.server_stats(paths().admin_socket, backend)
-    old = [_responses(row) for row in rows if row["svname"].startswith("s")][:count_old]
-    new = [_responses(row) for row in rows if row["svname"].startswith("c")][:count_new]
-    return sum(old, Responses()), sum(new, Responses())
+    slots = stats.servers(paths().admin_socket, app.backend_name(colour))
+    old = [server for server in slots if server.slot.startswith("s")][:count_old]
+    new = [server for server in slots if server.slot.startswith("c")][:count_new]
+    return stats.total(old), stats.total(new)
 
 
 def live_health(apps: list[App]) -> dict[str, str]:
@@ -453,7 +402,7 @@ def live_health(apps: list[App]) -> dict[str, str]:
     "no release", or "unknown" when HAProxy does not answer. One read of the stats page for
     all: the panel calls this, and needs neither HAProxy's files nor its admin socket."""
     try:
-        rows = runtime_api.page_server_stats(paths().stats_socket)
+        rows = stats.page_servers(paths().stats_socket)
     except runtime_api.HAProxyUnavailable:
         return {app.name: "unknown" for app in apps}
     summary = {}
@@ -462,7 +411,7 @@ def live_health(apps: list[App]) -> dict[str, str]:
             summary[app.name] = "no release"
             continue
         wanted = len(app.live_deployment.containers) if app.live_deployment else 0
-        statuses = [r["status"] for r in rows if r["pxname"] == app.backend_name(app.live_colour)][:wanted]
+        statuses = [r.status for r in rows if r.backend == app.backend_name(app.live_colour)][:wanted]
         summary[app.name] = "UP" if statuses and all(s.startswith("UP") for s in statuses) else "DOWN"
     return summary
 
@@ -474,22 +423,6 @@ def open_streams(deployment: Deployment) -> sessions.OpenStreams:
     return sessions.on_servers(location.admin_socket, location.master_socket,
                                deployment.app.backend_name(deployment.colour),
                                {slot_name(i) for i in range(len(deployment.containers))})
-
-
-def _server_health(row: dict[str, str]) -> ServerHealth:
-    return ServerHealth(slot=row["svname"], status=row["status"], check=row.get("check_status") or "",
-                        detail=row.get("check_desc") or "",
-                        answered=_responses(row))
-
-
-def row_responses(row: dict[str, str]) -> Responses:
-    """A stats row's answers (what /metrics sums per app)."""
-    return _responses(row)
-
-
-def _responses(row: dict[str, str]) -> Responses:
-    total = sum(int(row.get(f"hrsp_{k}xx") or 0) for k in range(1, 6))
-    return Responses(total, int(row.get("hrsp_5xx") or 0))
 
 
 @dataclass(frozen=True)
