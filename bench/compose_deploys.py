@@ -41,8 +41,9 @@ from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments import services  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
 from deployments.engine import runtime  # noqa: E402
-from deployments.haproxy import process as haproxy_process, router  # noqa: E402
+from deployments.haproxy import process as haproxy_process
 from deployments.models import App, Deployment  # noqa: E402
+from deployments.traffic import changes, target  # noqa: E402
 from tests.composerepo import ComposeRepo  # noqa: E402
 from tests.load import Answer, Load  # noqa: E402
 
@@ -177,7 +178,7 @@ def main() -> None:
             seed.close()
         with redis_server(), celery_worker(work / "worker.log"):
             try:
-                router.sync_all()
+                changes.sync_all()
                 repo = ComposeRepo(work / "sy")
                 deployer = SwitchyardComposeDeployer(repo, "counter")
                 try:
@@ -185,7 +186,7 @@ def main() -> None:
                 finally:
                     deployer.close()
             finally:
-                haproxy_process.stop(router.paths())
+                haproxy_process.stop(target.paths())
     finally:
         runtime.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)

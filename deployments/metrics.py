@@ -17,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from deployments.haproxy import router, runtime_api, stats
-from deployments.haproxy.config import backend_name
-from deployments.models import COLOURS, ApiToken, App, Deployment
+from deployments.haproxy import runtime_api, stats
+from deployments.models import ApiToken, App, Deployment
+from deployments.traffic import target
+from deployments.traffic.table import COLOURS, backend_name
 
 DURATION_BUCKETS = (5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PHASE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
@@ -88,7 +89,7 @@ def _live_traffic():
     errors = CounterMetricFamily("switchyard_app_responses_5xx", "5xx answers among them", labels=["app"])
     up = GaugeMetricFamily("switchyard_haproxy_up", "1 if HAProxy's stats page answered")
     try:
-        answered = stats.by_backend(stats.page_servers(router.paths().stats_socket))
+        answered = stats.by_backend(stats.page_servers(target.paths().stats_socket))
     except runtime_api.HAProxyUnavailable:
         up.add_metric([], 0)
         yield up

@@ -1,7 +1,7 @@
 """Apps, their deployments, logs, webhook deliveries, deploy events and API tokens.
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers
-should exist, are all derived from these rows (see haproxy/router.py and engine/reconcile.py).
+should exist, are all derived from these rows (see traffic/rows.py and engine/reconcile.py).
 """
 import hashlib
 import secrets
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from deployments import crypto, deploy_keys
 from deployments.containers import Container, ServiceRelease
+from deployments.traffic.table import COLOURS, MAX_REPLICAS
 from deployments.validators import (
     validate_app_name,
     validate_canary_steps,
@@ -32,8 +33,6 @@ from deployments.validators import (
     validate_service_name,
 )
 
-MAX_REPLICAS = 8  # HAProxy keeps this many server slots per backend, so scaling needs no reload
-COLOURS = ("blue", "green")
 
 
 def new_secret() -> str:

@@ -5,9 +5,9 @@ from django.db.models import OuterRef, Subquery
 
 from deployments import access, audit
 from deployments.compose.project import ComposeError, Role, load
-from deployments.haproxy import router
 from deployments.forms import CertificateForm, DeployForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
 from deployments.models import App, Certificate, Deployment
+from deployments.traffic import readings, rows
 
 HISTORY_LENGTH = 30
 DELIVERIES_SHOWN = 20
@@ -95,7 +95,7 @@ def app_page(user, app: App) -> dict:
         "can_deploy": access.allows(role, access.DEPLOYER),
         "can_admin": access.allows(role, access.ADMIN),
         "hostnames": app.hostnames(),
-        "health": router.live_health(apps)[app.name],
+        "health": readings.live_health(apps)[app.name],
         "history": [_history_row(d, app, kept_images) for d in deployments],
         "deploy_form": DeployForm(),
         "settings_form": SettingsForm(instance=app, initial={"domains": " ".join(
@@ -150,7 +150,7 @@ def certificate(app: App) -> dict:
         reason = ("" if app.public_domains() else "no public domain: NAME.localhost is served over plain HTTP only")
         return {"https_url": None, "source": None, "status": None, "domains": [], "issuer": "", "not_before": None,
                 "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None, "warning": ""}
-    left_out = found.chain_pem and router.certificate_problem(app, found)
+    left_out = found.chain_pem and rows.certificate_problem(app, found)
     served = [host for host in app.hostnames() if not left_out and found.chain_pem and found.covers(host)]
     port = settings.SWITCHYARD["HTTPS_BIND"][1]
     return {

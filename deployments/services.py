@@ -15,9 +15,10 @@ from deployments import masking, quotas, tasks, webhooks
 from deployments.audit import Actor, Via, record
 from deployments.compose import project as compose
 from deployments.engine import certificates, lifecycle, queue, repo_policy, source
-from deployments.haproxy import process as haproxy_process, router, tls
-from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
+from deployments.haproxy import process as haproxy_process, tls
 from deployments.masking import without_password
+from deployments.models import ApiToken, App, Certificate, Deployment, Domain, EnvVar, Membership, WebhookDelivery
+from deployments.traffic import checks
 from deployments.validators import validate_domain, validate_env_key, validate_git_ref
 
 
@@ -261,7 +262,7 @@ def _totals_errors_locked(app: App, before: dict | None) -> dict[str, list[str]]
 def _haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
     """HAProxy's own verdict (`haproxy -c`: 30-70 ms) on the config these values make, before any is saved."""
     try:
-        router.check_app_config(app, domains)
+        checks.check_app_config(app, domains)
     except haproxy_process.HAProxyConfigInvalid as error:
         return {"haproxy": [f"HAProxy refuses the configuration these settings make: {error}"]}
     return {}

@@ -35,8 +35,8 @@ from redis.exceptions import RedisError
 from deployments.engine import certificates as certificate_work
 from deployments.engine import events, logs
 from deployments.engine import pipeline, queue
-from deployments.haproxy import router
 from deployments.engine import reconcile as reconciler
+from deployments.traffic import changes
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def certificates() -> int:
 @shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def apply_certificates() -> None:
     """Put the certificates as the database has them (an upload, a removal) into HAProxy."""
-    router.install_certificates(record=lambda: None)
+    changes.apply_certificates()
 
 
 def send_apply_certificates() -> None:
@@ -133,7 +133,7 @@ def send_apply_certificates() -> None:
 @shared_task(ignore_result=True, queue=settings.CONTROL_QUEUE)
 def apply_routing() -> None:
     """HAProxy's files and the running HAProxy brought to the database's apps and domains."""
-    router.refresh_config()
+    changes.apps_changed()
 
 
 def send_apply_routing() -> None:

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployments import access, audit, notifications, presenters, services
 from deployments.audit import Actor
-from deployments.haproxy import router
+from deployments.traffic import readings
 from deployments.forms import (
     CertificateForm,
     DeployForm,
@@ -45,7 +45,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
             return redirect("app", name=app.name)
     apps = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
     return render(request, "deployments/app_list.html", {
-        "rows": presenters.app_rows(apps, router.live_health(apps)), "form": form,
+        "rows": presenters.app_rows(apps, readings.live_health(apps)), "form": form,
     }, status=400 if form.errors else 200)
 
 

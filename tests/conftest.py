@@ -15,7 +15,8 @@ from django.conf import settings
 
 from deployments import tasks
 from deployments.engine import egress, runtime
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import process as haproxy_process
+from deployments.traffic import changes, target
 from tests.apprepo import AppRepo
 from tests.processes import answers, free_port
 from tests.stack import Stack
@@ -160,7 +161,7 @@ def panel_server(celery_worker):
 def cleanup_session():
     """After the run: stop HAProxy, remove this run's containers, images and networks."""
     yield
-    haproxy_process.stop(router.paths())
+    haproxy_process.stop(target.paths())
     _remove_docker_resources()
     try:
         egress.remove()  # the worker installed this run's rules (chains named after its instance)
@@ -186,7 +187,7 @@ def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
     its containers and networks are gone."""
     runtime.ping()
-    router.sync_all()
+    changes.sync_all()
     helper = Stack()
     yield helper
     helper.wait_until_idle()

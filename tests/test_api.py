@@ -15,10 +15,10 @@ from django.utils import timezone
 from deployments import tasks
 from deployments.api import LOG_PAGE
 from deployments.engine import source
-from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,
                                 Membership, NotificationTarget)
+from deployments.traffic import changes, rows, target
 from tests.tls import PrivateCA
 
 APP = "billing-api"
@@ -123,11 +123,11 @@ ROUTING = ("deployments.tasks.apply_routing", ())
 
 def routed(entry: str) -> bool:
     """Whether the map the worker writes from the database has `entry` ("host backend")."""
-    return entry in render_map(router.snapshot())
+    return entry in render_map(rows.app_routes())
 
 
 def haproxy_files() -> tuple[str | None, str | None]:
-    location = router.paths()
+    location = target.paths()
     return tuple(p.read_text() if p.exists() else None for p in (location.config, location.hosts_map))
 
 

@@ -4,8 +4,8 @@ import time
 from deployments import services
 from deployments.audit import Actor
 from deployments.engine import runtime
-from deployments.haproxy import router
 from deployments.models import App, Deployment
+from deployments.traffic import readings
 
 SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "30"]\n'
 
@@ -108,7 +108,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     time.sleep(3)  # several HAProxy check intervals (inter 1s, fall 2)
 
     assert stack.get("web.example.com") == (200, "v1")
-    assert router.live_health([App.objects.select_related("live_deployment").get(pk=app.pk)]) == {app.name: "UP"}
+    assert readings.live_health([App.objects.select_related("live_deployment").get(pk=app.pk)]) == {app.name: "UP"}
 
 
 def test_env_values_never_reach_the_log(stack, app_repo):

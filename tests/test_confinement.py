@@ -19,9 +19,9 @@ from django.test import override_settings
 from deployments import services
 from deployments.containers import Container
 from deployments.engine import runtime
-from deployments.haproxy import router
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
+from deployments.traffic import readings
 from panel.env import env_ipv4_network
 from tests.apprepo import AppRepo
 from tests.stack import TEST_ACTOR
@@ -132,7 +132,7 @@ def test_an_apps_containers_reach_each_other_but_not_another_apps(stack, app_rep
     assert [stack.get("tenant-a.localhost")[0] for _ in range(20)] == [200] * 20
     assert stack.get("tenant-b.localhost") == (200, "b1")
     a.refresh_from_db()
-    served = [server.answered.total for server in router.servers(a, a.live_colour, 2)]
+    served = [server.answered.total for server in readings.servers(a, a.live_colour, 2)]
     assert all(count > 0 for count in served), served
 
 

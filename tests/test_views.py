@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from deployments import services, tasks
 from deployments.engine import source
-from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import App, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
+from deployments.traffic import rows, target
 from tests.tls import PrivateCA
 from deployments.views import LOG_PAGE
 
@@ -92,11 +92,11 @@ ROUTING = ("deployments.tasks.apply_routing", ())
 
 def routed(entry: str) -> bool:
     """Whether the map the worker writes from the database has `entry` ("host backend")."""
-    return entry in render_map(router.snapshot())
+    return entry in render_map(rows.app_routes())
 
 
 def haproxy_files() -> tuple[str | None, str | None]:
-    location = router.paths()
+    location = target.paths()
     return tuple(p.read_text() if p.exists() else None for p in (location.config, location.hosts_map))
 
 

@@ -39,11 +39,12 @@ from deployments.engine import buildcheck, buildcontext, health, lifecycle, prio
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
-from deployments.haproxy import router, stats
+from deployments.haproxy import stats
 from deployments.containers import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import MAX_REPLICAS, App, Deployment
 from deployments.masking import without_password
+from deployments.traffic import changes, readings
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
@@ -453,9 +454,9 @@ class Pipeline:
         deadline = time.monotonic() + self.app.health_deadline
         for container in self.deployment.containers:
             self._verify_container(container, deadline)
-        router.publish_servers(self.deployment, record=self._routing(self.deployment, holds_backend=True))
+        changes.publish_servers(self.deployment)
         if self._watch_applies():  # ready before the switch, so the switch itself is one map commit
-            router.publish_backups(self.deployment, record=self._routing(self.deployment, serves_backup=True))
+            changes.publish_backups(self.deployment)
         self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
 
     def _verify_container(self, container: Container, deadline: float) -> None:
@@ -486,7 +487,7 @@ class Pipeline:
     def _wait_for_haproxy_up(self, deadline: float) -> None:
         wanted = len(self.deployment.containers)
         while True:
-            servers = router.servers(self.app, self.deployment.colour, wanted)
+            servers = readings.servers(self.app, self.deployment.colour, wanted)
             if all(server.checked_up for server in servers):
                 self._healthy_at = time.monotonic()
                 self._enter_hot_path()
@@ -514,7 +515,7 @@ class Pipeline:
         # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
         # millisecond here is a request the old release answers although the new one is ready.
         try:
-            routed_at = router.switch_to(self.deployment, go_live=lambda: lifecycle.go_live(self.deployment))
+            routed_at = changes.switch_to(self.deployment)
         finally:
             self._leave_hot_path()
         switched_after_ms = self._switch_ms = (routed_at - self._healthy_at) * 1000
@@ -558,7 +559,7 @@ class Pipeline:
             if self._promoted():
                 break
             time.sleep(WATCH_INTERVAL)
-        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+        changes.withdraw_backups(self.deployment)
         since = self._answered().since(baseline)
         self._say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
@@ -579,7 +580,7 @@ class Pipeline:
     def _broken(self, restarts: dict[str, int]) -> str:
         """HAProxy marked a new server DOWN, or a new container exited or restarted since
         `restarts` was read; "" if neither."""
-        servers = router.servers(self.app, self.deployment.colour, len(self.deployment.containers))
+        servers = readings.servers(self.app, self.deployment.colour, len(self.deployment.containers))
         down = [server.describe() for server in servers if server.down]
         if down:
             return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
@@ -590,7 +591,7 @@ class Pipeline:
         return ""
 
     def _answered(self) -> stats.Responses:
-        return stats.total(router.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
+        return stats.total(readings.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
 
     def _promoted(self) -> bool:
         promoted = lifecycle.promoted_by(self.deployment.pk)
@@ -604,12 +605,12 @@ class Pipeline:
         detected = time.monotonic()
         self._enter_hot_path()
         try:
-            routed_at = router.switch_to(self.previous, go_live=lambda: lifecycle.go_live(self.previous))
+            routed_at = changes.switch_to(self.previous)
         finally:
             self._leave_hot_path()
         self.log.write(f"Rolled back in {(routed_at - detected) * 1000:.0f} ms: {reason}")
-        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
-        router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
+        changes.withdraw_backups(self.deployment)
+        changes.withdraw_servers(self.deployment)
         for container in self.deployment.containers:
             runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
         self.companions.undo()  # a stateful service this release replaced: the old one is back
@@ -629,7 +630,7 @@ class Pipeline:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
                 runtime.stop_and_remove(container.id, timeout=self._web_stop_timeout())
-            router.close_sessions(self.previous)  # what its process left open, if anything
+            changes.close_sessions(self.previous)  # what its process left open, if anything
             self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
         self._prune_images()
@@ -640,14 +641,14 @@ class Pipeline:
         Long-lived streams (WebSockets, event streams) are not waited for: the old release
         gets SIGTERM next and closes them (docs/deployments.md, "Long-lived connections"), and each client
         that reconnects lands on the new release."""
-        router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
+        changes.withdraw_servers(old)
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
-        while (open_ := router.open_streams(old)).waiting and time.monotonic() < deadline:
+        while (open_ := readings.open_streams(old)).waiting and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_INTERVAL)
         if open_.waiting:
             self.log.write(f"Drain timeout ({timeout}s): closing {open_.waiting} request(s) still open on the old release")
-            router.close_sessions(old)
+            changes.close_sessions(old)
         elif open_.long_lived:
             self.log.write(f"No requests in flight; {open_.long_lived} long-lived connection(s) (WebSocket, "
                            "streamed response) stay open until the old release stops")
@@ -665,7 +666,7 @@ class Pipeline:
             runtime.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
                 runtime.set_aside(container, str(self.deployment.id))
-        router.close_sessions(self.previous)
+        changes.close_sessions(self.previous)
         self._stopped_previous = True
 
     def _recover_after_switch(self, reason: str) -> tuple[str, str]:
@@ -694,9 +695,9 @@ class Pipeline:
             if self.canary is not None:  # whatever the row says: HAProxy may not have taken the last change
                 self.canary.withdraw()
             if self.deployment.serves_backup:
-                router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+                changes.withdraw_backups(self.deployment)
             if self.deployment.holds_backend:
-                router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
+                changes.withdraw_servers(self.deployment)
             for container in self.deployment.containers:
                 runtime.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
@@ -707,7 +708,7 @@ class Pipeline:
 
     def _restart_previous(self) -> None:
         lifecycle.record_containers(self.previous, [runtime.bring_back(c) for c in self.previous.containers])
-        router.publish_servers(self.previous, record=self._routing(self.previous, holds_backend=True))
+        changes.publish_servers(self.previous)
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
@@ -730,13 +731,9 @@ class Pipeline:
         if self._cancel_requested():
             raise Cancelled()
 
-    @staticmethod
-    def _routing(deployment: Deployment, **flags: bool) -> router.Record:
-        return lambda: lifecycle.record_routing(deployment, **flags)
-
     def _backend_responses(self) -> dict[str, stats.Responses] | None:
         try:
-            return router.backend_responses(self.app)
+            return readings.backend_responses(self.app)
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
             return None
 
@@ -763,7 +760,7 @@ class Pipeline:
 
     def _canary_slot_responses(self) -> stats.Responses | None:
         try:
-            return router.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
+            return readings.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
             return None
 
