@@ -591,7 +591,7 @@ class Pipeline:
         return ""
 
     def _answered(self) -> stats.Responses:
-        return stats.total(readings.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
+        return stats.answered(readings.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
 
     def _promoted(self) -> bool:
         promoted = lifecycle.promoted_by(self.deployment.pk)

@@ -44,7 +44,7 @@ class Applied:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
 
 
-def apply(table: RoutingTable, location: Paths, binds: Binds, *, applied: Applied, push_maps: bool = False,
+def apply_table(table: RoutingTable, location: Paths, binds: Binds, *, applied: Applied, push_maps: bool = False,
           server_commands: list[str] | tuple[str, ...] = (), start_if_down: bool = True) -> None:
     """Write the table's files, then bring HAProxy to the same state: start it if it is down (if
     start_if_down), reload it if the config's structure changed, else push the maps and

@@ -3,6 +3,7 @@ read-only stats page's CSV (the same columns). Callers get Responses and ServerH
 import csv
 import io
 from dataclasses import dataclass
+from typing import Iterable
 from pathlib import Path
 
 from deployments.haproxy import runtime_api
@@ -52,9 +53,13 @@ class ServerHealth:
         return f"{self.slot} {self.status} {self.check} {self.detail}".strip()
 
 
-def total(answers) -> Responses:
-    """The sum of Responses, or of what ServerHealth values answered."""
-    return sum((a.answered if isinstance(a, ServerHealth) else a for a in answers), Responses())
+def total(answers: Iterable[Responses]) -> Responses:
+    return sum(answers, Responses())
+
+
+def answered(servers_: Iterable[ServerHealth]) -> Responses:
+    """What these servers answered together."""
+    return total(server.answered for server in servers_)
 
 
 def servers(admin_socket: Path, backend: str) -> list[ServerHealth]:

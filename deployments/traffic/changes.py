@@ -18,7 +18,7 @@ from typing import Iterator
 
 from deployments.engine import lifecycle
 from deployments.engine.locks import router_lock
-from deployments.haproxy import apply as haproxy, challenges, commands, sessions
+from deployments.haproxy import apply, challenges, commands, sessions
 from deployments.haproxy.config import PANEL_CERTIFICATE, slot_name
 from deployments.models import Certificate, Deployment
 from deployments.traffic import rows, target
@@ -83,7 +83,7 @@ def switch_to(deployment: Deployment) -> float:
     with router_lock():
         undo = None
         try:
-            routed_at = haproxy.switch_hosts(target.paths(), deployment.app.name, deployment.colour)
+            routed_at = apply.switch_hosts(target.paths(), deployment.app.name, deployment.colour)
             undo = lifecycle.go_live(deployment)
             if routed_at is None:  # no map file yet, or HAProxy down or refusing: the whole table
                 _apply(push_maps=True)  # (it starts HAProxy if needed)
@@ -159,9 +159,9 @@ def _apply(table: RoutingTable | None = None, *, push_maps: bool = False, server
     """The table (derived now unless given) applied to this host's HAProxy; the certificate
     verdicts learned on the way stored, even if it then failed (the next table leaves out what
     HAProxy refuses)."""
-    applied = haproxy.Applied()
+    applied = apply.Applied()
     try:
-        haproxy.apply(table or rows.table(), target.paths(), target.binds(), applied=applied, push_maps=push_maps,
+        apply.apply_table(table or rows.table(), target.paths(), target.binds(), applied=applied, push_maps=push_maps,
                       server_commands=server_commands,
                       start_if_down=target.may_start() if start_if_down is None else start_if_down)
     finally:

@@ -28,7 +28,7 @@ def canary_responses(app: App, colour: str, count_old: int, count_new: int) -> t
     slots = stats.servers(target.paths().admin_socket, app.backend_name(colour))
     old = [server for server in slots if server.slot.startswith("s")][:count_old]
     new = [server for server in slots if server.slot.startswith("c")][:count_new]
-    return stats.total(old), stats.total(new)
+    return stats.answered(old), stats.answered(new)
 
 
 def live_health(apps: list[App]) -> dict[str, str]:
