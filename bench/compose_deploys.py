@@ -42,8 +42,9 @@ from deployments.application import apps, deploys  # noqa: E402
 from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
 from deployments.dockerd import cleanup  # noqa: E402
-from deployments.haproxy import process as haproxy_process, router  # noqa: E402
+from deployments.haproxy import process as haproxy_process  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
+from deployments.traffic import changes, target  # noqa: E402
 from tests.support.composerepo import ComposeRepo  # noqa: E402
 from tests.support.load import Answer, Load  # noqa: E402
 
@@ -177,7 +178,7 @@ def main() -> None:
             seed.close()
         with redis_server(), celery_worker(work / "worker.log"):
             try:
-                router.sync_all()
+                changes.sync_all()
                 repo = ComposeRepo(work / "sy")
                 deployer = SwitchyardComposeDeployer(repo, "counter")
                 try:
@@ -185,7 +186,7 @@ def main() -> None:
                 finally:
                     deployer.close()
             finally:
-                haproxy_process.stop(router.paths())
+                haproxy_process.stop(target.paths())
     finally:
         cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)

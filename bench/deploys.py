@@ -34,7 +34,8 @@ from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import celery_worker, free_port, redis_server  # noqa: E402
 from deployments.dockerd import cleanup  # noqa: E402
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import process as haproxy_process
+from deployments.traffic import changes, target
 from tests.support.load import Load  # noqa: E402
 
 WATCH_WINDOW = 12
@@ -78,7 +79,7 @@ def main() -> None:
     try:
         with redis_server(), celery_worker(work / "worker.log"):
             try:
-                router.sync_all()
+                changes.sync_all()
                 http_port = settings.SWITCHYARD["HTTP_BIND"][1]
                 results.append(run_scenario("Switchyard zero-downtime", SwitchyardDeployer(
                     BenchRepo(work / "zd"), "zd", zero_downtime=True, watch_window=WATCH_WINDOW), http_port))
@@ -91,7 +92,7 @@ def main() -> None:
                 finally:
                     front.close()
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
-                haproxy_process.stop(router.paths())
+                haproxy_process.stop(target.paths())
     finally:
         cleanup.remove_instance_resources()
         shutil.rmtree(work, ignore_errors=True)

@@ -42,8 +42,9 @@ from deployments.application import apps, deploys  # noqa: E402
 from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
 from deployments.engine import reconcile  # noqa: E402
-from deployments.haproxy import config, router  # noqa: E402
+from deployments.haproxy import config  # noqa: E402
 from deployments.models import App, Deployment  # noqa: E402
+from deployments.traffic import readings, rows, target  # noqa: E402
 from tests.support.apprepo import AppRepo  # noqa: E402
 from tests.support.load import Answer, Load  # noqa: E402
 
@@ -107,11 +108,11 @@ def measure_costs(first: App, count: int) -> Costs:
         deployment = deploy_all([first])[0]
         log = "\n".join(deployment.log_lines.values_list("text", flat=True))
         costs.switch_ms.append(float(ROUTED_LINE.search(log).group(1)))
-    location = router.paths()
-    costs.render_ms = _ms(lambda: (config.render_config(router.snapshot(), location, router.binds()),
-                                   config.render_map(router.snapshot())))
+    location = target.paths()
+    costs.render_ms = _ms(lambda: (config.render_config(rows.app_routes(), location, target.binds()),
+                                   config.render_map(rows.app_routes())))
     first.refresh_from_db()
-    costs.stat_ms = statistics.median(_ms(lambda: router.servers(first, first.live_colour)) for _ in range(20))
+    costs.stat_ms = statistics.median(_ms(lambda: readings.servers(first, first.live_colour)) for _ in range(20))
     costs.reconcile_ms = _ms(reconcile.reconcile)
     client = Client()
     client.force_login(get_user_model().objects.get(username="bench-admin"))
@@ -125,11 +126,11 @@ def measure_costs(first: App, count: int) -> Costs:
 def phase(name_: str, phases: list[Phase], worker_pids: list[int]):
     """Times the block, and what HAProxy and the workers used in it; the block adds each
     deploy's duration to the list it is given."""
-    started, before = time.monotonic(), processes.usage(router.paths(), worker_pids)
+    started, before = time.monotonic(), processes.usage(target.paths(), worker_pids)
     deploy_seconds: list[float] = []
     yield deploy_seconds
     phases.append(Phase(name_, time.monotonic() - started, deploy_seconds,
-                        processes.usage(router.paths(), worker_pids).since(before)))
+                        processes.usage(target.paths(), worker_pids).since(before)))
 
 
 def run(work: Path, worker_pids: list[int]) -> tuple[list[Costs], list[Phase], list[Answer], int]:
@@ -183,7 +184,7 @@ def main() -> None:
         with installation(work) as started:
             pids = [worker.pid for worker in started]
             costs, phases, sample, serving = run(work, pids)
-            haproxy_memory = processes.haproxy_rss_mib(router.paths())
+            haproxy_memory = processes.haproxy_rss_mib(target.paths())
             worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -95,15 +95,16 @@ def installation(work: Path) -> Iterator[list[subprocess.Popen]]:
     from django.core.management import call_command
 
     from deployments.dockerd import cleanup
-    from deployments.haproxy import process as haproxy_process, router
+    from deployments.haproxy import process as haproxy_process
+    from deployments.traffic import changes, target
 
     call_command("migrate", verbosity=0)
     try:
         with redis_server(), workers(work) as started:
             try:
-                router.sync_all()
+                changes.sync_all()
                 yield started
             finally:  # the worker started HAProxy when it came up: stop it whatever happened
-                haproxy_process.stop(router.paths())
+                haproxy_process.stop(target.paths())
     finally:
         cleanup.remove_instance_resources()

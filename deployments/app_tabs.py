@@ -8,9 +8,9 @@ from django.urls import reverse
 
 from deployments import access, audit
 from deployments.forms import CertificateForm, EnvVarForm, MemberForm, NotificationTargetForm, SettingsForm
-from deployments.haproxy import router
 from deployments.models import App, Deployment
 from deployments.presenters import certificate, compose, steps
+from deployments.traffic import readings
 
 RECENT_DEPLOYMENTS = 5
 HISTORY_LENGTH = 30
@@ -55,7 +55,7 @@ def header(user, app: App) -> dict:
         "role": role,
         "can_deploy": access.allows(role, access.DEPLOYER),
         "can_admin": access.allows(role, access.ADMIN),
-        "health": router.live_health([live])[app.name],
+        "health": readings.live_health([live])[app.name],
     }
 
 

@@ -17,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from deployments.haproxy import router, runtime_api
-from deployments.haproxy.config import backend_name
-from deployments.models import COLOURS, ApiToken, App, Deployment
+from deployments.haproxy import runtime_api, stats
+from deployments.models import ApiToken, App, Deployment
+from deployments.traffic import target
+from deployments.traffic.table import COLOURS, backend_name
 
 DURATION_BUCKETS = (5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 PHASE_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
@@ -88,18 +89,14 @@ def _live_traffic():
     errors = CounterMetricFamily("switchyard_app_responses_5xx", "5xx answers among them", labels=["app"])
     up = GaugeMetricFamily("switchyard_haproxy_up", "1 if HAProxy's stats page answered")
     try:
-        rows = runtime_api.page_server_stats(router.paths().stats_socket)
+        answered = stats.by_backend(stats.page_servers(target.paths().stats_socket))
     except runtime_api.HAProxyUnavailable:
         up.add_metric([], 0)
         yield up
         return
     up.add_metric([], 1)
-    by_backend: dict[str, router.Responses] = {}
-    for row in rows:
-        by_backend[row["pxname"]] = by_backend.get(row["pxname"], router.Responses()) + router.row_responses(row)
     for app in App.objects.order_by("name").values_list("name", flat=True):
-        total = sum((by_backend.get(backend_name(app, colour), router.Responses()) for colour in COLOURS),
-                    router.Responses())
+        total = stats.total(answered.get(backend_name(app, colour), stats.Responses()) for colour in COLOURS)
         requests.add_metric([app], total.total)
         errors.add_metric([app], total.errors)
     yield from (up, requests, errors)

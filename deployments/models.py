@@ -1,7 +1,7 @@
 """Apps, their deployments, logs, webhook deliveries, deploy events and API tokens.
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers
-should exist, are all derived from these rows (see haproxy/router.py and engine/reconcile.py).
+should exist, are all derived from these rows (see traffic/rows.py and engine/reconcile.py).
 """
 import hashlib
 import secrets
@@ -15,6 +15,7 @@ from deployments import crypto
 from deployments.git import deploy_keys
 from deployments.dockerd.values import Container, ServiceRelease
 from deployments.form_fields import PercentStepsFormField
+from deployments.traffic.table import COLOURS, MAX_REPLICAS
 from deployments.validators import (
     validate_app_name,
     validate_canary_steps,
@@ -34,8 +35,6 @@ from deployments.validators import (
     validate_service_name,
 )
 
-MAX_REPLICAS = 8  # HAProxy keeps this many server slots per backend, so scaling needs no reload
-COLOURS = ("blue", "green")
 
 
 def new_secret() -> str:

@@ -5,8 +5,8 @@ from django.db.models import OuterRef, Subquery
 
 from deployments import access
 from deployments.compose.project import ComposeError, Role, load
-from deployments.haproxy import router
 from deployments.models import App, Certificate, Deployment
+from deployments.traffic import rows
 
 
 def steps(deployment: Deployment) -> list[dict]:
@@ -121,7 +121,7 @@ def certificate(app: App) -> dict:
         reason = ("" if app.public_domains() else "no public domain: NAME.localhost is served over plain HTTP only")
         return {"https_url": None, "source": None, "status": None, "domains": [], "issuer": "", "not_before": None,
                 "not_after": None, "renewal_at": None, "error": reason, "next_attempt_at": None, "warning": ""}
-    left_out = found.chain_pem and router.certificate_problem(app, found)
+    left_out = found.chain_pem and rows.certificate_problem(app, found)
     served = [host for host in app.hostnames() if not left_out and found.chain_pem and found.covers(host)]
     port = settings.SWITCHYARD["HTTPS_BIND"][1]
     return {

@@ -34,8 +34,8 @@ from deployments import enqueue
 from deployments.certificates import app_certificates as certificate_work
 from deployments.engine import logs, pipeline, queue
 from deployments.engine import reconcile as reconciler
-from deployments.haproxy import router
 from deployments.outgoing import events
+from deployments.traffic import changes
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,13 @@ def certificates() -> int:
 @shared_task(ignore_result=True)
 def apply_certificates() -> None:
     """Put the certificates as the database has them (an upload, a removal) into HAProxy."""
-    router.install_certificates(record=lambda: None)
+    changes.apply_certificates()
 
 
 @shared_task(ignore_result=True)
 def apply_routing() -> None:
     """HAProxy's files and the running HAProxy brought to the database's apps and domains."""
-    router.refresh_config()
+    changes.apps_changed()
 
 
 @shared_task(ignore_result=True)

@@ -11,7 +11,7 @@ from deployments.application import apps, deploys, domains, members, pushes
 from deployments.application.app_settings import AppSpec
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
-from deployments.haproxy import router
+from deployments.traffic import readings
 from deployments.forms import (
     CertificateForm,
     DeployForm,
@@ -45,7 +45,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
             return redirect("app", name=app.name)
     visible = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains"))
     return render(request, "deployments/app_list.html", {
-        "rows": presenters.app_rows(visible, router.live_health(visible)), "form": form,
+        "rows": presenters.app_rows(visible, readings.live_health(visible)), "form": form,
     }, status=400 if form.errors else 200)
 
 

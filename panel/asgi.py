@@ -9,7 +9,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 django_asgi_app = get_asgi_application()
 
-from deployments.routing import websocket_urlpatterns  # noqa: E402  (needs Django set up)
+from deployments.ws_urls import websocket_urlpatterns  # noqa: E402  (needs Django set up)
 from panel.websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter({

@@ -15,7 +15,8 @@ from django.conf import settings
 from deployments import enqueue
 from deployments.engine import egress
 from deployments.dockerd import cleanup, containers, daemon, networks
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import process as haproxy_process
+from deployments.traffic import changes, target
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 from tests.support.processes import answers, free_port
@@ -152,7 +153,7 @@ def panel_server(celery_worker):
 def cleanup_session():
     """After the run: stop HAProxy, remove this run's containers, images and networks."""
     yield
-    haproxy_process.stop(router.paths())
+    haproxy_process.stop(target.paths())
     _remove_docker_resources()
     try:
         egress.remove()  # the worker installed this run's rules (chains named after its instance)
@@ -193,7 +194,7 @@ def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
     its containers and networks are gone."""
     daemon.ping()
-    router.sync_all()
+    changes.sync_all()
     helper = Stack()
     yield helper
     helper.wait_until_idle()

@@ -8,9 +8,10 @@ from deployments import quotas
 from deployments.audit import Actor
 from deployments.compose import project as compose
 from deployments.git import repo_policy, source
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import process as haproxy_process
 from deployments.masking import without_password
 from deployments.models import App
+from deployments.traffic import checks
 from deployments.validators import validate_env_key
 
 COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service")  # a change reads the compose file again
@@ -68,7 +69,7 @@ def totals_errors_locked(app: App, before: dict | None) -> dict[str, list[str]]:
 def haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
     """HAProxy's own verdict (`haproxy -c`: 30-70 ms) on the config these values make, before any is saved."""
     try:
-        router.check_app_config(app, domains)
+        checks.check_app_config(app, domains)
     except haproxy_process.HAProxyConfigInvalid as error:
         return {"haproxy": [f"HAProxy refuses the configuration these settings make: {error}"]}
     return {}

@@ -2,7 +2,7 @@
 
 One order per call: register the account if it has no URL yet, order a certificate for the
 domains, answer each HTTP-01 challenge through `publish` (HAProxy answers it from a map, see
-router.publish_challenge), wait for the server to validate, finalize with our CSR and return
+traffic/changes.py publish_challenge), wait for the server to validate, finalize with our CSR and return
 the chain. Every failure becomes AcmeFailed with the server's own words, for the app page.
 """
 import datetime

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from deployments import crypto
 from deployments.certificates import acme_client
-from deployments.haproxy import process as haproxy_process, router, tls
+from deployments.haproxy import process as haproxy_process, tls
 from deployments.models import AcmeAccount, App, Certificate
+from deployments.traffic import changes, checks
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def attempt(certificate_id: int) -> str:
     try:
         issued = acme_client.issue(settings.SWITCHYARD["ACME_DIRECTORY"], settings.SWITCHYARD["ACME_CA_BUNDLE"],
                                    _account_key(), settings.SWITCHYARD["ACME_EMAIL"], domains, key_pem,
-                                   publish=router.publish_challenge, withdraw=router.withdraw_challenge)
+                                   publish=changes.publish_challenge, withdraw=changes.withdraw_challenge)
     except acme_client.AcmeFailed as failure:
         return _failed(certificate, str(failure))
     _remember_account(issued.account_uri)
@@ -119,7 +120,7 @@ def check_upload(app: App, chain_pem: str, key_pem: str) -> str:
                                      f"{', '.join(uncovered)}, a domain of {app.name}; use one that names every domain "
                                      "of the app, or remove the domain first")
     try:
-        return router.check_certificate(app, chain_pem, key_pem, facts.names)
+        return checks.check_certificate(app, chain_pem, key_pem, facts.names)
     except haproxy_process.HAProxyConfigInvalid as error:
         raise tls.InvalidCertificate(f"HAProxy cannot load the certificate with {app.name}'s domains as its SNI "
                                      f"filters: {error}") from None
@@ -163,7 +164,8 @@ def _failed(certificate: Certificate, reason: str) -> str:
 
 def _serve(certificate: Certificate, chain_pem: str, key_pem: str, source: str) -> None:
     """Store the certificate and put it into HAProxy (files, then runtime) in one step."""
-    router.install_certificates(lambda: _store(certificate, chain_pem, key_pem, source))
+    with changes.certificates_changing():
+        _store(certificate, chain_pem, key_pem, source)
 
 
 def _store(certificate: Certificate, chain_pem: str, key_pem: str, source: str, verdict_key: str = "") -> None:
@@ -177,7 +179,8 @@ def _store(certificate: Certificate, chain_pem: str, key_pem: str, source: str, 
 
 
 def _remove(certificate: Certificate) -> None:
-    router.install_certificates(lambda: Certificate.objects.filter(pk=certificate.pk).delete())
+    with changes.certificates_changing():
+        Certificate.objects.filter(pk=certificate.pk).delete()
 
 
 def _account_key() -> acme_client.AccountKey:

@@ -1,7 +1,7 @@
 """A canary: after verify, the new release takes a growing share of the live traffic, step by
 step, and each step compares it with the old release on the same window of traffic.
 
-The new release's containers join the live backend's c slots (haproxy/router.py publish_canary)
+The new release's containers join the live backend's c slots (traffic/changes.py set_canary_share)
 with server weights that give them the step's percentage; a cookie keeps each client on the
 server it first got. A step is held app.canary_step_seconds. During it, and at its end, the new
 release is compared with the old:
@@ -25,9 +25,10 @@ from django.utils import timezone
 
 from deployments.engine import lifecycle
 from deployments.engine.logs import DeploymentLog
-from deployments.haproxy import router
+from deployments.haproxy import stats
 from deployments.haproxy.latency import LatencyFollower
 from deployments.models import App, Deployment
+from deployments.traffic import changes, readings, target
 
 POLL_SECONDS = 0.25
 
@@ -107,7 +108,7 @@ class Canary:
         seconds = self.app.canary_step_seconds
         self._say(f"Canary: {', '.join(f'{p}%' for p in percents)}, then 100%; each step {seconds}s")
         backend = self.app.backend_name(self.live_colour)
-        with LatencyFollower(router.paths().admin_socket, backend) as latency:
+        with LatencyFollower(target.paths().admin_socket, backend) as latency:
             latency.wait_until_following()
             for percent in percents:
                 if not self._step(percent, seconds, latency):
@@ -120,11 +121,11 @@ class Canary:
 
     def withdraw(self) -> None:
         """All traffic back on the old release (the c slots leave the live backend)."""
-        router.publish_canary(self.deployment, record=lambda: lifecycle.record_canary(self.deployment, percent=0))
+        changes.set_canary_share(self.deployment, 0)
 
     def _step(self, percent: int, seconds: int, latency: LatencyFollower) -> bool:
         """Hold one step; False if promoted during it."""
-        router.publish_canary(self.deployment, record=lambda: lifecycle.record_canary(self.deployment, percent=percent))
+        changes.set_canary_share(self.deployment, percent)
         baseline = self._responses()
         latency.start_window()
         step = {"percent": percent, "started_at": timezone.now().isoformat(), "verdict": "running"}
@@ -161,8 +162,8 @@ class Canary:
         old, new = old_now.since(baseline[0]), new_now.since(baseline[1])
         return Figures(old.total, old.errors, latency.p95("old")), Figures(new.total, new.errors, latency.p95("new"))
 
-    def _responses(self) -> tuple[router.Responses, router.Responses]:
-        return router.canary_responses(self.app, self.live_colour, len(self.previous.containers),
+    def _responses(self) -> tuple[stats.Responses, stats.Responses]:
+        return readings.canary_responses(self.app, self.live_colour, len(self.previous.containers),
                                        len(self.deployment.containers))
 
     def _aborted(self) -> str:

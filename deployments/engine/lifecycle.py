@@ -167,8 +167,12 @@ def cancel_all_of_app(app_id: int, reason: str) -> int:
                for source in (State.QUEUED, State.RUNNING))
 
 
-# What serves: the rows the router renders HAProxy from ----------------------------------------
-# The router calls these (as its `record`) under its lock; nothing else writes these fields.
+# What serves: the rows the routing table is derived from ---------------------------------------
+# record_routing and go_live are called by traffic/changes.py alone, under its lock, as the first
+# step of a routing change (reconcile's repairs too, through changes.sync_all). canary_percent is
+# written by record_canary, called with a percent by changes.set_canary_share alone, and set to 0
+# by _move when a deployment ends. record_containers and record_services are the deployment's
+# owner's (pipeline, reconcile): new addresses reach HAProxy with the routing change that follows.
 
 ROUTING_FLAGS = ("holds_backend", "serves_backup")
 

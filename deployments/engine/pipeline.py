@@ -43,11 +43,12 @@ from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 
-from deployments.haproxy import router
+from deployments.haproxy import stats
 from deployments.dockerd.values import Container
 from deployments.engine.logs import DeploymentLog, append
 from deployments.models import MAX_REPLICAS, App, Deployment
 from deployments.masking import without_password
+from deployments.traffic import changes, readings
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
@@ -153,8 +154,8 @@ class Pipeline:
         self.companions: Companions | None = None
         self.canary: Canary | None = None
         self._switch_ms: float | None = None
-        self._traffic_before: dict[str, router.Responses] | None = None
-        self._canary_slots_before: router.Responses | None = None
+        self._traffic_before: dict[str, stats.Responses] | None = None
+        self._canary_slots_before: stats.Responses | None = None
 
     def execute(self, hand_off: Callable[[], bool] | None = None, resumed: bool = False) -> bool:
         """Runs the phases and ends the deployment: True. False if it was handed off after verify
@@ -456,9 +457,9 @@ class Pipeline:
         deadline = time.monotonic() + self.app.health_deadline
         for container in self.deployment.containers:
             self._verify_container(container, deadline)
-        router.publish_servers(self.deployment, record=self._routing(self.deployment, holds_backend=True))
+        changes.publish_servers(self.deployment)
         if self._watch_applies():  # ready before the switch, so the switch itself is one map commit
-            router.publish_backups(self.deployment, record=self._routing(self.deployment, serves_backup=True))
+            changes.publish_backups(self.deployment)
         self._wait_for_haproxy_up(max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
 
     def _verify_container(self, container: Container, deadline: float) -> None:
@@ -489,7 +490,7 @@ class Pipeline:
     def _wait_for_haproxy_up(self, deadline: float) -> None:
         wanted = len(self.deployment.containers)
         while True:
-            servers = router.servers(self.app, self.deployment.colour, wanted)
+            servers = readings.servers(self.app, self.deployment.colour, wanted)
             if all(server.checked_up for server in servers):
                 self._healthy_at = time.monotonic()
                 self._enter_hot_path()
@@ -517,7 +518,7 @@ class Pipeline:
         # Nothing between HAProxy's UP and this commit but the phase bookkeeping: every
         # millisecond here is a request the old release answers although the new one is ready.
         try:
-            routed_at = router.switch_to(self.deployment, go_live=lambda: lifecycle.go_live(self.deployment))
+            routed_at = changes.switch_to(self.deployment)
         finally:
             self._leave_hot_path()
         switched_after_ms = self._switch_ms = (routed_at - self._healthy_at) * 1000
@@ -561,11 +562,11 @@ class Pipeline:
             if self._promoted():
                 break
             time.sleep(WATCH_INTERVAL)
-        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+        changes.withdraw_backups(self.deployment)
         since = self._answered().since(baseline)
         self._say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
-    def _trouble(self, baseline: router.Responses, restarts: dict[str, int]) -> str:
+    def _trouble(self, baseline: stats.Responses, restarts: dict[str, int]) -> str:
         """Why the new release must be rolled back, or "" if it is fine."""
         broken = self._broken(restarts)
         if broken:
@@ -582,7 +583,7 @@ class Pipeline:
     def _broken(self, restarts: dict[str, int]) -> str:
         """HAProxy marked a new server DOWN, or a new container exited or restarted since
         `restarts` was read; "" if neither."""
-        servers = router.servers(self.app, self.deployment.colour, len(self.deployment.containers))
+        servers = readings.servers(self.app, self.deployment.colour, len(self.deployment.containers))
         down = [server.describe() for server in servers if server.down]
         if down:
             return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
@@ -592,8 +593,8 @@ class Pipeline:
                 return f"container {container.name} exited (code {state.exit_code})"
         return ""
 
-    def _answered(self) -> router.Responses:
-        return router.answered(router.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
+    def _answered(self) -> stats.Responses:
+        return stats.answered(readings.servers(self.app, self.deployment.colour, len(self.deployment.containers)))
 
     def _promoted(self) -> bool:
         promoted = lifecycle.promoted_by(self.deployment.pk)
@@ -607,12 +608,12 @@ class Pipeline:
         detected = time.monotonic()
         self._enter_hot_path()
         try:
-            routed_at = router.switch_to(self.previous, go_live=lambda: lifecycle.go_live(self.previous))
+            routed_at = changes.switch_to(self.previous)
         finally:
             self._leave_hot_path()
         self.log.write(f"Rolled back in {(routed_at - detected) * 1000:.0f} ms: {reason}")
-        router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
-        router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
+        changes.withdraw_backups(self.deployment)
+        changes.withdraw_servers(self.deployment)
         for container in self.deployment.containers:
             containers.stop_and_remove(container.id, timeout=self._web_stop_timeout())
         self.companions.undo()  # a stateful service this release replaced: the old one is back
@@ -632,7 +633,7 @@ class Pipeline:
             self._take_out_of_service(self.previous)
             for container in self.previous.containers:
                 containers.stop_and_remove(container.id, timeout=self._web_stop_timeout())
-            router.close_sessions(self.previous)  # what its process left open, if anything
+            changes.close_sessions(self.previous)  # what its process left open, if anything
             self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
         self._prune_images()
@@ -643,14 +644,14 @@ class Pipeline:
         Long-lived streams (WebSockets, event streams) are not waited for: the old release
         gets SIGTERM next and closes them (docs/deployments.md, "Long-lived connections"), and each client
         that reconnects lands on the new release."""
-        router.withdraw_servers(old, record=self._routing(old, holds_backend=False))
+        changes.withdraw_servers(old)
         timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
         deadline = time.monotonic() + timeout
-        while (open_ := router.open_streams(old)).waiting and time.monotonic() < deadline:
+        while (open_ := readings.open_streams(old)).waiting and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_INTERVAL)
         if open_.waiting:
             self.log.write(f"Drain timeout ({timeout}s): closing {open_.waiting} request(s) still open on the old release")
-            router.close_sessions(old)
+            changes.close_sessions(old)
         elif open_.long_lived:
             self.log.write(f"No requests in flight; {open_.long_lived} long-lived connection(s) (WebSocket, "
                            "streamed response) stay open until the old release stops")
@@ -668,7 +669,7 @@ class Pipeline:
             containers.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
                 containers.set_aside(container, str(self.deployment.id))
-        router.close_sessions(self.previous)
+        changes.close_sessions(self.previous)
         self._stopped_previous = True
 
     def _recover_after_switch(self, reason: str) -> tuple[str, str]:
@@ -697,9 +698,9 @@ class Pipeline:
             if self.canary is not None:  # whatever the row says: HAProxy may not have taken the last change
                 self.canary.withdraw()
             if self.deployment.serves_backup:
-                router.withdraw_backups(self.deployment, record=self._routing(self.deployment, serves_backup=False))
+                changes.withdraw_backups(self.deployment)
             if self.deployment.holds_backend:
-                router.withdraw_servers(self.deployment, record=self._routing(self.deployment, holds_backend=False))
+                changes.withdraw_servers(self.deployment)
             for container in self.deployment.containers:
                 containers.stop_and_remove(container.id, timeout=0)
             if self._stopped_previous and self.previous is not None:
@@ -710,7 +711,7 @@ class Pipeline:
 
     def _restart_previous(self) -> None:
         lifecycle.record_containers(self.previous, [containers.bring_back(c) for c in self.previous.containers])
-        router.publish_servers(self.previous, record=self._routing(self.previous, holds_backend=True))
+        changes.publish_servers(self.previous)
         self.log.write("The previous release was started again and serves traffic")
 
     def _prune_images(self) -> None:
@@ -733,13 +734,9 @@ class Pipeline:
         if self._cancel_requested():
             raise Cancelled()
 
-    @staticmethod
-    def _routing(deployment: Deployment, **flags: bool) -> router.Record:
-        return lambda: lifecycle.record_routing(deployment, **flags)
-
-    def _backend_responses(self) -> dict[str, router.Responses] | None:
+    def _backend_responses(self) -> dict[str, stats.Responses] | None:
         try:
-            return router.backend_responses(self.app)
+            return readings.backend_responses(self.app)
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
             return None
 
@@ -755,7 +752,7 @@ class Pipeline:
         if self.canary is not None and canary_slots and self._canary_slots_before:
             # A canary's requests went through the old backend's c slots: they are the new release's.
             moved = canary_slots.since(self._canary_slots_before)
-            old, new = router.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
+            old, new = stats.Responses(old.total - moved.total, old.errors - moved.errors), new + moved
         return {"old": {"requests": old.total, "failed": old.errors}, "new": {"requests": new.total, "failed": new.errors}}
 
     def _baseline(self) -> dict:
@@ -764,9 +761,9 @@ class Pipeline:
         return {"backends": {colour: [r.total, r.errors] for colour, r in (self._traffic_before or {}).items()},
                 "canary_slots": [slots.total, slots.errors] if slots else None}
 
-    def _canary_slot_responses(self) -> router.Responses | None:
+    def _canary_slot_responses(self) -> stats.Responses | None:
         try:
-            return router.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
+            return readings.canary_responses(self.app, self._old_colour, 0, MAX_REPLICAS)[1]
         except Exception:  # HAProxy down: the deployment still runs, without traffic numbers
             return None
 
@@ -800,10 +797,10 @@ class Pipeline:
                        "phase": self.deployment.phase, "error": self.deployment.error})
 
 
-def _from_baseline(stored: dict) -> tuple[dict[str, router.Responses] | None, router.Responses | None]:
-    backends = {colour: router.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
+def _from_baseline(stored: dict) -> tuple[dict[str, stats.Responses] | None, stats.Responses | None]:
+    backends = {colour: stats.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
     slots = stored.get("canary_slots")
-    return backends or None, router.Responses(*slots) if slots else None
+    return backends or None, stats.Responses(*slots) if slots else None
 
 
 class _Heartbeat:

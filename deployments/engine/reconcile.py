@@ -28,10 +28,10 @@ from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
 from deployments.dockerd import containers, daemon, images, networks, volumes
-from deployments.haproxy import router
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.models import App, Deployment
+from deployments.traffic import changes, readings
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +72,15 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
             return [BUSY]
         actions = _repair_egress()
         actions += _end_abandoned_deployments(lost)
-        actions += _revive_live_containers()
+        revived, revived_actions = _revive_live_containers()
+        actions += revived_actions
         actions += _record_service_states()
-        actions += _release_stale_backends()
+        stale, stale_actions = _stale_backends()
+        actions += stale_actions
         actions += _remove_stray_containers()
         actions += _remove_orphan_networks()
         actions += _remove_orphan_volumes()
-        router.sync_all()
+        changes.sync_all(hold=revived, release=stale)
         actions.append("HAProxy config, map and servers match the database")
         return actions
 
@@ -129,24 +131,25 @@ def _retire_previous(deployment: Deployment) -> None:
     its containers stop."""
     previous = deployment.previous
     if deployment.serves_backup:
-        router.withdraw_backups(deployment, record=lambda: lifecycle.record_routing(deployment, serves_backup=False))
+        changes.withdraw_backups(deployment)
     if previous is None:
         return
     if previous.holds_backend:
-        router.withdraw_servers(previous, record=lambda: lifecycle.record_routing(previous, holds_backend=False))
+        changes.withdraw_servers(previous)
         deadline = time.monotonic() + settings.SWITCHYARD["DRAIN_TIMEOUT"]
-        while router.open_streams(previous).waiting and time.monotonic() < deadline:
+        while readings.open_streams(previous).waiting and time.monotonic() < deadline:
             time.sleep(0.1)
     for container in previous.containers:
         containers.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
-    router.close_sessions(previous)
+    changes.close_sessions(previous)
 
 
-def _revive_live_containers() -> list[str]:
+def _revive_live_containers() -> tuple[tuple[Deployment, ...], list[str]]:
     """A live release must run: start a stopped container again (a recreate whose worker died
     after stopping it, a daemon restart that did not restart it) and take up a changed address
-    (Docker may give a restarted container another one)."""
-    actions = []
+    (Docker may give a restarted container another one). Returns the live releases whose
+    containers changed (they hold their backend again: sync_all at the end routes to them)."""
+    actions, revived = [], []
     deploying = _apps_deploying()
     listed = _listed_containers()
     for app in App.objects.exclude(live_deployment=None).select_related("live_deployment"):
@@ -154,11 +157,11 @@ def _revive_live_containers() -> list[str]:
         updated = [_running_again(container, listed) for container in live.containers]
         if updated != live.containers:
             lifecycle.record_containers(live, updated)
-            lifecycle.record_routing(live, holds_backend=True)  # sync_all at the end routes to them
+            revived.append(live)
             actions.append(f"{app.name}: live containers running again at {', '.join(c.ip for c in updated)}")
         if app.id not in deploying:  # a running deployment records its services itself
             actions += _revive_services(app, live, listed)
-    return actions
+    return tuple(revived), actions
 
 
 def _listed_containers() -> dict[str, ListedContainer]:
@@ -230,13 +233,11 @@ def _running_again(container: Container, listed: dict[str, ListedContainer]) -> 
     return container.at(containers.address(container.id) or container.ip)  # started since the list
 
 
-def _release_stale_backends() -> list[str]:
-    """Only live releases, running deployments and the releases those replace may hold servers."""
-    actions = []
-    for deployment in Deployment.objects.filter(holds_backend=True).exclude(id__in=_owned_ids()):
-        lifecycle.record_routing(deployment, holds_backend=False, serves_backup=False)  # sync_all withdraws them
-        actions.append(f"deployment #{deployment.id}: servers withdrawn")
-    return actions
+def _stale_backends() -> tuple[tuple[Deployment, ...], list[str]]:
+    """Only live releases, running deployments and the releases those replace may hold servers:
+    the others, for sync_all to withdraw."""
+    stale = tuple(Deployment.objects.filter(holds_backend=True).exclude(id__in=_owned_ids()))
+    return stale, [f"deployment #{deployment.id}: servers withdrawn" for deployment in stale]
 
 
 def _owned_ids() -> set[int]:

@@ -1,14 +1,15 @@
-"""Render HAProxy's config and host map from a snapshot of the routing state.
+"""Render HAProxy's config, maps and crt-list from a routing table (traffic/table.py).
 
-Pure functions of plain data (no ORM, no I/O), so what HAProxy is told can be read
-and tested on its own. router.py builds the snapshot from the database.
+Pure functions of plain data (no ORM, no I/O), so what HAProxy is told can be read and tested
+on its own. traffic/rows.py derives the table from the database; files.py writes what this renders.
 """
-import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from deployments.models import COLOURS, MAX_REPLICAS
+from deployments.traffic.table import (
+    COLOURS, MAX_REPLICAS, AppRoute, CheckTiming, HealthCheck, PanelRoute, Server, Tls, backend_name,
+)
 from deployments.validators import APP_NAME, HOSTNAME
 
 log = logging.getLogger(__name__)
@@ -17,98 +18,8 @@ NO_APP_BACKEND = "no_app"
 PLACEHOLDER_ADDR = ("127.0.0.1", 1)  # address of an unused slot; it stays in maintenance
 
 
-@dataclass(frozen=True)
-class Server:
-    addr: str
-    port: int
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    path: str
-    status: int
-    host: str
-    timeout: float
-
-
-@dataclass(frozen=True)
-class Backend:
-    health: HealthCheck
-    servers: tuple[Server, ...] = ()  # in slot order: s1, s2, ...
-    backups: tuple[Server, ...] = ()  # b1, b2, ...: used only when every primary server is DOWN
-    canaries: tuple[Server, ...] = ()  # c1, c2, ...: a new release taking canary_percent of the traffic
-    canary_percent: int = 0
-
-    def weights(self) -> tuple[int, int]:
-        """(weight of each s slot, weight of each c slot): the c slots together get canary_percent."""
-        return canary_weights(self.canary_percent, len(self.servers), len(self.canaries))
-
-
-MAX_WEIGHT = 256  # HAProxy's
-
-
-def canary_weights(percent: int, old_servers: int, new_servers: int) -> tuple[int, int]:
-    """Server weights (each 1-256, HAProxy's range) giving the new servers `percent` of the
-    requests between them and the old, as close as whole weights allow."""
-    if not percent or not new_servers:
-        return 1, 0
-    if percent >= 100 or not old_servers:
-        return 0, 1
-    per_old, per_new = (100 - percent) / old_servers, percent / new_servers
-
-    def share(weights: tuple[int, int]) -> float:
-        return 100 * new_servers * weights[1] / (new_servers * weights[1] + old_servers * weights[0])
-
-    # The heavier side's weight from 128 to 256, the other side's rounded to it: the closest share.
-    candidates = []
-    for heavy in range(MAX_WEIGHT // 2, MAX_WEIGHT + 1):
-        light = max(1, round(heavy * min(per_old, per_new) / max(per_old, per_new)))
-        candidates.append((heavy, light) if per_old >= per_new else (light, heavy))
-    return min(candidates, key=lambda weights: abs(share(weights) - percent))
-
-
-@dataclass(frozen=True)
-class Tls:
-    """An app's certificate as HAProxy serves it."""
-    covered: tuple[str, ...]  # the app's hosts the certificate is valid for
-    redirect: bool  # plain HTTP on those hosts redirects to HTTPS
-    hsts: bool  # HTTPS answers on those hosts carry Strict-Transport-Security
-    pem: str = field(default="", repr=False)  # certificate chain and key, as HAProxy loads them
-
-    @property
-    def verdict_key(self) -> str:
-        """What HAProxy's verdict on this certificate is remembered by: SHA-256 of its PEM and its
-        SNI filters (HAProxy may load a PEM on its own and refuse it with the filters: too many)."""
-        return hashlib.sha256("\n".join([*self.covered, self.pem]).encode(errors="surrogatepass")).hexdigest()
-
-
-@dataclass(frozen=True)
-class PanelRoute:
-    """The panel on its own domain (SWITCHYARD_PANEL_DOMAIN), served by the apps' HAProxy."""
-    hostname: str
-    server: Server  # where the panel listens (SWITCHYARD_PANEL_BIND)
-    tls: Tls | None = None  # its certificate, once there is one
-
-
 PANEL_BACKEND = "panel"
 PANEL_CERTIFICATE = "_panel"  # its certificate's file name: no app name starts with "_"
-
-
-@dataclass(frozen=True)
-class AppRoute:
-    name: str
-    hostnames: tuple[str, ...]
-    live_colour: str
-    backends: dict[str, Backend] = field(default_factory=dict)  # colour -> backend
-    tls: Tls | None = None  # None: no certificate yet, HTTPS answers with the default one
-    canary: bool = False  # its backends have canary slots, a sticky cookie and latency logging
-
-    def backend(self, colour: str) -> str:
-        return backend_name(self.name, colour)
-
-
-def backend_name(app_name: str, colour: str) -> str:
-    return f"app_{app_name}_{colour}"
 
 
 class UnsafeValue(ValueError):
@@ -316,13 +227,6 @@ class Binds:
     https: tuple[str, int]
     metrics: tuple[str, int] | None = None  # HAProxy's own Prometheus exporter over TCP
     exporter: bool = False  # this HAProxy was built with it (Debian's is)
-
-
-@dataclass(frozen=True)
-class CheckTiming:
-    """HAProxy's own check of each server: every `interval_ms`, UP after one good answer, DOWN
-    after two bad ones (the pipeline's verify waits for UP, the watch's failover for DOWN)."""
-    interval_ms: int = 1000
 
 
 HSTS_MAX_AGE = 31536000  # a year, as browsers' preload lists ask

@@ -13,7 +13,8 @@ from pathlib import Path
 import time
 
 from deployments.haproxy import runtime_api
-from deployments.haproxy.config import Paths, Tls, crt_list_line
+from deployments.haproxy.config import Paths, crt_list_line
+from deployments.traffic.table import Tls
 
 START_TIMEOUT = 10.0
 CHECK_TIMEOUT = 30.0

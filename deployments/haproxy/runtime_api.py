@@ -1,8 +1,6 @@
 """A client for HAProxy's runtime API (the admin stats socket), its master CLI and its
 read-only stats page."""
-import csv
 import http.client
-import io
 import socket
 from pathlib import Path
 
@@ -76,9 +74,9 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(str(self.socket_path))
 
 
-def page_server_stats(stats_socket: Path, timeout: float = 2.0) -> list[dict[str, str]]:
-    """The rows server_stats() gives, read from the stats page (HTTP on a unix socket): the
-    same CSV as `show stat`, from an interface that cannot change anything."""
+def stats_page_csv(stats_socket: Path, timeout: float = 2.0) -> str:
+    """The stats page's CSV (HTTP on a unix socket): the same as `show stat`, from an interface
+    that cannot change anything. stats.py reads it."""
     connection = _UnixHTTPConnection(stats_socket, timeout)
     try:
         connection.request("GET", "/;csv;norefresh")
@@ -90,22 +88,4 @@ def page_server_stats(stats_socket: Path, timeout: float = 2.0) -> list[dict[str
         connection.close()
     if response.status != 200:
         raise HAProxyUnavailable(f"HAProxy stats page {stats_socket}: HTTP {response.status}")
-    return _server_rows(body)
-
-
-def server_stats(socket_path: Path, backend: str | None = None) -> list[dict[str, str]]:
-    """Rows of `show stat` for servers only: pxname, svname, status, scur, stot, hrsp_5xx...
-    With a backend, only its servers: HAProxy filters, so the answer does not grow with the
-    number of apps (the deploy polls it every 20 ms)."""
-    return _server_rows(send(socket_path, f"show stat {backend} 4 -1" if backend else "show stat"))
-
-
-def _server_rows(csv_text: str) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
-    return [row for row in reader if row.get("svname") not in ("FRONTEND", "BACKEND", None)]
-
-
-def backend_stats(socket_path: Path, backend: str | None = None) -> dict[str, dict[str, str]]:
-    answer = send(socket_path, f"show stat {backend} 2 -1" if backend else "show stat")
-    reader = csv.DictReader(io.StringIO(answer.lstrip("# ")))
-    return {row["pxname"]: row for row in reader if row.get("svname") == "BACKEND"}
+    return body

@@ -3,8 +3,8 @@ the same certificates in the running process, changed through the runtime API wi
 reload (`new ssl cert`, `set ssl cert`, `commit ssl cert`, `add ssl crt-list`).
 
 Also the keys and certificates Switchyard makes itself (the default certificate, keys for
-ACME orders) and reading a certificate's facts, with `cryptography`. The router calls the
-runtime functions under its lock, after it wrote the files.
+ACME orders) and reading a certificate's facts, with `cryptography`. apply.py calls the
+runtime functions after it wrote the files (traffic/changes.py holds the lock).
 """
 import base64
 import contextlib

@@ -8,8 +8,8 @@ from deployments.application.apps import AppChanges
 from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.dockerd import containers, images
-from deployments.haproxy import router
 from deployments.models import App, Deployment
+from deployments.traffic import readings
 
 SLOW_BUILD = 'RUN ["/bin/busybox", "sleep", "30"]\n'
 
@@ -111,7 +111,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     time.sleep(5 * settings.SWITCHYARD["HAPROXY_CHECK_INTERVAL_MS"] / 1000)  # five HAProxy checks (DOWN after 2)
 
     assert stack.get("web.example.com") == (200, "v1")
-    assert router.live_health([App.objects.select_related("live_deployment").get(pk=app.pk)]) == {app.name: "UP"}
+    assert readings.live_health([App.objects.select_related("live_deployment").get(pk=app.pk)]) == {app.name: "UP"}
 
 
 def test_env_values_never_reach_the_log(stack, app_repo):

@@ -28,9 +28,10 @@ from deployments.application import apps, domains
 from deployments.application.app_settings import AppSpec
 from deployments.application.apps import AppChanges
 from deployments.audit import Actor
-from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
-from deployments.haproxy.config import Tls
+from deployments.haproxy import process as haproxy_process, runtime_api, tls
 from deployments.models import ApiToken, App, Certificate, Deployment, Domain
+from deployments.traffic import changes, rows, target
+from deployments.traffic.table import Tls
 from tests.support import tls as test_tls
 from tests.support.eventually import eventually
 
@@ -102,8 +103,8 @@ def _assert_the_victim_serves(world: World, stack) -> None:
 
 
 def _restart_haproxy() -> None:
-    haproxy_process.stop(router.paths())
-    router.sync_all()
+    haproxy_process.stop(target.paths())
+    changes.sync_all()
 
 
 def _padded_certificate(ca: test_tls.PrivateCA, index: int) -> str:
@@ -184,7 +185,7 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
         patch.setitem(settings.SWITCHYARD, "CERTIFICATE_UPLOAD_INTERVAL", 0)  # two uploads in a row
         celery_worker.restart(SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN, SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
         try:
-            router.sync_all()
+            changes.sync_all()
             _wait_served(PANEL_DOMAIN, facts.serial)
             greedy = world.ca.issue([MALLORY_DOMAIN, VICTIM_DOMAIN, PANEL_DOMAIN, "unknown.example.test"])
             wildcard = world.ca.issue(["*.example.test"])
@@ -203,10 +204,10 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
                     _assert_the_victim_serves(world, stack)
                     _assert_running_crt_list_is_the_files()
             # A domain added later is served the wildcard too, through the runtime API (a new SNI filter).
-            worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+            worker_pid = runtime_api.worker_pid(target.paths().admin_socket)
             apps.update_app(App.objects.get(pk=world.mallory.pk), AppChanges(domains=[MALLORY_DOMAIN, "second.example.test"]), actor=CLI)
             stack.eventually(lambda: _serial("second.example.test") == serial, "the new domain gets its certificate")
-            assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+            assert runtime_api.worker_pid(target.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
             _assert_running_crt_list_is_the_files()
             assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}"
             # The panel over HTTPS says so for a year: a browser never again sends its login form in clear.
@@ -215,12 +216,12 @@ def test_a_tenants_certificate_is_served_only_for_its_own_apps_domains(world, st
         finally:
             celery_worker.restart()
             Certificate.objects.filter(app=None).delete()
-    router.sync_all()
+    changes.sync_all()
 
 
 def _assert_running_crt_list_is_the_files() -> None:
     """What a restart would read is what HAProxy runs with: each certificate with its SNI filters."""
-    paths = router.paths()
+    paths = target.paths()
     running = tls.crt_list_entries(paths.admin_socket, paths.crt_list)
     files = {line.split()[0]: line for line in paths.crt_list.read_text().splitlines()}
     assert running.keys() == files.keys()
@@ -299,10 +300,10 @@ def test_an_app_named_default_never_takes_over_the_default_certificate(world, st
             assert _subject("unknown.example.test") == f"CN={DEFAULT_SUBJECT}", restarted
             assert _subject(None) == f"CN={DEFAULT_SUBJECT}", restarted
             _assert_the_victim_serves(world, stack)
-            assert tls.facts(router.paths().default_certificate.read_text()).names == (DEFAULT_SUBJECT,)
+            assert tls.facts(target.paths().default_certificate.read_text()).names == (DEFAULT_SUBJECT,)
     finally:
         apps.delete_app(app.name, actor=CLI)
-        router.sync_all()
+        changes.sync_all()
 
 
 def test_an_adversarial_pem_is_refused_in_linear_time():
@@ -398,7 +399,7 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     assert response.status_code == 400 and "SWITCHYARD_MAX_APP_DOMAINS" in response.content.decode(), response.content
     assert world.mallory.domains.count() == 1
     issued = _wildcard(world)
-    assert tls.fits_runtime(router.paths().certificate(world.mallory.name), tls.bundle(issued.chain_pem, issued.key_pem))
+    assert tls.fits_runtime(target.paths().certificate(world.mallory.name), tls.bundle(issued.chain_pem, issued.key_pem))
     assert world.upload(issued.chain_pem, issued.key_pem).status_code == 200
     serial = tls.facts(issued.chain_pem).serial
     _wait_served(MALLORY_DOMAIN, serial)
@@ -406,7 +407,7 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
     # Sent anyway, its `del` passes, its `add` resets the connection: the app's hosts get the default certificate.
     hosts = [MALLORY_DOMAIN, *(_long_host(n) for n in range(most - 1))]
     assert len(" ".join(hosts)) > tls.RUNTIME_COMMAND_MAX
-    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+    worker_pid = runtime_api.worker_pid(target.paths().admin_socket)
     response = world.api.patch(f"/api/apps/{world.mallory.name}", content_type="application/json",
                                data=json.dumps({"domains": hosts}))
     assert response.status_code == 200, response.content[:300]
@@ -418,13 +419,13 @@ def test_domains_per_app_are_capped_and_a_crt_list_line_too_long_for_the_runtime
 
     stack.eventually(installed, "the last long domain gets its certificate")
     assert all(kept), "the app's line went through the runtime API: its hosts got the default certificate meanwhile"
-    assert runtime_api.worker_pid(router.paths().admin_socket) != worker_pid, "HAProxy was not reloaded"
+    assert runtime_api.worker_pid(target.paths().admin_socket) != worker_pid, "HAProxy was not reloaded"
     _assert_the_victim_serves(world, stack)
     _assert_running_crt_list_is_the_files()
-    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+    worker_pid = runtime_api.worker_pid(target.paths().admin_socket)
     apps.update_app(App.objects.get(pk=world.victim.pk), AppChanges(settings={"hsts": True}), actor=CLI)  # not reloaded for the long line
-    stack.eventually(lambda: router.paths().hsts_map.read_text().count(VICTIM_DOMAIN) == 1, "the victim's HSTS")
-    assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+    stack.eventually(lambda: target.paths().hsts_map.read_text().count(VICTIM_DOMAIN) == 1, "the victim's HSTS")
+    assert runtime_api.worker_pid(target.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
     _restart_haproxy()
     _assert_the_victim_serves(world, stack)
     assert _serial(hosts[-1]) == serial
@@ -472,9 +473,9 @@ def test_a_certificate_haproxy_refuses_at_start_is_left_out_and_every_other_app_
     _store_domains_directly(world.mallory, [_long_host(n) for n in range(270)])
     issued = _wildcard(world)
     _store_directly(world.mallory, issued.chain_pem, issued.key_pem)
-    held = next(route.tls for route in router.snapshot() if route.name == world.mallory.name)
+    held = next(route.tls for route in rows.app_routes() if route.name == world.mallory.name)
     Certificate.objects.filter(app=world.mallory).update(haproxy_checked=held.verdict_key, haproxy_refusal="")
-    location = router.paths()
+    location = target.paths()
     haproxy_process.stop(location)
     location.certificate(world.victim.name).write_text("corrupted on disk\n")  # the render writes it again
 
@@ -500,7 +501,7 @@ def test_a_certificate_haproxy_refuses_at_start_is_left_out_and_every_other_app_
     assert "certificate of mallory left out of HAProxy: HAProxy refuses it on its own" in output, output
     assert output.count("HAProxy refused its config") == 1, output
     assert "certificate of victim left out" not in output
-    router.sync_all()
+    changes.sync_all()
 
 
 def test_a_certificate_haproxy_refuses_is_left_out_of_a_running_haproxy_and_other_changes_go_through(world, stack):

@@ -20,9 +20,9 @@ from deployments.application import apps
 from deployments.dockerd.values import Container
 from deployments.dockerd import containers, daemon, images, networks
 from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_labels
-from deployments.haproxy import router
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
+from deployments.traffic import readings
 from panel.env import env_ipv4_network
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
@@ -124,7 +124,7 @@ def test_an_apps_containers_reach_each_other_but_not_another_apps(stack, app_rep
     assert [stack.get("tenant-a.localhost")[0] for _ in range(20)] == [200] * 20
     assert stack.get("tenant-b.localhost") == (200, "b1")
     a.refresh_from_db()
-    served = [server.answered.total for server in router.servers(a, a.live_colour, 2)]
+    served = [server.answered.total for server in readings.servers(a, a.live_colour, 2)]
     assert all(count > 0 for count in served), served
 
 

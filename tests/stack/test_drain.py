@@ -6,8 +6,9 @@ import threading
 
 from django.conf import settings
 
-from deployments.haproxy import router, sessions
+from deployments.haproxy import sessions
 from deployments.models import Deployment
+from deployments.traffic import changes, target
 
 
 class EventStream:
@@ -68,9 +69,9 @@ def test_the_drain_waits_for_a_request_the_old_worker_of_a_reload_carries_but_no
     second = stack.deploy(app)
     stack.wait_for_state_phase(second, "drain", timeout=60)
     stack.create_app(app_repo, name="bystander")  # a new backend: HAProxy reloads
-    router.refresh_config()
+    changes.apps_changed()
     # The old worker holds the slow request (and the stream); the new one has neither.
-    stack.eventually(lambda: len(sessions.worker_pids(router.paths().master_socket)) >= 2, "an old worker")
+    stack.eventually(lambda: len(sessions.worker_pids(target.paths().master_socket)) >= 2, "an old worker")
     second = stack.wait(second)
     slow.join(timeout=30)
 

@@ -20,8 +20,9 @@ from deployments.application import apps
 from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
 from deployments.application.apps import AppChanges
 from deployments.audit import Actor
-from deployments.haproxy import process as haproxy_process, router, runtime_api
+from deployments.haproxy import files, process as haproxy_process, runtime_api
 from deployments.models import ApiToken, App, Deployment, Domain
+from deployments.traffic import changes, checks, readings, target
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each one answered 500 on main and was saved (five of six broke haproxy.cfg); the first
@@ -40,7 +41,7 @@ def create(name: str, repo_url: str, owner=None, **fields) -> App:
 
 
 def haproxy_state(app: App) -> tuple:
-    location = router.paths()
+    location = target.paths()
     row = App.objects.filter(pk=app.pk).values().get()
     return row, list(app.domains.values_list("hostname", flat=True)), location.config.read_text(), \
         location.hosts_map.read_text()
@@ -127,8 +128,8 @@ def test_a_path_with_query_and_percent_encoding_is_sent_by_haproxy_exactly(stack
     deployment = stack.deploy_and_wait(app)
 
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
-    assert "uri '/cgi-bin/health?full=1&x=%20&y=(a)'" in router.paths().config.read_text()
-    (server,) = router.servers(app, deployment.colour, 1)
+    assert "uri '/cgi-bin/health?full=1&x=%20&y=(a)'" in target.paths().config.read_text()
+    (server,) = readings.servers(app, deployment.colour, 1)
     assert server.status.startswith("UP"), server
     # Same release, another path: the check fails, so UP above was the exact path's doing.
     apps.update_app(App.objects.get(pk=app.pk), AppChanges(settings={"health_path": "/cgi-bin/health?full=2",
@@ -144,9 +145,9 @@ def _environ(pid: int) -> dict[str, str]:
 def test_haproxy_runs_with_no_secret_in_its_environment(stack, monkeypatch, app_repo):
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    location = router.paths()
+    location = target.paths()
     haproxy_process.stop(location)
-    router.sync_all()  # starts HAProxy from this process, whose environment now holds both
+    changes.sync_all()  # starts HAProxy from this process, whose environment now holds both
     app_repo.commit_version("v1")
     create("web", app_repo.url)  # a new app: the config changes and HAProxy reloads
 
@@ -166,7 +167,7 @@ def test_a_poisoned_row_does_not_stop_haproxy_for_the_other_apps(stack, app_repo
     # Written around validation, as a row saved before it existed would be.
     App.objects.filter(pk=bad.pk).update(health_path=BAD_PATHS[0], health_host="x'\n  server evil 10.0.0.1:80")
     Domain.objects.create(app=bad, hostname="bad.example.com\nevil.example.com app_good_blue")
-    location = router.paths()
+    location = target.paths()
     haproxy_process.stop(location)
 
     served = subprocess.Popen([sys.executable, "manage.py", "haproxy"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
@@ -203,13 +204,13 @@ def test_the_migration_resets_health_values_the_grammar_refuses(transactional_db
 
 
 def test_a_config_haproxy_refuses_replaces_no_file_and_the_apps_keep_serving(live, monkeypatch, stack):
-    location = router.paths()
+    location = target.paths()
     before = location.config.read_text(), location.hosts_map.read_text()
-    broken = router.render_config
-    monkeypatch.setattr(router, "render_config", lambda *args: broken(*args) + "backend app_web_blue\n    nonsense\n")
+    broken = files.render_config
+    monkeypatch.setattr(files, "render_config", lambda *args: broken(*args) + "backend app_web_blue\n    nonsense\n")
 
     with pytest.raises(haproxy_process.HAProxyConfigInvalid):
-        router.refresh_config()
+        changes.apps_changed()
 
     assert (location.config.read_text(), location.hosts_map.read_text()) == before
     assert not [p for p in location.directory.iterdir() if p.name.startswith(".haproxy.cfg")]
@@ -219,14 +220,14 @@ def test_a_config_haproxy_refuses_replaces_no_file_and_the_apps_keep_serving(liv
 def test_check_app_config_refuses_a_value_it_cannot_quote_before_anything_is_saved(stack, app_repo):
     app_repo.commit_version("v1")
     valid = App(name="next", repo_url=app_repo.url, health_path="/health?x=%20&y=1")
-    router.check_app_config(valid, ["next.example.com"])
+    checks.check_app_config(valid, ["next.example.com"])
     started = time.monotonic()
-    router.check_app_config(valid, [])
+    checks.check_app_config(valid, [])
     assert time.monotonic() - started < 2
 
     for unsafe, domains in [(App(name="next", repo_url=app_repo.url, health_path="/a'b"), []),
                             (App(name="next", repo_url=app_repo.url, health_host="a%b"), []),
                             (valid, ["a b.example.com"])]:
         with pytest.raises(haproxy_process.HAProxyConfigInvalid):
-            router.check_app_config(unsafe, domains)
+            checks.check_app_config(unsafe, domains)
     assert not App.objects.filter(name="next").exists()

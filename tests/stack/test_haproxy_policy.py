@@ -7,17 +7,9 @@ import threading
 import pytest
 
 from deployments.haproxy import process as haproxy_process
-from deployments.haproxy.config import (
-    AppRoute,
-    Backend,
-    Binds,
-    HealthCheck,
-    Paths,
-    Server,
-    render_config,
-    render_map,
-)
-from deployments.haproxy.router import write_referenced_files
+from deployments.haproxy.config import Binds, Paths, render_config, render_map
+from deployments.haproxy.files import write_referenced_files
+from deployments.traffic.table import AppRoute, Backend, HealthCheck, Server
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

@@ -18,9 +18,11 @@ from deployments.application import apps, domains
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
-from deployments.haproxy import process as haproxy_process, router, runtime_api, tls
-from deployments.haproxy.config import PanelRoute, Server, parse_map, redirect_entries
+from deployments.haproxy import process as haproxy_process, runtime_api, tls
+from deployments.haproxy.config import parse_map, redirect_entries
 from deployments.models import App, Certificate, Deployment
+from deployments.traffic import changes, target
+from deployments.traffic.table import PanelRoute, Server
 from tests.support import tls as test_tls
 from tests.support.eventually import eventually
 from tests.support.load import Load
@@ -88,7 +90,7 @@ def _wait_for_certificate(app: App | None, status: str = Certificate.Status.VALI
 
 def _served(certificate: Certificate) -> bool:
     """Whether HAProxy presents it already: the row is stored a moment before the runtime API
-    call that installs it (router.install_certificates), so VALID alone can come first."""
+    call that installs it (changes.certificates_changing), so VALID alone can come first."""
     serial = tls.facts(certificate.chain_pem).serial
     return test_tls.served_certificate(https_port(), certificate.domains[0]).serial_number == serial
 
@@ -118,7 +120,7 @@ def test_a_domain_gets_a_certificate_served_over_https_and_plain_http_redirects(
         assert headers.get("Strict-Transport-Security") is None  # HSTS is off by default
     assert _plain_get(stack, DOMAIN) == (301, f"https://{DOMAIN}:{https_port()}/some/page?x=1")
     assert stack.get(f"{app.name}.localhost") == (200, "v1")  # no certificate there: plain HTTP as before
-    assert parse_map(router.paths().challenges_map.read_text()) == []  # the tokens were withdrawn
+    assert parse_map(target.paths().challenges_map.read_text()) == []  # the tokens were withdrawn
 
 
 def test_hsts_and_the_redirect_follow_the_apps_switches(acme, trusted, stack, app_repo):
@@ -137,7 +139,7 @@ def test_hsts_and_the_redirect_follow_the_apps_switches(acme, trusted, stack, ap
 def test_renewal_when_a_third_of_its_life_is_left_replaces_it_without_a_reload(acme, trusted, stack, app_repo):
     app = _https_app(stack, app_repo)
     first = _wait_for_certificate(app)
-    worker_pid = runtime_api.worker_pid(router.paths().admin_socket)
+    worker_pid = runtime_api.worker_pid(target.paths().admin_socket)
     # As if two thirds of its life had passed:
     now = timezone.now()
     Certificate.objects.filter(pk=first.pk).update(not_before=now - timedelta(days=60), not_after=now + timedelta(days=29))
@@ -147,12 +149,12 @@ def test_renewal_when_a_third_of_its_life_is_left_replaces_it_without_a_reload(a
     assert renewed.not_after > now + timedelta(days=300)
     served = test_tls.served_certificate(https_port(), DOMAIN)
     assert served.serial_number == tls.facts(renewed.chain_pem).serial != tls.facts(first.chain_pem).serial
-    assert runtime_api.worker_pid(router.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
+    assert runtime_api.worker_pid(target.paths().admin_socket) == worker_pid, "HAProxy was reloaded"
     assert test_tls.get(https_port(), DOMAIN, trusted)[:2] == (200, "v1")
 
     # A restart lands on the stored certificate.
-    haproxy_process.stop(router.paths())
-    router.sync_all()
+    haproxy_process.stop(target.paths())
+    changes.sync_all()
     assert test_tls.served_certificate(https_port(), DOMAIN).serial_number == served.serial_number
 
 
@@ -251,7 +253,7 @@ def test_the_panel_is_served_on_its_own_domain_over_https(acme, trusted, stack, 
         celery_worker.restart(**_worker_env(acme), SWITCHYARD_PANEL_DOMAIN=PANEL_DOMAIN,
                               SWITCHYARD_PANEL_BIND=f"127.0.0.1:{panel_port}")
         try:
-            router.sync_all()
+            changes.sync_all()
             certificate = _wait_for_certificate(None)
 
             assert certificate.domains == [PANEL_DOMAIN] and "Pebble" in certificate.issuer
@@ -266,7 +268,7 @@ def test_the_panel_is_served_on_its_own_domain_over_https(acme, trusted, stack, 
         finally:
             celery_worker.restart(**_worker_env(acme))
             Certificate.objects.filter(app=None).delete()
-    router.sync_all()
+    changes.sync_all()
     assert _plain_get(stack, PANEL_DOMAIN)[0] == 404  # the apps' HAProxy no longer knows it
 
 

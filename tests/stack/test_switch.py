@@ -1,23 +1,23 @@
 """The switch: HAProxy first, then the map file and the database, and all three agree after."""
-from deployments.engine import lifecycle
-from deployments.haproxy import process as haproxy_process, router, runtime_api
+from deployments.haproxy import process as haproxy_process, runtime_api
 from deployments.haproxy.config import map_entries, parse_map, route_app_to
 from deployments.models import App, Deployment
+from deployments.traffic import changes, rows, target
 
 
 def _runtime_map() -> list[tuple[str, str]]:
     """`show map` of the running HAProxy: lines of "<ref> <host> <backend>"."""
-    location = router.paths()
+    location = target.paths()
     answer = runtime_api.send(location.admin_socket, f"show map {location.hosts_map}")
     return [tuple(line.split()[1:]) for line in answer.splitlines() if line.strip()]
 
 
 def _file_map() -> list[tuple[str, str]]:
-    return parse_map(router.paths().hosts_map.read_text())
+    return parse_map(target.paths().hosts_map.read_text())
 
 
 def _database_map() -> list[tuple[str, str]]:
-    return map_entries(router.snapshot())
+    return map_entries(rows.app_routes())
 
 
 def test_a_switch_leaves_runtime_file_and_database_equal_and_other_apps_alone(stack, app_repo):
@@ -47,16 +47,16 @@ def test_a_switch_while_haproxy_is_down_starts_it_on_the_new_routing(stack, app_
     first = stack.deploy_and_wait(app)
     app_repo.commit_version("v2")
     second = stack.deploy_and_wait(app)
-    haproxy_process.stop(router.paths())
+    haproxy_process.stop(target.paths())
 
-    router.switch_to(first, go_live=lambda: lifecycle.go_live(first))  # back to v1's colour, whose containers are gone by now
+    changes.switch_to(first)  # back to v1's colour, whose containers are gone by now
 
-    assert haproxy_process.is_running(router.paths())
+    assert haproxy_process.is_running(target.paths())
     assert App.objects.get(pk=app.pk).live_colour == first.colour
     assert _runtime_map() == _file_map() == _database_map()
     assert stack.get(f"{app.name}.localhost")[0] == 503  # HAProxy routes there: an empty backend
 
-    router.switch_to(second, go_live=lambda: lifecycle.go_live(second))  # HAProxy is up again: the runtime-first way
+    changes.switch_to(second)  # HAProxy is up again: the runtime-first way
 
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
     assert _runtime_map() == _file_map() == _database_map()

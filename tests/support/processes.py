@@ -6,7 +6,7 @@ import socket
 import time
 from pathlib import Path
 
-from deployments.haproxy import router
+from deployments.traffic import target
 
 
 def kill_haproxy() -> None:
@@ -38,7 +38,7 @@ def haproxy_commands() -> list[str]:
 
 
 def _haproxy_pids() -> list[int]:
-    config = str(router.paths().config).encode()
+    config = str(target.paths().config).encode()
     pids = []
     for proc in Path("/proc").iterdir():
         try:

@@ -9,8 +9,8 @@ from django.db.models import Q
 from deployments.application import apps, deploys
 from deployments.application.app_settings import AppSpec
 from deployments.audit import Actor
-from deployments.haproxy import router
 from deployments.models import App, Deployment
+from deployments.traffic import target
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 from tests.support.load import Load
@@ -106,7 +106,7 @@ class Stack:
 
     def wait_until_routed(self, app_name: str) -> None:
         """After an app was created: until the worker has put it into HAProxy's map."""
-        self.eventually(lambda: f"{app_name}.localhost " in router.paths().hosts_map.read_text(),
+        self.eventually(lambda: f"{app_name}.localhost " in target.paths().hosts_map.read_text(),
                         f"the worker routes {app_name}")
 
     def get(self, host: str, path: str = "/") -> tuple[int, str]:

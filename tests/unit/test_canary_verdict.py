@@ -2,8 +2,8 @@
 import pytest
 
 from deployments.engine.canary import Figures, Policy, errors_worse, latency_worse
-from deployments.haproxy.config import MAX_WEIGHT, canary_weights
 from deployments.haproxy.latency import Reservoir
+from deployments.traffic.table import MAX_WEIGHT, canary_weights
 
 POLICY = Policy(error_margin=1.0, latency_margin=50.0, latency_floor_ms=20, min_requests=20)
 

@@ -28,8 +28,8 @@ from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
 from deployments.audit import Actor
 from deployments.git import source
-from deployments.haproxy import router
 from deployments.models import ApiToken, App, AuditEvent, Domain, LogLine
+from deployments.traffic import changes
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 
@@ -110,7 +110,7 @@ def test_localhost_names_are_off_beyond_loopback_and_an_unknown_host_tells_nothi
     assert stack.get("secretapp.localhost") == (200, "v1")  # loopback bind: on (the default there)
 
     monkeypatch.setitem(settings.SWITCHYARD, "LOCALHOST_NAMES", False)
-    router.sync_all()  # renders the map and reloads the real HAProxy, as the worker does
+    changes.sync_all()  # renders the map and reloads the real HAProxy, as the worker does
 
     def raw(host: str) -> bytes:
         with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as connection:

@@ -16,10 +16,10 @@ from deployments import enqueue
 from deployments.application import domains
 from deployments.api import LOG_PAGE
 from deployments.git import source
-from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,
                                 Membership, NotificationTarget)
+from deployments.traffic import rows, target
 from tests.support.eventually import eventually
 from tests.support.tls import PrivateCA
 
@@ -125,11 +125,11 @@ ROUTING = ("deployments.tasks.apply_routing", ())
 
 def routed(entry: str) -> bool:
     """Whether the map the worker writes from the database has `entry` ("host backend")."""
-    return entry in render_map(router.snapshot())
+    return entry in render_map(rows.app_routes())
 
 
 def haproxy_files() -> tuple[str | None, str | None]:
-    location = router.paths()
+    location = target.paths()
     return tuple(p.read_text() if p.exists() else None for p in (location.config, location.hosts_map))
 
 

@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 
 from deployments.dockerd import containers
 
-from deployments.haproxy import router
 from deployments.models import App, Deployment
+from deployments.traffic import target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,14 +38,14 @@ def _create(*args: str) -> None:
 ])
 def test_bad_input_gets_a_clear_error_and_changes_nothing(stack, app_repo, args, message):
     app_repo.commit_version("v1")
-    config_before = router.paths().config.read_text()
+    config_before = target.paths().config.read_text()
 
     with pytest.raises(CommandError) as error:
         _create(*[a.replace("{repo}", app_repo.url) for a in args])
 
     assert message in str(error.value)
     assert App.objects.count() == 0
-    assert router.paths().config.read_text() == config_before
+    assert target.paths().config.read_text() == config_before
 
 
 def test_a_compose_app_is_created_with_its_file_web_service_and_port(stack, app_repo):

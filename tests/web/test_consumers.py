@@ -14,7 +14,7 @@ from django.test import Client
 from deployments.engine.logs import DeploymentLog
 from deployments import consumers
 from deployments.models import App, Deployment, EnvVar, Membership
-from deployments.routing import websocket_urlpatterns
+from deployments.ws_urls import websocket_urlpatterns
 
 application = URLRouter(websocket_urlpatterns)
 

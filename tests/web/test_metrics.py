@@ -8,8 +8,9 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from deployments.haproxy import router, runtime_api
+from deployments.haproxy import runtime_api
 from deployments.models import ApiToken, App, Deployment
+from deployments.traffic import target
 
 
 def _scrape(token: str) -> dict[str, dict]:
@@ -86,7 +87,7 @@ def test_live_requests_and_5xx_come_from_haproxy_and_its_own_exporter_answers(st
     assert samples["switchyard_app_requests_total"][(("app", app.name),)] >= 11
     assert samples["switchyard_app_responses_5xx_total"][(("app", app.name),)] == 0
     assert samples["switchyard_switch_latency_seconds_count"][()] == 1
-    exporter = runtime_api._UnixHTTPConnection(router.paths().stats_socket, 5)
+    exporter = runtime_api._UnixHTTPConnection(target.paths().stats_socket, 5)
     exporter.request("GET", "/metrics")
     answer = exporter.getresponse()
     text = answer.read().decode()

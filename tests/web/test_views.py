@@ -18,9 +18,9 @@ from deployments import app_pages, app_tabs, enqueue
 from deployments.application import domains
 from deployments.application.app_settings import SETTINGS_FIELDS
 from deployments.git import source
-from deployments.haproxy import router
 from deployments.haproxy.config import render_map
 from deployments.models import App, Certificate, Deployment, Domain, EnvVar, LogLine, Membership
+from deployments.traffic import rows, target
 from tests.support.tls import PrivateCA
 from deployments.views import LOG_PAGE
 
@@ -101,11 +101,11 @@ ROUTING = ("deployments.tasks.apply_routing", ())
 
 def routed(entry: str) -> bool:
     """Whether the map the worker writes from the database has `entry` ("host backend")."""
-    return entry in render_map(router.snapshot())
+    return entry in render_map(rows.app_routes())
 
 
 def haproxy_files() -> tuple[str | None, str | None]:
-    location = router.paths()
+    location = target.paths()
     return tuple(p.read_text() if p.exists() else None for p in (location.config, location.hosts_map))
 
 

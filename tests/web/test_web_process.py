@@ -16,9 +16,10 @@ from deployments.application import apps
 from deployments.application.app_settings import SETTINGS_FIELDS
 from deployments.application.apps import AppChanges
 from deployments.dockerd import daemon, live_output
-from deployments.haproxy import router, runtime_api
+from deployments.haproxy import runtime_api
 from deployments.haproxy.config import Paths
 from deployments.models import App
+from deployments.traffic import readings, target
 from tests.support.processes import answers, free_port
 from tests.support.stack import TEST_ACTOR, Stack
 
@@ -48,16 +49,16 @@ def test_the_panel_reads_health_from_the_stats_page_alone_and_it_cannot_change_a
     deployment = stack.deploy_and_wait(app)
     assert deployment.state == "succeeded", deployment.error
     live = App.objects.select_related("live_deployment").get(pk=app.pk)
-    stats_socket = router.paths().stats_socket
+    stats_socket = target.paths().stats_socket
 
     # As in the web service: HAProxy's directory is not there, only the stats socket.
-    monkeypatch.setattr(router, "paths", lambda: Paths(Path("/nonexistent"), stats=stats_socket))
-    assert router.live_health([live]) == {"watched": "UP"}
+    monkeypatch.setattr(target, "paths", lambda: Paths(Path("/nonexistent"), stats=stats_socket))
+    assert readings.live_health([live]) == {"watched": "UP"}
 
     backend = live.backend_name(live.live_colour)
     answer = _stats_post(stats_socket, f"s=slot0&action=maint&b={backend}")
     assert "st=DENY" in answer  # HAProxy's answer to an action on a stats page without `stats admin`
-    assert router.live_health([live]) == {"watched": "UP"}
+    assert readings.live_health([live]) == {"watched": "UP"}
     assert stack.get("watched.localhost") == (200, "v1")
 
 

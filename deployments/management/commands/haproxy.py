@@ -5,7 +5,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from deployments.haproxy import process as haproxy_process, router
+from deployments.haproxy import process as haproxy_process
+from deployments.traffic import changes, target
 
 CHECK_SECONDS = 0.5  # a killed HAProxy answers again within a second (one socket probe per check)
 
@@ -19,17 +20,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
-        router.sync_all(start=True)
+        changes.sync_all(start=True)
         host, port = settings.SWITCHYARD["HTTP_BIND"]
-        self.stdout.write(f"HAProxy serves apps on http://{host}:{port} (config in {router.paths().directory})")
+        self.stdout.write(f"HAProxy serves apps on http://{host}:{port} (config in {target.paths().directory})")
         try:
             while True:
                 time.sleep(CHECK_SECONDS)
-                if not haproxy_process.is_running(router.paths()):
+                if not haproxy_process.is_running(target.paths()):
                     self.stdout.write("HAProxy is not answering; starting it again from the database")
-                    router.sync_all(start=True)
+                    changes.sync_all(start=True)
         except KeyboardInterrupt:
             pass
         finally:
-            haproxy_process.stop(router.paths())
+            haproxy_process.stop(target.paths())
             self.stdout.write("HAProxy stopped")
