@@ -107,6 +107,10 @@ class CheckTiming:
     after two bad ones (the pipeline's verify waits for UP, the watch's failover for DOWN)."""
     interval_ms: int = 1000
 
+    def interval(self) -> str:
+        """As HAProxy's time format: whole seconds as "1s" (what the config always said), else ms."""
+        return f"{self.interval_ms // 1000}s" if self.interval_ms % 1000 == 0 else f"{self.interval_ms}ms"
+
 
 @dataclass(frozen=True)
 class RoutingTable:
