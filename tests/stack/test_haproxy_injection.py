@@ -204,7 +204,7 @@ def test_a_config_haproxy_refuses_replaces_no_file_and_the_apps_keep_serving(liv
     location = router.paths()
     before = location.config.read_text(), location.hosts_map.read_text()
     broken = router.render_config
-    monkeypatch.setattr(router, "render_config", lambda *args: broken(*args) + "backend app_web_blue\n    nonsense\n")
+    monkeypatch.setattr(router, "render_config", lambda *args, **kwargs: broken(*args, **kwargs) + "backend app_web_blue\n    nonsense\n")
 
     with pytest.raises(haproxy_process.HAProxyConfigInvalid):
         router.refresh_config()
