@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from deployments.engine import runtime
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA = "169.254.169.254"
@@ -78,10 +79,8 @@ def _lan_host(secret: str, dns_answer: str = ""):
         address = f"10.251.{subnet}.2"
         if dns_answer:
             resolver = _start_resolver(address, dns_answer, namespace)
-        deadline = time.monotonic() + 20
-        while not _listens(address, 80):
-            assert time.monotonic() < deadline and server.poll() is None, "the LAN host's server did not start"
-            time.sleep(0.05)
+        eventually(lambda: _listens(address, 80) or server.poll() is not None, "the LAN host's server starting", 20)
+        assert server.poll() is None, "the LAN host's server exited"
         yield address
     finally:
         for process in (server, resolver):
@@ -96,7 +95,7 @@ def _lan_host(secret: str, dns_answer: str = ""):
 def _start_resolver(address: str, answer: str, namespace: str = "") -> subprocess.Popen:
     """tests/support/dnsresponder.py on address:53 (in `namespace`, if given), answering `answer`."""
     inside = ["ip", "netns", "exec", namespace] if namespace else []
-    process = subprocess.Popen([*inside, sys.executable, str(ROOT / "tests" / "dnsresponder.py"), address, "53", answer],
+    process = subprocess.Popen([*inside, sys.executable, str(ROOT / "tests" / "support" / "dnsresponder.py"), address, "53", answer],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)  # binding a socket takes no longer; one that failed has exited by now
     assert process.poll() is None, process.stderr.read()
