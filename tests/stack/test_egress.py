@@ -18,6 +18,7 @@ from django.conf import settings
 
 from deployments.dockerd import containers, daemon, networks
 from deployments.dockerd.values import LABEL_INSTANCE
+from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA = "169.254.169.254"
@@ -79,10 +80,8 @@ def _lan_host(secret: str, dns_answer: str = ""):
         address = f"10.251.{subnet}.2"
         if dns_answer:
             resolver = _start_resolver(address, dns_answer, namespace)
-        deadline = time.monotonic() + 20
-        while not _listens(address, 80):
-            assert time.monotonic() < deadline and server.poll() is None, "the LAN host's server did not start"
-            time.sleep(0.05)
+        eventually(lambda: _listens(address, 80) or server.poll() is not None, "the LAN host's server starting", 20)
+        assert server.poll() is None, "the LAN host's server exited"
         yield address
     finally:
         for process in (server, resolver):

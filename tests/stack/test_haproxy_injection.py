@@ -207,7 +207,7 @@ def test_a_config_haproxy_refuses_replaces_no_file_and_the_apps_keep_serving(liv
     location = target.paths()
     before = location.config.read_text(), location.hosts_map.read_text()
     broken = files.render_config
-    monkeypatch.setattr(files, "render_config", lambda *args: broken(*args) + "backend app_web_blue\n    nonsense\n")
+    monkeypatch.setattr(files, "render_config", lambda *args, **kwargs: broken(*args, **kwargs) + "backend app_web_blue\n    nonsense\n")
 
     with pytest.raises(haproxy_process.HAProxyConfigInvalid):
         changes.apps_changed()

@@ -32,6 +32,7 @@ from deployments.dockerd import build_cgroup, builds, containers, daemon, live_o
 from deployments.dockerd.values import LABEL_APP
 from deployments.models import ApiToken, App, Deployment, LogLine, Quota
 from tests.support.apprepo import AppRepo
+from tests.support.eventually import eventually
 from tests.support.processes import free_port
 from tests.support.stack import TEST_ACTOR
 
@@ -325,20 +326,13 @@ def test_build_cgroups_a_killed_worker_left_are_removed_when_a_worker_starts(cel
     try:
         celery_worker.restart()
 
-        _eventually(lambda: not list(CGROUPS.glob(f"*/{left}")), "the left parent is removed", timeout=30)
+        eventually(lambda: not list(CGROUPS.glob(f"*/{left}")), "the left parent is removed", timeout=30)
         assert (CGROUPS / "pids" / running).is_dir() and (CGROUPS / "pids" / other).is_dir()
         assert f"build cgroups a killed worker left removed: {left}" in celery_worker.log_path.read_text()
     finally:
         for directory in sorted(made, key=lambda d: -len(d.parts)):
             if directory.is_dir():
                 directory.rmdir()
-
-
-def _eventually(check, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 # Totals count what runs, and hold at once -------------------------------------------------------
@@ -506,7 +500,7 @@ def test_a_compose_check_against_a_slow_repository_gives_up_in_time_with_a_clear
         assert took < 10, f"the request took {took:.1f}s"
         assert "took longer than 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
         # git and its HTTP helper are gone, not left reading.
-        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+        eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
 
         # The branch check (git ls-remote) is bounded the same way.
         started = time.monotonic()
@@ -514,7 +508,7 @@ def test_a_compose_check_against_a_slow_repository_gives_up_in_time_with_a_clear
         took = time.monotonic() - started
         assert response.status_code == 400 and took < 10, (took, response.content)
         assert "no answer within 2s (SWITCHYARD_REMOTE_CHECK_TIMEOUT)" in response.json()["detail"]
-        _eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
+        eventually(lambda: slow.connections == 0, "the git connection is closed", timeout=5)
     app.refresh_from_db()
     assert (app.compose_file, app.branch) == ("", "main")
 

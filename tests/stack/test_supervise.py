@@ -3,13 +3,13 @@ whole (its config parser would cut a value at ` ;` or ` #`) from a directory wha
 (`%` is an expansion there)."""
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.core.management.base import CommandError
 
 from deployments.management.commands import supervise
+from tests.support.eventually import eventually
 
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 
@@ -24,13 +24,19 @@ def test_a_command_with_semicolons_hashes_and_percents_runs_whole_in_a_directory
 
     process = subprocess.Popen([str(SUPERVISORD), "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while not (root / "said.txt").exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # A whole line, read once: supervisord starts the command again once it has exited, and
+        # each start empties the file before printf writes it.
+        line = eventually(lambda: _whole_line(root / "said.txt") or (process.poll() is not None and "(exited)"),
+                          "the command's line in said.txt", 20, interval=0.1)
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0].decode(errors="replace")
-    assert (root / "said.txt").read_text() == said + "\n", output
+    assert line == said + "\n", output
+
+
+def _whole_line(path: Path) -> str | None:
+    text = path.read_text() if path.exists() else ""
+    return text if text.endswith("\n") else None
 
 
 def test_a_path_that_supervisords_config_cannot_hold_is_refused_with_the_reason(tmp_path):
