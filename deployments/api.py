@@ -7,7 +7,7 @@ from ninja import NinjaAPI, Path, Query, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from deployments import access, audit, notifications, presenters
+from deployments import access, audit, presenters
 from deployments.api_schemas import (
     AppIn,
     AppOut,
@@ -28,7 +28,7 @@ from deployments.api_schemas import (
     event_out,
     target_out,
 )
-from deployments.application import apps, deploys, domains
+from deployments.application import apps, deploys, domains, events
 from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput, NotPossible, TooSoon
@@ -170,14 +170,15 @@ def list_notification_targets(request, name: str):
 @api.post("/apps/{name}/notifications", response={201: NotificationTargetOut})
 def add_notification_target(request, name: str, body: NotificationTargetIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    target = notifications.add_target(app, _actor(request), body.kind, body.url, body.emails, body.events)
+    target = events.add_target(app, kind=body.kind, url=body.url, emails=body.emails, on=body.events,
+                               actor=_actor(request))
     return Status(201, target_out(target))
 
 
 @api.delete("/apps/{name}/notifications/{target_id}", response={204: None})
 def delete_notification_target(request, name: str, target_id: int = Path(..., ge=1, le=2**62)):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    if not notifications.delete_target(app, _actor(request), target_id):
+    if not events.delete_target(app, target_id=target_id, actor=_actor(request)):
         raise HttpError(404, f"{name} has no notification target #{target_id}")
     return Status(204, None)
 
@@ -185,7 +186,7 @@ def delete_notification_target(request, name: str, target_id: int = Path(..., ge
 @api.put("/apps/{name}/commit-status-token", response={204: None})
 def set_commit_status_token(request, name: str, body: CommitStatusTokenIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    notifications.set_commit_status_token(app, _actor(request), body.token)
+    events.set_commit_status_token(app, token=body.token, actor=_actor(request))
     return Status(204, None)
 
 
@@ -199,7 +200,7 @@ def list_event_deliveries(request, name: str, limit: int = Query(50, ge=1, le=50
 @api.post("/apps/{name}/events/{delivery_id}/redeliver", response={202: EventDeliveryOut})
 def redeliver_event(request, name: str, delivery_id: int = Path(..., ge=1, le=2**62)):
     app = access.app_for_user(request.user, name, access.ADMIN)
-    copy = notifications.redeliver(app, _actor(request), delivery_id)
+    copy = events.redeliver(app, delivery_id=delivery_id, actor=_actor(request))
     return Status(202, event_out(copy))
 
 

@@ -6,8 +6,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments import access, app_pages, audit, notifications, presenters
-from deployments.application import apps, deploys, domains, members, pushes
+from deployments import access, app_pages, audit, presenters
+from deployments.application import apps, deploys, domains, events, members, pushes
 from deployments.application.app_settings import AppSpec
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
@@ -226,24 +226,25 @@ def redeliver(request: HttpRequest, app, delivery_id: int) -> str:
 @app_action(access.ADMIN)
 def notification_add(request: HttpRequest, app) -> str:
     data = cleaned(NotificationTargetForm(request.POST))
-    target = notifications.add_target(app, actor(request), data["kind"], data["url"], data["emails"], data["events"])
+    target = events.add_target(app, kind=data["kind"], url=data["url"], emails=data["emails"], on=data["events"],
+                               actor=actor(request))
     return f"Deploy events now also go to {target.url or target.emails}."
 
 
 @app_action(access.ADMIN)
 def notification_delete(request: HttpRequest, app, target_id: int) -> str | None:
-    return "Target removed." if notifications.delete_target(app, actor(request), target_id) else None
+    return "Target removed." if events.delete_target(app, target_id=target_id, actor=actor(request)) else None
 
 
 @app_action(access.ADMIN)
 def commit_status_token(request: HttpRequest, app) -> str:
-    notifications.set_commit_status_token(app, actor(request), request.POST.get("token", ""))
+    events.set_commit_status_token(app, token=request.POST.get("token", ""), actor=actor(request))
     return "Commit status token saved." if app.encrypted_commit_status_token else "Commit status token removed."
 
 
 @app_action(access.ADMIN)
 def event_redeliver(request: HttpRequest, app, delivery_id: int) -> str:
-    copy = notifications.redeliver(app, actor(request), delivery_id)
+    copy = events.redeliver(app, delivery_id=delivery_id, actor=actor(request))
     return f"Sending it again as delivery #{copy.pk}."
 
 

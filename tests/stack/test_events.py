@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from deployments import notifications
-from deployments.application import pushes
+from deployments.application import events as event_targets, pushes
 from deployments.application.errors import InvalidInput
 from deployments.outgoing import events, pinned_http
 from deployments.models import App, Deployment, EventDelivery
@@ -36,9 +35,9 @@ def test_each_target_gets_each_end_once_signed_with_the_reason_and_the_traffic(s
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     with Receiver() as receiver:
-        hook = notifications.add_target(app, TEST_ACTOR, "webhook", f"{receiver.url}/hook")
-        notifications.add_target(app, TEST_ACTOR, "slack", f"{receiver.url}/slack", on=["failed"])
-        notifications.add_target(app, TEST_ACTOR, "email", emails="ops@example.com")
+        hook = event_targets.add_target(app, kind="webhook", url=f"{receiver.url}/hook", actor=TEST_ACTOR)
+        event_targets.add_target(app, kind="slack", url=f"{receiver.url}/slack", on=["failed"], actor=TEST_ACTOR)
+        event_targets.add_target(app, kind="email", emails="ops@example.com", actor=TEST_ACTOR)
         good = stack.deploy_and_wait(app)
         app_repo.commit_build_error()
         bad = stack.deploy_and_wait(app)
@@ -67,7 +66,7 @@ def test_the_traffic_proof_is_in_the_event(stack, app_repo):
     stack.deploy_and_wait(app)
     app_repo.commit_version("v2")
     with Receiver() as receiver:
-        notifications.add_target(app, TEST_ACTOR, "webhook", f"{receiver.url}/hook")
+        event_targets.add_target(app, kind="webhook", url=f"{receiver.url}/hook", actor=TEST_ACTOR)
         with stack.load(f"{app.name}.localhost", max_seconds=60) as load:
             load.wait_for(100)
             deployment = stack.deploy_and_wait(app)
@@ -83,7 +82,7 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(stack, app_
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     with Receiver(fail_first=2) as receiver:
-        notifications.add_target(app, TEST_ACTOR, "webhook", f"{receiver.url}/hook")
+        event_targets.add_target(app, kind="webhook", url=f"{receiver.url}/hook", actor=TEST_ACTOR)
         deployment = stack.deploy_and_wait(app)
         stack.eventually(lambda: EventDelivery.objects.filter(state="delivered").exists(), "the delivery",
                          timeout=30)
@@ -101,7 +100,7 @@ def test_a_push_marks_its_commit_pending_then_success_or_failure(stack, app_repo
     sha = app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     App.objects.filter(pk=app.pk).update(webhook_secret=test_webhooks.SECRET)
-    notifications.set_commit_status_token(App.objects.get(pk=app.pk), TEST_ACTOR, "ghp_test-token")
+    event_targets.set_commit_status_token(App.objects.get(pk=app.pk), token="ghp_test-token", actor=TEST_ACTOR)
     with Receiver(port=PROVIDER_PORT) as github:
         good = _pushed(stack, app, sha)
         bad_sha = app_repo.commit_build_error()
@@ -158,7 +157,7 @@ def test_a_slack_message_cannot_ping_the_channel_or_make_links():
 def test_a_bad_target_is_refused_with_the_reason(db, url, message):
     app = App.objects.create(name="shop", repo_url="/srv/shop.git")
     with pytest.raises(InvalidInput) as refused:
-        notifications.add_target(app, TEST_ACTOR, "webhook", url)
+        event_targets.add_target(app, kind="webhook", url=url, actor=TEST_ACTOR)
     assert message in str(refused.value)
     assert not app.notification_targets.exists()
 

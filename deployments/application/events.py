@@ -4,17 +4,17 @@ worker's (outgoing/events.py)."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from deployments.audit import Actor, record
-from deployments.outgoing import events
-from deployments.models import EVENTS, App, EventDelivery, NotificationTarget
 from deployments.application.errors import InvalidInput, NotPossible
+from deployments.audit import Actor, record
+from deployments.models import EVENTS, App, EventDelivery, NotificationTarget
+from deployments.outgoing import events
 
 MAX_TARGETS = 10
 MAX_TOKEN_LENGTH = 255
 
 
-def add_target(app: App, actor: Actor, kind: str, url: str = "", emails: str = "",
-               on: list[str] | None = None) -> NotificationTarget:
+def add_target(app: App, *, kind: str, url: str = "", emails: str = "", on: list[str] | None = None,
+               actor: Actor) -> NotificationTarget:
     """A webhook or Slack target needs a URL, an e-mail target addresses; `on` the events it
     wants (default: every end)."""
     wanted = list(EVENTS) if on is None else list(on)
@@ -45,7 +45,7 @@ def _errors(target: NotificationTarget) -> dict[str, list[str]]:
     return errors
 
 
-def delete_target(app: App, actor: Actor, target_id: int) -> bool:
+def delete_target(app: App, *, target_id: int, actor: Actor) -> bool:
     target = app.notification_targets.filter(pk=target_id).first()
     if target is None:
         return False
@@ -55,7 +55,7 @@ def delete_target(app: App, actor: Actor, target_id: int) -> bool:
     return True
 
 
-def set_commit_status_token(app: App, actor: Actor, token: str) -> None:
+def set_commit_status_token(app: App, *, token: str, actor: Actor) -> None:
     """The git provider token commit statuses are posted with ("" removes it). Stored encrypted."""
     token = token.strip()
     if len(token) > MAX_TOKEN_LENGTH or any(ord(c) <= 32 or ord(c) > 126 for c in token):
@@ -66,7 +66,7 @@ def set_commit_status_token(app: App, actor: Actor, token: str) -> None:
         record(actor, "notifications.token", app, "commit status token " + ("set" if token else "removed"))
 
 
-def redeliver(app: App, actor: Actor, delivery_id: int) -> EventDelivery:
+def redeliver(app: App, *, delivery_id: int, actor: Actor) -> EventDelivery:
     delivery = app.event_deliveries.filter(pk=delivery_id).first()
     if delivery is None:
         raise NotPossible(f"{app.name} has no event delivery #{delivery_id}")
