@@ -15,11 +15,15 @@ run: install
 	$(PYTHON) manage.py collectstatic --noinput -v0
 	$(PYTHON) manage.py supervise
 
-# Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared.
+# Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared. So
+# two pytest-xdist workers run side by side (most of a stack test is waiting on a container or a
+# check); the `serial` tests, which restart dockerd, run afterwards on their own.
+TEST_PROCESSES ?= 2
 test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
-	.venv/bin/pytest
+	.venv/bin/pytest -n $(TEST_PROCESSES) -m "not serial"
+	.venv/bin/pytest -m serial
 
 # The production stack (compose/) built from a local Debian base, started, used and torn down.
 stack-test:

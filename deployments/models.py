@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from deployments import crypto
 from deployments.git import deploy_keys
-from deployments.dockerd.values import Container, ServiceRelease
+from deployments.dockerd.values import Container, ServiceRelease, image_namespace
 from deployments.form_fields import PercentStepsFormField
 from deployments.traffic.table import COLOURS, MAX_REPLICAS
 from deployments.validators import (
@@ -220,7 +220,7 @@ class App(models.Model):
         return self.webhook_secret
 
     def image_repository(self) -> str:
-        return f"switchyard/{self.name}"
+        return f"{image_namespace()}/{self.name}"
 
     def service_image_repository(self, service: str) -> str:
         """A Compose app's images are tagged per service (and commit)."""

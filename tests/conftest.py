@@ -61,6 +61,13 @@ class RedisServer(redis.Redis):
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings_xdist_suffix():
+    """pytest-django would name each xdist worker's test database apart; here each worker has a
+    data dir of its own already (tests/support/settings.py), and the Celery workers it starts find
+    the database by the name the settings give, so the name stays as it is."""
+
+
+@pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer.from_url(settings.REDIS_URL)
     server.start()

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from deployments.dockerd import daemon, networks
 from deployments.dockerd.values import (LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_SERVICE, Container,
-                                        ListedContainer, instance_labels)
+                                        ListedContainer, instance_labels, name_prefix)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ContainerState:
 
 def container_name(app_name: str, deployment: str, index: int) -> str:
     """sy-APP-DEPLOYMENT-N: unique per installation's deployment and slot (N from 1)."""
-    return f"sy-{app_name}-{deployment}-{index + 1}"
+    return f"{name_prefix()}-{app_name}-{deployment}-{index + 1}"
 
 
 def start_release_container(app_name: str, deployment: str, index: int, image: str, port: int,
@@ -93,11 +93,12 @@ def service_container_name(app_name: str, deployment: str, service: str, index: 
     """sy-APP_DEPLOYMENT-SERVICE-N, or sy-APP_NAME for a compose file's container_name. App names
     have no "_", so what comes before the first "_" is the app: no app can take (or block) a name
     another app's containers need. (Release containers, sy-APP-DEPLOYMENT-N, have no "_" at all.)"""
-    return fixed_container_name(app_name, fixed) if fixed else f"sy-{app_name}_{deployment}-{service}-{index + 1}"
+    return (fixed_container_name(app_name, fixed) if fixed
+            else f"{name_prefix()}-{app_name}_{deployment}-{service}-{index + 1}")
 
 
 def fixed_container_name(app_name: str, name: str) -> str:
-    return f"sy-{app_name}_{name}"
+    return f"{name_prefix()}-{app_name}_{name}"
 
 
 def start_service_container(app_name: str, deployment: str, service: str, index: int, image: str,

@@ -22,6 +22,22 @@ def instance_labels(**extra: str) -> dict[str, str]:
     return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
 
 
+def name_prefix() -> str:
+    """What the names of this installation's containers and volumes start with: `sy` for the
+    installation named `main` (the default), `sy.INSTANCE` for another, so that two installations
+    on one Docker daemon (a test run beside a panel, test processes side by side) never take each
+    other's names, and none of them can meet the other's volume by its name."""
+    instance = settings.SWITCHYARD["INSTANCE"]
+    return "sy" if instance == "main" else f"sy.{instance}"
+
+
+def image_namespace() -> str:
+    """The repository prefix of this installation's app images, apart per installation as names are
+    (`switchyard` for `main`): another installation's build never moves this one's tags."""
+    instance = settings.SWITCHYARD["INSTANCE"]
+    return "switchyard" if instance == "main" else f"switchyard-{instance}"
+
+
 @dataclass(frozen=True)
 class Container:
     id: str

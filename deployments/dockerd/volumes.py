@@ -6,7 +6,7 @@ import docker.errors
 from django.conf import settings
 
 from deployments.dockerd import daemon
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, instance_labels
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, instance_labels, name_prefix
 
 
 def ensure_volume(app_name: str, app_id: int, volume: str) -> str:
@@ -14,7 +14,7 @@ def ensure_volume(app_name: str, app_id: int, volume: str) -> str:
     app's id, created on first use. It outlives every container: deploys, redeploys and rollbacks
     keep it. The id is in its name and label, so an app created later under a deleted app's name
     starts with empty volumes, never with the other's data."""
-    name = f"sy-{app_name}_{app_id}_{volume}"
+    name = f"{name_prefix()}-{app_name}_{app_id}_{volume}"
     try:
         found = daemon.client().volumes.get(name)
     except docker.errors.NotFound:

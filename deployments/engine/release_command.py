@@ -14,7 +14,7 @@ from django.conf import settings
 
 from deployments.compose.project import Project, ServiceSpec
 from deployments.dockerd import containers, daemon, one_off
-from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, LABEL_SERVICE
+from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, LABEL_SERVICE, name_prefix
 from deployments.engine.companions import environment_of, run_options
 from deployments.engine.logs import DeploymentLog
 from deployments.validators import release_command_words
@@ -45,7 +45,7 @@ def run_all(app_name: str, app_id: int, deployment_id: int, project: Project, ap
         log.write(f"{prefix}Release command: {shown}")
         log.flush()  # a migration may be silent for minutes: the page must show it is running
         options = replace(run_options(app_name, app_id, spec), command=command, aliases=(), healthcheck=None)
-        name = f"sy-{app_name}_{deployment_id}-{spec.name}-release"
+        name = f"{name_prefix()}-{app_name}_{deployment_id}-{spec.name}-release"
         labels = {LABEL_APP: app_name, LABEL_DEPLOYMENT: str(deployment_id),
                   LABEL_SERVICE: spec.name}
         ended = one_off.run_once(name, images[spec.name], environment_of(spec, environment), labels, limits, options,

@@ -316,7 +316,8 @@ def _foreign_containers() -> list[str]:
             if c["Labels"].get(LABEL_INSTANCE) != ours]
 
 
-# Last in the file: it stops every container of the daemon for several seconds.
+# It stops every container of the daemon for several seconds: `serial`, run after the parallel part.
+@pytest.mark.serial
 def test_docker_daemon_restarted_live_containers_come_back_and_are_routed_to(faults, app_repo):
     app, v1 = _live_app(faults, app_repo)
     if foreign := _foreign_containers():

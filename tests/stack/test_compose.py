@@ -8,6 +8,7 @@ import pytest
 
 from deployments.application import deploys
 from deployments.dockerd import containers, daemon
+from deployments.dockerd.values import name_prefix
 from deployments.models import Deployment
 from tests.support.composerepo import ComposeRepo
 from tests.support.stack import TEST_ACTOR
@@ -118,7 +119,7 @@ def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, ap
     reason = ("Recreate instead of zero-downtime: service web: container_name 'front': one container at a time can "
               "have a name")
     assert reason in list(second.log_lines.values_list("text", flat=True))
-    assert [c.name for c in second.containers] == ["sy-fixed_front"]
+    assert [c.name for c in second.containers] == [f"{name_prefix()}-fixed_front"]
     assert stack.get("fixed.localhost") == (200, "v2")
 
 

@@ -19,7 +19,7 @@ from django.test import override_settings
 from deployments.application import apps
 from deployments.dockerd.values import Container
 from deployments.dockerd import containers, daemon, images, networks
-from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_labels
+from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_labels, name_prefix
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
 from deployments.traffic import readings
@@ -167,7 +167,7 @@ def test_a_container_on_the_shared_network_of_earlier_versions_keeps_its_address
     live = stack.deploy_and_wait(app)
     shared = settings.SWITCHYARD["DOCKER_NETWORK"]
     daemon.client().api.create_network(shared, driver="bridge", labels=instance_labels())
-    old = daemon.client().containers.run(live.image, name="sy-upgraded-old", detach=True, network=shared,
+    old = daemon.client().containers.run(live.image, name=f"{name_prefix()}-upgraded-old", detach=True, network=shared,
                                          labels=instance_labels(**{LABEL_APP: app.name,
                                                                    LABEL_DEPLOYMENT: str(live.id)}))
     old.reload()

@@ -16,45 +16,67 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-run_id = os.environ.setdefault("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
+def _own_installation_per_process() -> None:
+    """Under pytest-xdist each worker process is a test run of its own (its data dir, ports, Redis,
+    Celery workers, HAProxy and instance label), as two runs side by side on one machine are. A
+    worker inherits the values the controller set here, so it drops them and sets its own; the
+    processes it starts inherit its values and keep them (same owner)."""
+    owner = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if os.environ.get("SWITCHYARD_TEST_OWNER") == owner:
+        return
+    for name in os.environ.pop("SWITCHYARD_TEST_SET", "").split():
+        os.environ.pop(name, None)
+    os.environ["SWITCHYARD_TEST_OWNER"] = owner
+
+
+def _default(name: str, value: str) -> str:
+    """os.environ.setdefault that remembers what it set, for the processes xdist starts."""
+    if name not in os.environ:
+        os.environ[name] = value
+        os.environ["SWITCHYARD_TEST_SET"] = f"{os.environ.get('SWITCHYARD_TEST_SET', '')} {name}"
+    return os.environ[name]
+
+
+_own_installation_per_process()
+run_id = _default("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
 if "SWITCHYARD_DATA_DIR" not in os.environ:  # subprocesses inherit the parent's
-    os.environ["SWITCHYARD_DATA_DIR"] = tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-")
-os.environ.setdefault("SWITCHYARD_INSTANCE", f"test-{run_id}")
-os.environ.setdefault("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
-os.environ.setdefault("SWITCHYARD_QUEUE", f"test-{run_id}")
-os.environ.setdefault("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")
-os.environ.setdefault("SWITCHYARD_HTTPS_BIND", f"127.0.0.1:{_free_port()}")
+    _default("SWITCHYARD_DATA_DIR", tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-"))
+_default("SWITCHYARD_INSTANCE", f"test-{run_id}")
+_default("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
+_default("SWITCHYARD_QUEUE", f"test-{run_id}")
+_default("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")
+_default("SWITCHYARD_HTTPS_BIND", f"127.0.0.1:{_free_port()}")
 # No ACME server but the one tests/stack/test_https.py starts (pebble); it restarts the worker with it.
-os.environ.setdefault("SWITCHYARD_ACME_DIRECTORY", "off")
-os.environ.setdefault("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
-os.environ.setdefault("SWITCHYARD_DRAIN_TIMEOUT", "10")
+_default("SWITCHYARD_ACME_DIRECTORY", "off")
+_default("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
+_default("SWITCHYARD_DRAIN_TIMEOUT", "10")
 # Git may use no transport but local files here: a test (or the API fuzzer) that names an
 # https:// or ssh:// repository gets git's refusal at once, and no traffic leaves the machine.
 os.environ["GIT_ALLOW_PROTOCOL"] = "file"
 # Most tests are about other phases; the watch tests set a window on their apps.
-os.environ.setdefault("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
+_default("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
 # The periodic reconcile would act on the rows other tests stage; the fault-injection tests
 # restart the worker with a short period (see tests/faults/test_faults.py).
-os.environ.setdefault("SWITCHYARD_RECONCILE_INTERVAL", "3600")
+_default("SWITCHYARD_RECONCILE_INTERVAL", "3600")
 # Short waits where production's are long for no test's sake: every deploy waits for an HAProxy
 # check to see the new server UP (every 1 s in production, on average half of that spent
 # waiting), every rollback test for two checks to see it DOWN; a check still has 300 ms to answer
 # on a loaded machine. A deployment beats every second, so the fault-injection tests (which
 # restart the worker with a short heartbeat timeout) find a lost one in seconds.
-os.environ.setdefault("SWITCHYARD_HAPROXY_CHECK_INTERVAL_MS", "300")
-os.environ.setdefault("SWITCHYARD_HEARTBEAT_INTERVAL", "1")
+_default("SWITCHYARD_HAPROXY_CHECK_INTERVAL_MS", "300")
+_default("SWITCHYARD_HEARTBEAT_INTERVAL", "1")
 # Deploy events go to receivers the tests run on loopback, retried after 1 s, 2 s, ...; e-mail
 # is written to files (the worker is another process: an in-memory outbox would not be seen).
-os.environ.setdefault("SWITCHYARD_EVENTS_ALLOW_PRIVATE", "true")
-os.environ.setdefault("SWITCHYARD_EVENT_RETRY_SECONDS", "1")
-os.environ.setdefault("SWITCHYARD_EVENT_INTERVAL", "1")
-os.environ.setdefault("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+_default("SWITCHYARD_EVENTS_ALLOW_PRIVATE", "true")
+_default("SWITCHYARD_EVENT_RETRY_SECONDS", "1")
+_default("SWITCHYARD_EVENT_INTERVAL", "1")
+_default("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 # Commit statuses go to tests/support/receiver.py on this port (a stand-in for each provider's API).
-os.environ.setdefault("SWITCHYARD_TEST_PROVIDER_PORT", str(_free_port()))
+_default("SWITCHYARD_TEST_PROVIDER_PORT", str(_free_port()))
 _provider = f"http://127.0.0.1:{os.environ['SWITCHYARD_TEST_PROVIDER_PORT']}"
-os.environ.setdefault("SWITCHYARD_GITHUB_API_URL", f"{_provider}/github")
-os.environ.setdefault("SWITCHYARD_GITLAB_URL", f"{_provider}/gitlab")
-os.environ.setdefault("SWITCHYARD_GITEA_URL", f"{_provider}/gitea")
+_default("SWITCHYARD_GITHUB_API_URL", f"{_provider}/github")
+_default("SWITCHYARD_GITLAB_URL", f"{_provider}/gitlab")
+_default("SWITCHYARD_GITEA_URL", f"{_provider}/gitea")
 
 from panel.settings import *  # noqa: E402,F401,F403
 

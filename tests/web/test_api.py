@@ -15,6 +15,7 @@ from django.utils import timezone
 from deployments import enqueue
 from deployments.application import domains
 from deployments.api import LOG_PAGE
+from deployments.dockerd.values import image_namespace
 from deployments.git import source
 from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, AuditEvent, Certificate, Deployment, Domain, EnvVar, EventDelivery, LogLine,
@@ -535,7 +536,7 @@ def test_delete_answers_204_and_the_app_is_gone_everywhere(world, redis_server, 
     assert APP not in [a["name"] for a in client.get("/api/apps").json()]
     assert not routed(f"{APP}.localhost") and ROUTING in handed_over
     removal = [args for name, args in handed_over if name == "deployments.tasks.remove_app_resources"]
-    assert removal == [(APP, sorted([world.release.pk, world.queued.pk]), 10, f"switchyard/{APP}", world.app.pk)]
+    assert removal == [(APP, sorted([world.release.pk, world.queued.pk]), 10, f"{image_namespace()}/{APP}", world.app.pk)]
     assert client.delete(f"/api/apps/{APP}").status_code == 404
 
 
