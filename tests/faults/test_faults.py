@@ -303,10 +303,7 @@ def _start_dockerd() -> None:
 def _stop_dockerd(timeout: float = 60) -> None:
     pid = int(DOCKER_PIDFILE.read_text())
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        assert time.monotonic() < deadline, f"dockerd ({pid}) still running {timeout}s after SIGTERM"
-        time.sleep(0.1)
+    eventually(lambda: not alive(pid), f"dockerd ({pid}) gone after SIGTERM", timeout, interval=0.1)
 
 
 def _foreign_containers() -> list[str]:

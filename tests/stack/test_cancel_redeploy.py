@@ -23,8 +23,7 @@ def test_cancel_during_build_stops_it_and_old_release_keeps_serving(stack, app_r
     with stack.load(f"{app.name}.localhost", max_seconds=60) as load:
         deployment = stack.deploy(app)
         stack.wait_for_state(deployment, Deployment.State.RUNNING)
-        while Deployment.objects.get(pk=deployment.pk).phase != "build":
-            pass
+        stack.wait_for_state_phase(deployment, "build")
         deploys.cancel(deployment, actor=Actor.cli("alice"))
         deployment = stack.wait(deployment, timeout=20)  # far less than the 30 s the build sleeps
 
@@ -42,8 +41,7 @@ def test_cancel_during_verify_removes_new_containers(stack, app_repo):
 
     app_repo.commit_never_listens()
     deployment = stack.deploy(app)
-    while Deployment.objects.get(pk=deployment.pk).phase != "verify":
-        pass
+    stack.wait_for_state_phase(deployment, "verify")
     deploys.cancel(deployment, actor=Actor.cli("bob"))
     deployment = stack.wait(deployment, timeout=20)
 

@@ -5,7 +5,6 @@ certificates every second.
 """
 import http.client
 import re
-import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -194,10 +193,8 @@ def test_an_uploaded_certificate_is_served_instead_and_a_bad_one_is_refused(acme
     domains.upload_certificate(app, chain_pem=own.chain_pem, key_pem=own.key_pem, actor=Actor.cli("test"))
 
     expected = tls.facts(own.chain_pem).serial
-    deadline = time.monotonic() + 20
-    while test_tls.served_certificate(https_port(), domain).serial_number != expected:
-        assert time.monotonic() < deadline, "the uploaded certificate is not served"
-        time.sleep(0.2)
+    eventually(lambda: test_tls.served_certificate(https_port(), domain).serial_number == expected,
+               "the uploaded certificate served", 20, interval=0.2)
     assert test_tls.get(https_port(), domain, test_tls.trusting(own_ca.pem))[:2] == (200, "v1")
     assert Certificate.objects.get(app=app).source == Certificate.Source.UPLOADED
 

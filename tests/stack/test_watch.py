@@ -95,8 +95,7 @@ def test_promote_skips_the_rest_of_the_watch(stack, app_repo):
     stack.deploy_and_wait(app)
     app_repo.commit_version("v2")
     deployment = stack.deploy(app)
-    while Deployment.objects.get(pk=deployment.pk).phase != "watch":
-        time.sleep(0.05)
+    stack.wait_for_state_phase(deployment, "watch")
     started = time.monotonic()
 
     deploys.promote(deployment, actor=Actor.cli("grace"))
