@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from deployments.application import apps
@@ -23,7 +22,6 @@ from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_lab
 from deployments.engine.logs import DeploymentLog
 from deployments.models import App, Deployment, LogLine
 from deployments.traffic import readings
-from panel.env import env_ipv4_network
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 from tests.support.stack import TEST_ACTOR
@@ -300,17 +298,6 @@ def _direct_status(container: Container, path: str) -> int:
         return 0
     finally:
         connection.close()
-
-
-@pytest.mark.parametrize("value, complaint", [
-    ("172.16.0.1/16", "is not an IPv4 range like 172.16.0.0/16"),
-    ("172.16.0.0/28", "is too small: give a /26 or larger"),
-    ("fd00::/64", "is not an IPv4 range"),
-])
-def test_a_bad_app_subnet_pool_stops_start_up_naming_the_variable(monkeypatch, value, complaint):
-    monkeypatch.setenv("SWITCHYARD_APP_SUBNETS", value)
-    with pytest.raises(ImproperlyConfigured, match=f"SWITCHYARD_APP_SUBNETS=.*{complaint}"):
-        env_ipv4_network("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16", longest_prefix=26)
 
 
 @pytest.mark.django_db
