@@ -1,6 +1,7 @@
 """A release command runs once in the new image, with the app's environment, before the release starts."""
 from deployments.engine import lifecycle
 from deployments.dockerd import containers
+from deployments.dockerd.values import name_prefix
 from deployments.models import App, Deployment
 
 # The new image's page and an environment variable's length (its value is masked in the log, as
@@ -21,7 +22,7 @@ def test_the_release_command_runs_in_the_new_image_with_the_apps_environment(sta
     assert deployment.state == Deployment.State.SUCCEEDED, deployment.error
     log = _log(deployment)
     assert "[release] migrating to v1 on a 6-letter name" in log, log
-    assert log.index("Release command done") < log.index("Started sy-")
+    assert log.index("Release command done") < log.index(f"Started {name_prefix()}-")
     assert stack.get(f"{app.name}.localhost") == (200, "v1")
     assert [c.deployment for c in containers.listed(app.name)] == [str(deployment.id)]  # its container is gone
 

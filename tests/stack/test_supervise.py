@@ -3,6 +3,7 @@ whole (its config parser would cut a value at ` ;` or ` #`) from a directory wha
 (`%` is an expansion there)."""
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,16 @@ from tests.support.eventually import eventually
 SUPERVISORD = Path(sys.executable).parent / "supervisord"
 
 
-def test_a_command_with_semicolons_hashes_and_percents_runs_whole_in_a_directory_with_a_percent(tmp_path):
-    root, data = tmp_path / "checkout 100%", tmp_path / "data 50%(here)s"
+@pytest.fixture
+def short_tmp_path():
+    """supervisord's socket is in the data dir, and a Unix socket's path holds at most 107 bytes:
+    pytest's tmp_path (longer still under xdist) can be past that."""
+    with tempfile.TemporaryDirectory(prefix="sv-") as directory:
+        yield Path(directory)
+
+
+def test_a_command_with_semicolons_hashes_and_percents_runs_whole_in_a_directory_with_a_percent(short_tmp_path):
+    root, data = short_tmp_path / "checkout 100%", short_tmp_path / "data 50%(here)s"
     root.mkdir()
     data.mkdir()
     said = "one ; two # three ;four #five 100% %(here)s"
