@@ -25,13 +25,12 @@ import gc
 import logging
 import os
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
@@ -42,6 +41,7 @@ from deployments.dockerd import builds, containers, daemon, images, output
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
+from deployments.engine.heartbeat import Heartbeat
 
 from deployments.haproxy import stats
 from deployments.dockerd.values import Container
@@ -160,7 +160,7 @@ class Pipeline:
     def execute(self, hand_off: Callable[[], bool] | None = None, resumed: bool = False) -> bool:
         """Runs the phases and ends the deployment: True. False if it was handed off after verify
         (hand_off sent the task that carries on: that one ends it). resumed: this is that task."""
-        heartbeat = _Heartbeat(self.deployment.id)
+        heartbeat = Heartbeat(self.deployment.id)
         heartbeat.start()
         try:
             if resumed:
@@ -801,28 +801,3 @@ def _from_baseline(stored: dict) -> tuple[dict[str, stats.Responses] | None, sta
     backends = {colour: stats.Responses(*counts) for colour, counts in stored.get("backends", {}).items()}
     slots = stored.get("canary_slots")
     return backends or None, stats.Responses(*slots) if slots else None
-
-
-class _Heartbeat:
-    """Touches heartbeat_at while the deployment runs; reconcile fails deployments whose
-    heartbeat stopped (their worker died)."""
-
-    def __init__(self, deployment_id: int) -> None:
-        self.deployment_id = deployment_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(settings.SWITCHYARD["HEARTBEAT_INTERVAL"]):
-                close_old_connections()
-                Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()
