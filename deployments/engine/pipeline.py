@@ -42,6 +42,7 @@ from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.companions import Companions, environment_of, run_options
 from deployments.engine.heartbeat import Heartbeat
+from deployments.engine.retire import retire, take_out_of_service
 
 from deployments.haproxy import stats
 from deployments.dockerd.values import Container
@@ -52,7 +53,6 @@ from deployments.traffic import changes, readings
 
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
-DRAIN_POLL_INTERVAL = 0.05
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
 logger = logging.getLogger(__name__)
@@ -630,33 +630,10 @@ class Pipeline:
                 containers.stop_and_remove(container.id, timeout=0)
             self.log.write(f"Removed the previous release (deployment #{self.previous.id})")
         else:
-            self._take_out_of_service(self.previous)
-            for container in self.previous.containers:
-                containers.stop_and_remove(container.id, timeout=self._web_stop_timeout())
-            changes.close_sessions(self.previous)  # what its process left open, if anything
+            retire(self.previous, stop_timeout=self._web_stop_timeout(), say=self.log.write)
             self._say_web(f"Retired the previous release (deployment #{self.previous.id}, {self.previous.short_sha})")
         self.companions.retire_replaced()
         self._prune_images()
-
-    def _take_out_of_service(self, old: Deployment) -> None:
-        """Maintenance first (no new requests), then let the requests waiting for an answer
-        finish, up to the drain timeout; only what is still waiting after that is cut.
-        Long-lived streams (WebSockets, event streams) are not waited for: the old release
-        gets SIGTERM next and closes them (docs/deployments.md, "Long-lived connections"), and each client
-        that reconnects lands on the new release."""
-        changes.withdraw_servers(old)
-        timeout = settings.SWITCHYARD["DRAIN_TIMEOUT"]
-        deadline = time.monotonic() + timeout
-        while (open_ := readings.open_streams(old)).waiting and time.monotonic() < deadline:
-            time.sleep(DRAIN_POLL_INTERVAL)
-        if open_.waiting:
-            self.log.write(f"Drain timeout ({timeout}s): closing {open_.waiting} request(s) still open on the old release")
-            changes.close_sessions(old)
-        elif open_.long_lived:
-            self.log.write(f"No requests in flight; {open_.long_lived} long-lived connection(s) (WebSocket, "
-                           "streamed response) stay open until the old release stops")
-        else:
-            self.log.write("The old release has no requests in flight")
 
     def _stop_previous(self) -> None:
         """Recreate: the old release stops before the new one starts; kept stopped, not
@@ -664,7 +641,7 @@ class Pipeline:
         if self.previous is None:
             return
         self.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
-        self._take_out_of_service(self.previous)
+        take_out_of_service(self.previous, say=self.log.write)
         for container in self.previous.containers:
             containers.stop(container.id, timeout=self._web_stop_timeout())
             if self.project.web.container_name:  # the new one takes the name
