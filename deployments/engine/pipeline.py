@@ -263,7 +263,7 @@ class Pipeline:
         self.ctx.publish_state()
         self.log.write(f"==> {name}")
 
-    def _finish(self, state: str, error: str, rollback_reason: str = "") -> None:
+    def _finish(self, state: str, error: str, *, rollback_reason: str = "") -> None:
         """lifecycle.finish with what this run measured, then the last lines of the log."""
         self.ctx.leave_hot_path()  # if a failure came between HAProxy's UP and the switch
         error = self.log.mask(error)  # a crash report can quote the app's output

@@ -22,19 +22,19 @@ def start_companions(ctx: DeploymentContext) -> None:
 
 def companions(ctx: DeploymentContext) -> Companions:
     previous = ctx.previous.services if ctx.previous else []
-    return Companions(ctx.app.name, ctx.app.id, ctx.deployment.id, ctx.project, ctx.images, previous,
-                      ctx.environment, limits(ctx, quiet=True), ctx.log,
-                      record=lambda services: ctx.save(services=services),
+    return Companions(app_name=ctx.app.name, app_id=ctx.app.id, deployment_id=ctx.deployment.id,
+                      project=ctx.project, images=ctx.images, previous=previous, environment=ctx.environment,
+                      limits=limits(ctx, quiet=True), log=ctx.log, record=lambda services: ctx.save(services=services),
                       deadline_seconds=ctx.app.health_deadline)
 
 
 def run_release_commands(ctx: DeploymentContext) -> None:
     app = ctx.app
     try:
-        release_command.run_all(app.name, app.id, ctx.deployment.id, ctx.project,
-                                app.release_command, ctx.images, ctx.environment, limits(ctx, quiet=True),
-                                ctx.log, compose=bool(ctx.deployment.compose_text),
-                                should_stop=ctx.cancel_requested_in_thread)
+        release_command.run_all(app_name=app.name, app_id=app.id, deployment_id=ctx.deployment.id,
+                                project=ctx.project, app_command=app.release_command, images=ctx.images,
+                                environment=ctx.environment, limits=limits(ctx, quiet=True), log=ctx.log,
+                                compose=bool(ctx.deployment.compose_text), should_stop=ctx.cancel_requested_in_thread)
     except release_command.ReleaseCommandStopped:
         raise Cancelled() from None
 
