@@ -55,7 +55,7 @@ def definition(spec: ServiceSpec, environment: dict[str, str], limits: container
 
 
 class Companions:
-    def __init__(self, app_name: str, app_id: int, deployment_id: int, project: Project, images: dict[str, str],
+    def __init__(self, *, app_name: str, app_id: int, deployment_id: int, project: Project, images: dict[str, str],
                  previous: list[ServiceRelease], environment: dict[str, str], limits: containers.ContainerLimits,
                  log: DeploymentLog, record: Callable[[list[ServiceRelease]], None], deadline_seconds: float) -> None:
         self.app_name, self.app_id, self.deployment_id = app_name, app_id, deployment_id

@@ -16,7 +16,6 @@ A deployment whose worker died (no heartbeat for SWITCHYARD_HEARTBEAT_TIMEOUT se
 Either way the log says which release serves.
 """
 import logging
-import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -30,8 +29,9 @@ from deployments.git import source
 from deployments.dockerd import containers, daemon, images, networks, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
+from deployments.engine.retire import retire
 from deployments.models import App, Deployment
-from deployments.traffic import changes, readings
+from deployments.traffic import changes
 
 logger = logging.getLogger(__name__)
 
@@ -129,19 +129,11 @@ def _retire_previous(deployment: Deployment) -> None:
     """What the watch's end and the drain would have done: the previous release leaves the new
     backend's backups and its own, requests in flight finish (up to the drain timeout), then
     its containers stop."""
-    previous = deployment.previous
     if deployment.serves_backup:
         changes.withdraw_backups(deployment)
-    if previous is None:
-        return
-    if previous.holds_backend:
-        changes.withdraw_servers(previous)
-        deadline = time.monotonic() + settings.SWITCHYARD["DRAIN_TIMEOUT"]
-        while readings.open_streams(previous).waiting and time.monotonic() < deadline:
-            time.sleep(0.1)
-    for container in previous.containers:
-        containers.stop_and_remove(container.id, timeout=deployment.app.stop_timeout)
-    changes.close_sessions(previous)
+    if deployment.previous is not None:
+        retire(deployment.previous, stop_timeout=deployment.app.stop_timeout,
+               say=lambda text: logger.info("reconcile: deployment #%s: %s", deployment.id, text))
 
 
 def _revive_live_containers() -> tuple[tuple[Deployment, ...], list[str]]:

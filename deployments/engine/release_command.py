@@ -35,7 +35,7 @@ def commands(project: Project, app_command: str) -> list[tuple[ServiceSpec, tupl
     return [(spec, command) for spec, command in chosen if command]
 
 
-def run_all(app_name: str, app_id: int, deployment_id: int, project: Project, app_command: str,
+def run_all(*, app_name: str, app_id: int, deployment_id: int, project: Project, app_command: str,
             images: dict[str, str], environment: dict[str, str], limits: containers.ContainerLimits,
             log: DeploymentLog, compose: bool, should_stop: Callable[[], bool]) -> None:
     timeout = settings.SWITCHYARD["RELEASE_COMMAND_TIMEOUT"]

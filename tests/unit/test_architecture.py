@@ -17,7 +17,6 @@ MAX_FUNCTION_LINES = 40
 # split, and the test fails for an entry that is no longer over (so the list only shrinks).
 MODULES_STILL_OVER: set[str] = {
     "deployments/compose/project.py",
-    "deployments/engine/pipeline.py",
     "deployments/models.py",
     "panel/settings.py",
     "tests/stack/test_certificate_safety.py",

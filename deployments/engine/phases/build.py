@@ -1,0 +1,72 @@
+"""The build phase: every service's Dockerfile checked before the first build starts
+(dockerfile/check.py), then each service's image built from the checked Dockerfile and tagged
+with the commit."""
+from django.conf import settings
+
+from deployments.compose.project import ServiceSpec
+from deployments.dockerd import builds, images
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
+from deployments.dockerfile import build_context, check
+from deployments.engine.phases.context import Cancelled, DeploymentContext
+from deployments.git import source
+
+
+def build(ctx: DeploymentContext) -> None:
+    """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py)."""
+    for spec in ctx.project.services:
+        check_dockerfile(ctx, spec)
+    for spec in ctx.project.services:
+        ctx.images[spec.name] = build_service(ctx, spec)
+    ctx.save(image=ctx.images[ctx.project.web.name])
+
+
+def image_tag(ctx: DeploymentContext, spec: ServiceSpec) -> str:
+    return f"{ctx.app.service_image_repository(spec.name)}:{ctx.deployment.commit_sha[:12]}"
+
+
+def _prefix(ctx: DeploymentContext, spec: ServiceSpec) -> str:
+    """A Compose app's lines name their service."""
+    return f"[{spec.name}] " if ctx.deployment.compose_text else ""
+
+
+def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
+    """The service's Dockerfile checked, and the canonical one the build will use kept for it."""
+    app, prefix = ctx.app, _prefix(ctx, spec)
+    with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
+        text = build_context.dockerfile_from_context(context, spec.dockerfile)
+    owner = check.Owner(app=app.name, app_id=app.id, instance=settings.SWITCHYARD["INSTANCE"])
+    try:
+        checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
+                              inspect=images.image_facts, pull=lambda reference: _pull(ctx, reference),
+                              registries=settings.SWITCHYARD["PULL_REGISTRIES"])
+        ctx.checked[spec.name] = (checked, checked.target(spec.build_target))
+    except check.Refused as refused:
+        raise check.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
+    except builds.BuildFailed as failed:  # a pull past its deadline or size
+        raise builds.BuildFailed(f"{prefix}{spec.dockerfile}: {failed}") from None
+    except builds.BuildStopped:
+        raise Cancelled() from None
+    ctx.log.write(f"{prefix}{spec.dockerfile} checked: no remote ADD; images used: "
+                  f"{', '.join(checked.images) or 'none'}")
+
+
+def _pull(ctx: DeploymentContext, reference: str) -> bool:
+    """A base image the check needs, pulled within the build's own timeout and cancel."""
+    return images.pull_image(reference, should_stop=ctx.cancel_requested_in_thread, timeout=ctx.app.build_timeout)
+
+
+def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
+    app, tag, prefix = ctx.app, image_tag(ctx, spec), _prefix(ctx, spec)
+    try:
+        checked, target = ctx.checked[spec.name]
+        with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
+            dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
+            labels = {LABEL_APP: app.name, LABEL_APP_ID: str(app.id)}
+            builds.build_image(context, tag, dockerfile, labels,
+                               lambda line: ctx.log.output(prefix + line),
+                               should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
+                               build_args=dict(spec.build_args), target=target)
+    except builds.BuildStopped:
+        raise Cancelled() from None
+    ctx.log.write(f"{prefix}Built {tag}")
+    return tag

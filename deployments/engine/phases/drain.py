@@ -1,0 +1,31 @@
+"""The drain phase: a Compose app's workers replaced, the previous release retired
+(engine/retire.py: out of service, requests in flight finished, containers stopped), services
+this release replaced removed, and old images pruned (the last successful ones stay for a
+rollback or a redeploy)."""
+from deployments.dockerd import containers, images
+from deployments.engine.phases.context import DeploymentContext
+from deployments.engine.retire import retire
+
+
+def drain(ctx: DeploymentContext) -> None:
+    ctx.companions.replace_workers()
+    previous = ctx.previous
+    if previous is None:
+        ctx.log.write("No previous release to retire")
+    elif ctx.stopped_previous:
+        for container in previous.containers:
+            containers.stop_and_remove(container.id, timeout=0)
+        ctx.log.write(f"Removed the previous release (deployment #{previous.id})")
+    else:
+        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)
+        ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
+    ctx.companions.retire_replaced()
+    prune_images(ctx)
+
+
+def prune_images(ctx: DeploymentContext) -> None:
+    app = ctx.app
+    kept = app.kept_service_images(app.kept_images(newest=ctx.deployment.image))
+    removed = images.remove_images(t for t in images.app_images(app.image_repository()) if t not in kept)
+    if removed:
+        ctx.log.write(f"Removed old images: {', '.join(removed)}")

@@ -1,0 +1,67 @@
+"""The verify phase: each new container's port, health path (and a Compose healthcheck) answer;
+then the containers join their colour's backend (the old release as backups if a watch follows),
+and HAProxy's own check must report every new server UP."""
+import time
+
+from deployments.dockerd import containers, output
+from deployments.dockerd.values import Container
+from deployments.engine import health
+from deployments.engine.phases.context import DeploymentContext, PhaseFailed
+from deployments.traffic import changes, readings
+
+HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
+UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
+
+
+def verify(ctx: DeploymentContext) -> None:
+    deadline = time.monotonic() + ctx.app.health_deadline
+    for container in ctx.deployment.containers:
+        verify_container(ctx, container, deadline=deadline)
+    changes.publish_servers(ctx.deployment)
+    if ctx.watch_applies():  # ready before the switch, so the switch itself is one map commit
+        changes.publish_backups(ctx.deployment)
+    wait_for_haproxy_up(ctx, deadline=max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
+
+
+def verify_container(ctx: DeploymentContext, container: Container, *, deadline: float) -> None:
+    def alive() -> bool:
+        ctx.raise_if_cancelled()
+        return containers.state(container.id).running
+
+    check = ctx.deployment.health_check
+    try:
+        health.wait_for_port(container.ip, container.port, deadline, alive)
+        ctx.say_web(f"{container.name}: port {container.port} open")
+        health.wait_for_status(container.ip, container.port, check["path"], check["host"],
+                               check["status"], check["timeout"], deadline, alive)
+        ctx.say_web(f"{container.name}: GET {check['path']} answered {check['status']}")
+        if ctx.project.web.healthcheck:  # the compose file's own check gates the switch too
+            health.wait_for_docker_health(container.name, lambda: containers.state(container.id).health, deadline,
+                                          alive)
+            ctx.say_web(f"{container.name}: healthcheck passed (Docker reports healthy)")
+    except health.ContainerExited:
+        raise PhaseFailed("verify", _exit_report(ctx, container)) from None
+
+
+def _exit_report(ctx: DeploymentContext, container: Container) -> str:
+    exited = containers.state(container.id)
+    last_output = output.tail(container.id) or "(no output)"
+    ctx.log.write(f"Last output of {container.name}:\n{last_output}")
+    return f"container {container.name} exited with code {exited.exit_code}; last output:\n{last_output}"
+
+
+def wait_for_haproxy_up(ctx: DeploymentContext, *, deadline: float) -> None:
+    """Until HAProxy's own check reports every new server UP; then the hot path until the switch."""
+    wanted = len(ctx.deployment.containers)
+    while True:
+        servers = readings.servers(ctx.app, ctx.deployment.colour, wanted)
+        if all(server.checked_up for server in servers):
+            ctx.healthy_at = time.monotonic()
+            ctx.enter_hot_path()
+            ctx.say_web(f"HAProxy reports {wanted} server(s) UP in {ctx.app.backend_name(ctx.deployment.colour)}")
+            return
+        ctx.raise_if_cancelled()
+        if time.monotonic() >= deadline:
+            seen = ", ".join(server.describe() for server in servers)
+            raise PhaseFailed("verify", f"HAProxy's health check did not report the new servers UP: {seen}")
+        time.sleep(UP_POLL_INTERVAL)
