@@ -2,6 +2,7 @@
 import pytest
 from django.test import Client
 
+from deployments.models import ApiToken, App
 from tests.support.apprepo import AppRepo
 
 
@@ -28,3 +29,15 @@ def released_repo(tmp_path_factory) -> AppRepo:
     repo = AppRepo(tmp_path_factory.mktemp("released") / "repo")
     repo.commit_version("v1")
     return repo
+
+
+@pytest.fixture
+def tenants(transactional_db, django_user_model, app_repo, tmp_path):
+    """Two non-superusers, each with an app (made by the CLI from a repository on this machine) and a token."""
+    app_repo.commit_version("v1")
+    found = {}
+    for name in ("ann", "bob"):
+        user = django_user_model.objects.create_user(name, password=f"pw-{name}-1234567")
+        app = App.objects.create(name=f"{name}-app", repo_url=app_repo.url, owner=user)
+        found[name] = (user, app, ApiToken.issue(user, "t")[1])
+    return found
