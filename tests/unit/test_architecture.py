@@ -22,7 +22,6 @@ MODULES_STILL_OVER: set[str] = {
     "panel/settings.py",
     "tests/stack/test_certificate_safety.py",
     "tests/stack/test_limits.py",
-    "tests/web/test_api.py",
     "tests/web/test_browser.py",
     "tests/web/test_views.py",
 }

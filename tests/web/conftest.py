@@ -2,7 +2,9 @@
 import pytest
 from django.test import Client
 
+from deployments import enqueue
 from deployments.models import ApiToken, App
+from tests.support import apiworld
 from tests.support.apprepo import AppRepo
 
 
@@ -41,3 +43,24 @@ def tenants(transactional_db, django_user_model, app_repo, tmp_path):
         app = App.objects.create(name=f"{name}-app", repo_url=app_repo.url, owner=user)
         found[name] = (user, app, ApiToken.issue(user, "t")[1])
     return found
+
+
+@pytest.fixture
+def dispatched(request, monkeypatch) -> list[int] | None:
+    """Ids of deployments handed to the queue, recorded instead of sent: a Celery worker left
+    running by an earlier test of the session would build and start them. Tests that use the
+    real stack are left alone: their worker must get the task. (Modules whose every test needs
+    this say so with `pytestmark = pytest.mark.usefixtures("dispatched")`.)"""
+    if "stack" in request.fixturenames:
+        return None
+    sent = []
+    monkeypatch.setattr(enqueue, "send", sent.append)
+    return sent
+
+
+@pytest.fixture
+def api_world(committed_per_request, redis_server, django_user_model, released_repo, monkeypatch,
+              handed_over) -> apiworld.World:
+    """The REST API's app with every role around it (tests/support/apiworld.py)."""
+    apiworld.answer_as_the_remote(monkeypatch)
+    return apiworld.create(user_model=django_user_model, repo_url=released_repo.url)
