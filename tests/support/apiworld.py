@@ -8,10 +8,8 @@ from django.test import Client
 
 from deployments.application import domains
 from deployments.git import source
-from deployments.haproxy.config import render_map
 from deployments.models import (ApiToken, App, Deployment, Domain, EnvVar, EventDelivery, LogLine, Membership,
                                 NotificationTarget)
-from deployments.traffic import rows, target
 
 APP = "billing-api"
 SECRET = "s3cr3t-token-value-7731"
@@ -108,19 +106,6 @@ def db_state() -> dict:
         "users": list(get_user_model().objects.order_by("pk").values_list("pk", "username", "is_active")),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "user_id", "token_hash")),
     }
-
-
-ROUTING = ("deployments.tasks.apply_routing", ())
-
-
-def routed(entry: str) -> bool:
-    """Whether the map the worker writes from the database has `entry` ("host backend")."""
-    return entry in render_map(rows.app_routes())
-
-
-def haproxy_files() -> tuple[str | None, str | None]:
-    location = target.paths()
-    return tuple(p.read_text() if p.exists() else None for p in (location.config, location.hosts_map))
 
 
 def detail(response) -> str:

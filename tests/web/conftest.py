@@ -4,7 +4,7 @@ from django.test import Client
 
 from deployments import enqueue
 from deployments.models import ApiToken, App
-from tests.support import apiworld
+from tests.support import apiworld, panelworld
 from tests.support.apprepo import AppRepo
 
 
@@ -64,3 +64,9 @@ def api_world(committed_per_request, redis_server, django_user_model, released_r
     """The REST API's app with every role around it (tests/support/apiworld.py)."""
     apiworld.answer_as_the_remote(monkeypatch)
     return apiworld.create(user_model=django_user_model, repo_url=released_repo.url)
+
+
+@pytest.fixture
+def panel_world(committed_per_request, redis_server, django_user_model, released_repo, handed_over) -> panelworld.World:
+    """The panel pages' app with every role around it (tests/support/panelworld.py)."""
+    return panelworld.create(user_model=django_user_model, repo_url=released_repo.url)

@@ -5,7 +5,8 @@ commit-status token."""
 import pytest
 
 from deployments.models import App, AuditEvent, Certificate, Deployment, Domain
-from tests.support.apiworld import ADMINS, APP, NEW_VALUE, ROUTING, SECRET, db_state, detail, routed, send
+from tests.support.apiworld import ADMINS, APP, NEW_VALUE, SECRET, db_state, detail, send
+from tests.support.routing import ROUTING, routed
 from tests.support.tls import PrivateCA
 
 pytestmark = pytest.mark.usefixtures("dispatched")

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from deployments.models import App, Domain
-from tests.support.apiworld import APP, ENDPOINTS, db_state, detail, haproxy_files, send
+from tests.support.apiworld import APP, ENDPOINTS, db_state, detail, send
+from tests.support.routing import haproxy_files
 
 pytestmark = pytest.mark.usefixtures("dispatched")
 

@@ -10,8 +10,8 @@ from django.test import Client
 
 from deployments.models import ApiToken, App, EnvVar, Membership
 from tests.support.apiworld import (ADMIN_ENDPOINTS, ADMINS, APP, APP_ENDPOINTS, DEPLOYER_ENDPOINTS, ENDPOINTS,
-                                    NEW_VALUE, READ_ENDPOINTS, ROLES, SECRET, World, db_state, detail, haproxy_files,
-                                    send)
+                                    NEW_VALUE, READ_ENDPOINTS, ROLES, SECRET, World, db_state, detail, send)
+from tests.support.routing import haproxy_files
 
 pytestmark = pytest.mark.usefixtures("dispatched")
 
