@@ -4,7 +4,7 @@ from django.test import Client
 
 from deployments import enqueue
 from deployments.models import ApiToken, App
-from tests.support import apiworld, panelworld
+from tests.support import apiworld, browser, panelworld
 from tests.support.apprepo import AppRepo
 
 
@@ -70,3 +70,10 @@ def api_world(committed_per_request, redis_server, django_user_model, released_r
 def panel_world(committed_per_request, redis_server, django_user_model, released_repo, handed_over) -> panelworld.World:
     """The panel pages' app with every role around it (tests/support/panelworld.py)."""
     return panelworld.create(user_model=django_user_model, repo_url=released_repo.url)
+
+
+@pytest.fixture
+def page(panel_server):
+    """A headless Chromium page on the running panel (tests/support/browser.py)."""
+    with browser.panel_page(panel_server) as page:
+        yield page

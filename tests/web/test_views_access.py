@@ -97,15 +97,15 @@ def test_the_apps_page_asks_the_database_as_often_for_ten_apps_as_for_one(client
 
 # Roles ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page_name", PAGES)
 @pytest.mark.parametrize("role", ROLES)
-def test_every_role_from_viewer_up_sees_the_app_page_deployment_page_and_log(client, panel_world, role, page):
+def test_every_role_from_viewer_up_sees_the_app_page_deployment_page_and_log(client, panel_world, role, page_name):
     client.force_login(panel_world.users[role])
 
-    response = client.get(panel_world.url(page))
+    response = client.get(panel_world.url(page_name))
 
     assert response.status_code == 200
-    if page == "deployment_log":
+    if page_name == "deployment_log":
         assert [line["text"] for line in response.json()["lines"]] == ["line 1", "line 2", "line 3"]
     else:
         assert APP.encode() in response.content
