@@ -53,7 +53,7 @@ def test_person_sees_that_an_expired_certificate_is_left_out_of_haproxy(transact
     dee = django_user_model.objects.create_user("dee", password="pw-dee-456789")
     app = App.objects.create(name="kiosk", repo_url=app_repo.url, owner=dee)
     app.domains.create(hostname="kiosk.example.test")
-    # Valid when it was uploaded; it ran out since (tests/stack/test_certificate_safety.py restarts HAProxy with one).
+    # Valid when it was uploaded; it ran out since (tests/stack/test_certificate_left_out.py restarts HAProxy with one).
     expired = PrivateCA("dee's CA").issue(["kiosk.example.test"], ago=timedelta(days=40), days=30)
     facts = tls.facts(expired.chain_pem)
     Certificate.objects.create(app=app, source=Certificate.Source.UPLOADED, status=Certificate.Status.VALID,
