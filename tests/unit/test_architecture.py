@@ -25,11 +25,8 @@ FUNCTIONS_STILL_OVER: set[str] = {
     "bench/hard_report.py:write",
     "bench/many_apps.py:report",
     "deployments/git/source.py:read_remote_file",
-    "tests/stack/test_build_isolation.py:test_another_apps_images_are_refused_and_the_apps_own_are_not",
-    "tests/stack/test_build_isolation.py:test_what_docker_would_read_otherwise_than_the_check_fetches_nothing",
     "tests/stack/test_compose.py:test_three_releases_under_load_keep_the_store_and_its_counter",
     "tests/stack/test_egress.py:test_containers_and_build_steps_cannot_reach_the_host_metadata_or_private_addresses",
-    "tests/support/registry.py:_handler",
 }
 
 
