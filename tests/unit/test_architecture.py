@@ -25,7 +25,6 @@ FUNCTIONS_STILL_OVER: set[str] = {
     "bench/hard_report.py:write",
     "bench/many_apps.py:report",
     "deployments/git/source.py:read_remote_file",
-    "tests/stack/test_egress.py:test_containers_and_build_steps_cannot_reach_the_host_metadata_or_private_addresses",
 }
 
 
