@@ -3,15 +3,13 @@
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 
-from deployments.application import domains
 from deployments.git import source
-from deployments.models import (ApiToken, App, Deployment, Domain, EnvVar, EventDelivery, LogLine, Membership,
-                                NotificationTarget)
+from deployments.models import ApiToken, App, Deployment, Domain, EnvVar, EventDelivery, Membership, NotificationTarget
+from tests.support import panelworld
 
-APP = "billing-api"
+APP = "billing-api"  # the app panelworld.create makes, its secret and the value tests set
 SECRET = "s3cr3t-token-value-7731"
 NEW_VALUE = "plain-new-value-4242"
 RELEASE_IMAGE = f"switchyard/{APP}:aaaaaaaaaaaa"
@@ -131,20 +129,9 @@ def answer_as_the_remote(monkeypatch) -> None:
 
 
 def create(*, user_model, repo_url: str) -> World:
-    """The app (from `repo_url`), its owner, a member of each role, an outsider and a superuser,
-    each with a token; an env var; a succeeded release with log lines and a queued deployment."""
-    users = {name: user_model.objects.create_user(name) for name in ("owner", "viewer", "deployer", "admin", "outsider")}
-    users["superuser"] = user_model.objects.create_superuser("root")
-    tokens = {role: ApiToken.issue(user, "t")[1] for role, user in users.items()}
-    app = App.objects.create(name=APP, repo_url=repo_url, owner=users["owner"])
-    # The rolled-back database of an earlier test gave its app this id too: its upload's pause
-    # (kept in the suite's Redis, not rolled back) is not this app's.
-    cache.delete(domains.certificate_upload_key(app))
-    for role in ("viewer", "deployer", "admin"):
-        Membership.objects.create(app=app, user=users[role], role=role)
-    EnvVar(app=app, key="SECRET_TOKEN", value=SECRET).save()
-    release = Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED, commit_sha="a" * 40,
-                                        image=RELEASE_IMAGE)
-    LogLine.objects.bulk_create(LogLine(deployment=release, seq=seq, text=f"line {seq}") for seq in (3, 1, 2))
-    queued = Deployment.objects.create(app=app, ref="main", state=Deployment.State.QUEUED)
-    return World(users=users, tokens=tokens, app=app, release=release, queued=queued, repo_url=repo_url)
+    """The panel pages' app and people (tests/support/panelworld.py: the same rows), each person
+    with a token."""
+    panel = panelworld.create(user_model=user_model, repo_url=repo_url)
+    tokens = {role: ApiToken.issue(user, "t")[1] for role, user in panel.users.items()}
+    return World(users=panel.users, tokens=tokens, app=panel.app, release=panel.release, queued=panel.queued,
+                 repo_url=repo_url)
