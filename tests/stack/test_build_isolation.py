@@ -106,14 +106,40 @@ def test_remote_add_is_refused_before_the_build_whatever_its_spelling(stack, app
         assert hits == []  # the daemon never asked the loopback server for anything
 
 
-def test_another_apps_images_are_refused_and_the_apps_own_are_not(stack, app_repo, tmp_path):
+def _deploy_a_victim(stack, tmp_path) -> tuple[str, str]:
+    """Another tenant's app `victim`, deployed; its image's tag and ID."""
     victim_repo = AppRepo(tmp_path / "victim")
     victim_repo.commit_version(f"victim-{uuid.uuid4().hex}")
     victim = stack.create_app(victim_repo, name="victim")
     victim_release = stack.deploy_and_wait(victim)
     assert victim_release.state == "succeeded", victim_release.error
-    victim_tag, victim_id = victim_release.image, images.image_id(victim_release.image)
+    return victim_release.image, images.image_id(victim_release.image)
 
+
+def _its_own_earlier_image_builds(stack, app_repo, app, own: Deployment) -> None:
+    """Its own earlier image is the app's to build on; a stage of its own Dockerfile is no image."""
+    app_repo.commit_files({"www/index.html": "v3", "Dockerfile": (
+        f"FROM {own.image} AS earlier\nFROM scratch\nCOPY --from=earlier /bin/busybox /bin/busybox\n"
+        f"COPY www /www\nCMD {SERVE}\n")}, "v3 from its own image")
+    third = stack.deploy_and_wait(app)
+    assert third.state == "succeeded", third.error
+    assert stack.get("thief.localhost") == (200, "v3")
+    assert any(f"images used: {own.image}" in line for line in _log(third))
+
+
+def _a_compose_service_on_the_victims_image_is_refused(stack, tmp_path, victim_tag: str) -> None:
+    """A Compose app: each service's Dockerfile is checked, all before the first build."""
+    compose_repo = AppRepo(tmp_path / "compose")
+    compose_repo.commit_version("c1")
+    compose_repo.commit_files({
+        "compose.yaml": "services:\n  web:\n    build: .\n  tool:\n    build: {context: ., dockerfile: tool.Dockerfile}\n",
+        "tool.Dockerfile": f"FROM {victim_tag}\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n"}, "compose")
+    composed = stack.create_app(compose_repo, name="composed", compose_file="compose.yaml", web_service="web")
+    _refused_in_build(stack.deploy_and_wait(composed), "[tool] tool.Dockerfile", UNUSABLE)
+
+
+def test_another_apps_images_are_refused_and_the_apps_own_are_not(stack, app_repo, tmp_path):
+    victim_tag, victim_id = _deploy_a_victim(stack, tmp_path)
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, name="thief")
     own = stack.deploy_and_wait(app)
@@ -135,24 +161,51 @@ def test_another_apps_images_are_refused_and_the_apps_own_are_not(stack, app_rep
         _refused_in_build(stack.deploy_and_wait(app), UNUSABLE)
         assert stack.get("thief.localhost") == (200, "v1")
 
-    # Its own earlier image is the app's to build on; a stage of its own Dockerfile is no image.
-    app_repo.commit_files({"www/index.html": "v3", "Dockerfile": (
-        f"FROM {own.image} AS earlier\nFROM scratch\nCOPY --from=earlier /bin/busybox /bin/busybox\n"
-        f"COPY www /www\nCMD {SERVE}\n")}, "v3 from its own image")
-    third = stack.deploy_and_wait(app)
-    assert third.state == "succeeded", third.error
-    assert stack.get("thief.localhost") == (200, "v3")
-    assert any(f"images used: {own.image}" in line for line in _log(third))
-
-    # A Compose app: each service's Dockerfile is checked, all before the first build.
-    compose_repo = AppRepo(tmp_path / "compose")
-    compose_repo.commit_version("c1")
-    compose_repo.commit_files({
-        "compose.yaml": "services:\n  web:\n    build: .\n  tool:\n    build: {context: ., dockerfile: tool.Dockerfile}\n",
-        "tool.Dockerfile": f"FROM {victim_tag}\nCMD [\"/bin/busybox\", \"sleep\", \"3600\"]\n"}, "compose")
-    composed = stack.create_app(compose_repo, name="composed", compose_file="compose.yaml", web_service="web")
-    _refused_in_build(stack.deploy_and_wait(composed), "[tool] tool.Dockerfile", UNUSABLE)
+    _its_own_earlier_image_builds(stack, app_repo, app, own)
+    _a_compose_service_on_the_victims_image_is_refused(stack, tmp_path, victim_tag)
     assert stack.get("victim.localhost")[0] == 200
+
+
+def _read_otherwise(base: str, url: str, port: int) -> dict[str, tuple[str, str]]:
+    """how -> (Dockerfile, what the refusal says): spellings Docker 20.10 reads otherwise than the
+    check used to, each fetching `url` then."""
+    return {
+        # dockerd reads no escape directive after an empty `# syntax=`: the LABEL ends at the backtick
+        "escape directive": (f"# syntax=\n# escape=`\n{base}LABEL a=`\nADD {url} /www/secret\n", "`# syntax=`"),
+        # older parsers continue the line after an escaped backslash, dockerd 20.10 does not
+        "escaped backslash": (f"{base}LABEL a=\\\\\nADD {url} /www/secret\n", "escaped backslash"),
+        "special parameter": (f"{base}ADD http:$-//127.0.0.1:{port}/secret /www/secret\n", "$-"),
+        "ENV from before": (f"{base}ENV A=http:\nENV A=x B=${{A}}//127.0.0.1:{port}/secret\nADD $B /www/secret\n",
+                            "fetches from a URL"),
+        "undeclared proxy variable": (f"{base}ADD $ALL_PROXY /www/secret\n", "$ALL_PROXY is no ARG or ENV"),
+    }
+
+
+def _a_compose_proxy_build_arg_is_refused(stack, tmp_path, base: str, url: str) -> tuple[AppRepo, object]:
+    """Docker's predefined HTTP_PROXY set through Compose's build.args; the repository and the app."""
+    proxy_repo = AppRepo(tmp_path / "proxy")
+    proxy_repo.commit_version("p1")
+    proxy_repo.commit_files({
+        "compose.yaml": f"services:\n  web:\n    build:\n      context: .\n      args:\n        HTTP_PROXY: {url}\n",
+        "Dockerfile": f"{base}ADD $HTTP_PROXY /www/secret\nCMD {SERVE}\n"}, "a proxy build arg")
+    proxied = stack.create_app(proxy_repo, name="proxied", compose_file="compose.yaml", web_service="web")
+    _refused_in_build(stack.deploy_and_wait(proxied), "HTTP_PROXY is one of Docker's predefined proxy variables")
+    return proxy_repo, proxied
+
+
+def _its_target_stage_builds_with_the_apps_labels(stack, proxy_repo: AppRepo, proxied, base: str) -> None:
+    """Without the proxy arg it builds its target stage (renamed in the canonical Dockerfile), and
+    its image carries the app's labels as a single-Dockerfile app's does."""
+    proxy_repo.commit_files({
+        "compose.yaml": "services:\n  web:\n    build:\n      context: .\n      target: Web\n",
+        "Dockerfile": f"# a comment\n{base.replace('FROM scratch', 'FROM scratch AS web')}CMD {SERVE}\n"
+                      "FROM scratch AS never\nCOPY does-not-exist /x\n"}, "a target stage")
+    built = stack.deploy_and_wait(proxied)
+    assert built.state == "succeeded", built.error
+    assert stack.get("proxied.localhost") == (200, "p1")
+    labels = daemon.client().images.get(built.image).labels
+    assert (labels["switchyard.app"], labels["switchyard.app-id"], labels["switchyard.instance"]) == (
+        "proxied", str(proxied.id), settings.SWITCHYARD["INSTANCE"])
 
 
 def test_what_docker_would_read_otherwise_than_the_check_fetches_nothing(stack, app_repo, tmp_path):
@@ -164,43 +217,16 @@ def test_what_docker_would_read_otherwise_than_the_check_fetches_nothing(stack, 
         app = stack.create_app(app_repo, name="differ")
         assert stack.deploy_and_wait(app).state == "succeeded"
         base = f"FROM scratch\nLABEL test-repository={app_repo.nonce}\nCOPY busybox /bin/busybox\nCOPY www /www\n"
-        attacks = {
-            # dockerd reads no escape directive after an empty `# syntax=`: the LABEL ends at the backtick
-            "escape directive": (f"# syntax=\n# escape=`\n{base}LABEL a=`\nADD {url} /www/secret\n", "`# syntax=`"),
-            # older parsers continue the line after an escaped backslash, dockerd 20.10 does not
-            "escaped backslash": (f"{base}LABEL a=\\\\\nADD {url} /www/secret\n", "escaped backslash"),
-            "special parameter": (f"{base}ADD http:$-//127.0.0.1:{port}/secret /www/secret\n", "$-"),
-            "ENV from before": (f"{base}ENV A=http:\nENV A=x B=${{A}}//127.0.0.1:{port}/secret\nADD $B /www/secret\n",
-                                "fetches from a URL"),
-            "undeclared proxy variable": (f"{base}ADD $ALL_PROXY /www/secret\n", "$ALL_PROXY is no ARG or ENV"),
-        }
-        for how, (dockerfile, reason) in attacks.items():
+        for how, (dockerfile, reason) in _read_otherwise(base, url, port).items():
             app_repo.commit_files({"Dockerfile": dockerfile + f"CMD {SERVE}\n"}, how)
             _refused_in_build(stack.deploy_and_wait(app), reason)
             assert stack.get("differ.localhost") == (200, "v1"), how
             assert stack.get("differ.localhost", "/secret")[0] == 404, how
 
-        proxy_repo = AppRepo(tmp_path / "proxy")
-        proxy_repo.commit_version("p1")
-        proxy_repo.commit_files({
-            "compose.yaml": f"services:\n  web:\n    build:\n      context: .\n      args:\n        HTTP_PROXY: {url}\n",
-            "Dockerfile": f"{base}ADD $HTTP_PROXY /www/secret\nCMD {SERVE}\n"}, "a proxy build arg")
-        proxied = stack.create_app(proxy_repo, name="proxied", compose_file="compose.yaml", web_service="web")
-        _refused_in_build(stack.deploy_and_wait(proxied), "HTTP_PROXY is one of Docker's predefined proxy variables")
+        proxy_repo, proxied = _a_compose_proxy_build_arg_is_refused(stack, tmp_path, base, url)
         assert hits == []  # the daemon never asked the loopback server for anything
 
-        # The same app without the proxy arg builds its target stage (renamed in the canonical
-        # Dockerfile), and its image carries the app's labels as a single-Dockerfile app's does.
-        proxy_repo.commit_files({
-            "compose.yaml": "services:\n  web:\n    build:\n      context: .\n      target: Web\n",
-            "Dockerfile": f"# a comment\n{base.replace('FROM scratch', 'FROM scratch AS web')}CMD {SERVE}\n"
-                          "FROM scratch AS never\nCOPY does-not-exist /x\n"}, "a target stage")
-        built = stack.deploy_and_wait(proxied)
-        assert built.state == "succeeded", built.error
-        assert stack.get("proxied.localhost") == (200, "p1")
-        labels = daemon.client().images.get(built.image).labels
-        assert (labels["switchyard.app"], labels["switchyard.app-id"], labels["switchyard.instance"]) == (
-            "proxied", str(proxied.id), settings.SWITCHYARD["INSTANCE"])
+        _its_target_stage_builds_with_the_apps_labels(stack, proxy_repo, proxied, base)
 
 
 @contextmanager

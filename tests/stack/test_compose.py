@@ -9,7 +9,7 @@ import pytest
 from deployments.application import deploys
 from deployments.dockerd import containers, daemon
 from deployments.dockerd.values import name_prefix
-from deployments.models import Deployment
+from deployments.models import App, Deployment
 from tests.support.composerepo import ComposeRepo
 from tests.support.stack import TEST_ACTOR
 
@@ -45,8 +45,8 @@ def deploy_under_load(stack, app, host: str) -> tuple[Deployment, list]:
     return deployment, load.result
 
 
-def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose_repo):
-    host = "counter.example.com"
+def _release_v1(stack, compose_repo: ComposeRepo, host: str) -> tuple[App, Deployment]:
+    """The counter app's first release: two web replicas, its store and its worker writing."""
     compose_repo.commit_release("v1")
     app = stack.create_app(compose_repo, name="counter", compose_file="compose.yaml", domains=[host],
                            health_deadline=60)
@@ -54,23 +54,32 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert first.state == Deployment.State.SUCCEEDED, first.error
     assert len(first.containers) == 2  # the web service's deploy.replicas
     stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker writes", timeout=20)
-    store = store_of(first).containers
+    return app, first
 
-    # v2 leaves the store as it was: the same container serves on.
+
+def _v2_keeps_the_store(stack, compose_repo: ComposeRepo, app: App, host: str,
+                        first: Deployment) -> tuple[Deployment, int]:
+    """v2 leaves the store as it was: the same container serves on; the v1 worker goes. Returns
+    the deployment and the count v2's page showed first."""
     compose_repo.commit_release("v2")
     second, load = deploy_under_load(stack, app, host)
     assert second.state == Deployment.State.SUCCEEDED, second.error
     assert load.failed == [], f"{len(load.failed)} failed, e.g. {load.failed[:3]}"
-    assert store_of(second).containers == store and store_of(second).started_by == first.id
+    assert store_of(second).containers == store_of(first).containers and store_of(second).started_by == first.id
     lines = list(second.log_lines.values_list("text", flat=True))
     for service in ("web", "store", "worker"):  # each service's lines say whose they are
         assert any(line.startswith(f"[{service}] ") for line in lines), f"no [{service}] line in the log"
-    release, count_after_v2, writer = page(stack, host)
+    release, count_after_v2, _ = page(stack, host)
     assert release == "v2"
     stack.eventually(lambda: page(stack, host)[2] == "worker-v2", "the v2 worker writes", timeout=20)
     assert not containers.state(worker_of(first).containers[0].id).running  # the v1 worker is gone
+    return second, count_after_v2
 
-    # v3 changes the store's definition: a new container on the same volume; the count goes on.
+
+def _v3_replaces_the_store_and_the_count_goes_on(stack, compose_repo: ComposeRepo, app: App, host: str, *,
+                                                 first: Deployment, second: Deployment, count_after_v2: int) -> Deployment:
+    """v3 changes the store's definition: a new container on the same volume; the count goes on."""
+    store = store_of(first).containers
     compose_repo.commit_release("v3", store_format=2)
     third, load = deploy_under_load(stack, app, host)
     assert third.state == Deployment.State.SUCCEEDED, third.error
@@ -83,8 +92,12 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert not containers.state(worker_of(second).containers[0].id).running  # the v2 worker is gone
     counts = [int(PAGE.match(a.body).group(2)) for a in load.answers if a.status == 200]
     assert counts and min(counts) >= count_after_v2  # never reset
+    return third
 
-    # A broken web release is refused before the switch; every v3 service keeps running.
+
+def _a_broken_web_release_is_refused_and_v3_runs_on(stack, compose_repo: ComposeRepo, app: App, host: str,
+                                                    third: Deployment) -> None:
+    """Refused before the switch; every v3 service keeps running."""
     compose_repo.commit_release("v4", store_format=2, web_health=False)
     broken, load = deploy_under_load(stack, app, host)
     assert broken.state == Deployment.State.FAILED and broken.phase == "verify", broken.error
@@ -93,16 +106,28 @@ def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose
     assert all(containers.state(c.id).running for s in third.services for c in s.containers)
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
     assert not any(c.deployment == str(broken.id) for c in containers.listed(app.name))
-    _, count_before_redeploy, _ = page(stack, host)
 
-    # Redeploy v1: every service goes back to that release (the store to v1's definition), on the same volume.
+
+def _redeploy_v1_on_the_same_volume(stack, host: str, first: Deployment, count_before: int) -> None:
+    """Every service goes back to that release (the store to v1's definition), on the same volume."""
     redeployed = stack.wait(deploys.redeploy(first, actor=TEST_ACTOR), timeout=180)
     assert redeployed.state == Deployment.State.SUCCEEDED, redeployed.error
     assert {s.name: s.image for s in redeployed.services} == {s.name: s.image for s in first.services}
     assert redeployed.image == first.image and store_of(redeployed).started_by == redeployed.id
     release, count, _ = page(stack, host)
-    assert release == "v1" and count >= count_before_redeploy
+    assert release == "v1" and count >= count_before
     stack.eventually(lambda: page(stack, host)[2] == "worker-v1", "the v1 worker writes again", timeout=20)
+
+
+def test_three_releases_under_load_keep_the_store_and_its_counter(stack, compose_repo):
+    host = "counter.example.com"
+    app, first = _release_v1(stack, compose_repo, host)
+    second, count_after_v2 = _v2_keeps_the_store(stack, compose_repo, app, host, first)
+    third = _v3_replaces_the_store_and_the_count_goes_on(stack, compose_repo, app, host, first=first, second=second,
+                                                         count_after_v2=count_after_v2)
+    _a_broken_web_release_is_refused_and_v3_runs_on(stack, compose_repo, app, host, third)
+    _, count_before_redeploy, _ = page(stack, host)
+    _redeploy_v1_on_the_same_volume(stack, host, first, count_before_redeploy)
 
 
 def test_a_web_service_that_cannot_run_twice_is_recreated_and_says_why(stack, app_repo):

@@ -160,13 +160,45 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **env})
 
 
+def _build_probing(host: str, port: int, lan: str) -> str:
+    """A RUN step that fetches from the host, the metadata address and the LAN host, writing each
+    answer (or `blocked`) to /www/build.txt."""
+    return ('RUN ["/bin/busybox", "sh", "-c", "for u in ' + f"http://{host}:{port}/ http://{METADATA}:{port}/ http://{lan}/"
+            + '; do /bin/busybox timeout 5 /bin/busybox wget -q -O - $u >> /www/build.txt 2>&1 '
+            '|| echo blocked >> /www/build.txt; done"]\n')
+
+
+def _allowed_addresses_are_reachable_until_a_start_without_them(container_id: str, *, host: str, port: int,
+                                                                 lan: str, gateway: str, secret: str) -> None:
+    """An address the administrator allows is reachable (the rules are replaced as at a start)."""
+    assert _manage("egress", "--apply", SWITCHYARD_EGRESS_ALLOW=f"{host}/32,{lan}").returncode == 0
+    assert _fetch_from(container_id, f"http://{host}:{port}/") == secret
+    assert _fetch_from(container_id, f"http://{lan}/") == secret
+    assert secret not in _fetch_from(container_id, f"http://{gateway}:{port}/")
+    repaired = _manage("egress", "--apply")
+    assert "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
+    assert secret not in _fetch_from(container_id, f"http://{host}:{port}/")
+    assert secret not in _fetch_from(container_id, f"http://{lan}/")
+
+
+def _a_rule_removed_by_hand_is_found_and_repaired(container_id: str, rules, *, host: str, port: int,
+                                                  secret: str) -> None:
+    """The container reaches the host again, the check says so, a start repairs it."""
+    chain, jump = next((chain, rule) for chain, rule in rules.jumps if chain == "INPUT")
+    subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
+    assert _fetch_from(container_id, f"http://{host}:{port}/") == secret
+    checked = _manage("egress", "--check")
+    assert checked.returncode != 0 and "the jump from INPUT" in checked.stderr, checked.stderr
+    repaired = _manage("egress", "--apply")
+    assert repaired.returncode == 0 and "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
+    assert _manage("egress", "--check").stdout.strip() == "egress rules in place"
+    assert secret not in _fetch_from(container_id, f"http://{host}:{port}/")
+
+
 def test_containers_and_build_steps_cannot_reach_the_host_metadata_or_private_addresses(stack, app_repo):
     host = _host_address()
     with _host_server() as (port, secret), _lan_host(secret) as lan:
-        probe = ('RUN ["/bin/busybox", "sh", "-c", "for u in ' + f"http://{host}:{port}/ http://{METADATA}:{port}/ http://{lan}/"
-                 + '; do /bin/busybox timeout 5 /bin/busybox wget -q -O - $u >> /www/build.txt 2>&1 '
-                 '|| echo blocked >> /www/build.txt; done"]\n')
-        app_repo.commit_version("v1", extra_dockerfile=probe)
+        app_repo.commit_version("v1", extra_dockerfile=_build_probing(host, port, lan))
         app = stack.create_app(app_repo, name="prober")
         deployment = stack.deploy_and_wait(app)
         assert deployment.state == "succeeded", deployment.error
@@ -183,26 +215,9 @@ def test_containers_and_build_steps_cannot_reach_the_host_metadata_or_private_ad
 
         from deployments.engine import egress
         rules = egress.expected()
-        # An address the administrator allows is reachable (the rules are replaced as at a start).
-        assert _manage("egress", "--apply", SWITCHYARD_EGRESS_ALLOW=f"{host}/32,{lan}").returncode == 0
-        assert _fetch_from(container.id, f"http://{host}:{port}/") == secret
-        assert _fetch_from(container.id, f"http://{lan}/") == secret
-        assert secret not in _fetch_from(container.id, f"http://{gateway}:{port}/")
-        repaired = _manage("egress", "--apply")
-        assert "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
-        assert secret not in _fetch_from(container.id, f"http://{host}:{port}/")
-        assert secret not in _fetch_from(container.id, f"http://{lan}/")
-
-        # Removed by hand: the container reaches the host again, the check says so, a start repairs it.
-        chain, jump = next((chain, rule) for chain, rule in rules.jumps if chain == "INPUT")
-        subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
-        assert _fetch_from(container.id, f"http://{host}:{port}/") == secret
-        checked = _manage("egress", "--check")
-        assert checked.returncode != 0 and "the jump from INPUT" in checked.stderr, checked.stderr
-        repaired = _manage("egress", "--apply")
-        assert repaired.returncode == 0 and "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
-        assert _manage("egress", "--check").stdout.strip() == "egress rules in place"
-        assert secret not in _fetch_from(container.id, f"http://{host}:{port}/")
+        _allowed_addresses_are_reachable_until_a_start_without_them(container.id, host=host, port=port, lan=lan,
+                                                                    gateway=gateway, secret=secret)
+        _a_rule_removed_by_hand_is_found_and_repaired(container.id, rules, host=host, port=port, secret=secret)
 
 
 def test_containers_resolve_through_dockerds_nameservers_on_private_addresses_and_reach_nothing_else_there(

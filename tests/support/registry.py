@@ -68,59 +68,62 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers from `registry`, which `_handler` sets on a subclass made for each server."""
+    protocol_version = "HTTP/1.1"
+    registry: Registry
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        path = self.path.split("?")[0]
+        if path == "/v2/":
+            return self._send(200, b"{}", "application/json", body)
+        name, _, rest = path[len("/v2/"):].rpartition("/")
+        kind = name.rpartition("/")[2]
+        name = name.rpartition("/")[0]
+        if kind == "manifests" and f"{name}:{rest}" in self.registry.manifests:
+            manifest = self.registry.manifests[f"{name}:{rest}"]
+            return self._send(200, manifest, MANIFEST_TYPE, body, {"Docker-Content-Digest": _digest(manifest)})
+        if kind == "blobs" and rest in self.registry.blobs:
+            return self._send(200, self.registry.blobs[rest], "application/octet-stream", body)
+        if kind == "blobs" and rest in self.registry.trickled:
+            return self._trickle(self.registry.trickled[rest])
+        self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}', "application/json", body)
+
+    def _send(self, status: int, data: bytes, content_type: str, body: bool, headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in {"Content-Type": content_type, "Content-Length": str(len(data)),
+                           "Docker-Distribution-API-Version": "registry/2.0", **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def _trickle(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        try:
+            for _ in range(size // TRICKLE):  # dockerd reports progress every 512 KiB: ~1.6 s
+                self.wfile.write(b"\0" * TRICKLE)
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            self.registry.hung_up.set()
+        self.close_connection = True
+
+
 def _handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_HEAD(self) -> None:
-            self._answer(body=False)
-
-        def do_GET(self) -> None:
-            self._answer(body=True)
-
-        def _answer(self, body: bool) -> None:
-            path = self.path.split("?")[0]
-            if path == "/v2/":
-                return self._send(200, b"{}", "application/json", body)
-            name, _, rest = path[len("/v2/"):].rpartition("/")
-            kind = name.rpartition("/")[2]
-            name = name.rpartition("/")[0]
-            if kind == "manifests" and f"{name}:{rest}" in registry.manifests:
-                manifest = registry.manifests[f"{name}:{rest}"]
-                return self._send(200, manifest, MANIFEST_TYPE, body, {"Docker-Content-Digest": _digest(manifest)})
-            if kind == "blobs" and rest in registry.blobs:
-                return self._send(200, registry.blobs[rest], "application/octet-stream", body)
-            if kind == "blobs" and rest in registry.trickled:
-                return self._trickle(registry.trickled[rest])
-            self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}', "application/json", body)
-
-        def _send(self, status: int, data: bytes, content_type: str, body: bool, headers: dict | None = None) -> None:
-            self.send_response(status)
-            for key, value in {"Content-Type": content_type, "Content-Length": str(len(data)),
-                               "Docker-Distribution-API-Version": "registry/2.0", **(headers or {})}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if body:
-                self.wfile.write(data)
-
-        def _trickle(self, size: int) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            try:
-                for _ in range(size // TRICKLE):  # dockerd reports progress every 512 KiB: ~1.6 s
-                    self.wfile.write(b"\0" * TRICKLE)
-                    self.wfile.flush()
-                    time.sleep(0.05)
-            except OSError:
-                registry.hung_up.set()
-            self.close_connection = True
-
-    return Handler
+    return type("Handler", (_Handler,), {"registry": registry})
 
 
 @contextmanager

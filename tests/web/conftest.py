@@ -2,6 +2,9 @@
 import pytest
 from django.test import Client
 
+from deployments import enqueue
+from deployments.models import ApiToken, App
+from tests.support import apiworld, browser, panelworld
 from tests.support.apprepo import AppRepo
 
 
@@ -28,3 +31,49 @@ def released_repo(tmp_path_factory) -> AppRepo:
     repo = AppRepo(tmp_path_factory.mktemp("released") / "repo")
     repo.commit_version("v1")
     return repo
+
+
+@pytest.fixture
+def tenants(transactional_db, django_user_model, app_repo, tmp_path):
+    """Two non-superusers, each with an app (made by the CLI from a repository on this machine) and a token."""
+    app_repo.commit_version("v1")
+    found = {}
+    for name in ("ann", "bob"):
+        user = django_user_model.objects.create_user(name, password=f"pw-{name}-1234567")
+        app = App.objects.create(name=f"{name}-app", repo_url=app_repo.url, owner=user)
+        found[name] = (user, app, ApiToken.issue(user, "t")[1])
+    return found
+
+
+@pytest.fixture
+def dispatched(request, monkeypatch) -> list[int] | None:
+    """Ids of deployments handed to the queue, recorded instead of sent: a Celery worker left
+    running by an earlier test of the session would build and start them. Tests that use the
+    real stack are left alone: their worker must get the task. (Modules whose every test needs
+    this say so with `pytestmark = pytest.mark.usefixtures("dispatched")`.)"""
+    if "stack" in request.fixturenames:
+        return None
+    sent = []
+    monkeypatch.setattr(enqueue, "send", sent.append)
+    return sent
+
+
+@pytest.fixture
+def api_world(committed_per_request, redis_server, django_user_model, released_repo, monkeypatch,
+              handed_over) -> apiworld.World:
+    """The REST API's app with every role around it (tests/support/apiworld.py)."""
+    apiworld.answer_as_the_remote(monkeypatch)
+    return apiworld.create(user_model=django_user_model, repo_url=released_repo.url)
+
+
+@pytest.fixture
+def panel_world(committed_per_request, redis_server, django_user_model, released_repo, handed_over) -> panelworld.World:
+    """The panel pages' app with every role around it (tests/support/panelworld.py)."""
+    return panelworld.create(user_model=django_user_model, repo_url=released_repo.url)
+
+
+@pytest.fixture
+def page(panel_server):
+    """A headless Chromium page on the running panel (tests/support/browser.py)."""
+    with browser.panel_page(panel_server) as page:
+        yield page
