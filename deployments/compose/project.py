@@ -25,7 +25,7 @@ import jsonschema
 import yaml
 
 from deployments.compose.interpolate import InterpolationError, interpolate
-from deployments.models import MAX_REPLICAS
+from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
 
 MAX_FILE_BYTES = 256 * 1024

@@ -46,7 +46,8 @@ from deployments.engine.companions import Companions, environment_of, run_option
 from deployments.haproxy import stats
 from deployments.dockerd.values import Container
 from deployments.engine.logs import DeploymentLog, append
-from deployments.models import MAX_REPLICAS, App, Deployment
+from deployments.models import App, Deployment
+from deployments.traffic.table import MAX_REPLICAS
 from deployments.masking import without_password
 from deployments.traffic import changes, readings
 
