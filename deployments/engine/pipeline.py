@@ -34,7 +34,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from deployments.compose.project import MAX_FILE_BYTES, ComposeError, Project, ServiceSpec, load, single_service
+from deployments.compose.file import MAX_FILE_BYTES, load
+from deployments.compose.project import ComposeError, Project, ServiceSpec, single_service
 from deployments.engine import health, lifecycle, priority, release_command
 from deployments.git import source
 from deployments.dockerfile import build_context, check
