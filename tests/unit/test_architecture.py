@@ -25,9 +25,6 @@ MODULES_STILL_OVER: set[str] = {
     "tests/web/test_views.py",
 }
 FUNCTIONS_STILL_OVER: set[str] = {
-    "bench/hard_report.py:write",
-    "bench/many_apps.py:report",
-    "deployments/git/source.py:read_remote_file",
     "tests/stack/test_build_isolation.py:test_another_apps_images_are_refused_and_the_apps_own_are_not",
     "tests/stack/test_build_isolation.py:test_what_docker_would_read_otherwise_than_the_check_fetches_nothing",
     "tests/stack/test_certificate_safety.py:test_a_tenants_certificate_is_served_only_for_its_own_apps_domains",
