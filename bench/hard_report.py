@@ -184,12 +184,18 @@ def _case_answers(result: CaseResult) -> list[Answer]:
 
 
 def write(results: dict[str, list[CaseResult]]) -> None:
-    tables = (posts_and_streams_table(results["posts_and_streams"]), reload_table(results["reload_during_deploy"]),
-              slow_table(results["slow_and_dying"]))
-    for table in tables:
+    tables = {"posts_and_streams": posts_and_streams_table(results["posts_and_streams"]),
+              "reload_during_deploy": reload_table(results["reload_during_deploy"]),
+              "slow_and_dying": slow_table(results["slow_and_dying"])}
+    for table in tables.values():
         print(table)
     draw(results, CHART)
-    replace_section("hard", f"""## The hard cases: POSTs, long-lived connections, reloads, slow and dying releases
+    first = results["posts_and_streams"][0]
+    replace_section("hard", _SECTION.format(streams=len(first.streams), sockets=len(first.sockets), **tables))
+
+
+# The section of bench/RESULTS.md: how each case is run, then its table (`write` fills the braces).
+_SECTION = """## The hard cases: POSTs, long-lived connections, reloads, slow and dying releases
 
 Apps FROM scratch: busybox httpd with CGI pages (`bench/hard_apps.py`), and Debian's websocketd
 (copied into the image with the loader and libc it links: Debian builds it dynamically).
@@ -202,12 +208,12 @@ response buffering off). Each long-lived client reconnects at once when its conn
 
 Two apps deployed side by side ten times: one under 2 clients of short GETs, 2 clients of POSTs
 (each with a unique id, which the app reports to a recorder outside its container before it
-answers) and {len(results["posts_and_streams"][0].streams)} event streams; the other (websocketd) with
-{len(results["posts_and_streams"][0].sockets)} WebSocket clients. Every stream sends a message every 100 ms;
+answers) and {streams} event streams; the other (websocketd) with
+{sockets} WebSocket clients. Every stream sends a message every 100 ms;
 "lost" is the time between the last message on the old connection and the first on the new,
 in messages, less one.
 
-{tables[0]}
+{posts_and_streams}
 
 ### 2. A reload during a deploy
 
@@ -215,7 +221,7 @@ App A deploys five times under 2 clients of GETs and 2 of POSTs while another ap
 every 0.25 s and the one created two steps before deleted (each a config change and a reload
 of the proxy); two bystander apps serve 2 clients each meanwhile.
 
-{tables[1]}
+{reload_during_deploy}
 
 ### 3. Slow and dying releases
 
@@ -223,7 +229,7 @@ Under 4 clients asking the page as fast as they are answered: v1 is slow (one re
 takes 1.5 s), v2 is slow and ignores SIGTERM (only SIGKILL after the 10 s stop timeout ends
 it), v3 is plain. Each serves 3 s before the next deploy replaces it.
 
-{tables[2]}
+{slow_and_dying}
 
 ![failed requests per case, and reconnect times](hard_cases.png)
-""")
+"""

@@ -193,7 +193,16 @@ def main() -> None:
 
 def report(costs: list[Costs], phases: list[Phase], sample: list[Answer], serving: int, haproxy_mib: float,
            worker_mib: float) -> None:
-    failed = [a for a in sample if a.status != 200]
+    text = _SECTION.format(
+        others=APPS - SAMPLE - 1, at_once=AT_ONCE, sample_apps=SAMPLE, apps=APPS, serving=serving,
+        sent=len(sample), failed=sum(1 for a in sample if a.status != 200), haproxy_mib=haproxy_mib,
+        worker_mib=worker_mib, phase_table=_phase_table(phases), cost_table=_cost_table(costs))
+    print(text)
+    replace_section("many", text)
+
+
+def _cost_table(costs: list[Costs]) -> str:
+    """What grows with the number of apps: the costs at 1 app and at 100, side by side."""
     one, many = costs
     rows = [
         ("switch (HAProxy UP seen → routed), median / max", lambda c: f"{statistics.median(c.switch_ms):.1f} / "
@@ -203,27 +212,33 @@ def report(costs: list[Costs], phases: list[Phase], sample: list[Answer], servin
         ("reconcile (all of it)", lambda c: f"{c.reconcile_ms:.0f} ms"),
         ("the apps page: time · database queries", lambda c: f"{c.page_ms:.0f} ms · {c.page_queries}"),
     ]
-    cost_table = "\n".join(["| | 1 app | 100 apps |", "|---|---|---|"] +
-                           [f"| {label} | {cell(one)} | {cell(many)} |" for label, cell in rows])
-    phase_table = "\n".join(
+    return "\n".join(["| | 1 app | 100 apps |", "|---|---|---|"] +
+                     [f"| {label} | {cell(one)} | {cell(many)} |" for label, cell in rows])
+
+
+def _phase_table(phases: list[Phase]) -> str:
+    return "\n".join(
         ["| phase | wall time | per deploy, median / p95 / max | HAProxy CPU | workers' CPU |", "|---|---|---|---|---|"] +
         [f"| {p.name} | {p.seconds:.0f} s | {statistics.median(p.deploy_seconds):.1f} / "
          f"{percentile(p.deploy_seconds, .95):.1f} / {max(p.deploy_seconds):.1f} s | {p.usage.haproxy_cpu:.1f} s | "
          f"{p.usage.worker_cpu:.1f} s |" for p in phases])
-    text = f"""## 100 apps on one host
+
+
+# The section of bench/RESULTS.md (`report` fills the braces).
+_SECTION = """## 100 apps on one host
 
 Switchyard zero-downtime, one small app per repository clone (busybox httpd, FROM scratch), the
-deployments' worker at concurrency 4 and the control worker as in the Procfile. While {APPS - SAMPLE - 1}
-apps are created and deployed one after another and then {AT_ONCE} are redeployed at once, a load runs
-on {SAMPLE} other apps (one keep-alive client each, as fast as answered): they are not deployed
+deployments' worker at concurrency 4 and the control worker as in the Procfile. While {others}
+apps are created and deployed one after another and then {at_once} are redeployed at once, a load runs
+on {sample_apps} other apps (one keep-alive client each, as fast as answered): they are not deployed
 meanwhile, so every failure there would be one that other apps' changes caused. Only
 Switchyard's method runs here: what 100 apps add for the others (a config change and a proxy
 reload per app) is what "A reload during a deploy" above measures for all three methods.
 
 | | |
 |---|---|
-| requests on the {SAMPLE} apps not being deployed: sent / failed | {len(sample):,} / {len(failed):,} |
-| apps answering through HAProxy at the end | {serving} of {APPS} |
+| requests on the {sample_apps} apps not being deployed: sent / failed | {sent:,} / {failed:,} |
+| apps answering through HAProxy at the end | {serving} of {apps} |
 | HAProxy memory at the end (master and workers, RSS) | {haproxy_mib:.0f} MiB |
 | workers' memory at the end (both Celery workers and their children, RSS) | {worker_mib:.0f} MiB |
 
@@ -241,8 +256,6 @@ Reconcile lists the containers once per run; it used to inspect each live contai
 100 apps). What still grows in it is its job: rendering the config and the map (above) and
 pushing every map entry and server slot to HAProxy.
 """
-    print(text)
-    replace_section("many", text)
 
 
 if __name__ == "__main__":

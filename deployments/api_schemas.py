@@ -10,7 +10,8 @@ from pydantic import Field, create_model, model_validator
 from deployments import access, presenters
 from deployments.application.app_settings import ASKED_AT_CREATE, SETTINGS_FIELDS, default, help_text, python_type
 from deployments.masking import without_password
-from deployments.models import MAX_REPLICAS, App, Deployment, EventDelivery, NotificationTarget
+from deployments.models import App, Deployment, EventDelivery, NotificationTarget
+from deployments.traffic.table import MAX_REPLICAS
 
 
 class ObjectBody(Schema):

@@ -1,4 +1,4 @@
-"""Form fields of the model's own columns. Only Django here: models.py imports this module for
+"""Form fields of the model's own columns. Only Django here: models/fields.py imports this module for
 its fields' formfield(), so it must not import the models (nor forms.py, which does)."""
 from django import forms
 

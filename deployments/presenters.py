@@ -4,7 +4,8 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from deployments import access
-from deployments.compose.project import ComposeError, Role, load
+from deployments.compose.file import load
+from deployments.compose.project import ComposeError, Role
 from deployments.models import App, Certificate, Deployment
 from deployments.traffic import rows
 

@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 
 from deployments import quotas
 from deployments.audit import Actor
-from deployments.compose import project as compose
+from deployments.compose import file as compose
+from deployments.compose.project import ComposeError
 from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process
 from deployments.masking import without_password
@@ -86,7 +87,7 @@ def compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]
         project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
-    except compose.ComposeError as error:
+    except ComposeError as error:
         return {"compose_file": [f"{app.compose_file}: {problem}" for problem in error.problems]}
     if problem := quotas.release_problem(app, sum(service.replicas for service in project.services)):
         return {"compose_file": [f"{app.compose_file}: {problem}"]}

@@ -247,40 +247,59 @@ def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int, acce
     that ignores the filter sends the whole tree), at most SWITCHYARD_REMOTE_CHECK_MAX_MB written,
     within SWITCHYARD_REMOTE_CHECK_TIMEOUT seconds in all. Fetched into a throwaway repository: the
     app's cache is the worker's."""
-    config = settings.SWITCHYARD
-    deadline = time.monotonic() + config["REMOTE_CHECK_TIMEOUT"]
-    cap = config["REMOTE_CHECK_MAX_MB"] * 1024 * 1024
-    shown = without_password(repo_url)
-
-    def bounded(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-        left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise SourceError("out of time")
-            result = _git(["-c", "fetch.unpackLimit=1", *args], cwd=cwd, timeout=left, remote_url=repo_url,
-                          access=access, max_output=cap)
-        except SourceError:
-            raise SourceError(f"reading {path} from {shown!r} took longer than {config['REMOTE_CHECK_TIMEOUT']}s "
-                              "(SWITCHYARD_REMOTE_CHECK_TIMEOUT): is the server slow? Try again, or ask the "
-                              "administrator") from None
-        except repo_policy.Refused as error:
-            raise SourceError(f"git fetch from {shown!r} refused: {error}") from None
-        if _too_large(result):
-            raise SourceError(f"reading {path} from {shown!r} would download more than "
-                              f"{config['REMOTE_CHECK_MAX_MB']} MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB): the branch's "
-                              "tip is too large to check here (a server that supports partial clone sends less)")
-        return result
-
+    peek = _Peek.starting_now(repo_url=repo_url, path=path, access=access)
     with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as directory:
         repo = Path(directory)
         _checked(_git(["init", "--bare", "--quiet", directory]), "create a temporary repository")
         for key, value in (("remote.origin.url", repo_url), *_PEEK_REMOTE):
             _checked(_git(["config", key, value], cwd=repo), "configure a temporary repository")
-        result = bounded(["fetch", "--depth=1", "--filter=blob:none", "--no-tags", "origin", f"refs/heads/{branch}"],
-                         repo)
+        result = peek.git(["fetch", "--depth=1", "--filter=blob:none", "--no-tags", "origin", f"refs/heads/{branch}"],
+                          repo)
         if result.returncode != 0:
-            raise SourceError(f"git fetch from {shown!r} failed: {_stderr(result)}")
-        return _read(repo, "FETCH_HEAD", path, max_bytes, git=bounded)
+            raise SourceError(f"git fetch from {peek.shown!r} failed: {_stderr(result)}")
+        return _read(repo, "FETCH_HEAD", path, max_bytes, git=peek.git)
+
+
+@dataclass(frozen=True)
+class _Peek:
+    """The bounds of one read_remote_file: every git call it makes shares one deadline and the cap
+    on what one call may write, and a call past either fails saying which setting bounds it."""
+    repo_url: str
+    path: str
+    access: Access
+    deadline: float
+    timeout: int  # SWITCHYARD_REMOTE_CHECK_TIMEOUT, for the message
+    max_mb: int  # SWITCHYARD_REMOTE_CHECK_MAX_MB
+
+    @classmethod
+    def starting_now(cls, *, repo_url: str, path: str, access: Access) -> "_Peek":
+        config = settings.SWITCHYARD
+        return cls(repo_url=repo_url, path=path, access=access,
+                   deadline=time.monotonic() + config["REMOTE_CHECK_TIMEOUT"],
+                   timeout=config["REMOTE_CHECK_TIMEOUT"], max_mb=config["REMOTE_CHECK_MAX_MB"])
+
+    @property
+    def shown(self) -> str:
+        return without_password(self.repo_url)
+
+    def git(self, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise SourceError("out of time")
+            result = _git(["-c", "fetch.unpackLimit=1", *args], cwd=cwd, timeout=left, remote_url=self.repo_url,
+                          access=self.access, max_output=self.max_mb * 1024 * 1024)
+        except SourceError:
+            raise SourceError(f"reading {self.path} from {self.shown!r} took longer than {self.timeout}s "
+                              "(SWITCHYARD_REMOTE_CHECK_TIMEOUT): is the server slow? Try again, or ask the "
+                              "administrator") from None
+        except repo_policy.Refused as error:
+            raise SourceError(f"git fetch from {self.shown!r} refused: {error}") from None
+        if _too_large(result):
+            raise SourceError(f"reading {self.path} from {self.shown!r} would download more than "
+                              f"{self.max_mb} MiB (SWITCHYARD_REMOTE_CHECK_MAX_MB): the branch's "
+                              "tip is too large to check here (a server that supports partial clone sends less)")
+        return result
 
 
 def delete_cache(app_name: str) -> None:

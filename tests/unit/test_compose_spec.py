@@ -2,7 +2,8 @@
 refusal naming the key and the reason; interpolation from the app's environment."""
 import pytest
 
-from deployments.compose.project import ComposeError, Role, load
+from deployments.compose.file import load
+from deployments.compose.project import ComposeError, Role
 from deployments.engine import release_command
 
 STORE_APP = """

@@ -1,6 +1,7 @@
 """The release's source and its services: the commit fetched (a Compose app's file read at it),
 the project loaded from it, and a redeploy's images taken from the release it redeploys."""
-from deployments.compose.project import MAX_FILE_BYTES, load, single_service
+from deployments.compose.file import MAX_FILE_BYTES, load
+from deployments.compose.project import single_service
 from deployments.dockerd import daemon
 from deployments.engine import lifecycle
 from deployments.engine.phases.context import DeploymentContext, PhaseFailed

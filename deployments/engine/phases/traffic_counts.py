@@ -3,7 +3,7 @@
 after verify) and at the end. HAProxy down: the deployment runs without these numbers."""
 from deployments.engine.phases.context import DeploymentContext
 from deployments.haproxy import stats
-from deployments.models import MAX_REPLICAS
+from deployments.traffic.table import MAX_REPLICAS
 from deployments.traffic import readings
 
 

@@ -1,10 +1,7 @@
-"""Switchyard settings: every value comes from an environment variable (see docs/settings.md)."""
+"""Switchyard's own settings (SWITCHYARD, and the webhook endpoint's budgets), each from an
+environment variable; defaults that contradict each other stop start-up."""
 import ipaddress
-import secrets
-from datetime import timedelta
-from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from panel.env import (
@@ -12,7 +9,6 @@ from panel.env import (
     env_bind,
     env_bool,
     env_docker_url,
-    env_registries,
     env_email,
     env_file,
     env_float,
@@ -20,189 +16,13 @@ from panel.env import (
     env_int,
     env_ipv4_network,
     env_networks,
-    env_url,
-    optional_env_bind,
+    env_registries,
     env_socket_path,
     env_str,
+    env_url,
+    optional_env_bind,
 )
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("SWITCHYARD_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _secret_key() -> str:
-    """The env var wins; otherwise a key generated once and kept in the data dir,
-    so sessions and encrypted values survive restarts without any set-up."""
-    configured = env_str("SWITCHYARD_SECRET_KEY", "")
-    if configured:
-        return configured
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-DEBUG = env_bool("SWITCHYARD_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in env_str("SWITCHYARD_ALLOWED_HOSTS", "*").split(",") if h.strip()]
-# Origins besides the panel's own that may post forms and open WebSockets, e.g. https://panel.example.com
-# when a proxy rewrites the Host header.
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("SWITCHYARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
-
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "channels",
-    "axes",
-    "deployments",
-]
-
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Outside the session and CSRF middleware, so it sees the cookies they set.
-    "panel.middleware.SecureCookiesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
-]
-
-ROOT_URLCONF = "panel.urls"
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "deployments.context_processors.services",
-            ],
-        },
-    },
-]
-WSGI_APPLICATION = "panel.wsgi.application"
-ASGI_APPLICATION = "panel.asgi.application"
-
-
-def _database() -> dict:
-    url = env_str("DATABASE_URL", "")
-    if not url:
-        # WAL lets the panel read while the worker writes; IMMEDIATE transactions take the
-        # write lock up front so two writers queue on busy_timeout instead of failing.
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "switchyard.sqlite3",
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
-        }
-    try:
-        return dj_database_url.parse(url, conn_max_age=60)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL ({error}); e.g. postgres://user:pw@host/db")
-
-
-DATABASES = {"default": _database()}
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
-LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/login/"
-
-# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one
-# address, that pair gets 429 (even with the right password) until the cool-off has passed. The pair,
-# not the username alone, so nobody can lock the real admin out from elsewhere; not the address alone,
-# so people behind one NAT or proxy do not lock each other out. The address is REMOTE_ADDR: behind a
-# proxy on this machine uvicorn already puts the client's address there (it trusts X-Forwarded-For
-# from FORWARDED_ALLOW_IPS, default 127.0.0.1); Django itself never reads the header, so a client
-# talking to the panel directly cannot pick its own address.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env_int("SWITCHYARD_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("SWITCHYARD_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=24 * 60))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
-AXES_HTTP_RESPONSE_CODE = 429
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_CLIENT_IP_CALLABLE = "panel.middleware.remote_addr"
-AXES_VERBOSE = False  # no banner on every manage.py command; failures are still logged
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-
-# Cookies: Secure is decided per request (panel.middleware.SecureCookiesMiddleware), because one
-# panel is reached both over http://127.0.0.1 and over HTTPS through a proxy. The proxy must set
-# X-Forwarded-Proto; a client forging it only makes its own cookies stricter.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Strict-Transport-Security on every answer the panel gives over HTTPS (its own domain through
-# HAProxy, or any proxy that sets X-Forwarded-Proto): a browser that saw it never again sends the
-# login form in clear. Over plain HTTP it is not sent (browsers would ignore it there).
-SECURE_HSTS_SECONDS = env_int("SWITCHYARD_PANEL_HSTS_SECONDS", 31536000, minimum=0, maximum=2 * 31536000)
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_COOKIE_SAMESITE = "Lax"
-
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = REDIS_URL
-CELERY_TASK_ACKS_LATE = False  # on purpose: see deployments/tasks.py
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# A worker takes a task only when a pool process is free: none waits unacknowledged in a busy
-# worker (where a lost broker connection would make kombu restore it: see deployments/tasks.py).
-CELERY_WORKER_DISABLE_PREFETCH = True
-CELERY_TASK_DEFAULT_QUEUE = env_str("SWITCHYARD_QUEUE", "switchyard")
-# Short work the web process hands over (it has neither Docker nor HAProxy's files) goes to a
-# queue of its own, served by its own worker (Procfile `control`): it never waits behind builds.
-CONTROL_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-control"
-# Deploy events go to users' addresses, which may be slow: a queue and a worker of their own
-# (Procfile `events`), so routing changes never wait behind them.
-EVENTS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-events"
-# A deployment past verify (canary, switch, watch, drain: minutes of polling) carries on in a task
-# on a queue of its own (Procfile `watch`), so that long watches never hold the slots builds need.
-WATCH_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-watch"
-# Each task's queue, by the task's name: tasks are sent by name (deployments/enqueue.py), and the
-# rest (run_deployment, issue_certificate, remove_app_resources) go to the default queue.
-CELERY_TASK_ROUTES = {
-    "deployments.tasks.continue_deployment": {"queue": WATCH_QUEUE},
-    "deployments.tasks.send_event": {"queue": EVENTS_QUEUE},
-    **{f"deployments.tasks.{name}": {"queue": CONTROL_QUEUE}
-       for name in ("deployment_lost", "reconcile", "prune_logs", "certificates", "apply_certificates",
-                    "apply_routing", "send_due_events")},
-}
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
-CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
-}
+from panel.settings.paths import DATA_DIR
 
 # What Switchyard itself runs and where.
 _PANEL_BIND = env_bind("SWITCHYARD_PANEL_BIND", "127.0.0.1:8000")
@@ -346,28 +166,6 @@ SWITCHYARD = {
     "LOG_RETENTION_DAYS": env_int("SWITCHYARD_LOG_RETENTION_DAYS", 90, minimum=0, maximum=36500),
 }
 
-# Periodic work, all of it here. Beat is a process of its own (Procfile `beat`, compose service
-# `beat`), restarted by its supervisor when it dies; every task is safe to run twice. The tasks go
-# to CONTROL_QUEUE, never behind builds (named here too: beat may send a task by its name alone);
-# one not started within its interval expires, since the next is due by then: a stalled worker
-# finds one of each waiting, not a backlog.
-def _periodic(task: str, seconds: float) -> dict:
-    return {"task": f"deployments.tasks.{task}", "schedule": seconds,
-            "options": {"queue": CONTROL_QUEUE, "expires": seconds}}
-
-
-CELERY_BEAT_SCHEDULE = {
-    # Ends deployments whose worker died, revives live containers, keeps HAProxy equal to the
-    # database, repairs the egress rules.
-    "reconcile": _periodic("reconcile", float(env_int("SWITCHYARD_RECONCILE_INTERVAL", 15, minimum=1, maximum=86400))),
-    # Deploy events due (retries; any the worker missed at once).
-    "events": _periodic("send_due_events", float(SWITCHYARD["EVENT_INTERVAL"])),
-    # Issue, renew and retry certificates (docs/https.md, "Renewal").
-    "certificates": _periodic("certificates", float(SWITCHYARD["CERTIFICATE_INTERVAL"])),
-    # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (docs/security-model.md, "Logs").
-    "prune-logs": _periodic("prune_logs", 3600.0),
-}
-
 
 def _refuse_defaults_above_ceilings(config: dict) -> None:
     for default, ceiling in (("MEMORY_MB", "MEMORY_MB"), ("CPUS", "CPUS"), ("PIDS", "PIDS"),
@@ -380,30 +178,8 @@ def _refuse_defaults_above_ceilings(config: dict) -> None:
 
 _refuse_defaults_above_ceilings(SWITCHYARD)
 
-# E-mail for deploy events, through Django's backends (SMTP unless told otherwise).
-EMAIL_BACKEND = env_str("SWITCHYARD_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_FILE_PATH = env_str("SWITCHYARD_EMAIL_FILE_PATH", str(DATA_DIR / "mail"))  # the file backend's
-EMAIL_HOST = env_str("SWITCHYARD_EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("SWITCHYARD_EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("SWITCHYARD_EMAIL_USER", "")
-EMAIL_HOST_PASSWORD = env_str("SWITCHYARD_EMAIL_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("SWITCHYARD_EMAIL_TLS", False)
-EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = env_str("SWITCHYARD_EMAIL_FROM", "switchyard@localhost")
 
-
-def _refuse_any_host_beyond_loopback(hosts: list[str], bind_host: str) -> None:
-    """`*` answers any Host header: harmless on loopback, an open door (cache poisoning, password
-    reset links, DNS rebinding) on an address others can reach."""
-    if "*" not in hosts or _is_loopback(bind_host):
-        return
-    raise ImproperlyConfigured(
-        f"SWITCHYARD_ALLOWED_HOSTS is '*' (the default) while the panel binds {bind_host} "
-        "(SWITCHYARD_PANEL_BIND), beyond loopback; list the host names the panel is reached by, "
-        "e.g. SWITCHYARD_ALLOWED_HOSTS=panel.example.com,203.0.113.7")
-
-
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -412,29 +188,11 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name other than localhost may resolve to anything
 
 
-_refuse_any_host_beyond_loopback(ALLOWED_HOSTS, SWITCHYARD["PANEL_BIND"][0])
 # Every app answers on NAME.localhost: handy on a machine of one's own, but on a public address
 # it lets anyone list the apps by guessing names. Default: on only where HAProxy binds loopback.
-SWITCHYARD["LOCALHOST_NAMES"] = env_bool("SWITCHYARD_LOCALHOST_NAMES", _is_loopback(SWITCHYARD["HTTP_BIND"][0]))
-if SWITCHYARD["PANEL_DOMAIN"] and "*" not in ALLOWED_HOSTS:
-    ALLOWED_HOSTS.append(SWITCHYARD["PANEL_DOMAIN"])
+SWITCHYARD["LOCALHOST_NAMES"] = env_bool("SWITCHYARD_LOCALHOST_NAMES", is_loopback(SWITCHYARD["HTTP_BIND"][0]))
 
-# Django's cache (webhook rejection budgets) lives in Redis, shared by every web worker.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"switchyard-{SWITCHYARD['INSTANCE']}",
-    },
-}
 # Rejected webhook deliveries (bad signature, malformed) one address may send per minute before 429.
 WEBHOOK_REJECTIONS_PER_MINUTE = env_int("SWITCHYARD_WEBHOOK_REJECTIONS_PER_MINUTE", 20, minimum=1, maximum=100000)
 # Rejected deliveries kept per app (newest first); valid ones are never pruned.
 WEBHOOK_REJECTIONS_KEPT = env_int("SWITCHYARD_WEBHOOK_REJECTIONS_KEPT", 100, minimum=1, maximum=100000)
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("SWITCHYARD_LOG_LEVEL", "INFO")},
-}

@@ -1,0 +1,336 @@
+"""Switchyard's rules over a compose file that passed the schema: each service read into a
+ServiceSpec, every problem collected. What Switchyard does not do is refused by name with the
+reason (nothing is silently dropped): what would loosen an app's confinement (host networking,
+privileges, bind mounts, devices), what conflicts with its settings (resource limits), and what
+it has no way to honour yet."""
+import re
+import shlex
+from pathlib import PurePosixPath
+
+from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
+from deployments.traffic.table import MAX_REPLICAS
+from deployments.validators import SERVICE_NAME
+
+MAX_SERVICES = 20
+MAX_CONTAINERS = 40  # all services' replicas together; each container gets the app's full limits
+MIN_HEALTH_INTERVAL = 1.0  # seconds: Docker runs each check as a process on the host
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+CONTAINER_NAME = VOLUME_NAME  # Docker's grammar; Switchyard puts sy-APP- before it
+
+CONFINEMENT = "it would loosen the app's confinement (see the app's limits and capabilities)"
+LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
+ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
+RELEASE_COMMAND_KEY = "x-switchyard-release-command"
+# Traffic reaches an app only through HAProxy: no service publishes a port on the host (one would
+# bypass routing, TLS and the panel's checks, and could take a port the host's own services need).
+NO_HOST_PORTS = ("traffic reaches apps only through HAProxy, and nothing is published on the "
+                 "host; the app's port setting names the web service's container port, and services reach "
+                 "each other by service name without publishing")
+COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
+
+REFUSED_KEYS = {
+    "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
+    "volumes_from": "share data through a named volume instead",
+    "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
+    "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
+    "ipc": CONFINEMENT, "userns_mode": CONFINEMENT, "cgroup_parent": CONFINEMENT, "sysctls": CONFINEMENT,
+    "runtime": CONFINEMENT, "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
+    "mem_limit": LIMITS, "memswap_limit": LIMITS, "mem_reservation": LIMITS, "mem_swappiness": LIMITS,
+    "cpus": LIMITS, "cpu_count": LIMITS, "cpu_percent": LIMITS, "cpu_period": LIMITS, "cpu_quota": LIMITS,
+    "cpu_rt_period": LIMITS, "cpu_rt_runtime": LIMITS, "cpu_shares": LIMITS, "cpuset": LIMITS, "pids_limit": LIMITS,
+    "blkio_config": LIMITS, "ulimits": LIMITS, "shm_size": LIMITS, "storage_opt": LIMITS,
+    "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
+    "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
+    "extends": "write the service out in full", "profiles": "every service of the file is deployed",
+    "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
+}
+SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
+                  "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
+                  "expose", "restart", "labels", "init", "read_only", "tty"}
+TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
+                     "configs": "use the app's environment variables"}
+
+
+def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str]) -> Project:
+    """The project a schema-valid, interpolated document describes; raises ComposeError with every problem."""
+    return _Reader(document, web_service, default_replicas, environment).project()
+
+
+class _Reader:
+    """Switchyard's rules over a file that passed the schema; collects every problem."""
+
+    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str]) -> None:
+        self.document = document
+        self.web_service = web_service
+        self.default_replicas = default_replicas
+        self.environment = environment
+        self.problems: list[str] = []
+        self.volumes = self._volumes()
+
+    def project(self) -> Project:
+        for key, reason in TOP_LEVEL_REFUSED.items():
+            if key in self.document:
+                self.problems.append(f"{key}: not supported: {reason}")
+        services = self.document.get("services") or {}
+        if self.web_service not in services:
+            self.problems.append(f"services: there is no service {self.web_service!r} to route the app's domains to "
+                                 f"(the web service; services here: {', '.join(services) or 'none'})")
+        if len(services) > MAX_SERVICES:
+            self.problems.append(f"services: at most {MAX_SERVICES} services")
+        specs = [self._service(name, definition or {}) for name, definition in services.items()]
+        if sum(spec.replicas for spec in specs) > MAX_CONTAINERS:
+            self.problems.append(f"services: at most {MAX_CONTAINERS} containers in all (deploy.replicas added up)")
+        if not self.problems:
+            self._check_dependencies(specs)
+        if self.problems:
+            raise ComposeError(self.problems)
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes))
+
+    def _volumes(self) -> list[str]:
+        names = []
+        for name, definition in (self.document.get("volumes") or {}).items():
+            definition = definition or {}
+            if not VOLUME_NAME.match(name):
+                self.problems.append(f"volumes.{name}: a volume name is letters, digits, '_', '.' and '-'")
+            for key in ("external", "driver", "driver_opts", "name"):
+                if key in definition:
+                    self.problems.append(f"volumes.{name}.{key}: not supported: Switchyard creates each app's "
+                                         "volumes itself, on this host, named after the app")
+            names.append(name)
+        return names
+
+    def _service(self, name: str, definition: dict) -> ServiceSpec | None:
+        where = f"services.{name}"
+        if not SERVICE_NAME.match(name):
+            self.problems.append(f"{where}: a service name is lower-case letters, digits, '_' and '-' "
+                                 "(at most 31), starting with a letter or digit")
+        for key in definition:
+            if key in REFUSED_KEYS:
+                value = definition[key]
+                shown = f" {value}" if isinstance(value, (str, int, bool)) else \
+                    f" {', '.join(str(item) for item in value)}" if isinstance(value, list) else ""
+                self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
+            elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
+                self.problems.append(f"{where}.{key}: not supported by Switchyard")
+        web = name == self.web_service
+        if definition.get("init") is False:
+            self.problems.append(f"{where}.init: false not supported: Switchyard runs every container with an init, "
+                                 "so that SIGTERM reaches the app's process")
+        if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
+            self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
+        volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
+        role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
+        return ServiceSpec(
+            name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
+            entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
+            working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
+            replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
+            depends_on=self._depends_on(where, definition.get("depends_on")),
+            healthcheck=self._healthcheck(where, definition.get("healthcheck")),
+            stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
+            stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
+            restart=self._restart(where, definition),
+            read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
+            labels=self._labels(where, definition.get("labels")),
+            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
+
+    def _release_command(self, where: str, value) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, list) and value and all(isinstance(word, str) for word in value):
+            return tuple(value)
+        if isinstance(value, str) and value.strip():
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as error:
+                self.problems.append(f"{where}.{RELEASE_COMMAND_KEY}: {error} (quote as in a shell)")
+                return ()
+        self.problems.append(f"{where}.{RELEASE_COMMAND_KEY}: a command, as a string or a list of strings")
+        return ()
+
+    def _environment(self, definition: dict) -> tuple[tuple[str, str], ...]:
+        """A variable given without a value (`- KEY` or `KEY:`) passes the app's own through, as
+        Compose passes the shell's; unset there, it is left out."""
+        given = definition.get("environment") or {}
+        if isinstance(given, list):
+            given = dict((item.partition("=")[0], item.partition("=")[2] if "=" in item else None) for item in given)
+        values = {k: self.environment.get(k) if v is None else v for k, v in given.items()}
+        return tuple(sorted((str(k), str(v)) for k, v in values.items() if v is not None))
+
+    def _build(self, where: str, definition: dict) -> dict:
+        build = definition.get("build")
+        if build is None:
+            self.problems.append(f"{where}: needs build: Switchyard builds every service from the repository "
+                                 "and never pulls an image")
+            return {}
+        if isinstance(build, str):
+            build = {"context": build}
+        for key in set(build) - {"context", "dockerfile", "args", "target"}:
+            self.problems.append(f"{where}.build.{key}: not supported by Switchyard")
+        context = str(build.get("context", "."))
+        if not _inside_repository(context):
+            self.problems.append(f"{where}.build.context: {context!r} must be a directory inside the repository")
+        dockerfile = str(build.get("dockerfile", "Dockerfile"))
+        if not _inside_repository(dockerfile):
+            self.problems.append(f"{where}.build.dockerfile: {dockerfile!r} must be a path inside the context")
+        return {"build_context": str(PurePosixPath(context)), "dockerfile": dockerfile,
+                "build_args": _pairs(build.get("args")), "build_target": str(build.get("target", ""))}
+
+    def _replicas(self, where: str, definition: dict, web: bool) -> int:
+        deploy = definition.get("deploy") or {}
+        for key in set(deploy) - {"replicas"}:
+            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
+                                 + ("honoured; " + LIMITS if key == "resources" else "honoured"))
+        replicas = deploy.get("replicas", 1 if definition.get("container_name") else
+                              self.default_replicas if web else 1)
+        if not 1 <= replicas <= MAX_REPLICAS:
+            self.problems.append(f"{where}.deploy.replicas: between 1 and {MAX_REPLICAS}")
+        elif replicas > 1 and definition.get("container_name"):
+            self.problems.append(f"{where}.container_name: a name is for one container; with deploy.replicas "
+                                 f"{replicas}, leave container_name out")
+        return replicas
+
+    def _mount(self, where: str, item) -> VolumeMount | None:
+        if isinstance(item, str):
+            source, _, rest = item.partition(":")
+            target, _, mode = rest.partition(":")
+            if mode not in ("", "ro", "rw"):
+                self.problems.append(f"{where}: {item!r}: only the modes ro and rw are supported")
+            item = {"type": "volume", "source": source, "target": target, "read_only": mode == "ro"} if rest else \
+                {"type": "volume", "target": source}
+        kind, source = item.get("type", "volume"), item.get("source", "")
+        if not item.get("target"):
+            self.problems.append(f"{where}: {source or item!r}: needs a target (the path in the container)")
+        elif kind != "volume" or source.startswith(("/", ".", "~")):
+            self.problems.append(f"{where}: {source or kind!r}: only named volumes are supported: a path on the "
+                                 "host would reach outside the app's confinement")
+        elif not source:
+            self.problems.append(f"{where}: {item.get('target')!r}: name the volume (NAME:{item.get('target')}) "
+                                 "and declare it under volumes:, so that its data survives deploys")
+        elif source not in self.volumes:
+            self.problems.append(f"{where}: volume {source!r} is not declared under the top-level volumes:")
+        else:
+            return VolumeMount(volume=source, target=item["target"], read_only=bool(item.get("read_only")))
+        return None
+
+    def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
+        if isinstance(depends_on, list):
+            depends_on = {name: {"condition": "service_started"} for name in depends_on}
+        pairs = []
+        for name, condition in (depends_on or {}).items():
+            condition = condition["condition"]
+            if condition == "service_completed_successfully":
+                self.problems.append(f"{where}.depends_on.{name}: service_completed_successfully is not supported: "
+                                     "one-off services are not deployed")
+            pairs.append((name, condition))
+        return tuple(pairs)
+
+    def _healthcheck(self, where: str, healthcheck: dict | None) -> HealthCheck | None:
+        if not healthcheck or healthcheck.get("disable"):
+            return None
+        test = healthcheck.get("test")
+        if test is None:
+            self.problems.append(f"{where}.healthcheck.test: needed (the build's HEALTHCHECK is not read)")
+            return None
+        test = ("CMD-SHELL", test) if isinstance(test, str) else tuple(test)
+        if not test or test[0] not in ("CMD", "CMD-SHELL", "NONE") or (test[0] != "NONE" and len(test) < 2):
+            self.problems.append(f"{where}.healthcheck.test: a command: [CMD, program, args...], "
+                                 "[CMD-SHELL, \"shell line\"] or a string")
+            return None
+        if test[0] == "NONE":
+            return None
+        interval = self._seconds(f"{where}.healthcheck.interval", healthcheck.get("interval", "30s"), whole=False)
+        if interval < MIN_HEALTH_INTERVAL:
+            self.problems.append(f"{where}.healthcheck.interval: at least {MIN_HEALTH_INTERVAL:g}s")
+        return HealthCheck(test=test, interval=interval,
+                           timeout=self._seconds(f"{where}.healthcheck.timeout", healthcheck.get("timeout", "30s"),
+                                                 whole=False),
+                           retries=int(healthcheck.get("retries", 3)),
+                           start_period=self._seconds(f"{where}.healthcheck.start_period",
+                                                      healthcheck.get("start_period", "0s"), whole=False))
+
+    def _labels(self, where: str, labels) -> tuple[tuple[str, str], ...]:
+        pairs = _pairs(labels)
+        for key, _ in pairs:
+            if key.startswith("switchyard."):
+                self.problems.append(f"{where}.labels: {key}: labels under switchyard. are Switchyard's own")
+            elif key.startswith(COMPOSE_LABELS):
+                self.problems.append(f"{where}.labels: {key}: labels under {COMPOSE_LABELS} are Docker Compose's own")
+        return pairs
+
+    def _restart(self, where: str, definition: dict) -> str:
+        restart = definition.get("restart", "unless-stopped")
+        if restart not in ("no", "always", "unless-stopped", "on-failure"):
+            self.problems.append(f"{where}.restart: {restart!r}: one of no, always, unless-stopped, on-failure")
+        return restart
+
+    def _seconds(self, where: str, value, whole: bool = True) -> float:
+        seconds = _duration(value)
+        if seconds is None or seconds > 3600:
+            self.problems.append(f"{where}: {value!r} is not a duration up to 1h (such as 10s, 1m30s)")
+            return 0
+        return int(seconds) if whole else seconds
+
+    def _check_dependencies(self, specs: list[ServiceSpec]) -> None:
+        roles = {spec.name: spec.role for spec in specs}
+        for spec in specs:
+            for name, condition in spec.depends_on:
+                if name not in roles:
+                    self.problems.append(f"services.{spec.name}.depends_on: there is no service {name!r}")
+                elif spec.role != Role.WORKER and roles[name] != Role.STATEFUL:
+                    self.problems.append(
+                        f"services.{spec.name}.depends_on.{name}: a {spec.role.value} service can depend only on "
+                        "services that hold state (named volumes): the others are replaced after the web service "
+                        "goes live")
+                elif condition == "service_healthy" and not next(s for s in specs if s.name == name).healthcheck:
+                    self.problems.append(f"services.{spec.name}.depends_on.{name}: service_healthy needs a "
+                                         f"healthcheck on {name}")
+        if not self.problems and _dependency_order(specs) is None:
+            self.problems.append("services: depends_on forms a cycle")
+
+
+def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
+    """Each service after those it depends on, else in file order; None if there is a cycle."""
+    ordered: list[ServiceSpec] = []
+    remaining = list(specs)
+    while remaining:
+        ready = [s for s in remaining if all(name in {o.name for o in ordered} for name, _ in s.depends_on)]
+        if not ready:
+            return None
+        ordered.append(ready[0])
+        remaining.remove(ready[0])
+    return ordered
+
+
+def _inside_repository(path: str) -> bool:
+    if "://" in path or path.startswith(("/", "~", "git@")):
+        return False
+    return ".." not in PurePosixPath(path).parts
+
+
+def _command(value) -> tuple[str, ...] | str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else tuple(str(part) for part in value)
+
+
+def _pairs(value) -> tuple[tuple[str, str], ...]:
+    """environment, labels and args come as a mapping or as a list of KEY=VALUE."""
+    if isinstance(value, list):
+        value = dict(item.partition("=")[::2] for item in value)
+    return tuple(sorted((str(k), "" if v is None else str(v)) for k, v in (value or {}).items()))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(value) -> float | None:
+    """Compose's durations: 10s, 1m30s, 500ms (a bare number is seconds)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
