@@ -16,9 +16,9 @@ run: install
 	$(PYTHON) manage.py supervise
 
 # Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared. So
-# two pytest-xdist workers run side by side (most of a stack test is waiting on a container or a
+# three pytest-xdist workers run side by side (most of a stack test is waiting on a container or a
 # check); the `serial` tests, which restart dockerd, run afterwards on their own.
-TEST_PROCESSES ?= 2
+TEST_PROCESSES ?= 3
 test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
