@@ -17,12 +17,13 @@ run: install
 
 # Tests start their own Redis, Celery worker and HAProxy on free ports; only dockerd is shared. So
 # three pytest-xdist workers run side by side (most of a stack test is waiting on a container or a
-# check); the `serial` tests, which restart dockerd, run afterwards on their own.
+# check; an idle one takes queued tests from a busy one: worksteal); the `serial` tests, which
+# restart dockerd, run afterwards on their own.
 TEST_PROCESSES ?= 3
 test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
-	.venv/bin/pytest -n $(TEST_PROCESSES) -m "not serial"
+	.venv/bin/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not serial"
 	.venv/bin/pytest -m serial
 
 # The production stack (compose/) built from a local Debian base, started, used and torn down.

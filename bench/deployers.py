@@ -17,7 +17,7 @@ from deployments.application.app_settings import AppSpec
 from deployments.dockerd.values import Container
 from deployments.audit import Actor
 from deployments.dockerd import builds, containers, images
-from deployments.dockerd.values import LABEL_APP
+from deployments.dockerd.values import LABEL_APP, image_namespace
 from deployments.models import App, Deployment
 
 HEALTH_DEADLINE = 10.0
@@ -135,7 +135,7 @@ class NginxDeployer:
     def deploy(self, release: Release) -> DeployRecord:
         start = time.time()
         sha = self.repo.commit_release(release)
-        tag = f"switchyard/{self.name}:{sha[:12]}"
+        tag = f"{image_namespace()}/{self.name}:{sha[:12]}"
         builds.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {LABEL_APP: self.name}, lambda line: None)
         new = containers.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
                                                  containers.ContainerLimits.defaults())
@@ -170,7 +170,7 @@ class NginxDeployer:
         self.front.remove(self.name)
         for container in containers.listed(self.name):
             containers.stop_and_remove(container.id, timeout=0)
-        images.remove_images(images.app_images(f"switchyard/{self.name}"))
+        images.remove_images(images.app_images(f"{image_namespace()}/{self.name}"))
 
 
 def _nginx_config(workdir: Path, port: int, upstreams: dict[str, tuple[str, int]]) -> str:
