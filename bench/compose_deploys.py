@@ -37,7 +37,7 @@ from django.core.management import call_command  # noqa: E402
 
 from bench import metrics  # noqa: E402
 from bench.results import replace_section  # noqa: E402
-from bench.services import celery_worker, free_port, redis_server  # noqa: E402
+from bench.services import free_port, redis_server, workers  # noqa: E402
 from deployments.application import apps, deploys  # noqa: E402
 from deployments.application.app_settings import AppSpec  # noqa: E402
 from deployments.audit import Actor  # noqa: E402
@@ -176,7 +176,7 @@ def main() -> None:
             results.append(run("The seed's method (docker-compose + HAProxy DNS)", seed.repo, seed))
         finally:
             seed.close()
-        with redis_server(), celery_worker(work / "worker.log"):
+        with redis_server(), workers(work):  # as the Procfile runs them: a watch hands off to its own worker
             try:
                 changes.sync_all()
                 repo = ComposeRepo(work / "sy")

@@ -32,7 +32,7 @@ from bench import chart, metrics  # noqa: E402
 from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
-from bench.services import celery_worker, free_port, redis_server  # noqa: E402
+from bench.services import free_port, redis_server, workers  # noqa: E402
 from deployments.dockerd import cleanup  # noqa: E402
 from deployments.haproxy import process as haproxy_process
 from deployments.traffic import changes, target
@@ -77,7 +77,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     results = []
     try:
-        with redis_server(), celery_worker(work / "worker.log"):
+        with redis_server(), workers(work):  # as the Procfile runs them: a watch hands off to its own worker
             try:
                 changes.sync_all()
                 http_port = settings.SWITCHYARD["HTTP_BIND"][1]
