@@ -5,6 +5,7 @@ import logging
 import time
 
 from deployments.dockerd import containers
+from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext, RolledBack
 from deployments.engine.phases.recreate import restart_previous
 from deployments.models import Deployment
@@ -70,6 +71,7 @@ def undo_before_switch(ctx: DeploymentContext) -> None:
         _remove_new_release(ctx)
         if ctx.stopped_previous and ctx.previous is not None:
             restart_previous(ctx)
+        release_files.remove_unused(ctx.app.name, ctx.app.id)
     except Exception as error:
         logger.exception("clean-up of deployment %s incomplete", ctx.deployment.id)
         ctx.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")

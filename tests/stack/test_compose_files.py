@@ -1,0 +1,85 @@
+"""A Compose app that mounts its repository's own files, against the real stack: a bind-mounted
+file and directory, a secret from a file of the repository, a config written out and an env_file,
+each a read-only copy of the release's commit in the release's files volume
+(engine/release_files.py), replaced under load by the next release's copy."""
+import pytest
+
+from deployments.dockerd import daemon, release_files
+from deployments.models import Deployment
+from tests.support.apprepo import AppRepo
+
+COMPOSE = """services:
+  web:
+    build: {context: ., dockerfile: web.Dockerfile}
+    deploy: {replicas: 2}
+    volumes:
+      - ./site/greeting.txt:/www/greeting.txt:rw
+      - ./site/pages:/www/pages
+      - /tmp/scratch
+    secrets: [token]
+    configs: [{source: banner, target: /etc/banner}]
+    env_file: [conf/web.env]
+secrets:
+  token: {file: ./conf/token.txt}
+configs:
+  banner: {file: ./conf/banner.txt}
+"""
+WEB = '["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]'
+FILES = """echo 'Status: 200 OK'; echo
+echo "token=$(cat /run/secrets/token) banner=$(cat /etc/banner) mode=$MODE"
+if echo x 2>/dev/null > /www/greeting.txt; then echo written; else echo read-only; fi
+if echo x 2>/dev/null > /www/pages/a.html; then echo written; else echo read-only; fi
+if echo x > /tmp/scratch/s; then echo scratch; fi"""
+
+
+def commit_release(repo: AppRepo, greeting: str) -> str:
+    (repo.path / "www" / "cgi-bin").mkdir(parents=True, exist_ok=True)
+    (repo.path / "www" / "health").write_text("ok")
+    script = repo.path / "www" / "cgi-bin" / "files"
+    script.write_text(f"#!/bin/busybox sh\n{FILES}\n")
+    script.chmod(0o755)
+    (repo.path / "web.Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\nCMD {WEB}\n")
+    for path, text in {"site/greeting.txt": greeting, "site/pages/a.html": f"page a of {greeting}",
+                       "conf/token.txt": "s3cret", "conf/banner.txt": "hello", "conf/web.env": "# web\nMODE='from file'\n",
+                       "compose.yaml": COMPOSE}.items():
+        (repo.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo.path / path).write_text(text)
+    return repo._commit(greeting)
+
+
+def files_volumes(app_name: str) -> list[str]:
+    return sorted(volume.name for volume in daemon.client().volumes.list(
+        filters={"label": [f"switchyard.app={app_name}", release_files.LABEL_FILES_OF]}))
+
+
+@pytest.mark.slow
+def test_mounted_repository_files_are_read_only_copies_replaced_by_the_next_release_under_load(stack, app_repo):
+    host = "files.localhost"
+    commit_release(app_repo, "first greeting")
+    app = stack.create_app(app_repo, name="files", compose_file="compose.yaml", health_deadline=60)
+    first = stack.deploy_and_wait(app)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    assert stack.get(host, "/greeting.txt") == (200, "first greeting")
+    assert stack.get(host, "/pages/a.html") == (200, "page a of first greeting")
+    status, body = stack.get(host, "/cgi-bin/files")
+    assert (status, body.split("\n")) == (200, ["token=s3cret banner=hello mode=from file", "read-only", "read-only",
+                                                 "scratch"])
+    lines = list(first.log_lines.values_list("text", flat=True))
+    assert any(line.startswith("[web] ./site/greeting.txt → /www/greeting.txt: a read-only copy of commit")
+               and "rw was written" in line for line in lines), lines
+    first_volume = release_files.volume_name(app.name, app.id, first.id)
+    assert files_volumes(app.name) == [first_volume]
+
+    commit_release(app_repo, "second greeting")
+    with stack.load(host, path="/greeting.txt", max_requests=20000, max_seconds=120) as load:
+        load.wait_for(100)
+        second = stack.wait(stack.deploy(app), timeout=180)
+        load.wait_for(load.result.total + 200)
+    result = load.result
+
+    assert second.state == Deployment.State.SUCCEEDED, second.error
+    assert result.failed == [], f"{len(result.failed)} failed, e.g. {result.failed[:3]}"
+    assert set(result.bodies()) == {"first greeting", "second greeting"}
+    assert stack.get(host, "/greeting.txt") == (200, "second greeting")
+    assert files_volumes(app.name) == [release_files.volume_name(app.name, app.id, second.id)]
+    assert f"Removed the files volume {first_volume}" in list(second.log_lines.values_list("text", flat=True))
