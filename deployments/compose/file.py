@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from deployments.compose.composition import Composition
 from deployments.compose.interpolate import InterpolationError, interpolate
 from deployments.compose.project import ComposeError, Project
 from deployments.compose.repofiles import ReadFile, RepoFiles
@@ -25,14 +26,14 @@ def load(text: str, web_service: str, environment: dict[str, str], default_repli
     (bind mounts, secrets, configs, env_file); without it each is taken as empty, for a reader that
     only shows the services. `compose_file`: its path in the repository (the others are relative to it)."""
     files = RepoFiles(read_file)
-    base_dir = posixpath.dirname(posixpath.normpath(compose_file)) or "."
+    compose_file = posixpath.normpath(compose_file)
+    base_dir = posixpath.dirname(compose_file) or "."
+    composition = Composition(files=files, parse=_parse, compose_file=compose_file)
     document = _parse(text)
-    _check_schema(document)
     try:
-        document = interpolate(document, environment)
-    except InterpolationError as error:
-        raise ComposeError([str(error)]) from None
-    try:
+        document = composition.include(document, path=compose_file)
+        document = composition.extend(_checked(document, environment), compose_file,
+                                      environment_of=lambda other: _checked(other, environment))
         return read_services(document, web_service=web_service, default_replicas=default_replicas,
                              environment=environment, files=files, base_dir=base_dir)
     except ComposeError:
@@ -40,6 +41,15 @@ def load(text: str, web_service: str, environment: dict[str, str], default_repli
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a shape no rule foresaw
         raise ComposeError([f"the compose file could not be read ({type(error).__name__}: {error}); "
                             "check it with `docker compose config`"]) from None
+
+
+def _checked(document: dict, environment: dict[str, str]) -> dict:
+    """A document past the schema, with the app's variables interpolated."""
+    _check_schema(document)
+    try:
+        return interpolate(document, environment)
+    except InterpolationError as error:
+        raise ComposeError([str(error)]) from None
 
 
 def _parse(text: str) -> dict:

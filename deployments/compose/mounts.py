@@ -37,6 +37,13 @@ def container_path(where: str, target: str, problems: list[str]) -> str:
     return posixpath.normpath(target)
 
 
+def check_targets(where: str, mounted: list, problems: list[str]) -> None:
+    """Two mounts at one path in a container: Docker would refuse to start it."""
+    targets = [item if isinstance(item, str) else item.target for item in mounted if item]
+    for target in sorted({target for target in targets if targets.count(target) > 1}):
+        problems.append(f"{where}: {target!r} is mounted more than once (volumes, secrets and configs together)")
+
+
 class ServiceFiles:
     """The repository files, secrets and configs of one compose file's services, read through
     `files`; paths relative to the compose file's directory `base_dir`."""

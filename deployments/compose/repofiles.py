@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 ReadFile = Callable[[str], bytes]
 
-MAX_FILES_BYTES = 8 * 1024 * 1024  # everything one compose file reads from the repository, in all
+MAX_FILES_BYTES = 16 * 1024 * 1024  # everything one compose file reads from the repository, in all
 DOCKER_SOCKET = ("the Docker socket would give the app control of every container on the host, "
                  "other apps' included")
 HOST_PATH = ("only files of the repository are mounted, never a path on the host (it would reach outside "

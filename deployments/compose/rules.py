@@ -129,6 +129,7 @@ class _Reader:
         volumes = tuple(mount for mount in mounted if isinstance(mount, VolumeMount))
         files = (*(mount for mount in mounted if isinstance(mount, FileMount)),
                  *self.service_files.of_service(where, definition))
+        mounts.check_targets(where, [*(m for m in mounted if not isinstance(m, FileMount)), *files], self.problems)
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),

@@ -76,8 +76,9 @@ def binds(*, app_name: str, app_id: int, deployment_id: int, spec: ServiceSpec) 
     return tuple((f"{directory}/{entry_name(mount)}", mount.target) for mount in spec.files)
 
 
-def remove_unused(app_name: str, app_id: int) -> list[str]:
+def remove_unused(app_name: str, app_id: int, *, ending: int | None = None) -> list[str]:
     """The app's files volumes that no container uses any more, but those of its deployments that
-    are still running (one in its start phase fills its volume before starting containers)."""
-    running = Deployment.objects.filter(app_id=app_id).exclude(state__in=Deployment.FINAL_STATES)
+    are still running (one in its start phase fills its volume before starting containers), the
+    one `ending` (undoing what it started) apart."""
+    running = Deployment.objects.filter(app_id=app_id).exclude(state__in=Deployment.FINAL_STATES).exclude(id=ending)
     return release_files.remove_unused(keep=running.values_list("id", flat=True), app_name=app_name)

@@ -18,7 +18,7 @@ from django.conf import settings
 from deployments.git import source
 from deployments.git.source import _git as run_git  # the one way this package runs git
 
-MAX_FILE_BYTES = 1024 * 1024  # one file a compose file names (a config, an init script, a secret)
+MAX_FILE_BYTES = 4 * 1024 * 1024  # one file a compose file names (a config, an init script, a secret)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,126 @@ def test_without_read_file_the_files_are_taken_as_empty_and_the_rest_is_still_ch
 
 
 def test_the_files_read_are_bounded_in_all():
-    big = {f"f{i}": b"x" * (1024 * 1024) for i in range(9)}
-    volumes = ", ".join(f"'./f{i}:/f{i}'" for i in range(9))
+    big = {f"f{i}": b"x" * (4 * 1024 * 1024) for i in range(5)}
+    volumes = ", ".join(f"'./f{i}:/f{i}'" for i in range(5))
     found = problems(f"services: {{web: {{build: ., volumes: [{volumes}]}}}}", files=big)
-    assert any("more than 8 MiB in all" in problem for problem in found), found
+    assert any("more than 16 MiB in all" in problem for problem in found), found
+
+
+# extends and include -------------------------------------------------------------------------------
+
+BASE = b"""
+services:
+  base:
+    build: ./app
+    environment: [A=1, B=base]
+    volumes: ['./base.conf:/etc/base.conf']
+    command: [serve, --base]
+    labels: {tier: base}
+"""
+
+
+def test_extends_merges_a_service_of_the_same_file_under_composes_rules():
+    spec = web("""
+services:
+  common:
+    build: .
+    environment: {A: "1", B: common}
+    command: [serve, --common]
+    volumes: ['./nginx.conf:/etc/nginx.conf', 'data:/data']
+  web:
+    extends: common
+    environment: [B=web]
+    command: [serve, --web]
+    volumes: ['./init.sql:/etc/nginx.conf']
+volumes: {data: {}}
+""")
+    assert dict(spec.environment) == {"A": "1", "B": "web"} and spec.command == ("serve", "--web")
+    assert [(m.path, m.target) for m in spec.files] == [("init.sql", "/etc/nginx.conf")]
+    assert [v.volume for v in spec.volumes] == ["data"]
+
+
+def test_extends_from_another_file_keeps_that_files_paths_and_its_own_extends():
+    files = {**REPO, "common/base.yaml": BASE + b"""
+  middle:
+    extends: base
+    environment: [C=middle]
+""", "common/base.conf": b"base conf"}
+    spec = web("services: {web: {extends: {file: common/base.yaml, service: middle}, labels: {tier: web}}}",
+               files=files)
+    assert spec.build_context == "common/app" and dict(spec.environment) == {"A": "1", "B": "base", "C": "middle"}
+    assert [(m.path, m.content) for m in spec.files] == [("common/base.conf", b"base conf")]
+    assert dict(spec.labels) == {"tier": "web"} and spec.command == ("serve", "--base")
+
+
+@pytest.mark.parametrize("text, files, reason", [
+    ("services: {web: {extends: web, build: .}}", REPO, "services.web.extends: the services extend each other"),
+    ("services: {web: {extends: a, build: .}, a: {extends: web, build: .}}", REPO,
+     "services.web.extends: the services extend each other"),
+    ("services: {web: {extends: nothing}}", REPO, "services.web.extends: there is no service 'nothing' in compose.yaml"),
+    ("services: {web: {extends: {file: /etc/compose.yaml, service: x}}}", REPO,
+     "services.web.extends.file: '/etc/compose.yaml': an absolute path"),
+    ("services: {web: {extends: {file: missing.yaml, service: x}}}", REPO,
+     "services.web.extends.file: there is no 'missing.yaml'"),
+    ("services: {web: {extends: {file: nginx.conf, service: x}}}", REPO,
+     "services.web.extends.file: nginx.conf: the compose file must be a mapping"),
+    ("services: {web: {extends: {file: loop.yaml, service: a}}}",
+     {"loop.yaml": b"services: {a: {extends: {file: loop.yaml, service: a}}}"},
+     "services.a.extends (in loop.yaml): the services extend each other"),
+])
+def test_extends_that_cannot_be_followed_is_refused(text, files, reason):
+    found = problems(text, files=files)
+    assert any(problem.startswith(reason) for problem in found), found
+
+
+def test_include_adds_the_services_of_another_file_with_its_paths_relative_to_it():
+    files = {**REPO, "db/compose.yaml": b"""
+services:
+  db:
+    build: .
+    volumes: ['./init.sql:/docker-entrypoint-initdb.d/init.sql', 'data:/var/lib/data']
+    env_file: db.env
+volumes: {data: {}}
+""", "db/init.sql": b"create table db;", "db/db.env": b"PGUSER=app"}
+    project = load("include: [db/compose.yaml]\nservices: {web: {build: ., depends_on: [db]}}", "web", {},
+                   read_file=fake_read_file(files))
+    db = project.service("db")
+    assert db.build_context == "db" and [m.path for m in db.files] == ["db/init.sql"]
+    assert dict(db.environment) == {"PGUSER": "app"} and project.volumes == ("data",)
+
+
+def test_include_with_several_paths_merges_them_in_order():
+    files = {"a.yaml": b"services: {web: {build: ., environment: [A=a, B=a]}}",
+             "b.yaml": b"services: {web: {environment: [B=b]}}"}
+    spec = load("include: [{path: [a.yaml, b.yaml]}]\nservices: {}", "web", {}, read_file=fake_read_file(files)).web
+    assert dict(spec.environment) == {"A": "a", "B": "b"}
+
+
+@pytest.mark.parametrize("text, files, reason", [
+    ("include: [self.yaml]\nservices: {web: {build: .}}", {"self.yaml": b"include: [self.yaml]\nservices: {}"},
+     "include[0]: 'self.yaml': the files include each other (compose.yaml → self.yaml → self.yaml)"),
+    ("include: [other.yaml]\nservices: {web: {build: .}}", {"other.yaml": b"services: {web: {build: ./other}}"},
+     "include[0]: services.web is defined both here and in the included file"),
+    ("include: [{path: x.yaml, env_file: x.env}]\nservices: {web: {build: .}}", {},
+     "include[0].env_file: not supported: an included file's variables are the app's environment variables"),
+    ("include: [{path: x.yaml, project_directory: ..}]\nservices: {web: {build: .}}", {},
+     "include[0].project_directory: not supported"),
+    ("include: [../outside.yaml]\nservices: {web: {build: .}}", {}, "include[0]: '../outside.yaml': it leaves"),
+    ("include: [missing.yaml]\nservices: {web: {build: .}}", {}, "include[0]: 'missing.yaml': there is no"),
+    ("include: 5\nservices: {web: {build: .}}", {}, "include: a path (or a list of paths)"),
+])
+def test_include_that_cannot_be_followed_is_refused(text, files, reason):
+    found = problems(text, files=files)
+    assert any(problem.startswith(reason) for problem in found), found
+
+
+def test_include_is_bounded_in_depth():
+    files = {f"f{i}.yaml": f"include: [f{i + 1}.yaml]\nservices: {{}}".encode() for i in range(10)}
+    found = problems("include: [f0.yaml]\nservices: {web: {build: .}}", files=files)
+    assert any("included more than 5 files deep" in problem for problem in found), found
+
+
+def test_two_mounts_at_one_target_are_refused():
+    found = problems("services: {web: {build: ., volumes: ['./nginx.conf:/run/secrets/s'], secrets: [s]}}\n"
+                     "secrets: {s: {file: conf/secret.txt}}")
+    assert found == ["services.web: '/run/secrets/s' is mounted more than once (volumes, secrets and configs together)"]
