@@ -5,6 +5,7 @@ phase (dockerd/release_files.py), then bind-mounted read-only, entry by entry, i
 of the services that mount them. The volume goes once no container uses it (remove_unused)."""
 import hashlib
 import io
+import posixpath
 import tarfile
 import tempfile
 from typing import BinaryIO
@@ -31,7 +32,8 @@ def prepare(*, app_name: str, app_id: int, deployment_id: int, commit: str, imag
         return
     files = repo_files.at_commit(app_name, commit)
     with tempfile.TemporaryFile(prefix="switchyard-files-") as archive:
-        _write_archive(archive, mounts, files)
+        for left_out in _write_archive(archive, mounts, files):
+            log.write(f"{left_out}: a symlink that leaves its mounted directory is left out of the copy")
         archive.seek(0)
         name = release_files.fill(app_name=app_name, app_id=app_id, deployment_id=deployment_id, image=image,
                                   archive=archive)
@@ -43,29 +45,47 @@ def prepare(*, app_name: str, app_id: int, deployment_id: int, commit: str, imag
     log.write(f"The release's files are in the volume {name}")
 
 
-def _write_archive(output: BinaryIO, mounts: dict[str, FileMount], files: repo_files.CommitFiles) -> None:
-    """Each file under its entry name; each directory's files (as git archives them) under it."""
+def _write_archive(output: BinaryIO, mounts: dict[str, FileMount], files: repo_files.CommitFiles) -> list[str]:
+    """Each file under its entry name; each directory's files (as git archives them) under it.
+    Returns the symlinks left out."""
+    left_out = []
     with tarfile.open(fileobj=output, mode="w") as archive:
         for name, mount in mounts.items():
             if mount.directory:
-                _add_directory(archive, name, mount, files)
+                left_out += _add_directory(archive, name, mount, files)
                 continue
             content = mount.content or b""
             info = tarfile.TarInfo(name)
             info.size, info.uid, info.gid = len(content), mount.uid, mount.gid
             info.mode = mount.mode if mount.mode is not None else files.mode(mount.path)
             archive.addfile(info, io.BytesIO(content))
+    return left_out
 
 
-def _add_directory(archive: tarfile.TarFile, name: str, mount: FileMount, files: repo_files.CommitFiles) -> None:
+def _add_directory(archive: tarfile.TarFile, name: str, mount: FileMount, files: repo_files.CommitFiles) -> list[str]:
+    """A directory's files, directories and the symlinks that stay inside it (one that leaves it
+    would point at whatever the container has there, and Docker refuses to extract it)."""
+    left_out = []
     with tempfile.TemporaryFile(prefix="switchyard-tree-") as tree:
         files.archive_tree(mount.digest, name, tree)
         tree.seek(0)
         with tarfile.open(fileobj=tree, mode="r:") as members:
             for member in members:
-                if not (member.name == name or member.name.startswith(f"{name}/")):
-                    continue  # git archive writes only under the prefix; anything else is not ours
+                if not (member.name == name or member.name.startswith(f"{name}/")) or not (
+                        member.isfile() or member.isdir() or member.issym()):
+                    continue  # git archive writes only files, directories and symlinks under the prefix
+                if member.issym() and not _stays_inside(member, name):
+                    left_out.append(f"{mount.what}/{member.name.partition('/')[2]}")
+                    continue
                 archive.addfile(member, members.extractfile(member) if member.isfile() else None)
+    return left_out
+
+
+def _stays_inside(link: tarfile.TarInfo, directory: str) -> bool:
+    if link.linkname.startswith("/"):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link.name), link.linkname))
+    return resolved == directory or resolved.startswith(f"{directory}/")
 
 
 def binds(*, app_name: str, app_id: int, deployment_id: int, spec: ServiceSpec) -> tuple[tuple[str, str], ...]:
