@@ -6,6 +6,7 @@ change keeps running (and keeps its release's files volume), one whose file chan
 import pytest
 
 from deployments.application import apps
+from deployments.application.errors import InvalidInput
 from deployments.dockerd import daemon, release_files
 from deployments.models import Deployment
 from tests.support.apprepo import AppRepo
@@ -124,3 +125,17 @@ def test_mounted_repository_files_are_read_only_copies_replaced_by_the_next_rele
 
     apps.delete_app(app.name, actor=TEST_ACTOR)
     stack.eventually(lambda: files_volumes(app.name) == [], "the worker removes the app's files volume", timeout=30)
+
+
+def test_the_panel_checks_the_files_a_compose_file_names_at_the_branchs_tip(stack, app_repo):
+    commit_release(app_repo, "greeting")
+    (app_repo.path / "compose.yaml").write_text(COMPOSE.replace("./conf/token.txt", "./conf/missing.txt")
+                                                .replace("./site/pages:", "../outside:"))
+    app_repo._commit("a secret that is not there")
+    with pytest.raises(InvalidInput) as refused:
+        stack.create_app(app_repo, name="checked", compose_file="compose.yaml")
+    assert refused.value.errors == {"compose_file": [
+        "compose.yaml: secrets.token.file: './conf/missing.txt': there is no 'conf/missing.txt' in the branch's tip",
+        "compose.yaml: services.web.volumes: '../outside': it leaves the repository: only files of the repository are "
+        "mounted, never a path on the host (it would reach outside the app's confinement): name a file or directory "
+        "of the repository relative to the compose file, such as ./conf/nginx.conf"]}
