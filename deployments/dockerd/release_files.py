@@ -47,14 +47,14 @@ def fill(*, app_name: str, app_id: int, deployment_id: int, image: str, archive:
         filler = client.containers.create(
             image, name=f"{name_prefix()}-{app_name}_{deployment_id}-files", entrypoint=["/nonexistent"],
             network_mode="none", labels=instance_labels(**{LABEL_APP: app_name, LABEL_DEPLOYMENT: str(deployment_id)}),
-            volumes={name: {"bind": FILLER_PATH, "mode": "rw"}})
+            volumes={name: {"bind": FILLER_PATH, "mode": "rw,nocopy"}})
         if not filler.put_archive(FILLER_PATH, archive):
             raise daemon.RuntimeFailure(f"Docker could not put the release's files into {name}")
     except docker.errors.APIError as error:
         raise daemon.RuntimeFailure(f"Docker could not fill {name}: {error.explanation or error}") from error
     finally:
         if filler is not None:
-            filler.remove(force=True)
+            filler.remove(force=True, v=True)  # v: the anonymous volumes of its image's VOLUMEs
     return name
 
 
