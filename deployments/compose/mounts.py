@@ -23,6 +23,8 @@ def short_mount(where: str, item: str, problems: list[str]) -> dict:
     if not rest:
         return {"type": "volume", "target": source}
     target, _, mode = rest.partition(":")
+    if not source:
+        problems.append(f"{where}: {item!r}: nothing before ':' (a volume's name, or ./path in the repository)")
     modes = set(mode.split(",")) - {""}
     if modes - SHORT_MODES:
         problems.append(f"{where}: {item!r}: the mode may be ro or rw (z, Z, cached, delegated have no effect here)")
@@ -57,6 +59,9 @@ class ServiceFiles:
     def bind(self, where: str, item: dict) -> FileMount | None:
         """A bind mount of a file or directory of the repository, read-only whatever was written."""
         source = str(item.get("source", ""))
+        if not source:
+            self.problems.append(f"{where}: {item.get('target')!r}: a bind mount needs a source (./path in the repository)")
+            return None
         target = container_path(where, str(item.get("target", "")), self.problems)
         try:
             entry = self.files.entry(repo_path(self.base_dir, source))

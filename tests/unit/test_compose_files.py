@@ -72,6 +72,7 @@ def test_paths_are_relative_to_the_compose_files_directory():
     ("./leaving-link:/l", "services.web.volumes: './leaving-link': 'leaving-link' is a symlink to '/etc/passwd'"),
     ("./nginx.conf:etc/x", "services.web.volumes: 'etc/x': the target must be an absolute path"),
     ("./nginx.conf:/x:shared", "services.web.volumes: './nginx.conf:/x:shared': the mode may be ro or rw"),
+    (":/x", "services.web.volumes: ':/x': nothing before ':'"),
 ])
 def test_what_is_not_a_file_of_the_repository_is_refused_with_the_reason(volume, reason):
     found = problems(f"services: {{web: {{build: ., volumes: ['{volume}']}}}}")
@@ -81,6 +82,8 @@ def test_what_is_not_a_file_of_the_repository_is_refused_with_the_reason(volume,
 def test_a_long_bind_to_the_host_is_refused_too():
     found = problems("services: {web: {build: ., volumes: [{type: bind, source: /, target: /host}]}}")
     assert found[0].startswith("services.web.volumes: '/': an absolute path")
+    assert problems("services: {web: {build: ., volumes: [{type: bind, target: /x}]}}") == [
+        "services.web.volumes: '/x': a bind mount needs a source (./path in the repository)"]
 
 
 def test_an_anonymous_volume_is_a_scratch_volume_and_does_not_make_a_service_stateful():
