@@ -2,13 +2,15 @@
 the model's own validation, environment keys, the repository (who may use its address, whether
 the branch exists), a Compose app's file, the owner's quotas and HAProxy's verdict. Each returns
 {field: [messages]}, empty when the values pass."""
+from contextlib import ExitStack
+
 from django.core.exceptions import ValidationError
 
 from deployments import quotas
 from deployments.audit import Actor
 from deployments.compose import file as compose
 from deployments.compose.project import ComposeError
-from deployments.git import repo_policy, source
+from deployments.git import repo_files, repo_policy, source
 from deployments.haproxy import process as haproxy_process
 from deployments.masking import without_password
 from deployments.models import App
@@ -77,14 +79,18 @@ def haproxy_errors(app: App, domains: list[str]) -> dict[str, list[str]]:
 
 
 def compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]]:
-    """A Compose app's file, read at the branch's tip and checked as a deployment will check it:
-    what it cannot deploy is refused now, not at the first deploy (which checks it again at its commit)."""
+    """A Compose app's file, read at the branch's tip and checked as a deployment will check it
+    (with the files of the repository it names, read there too): what it cannot deploy is refused
+    now, not at the first deploy (which checks it again at its commit)."""
     if not app.compose_file:
         return {}
     try:
         text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES,
                                        _access(app))
-        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
+        with ExitStack() as cleanup:
+            tip = repo_files.BranchTip(app.repo_url, app.branch, _access(app), cleanup)
+            project = compose.load(text, app.web_service, environment, default_replicas=app.replicas,
+                                   read_file=tip.read_file, compose_file=app.compose_file)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
     except ComposeError as error:

@@ -2,36 +2,54 @@
 listing every problem: first the file's size and YAML, then the Compose specification's JSON
 schema, then the app's variables interpolated, then Switchyard's own rules (rules.py)."""
 import json
+import posixpath
 from functools import lru_cache
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from deployments.compose.composition import Composition
 from deployments.compose.interpolate import InterpolationError, interpolate
 from deployments.compose.project import ComposeError, Project
+from deployments.compose.repofiles import ReadFile, RepoFiles
 from deployments.compose.rules import read_services
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_YAML_EVENTS = 50_000  # a file of 256 KiB has fewer; bounds the work of reading one
 
 
-def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1) -> Project:
-    """Validate and read a compose file. Raises ComposeError with every problem found."""
+def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1, *,
+         read_file: ReadFile | None = None, compose_file: str = "compose.yaml") -> Project:
+    """Validate and read a compose file. Raises ComposeError with every problem found.
+    `read_file`: the repository's files at the same commit (repofiles.py), for what the file names
+    (bind mounts, secrets, configs, env_file); without it each is taken as empty, for a reader that
+    only shows the services. `compose_file`: its path in the repository (the others are relative to it)."""
+    files = RepoFiles(read_file)
+    compose_file = posixpath.normpath(compose_file)
+    base_dir = posixpath.dirname(compose_file) or "."
+    composition = Composition(files=files, parse=_parse, compose_file=compose_file)
     document = _parse(text)
-    _check_schema(document)
     try:
-        document = interpolate(document, environment)
-    except InterpolationError as error:
-        raise ComposeError([str(error)]) from None
-    try:
+        document = composition.include(document, path=compose_file)
+        document = composition.extend(_checked(document, environment), compose_file,
+                                      environment_of=lambda other: _checked(other, environment))
         return read_services(document, web_service=web_service, default_replicas=default_replicas,
-                             environment=environment)
+                             environment=environment, files=files, base_dir=base_dir)
     except ComposeError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a shape no rule foresaw
         raise ComposeError([f"the compose file could not be read ({type(error).__name__}: {error}); "
                             "check it with `docker compose config`"]) from None
+
+
+def _checked(document: dict, environment: dict[str, str]) -> dict:
+    """A document past the schema, with the app's variables interpolated."""
+    _check_schema(document)
+    try:
+        return interpolate(document, environment)
+    except InterpolationError as error:
+        raise ComposeError([str(error)]) from None
 
 
 def _parse(text: str) -> dict:

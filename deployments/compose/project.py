@@ -51,6 +51,26 @@ class VolumeMount:
 
 
 @dataclass(frozen=True)
+class FileMount:
+    """A read-only copy of repository files (a bind mount), a secret or a config, in the release's
+    files volume (dockerd/release_files.py). The digest (the content's sha256, or a directory's git
+    tree) is part of the service's definition: a changed file means new containers."""
+    target: str  # absolute, in the container
+    what: str  # for the log: "./nginx.conf", "secret db_password"
+    digest: str
+    path: str = ""  # in the repository ("" for a secret or config given inline)
+    directory: bool = False
+    content: bytes | None = field(default=None, compare=False, repr=False)  # a file's; a directory's is read at deploy
+    mode: int | None = None  # None: the repository's
+    uid: int = 0
+    gid: int = 0
+    asked_writable: bool = False  # `:rw` was written: mounted read-only all the same, and the log says so
+
+    def described(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if key != "content"}
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     role: Role
@@ -76,12 +96,18 @@ class ServiceSpec:
     labels: tuple[tuple[str, str], ...] = field(default=())
     # Run once in a container of the new image before the release starts (x-switchyard-release-command).
     release_command: tuple[str, ...] = ()
+    files: tuple[FileMount, ...] = ()  # bind mounts of repository files, secrets, configs
+    anonymous_volumes: tuple[str, ...] = ()  # targets: scratch space of one container, removed with it
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
         did not change keeps running across a deploy. The release command is not part of it:
         it runs at each deploy, it does not change what runs."""
-        described = {key: value for key, value in asdict(self).items() if key != "release_command"}
+        described = {key: value for key, value in asdict(self).items() if key not in ("release_command", "files")}
+        if self.files:
+            described["files"] = [mount.described() for mount in self.files]
+        if not self.anonymous_volumes:  # a field added later: a service without any keeps its definition
+            del described["anonymous_volumes"]
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def recreate_reasons(self) -> list[str]:

@@ -7,7 +7,10 @@ import re
 import shlex
 from pathlib import PurePosixPath
 
-from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
+from deployments.compose import mounts
+from deployments.compose.environment_files import service_environment
+from deployments.compose.project import ComposeError, FileMount, HealthCheck, Project, Role, ServiceSpec, VolumeMount
+from deployments.compose.repofiles import RepoFiles
 from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
 
@@ -39,33 +42,37 @@ REFUSED_KEYS = {
     "cpus": LIMITS, "cpu_count": LIMITS, "cpu_percent": LIMITS, "cpu_period": LIMITS, "cpu_quota": LIMITS,
     "cpu_rt_period": LIMITS, "cpu_rt_runtime": LIMITS, "cpu_shares": LIMITS, "cpuset": LIMITS, "pids_limit": LIMITS,
     "blkio_config": LIMITS, "ulimits": LIMITS, "shm_size": LIMITS, "storage_opt": LIMITS,
-    "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
-    "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
-    "extends": "write the service out in full", "profiles": "every service of the file is deployed",
+    "profiles": "every service of the file is deployed",
     "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty"}
-TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
-                     "configs": "use the app's environment variables"}
+                  "expose", "restart", "labels", "init", "read_only", "tty",
+                  "env_file", "secrets", "configs"}
+TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK}
 
 
-def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str]) -> Project:
-    """The project a schema-valid, interpolated document describes; raises ComposeError with every problem."""
-    return _Reader(document, web_service, default_replicas, environment).project()
+def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
+                  files: RepoFiles | None = None, base_dir: str = ".") -> Project:
+    """The project a schema-valid, interpolated document describes; raises ComposeError with every problem.
+    `files`: the repository's files the document names (none: each read as empty), relative to `base_dir`."""
+    return _Reader(document, web_service, default_replicas, environment, files or RepoFiles(None), base_dir).project()
 
 
 class _Reader:
     """Switchyard's rules over a file that passed the schema; collects every problem."""
 
-    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str]) -> None:
+    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str],
+                 files: RepoFiles, base_dir: str) -> None:
         self.document = document
         self.web_service = web_service
         self.default_replicas = default_replicas
         self.environment = environment
         self.problems: list[str] = []
         self.volumes = self._volumes()
+        self.files, self.base_dir = files, base_dir
+        self.service_files = mounts.ServiceFiles(document, files=files, base_dir=base_dir, environment=environment,
+                                                 problems=self.problems)
 
     def project(self) -> Project:
         for key, reason in TOP_LEVEL_REFUSED.items():
@@ -118,13 +125,18 @@ class _Reader:
                                  "so that SIGTERM reaches the app's process")
         if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
             self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
-        volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
+        mounted = [self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or []]
+        volumes = tuple(mount for mount in mounted if isinstance(mount, VolumeMount))
+        files = (*(mount for mount in mounted if isinstance(mount, FileMount)),
+                 *self.service_files.of_service(where, definition))
+        mounts.check_targets(where, [*(m for m in mounted if not isinstance(m, FileMount)), *files], self.problems)
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
-            entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
+            entrypoint=_command(definition.get("entrypoint")), environment=self._environment(where, definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
-            replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
+            replicas=self._replicas(where, definition, web), volumes=volumes, files=files,
+            anonymous_volumes=tuple(mount for mount in mounted if isinstance(mount, str)),
             depends_on=self._depends_on(where, definition.get("depends_on")),
             healthcheck=self._healthcheck(where, definition.get("healthcheck")),
             stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
@@ -148,14 +160,9 @@ class _Reader:
         self.problems.append(f"{where}.{RELEASE_COMMAND_KEY}: a command, as a string or a list of strings")
         return ()
 
-    def _environment(self, definition: dict) -> tuple[tuple[str, str], ...]:
-        """A variable given without a value (`- KEY` or `KEY:`) passes the app's own through, as
-        Compose passes the shell's; unset there, it is left out."""
-        given = definition.get("environment") or {}
-        if isinstance(given, list):
-            given = dict((item.partition("=")[0], item.partition("=")[2] if "=" in item else None) for item in given)
-        values = {k: self.environment.get(k) if v is None else v for k, v in given.items()}
-        return tuple(sorted((str(k), str(v)) for k, v in values.items() if v is not None))
+    def _environment(self, where: str, definition: dict) -> tuple[tuple[str, str], ...]:
+        return service_environment(where, definition, environment=self.environment, files=self.files,
+                                   base_dir=self.base_dir, problems=self.problems)
 
     def _build(self, where: str, definition: dict) -> dict:
         build = definition.get("build")
@@ -190,23 +197,20 @@ class _Reader:
                                  f"{replicas}, leave container_name out")
         return replicas
 
-    def _mount(self, where: str, item) -> VolumeMount | None:
+    def _mount(self, where: str, item) -> VolumeMount | FileMount | str | None:
+        """A named volume, a copy of repository files (mounts.py), or an anonymous volume's target."""
         if isinstance(item, str):
-            source, _, rest = item.partition(":")
-            target, _, mode = rest.partition(":")
-            if mode not in ("", "ro", "rw"):
-                self.problems.append(f"{where}: {item!r}: only the modes ro and rw are supported")
-            item = {"type": "volume", "source": source, "target": target, "read_only": mode == "ro"} if rest else \
-                {"type": "volume", "target": source}
+            item = mounts.short_mount(where, item, self.problems)
         kind, source = item.get("type", "volume"), item.get("source", "")
         if not item.get("target"):
             self.problems.append(f"{where}: {source or item!r}: needs a target (the path in the container)")
-        elif kind != "volume" or source.startswith(("/", ".", "~")):
-            self.problems.append(f"{where}: {source or kind!r}: only named volumes are supported: a path on the "
-                                 "host would reach outside the app's confinement")
+        elif kind == "bind" or (kind == "volume" and mounts.is_path(source)):
+            return self.service_files.bind(where, item)
+        elif kind != "volume":
+            self.problems.append(f"{where}: {source or kind!r}: only named volumes and files of the repository are "
+                                 "supported")
         elif not source:
-            self.problems.append(f"{where}: {item.get('target')!r}: name the volume (NAME:{item.get('target')}) "
-                                 "and declare it under volumes:, so that its data survives deploys")
+            return mounts.container_path(where, item["target"], self.problems) or None
         elif source not in self.volumes:
             self.problems.append(f"{where}: volume {source!r} is not declared under the top-level volumes:")
         else:

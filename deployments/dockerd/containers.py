@@ -4,6 +4,7 @@ import datetime
 from dataclasses import dataclass
 
 import docker.errors
+from docker.types import Mount
 from django.conf import settings
 
 from deployments.dockerd import daemon, networks
@@ -47,6 +48,8 @@ class RunOptions:
     read_only: bool = False
     tty: bool = False
     labels: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # (an entry of a release's files volume, path): read-only
+    scratch: tuple[str, ...] = ()  # paths of anonymous volumes, removed with the container
 
     def create_arguments(self, network: str) -> dict:
         arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
@@ -54,7 +57,9 @@ class RunOptions:
                      "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
                      "read_only": self.read_only, "tty": self.tty,
                      "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
-                                 for volume, path, read_only in self.volumes} or None}
+                                 for volume, path, read_only in self.volumes} or None,
+                     "mounts": [*(Mount(path, source, type="bind", read_only=True) for source, path in self.files),
+                                *(Mount(path, None, type="volume") for path in self.scratch)] or None}
         if self.aliases:
             arguments["networking_config"] = {network: daemon.client().api.create_endpoint_config(aliases=list(self.aliases))}
         return {key: value for key, value in arguments.items() if value is not None}
@@ -223,7 +228,7 @@ def stop_and_remove(container_id: str, timeout: int) -> None:
     except docker.errors.APIError:
         pass  # removal below forces it
     try:
-        daemon.client().api.remove_container(container_id, force=True)
+        daemon.client().api.remove_container(container_id, force=True, v=True)  # v: its anonymous volumes
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as error:

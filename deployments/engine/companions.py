@@ -22,6 +22,7 @@ from typing import Callable
 from deployments.compose.project import Project, Role, ServiceSpec
 from deployments.dockerd.values import Container, ServiceRelease
 from deployments.dockerd import containers, daemon, images, output, volumes
+from deployments.engine import release_files
 from deployments.engine.logs import DeploymentLog
 
 HEALTH_POLL = 0.2
@@ -32,10 +33,13 @@ class ServiceFailed(daemon.RuntimeFailure):
     """A service did not start or become healthy; the message names it."""
 
 
-def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> containers.RunOptions:
-    """How the containers of `spec` run: what the compose file says, volumes under the app's names."""
+def run_options(app_name: str, app_id: int, spec: ServiceSpec, *, deployment_id: int) -> containers.RunOptions:
+    """How the containers of `spec` run: what the compose file says, volumes under the app's names,
+    files from the files volume of the deployment that starts them."""
     mounts = tuple((volumes.ensure_volume(app_name, app_id, m.volume), m.target, m.read_only) for m in spec.volumes)
     return containers.RunOptions(
+        files=release_files.binds(app_name=app_name, app_id=app_id, deployment_id=deployment_id, spec=spec),
+        scratch=spec.anonymous_volumes,
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
         volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
@@ -171,7 +175,7 @@ class Companions:
 
     def _start(self, spec: ServiceSpec, image_id: str) -> None:
         self.wait_for_dependencies(spec)
-        options = run_options(self.app_name, self.app_id, spec)
+        options = run_options(self.app_name, self.app_id, spec, deployment_id=self.deployment_id)
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
                                  definition=self._definition(spec), image_id=image_id, containers=(),
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)

@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
-from deployments.dockerd import containers, daemon, images, networks, volumes
+from deployments.dockerd import containers, daemon, images, networks, release_files, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.engine.retire import retire
@@ -80,6 +80,7 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
         actions += _remove_stray_containers()
         actions += _remove_orphan_networks()
         actions += _remove_orphan_volumes()
+        actions += _remove_unused_files_volumes()
         changes.sync_all(hold=revived, release=stale)
         actions.append("HAProxy config, map and servers match the database")
         return actions
@@ -281,6 +282,12 @@ def _remove_orphan_volumes() -> list[str]:
     """Volumes of deleted apps (by id: an app of the same name made since has its own)."""
     names = volumes.remove_orphan_volumes(keep=App.objects.values_list("id", flat=True))
     return [f"removed volume {name}" for name in names]
+
+
+def _remove_unused_files_volumes() -> list[str]:
+    """Files volumes whose release is gone (a worker lost between filling one and retiring it)."""
+    running = Deployment.objects.exclude(state__in=Deployment.FINAL_STATES).values_list("id", flat=True)
+    return [f"removed files volume {name}" for name in release_files.remove_unused(keep=running)]
 
 
 def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str,

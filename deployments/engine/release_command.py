@@ -44,7 +44,8 @@ def run_all(*, app_name: str, app_id: int, deployment_id: int, project: Project,
         shown = shlex.join(command)
         log.write(f"{prefix}Release command: {shown}")
         log.flush()  # a migration may be silent for minutes: the page must show it is running
-        options = replace(run_options(app_name, app_id, spec), command=command, aliases=(), healthcheck=None)
+        options = replace(run_options(app_name, app_id, spec, deployment_id=deployment_id), command=command,
+                          aliases=(), healthcheck=None)
         name = f"{name_prefix()}-{app_name}_{deployment_id}-{spec.name}-release"
         labels = {LABEL_APP: app_name, LABEL_DEPLOYMENT: str(deployment_id),
                   LABEL_SERVICE: spec.name}

@@ -85,7 +85,8 @@ def _environment(remote_url: str | None, access: Access | None) -> Iterator[tupl
 
 
 def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None, remote_url: str | None = None,
-         access: Access | None = None, stdout: BinaryIO | None = None, max_output: int = 0) -> subprocess.CompletedProcess:
+         access: Access | None = None, stdout: BinaryIO | None = None, max_output: int = 0,
+         stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """git with its output captured, or written to `stdout` (a file). `max_output`: no file git or
     a git it starts writes (the output file, a fetched pack) grows past that many bytes: the kernel
     refuses the write (RLIMIT_FSIZE, with SIGXFSZ ignored so git says "File too large": _too_large),
@@ -103,9 +104,10 @@ def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None,
     with _environment(remote_url, access) as (env, options):
         command = ["git", *options, *args]
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
+                                   stdin=subprocess.PIPE if stdin is not None else None,
                                    stderr=subprocess.PIPE, preexec_fn=in_child, start_new_session=True)
         try:
-            out, err = process.communicate(timeout=limit)
+            out, err = process.communicate(input=stdin, timeout=limit)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             raise SourceError(f"git {args[0]} did not finish within {limit:g}s") from None
@@ -247,6 +249,14 @@ def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int, acce
     that ignores the filter sends the whole tree), at most SWITCHYARD_REMOTE_CHECK_MAX_MB written,
     within SWITCHYARD_REMOTE_CHECK_TIMEOUT seconds in all. Fetched into a throwaway repository: the
     app's cache is the worker's."""
+    with remote_tip(repo_url, branch, path, access) as (repo, git):
+        return _read(repo, "FETCH_HEAD", path, max_bytes, git=git)
+
+
+@contextmanager
+def remote_tip(repo_url: str, branch: str, path: str, access: Access) -> Iterator[tuple[Path, Callable]]:
+    """A throwaway repository holding the branch's tip (FETCH_HEAD: its commit and trees, each file
+    fetched when it is read), and the git callable that reads it within read_remote_file's bounds."""
     peek = _Peek.starting_now(repo_url=repo_url, path=path, access=access)
     with tempfile.TemporaryDirectory(prefix="switchyard-peek-") as directory:
         repo = Path(directory)
@@ -257,7 +267,7 @@ def read_remote_file(repo_url: str, branch: str, path: str, max_bytes: int, acce
                           repo)
         if result.returncode != 0:
             raise SourceError(f"git fetch from {peek.shown!r} failed: {_stderr(result)}")
-        return _read(repo, "FETCH_HEAD", path, max_bytes, git=peek.git)
+        yield repo, peek.git
 
 
 @dataclass(frozen=True)
@@ -282,13 +292,14 @@ class _Peek:
     def shown(self) -> str:
         return without_password(self.repo_url)
 
-    def git(self, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    def git(self, args: list[str], cwd: Path, stdout: BinaryIO | None = None,
+            stdin: bytes | None = None) -> subprocess.CompletedProcess:
         left = self.deadline - time.monotonic()
         try:
             if left <= 0:
                 raise SourceError("out of time")
             result = _git(["-c", "fetch.unpackLimit=1", *args], cwd=cwd, timeout=left, remote_url=self.repo_url,
-                          access=self.access, max_output=self.max_mb * 1024 * 1024)
+                          access=self.access, max_output=self.max_mb * 1024 * 1024, stdout=stdout, stdin=stdin)
         except SourceError:
             raise SourceError(f"reading {self.path} from {self.shown!r} took longer than {self.timeout}s "
                               "(SWITCHYARD_REMOTE_CHECK_TIMEOUT): is the server slow? Try again, or ask the "

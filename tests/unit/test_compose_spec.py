@@ -66,16 +66,14 @@ services:
     ports: ["80:8000"]
   db:
     image: postgres
-    env_file: .env
     cpus: 2
 """)
     assert "services.web.network_mode: host not supported: every service runs on the app's own network, " \
            "where services find each other by service name" in found
     assert any(p.startswith("services.web.privileged: True not supported: it would loosen") for p in found)
-    assert any(p.startswith("services.web.volumes: '/etc': only named volumes") for p in found)
+    assert any(p.startswith("services.web.volumes: '/etc': an absolute path: only files of the repository") for p in found)
     assert any(p.startswith("services.web.ports: 80:8000 not supported: traffic reaches apps only through HAProxy")
                for p in found)
-    assert any(p.startswith("services.db.env_file: .env not supported") for p in found)
     assert any(p.startswith("services.db: needs build:") for p in found)
     assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
 
@@ -92,7 +90,6 @@ def test_the_compose_schema_is_checked_first():
     ("services: {api: {build: .}}", "services: there is no service 'web' to route the app's domains to"),
     ("services: {web: {build: ../elsewhere}}", "services.web.build.context: '../elsewhere' must be a directory"),
     ("services: {web: {build: ., volumes: [data:/data]}}", "services.web.volumes: volume 'data' is not declared"),
-    ("services: {web: {build: ., volumes: [/data]}}", "services.web.volumes: '/data': name the volume"),
     ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
     ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
      "services.web.depends_on.w: a web service can depend only on services that hold state"),
@@ -123,7 +120,7 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., devices: ['/dev/kmsg']}}", "services.web.devices: /dev/kmsg not supported"),
     ("services: {web: {build: ., security_opt: ['seccomp:unconfined']}}", "services.web.security_opt: seccomp"),
     ("services: {web: {build: ., volumes: [{type: bind, source: /, target: /host}]}}",
-     "services.web.volumes: '/': only named volumes"),
+     "services.web.volumes: '/': an absolute path: only files of the repository are mounted"),
     ("services: {web: {build: .}, 123: {build: .}}", "services.123: keys must be text"),
     ("services: {web: {build: ., deploy: {replicas: 8}}, w: {build: ., deploy: {replicas: 8}}, "
      "x: {build: ., deploy: {replicas: 8}}, y: {build: ., deploy: {replicas: 8}}, z: {build: ., deploy: {replicas: 8}},"

@@ -65,13 +65,15 @@ class Recorder:
         monkeypatch.setattr(retire.containers, "stop_and_remove",
                             lambda id, timeout: self.calls.append(f"stop {id} {timeout}"))
         monkeypatch.setattr(retire, "DRAIN_POLL_INTERVAL", 0)
+        monkeypatch.setattr(retire.release_files, "remove_unused", lambda app_name, app_id: [])
 
     def open_streams(self, old) -> OpenStreams:
         return OpenStreams(waiting=self.waiting.pop(0) if len(self.waiting) > 1 else self.waiting[0])
 
 
 def release(holds_backend: bool = True) -> SimpleNamespace:
-    return SimpleNamespace(holds_backend=holds_backend, containers=[SimpleNamespace(id="a"), SimpleNamespace(id="b")])
+    return SimpleNamespace(holds_backend=holds_backend, containers=[SimpleNamespace(id="a"), SimpleNamespace(id="b")],
+                           app=SimpleNamespace(name="app"), app_id=1)
 
 
 def test_retiring_waits_for_the_requests_in_flight_then_stops_the_containers(monkeypatch):

@@ -1,8 +1,9 @@
 """The drain phase: a Compose app's workers replaced, the previous release retired
 (engine/retire.py: out of service, requests in flight finished, containers stopped), services
-this release replaced removed, and old images pruned (the last successful ones stay for a
+this release replaced removed, files volumes no container uses removed, and old images pruned (the last successful ones stay for a
 rollback or a redeploy)."""
 from deployments.dockerd import containers, images
+from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext
 from deployments.engine.retire import retire
 
@@ -20,6 +21,8 @@ def drain(ctx: DeploymentContext) -> None:
         retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)
         ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
     ctx.companions.retire_replaced()
+    for name in release_files.remove_unused(ctx.app.name, ctx.app.id):  # the replaced services' too
+        ctx.log.write(f"Removed the files volume {name}")
     prune_images(ctx)
 
 

@@ -5,7 +5,7 @@ from deployments.compose.project import single_service
 from deployments.dockerd import daemon
 from deployments.engine import lifecycle
 from deployments.engine.phases.context import DeploymentContext, PhaseFailed
-from deployments.git import source
+from deployments.git import repo_files, source
 
 
 def fetch(ctx: DeploymentContext) -> None:
@@ -28,8 +28,9 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     say = (lambda text: None) if quiet else ctx.log.write
     app = ctx.app
     if ctx.deployment.compose_text:
+        files = repo_files.at_commit(app.name, ctx.deployment.commit_sha)
         ctx.project = load(ctx.deployment.compose_text, app.web_service, ctx.environment,
-                           default_replicas=app.replicas)
+                           default_replicas=app.replicas, read_file=files.read_file, compose_file=app.compose_file)
         say(f"{app.compose_file}: services " + ", ".join(
             f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
             for s in ctx.project.services))

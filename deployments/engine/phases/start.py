@@ -2,7 +2,7 @@
 the web service waits for), the release commands, then the web service's containers in the idle
 colour, with the app's limits. (A recreate stops the old release in between: recreate.py.)"""
 from deployments.dockerd import containers, daemon, images
-from deployments.engine import release_command
+from deployments.engine import release_command, release_files
 from deployments.engine.companions import Companions, environment_of, run_options
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 
@@ -14,7 +14,11 @@ def check_images(ctx: DeploymentContext) -> None:
 
 
 def start_companions(ctx: DeploymentContext) -> None:
-    """A Compose app's stateful services, then whatever the web service waits for."""
+    """The release's files (a Compose app's bind mounts, secrets, configs), a Compose app's stateful
+    services, then whatever the web service waits for."""
+    release_files.prepare(app_name=ctx.app.name, app_id=ctx.app.id, deployment_id=ctx.deployment.id,
+                          commit=ctx.deployment.commit_sha, image=ctx.images.get(ctx.project.web.name) or
+                          ctx.deployment.image, project=ctx.project, log=ctx.log)
     ctx.companions = companions(ctx)
     ctx.companions.start_stateful()
     ctx.companions.wait_for_dependencies(ctx.project.web)
@@ -46,7 +50,7 @@ def start_web(ctx: DeploymentContext) -> None:
     ctx.save(colour=colour)
     web_limits = limits(ctx)
     web = ctx.project.web
-    options = run_options(app.name, app.id, web)
+    options = run_options(app.name, app.id, web, deployment_id=ctx.deployment.id)
     for index in range(web.replicas):
         container = containers.start_release_container(app.name, str(ctx.deployment.id), index,
                                                        ctx.deployment.image, app.port,
