@@ -190,7 +190,8 @@ class EventDeliveryOut(Schema):
 
 
 class CommitStatusTokenIn(ObjectBody):
-    token: str = Field(description="a GitHub, GitLab or Gitea token; empty removes it")
+    token: str = Field(description="a GitHub, GitLab, Gitea or Forgejo token, sent only to the host of the app's repository "
+                       "as it is now; empty removes it")
 
 
 def target_out(target: NotificationTarget) -> dict:

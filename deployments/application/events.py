@@ -7,7 +7,7 @@ from django.db import transaction
 from deployments.application.errors import InvalidInput, NotPossible
 from deployments.audit import Actor, record
 from deployments.models import EVENTS, App, EventDelivery, NotificationTarget
-from deployments.outgoing import events
+from deployments.outgoing import commit_status, events
 
 MAX_TARGETS = 10
 MAX_TOKEN_LENGTH = 255
@@ -62,7 +62,9 @@ def set_commit_status_token(app: App, *, token: str, actor: Actor) -> None:
         raise InvalidInput({"commit_status_token": ["a provider token is one word of printable ASCII"]})
     with transaction.atomic():
         app.commit_status_token = token
-        app.save(update_fields=["encrypted_commit_status_token"])
+        # The token goes to this host only, whatever the repository URL becomes (outgoing/commit_status.py).
+        app.commit_status_token_host = commit_status.repository_host(app.repo_url) if token else ""
+        app.save(update_fields=["encrypted_commit_status_token", "commit_status_token_host"])
         record(actor, "notifications.token", app, "commit status token " + ("set" if token else "removed"))
 
 

@@ -11,7 +11,7 @@ from deployments import enqueue
 from deployments.application.errors import NotPossible
 from deployments.audit import Actor, Via, record
 from deployments.engine import queue
-from deployments.incoming import providers
+from deployments.incoming import providers, repository
 from deployments.models import App, Deployment, WebhookDelivery
 
 
@@ -81,6 +81,10 @@ def _ignore_reason(received: Received) -> str:
         return {"ping": "ping", "tag": "tag push"}.get(push.kind, f"{push.event or 'unknown'} event")
     if push.sha == providers.ZERO_SHA:
         return "branch deleted"
+    if received.provider != providers.Generic.name:  # a Bearer delivery names no repository
+        mismatch = repository.mismatch(app_name=app.name, repo_url=app.repo_url, payload_urls=push.repository_urls)
+        if mismatch:
+            return mismatch
     if push.branch is not None and push.branch != app.branch:
         return f"push to {push.branch}; {app.name} deploys {app.branch}"
     if not app.auto_deploy:

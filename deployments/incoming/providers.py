@@ -10,7 +10,17 @@ import json
 from dataclasses import dataclass
 from typing import Mapping
 
+from deployments.incoming import payloads
+
 ZERO_SHA = "0" * 40
+# Where each payload names its repository (incoming/payloads.py reads them).
+GITHUB_URL_FIELDS = (("repository", "clone_url"), ("repository", "ssh_url"), ("repository", "html_url"),
+                     ("repository", "git_url"))
+GITLAB_URL_FIELDS = (("project", "git_http_url"), ("project", "git_ssh_url"), ("project", "web_url"),
+                     ("repository", "git_http_url"), ("repository", "git_ssh_url"), ("repository", "homepage"),
+                     ("repository", "url"))
+BITBUCKET_URL_FIELDS = (("repository", "links", "html", "href"),)
+SERVER_EVENT_PREFIXES = ("repo:refs_changed", "diagnostics:", "pr:", "mirror:")
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,7 @@ class Push:
     sha: str | None = None
     pusher: str = ""
     repository: str = ""  # the provider's name for the repository (owner/name; GitLab: the project id)
+    repository_urls: tuple[str, ...] = ()  # its clone, SSH and web URLs as the payload gives them
 
 
 class Rejected(Exception):
@@ -88,8 +99,9 @@ class GitHub(Provider):
         kind, branch = _branch(payload.get("ref"))
         if payload.get("deleted"):
             kind = "other"
-        pusher = (payload.get("pusher") or {}).get("name", "")
-        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload))
+        pusher = payloads.first_text(payload, ("pusher", "name"), ("sender", "login"))
+        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload),
+                    payloads.repository_urls(payload, GITHUB_URL_FIELDS))
 
 
 class GitLab(Provider):
@@ -111,32 +123,46 @@ class GitLab(Provider):
         if event != "Push Hook":
             return Push("other", event, delivery)
         kind, branch = _branch(payload.get("ref"))
+        # Older GitLab payloads have only user_name (the display name) and no project object.
+        pusher = payloads.first_text(payload, ("user_username",), ("user_name",))
         return Push(kind, event, delivery, branch, payload.get("checkout_sha") or payload.get("after"),
-                    payload.get("user_username", ""), str(payload.get("project_id") or ""))
+                    pusher, str(payload.get("project_id") or ""), payloads.repository_urls(payload, GITLAB_URL_FIELDS))
 
 
 class Gitea(Provider):
-    """Gitea and Forgejo (Forgejo sends both its own and Gitea's headers)."""
+    """Gitea sends GitHub's and Gogs' headers beside its own (Forgejo: Gitea's too), so each is
+    recognised by, and verified with, its own headers only: X-<Name>-Event, -Delivery, -Signature
+    (hex HMAC-SHA256 of the body). The three payloads have one shape (Gitea began as Gogs)."""
     name = "gitea"
+    prefix = "X-Gitea"
 
     @classmethod
     def matches(cls, headers):
-        return "X-Gitea-Event" in headers or "X-Forgejo-Event" in headers
+        return f"{cls.prefix}-Event" in headers
 
     @classmethod
     def verify(cls, headers, body, secret):
-        given = headers.get("X-Gitea-Signature") or headers.get("X-Forgejo-Signature", "")
-        return _same(given, _hmac_sha256(secret, body))
+        return _same(headers.get(f"{cls.prefix}-Signature", ""), _hmac_sha256(secret, body))
 
     @classmethod
     def parse(cls, headers, payload):
-        event = headers.get("X-Gitea-Event") or headers.get("X-Forgejo-Event", "")
-        delivery = headers.get("X-Gitea-Delivery") or headers.get("X-Forgejo-Delivery", "")
+        event, delivery = headers[f"{cls.prefix}-Event"], headers.get(f"{cls.prefix}-Delivery", "")
         if event != "push":
             return Push("other", event, delivery)
         kind, branch = _branch(payload.get("ref"))
-        pusher = (payload.get("pusher") or {}).get("login") or (payload.get("pusher") or {}).get("username", "")
-        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload))
+        pusher = payloads.first_text(payload, ("pusher", "login"), ("pusher", "username"), ("sender", "login"))
+        return Push(kind, event, delivery, branch, payload.get("after"), pusher, _repository(payload),
+                    payloads.repository_urls(payload, GITHUB_URL_FIELDS))
+
+
+class Forgejo(Gitea):
+    name = "forgejo"
+    prefix = "X-Forgejo"
+
+
+class Gogs(Gitea):
+    name = "gogs"
+    prefix = "X-Gogs"
 
 
 class Bitbucket(Provider):
@@ -164,8 +190,41 @@ class Bitbucket(Provider):
         if not branches:
             return Push("tag" if news else "other", event, delivery)
         new = branches[-1]
-        actor = (payload.get("actor") or {}).get("display_name", "")
-        return Push("push", event, delivery, new.get("name"), (new.get("target") or {}).get("hash"), actor)
+        actor = payloads.first_text(payload, ("actor", "nickname"), ("actor", "display_name"))
+        return Push("push", event, delivery, new.get("name"), (new.get("target") or {}).get("hash"), actor,
+                    _repository(payload), payloads.repository_urls(payload, BITBUCKET_URL_FIELDS))
+
+
+class BitbucketServer(Bitbucket):
+    """Bitbucket Server / Data Center: X-Request-Id (Cloud: X-Request-UUID), a push is
+    repo:refs_changed with changes[].ref / refId / toHash; the last branch change counts."""
+    name = "bitbucket-server"
+
+    @classmethod
+    def matches(cls, headers):
+        if "X-Event-Key" not in headers or "X-Request-UUID" in headers or "X-Hook-UUID" in headers:
+            return False
+        return "X-Request-Id" in headers or headers["X-Event-Key"].startswith(SERVER_EVENT_PREFIXES)
+
+    @classmethod
+    def parse(cls, headers, payload):
+        event, delivery = headers["X-Event-Key"], headers.get("X-Request-Id", "")
+        if event == "diagnostics:ping":
+            return Push("ping", event, delivery)
+        if event != "repo:refs_changed":
+            return Push("other", event, delivery)
+        changes = payload.get("changes") or []
+        if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+            raise TypeError("changes is not a list of changes")
+        refs = [(c.get("refId") or (c.get("ref") or {}).get("id"), c.get("toHash")) for c in changes]
+        branches = [(ref, sha) for ref, sha in refs if isinstance(ref, str) and ref.startswith("refs/heads/")]
+        if not branches:
+            return Push("tag" if refs else "other", event, delivery)
+        ref, sha = branches[-1]
+        pusher = payloads.first_text(payload, ("actor", "name"), ("actor", "slug"))
+        repository = payload.get("repository")
+        return Push("push", event, delivery, ref[len("refs/heads/"):], sha, pusher,
+                    "", payloads.bitbucket_server_urls(repository if isinstance(repository, dict) else {}))
 
 
 class Generic(Provider):
@@ -189,14 +248,17 @@ class Generic(Provider):
         return Push(kind, "push", delivery, branch, payload.get("after"))
 
 
-PROVIDERS: tuple[type[Provider], ...] = (GitHub, GitLab, Gitea, Bitbucket, Generic)  # GitHub before Bitbucket
+# The most specific first: Forgejo also sends Gitea's, Gogs' and GitHub's headers, Gitea Gogs' and
+# GitHub's; Bitbucket Server's headers are Cloud's minus its UUIDs.
+PROVIDERS: tuple[type[Provider], ...] = (Forgejo, Gitea, Gogs, GitHub, GitLab, BitbucketServer, Bitbucket, Generic)
+PROVIDER_NAMES = tuple(provider.name for provider in PROVIDERS)
 
 
 def identify(headers: Mapping[str, str]) -> type[Provider]:
     for provider in PROVIDERS:
         if provider.matches(headers):
             return provider
-    raise Rejected(403, "missing signature: no GitHub, GitLab, Gitea, Bitbucket or Bearer headers")
+    raise Rejected(403, "missing signature: no GitHub, GitLab, Gitea, Forgejo, Gogs, Bitbucket or Bearer headers")
 
 
 def read(provider: type[Provider], headers: Mapping[str, str], body: bytes, secret: str) -> Push:

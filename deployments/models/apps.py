@@ -93,6 +93,8 @@ class App(models.Model):
         help_text="requests the new release must answer in a step before it is compared")
     # Commit statuses on the git provider for deployments from a push (docs/deploy-events.md, "Commit status").
     encrypted_commit_status_token = models.TextField(blank=True)
+    # The host the token was stored for (the repository's then): it is never sent anywhere else (outgoing/commit_status.py).
+    commit_status_token_host = models.CharField(max_length=255, blank=True)
     release_command = models.CharField(
         max_length=1000, blank=True, validators=[validate_release_command],
         help_text="run once in a container of the new image before it starts (e.g. migrations); empty: none")

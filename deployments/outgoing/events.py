@@ -15,7 +15,6 @@ resolve to public addresses only, and the connection goes to the address that wa
 import hashlib
 import hmac
 import json
-import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,20 +23,17 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from deployments.outgoing import pinned_http
+from deployments.outgoing import commit_status, pinned_http
 from deployments.models import EVENTS, Deployment, EventDelivery, WebhookDelivery
 from deployments.validators import email_addresses
 
 Kind, State = EventDelivery.Kind, EventDelivery.State
 # Sent (on commit) with the ids of deliveries ready to go; enqueue.py sends them at once.
 deliveries_recorded = Signal()
-REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
-GITLAB_PROJECT = re.compile(r"^[0-9]{1,20}$")
-COMMIT_STATES = {  # provider → deployment end (or "started") → its word
-    "github": {"started": "pending", "succeeded": "success", "failed": "failure", "rolled_back": "failure",
-               "cancelled": "error"},
-    "gitea": {"started": "pending", "succeeded": "success", "failed": "failure", "rolled_back": "failure",
-              "cancelled": "error"},
+GITHUB_STATES = {"started": "pending", "succeeded": "success", "failed": "failure", "rolled_back": "failure",
+                 "cancelled": "error"}
+COMMIT_STATES = {  # provider → deployment end (or "started") → its word (Gitea and Forgejo speak GitHub's)
+    "github": GITHUB_STATES, "gitea": GITHUB_STATES, "forgejo": GITHUB_STATES,
     "gitlab": {"started": "running", "succeeded": "success", "failed": "failed", "rolled_back": "failed",
                "cancelled": "canceled"},
 }
@@ -71,14 +67,20 @@ def record_start(deployment_id: int) -> None:
 
 
 def _commit_status(deployment: Deployment, event: str) -> list[EventDelivery]:
+    """The status, to the host the app's token was stored for (outgoing/commit_status.py); a refusal
+    is recorded as a failed delivery with its reason, so the app's admins see why none was sent."""
     push = _push_of(deployment)
     if push is None or not deployment.app.encrypted_commit_status_token or not deployment.commit_sha:
         return []
     provider, repository = push
-    url = _status_url(provider, repository, deployment.commit_sha)
-    if url is None:
-        return []
     body = _status_body(provider, COMMIT_STATES[provider][event], deployment)
+    try:
+        url = commit_status.destination(deployment.app, provider=provider, repository=repository,
+                                        sha=deployment.commit_sha).url
+    except commit_status.Refused as refusal:
+        EventDelivery.objects.create(app=deployment.app, deployment=deployment, kind=Kind.COMMIT_STATUS, event=event,
+                                     payload=body, state=State.FAILED, last_error=str(refusal)[:300])
+        return []
     return [EventDelivery.objects.create(app=deployment.app, deployment=deployment, kind=Kind.COMMIT_STATUS,
                                          event=event, url=url, payload=body)]
 
@@ -91,19 +93,6 @@ def _push_of(deployment: Deployment) -> tuple[str, str] | None:
     if delivery is None or delivery.provider not in COMMIT_STATES:
         return None
     return delivery.provider, str(delivery.push.get("repository") or "")
-
-
-def _status_url(provider: str, repository: str, sha: str) -> str | None:
-    """The provider's commit status endpoint, from the configured base URL and checked words
-    (the repository name comes from a verified webhook, but it goes into a URL: checked anyway)."""
-    if provider == "gitlab":
-        base = settings.SWITCHYARD["GITLAB_URL"]
-        return f"{base}/api/v4/projects/{repository}/statuses/{sha}" if GITLAB_PROJECT.fullmatch(repository) else None
-    base = settings.SWITCHYARD["GITHUB_API_URL"] if provider == "github" else settings.SWITCHYARD["GITEA_URL"]
-    if not base or not REPOSITORY.fullmatch(repository) or ".." in repository:
-        return None
-    prefix = "" if provider == "github" else "/api/v1"
-    return f"{base}{prefix}/repos/{repository}/statuses/{sha}"
 
 
 def _status_body(provider: str, state: str, deployment: Deployment) -> dict:
@@ -222,8 +211,7 @@ def _send(delivery: EventDelivery) -> int:
     if delivery.kind == Kind.EMAIL:
         return _send_email(delivery)
     if delivery.kind == Kind.COMMIT_STATUS:
-        return _post(delivery.url, delivery.payload, {"Authorization": f"Bearer {delivery.app.commit_status_token}"},
-                     check_address=False)
+        return _send_commit_status(delivery)
     if delivery.target is None:
         raise Undeliverable("its target was deleted")
     if delivery.kind == Kind.SLACK:
@@ -233,6 +221,16 @@ def _send(delivery: EventDelivery) -> int:
     headers = {"X-Switchyard-Event": delivery.payload["event"], "X-Switchyard-Delivery": str(delivery.pk),
                "X-Switchyard-Signature": f"sha256={signature}"}
     return _post(delivery.target.url, body, headers)
+
+
+def _send_commit_status(delivery: EventDelivery) -> int:
+    """Checked again at the send: the token goes to the host it was stored for, or nowhere."""
+    try:
+        check_public = commit_status.check_before_sending(delivery.app, delivery.url)
+    except commit_status.Refused as refusal:
+        raise Undeliverable(str(refusal)) from None
+    return _post(delivery.url, delivery.payload, {"Authorization": f"Bearer {delivery.app.commit_status_token}"},
+                 check_address=check_public)
 
 
 def _slack_message(payload: dict) -> dict:
@@ -258,7 +256,7 @@ def _send_email(delivery: EventDelivery) -> int:
 
 
 def _post(url: str, body, headers: dict, check_address: bool = True) -> int:
-    """check_address: a user's URL must resolve to public addresses only; provider URLs come from settings."""
+    """check_address: a user's URL must resolve to public addresses only; provider URLs from settings need not."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     try:
         return pinned_http.post(url, data, {"Content-Type": "application/json", "User-Agent": "Switchyard", **headers},

@@ -3,14 +3,16 @@ message and an e-mail, and commit statuses for deployments from a push; receiver
 HTTP servers (tests/support/receiver.py), since no provider is reachable here."""
 import hashlib
 import hmac
+import json
 import os
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 from deployments.application import events as event_targets, pushes
 from deployments.models import App, Deployment, EventDelivery
-from tests.web import test_webhooks
+from tests.web import test_deliveries
 from tests.support.receiver import Receiver
 from tests.support.stack import TEST_ACTOR
 
@@ -93,33 +95,53 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(stack, app_
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # 1 s, then 2 s (SWITCHYARD_EVENT_RETRY_SECONDS=1)
 
 
-def test_a_push_marks_its_commit_pending_then_success_or_failure(stack, app_repo):
-    sha = app_repo.commit_version("v1")
-    app = stack.create_app(app_repo)
-    App.objects.filter(pk=app.pk).update(webhook_secret=test_webhooks.SECRET)
-    event_targets.set_commit_status_token(App.objects.get(pk=app.pk), token="ghp_test-token", actor=TEST_ACTOR)
-    with Receiver(port=PROVIDER_PORT) as github:
-        good = _pushed(stack, app, sha)
-        bad_sha = app_repo.commit_build_error()
-        bad = _pushed(stack, app, bad_sha)
-        stack.eventually(lambda: len(github.to("/github/")) == 4, "four statuses", timeout=20)
-        statuses = github.to("/github/")
+@pytest.fixture
+def git_over_http(celery_worker):
+    """The suite lets git use local files only; this test's repository is served over HTTP."""
+    celery_worker.restart(SWITCHYARD_TEST_GIT_PROTOCOLS="file:http")
+    yield
+    celery_worker.restart()
 
+
+@pytest.mark.slow
+def test_a_gitea_push_marks_its_commit_pending_then_success_or_failure_on_gitea_only(stack, app_repo, git_over_http):
+    """The app's repository is served by "Gitea" over HTTP (git's dumb protocol, from a local
+    server that also records the API calls); a real Gitea delivery (with GitHub's headers beside
+    Gitea's) deploys, and every status goes to Gitea's API with the app's token, none to GitHub's."""
+    sha = app_repo.commit_version("v1")
+    app_repo._git("update-server-info")
+    app = stack.create_app(app_repo)
+    repo_url = f"http://127.0.0.1:{PROVIDER_PORT}/gitea/team/shop.git"
+    App.objects.filter(pk=app.pk).update(repo_url=repo_url, repo_private_allowed=True,
+                                         webhook_secret=test_deliveries.SECRET)
+    event_targets.set_commit_status_token(App.objects.get(pk=app.pk), token="gitea_test-token", actor=TEST_ACTOR)
+    with Receiver(port=PROVIDER_PORT, git=("/gitea/team/shop.git", app_repo.path / ".git")) as provider:
+        good = _pushed(stack, app, sha, repo_url)
+        bad_sha = app_repo.commit_build_error()
+        app_repo._git("update-server-info")
+        bad = _pushed(stack, app, bad_sha, repo_url)
+        stack.eventually(lambda: len(provider.to("/gitea/api/")) == 4, "four statuses", timeout=20)
+        statuses, at_github = provider.to("/gitea/api/"), provider.to("/github/")
+
+    assert (good.state, bad.state) == (Deployment.State.SUCCEEDED, Deployment.State.FAILED), good.error
     assert [(s.path, s.json()["state"]) for s in statuses] == [
-        (f"/github/repos/octocat/shop/statuses/{sha}", "pending"),
-        (f"/github/repos/octocat/shop/statuses/{sha}", "success"),
-        (f"/github/repos/octocat/shop/statuses/{bad_sha}", "pending"),
-        (f"/github/repos/octocat/shop/statuses/{bad_sha}", "failure")]
-    assert all(s.headers["Authorization"] == "Bearer ghp_test-token" for s in statuses)
+        (f"/gitea/api/v1/repos/team/shop/statuses/{sha}", "pending"),
+        (f"/gitea/api/v1/repos/team/shop/statuses/{sha}", "success"),
+        (f"/gitea/api/v1/repos/team/shop/statuses/{bad_sha}", "pending"),
+        (f"/gitea/api/v1/repos/team/shop/statuses/{bad_sha}", "failure")]
+    assert all(s.headers["Authorization"] == "Bearer gitea_test-token" for s in statuses)
+    assert at_github == []
     assert statuses[1].json()["target_url"].endswith(f"/deployments/{good.id}/")
     assert statuses[3].json()["target_url"].endswith(f"/deployments/{bad.id}/")
     assert statuses[1].json()["context"] == "switchyard"
 
 
-def _pushed(stack, app: App, sha: str) -> Deployment:
-    body, headers = test_webhooks.github(after=sha)
+def _pushed(stack, app: App, sha: str, repo_url: str) -> Deployment:
+    _, recorded, _ = test_deliveries.delivery("gitea/push.json")
+    repository = {**json.loads(recorded)["repository"], "full_name": "team/shop", "clone_url": repo_url}
+    _, body, headers = test_deliveries.delivery("gitea/push.json", ref="refs/heads/main", after=sha,
+                                                repository=repository)
+    headers = {k: (f"delivery-{sha}" if k.endswith("-Delivery") else v) for k, v in headers.items()}
     status, answer = pushes.receive_webhook(App.objects.get(pk=app.pk), headers=headers, body=body)
     assert status == 202, answer
     return stack.wait(Deployment.objects.get(pk=answer["deployment"]))
-
-

@@ -112,7 +112,9 @@ def test_cli_update_refuses_bad_limits_and_changes_nothing(world, redis_server):
 
 
 def test_a_deploying_webhook_is_recorded_with_its_address(world, redis_server):
-    body = json.dumps({"ref": "refs/heads/main", "after": "b" * 40, "pusher": {"name": "octocat"}}).encode()
+    App.objects.filter(pk=world.app.pk).update(repo_url="https://github.com/octocat/shop.git")  # the push's repository
+    body = json.dumps({"ref": "refs/heads/main", "after": "b" * 40, "pusher": {"name": "octocat"},
+                       "repository": {"html_url": "https://github.com/octocat/shop"}}).encode()
     signature = "sha256=" + hmac.new(b"s" * 43, body, hashlib.sha256).hexdigest()
 
     response = Client(REMOTE_ADDR="192.0.2.44").post(

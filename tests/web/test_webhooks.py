@@ -16,6 +16,9 @@ from deployments.models import App, Deployment, WebhookDelivery
 
 SHA = "a3f1c2e4b5d60718293a4b5c6d7e8f9012345678"
 SECRET = "hook-secret-for-tests-0123456789"
+# The app's repository; every helper's payload names it (tests/web/test_deliveries.py: other repositories).
+REPO_URL = "https://git.example.com/team/shop.git"
+WEB_URL, SSH_URL = "https://git.example.com/team/shop", "git@git.example.com:team/shop.git"
 
 
 def _sign(body: bytes) -> str:
@@ -26,7 +29,8 @@ def _sign(body: bytes) -> str:
 def github(ref="refs/heads/main", after=SHA, event="push", delivery=None):
     body = json.dumps({
         "ref": ref, "before": "0" * 39 + "1", "after": after, "created": False, "deleted": False, "forced": False,
-        "repository": {"id": 1296269, "full_name": "octocat/shop", "default_branch": "main"},
+        "repository": {"id": 1296269, "full_name": "team/shop", "default_branch": "main", "clone_url": REPO_URL,
+                       "ssh_url": SSH_URL, "html_url": WEB_URL},
         "pusher": {"name": "octocat", "email": "octocat@github.com"},
         "head_commit": {"id": after, "message": "Fix checkout", "author": {"name": "Mona"}},
         "commits": [{"id": after, "message": "Fix checkout"}],
@@ -40,7 +44,8 @@ def gitlab(ref="refs/heads/main", after=SHA, event="Push Hook", delivery=None):
         "object_kind": "push", "event_name": "push", "before": "95790bf891e76fee5e1747ab589903a6a1f80f22",
         "after": after, "ref": ref, "checkout_sha": after, "user_id": 4, "user_name": "John Smith",
         "user_username": "jsmith", "project_id": 15,
-        "project": {"name": "Diaspora", "path_with_namespace": "mike/diaspora", "default_branch": "main"},
+        "project": {"name": "Shop", "path_with_namespace": "team/shop", "default_branch": "main",
+                    "web_url": WEB_URL, "git_ssh_url": SSH_URL, "git_http_url": REPO_URL},
         "commits": [{"id": after, "message": "Update Catalan translation"}], "total_commits_count": 1,
     }).encode()
     return body, {"X-Gitlab-Event": event, "X-Gitlab-Token": SECRET,
@@ -51,7 +56,8 @@ def gitea(ref="refs/heads/main", after=SHA, event="push", delivery=None):
     body = json.dumps({
         "ref": ref, "before": "28e1879d029cb852e4844d9c718537df08844e03", "after": after,
         "compare_url": "http://localhost:3000/gitea/webhooks/compare/28e1879...", "commits": [{"id": after}],
-        "repository": {"id": 140, "full_name": "gitea/webhooks", "default_branch": "main"},
+        "repository": {"id": 140, "full_name": "team/shop", "default_branch": "main", "clone_url": REPO_URL,
+                       "ssh_url": SSH_URL, "html_url": WEB_URL},
         "pusher": {"id": 1, "login": "gitea", "username": "gitea"}, "sender": {"login": "gitea"},
     }).encode()
     return body, {"X-Gitea-Event": event, "X-Gitea-Delivery": delivery or str(uuid.uuid4()),
@@ -62,7 +68,7 @@ def bitbucket(ref="refs/heads/main", after=SHA, event="repo:push", delivery=None
     kind, name = ("tag", ref[len("refs/tags/"):]) if ref.startswith("refs/tags/") else ("branch", ref.split("/")[-1])
     body = json.dumps({
         "actor": {"display_name": "Emma", "type": "user"},
-        "repository": {"full_name": "team/shop", "type": "repository"},
+        "repository": {"full_name": "team/shop", "type": "repository", "links": {"html": {"href": WEB_URL}}},
         "push": {"changes": [{
             "new": {"type": kind, "name": name, "target": {"type": "commit", "hash": after, "message": "Fix"}},
             "old": {"type": kind, "name": name, "target": {"hash": "1" * 40}},
@@ -95,7 +101,7 @@ def dispatched(monkeypatch) -> list[int]:
 
 @pytest.fixture
 def app(committed_per_request) -> App:
-    return App.objects.create(name="shop", repo_url="/srv/shop.git", branch="main", webhook_secret=SECRET)
+    return App.objects.create(name="shop", repo_url=REPO_URL, branch="main", webhook_secret=SECRET)
 
 
 @pytest.fixture(autouse=True)
@@ -284,13 +290,14 @@ def test_burst_of_pushes_while_deploying_builds_at_most_twice_and_ends_on_the_la
     app_repo.commit_version("v0", extra_dockerfile=slow)
     app = stack.create_app(app_repo, name="burst")
     App.objects.filter(pk=app.pk).update(webhook_secret=SECRET)
-    first = _post(client, *github(after=app_repo._git("rev-parse", "HEAD").strip()), name="burst")
+    # A Bearer delivery: the app's repository is a path here, which no provider's payload can name.
+    first = _post(client, *generic(after=app_repo._git("rev-parse", "HEAD").strip()), name="burst")
     stack.wait_for_state(Deployment.objects.get(pk=first.json()["deployment"]), Deployment.State.RUNNING)
 
     pushed = []
     for number in range(1, 21):
         pushed.append(app_repo.commit_version(f"v{number}", extra_dockerfile=slow))
-        assert _post(client, *github(after=pushed[-1]), name="burst").status_code == 202
+        assert _post(client, *generic(after=pushed[-1]), name="burst").status_code == 202
     stack.wait_until_idle(timeout=180)
 
     deployments = Deployment.objects.filter(app=app)
