@@ -42,13 +42,16 @@ REFUSED_KEYS = {
     "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
     "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
     "extends": "write the service out in full", "profiles": "every service of the file is deployed",
+    "uts": CONFINEMENT, "cgroup": CONFINEMENT, "gpus": CONFINEMENT,
+    "use_api_socket": "the Docker socket and its credentials are the host's: an app never reaches them",
     "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
                   "expose", "restart", "labels", "init", "read_only", "tty"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
-                     "configs": "use the app's environment variables"}
+                     "configs": "use the app's environment variables",
+                     "include": "write the services into one file", "models": "Switchyard runs no AI models"}
 
 
 def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str]) -> Project:
@@ -183,6 +186,7 @@ class _Reader:
                                  + ("honoured; " + LIMITS if key == "resources" else "honoured"))
         replicas = deploy.get("replicas", 1 if definition.get("container_name") else
                               self.default_replicas if web else 1)
+        replicas = int(replicas) if str(replicas).isdigit() else 0  # the schema allows text, for ${VARIABLES}
         if not 1 <= replicas <= MAX_REPLICAS:
             self.problems.append(f"{where}.deploy.replicas: between 1 and {MAX_REPLICAS}")
         elif replicas > 1 and definition.get("container_name"):
@@ -245,7 +249,7 @@ class _Reader:
         return HealthCheck(test=test, interval=interval,
                            timeout=self._seconds(f"{where}.healthcheck.timeout", healthcheck.get("timeout", "30s"),
                                                  whole=False),
-                           retries=int(healthcheck.get("retries", 3)),
+                           retries=_count(healthcheck.get("retries", 3)),
                            start_period=self._seconds(f"{where}.healthcheck.start_period",
                                                       healthcheck.get("start_period", "0s"), whole=False))
 
@@ -300,6 +304,11 @@ def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
         ordered.append(ready[0])
         remaining.remove(ready[0])
     return ordered
+
+
+def _count(value) -> int:
+    """A whole number the schema allows as text (for ${VARIABLES}); 0 if it is not one."""
+    return int(value) if isinstance(value, int) or str(value).isdigit() else 0
 
 
 def _inside_repository(path: str) -> bool:
