@@ -84,7 +84,8 @@ def compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]
     try:
         text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES,
                                        _access(app))
-        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas)
+        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas,
+                               app_port=app.port)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
     except ComposeError as error:

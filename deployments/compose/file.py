@@ -10,8 +10,10 @@ from deployments.compose.yaml_reading import read_yaml
 MAX_FILE_BYTES = 256 * 1024
 
 
-def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1) -> Project:
-    """Validate and read a compose file. Raises ComposeError with every problem found."""
+def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1, *,
+         app_port: int | None = None) -> Project:
+    """Validate and read a compose file. Raises ComposeError with every problem found. app_port
+    (the app's port setting) chooses among the web service's ports when it lists several."""
     document = _parse(text)
     check_schema(document)
     try:
@@ -20,7 +22,7 @@ def load(text: str, web_service: str, environment: dict[str, str], default_repli
         raise ComposeError([str(error)]) from None
     try:
         return read_services(document, web_service=web_service, default_replicas=default_replicas,
-                             environment=environment)
+                             environment=environment, app_port=app_port)
     except ComposeError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a shape no rule foresaw

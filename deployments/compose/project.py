@@ -76,6 +76,7 @@ class ServiceSpec:
     labels: tuple[tuple[str, str], ...] = field(default=())
     # Run once in a container of the new image before the release starts (x-switchyard-release-command).
     release_command: tuple[str, ...] = ()
+    routed_port: int | None = None  # the web service's container port from its ports:, else the app's port setting
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
@@ -100,6 +101,7 @@ class ServiceSpec:
 class Project:
     services: tuple[ServiceSpec, ...]
     volumes: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # what was read but not done as written (e.g. ports not published)
 
     @property
     def web(self) -> ServiceSpec:

@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import PurePosixPath
 
+from deployments.compose.ports import read_ports
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
@@ -21,11 +22,6 @@ CONFINEMENT = "it would loosen the app's confinement (see the app's limits and c
 LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
 ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
 RELEASE_COMMAND_KEY = "x-switchyard-release-command"
-# Traffic reaches an app only through HAProxy: no service publishes a port on the host (one would
-# bypass routing, TLS and the panel's checks, and could take a port the host's own services need).
-NO_HOST_PORTS = ("traffic reaches apps only through HAProxy, and nothing is published on the "
-                 "host; the app's port setting names the web service's container port, and services reach "
-                 "each other by service name without publishing")
 COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
 
 REFUSED_KEYS = {
@@ -44,30 +40,34 @@ REFUSED_KEYS = {
     "extends": "write the service out in full", "profiles": "every service of the file is deployed",
     "uts": CONFINEMENT, "cgroup": CONFINEMENT, "gpus": CONFINEMENT,
     "use_api_socket": "the Docker socket and its credentials are the host's: an app never reaches them",
-    "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
+    "scale": "use deploy.replicas", "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty"}
+                  "expose", "restart", "labels", "init", "read_only", "tty", "ports"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables",
                      "include": "write the services into one file", "models": "Switchyard runs no AI models"}
 
 
-def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str]) -> Project:
+def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
+                  app_port: int | None = None) -> Project:
     """The project a schema-valid, interpolated document describes; raises ComposeError with every problem."""
-    return _Reader(document, web_service, default_replicas, environment).project()
+    return _Reader(document, web_service, default_replicas, environment, app_port).project()
 
 
 class _Reader:
     """Switchyard's rules over a file that passed the schema; collects every problem."""
 
-    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str]) -> None:
+    def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str],
+                 app_port: int | None) -> None:
         self.document = document
         self.web_service = web_service
         self.default_replicas = default_replicas
         self.environment = environment
         self.problems: list[str] = []
+        self.notices: list[str] = []
+        self.app_port = app_port
         self.volumes = self._volumes()
 
     def project(self) -> Project:
@@ -87,7 +87,8 @@ class _Reader:
             self._check_dependencies(specs)
         if self.problems:
             raise ComposeError(self.problems)
-        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes))
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes),
+                       notices=tuple(self.notices))
 
     def _volumes(self) -> list[str]:
         names = []
@@ -111,7 +112,7 @@ class _Reader:
             if key in REFUSED_KEYS:
                 value = definition[key]
                 shown = f" {value}" if isinstance(value, (str, int, bool)) else \
-                    f" {', '.join(str(item) for item in value)}" if isinstance(value, list) else ""
+                    f" {', '.join(str(item) for item in value)}" if isinstance(value, (list, dict)) else ""
                 self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
             elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
                 self.problems.append(f"{where}.{key}: not supported by Switchyard")
@@ -123,6 +124,9 @@ class _Reader:
             self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
         volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
+        ports = read_ports(where, definition.get("ports"), web=web, app_port=self.app_port)
+        self.problems += ports.problems
+        self.notices += ports.notices
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
             entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
@@ -135,7 +139,8 @@ class _Reader:
             restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
-            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
+            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)),
+            routed_port=ports.routed_port)
 
     def _release_command(self, where: str, value) -> tuple[str, ...]:
         if value is None:

@@ -64,6 +64,12 @@ services:
     privileged: true
     volumes: [/etc:/etc]
     ports: ["80:8000"]
+    cap_add: [NET_ADMIN]
+    sysctls: {net.ipv4.ip_forward: 1}
+    devices: [/dev/net/tun]
+    pid: host
+    ipc: host
+    runtime: runsc
   db:
     image: postgres
     env_file: .env
@@ -73,8 +79,8 @@ services:
            "where services find each other by service name" in found
     assert any(p.startswith("services.web.privileged: True not supported: it would loosen") for p in found)
     assert any(p.startswith("services.web.volumes: '/etc': only named volumes") for p in found)
-    assert any(p.startswith("services.web.ports: 80:8000 not supported: traffic reaches apps only through HAProxy")
-               for p in found)
+    for key in ("cap_add: NET_ADMIN", "sysctls: net.ipv4.ip_forward", "devices: /dev/net/tun", "pid: host", "ipc: host", "runtime: runsc"):
+        assert any(p.startswith(f"services.web.{key} not supported") for p in found), key
     assert any(p.startswith("services.db.env_file: .env not supported") for p in found)
     assert any(p.startswith("services.db: needs build:") for p in found)
     assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
@@ -110,8 +116,12 @@ def test_newer_files_are_read_with_the_current_specification():
     ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
     ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
      "services.web.depends_on.w: a web service can depend only on services that hold state"),
-    ("services: {web: {build: .}, w: {build: ., ports: ['9000:9000']}}",
-     "services.w.ports: 9000:9000 not supported: traffic reaches apps only through HAProxy"),
+    ("services: {web: {build: ., ports: ['53:53/udp']}}", "services.web.ports: 53:53/udp: UDP is not supported: "
+     "HAProxy routes HTTP"),
+    ("services: {web: {build: .}, dns: {build: ., ports: [{target: 53, protocol: udp}]}}",
+     "services.dns.ports: 53: UDP is not supported"),
+    ("services: {web: {build: ., ports: ['8000-8010:8000-8010']}}", "services.web.ports: 8000-8010:8000-8010: a range"),
+    ("services: {web: {build: ., ports: ['http']}}", "services.web.ports: 'http': not a port"),
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
@@ -122,9 +132,6 @@ def test_newer_files_are_read_with_the_current_specification():
      "services.web.healthcheck.interval: at least 1s"),
     ("services: {web: {build: ., volumes: [{type: volume, source: data}]}}\nvolumes: {data: {}}",
      "services.web.volumes: 'data': needs a target"),
-    ("services: {web: {build: ., ports: ['127.0.0.1:6379:6379']}}", "services.web.ports: 127.0.0.1:6379:6379 not"),
-    ("services: {web: {build: ., ports: [{target: 8000, published: 8000}]}}", "services.web.ports: {'target': 8000, 'published': 8000} not supported"),
-    ("services: {web: {build: ., ports: ['8000']}}", "services.web.ports: 8000 not supported"),
     ("services: {web: {build: ., labels: [com.docker.compose.project=other]}}",
      "services.web.labels: com.docker.compose.project: labels under com.docker.compose. are Docker Compose's own"),
     ("services: {web: {build: ., uts: host}}", "services.web.uts: host not supported: it would loosen"),
@@ -187,6 +194,30 @@ services:
     assert dict(project.web.environment) == {"MODE": "slow"} and project.web.stop_grace_period == 5
     assert dict(project.service("worker").environment) == {"MODE": "fast"}
     assert project.service("worker").command == ("run", "worker")
+
+
+@pytest.mark.parametrize("ports, routed", [
+    ("['80:80']", 80), ("['80']", 80), ("[80]", 80), ("['8080:80']", 80), ("['127.0.0.1:8080:80']", 80),
+    ("['[::1]:8080:80/tcp']", 80), ("[{target: 80, published: 8080, protocol: tcp}]", 80),
+    ("[{target: '3000'}]", 3000), ("['80:80', '443:443']", 80), ("['80:80', '8000:8000']", 8000),
+])
+def test_the_web_services_ports_say_which_container_port_to_route(ports, routed):
+    project = load(f"services: {{web: {{build: ., ports: {ports}}}}}", "web", {}, app_port=8000)
+    assert project.web.routed_port == routed
+
+
+def test_ports_are_never_published_and_what_is_ignored_is_said():
+    project = load("services: {web: {build: ., ports: ['80:80', '443:443']}, db: {build: ., ports: ['5432:5432']}}",
+                   "web", {}, app_port=8000)
+    assert project.notices == (
+        "services.web.ports: several ports (80, 443); HAProxy routes to container port 80 (the first; set the app's "
+        "port to choose another)",
+        "services.web.ports: nothing is published on the host; the app's domains reach container port 80 through "
+        "HAProxy",
+        "services.db.ports: 5432:5432 ignored: nothing is published on the host; the other services reach this one "
+        "by its name")
+    assert project.service("db").routed_port is None
+    assert load("services: {web: {build: .}}", "web", {}).web.routed_port is None
 
 
 def test_a_variable_without_a_value_passes_the_apps_own_through():

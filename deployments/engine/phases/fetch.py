@@ -29,7 +29,9 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     app = ctx.app
     if ctx.deployment.compose_text:
         ctx.project = load(ctx.deployment.compose_text, app.web_service, ctx.environment,
-                           default_replicas=app.replicas)
+                           default_replicas=app.replicas, app_port=app.port)
+        for notice in ctx.project.notices:
+            say(f"{app.compose_file}: {notice}")
         say(f"{app.compose_file}: services " + ", ".join(
             f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
             for s in ctx.project.services))
