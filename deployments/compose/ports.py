@@ -2,8 +2,9 @@
 syntax). Nothing is ever published on the host: traffic reaches an app only through HAProxy,
 and a published port would bypass routing, TLS and the panel's checks, or take a port the host's
 own services need. So the web service's ports only say which container port HAProxy routes to
-(the target); other services' ports are ignored, with a notice, since services reach each other
-by service name. UDP is refused: HAProxy routes HTTP, and nothing else reaches a container."""
+(the target); other services' ports (UDP too) are ignored, with a notice, since services reach
+each other by service name on any port. A UDP port on the web service is refused: HAProxy
+routes HTTP, and nothing else reaches a container from outside."""
 import re
 from dataclasses import dataclass
 
@@ -35,13 +36,13 @@ def read_ports(where: str, ports, *, web: bool, app_port: int | None) -> Service
         entry = _entry(item)
         if entry is None:
             problems.append(f"{where}.ports: {item!r}: not a port ([HOST_IP:][PUBLISHED:]TARGET[/PROTOCOL])")
-        elif entry.protocol != "tcp":
+        elif entry.protocol != "tcp" and web:
             problems.append(f"{where}.ports: {entry.shown}: {UDP if entry.protocol == 'udp' else 'only TCP'}")
         else:
             entries.append(entry)
     if not entries or problems:
         return ServicePorts(None, tuple(problems), ())
-    if not web:
+    if not web:  # any protocol: inside the app's network, services reach each other on every port
         return ServicePorts(None, (), (f"{where}.ports: {', '.join(e.shown for e in entries)} ignored: nothing is "
                                        "published on the host; the other services reach this one by its name",))
     return _web_port(where, entries, app_port)

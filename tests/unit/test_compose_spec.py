@@ -118,8 +118,7 @@ def test_newer_files_are_read_with_the_current_specification():
      "services.web.depends_on.w: a web service can depend only on services that hold state"),
     ("services: {web: {build: ., ports: ['53:53/udp']}}", "services.web.ports: 53:53/udp: UDP is not supported: "
      "HAProxy routes HTTP"),
-    ("services: {web: {build: .}, dns: {build: ., ports: [{target: 53, protocol: udp}]}}",
-     "services.dns.ports: 53: UDP is not supported"),
+    ("services: {web: {build: ., ports: [{target: 53, protocol: udp}]}}", "services.web.ports: 53: UDP is not"),
     ("services: {web: {build: ., ports: ['8000-8010:8000-8010']}}", "services.web.ports: 8000-8010:8000-8010: a range"),
     ("services: {web: {build: ., ports: ['http']}}", "services.web.ports: 'http': not a port"),
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
@@ -207,14 +206,15 @@ def test_the_web_services_ports_say_which_container_port_to_route(ports, routed)
 
 
 def test_ports_are_never_published_and_what_is_ignored_is_said():
-    project = load("services: {web: {build: ., ports: ['80:80', '443:443']}, db: {build: ., ports: ['5432:5432']}}",
+    project = load("services: {web: {build: ., ports: ['80:80', '443:443']}, db: {build: ., ports: ['5432:5432', "
+                   "'53:53/udp']}}",
                    "web", {}, app_port=8000)
     assert project.notices == (
         "services.web.ports: several ports (80, 443); HAProxy routes to container port 80 (the first; set the app's "
         "port to choose another)",
         "services.web.ports: nothing is published on the host; the app's domains reach container port 80 through "
         "HAProxy",
-        "services.db.ports: 5432:5432 ignored: nothing is published on the host; the other services reach this one "
+        "services.db.ports: 5432:5432, 53:53/udp ignored: nothing is published on the host; the other services reach this one "
         "by its name")
     assert project.service("db").routed_port is None
     assert load("services: {web: {build: .}}", "web", {}).web.routed_port is None
