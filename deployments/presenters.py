@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from deployments import access
-from deployments.compose.file import load
+from deployments.compose.for_app import load_for_app
 from deployments.compose.project import ComposeError, Role
 from deployments.models import App, Certificate, Deployment
 from deployments.traffic import rows
@@ -51,7 +51,7 @@ def phase_services(deployment: Deployment) -> dict[str, str]:
     if not deployment.compose_text:
         return {}
     try:
-        project = load(deployment.compose_text, deployment.app.web_service, deployment.app.environment())
+        project = load_for_app(deployment.app, deployment.compose_text, deployment.app.environment())
     except ComposeError:
         return {}
     names = {role: [s.name for s in project.of_role(role)] for role in Role}
@@ -108,7 +108,7 @@ def compose(app: App) -> dict | None:
     recreate, problem = [], ""
     if latest is not None and latest.compose_text:
         try:
-            web = load(latest.compose_text, app.web_service, app.environment()).web
+            web = load_for_app(app, latest.compose_text, app.environment()).web
             recreate = web.recreate_reasons()
         except ComposeError as error:
             problem = str(error)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from deployments import quotas
 from deployments.audit import Actor
 from deployments.compose import file as compose
+from deployments.compose.for_app import load_for_app
 from deployments.compose.project import ComposeError
 from deployments.git import repo_policy, source
 from deployments.haproxy import process as haproxy_process
@@ -84,8 +85,7 @@ def compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]
     try:
         text = source.read_remote_file(app.repo_url, app.branch, app.compose_file, compose.MAX_FILE_BYTES,
                                        _access(app))
-        project = compose.load(text, app.web_service, environment, default_replicas=app.replicas,
-                               app_port=app.port)
+        project = load_for_app(app, text, environment)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
     except ComposeError as error:

@@ -76,6 +76,7 @@ class ServiceSpec:
     labels: tuple[tuple[str, str], ...] = field(default=())
     # Run once in a container of the new image before the release starts (x-switchyard-release-command).
     release_command: tuple[str, ...] = ()
+    runtime: str = ""  # a container runtime the administrator allows (compose/runtimes.py), "" for dockerd's default
     routed_port: int | None = None  # the web service's container port from its ports:, else the app's port setting
 
     def definition(self) -> str:

@@ -8,6 +8,7 @@ import shlex
 from pathlib import PurePosixPath
 
 from deployments.compose.ports import read_ports
+from deployments.compose.runtimes import runtime_problem
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
@@ -30,7 +31,7 @@ REFUSED_KEYS = {
     "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
     "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
     "ipc": CONFINEMENT, "userns_mode": CONFINEMENT, "cgroup_parent": CONFINEMENT, "sysctls": CONFINEMENT,
-    "runtime": CONFINEMENT, "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
+    "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
     "mem_limit": LIMITS, "memswap_limit": LIMITS, "mem_reservation": LIMITS, "mem_swappiness": LIMITS,
     "cpus": LIMITS, "cpu_count": LIMITS, "cpu_percent": LIMITS, "cpu_period": LIMITS, "cpu_quota": LIMITS,
     "cpu_rt_period": LIMITS, "cpu_rt_runtime": LIMITS, "cpu_shares": LIMITS, "cpuset": LIMITS, "pids_limit": LIMITS,
@@ -44,23 +45,24 @@ REFUSED_KEYS = {
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty", "ports"}
+                  "expose", "restart", "labels", "init", "read_only", "tty", "ports",
+                  "runtime"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables",
                      "include": "write the services into one file", "models": "Switchyard runs no AI models"}
 
 
 def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
-                  app_port: int | None = None) -> Project:
+                  app_port: int | None = None, allowed_runtimes: tuple[str, ...] = ()) -> Project:
     """The project a schema-valid, interpolated document describes; raises ComposeError with every problem."""
-    return _Reader(document, web_service, default_replicas, environment, app_port).project()
+    return _Reader(document, web_service, default_replicas, environment, app_port, allowed_runtimes).project()
 
 
 class _Reader:
     """Switchyard's rules over a file that passed the schema; collects every problem."""
 
     def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str],
-                 app_port: int | None) -> None:
+                 app_port: int | None, allowed_runtimes: tuple[str, ...]) -> None:
         self.document = document
         self.web_service = web_service
         self.default_replicas = default_replicas
@@ -68,6 +70,7 @@ class _Reader:
         self.problems: list[str] = []
         self.notices: list[str] = []
         self.app_port = app_port
+        self.allowed_runtimes = allowed_runtimes
         self.volumes = self._volumes()
 
     def project(self) -> Project:
@@ -87,20 +90,25 @@ class _Reader:
             self._check_dependencies(specs)
         if self.problems:
             raise ComposeError(self.problems)
-        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes),
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(dict.fromkeys(self.volumes.values())),
                        notices=tuple(self.notices))
 
-    def _volumes(self) -> list[str]:
-        names = []
-        for name, definition in (self.document.get("volumes") or {}).items():
+    def _volumes(self) -> dict[str, str]:
+        """Each declared volume's name in the app's namespace: its `name:` if given (two keys may
+        name one volume), else its key. dockerd/volumes.py puts the app's prefix before it, so a
+        name never reaches another app's volume or one of the host's."""
+        names = {}
+        for key, definition in (self.document.get("volumes") or {}).items():
             definition = definition or {}
+            name = str(definition.get("name", key))
             if not VOLUME_NAME.match(name):
-                self.problems.append(f"volumes.{name}: a volume name is letters, digits, '_', '.' and '-'")
-            for key in ("external", "driver", "driver_opts", "name"):
-                if key in definition:
-                    self.problems.append(f"volumes.{name}.{key}: not supported: Switchyard creates each app's "
+                where = f"volumes.{key}" + (".name" if "name" in definition else "")
+                self.problems.append(f"{where}: a volume name is letters, digits, '_', '.' and '-'")
+            for refused in ("external", "driver", "driver_opts"):
+                if refused in definition:
+                    self.problems.append(f"volumes.{key}.{refused}: not supported: Switchyard creates each app's "
                                          "volumes itself, on this host, named after the app")
-            names.append(name)
+            names[key] = name
         return names
 
     def _service(self, name: str, definition: dict) -> ServiceSpec | None:
@@ -126,6 +134,8 @@ class _Reader:
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         ports = read_ports(where, definition.get("ports"), web=web, app_port=self.app_port)
         self.problems += ports.problems
+        if problem := runtime_problem(where, definition.get("runtime"), self.allowed_runtimes):
+            self.problems.append(problem)
         self.notices += ports.notices
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
@@ -140,7 +150,7 @@ class _Reader:
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
             release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)),
-            routed_port=ports.routed_port)
+            routed_port=ports.routed_port, runtime=str(definition.get("runtime") or ""))
 
     def _release_command(self, where: str, value) -> tuple[str, ...]:
         if value is None:
@@ -219,7 +229,7 @@ class _Reader:
         elif source not in self.volumes:
             self.problems.append(f"{where}: volume {source!r} is not declared under the top-level volumes:")
         else:
-            return VolumeMount(volume=source, target=item["target"], read_only=bool(item.get("read_only")))
+            return VolumeMount(volume=self.volumes[source], target=item["target"], read_only=bool(item.get("read_only")))
         return None
 
     def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
@@ -248,6 +258,9 @@ class _Reader:
             return None
         if test[0] == "NONE":
             return None
+        if "start_interval" in healthcheck:
+            self.notices.append(f"{where}.healthcheck.start_interval: not applied (this Docker API has none): "
+                                "checks run every interval from the start; start_period still applies")
         interval = self._seconds(f"{where}.healthcheck.interval", healthcheck.get("interval", "30s"), whole=False)
         if interval < MIN_HEALTH_INTERVAL:
             self.problems.append(f"{where}.healthcheck.interval: at least {MIN_HEALTH_INTERVAL:g}s")

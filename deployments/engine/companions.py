@@ -39,7 +39,7 @@ def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> containers.Run
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
         volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
-        read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
+        read_only=spec.read_only, tty=spec.tty, labels=spec.labels, runtime=spec.runtime)
 
 
 def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[str, str]:

@@ -293,3 +293,45 @@ def test_a_release_command_that_is_not_a_command_is_refused(value, reason):
     text = f"services:\n  web:\n    build: .\n    x-switchyard-release-command: {value}\n"
     [problem] = problems(text)
     assert problem.startswith("services.web.x-switchyard-release-command: ") and reason in problem, problem
+
+
+WASM = ("io.containerd.wasmedge.v1", "io.containerd.wasmtime.v1")
+
+
+def test_a_runtime_runs_only_when_the_administrator_allows_it():
+    text = "services: {web: {build: ., runtime: io.containerd.wasmedge.v1}}"
+    assert load(text, "web", {}, allowed_runtimes=WASM).web.runtime == "io.containerd.wasmedge.v1"
+    [problem] = problems(text)
+    assert problem == ("services.web.runtime: io.containerd.wasmedge.v1 not supported: a runtime decides how far a "
+                       "container is confined, and only those the administrator allows run here "
+                       "(SWITCHYARD_ALLOWED_RUNTIMES: none)")
+    with pytest.raises(ComposeError, match=r"runtime: runc-unconfined not supported.*\(SWITCHYARD_ALLOWED_RUNTIMES: "
+                                           r"io.containerd.wasmedge.v1, io.containerd.wasmtime.v1\)"):
+        load("services: {web: {build: ., runtime: runc-unconfined}}", "web", {}, allowed_runtimes=WASM)
+
+
+def test_the_runtime_reaches_the_containers_host_config():
+    from deployments.dockerd.containers import RunOptions
+    assert RunOptions(runtime="io.containerd.wasmedge.v1").create_arguments("net")["runtime"] == \
+        "io.containerd.wasmedge.v1"
+    assert "runtime" not in RunOptions().create_arguments("net")
+
+
+def test_a_volumes_name_stays_inside_the_apps_namespace_and_only_distinguishes():
+    project = load("""
+services:
+  web: {build: ., volumes: [data:/data, same:/same]}
+volumes:
+  data: {name: shop-data}
+  same: {name: shop-data}
+""", "web", {})
+    assert [mount.volume for mount in project.web.volumes] == ["shop-data", "shop-data"]
+    assert project.volumes == ("shop-data",)
+    assert problems("services: {web: {build: ., volumes: [d:/d]}}\nvolumes: {d: {name: ../../etc}}") == [
+        "volumes.d.name: a volume name is letters, digits, '_', '.' and '-'"]
+
+
+def test_a_healthchecks_start_interval_is_accepted_and_said_not_applied():
+    project = load("services: {web: {build: ., healthcheck: {test: [CMD, x], start_interval: 2s}}}", "web", {})
+    assert project.notices == ("services.web.healthcheck.start_interval: not applied (this Docker API has none): "
+                               "checks run every interval from the start; start_period still applies",)
