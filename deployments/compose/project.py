@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from deployments.compose.service_names import docker_name
+
 
 class Role(str, enum.Enum):
     WEB = "web"
@@ -78,6 +80,11 @@ class ServiceSpec:
     release_command: tuple[str, ...] = ()
     runtime: str = ""  # a container runtime the administrator allows (compose/runtimes.py), "" for dockerd's default
     routed_port: int | None = None  # the web service's container port from its ports:, else the app's port setting
+
+    @property
+    def docker_name(self) -> str:
+        """The name in image repositories and container names: lower-case, collision-free."""
+        return docker_name(self.name)
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)

@@ -9,9 +9,9 @@ from pathlib import PurePosixPath
 
 from deployments.compose.ports import read_ports
 from deployments.compose.runtimes import runtime_problem
+from deployments.compose.service_names import SERVICE_NAME
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.traffic.table import MAX_REPLICAS
-from deployments.validators import SERVICE_NAME
 
 MAX_SERVICES = 20
 MAX_CONTAINERS = 40  # all services' replicas together; each container gets the app's full limits
@@ -114,7 +114,7 @@ class _Reader:
     def _service(self, name: str, definition: dict) -> ServiceSpec | None:
         where = f"services.{name}"
         if not SERVICE_NAME.match(name):
-            self.problems.append(f"{where}: a service name is lower-case letters, digits, '_' and '-' "
+            self.problems.append(f"{where}: a service name is letters, digits, '.', '_' and '-' "
                                  "(at most 31), starting with a letter or digit")
         for key in definition:
             if key in REFUSED_KEYS:

@@ -37,6 +37,9 @@ def describe(error: ValidationError) -> str:
         unexpected = _unexpected_keys(error.instance, error.schema)
         if unexpected:
             where = ".".join(path + [unexpected[0]])
+            if not error.schema.get("properties") and error.schema.get("patternProperties"):  # a map of names
+                allowed = " or ".join(error.schema["patternProperties"])
+                return f"{where}: not a name the specification allows here ({allowed}) (Compose specification)"
             return f"{where}: additional property not allowed (Compose specification)"
     return f"{'.'.join(path) or 'the file'}: {error.message} (Compose specification)"
 

@@ -177,7 +177,7 @@ class Companions:
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
         for index in range(spec.replicas):
             container = containers.start_service_container(
-                self.app_name, str(self.deployment_id), spec.name, index, release.image,
+                self.app_name, str(self.deployment_id), spec.docker_name, index, release.image,
                 environment_of(spec, self.environment), self.limits, options, spec.container_name)
             release = replace(release, containers=(*release.containers, container))
             self.current[spec.name] = release

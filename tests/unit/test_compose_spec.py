@@ -1,5 +1,7 @@
 """Reading compose files: the Compose specification's schema, then Switchyard's rules, each
 refusal naming the key and the reason; interpolation from the app's environment."""
+import re
+
 import pytest
 
 from deployments.compose.file import load
@@ -335,3 +337,24 @@ def test_a_healthchecks_start_interval_is_accepted_and_said_not_applied():
     project = load("services: {web: {build: ., healthcheck: {test: [CMD, x], start_interval: 2s}}}", "web", {})
     assert project.notices == ("services.web.healthcheck.start_interval: not applied (this Docker API has none): "
                                "checks run every interval from the start; start_period still applies",)
+
+
+def test_service_names_with_capitals_or_dots_are_accepted_and_safe_where_they_reach_docker():
+    project = load("services: {Frontend: {build: .}, api.v1: {build: .}, web: {build: .}, Web: {build: .}}",
+                   "Frontend", {})
+    names = {spec.name: spec.docker_name for spec in project.services}
+    assert names["web"] == "web" and names["Frontend"].startswith("frontend-")
+    assert names["api.v1"].startswith("api-v1-") and names["Web"].startswith("web-")
+    assert len(set(names.values())) == 4  # collision-free
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name) for name in names.values())  # image repositories
+    assert project.web.name == "Frontend"  # other services find it by the name as written (its alias)
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("-web", "a service name is letters, digits, '.', '_' and '-' (at most 31), starting with a letter or digit"),
+    ("w" * 32, "a service name is letters, digits, '.', '_' and '-' (at most 31), starting with a letter or digit"),
+    ("web service", "not a name the specification allows here (^[a-zA-Z0-9._-]+$) (Compose specification)"),
+    ("wéb", "not a name the specification allows here (^[a-zA-Z0-9._-]+$) (Compose specification)"),
+])
+def test_a_service_name_outside_composes_grammar_is_refused(name, problem):
+    assert f"services.{name}: {problem}" in problems(f"services: {{web: {{build: .}}, '{name}': {{build: .}}}}")
