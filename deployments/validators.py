@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ValidationError
 
+from deployments.compose.profiles import profiles_problem
 from deployments.compose.service_names import SERVICE_NAME  # Compose's grammar, shared with the reader
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
@@ -130,6 +131,11 @@ def validate_service_name(value: str) -> None:
     if not SERVICE_NAME.fullmatch(value or ""):
         raise ValidationError(f"{value!r} is not a service name: letters, digits, '.', '_' and '-', "
                               "at most 31, starting with a letter or digit, as in the compose file")
+
+
+def validate_compose_profiles(value: str) -> None:
+    if problem := profiles_problem(value):
+        raise ValidationError(problem)
 
 
 def validate_dockerfile(value: str) -> None:

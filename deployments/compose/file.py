@@ -11,10 +11,11 @@ MAX_FILE_BYTES = 256 * 1024
 
 
 def load(text: str, web_service: str, environment: dict[str, str], default_replicas: int = 1, *,
-         app_port: int | None = None, allowed_runtimes: tuple[str, ...] = ()) -> Project:
+         app_port: int | None = None, allowed_runtimes: tuple[str, ...] = (), profiles: tuple[str, ...] = ()) -> Project:
     """Validate and read a compose file. Raises ComposeError with every problem found. app_port
     (the app's port setting) chooses among the web service's ports when it lists several;
-    allowed_runtimes are those `runtime:` may name (SWITCHYARD_ALLOWED_RUNTIMES)."""
+    allowed_runtimes are those `runtime:` may name (SWITCHYARD_ALLOWED_RUNTIMES); profiles are the
+    active ones (a service in none of them is left out)."""
     document = _parse(text)
     check_schema(document)
     try:
@@ -24,7 +25,7 @@ def load(text: str, web_service: str, environment: dict[str, str], default_repli
     try:
         return read_services(document, web_service=web_service, default_replicas=default_replicas,
                              environment=environment, app_port=app_port,
-                             allowed_runtimes=allowed_runtimes)
+                             allowed_runtimes=allowed_runtimes, profiles=profiles)
     except ComposeError:
         raise
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a shape no rule foresaw

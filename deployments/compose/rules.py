@@ -8,6 +8,7 @@ import shlex
 from pathlib import PurePosixPath
 
 from deployments.compose.ports import read_ports
+from deployments.compose.profiles import active_services
 from deployments.compose.runtimes import runtime_problem
 from deployments.compose.service_names import SERVICE_NAME
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
@@ -38,7 +39,7 @@ REFUSED_KEYS = {
     "blkio_config": LIMITS, "ulimits": LIMITS, "shm_size": LIMITS, "storage_opt": LIMITS,
     "env_file": "set variables as the app's environment variables (encrypted at rest), not in a file",
     "secrets": "use the app's environment variables", "configs": "use the app's environment variables",
-    "extends": "write the service out in full", "profiles": "every service of the file is deployed",
+    "extends": "write the service out in full",
     "uts": CONFINEMENT, "cgroup": CONFINEMENT, "gpus": CONFINEMENT,
     "use_api_socket": "the Docker socket and its credentials are the host's: an app never reaches them",
     "scale": "use deploy.replicas", "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
@@ -46,16 +47,23 @@ REFUSED_KEYS = {
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
                   "expose", "restart", "labels", "init", "read_only", "tty", "ports",
-                  "runtime"}
+                  "runtime", "profiles"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables",
                      "include": "write the services into one file", "models": "Switchyard runs no AI models"}
 
 
 def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
-                  app_port: int | None = None, allowed_runtimes: tuple[str, ...] = ()) -> Project:
+                  app_port: int | None = None, allowed_runtimes: tuple[str, ...] = (),
+                  profiles: tuple[str, ...] = ()) -> Project:
     """The project a schema-valid, interpolated document describes; raises ComposeError with every problem."""
-    return _Reader(document, web_service, default_replicas, environment, app_port, allowed_runtimes).project()
+    services, problems, notices = active_services(document.get("services") or {}, active=profiles,
+                                                  web_service=web_service)
+    document = {**document, "services": services}
+    reader = _Reader(document, web_service, default_replicas, environment, app_port, allowed_runtimes)
+    reader.problems += problems
+    reader.notices += notices
+    return reader.project()
 
 
 class _Reader:

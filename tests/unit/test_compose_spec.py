@@ -358,3 +358,40 @@ def test_service_names_with_capitals_or_dots_are_accepted_and_safe_where_they_re
 ])
 def test_a_service_name_outside_composes_grammar_is_refused(name, problem):
     assert f"services.{name}: {problem}" in problems(f"services: {{web: {{build: .}}, '{name}': {{build: .}}}}")
+
+
+PROFILES_APP = """
+services:
+  web: {build: .}
+  debug: {build: ., profiles: [debug]}
+  mail: {build: ., profiles: [mail, all]}
+"""
+
+
+def test_services_whose_profiles_are_not_active_are_left_out_and_said():
+    project = load(PROFILES_APP, "web", {})
+    assert [spec.name for spec in project.services] == ["web"]
+    assert project.notices == ("services: left out by profiles (active: none): debug (debug), mail (mail, all)",)
+    assert [spec.name for spec in load(PROFILES_APP, "web", {}, profiles=("all",)).services] == ["web", "mail"]
+    assert [spec.name for spec in load(PROFILES_APP, "web", {}, profiles=("debug", "mail")).services] == [
+        "web", "debug", "mail"]
+
+
+def test_a_web_service_in_an_inactive_profile_is_refused_naming_it():
+    assert problems("services: {web: {build: ., profiles: [prod]}}") == [
+        "services.web.profiles: the web service is only in the profiles prod, and the app's active profiles are "
+        "none: add one of them to the app's Compose profiles setting, or take the web service out of profiles"]
+    assert load("services: {web: {build: ., profiles: [prod]}}", "web", {}, profiles=("prod",)).web.name == "web"
+
+
+@pytest.mark.parametrize("setting, names, problem", [
+    ("", (), ""), ("debug mail", ("debug", "mail"), ""), (" debug,mail , debug ", ("debug", "mail"), ""),
+    ("de$bug", ("de$bug",), "'de$bug' is not a profile name"), (" ".join(f"p{i}" for i in range(11)), None,
+                                                                 "at most 10 profiles"),
+])
+def test_the_apps_profiles_setting_is_names_separated_by_spaces_or_commas(setting, names, problem):
+    from deployments.compose.profiles import profile_names, profiles_problem
+    if problem:
+        assert profiles_problem(setting).startswith(problem)
+    else:
+        assert profiles_problem(setting) == "" and profile_names(setting) == names
