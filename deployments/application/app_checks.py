@@ -16,7 +16,7 @@ from deployments.models import App
 from deployments.traffic import checks
 from deployments.validators import validate_env_key
 
-COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service")  # a change reads the compose file again
+COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service", "compose_profiles")  # a change reads the compose file again
 
 
 def field_errors(app: App) -> dict[str, list[str]]:
