@@ -159,6 +159,12 @@ def test_newer_files_are_read_with_the_current_specification():
     ("services: {web: {build: ., container_name: one, deploy: {replicas: 2}}}",
      "services.web.container_name: a name is for one container"),
     ("volumes: {data: {external: true}}\nservices: {web: {build: .}}", "volumes.data.external: not supported"),
+    ("volumes: {data: {driver: nfs}}\nservices: {web: {build: .}}", "volumes.data.driver: not supported: Switchyard "
+     "creates each app's volumes itself"),
+    ("volumes: {data: {driver_opts: {device: /}}}\nservices: {web: {build: .}}", "volumes.data.driver_opts: not"),
+    ("services: {web: {build: ., privileged: true}}", "services.web.privileged: True not supported: it would loosen"),
+    ("services: {web: {build: ., volumes: ['/var/run/docker.sock:/var/run/docker.sock']}}",
+     "services.web.volumes: '/var/run/docker.sock': only named volumes are supported: a path on the host"),
 ])
 def test_each_refusal_says_where_and_what_to_do(text, expected):
     assert any(problem.startswith(expected) for problem in problems(text)), problems(text)
