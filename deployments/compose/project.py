@@ -52,6 +52,10 @@ class VolumeMount:
     read_only: bool = False
 
 
+# Fields added to ServiceSpec after releases were recorded, with their defaults (see definition()).
+ADDED_FIELDS = {"runtime": "", "routed_port": None}
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -89,8 +93,11 @@ class ServiceSpec:
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
         did not change keeps running across a deploy. The release command is not part of it:
-        it runs at each deploy, it does not change what runs."""
-        described = {key: value for key, value in asdict(self).items() if key != "release_command"}
+        it runs at each deploy, it does not change what runs. Fields added since releases were
+        recorded are left out at their default, so that upgrading Switchyard does not restart
+        every database whose file did not change."""
+        described = {key: value for key, value in asdict(self).items() if key != "release_command"
+                     and not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])}
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def recreate_reasons(self) -> list[str]:

@@ -1,6 +1,9 @@
 """Reading compose files: the Compose specification's schema, then Switchyard's rules, each
 refusal naming the key and the reason; interpolation from the app's environment."""
+import hashlib
+import json
 import re
+from dataclasses import asdict
 
 import pytest
 
@@ -401,3 +404,14 @@ def test_the_apps_profiles_setting_is_names_separated_by_spaces_or_commas(settin
         assert profiles_problem(setting).startswith(problem)
     else:
         assert profiles_problem(setting) == "" and profile_names(setting) == names
+
+
+def test_a_definition_recorded_before_the_new_fields_is_unchanged():
+    """The hash of STORE_APP's store as releases recorded it before runtime and routed_port."""
+    store = load(STORE_APP, "web", {}).service("store")
+    before = {key: value for key, value in asdict(store).items()
+              if key not in ("release_command", "runtime", "routed_port")}
+    assert store.definition() == hashlib.sha256(json.dumps(before, sort_keys=True, default=str).encode()).hexdigest()
+    assert load(STORE_APP.replace("    stop_grace_period: 1m30s", "    stop_grace_period: 1m30s\n"
+                                  "    runtime: io.containerd.wasmedge.v1"), "web", {},
+                allowed_runtimes=WASM).service("store").definition() != store.definition()
