@@ -1,15 +1,17 @@
 """In headless Chromium: a Compose app's profiles chosen on its settings tab, a bad name and a
-choice that leaves the web service out refused with the reason, then saved (and its screenshot)."""
+choice that leaves the web service out refused with the reason, then saved (and its screenshot);
+the overview says what of the file was read but not done as written."""
 from playwright.sync_api import expect
 
-from deployments.models import App
+from deployments.models import App, Deployment
 from tests.support.browser import SCREENSHOTS, log_in
 from tests.support.tenancy import commit_compose, own_app
 
 PROFILED = """
 services:
-  web: {build: ., profiles: [prod, staging]}
+  web: {build: ., profiles: [prod, staging], ports: ["8080:80"]}
   debug: {build: ., profiles: [debug]}
+  cache: {build: ., profiles: [cache]}
 """
 
 
@@ -42,3 +44,11 @@ def test_person_chooses_a_compose_apps_profiles_on_the_settings_tab(transactiona
     assert App.objects.get(pk=app.pk).compose_profiles == "prod, debug"
     page.locator("#id_compose_profiles").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "app_settings_compose_profiles.png"), full_page=False)
+
+    Deployment.objects.create(app=app, ref="main", state=Deployment.State.SUCCEEDED, compose_text=PROFILED)
+    page.goto("/apps/shelf/")
+    expect(page.locator("#compose-notices li")).to_have_text([
+        "services: left out by profiles (active: prod, debug): cache (cache)",
+        "services.web.ports: nothing is published on the host; the app's domains reach container port 80 through "
+        "HAProxy"])
+    page.locator("#compose-notices").screenshot(path=str(SCREENSHOTS / "app_overview_compose_notices.png"))
