@@ -9,9 +9,9 @@ from pathlib import PurePosixPath
 
 from deployments.compose.ports import read_ports
 from deployments.compose.profiles import active_services
+from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.compose.runtimes import runtime_problem
 from deployments.compose.service_names import SERVICE_NAME
-from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.traffic.table import MAX_REPLICAS
 
 MAX_SERVICES = 20
