@@ -30,7 +30,7 @@ class SettingsGroup:
 # that every field of the form is in exactly one group.
 SETTINGS_GROUPS = (
     SettingsGroup("source", "Source", ("repo_url", "branch", "dockerfile", "compose_file", "web_service",
-                                       "release_command", "build_timeout"),
+                                       "compose_profiles", "release_command", "build_timeout"),
                   "Where the release comes from and how it is built."),
     SettingsGroup("health", "Health and watch", ("port", "health_path", "health_status", "health_timeout",
                                                  "health_deadline", "health_host", "watch_window",

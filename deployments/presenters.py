@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from deployments import access
-from deployments.compose.file import load
+from deployments.compose.for_app import load_for_app
 from deployments.compose.project import ComposeError, Role
 from deployments.models import App, Certificate, Deployment
 from deployments.traffic import rows
@@ -51,7 +51,7 @@ def phase_services(deployment: Deployment) -> dict[str, str]:
     if not deployment.compose_text:
         return {}
     try:
-        project = load(deployment.compose_text, deployment.app.web_service, deployment.app.environment())
+        project = load_for_app(deployment.app, deployment.compose_text, deployment.app.environment())
     except ComposeError:
         return {}
     names = {role: [s.name for s in project.of_role(role)] for role in Role}
@@ -94,7 +94,8 @@ ROLE_TEXT = {"web": "routed: blue/green behind HAProxy", "stateful": "holds stat
 
 def compose(app: App) -> dict | None:
     """A Compose app's services as its live release runs them (states as reconcile last saw them),
-    and why its web service is deployed by recreate, if it is (from the compose file last deployed)."""
+    and why its web service is deployed by recreate, if it is, and what of the file was read but not done
+    as written (ports not published, services left out by profiles), from the compose file last deployed."""
     if not app.compose_file:
         return None
     latest = app.live_deployment or app.deployments.exclude(compose_text="").first()
@@ -105,14 +106,15 @@ def compose(app: App) -> dict | None:
                      "containers": [c.name for c in live.containers], "state": "live"})
         rows += [{"name": s.name, "role": ROLE_TEXT[s.role], "image": s.image, "state": s.state,
                   "containers": [c.name for c in s.containers]} for s in live.services]
-    recreate, problem = [], ""
+    recreate, problem, notices = [], "", ()
     if latest is not None and latest.compose_text:
         try:
-            web = load(latest.compose_text, app.web_service, app.environment()).web
-            recreate = web.recreate_reasons()
+            project = load_for_app(app, latest.compose_text, app.environment())
+            recreate, notices = project.web.recreate_reasons(), project.notices
         except ComposeError as error:
             problem = str(error)
-    return {"file": app.compose_file, "services": rows, "recreate": recreate, "problem": problem}
+    return {"file": app.compose_file, "services": rows, "recreate": recreate, "problem": problem,
+            "notices": notices}
 
 
 def certificate(app: App) -> dict:

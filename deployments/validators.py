@@ -12,6 +12,9 @@ from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ValidationError
 
+from deployments.compose.profiles import profiles_problem
+from deployments.compose.service_names import SERVICE_NAME  # Compose's grammar, shared with the reader
+
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 # A safe subset of git's ref grammar: no shell metacharacters, no option look-alikes.
 GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
@@ -115,7 +118,6 @@ def _percent_encoding_hint(value: str) -> str:
     return ", ".join(f"write {quote(c, safe='')} for {c!r}" for c in unsafe)
 
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,30}$")
 
 
 def validate_compose_file(value: str) -> None:
@@ -127,8 +129,13 @@ def validate_compose_file(value: str) -> None:
 
 def validate_service_name(value: str) -> None:
     if not SERVICE_NAME.fullmatch(value or ""):
-        raise ValidationError(f"{value!r} is not a service name: lower-case letters, digits, '_' and '-', "
-                              "at most 31, as in the compose file")
+        raise ValidationError(f"{value!r} is not a service name: letters, digits, '.', '_' and '-', "
+                              "at most 31, starting with a letter or digit, as in the compose file")
+
+
+def validate_compose_profiles(value: str) -> None:
+    if problem := profiles_problem(value):
+        raise ValidationError(problem)
 
 
 def validate_dockerfile(value: str) -> None:

@@ -93,6 +93,18 @@ def env_registries(name: str, default: str) -> tuple[str, ...]:
     return hosts
 
 
+RUNTIME_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def env_runtimes(name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated container runtime names as dockerd knows them (e.g. io.containerd.wasmedge.v1)."""
+    raw = env_str(name, default)
+    runtimes = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(not RUNTIME_NAME.fullmatch(runtime) for runtime in runtimes):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a list of runtime names; set e.g. {name}={default}")
+    return runtimes
+
+
 def env_url(name: str, default: str) -> str:
     """An http(s) base URL, returned without a trailing slash; "" if unset with no default."""
     raw = env_str(name, default).rstrip("/")

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from deployments import quotas
 from deployments.audit import Actor
 from deployments.compose import file as compose
+from deployments.compose.for_app import load_for_app
 from deployments.compose.project import ComposeError
 from deployments.git import repo_files, repo_policy, source
 from deployments.haproxy import process as haproxy_process
@@ -17,7 +18,7 @@ from deployments.models import App
 from deployments.traffic import checks
 from deployments.validators import validate_env_key
 
-COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service")  # a change reads the compose file again
+COMPOSE_SOURCE = ("compose_file", "repo_url", "branch", "web_service", "compose_profiles")  # a change reads the compose file again
 
 
 def field_errors(app: App) -> dict[str, list[str]]:
@@ -89,8 +90,7 @@ def compose_errors(app: App, environment: dict[str, str]) -> dict[str, list[str]
                                        _access(app))
         with ExitStack() as cleanup:
             tip = repo_files.BranchTip(app.repo_url, app.branch, _access(app), cleanup)
-            project = compose.load(text, app.web_service, environment, default_replicas=app.replicas,
-                                   read_file=tip.read_file, compose_file=app.compose_file)
+            project = load_for_app(app, text, environment, read_file=tip.read_file)
     except source.SourceError as error:
         return {"compose_file": [str(error)]}
     except ComposeError as error:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from deployments.models import App
 
 # The app's settings a user may change, in the order the panel shows them.
-SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "port", "health_path",
-                   "health_status", "health_timeout", "health_deadline", "health_host", "replicas", "stop_timeout",
+SETTINGS_FIELDS = ("repo_url", "branch", "dockerfile", "compose_file", "web_service", "compose_profiles", "port",
+                   "health_path", "health_status", "health_timeout", "health_deadline", "health_host", "replicas", "stop_timeout",
                    "watch_window",
                    "watch_error_percent", "watch_min_requests", "canary_steps", "canary_step_seconds",
                    "canary_error_margin", "canary_latency_margin", "canary_min_requests", "release_command",
@@ -29,7 +29,7 @@ LABELS = {"repo_url": "Git repository", "health_status": "Expected status",
           "cpu_limit": "CPUs", "pids_limit": "Processes", "capabilities": "Capabilities",
           "build_timeout": "Build timeout (s)", "https_redirect": "Redirect HTTP to HTTPS",
           "hsts": "HSTS (Strict-Transport-Security)", "compose_file": "Compose file",
-          "web_service": "Web service", "canary_steps": "Canary steps (%)",
+          "web_service": "Web service", "compose_profiles": "Compose profiles", "canary_steps": "Canary steps (%)",
           "canary_step_seconds": "Canary step (s)", "canary_error_margin": "Canary: more 5xx allowed (points)",
           "canary_latency_margin": "Canary: slower p95 allowed (%)",
           "canary_min_requests": "Canary: requests before comparing", "release_command": "Release command"}

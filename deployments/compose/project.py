@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from deployments.compose.service_names import docker_name
+
 
 class Role(str, enum.Enum):
     WEB = "web"
@@ -48,6 +50,10 @@ class VolumeMount:
     volume: str  # the name in the file; dockerd/volumes.py gives it the app's prefix
     target: str
     read_only: bool = False
+
+
+# Fields added to ServiceSpec after releases were recorded, with their defaults (see definition()).
+ADDED_FIELDS = {"runtime": "", "routed_port": None, "anonymous_volumes": ()}
 
 
 @dataclass(frozen=True)
@@ -98,16 +104,24 @@ class ServiceSpec:
     release_command: tuple[str, ...] = ()
     files: tuple[FileMount, ...] = ()  # bind mounts of repository files, secrets, configs
     anonymous_volumes: tuple[str, ...] = ()  # targets: scratch space of one container, removed with it
+    runtime: str = ""  # a container runtime the administrator allows (compose/runtimes.py), "" for dockerd's default
+    routed_port: int | None = None  # the web service's container port from its ports:, else the app's port setting
+
+    @property
+    def docker_name(self) -> str:
+        """The name in image repositories and container names: lower-case, collision-free."""
+        return docker_name(self.name)
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
         did not change keeps running across a deploy. The release command is not part of it:
-        it runs at each deploy, it does not change what runs."""
-        described = {key: value for key, value in asdict(self).items() if key not in ("release_command", "files")}
+        it runs at each deploy, it does not change what runs. Fields added since releases were
+        recorded are left out at their default, so that upgrading Switchyard does not restart
+        every database whose file did not change (files: their content's digest, not the bytes)."""
+        described = {key: value for key, value in asdict(self).items() if key not in ("release_command", "files")
+                     and not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])}
         if self.files:
             described["files"] = [mount.described() for mount in self.files]
-        if not self.anonymous_volumes:  # a field added later: a service without any keeps its definition
-            del described["anonymous_volumes"]
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
     def recreate_reasons(self) -> list[str]:
@@ -126,6 +140,7 @@ class ServiceSpec:
 class Project:
     services: tuple[ServiceSpec, ...]
     volumes: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # what was read but not done as written (e.g. ports not published)
 
     @property
     def web(self) -> ServiceSpec:

@@ -9,10 +9,13 @@ from pathlib import PurePosixPath
 
 from deployments.compose import mounts
 from deployments.compose.environment_files import service_environment
+from deployments.compose.ports import read_ports
+from deployments.compose.profiles import active_services
 from deployments.compose.project import ComposeError, FileMount, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.compose.repofiles import RepoFiles
+from deployments.compose.runtimes import runtime_problem
+from deployments.compose.service_names import SERVICE_NAME
 from deployments.traffic.table import MAX_REPLICAS
-from deployments.validators import SERVICE_NAME
 
 MAX_SERVICES = 20
 MAX_CONTAINERS = 40  # all services' replicas together; each container gets the app's full limits
@@ -24,11 +27,6 @@ CONFINEMENT = "it would loosen the app's confinement (see the app's limits and c
 LIMITS = "each container's limits are the app's settings (memory, CPU, processes)"
 ONE_NETWORK = "every service runs on the app's own network, where services find each other by service name"
 RELEASE_COMMAND_KEY = "x-switchyard-release-command"
-# Traffic reaches an app only through HAProxy: no service publishes a port on the host (one would
-# bypass routing, TLS and the panel's checks, and could take a port the host's own services need).
-NO_HOST_PORTS = ("traffic reaches apps only through HAProxy, and nothing is published on the "
-                 "host; the app's port setting names the web service's container port, and services reach "
-                 "each other by service name without publishing")
 COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
 
 REFUSED_KEYS = {
@@ -37,38 +35,50 @@ REFUSED_KEYS = {
     "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
     "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
     "ipc": CONFINEMENT, "userns_mode": CONFINEMENT, "cgroup_parent": CONFINEMENT, "sysctls": CONFINEMENT,
-    "runtime": CONFINEMENT, "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
+    "isolation": CONFINEMENT, "oom_kill_disable": CONFINEMENT, "oom_score_adj": CONFINEMENT,
     "mem_limit": LIMITS, "memswap_limit": LIMITS, "mem_reservation": LIMITS, "mem_swappiness": LIMITS,
     "cpus": LIMITS, "cpu_count": LIMITS, "cpu_percent": LIMITS, "cpu_period": LIMITS, "cpu_quota": LIMITS,
     "cpu_rt_period": LIMITS, "cpu_rt_runtime": LIMITS, "cpu_shares": LIMITS, "cpuset": LIMITS, "pids_limit": LIMITS,
     "blkio_config": LIMITS, "ulimits": LIMITS, "shm_size": LIMITS, "storage_opt": LIMITS,
-    "profiles": "every service of the file is deployed",
-    "scale": "use deploy.replicas", "ports": NO_HOST_PORTS, "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
+    "uts": CONFINEMENT, "cgroup": CONFINEMENT, "gpus": CONFINEMENT,
+    "use_api_socket": "the Docker socket and its credentials are the host's: an app never reaches them",
+    "scale": "use deploy.replicas", "logging": "Switchyard keeps each container's output itself (10 MB × 3)",
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty",
-                  "env_file", "secrets", "configs"}
-TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK}
+                  "expose", "restart", "labels", "init", "read_only", "tty", "ports",
+                  "runtime", "profiles", "env_file", "secrets", "configs"}
+TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "models": "Switchyard runs no AI models"}
 
 
 def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
-                  files: RepoFiles | None = None, base_dir: str = ".") -> Project:
+                  files: RepoFiles | None = None, base_dir: str = ".", app_port: int | None = None,
+                  allowed_runtimes: tuple[str, ...] = (), profiles: tuple[str, ...] = ()) -> Project:
     """The project a schema-valid, interpolated document describes; raises ComposeError with every problem.
     `files`: the repository's files the document names (none: each read as empty), relative to `base_dir`."""
-    return _Reader(document, web_service, default_replicas, environment, files or RepoFiles(None), base_dir).project()
+    services, problems, notices = active_services(document.get("services") or {}, active=profiles,
+                                                  web_service=web_service)
+    document = {**document, "services": services}
+    reader = _Reader(document, web_service, default_replicas, environment, files or RepoFiles(None), base_dir,
+                     app_port, allowed_runtimes)
+    reader.problems += problems
+    reader.notices += notices
+    return reader.project()
 
 
 class _Reader:
     """Switchyard's rules over a file that passed the schema; collects every problem."""
 
     def __init__(self, document: dict, web_service: str, default_replicas: int, environment: dict[str, str],
-                 files: RepoFiles, base_dir: str) -> None:
+                 files: RepoFiles, base_dir: str, app_port: int | None, allowed_runtimes: tuple[str, ...]) -> None:
         self.document = document
         self.web_service = web_service
         self.default_replicas = default_replicas
         self.environment = environment
         self.problems: list[str] = []
+        self.notices: list[str] = []
+        self.app_port = app_port
+        self.allowed_runtimes = allowed_runtimes
         self.volumes = self._volumes()
         self.files, self.base_dir = files, base_dir
         self.service_files = mounts.ServiceFiles(document, files=files, base_dir=base_dir, environment=environment,
@@ -91,46 +101,42 @@ class _Reader:
             self._check_dependencies(specs)
         if self.problems:
             raise ComposeError(self.problems)
-        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes))
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(dict.fromkeys(self.volumes.values())),
+                       notices=tuple(self.notices))
 
-    def _volumes(self) -> list[str]:
-        names = []
-        for name, definition in (self.document.get("volumes") or {}).items():
+    def _volumes(self) -> dict[str, str]:
+        """Each declared volume's name in the app's namespace: its `name:` if given (two keys may
+        name one volume), else its key. dockerd/volumes.py puts the app's prefix before it, so a
+        name never reaches another app's volume or one of the host's."""
+        names = {}
+        for key, definition in (self.document.get("volumes") or {}).items():
             definition = definition or {}
+            name = str(definition.get("name", key))
             if not VOLUME_NAME.match(name):
-                self.problems.append(f"volumes.{name}: a volume name is letters, digits, '_', '.' and '-'")
-            for key in ("external", "driver", "driver_opts", "name"):
-                if key in definition:
-                    self.problems.append(f"volumes.{name}.{key}: not supported: Switchyard creates each app's "
+                where = f"volumes.{key}" + (".name" if "name" in definition else "")
+                self.problems.append(f"{where}: a volume name is letters, digits, '_', '.' and '-'")
+            for refused in ("external", "driver", "driver_opts"):
+                if refused in definition:
+                    self.problems.append(f"volumes.{key}.{refused}: not supported: Switchyard creates each app's "
                                          "volumes itself, on this host, named after the app")
-            names.append(name)
+            names[key] = name
         return names
 
     def _service(self, name: str, definition: dict) -> ServiceSpec | None:
         where = f"services.{name}"
-        if not SERVICE_NAME.match(name):
-            self.problems.append(f"{where}: a service name is lower-case letters, digits, '_' and '-' "
-                                 "(at most 31), starting with a letter or digit")
-        for key in definition:
-            if key in REFUSED_KEYS:
-                value = definition[key]
-                shown = f" {value}" if isinstance(value, (str, int, bool)) else \
-                    f" {', '.join(str(item) for item in value)}" if isinstance(value, list) else ""
-                self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
-            elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
-                self.problems.append(f"{where}.{key}: not supported by Switchyard")
+        self._check_keys(name, where, definition)
         web = name == self.web_service
-        if definition.get("init") is False:
-            self.problems.append(f"{where}.init: false not supported: Switchyard runs every container with an init, "
-                                 "so that SIGTERM reaches the app's process")
-        if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
-            self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
         mounted = [self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or []]
         volumes = tuple(mount for mount in mounted if isinstance(mount, VolumeMount))
         files = (*(mount for mount in mounted if isinstance(mount, FileMount)),
                  *self.service_files.of_service(where, definition))
         mounts.check_targets(where, [*(m for m in mounted if not isinstance(m, FileMount)), *files], self.problems)
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
+        ports = read_ports(where, definition.get("ports"), web=web, app_port=self.app_port)
+        self.problems += ports.problems
+        if problem := runtime_problem(where, definition.get("runtime"), self.allowed_runtimes):
+            self.problems.append(problem)
+        self.notices += ports.notices
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
             entrypoint=_command(definition.get("entrypoint")), environment=self._environment(where, definition),
@@ -144,7 +150,27 @@ class _Reader:
             restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
-            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
+            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)),
+            routed_port=ports.routed_port, runtime=str(definition.get("runtime") or ""))
+
+    def _check_keys(self, name: str, where: str, definition: dict) -> None:
+        """The service's name, then each key: refused with its reason, or unknown to Switchyard."""
+        if not SERVICE_NAME.match(name):
+            self.problems.append(f"{where}: a service name is letters, digits, '.', '_' and '-' "
+                                 "(at most 31), starting with a letter or digit")
+        for key in definition:
+            if key in REFUSED_KEYS:
+                value = definition[key]
+                shown = f" {value}" if isinstance(value, (str, int, bool)) else \
+                    f" {', '.join(str(item) for item in value)}" if isinstance(value, (list, dict)) else ""
+                self.problems.append(f"{where}.{key}:{shown} not supported: {REFUSED_KEYS[key]}")
+            elif key not in SUPPORTED_KEYS and not key.startswith("x-"):
+                self.problems.append(f"{where}.{key}: not supported by Switchyard")
+        if definition.get("init") is False:
+            self.problems.append(f"{where}.init: false not supported: Switchyard runs every container with an init, "
+                                 "so that SIGTERM reaches the app's process")
+        if "container_name" in definition and not CONTAINER_NAME.match(str(definition["container_name"])):
+            self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
 
     def _release_command(self, where: str, value) -> tuple[str, ...]:
         if value is None:
@@ -190,6 +216,7 @@ class _Reader:
                                  + ("honoured; " + LIMITS if key == "resources" else "honoured"))
         replicas = deploy.get("replicas", 1 if definition.get("container_name") else
                               self.default_replicas if web else 1)
+        replicas = int(replicas) if str(replicas).isdigit() else 0  # the schema allows text, for ${VARIABLES}
         if not 1 <= replicas <= MAX_REPLICAS:
             self.problems.append(f"{where}.deploy.replicas: between 1 and {MAX_REPLICAS}")
         elif replicas > 1 and definition.get("container_name"):
@@ -214,7 +241,7 @@ class _Reader:
         elif source not in self.volumes:
             self.problems.append(f"{where}: volume {source!r} is not declared under the top-level volumes:")
         else:
-            return VolumeMount(volume=source, target=item["target"], read_only=bool(item.get("read_only")))
+            return VolumeMount(volume=self.volumes[source], target=item["target"], read_only=bool(item.get("read_only")))
         return None
 
     def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
@@ -243,13 +270,16 @@ class _Reader:
             return None
         if test[0] == "NONE":
             return None
+        if "start_interval" in healthcheck:
+            self.notices.append(f"{where}.healthcheck.start_interval: not applied (this Docker API has none): "
+                                "checks run every interval from the start; start_period still applies")
         interval = self._seconds(f"{where}.healthcheck.interval", healthcheck.get("interval", "30s"), whole=False)
         if interval < MIN_HEALTH_INTERVAL:
             self.problems.append(f"{where}.healthcheck.interval: at least {MIN_HEALTH_INTERVAL:g}s")
         return HealthCheck(test=test, interval=interval,
                            timeout=self._seconds(f"{where}.healthcheck.timeout", healthcheck.get("timeout", "30s"),
                                                  whole=False),
-                           retries=int(healthcheck.get("retries", 3)),
+                           retries=_count(healthcheck.get("retries", 3)),
                            start_period=self._seconds(f"{where}.healthcheck.start_period",
                                                       healthcheck.get("start_period", "0s"), whole=False))
 
@@ -304,6 +334,11 @@ def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
         ordered.append(ready[0])
         remaining.remove(ready[0])
     return ordered
+
+
+def _count(value) -> int:
+    """A whole number the schema allows as text (for ${VARIABLES}); 0 if it is not one."""
+    return int(value) if isinstance(value, int) or str(value).isdigit() else 0
 
 
 def _inside_repository(path: str) -> bool:

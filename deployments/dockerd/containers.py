@@ -50,12 +50,13 @@ class RunOptions:
     labels: tuple[tuple[str, str], ...] = ()
     files: tuple[tuple[str, str], ...] = ()  # (an entry of a release's files volume, path): read-only
     scratch: tuple[str, ...] = ()  # paths of anonymous volumes, removed with the container
+    runtime: str = ""  # HostConfig.Runtime: one the administrator allows (SWITCHYARD_ALLOWED_RUNTIMES)
 
     def create_arguments(self, network: str) -> dict:
         arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
                      "working_dir": self.working_dir or None, "user": self.user or None,
                      "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
-                     "read_only": self.read_only, "tty": self.tty,
+                     "read_only": self.read_only, "tty": self.tty, "runtime": self.runtime or None,
                      "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
                                  for volume, path, read_only in self.volumes} or None,
                      "mounts": [*(Mount(path, source, type="bind", read_only=True) for source, path in self.files),

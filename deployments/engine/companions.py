@@ -43,7 +43,7 @@ def run_options(app_name: str, app_id: int, spec: ServiceSpec, *, deployment_id:
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
         volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
-        read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
+        read_only=spec.read_only, tty=spec.tty, labels=spec.labels, runtime=spec.runtime)
 
 
 def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[str, str]:
@@ -181,7 +181,7 @@ class Companions:
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
         for index in range(spec.replicas):
             container = containers.start_service_container(
-                self.app_name, str(self.deployment_id), spec.name, index, release.image,
+                self.app_name, str(self.deployment_id), spec.docker_name, index, release.image,
                 environment_of(spec, self.environment), self.limits, options, spec.container_name)
             release = replace(release, containers=(*release.containers, container))
             self.current[spec.name] = release

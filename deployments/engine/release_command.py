@@ -46,9 +46,9 @@ def run_all(*, app_name: str, app_id: int, deployment_id: int, project: Project,
         log.flush()  # a migration may be silent for minutes: the page must show it is running
         options = replace(run_options(app_name, app_id, spec, deployment_id=deployment_id), command=command,
                           aliases=(), healthcheck=None)
-        name = f"{name_prefix()}-{app_name}_{deployment_id}-{spec.name}-release"
+        name = f"{name_prefix()}-{app_name}_{deployment_id}-{spec.docker_name}-release"
         labels = {LABEL_APP: app_name, LABEL_DEPLOYMENT: str(deployment_id),
-                  LABEL_SERVICE: spec.name}
+                  LABEL_SERVICE: spec.docker_name}
         ended = one_off.run_once(name, images[spec.name], environment_of(spec, environment), labels, limits, options,
                                  on_line=lambda line: log.output(f"{prefix}[release] {line}"), timeout=timeout,
                                  should_stop=should_stop)

@@ -24,6 +24,7 @@ from deployments.validators import (
     validate_canary_steps,
     validate_capabilities,
     validate_compose_file,
+    validate_compose_profiles,
     validate_dockerfile,
     validate_env_key,
     validate_finite,
@@ -56,6 +57,9 @@ class App(models.Model):
                                     help_text="the compose file in the repository; blank: the app is one Dockerfile")
     web_service = models.CharField(max_length=31, default="web", validators=[validate_service_name],
                                    help_text="the compose service the app's domains go to")
+    compose_profiles = models.CharField(max_length=200, blank=True, default="", validators=[validate_compose_profiles],
+                                        help_text="the compose file's profiles to deploy, separated by spaces or "
+                                                  "commas; services without profiles are always deployed")
     port = models.PositiveIntegerField(default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     health_path = models.CharField(max_length=200, default="/health", validators=[validate_health_path])
     health_status = models.PositiveIntegerField(default=200, validators=[MinValueValidator(100), MaxValueValidator(599)])

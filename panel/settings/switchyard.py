@@ -17,6 +17,7 @@ from panel.env import (
     env_ipv4_network,
     env_networks,
     env_registries,
+    env_runtimes,
     env_socket_path,
     env_str,
     env_url,
@@ -32,6 +33,8 @@ _PANEL_DOMAIN = env_hostname("SWITCHYARD_PANEL_DOMAIN")
 # older than HEARTBEAT_TIMEOUT, which must leave room for at least two missed beats.
 _HEARTBEAT_INTERVAL = env_int("SWITCHYARD_HEARTBEAT_INTERVAL", 5, minimum=1, maximum=60)
 
+# The WebAssembly shims: they run a module in a sandbox stricter than runc's, they loosen nothing.
+DEFAULT_ALLOWED_RUNTIMES = "io.containerd.wasmedge.v1,io.containerd.wasmtime.v1,io.containerd.spin.v2"
 DEFAULT_PULL_REGISTRIES = "docker.io,ghcr.io,quay.io,public.ecr.aws,mcr.microsoft.com,registry.k8s.io,gcr.io"
 
 SWITCHYARD = {
@@ -97,6 +100,8 @@ SWITCHYARD = {
     # follows a registry's redirects wherever they point: a registry a tenant runs could send it
     # to the metadata address or the LAN. Only registries named here are asked at all.
     "PULL_REGISTRIES": env_registries("SWITCHYARD_PULL_REGISTRIES", DEFAULT_PULL_REGISTRIES),
+    # The container runtimes a compose file's `runtime:` may name (each must be one dockerd has).
+    "ALLOWED_RUNTIMES": env_runtimes("SWITCHYARD_ALLOWED_RUNTIMES", DEFAULT_ALLOWED_RUNTIMES),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_INTERVAL": _HEARTBEAT_INTERVAL,

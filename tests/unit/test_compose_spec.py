@@ -64,6 +64,12 @@ services:
     privileged: true
     volumes: [/etc:/etc]
     ports: ["80:8000"]
+    cap_add: [NET_ADMIN]
+    sysctls: {net.ipv4.ip_forward: 1}
+    devices: [/dev/net/tun]
+    pid: host
+    ipc: host
+    runtime: runsc
   db:
     image: postgres
     cpus: 2
@@ -72,16 +78,30 @@ services:
            "where services find each other by service name" in found
     assert any(p.startswith("services.web.privileged: True not supported: it would loosen") for p in found)
     assert any(p.startswith("services.web.volumes: '/etc': an absolute path: only files of the repository") for p in found)
-    assert any(p.startswith("services.web.ports: 80:8000 not supported: traffic reaches apps only through HAProxy")
-               for p in found)
+    for key in ("cap_add: NET_ADMIN", "sysctls: net.ipv4.ip_forward", "devices: /dev/net/tun", "pid: host", "ipc: host", "runtime: runsc"):
+        assert any(p.startswith(f"services.web.{key} not supported") for p in found), key
     assert any(p.startswith("services.db: needs build:") for p in found)
     assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
 
 
 def test_the_compose_schema_is_checked_first():
-    assert problems("services: {web: {build: ., deploy: {replicas: many}}}") == [
-        "services.web.deploy.replicas: 'many' is not of type 'integer' (Compose specification)"]
-    assert problems("services: {web: {build: ., colour: blue}}")[0].startswith("services.web: 'colour' does not match")
+    assert problems("services: {web: {build: ., deploy: {replicas: [2]}}}") == [
+        "services.web.deploy.replicas: [2] is not of type 'integer', 'string' (Compose specification)"]
+    assert problems("services: {web: {build: ., colour: blue}}") == [
+        "services.web.colour: additional property not allowed (Compose specification)"]
+
+
+def test_a_schema_error_under_alternatives_names_the_offending_key():
+    assert problems("services: {web: {build: {context: ., contxt: app}}}") == [
+        "services.web.build.contxt: additional property not allowed (Compose specification)"]
+    assert problems("services: {web: {build: ., ports: [{target: 80, protocl: tcp}]}}") == [
+        "services.web.ports.0.protocl: additional property not allowed (Compose specification)"]
+
+
+def test_newer_files_are_read_with_the_current_specification():
+    project = load("name: shop\nservices: {web: {build: ., healthcheck: {test: [CMD, x], start_interval: 2s}}}",
+                   "web", {})
+    assert project.web.healthcheck.test == ("CMD", "x")
     assert problems("services: [web]") == ["services: ['web'] is not of type 'object' (Compose specification)"]
     assert problems("services: {web: {build: .}") [0].startswith("the compose file is not valid YAML")
 
@@ -93,8 +113,11 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
     ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
      "services.web.depends_on.w: a web service can depend only on services that hold state"),
-    ("services: {web: {build: .}, w: {build: ., ports: ['9000:9000']}}",
-     "services.w.ports: 9000:9000 not supported: traffic reaches apps only through HAProxy"),
+    ("services: {web: {build: ., ports: ['53:53/udp']}}", "services.web.ports: 53:53/udp: UDP is not supported: "
+     "HAProxy routes HTTP"),
+    ("services: {web: {build: ., ports: [{target: 53, protocol: udp}]}}", "services.web.ports: 53: UDP is not"),
+    ("services: {web: {build: ., ports: ['8000-8010:8000-8010']}}", "services.web.ports: 8000-8010:8000-8010: a range"),
+    ("services: {web: {build: ., ports: ['http']}}", "services.web.ports: 'http': not a port"),
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
@@ -105,12 +128,12 @@ def test_the_compose_schema_is_checked_first():
      "services.web.healthcheck.interval: at least 1s"),
     ("services: {web: {build: ., volumes: [{type: volume, source: data}]}}\nvolumes: {data: {}}",
      "services.web.volumes: 'data': needs a target"),
-    ("services: {web: {build: ., ports: ['127.0.0.1:6379:6379']}}", "services.web.ports: 127.0.0.1:6379:6379 not"),
-    ("services: {web: {build: ., ports: [{target: 8000, published: 8000}]}}", "services.web.ports: {'target': 8000, 'published': 8000} not supported"),
-    ("services: {web: {build: ., ports: ['8000']}}", "services.web.ports: 8000 not supported"),
     ("services: {web: {build: ., labels: [com.docker.compose.project=other]}}",
      "services.web.labels: com.docker.compose.project: labels under com.docker.compose. are Docker Compose's own"),
-    ("services: {web: {build: ., uts: host}}", "services.web: 'uts' does not match"),
+    ("services: {web: {build: ., uts: host}}", "services.web.uts: host not supported: it would loosen"),
+    ("services: {web: {build: ., use_api_socket: true}}", "services.web.use_api_socket: True not supported: the Docker"),
+    ("services: {web: {build: ., deploy: {replicas: many}}}", "services.web.deploy.replicas: between 1 and"),
+    ("models: {m: {model: ai/x}}\nservices: {web: {build: .}}", "models: not supported"),
     ("services: {web: {build: ., pid: host}}", "services.web.pid: host not supported: it would loosen"),
     ("services: {web: {build: ., ipc: host}}", "services.web.ipc: host not supported: it would loosen"),
     ("services: {web: {build: ., userns_mode: host}}", "services.web.userns_mode: host not supported"),
@@ -127,20 +150,52 @@ def test_the_compose_schema_is_checked_first():
      " v: {build: ., deploy: {replicas: 8}}}", "services: at most 40 containers"),
     ("services: {web: {build: ., labels: {switchyard.app: other}}}", "services.web.labels: switchyard.app: labels"),
     ("services: {web: {build: ., hostname: x}}", "services.web.hostname: not supported by Switchyard"),
-    ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: letters, digits"),
+    ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: 'a b' does not match"),
     ("services: {web: {build: ., container_name: one, deploy: {replicas: 2}}}",
      "services.web.container_name: a name is for one container"),
     ("volumes: {data: {external: true}}\nservices: {web: {build: .}}", "volumes.data.external: not supported"),
+    ("volumes: {data: {driver: nfs}}\nservices: {web: {build: .}}", "volumes.data.driver: not supported: Switchyard "
+     "creates each app's volumes itself"),
+    ("volumes: {data: {driver_opts: {device: /}}}\nservices: {web: {build: .}}", "volumes.data.driver_opts: not"),
+    ("services: {web: {build: ., privileged: true}}", "services.web.privileged: True not supported: it would loosen"),
+    ("services: {web: {build: ., volumes: ['/var/run/docker.sock:/var/run/docker.sock']}}",
+     "services.web.volumes: '/var/run/docker.sock': the Docker socket would give the app control of every container"),
 ])
 def test_each_refusal_says_where_and_what_to_do(text, expected):
     assert any(problem.startswith(expected) for problem in problems(text)), problems(text)
 
 
-def test_yaml_aliases_are_refused_before_they_can_expand():
+def test_yaml_aliases_that_expand_too_far_are_refused_before_they_expand():
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         for i in range(20)) + "services: {web: {build: .}}\n"
-    assert problems(bomb) == ["line 2: YAML aliases (*a) are not supported: write the values out"]
+    assert problems(bomb) == ["line 8: with its aliases written out, the file holds more than 100,000 values "
+                              "(nested aliases multiply); write shared settings once per service"]
+
+
+def test_a_recursive_alias_is_refused():
+    assert problems("a: &a [x, *a]\nservices: {web: {build: .}}") == [
+        "line 1: an anchor is used inside itself (a recursive alias)"]
+
+
+def test_anchors_aliases_and_merge_keys_are_read_as_compose_reads_them():
+    text = """
+x-common: &common
+  build: .
+  environment: {MODE: fast}
+  stop_grace_period: 5s
+services:
+  web:
+    <<: *common
+    environment: {MODE: slow}
+  worker:
+    <<: *common
+    command: [run, worker]
+"""
+    project = load(text, "web", {})
+    assert dict(project.web.environment) == {"MODE": "slow"} and project.web.stop_grace_period == 5
+    assert dict(project.service("worker").environment) == {"MODE": "fast"}
+    assert project.service("worker").command == ("run", "worker")
 
 
 def test_a_variable_without_a_value_passes_the_apps_own_through():
@@ -216,3 +271,4 @@ def test_a_release_command_that_is_not_a_command_is_refused(value, reason):
     text = f"services:\n  web:\n    build: .\n    x-switchyard-release-command: {value}\n"
     [problem] = problems(text)
     assert problem.startswith("services.web.x-switchyard-release-command: ") and reason in problem, problem
+

@@ -32,7 +32,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(api_worl
     assert app.owner == creator
     assert body == {
         "name": "new-app", "repo_url": api_world.remote_url, "branch": "main", "dockerfile": "Dockerfile",
-        "compose_file": "", "web_service": "web", "port": 8080, "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
+        "compose_file": "", "web_service": "web", "compose_profiles": "", "port": 8080, "health_path": "/ready", "health_status": 200, "health_timeout": 2.0, "health_deadline": 60.0,
         "health_host": "", "replicas": 2, "stop_timeout": 10, "watch_window": 0, "watch_error_percent": 5.0,
         "watch_min_requests": 20, "canary_steps": [], "canary_step_seconds": 60, "canary_error_margin": 1.0,
         "canary_latency_margin": 50.0, "canary_min_requests": 20, "release_command": "", "memory_limit_mb": 512, "cpu_limit": 1.0, "pids_limit": 256, "capabilities": "",
@@ -63,13 +63,15 @@ def test_creating_an_app_with_only_name_and_repo_uses_the_defaults(api_world, re
 def test_creating_a_compose_app_stores_its_file_web_service_and_port(api_world, redis_server):
     response = api_world.client("outsider").post("/api/apps", {
         "name": "counter", "repo_url": api_world.remote_url, "compose_file": "deploy/compose.yaml",
-        "web_service": "front", "port": 3000}, content_type="application/json")
+        "web_service": "front", "port": 3000, "compose_profiles": "prod debug"}, content_type="application/json")
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["compose_file"], body["web_service"], body["port"]) == ("deploy/compose.yaml", "front", 3000)
+    assert (body["compose_file"], body["web_service"], body["port"], body["compose_profiles"]) == (
+        "deploy/compose.yaml", "front", 3000, "prod debug")
     app = App.objects.get(name="counter")
-    assert (app.compose_file, app.web_service, app.port) == ("deploy/compose.yaml", "front", 3000)
+    assert (app.compose_file, app.web_service, app.port, app.compose_profiles) == (
+        "deploy/compose.yaml", "front", 3000, "prod debug")
 
 
 def test_get_app_returns_its_settings_domains_env_keys_and_live_deployment(api_world):

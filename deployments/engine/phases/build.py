@@ -21,7 +21,7 @@ def build(ctx: DeploymentContext) -> None:
 
 
 def image_tag(ctx: DeploymentContext, spec: ServiceSpec) -> str:
-    return f"{ctx.app.service_image_repository(spec.name)}:{ctx.deployment.commit_sha[:12]}"
+    return f"{ctx.app.service_image_repository(spec.docker_name)}:{ctx.deployment.commit_sha[:12]}"
 
 
 def _prefix(ctx: DeploymentContext, spec: ServiceSpec) -> str:

@@ -1,6 +1,7 @@
 """The release's source and its services: the commit fetched (a Compose app's file read at it),
 the project loaded from it, and a redeploy's images taken from the release it redeploys."""
-from deployments.compose.file import MAX_FILE_BYTES, load
+from deployments.compose.file import MAX_FILE_BYTES
+from deployments.compose.for_app import load_for_app
 from deployments.compose.project import single_service
 from deployments.dockerd import daemon
 from deployments.engine import lifecycle
@@ -29,8 +30,9 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     app = ctx.app
     if ctx.deployment.compose_text:
         files = repo_files.at_commit(app.name, ctx.deployment.commit_sha)
-        ctx.project = load(ctx.deployment.compose_text, app.web_service, ctx.environment,
-                           default_replicas=app.replicas, read_file=files.read_file, compose_file=app.compose_file)
+        ctx.project = load_for_app(app, ctx.deployment.compose_text, ctx.environment, read_file=files.read_file)
+        for notice in ctx.project.notices:
+            say(f"{app.compose_file}: {notice}")
         say(f"{app.compose_file}: services " + ", ".join(
             f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
             for s in ctx.project.services))

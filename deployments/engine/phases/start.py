@@ -53,7 +53,7 @@ def start_web(ctx: DeploymentContext) -> None:
     options = run_options(app.name, app.id, web, deployment_id=ctx.deployment.id)
     for index in range(web.replicas):
         container = containers.start_release_container(app.name, str(ctx.deployment.id), index,
-                                                       ctx.deployment.image, app.port,
+                                                       ctx.deployment.image, web.routed_port or app.port,
                                                        environment_of(web, ctx.environment), web_limits, options,
                                                        fixed_name=web.container_name)
         ctx.save(containers=[*ctx.deployment.containers, container])
