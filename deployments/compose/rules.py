@@ -7,6 +7,7 @@ import re
 import shlex
 from pathlib import PurePosixPath
 
+from deployments.compose.images import read_image
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
@@ -46,7 +47,7 @@ REFUSED_KEYS = {
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty"}
+                  "expose", "restart", "labels", "init", "read_only", "tty", "pull_policy", "platform"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables"}
 
@@ -121,7 +122,8 @@ class _Reader:
         volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
         return ServiceSpec(
-            name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
+            name=name, role=role, **self._build(where, definition), **read_image(where, definition, self.problems),
+            command=_command(definition.get("command")),
             entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
             replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
@@ -159,9 +161,7 @@ class _Reader:
 
     def _build(self, where: str, definition: dict) -> dict:
         build = definition.get("build")
-        if build is None:
-            self.problems.append(f"{where}: needs build: Switchyard builds every service from the repository "
-                                 "and never pulls an image")
+        if build is None:  # an image service (compose/images.py)
             return {}
         if isinstance(build, str):
             build = {"context": build}

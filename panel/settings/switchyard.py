@@ -97,6 +97,9 @@ SWITCHYARD = {
     # follows a registry's redirects wherever they point: a registry a tenant runs could send it
     # to the metadata address or the LAN. Only registries named here are asked at all.
     "PULL_REGISTRIES": env_registries("SWITCHYARD_PULL_REGISTRIES", DEFAULT_PULL_REGISTRIES),
+    # Registries at a loopback or private address the administrator runs and trusts (a company
+    # registry on the LAN): images may come from these too. Any other private address is refused.
+    "PRIVATE_REGISTRIES": env_registries("SWITCHYARD_PRIVATE_REGISTRIES", ""),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_INTERVAL": _HEARTBEAT_INTERVAL,

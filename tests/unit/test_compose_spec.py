@@ -76,7 +76,7 @@ services:
     assert any(p.startswith("services.web.ports: 80:8000 not supported: traffic reaches apps only through HAProxy")
                for p in found)
     assert any(p.startswith("services.db.env_file: .env not supported") for p in found)
-    assert any(p.startswith("services.db: needs build:") for p in found)
+    assert not any(p.startswith("services.db: needs build") for p in found)  # an image service
     assert any(p.startswith("services.db.cpus: 2 not supported: each container's limits are the app's") for p in found)
 
 
