@@ -4,11 +4,12 @@ from the repository, its `db` is pulled from 127.0.0.1:PORT, pinned by digest, k
 release deployed under load with its volume's counter going on, and a redeploy of the first
 release runs the digest it ran even after the tag was pushed again with another image."""
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
 
-from deployments.application import deploys
+from deployments.application import deploys, registry_credentials
 from deployments.audit import Actor
 from deployments.dockerd import daemon
 from deployments.models import Deployment
@@ -72,21 +73,38 @@ def push_db(registry: LocalRegistry, version: int) -> str:
                                DB_CMD)
 
 
-@pytest.fixture
-def registry(celery_worker, tmp_path):
+UNTRUSTED_PRIVATE = "10.0.0.1:5000"  # listed, at a private address, not trusted
+
+
+@contextmanager
+def _trusted(celery_worker, served: LocalRegistry):
     """The registry, and the worker restarted trusting it (it is at a private address, on purpose refused
     for tenants unless the administrator names it in SWITCHYARD_PRIVATE_REGISTRIES)."""
-    served = LocalRegistry(tmp_path / "registry").start()
-    env = {"SWITCHYARD_PULL_REGISTRIES": f"docker.io,{served.host}", "SWITCHYARD_PRIVATE_REGISTRIES": served.host}
+    listed = ("docker.io", served.host, UNTRUSTED_PRIVATE)
+    env = {"SWITCHYARD_PULL_REGISTRIES": ",".join(listed), "SWITCHYARD_PRIVATE_REGISTRIES": served.host}
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setitem(settings.SWITCHYARD, "PULL_REGISTRIES", ("docker.io", served.host))
+            patch.setitem(settings.SWITCHYARD, "PULL_REGISTRIES", listed)
             patch.setitem(settings.SWITCHYARD, "PRIVATE_REGISTRIES", (served.host,))
             celery_worker.restart(**env)
             yield served
     finally:
         celery_worker.restart()
         served.stop()
+
+
+@pytest.fixture
+def registry(celery_worker, tmp_path):
+    with _trusted(celery_worker, LocalRegistry(tmp_path / "registry").start()) as served:
+        yield served
+
+
+@pytest.fixture
+def auth_registry(celery_worker, tmp_path):
+    """A registry behind htpasswd: only the app's credentials pull from it."""
+    with _trusted(celery_worker, LocalRegistry(tmp_path / "registry", username="puller",
+                                               password="pull-S3cret").start()) as served:
+        yield served
 
 
 def page(stack, host: str) -> tuple[str, int, int]:
@@ -158,3 +176,32 @@ def _redeploy_runs_the_first_digest(stack, host, first, count_v2) -> int:
     release, count_after, db_version = page(stack, host)
     assert (release, db_version) == ("v1", 1) and count_after > count_v2
     return count_after
+
+
+@pytest.mark.slow
+def test_refused_images_name_the_service_and_a_private_registry_needs_the_apps_credentials(
+        auth_registry, stack, tmp_path):
+    db_image = f"{auth_registry.host}/sy-test/db:1"
+    push_db(auth_registry, 1)
+    repo = ImageServiceRepo(tmp_path / "repo")
+    repo.commit_release("v1", db_image)
+    app = stack.create_app(repo, name="privdb", compose_file="compose.yaml", health_deadline=60)
+    refused = {
+        db_image: f"services.db.image: {db_image}: no image this app may use has that name",  # no credentials
+        "registry.example.org/team/db:1": "services.db.image: registry.example.org/team/db:1: images come only from",
+        f"{UNTRUSTED_PRIVATE}/team/db:1": f"services.db.image: {UNTRUSTED_PRIVATE}/team/db:1: the registry 10.0.0.1 "
+                                          "is at a private address (10.0.0.1)",
+        "switchyard-base:bookworm": "services.db.image: switchyard-base:bookworm: no image this app may use",
+    }
+    for image, reason in refused.items():
+        if image != db_image:  # committed already
+            repo.commit_release("v1", image)
+        failed = stack.wait(stack.deploy(app), timeout=120)
+        assert failed.state == Deployment.State.FAILED and reason in failed.error, (image, failed.error)
+        assert not failed.containers and not failed.services
+    registry_credentials.set_registry_credentials(app, host=auth_registry.host, username="puller",
+                                                  password="pull-S3cret", actor=Actor.cli("test"))
+    repo.commit_release("v1", db_image)
+    deployed = stack.wait(stack.deploy(app), timeout=180)
+    assert deployed.state == Deployment.State.SUCCEEDED, deployed.error
+    assert db_of(deployed).image.startswith(f"{auth_registry.host}/sy-test/db@sha256:")
