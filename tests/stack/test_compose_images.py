@@ -138,6 +138,17 @@ def test_an_image_service_is_pinned_kept_under_load_and_redeployed_by_digest(reg
     assert third.pinned_images["db"]["pinned"] == f"{registry.host}/sy-test/db@{digest_2}"
     release, count_v3, db_version = page(stack, host)
     assert db_version == 2 and count_v3 > count_after  # a new db container, the same volume
+    _a_redeploy_pulls_its_digest_again_once_docker_lost_it(stack, host, first, count_v3)
+
+
+def _a_redeploy_pulls_its_digest_again_once_docker_lost_it(stack, host, first, count_v3) -> None:
+    daemon.client().images.remove(first.pinned_images["db"]["image_id"], force=True)  # no container uses it now
+    again = stack.wait(deploys.redeploy(first, actor=Actor.cli("test")), timeout=180)
+    assert again.state == Deployment.State.SUCCEEDED, again.error
+    assert f"[db] pulled {db_of(first).image} again by digest" in again.log_lines.values_list("text", flat=True)
+    assert running_image(db_of(again)) == first.pinned_images["db"]["image_id"]
+    release, count, db_version = page(stack, host)
+    assert (release, db_version) == ("v1", 1) and count > count_v3
 
 
 def _first_release_pins_the_digest(stack, registry, repo, host, db_image):
