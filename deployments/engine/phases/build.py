@@ -47,7 +47,8 @@ def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
     try:
         checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
                               inspect=images.image_facts, pull=lambda reference: _pull(ctx, reference),
-                              registries=settings.SWITCHYARD["PULL_REGISTRIES"])
+                              registries=settings.SWITCHYARD["PULL_REGISTRIES"],
+                              trusted_private=settings.SWITCHYARD["PRIVATE_REGISTRIES"])
         ctx.checked[spec.name] = (checked, checked.target(spec.build_target))
     except check.Refused as refused:
         raise check.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None
