@@ -40,7 +40,7 @@ COMPOSE = """services:
     depends_on: {{db: {{condition: service_healthy}}}}
   db:
     image: {image}
-    pull_policy: always
+    pull_policy: {pull_policy}
     volumes: [data:/data]
     healthcheck:
       test: [CMD, /bin/busybox, wget, -q, -O, /dev/null, "http://localhost:7000/health"]
@@ -54,7 +54,7 @@ volumes:
 
 
 class ImageServiceRepo(AppRepo):
-    def commit_release(self, release: str, db_image: str) -> str:
+    def commit_release(self, release: str, db_image: str, pull_policy: str = "always") -> str:
         (self.path / "www" / "cgi-bin").mkdir(parents=True, exist_ok=True)
         (self.path / "www" / "health").write_text("ok")
         page = self.path / "www" / "cgi-bin" / "page"
@@ -63,7 +63,7 @@ class ImageServiceRepo(AppRepo):
         (self.path / "web.Dockerfile").write_text(
             'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
             'CMD ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"]\n')
-        (self.path / "compose.yaml").write_text(COMPOSE.format(image=db_image))
+        (self.path / "compose.yaml").write_text(COMPOSE.format(image=db_image, pull_policy=pull_policy))
         return self._commit(release)
 
 
@@ -216,3 +216,8 @@ def test_refused_images_name_the_service_and_a_private_registry_needs_the_apps_c
     deployed = stack.wait(stack.deploy(app), timeout=180)
     assert deployed.state == Deployment.State.SUCCEEDED, deployed.error
     assert db_of(deployed).image.startswith(f"{auth_registry.host}/sy-test/db@sha256:")
+    repo.commit_release("v1", db_image, pull_policy="missing")  # would use the image on the host as it is
+    other = stack.create_app(repo, name="otherdb", compose_file="compose.yaml", health_deadline=60)
+    failed = stack.wait(stack.deploy(other), timeout=120)  # the image is on the host, but not this app's to use
+    assert failed.state == Deployment.State.FAILED and refused[db_image] in failed.error, failed.error
+    assert "this app never pulled it: pulling it" in " ".join(failed.log_lines.values_list("text", flat=True))

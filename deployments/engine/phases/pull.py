@@ -5,7 +5,9 @@ app's or Switchyard's own image), pulled within the build's bounds as its pull_p
 pinned: the release runs, and records, `repository@sha256:...` as the registry served it, so a
 redeploy or a rollback runs exactly that, whatever the tag points to later.
 
-The app's registry credentials go with a pull only when the image names the registry they were
+An image already on the host is used without a pull only if a deployment of this app pinned it:
+one another app pulled (with its own credentials) is pulled again, so that the registry checks
+this app's access. The app's registry credentials go with a pull only when the image names the registry they were
 stored for (never to another registry, nor to one a redirect leads to: dockerd gets them for
 that pull alone)."""
 from django.conf import settings
@@ -17,13 +19,22 @@ from deployments.dockerfile.syntax import Refused
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 from deployments.models import App
 
+PINS_LOOKED_AT = 100  # the app's latest deployments with image services
+
 
 def pin_service_image(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     """The service's image pulled as its pull_policy says and checked; returns the pinned reference."""
     where = f"services.{spec.name}.image:"
     policy = _effective_policy(ctx, spec)
+    pulled_before = _pulled_before_by(ctx.app, spec.image)
+    if policy == "never" and not pulled_before:
+        raise Refused(f"{where} {spec.image}: pull_policy never, and this app never pulled it: an image on the "
+                      "host that another app pulled is not this app's to use (pull it once: pull_policy missing)")
+    if policy == "missing" and not pulled_before and images.image_exists(spec.image):
+        ctx.log.write(f"[{spec.name}] {spec.image} is on the host but this app never pulled it: pulling it, so that "
+                      "its registry checks this app's access")
     try:
-        image = _resolver(ctx, spec, pull_first=policy == "always",
+        image = _resolver(ctx, spec, pull_first=policy == "always" or not pulled_before,
                           may_pull=policy != "never").resolve(spec.image, where)
     except builds.BuildStopped:
         raise Cancelled() from None
@@ -66,6 +77,17 @@ def credentials_for(app: App, reference: str) -> dict | None:
     if not host or not app.registry_username or registry_of(reference) != host:
         return None
     return {"username": app.registry_username, "password": app.registry_password}
+
+
+def _pulled_before_by(app: App, reference: str) -> bool:
+    """Whether the image Docker has as `reference` is one a deployment of this app pinned: then the
+    app's access to it was checked by its registry. An image another app pulled (from a private
+    registry, with its own credentials) is never used without a pull of this app's own."""
+    image = images.image_facts(reference)
+    if image is None:
+        return False
+    pinned = app.deployments.exclude(pinned_images={}).values_list("pinned_images", flat=True)[:PINS_LOOKED_AT]
+    return any(entry.get("image_id") == image.id for entries in pinned for entry in entries.values())
 
 
 def _effective_policy(ctx: DeploymentContext, spec: ServiceSpec) -> str:
