@@ -16,6 +16,7 @@ from deployments.api_schemas import (
     CertificateIn,
     CertificateOut,
     CommitStatusTokenIn,
+    RegistryCredentialsIn,
     DeployIn,
     DeploymentOut,
     EventDeliveryOut,
@@ -28,7 +29,7 @@ from deployments.api_schemas import (
     event_out,
     target_out,
 )
-from deployments.application import apps, deploys, domains, events
+from deployments.application import apps, deploys, domains, events, registry_credentials
 from deployments.application.app_settings import SETTINGS_FIELDS, AppSpec
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput, NotPossible, TooSoon
@@ -187,6 +188,15 @@ def delete_notification_target(request, name: str, target_id: int = Path(..., ge
 def set_commit_status_token(request, name: str, body: CommitStatusTokenIn):
     app = access.app_for_user(request.user, name, access.ADMIN)
     events.set_commit_status_token(app, token=body.token, actor=_actor(request))
+    return Status(204, None)
+
+
+@api.put("/apps/{name}/registry-credentials", response={204: None})
+def set_registry_credentials(request, name: str, body: RegistryCredentialsIn):
+    """For image services from a private registry: sent with pulls from that host only; the password is never returned."""
+    app = access.app_for_user(request.user, name, access.ADMIN)
+    registry_credentials.set_registry_credentials(app, host=body.host, username=body.username,
+                                                  password=body.password, actor=_actor(request))
     return Status(204, None)
 
 

@@ -189,6 +189,12 @@ class EventDeliveryOut(Schema):
     redelivery_of: int | None
 
 
+class RegistryCredentialsIn(ObjectBody):
+    host: str = Field(description="the private registry's host (and :port) as image names spell it; empty removes")
+    username: str = Field("", description="the registry username")
+    password: str = Field("", description="password or token; empty keeps the stored one for the same host")
+
+
 class CommitStatusTokenIn(ObjectBody):
     token: str = Field(description="a GitHub, GitLab, Gitea or Forgejo token, sent only to the host of the app's repository "
                        "as it is now; empty removes it")

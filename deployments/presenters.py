@@ -106,6 +106,8 @@ def compose(app: App) -> dict | None:
                      "containers": [c.name for c in live.containers], "state": "live"})
         rows += [{"name": s.name, "role": ROLE_TEXT[s.role], "image": s.image, "state": s.state,
                   "containers": [c.name for c in s.containers]} for s in live.services]
+        for row in rows:  # an image service runs a pinned digest: the reference it was pulled as, beside it
+            row["pulled_as"] = (live.pinned_images.get(row["name"]) or {}).get("reference", "")
     recreate, problem, notices = [], "", ()
     if latest is not None and latest.compose_text:
         try:
@@ -152,4 +154,5 @@ def deployment_page(user, deployment: Deployment) -> dict:
         "can_deploy": access.allows(role, access.DEPLOYER),
         "services": [{"name": s.name, "role": ROLE_TEXT[s.role], "carried": s.started_by != deployment.pk}
                      for s in deployment.services],
+        "pinned_images": sorted(deployment.pinned_images.items()),  # image services: what ran, by digest
     }

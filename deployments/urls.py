@@ -35,6 +35,8 @@ urlpatterns = [
     path("apps/<str:name>/auto-deploy", returns_to("webhooks", views.auto_deploy), name="auto_deploy"),
     path("apps/<str:name>/webhook/secret", views.webhook_secret, name="webhook_secret"),
     path("apps/<str:name>/webhook/rotate", returns_to("webhooks", views.webhook_rotate), name="webhook_rotate"),
+    path("apps/<str:name>/registry", returns_to("settings", views.registry_credentials_save),
+         name="registry_credentials"),
     path("apps/<str:name>/deploy-key/rotate", returns_to("settings", views.deploy_key_rotate), name="deploy_key_rotate"),
     path("apps/<str:name>/deliveries/<id:delivery_id>/redeliver", returns_to("webhooks", views.redeliver), name="redeliver"),
     path("apps/<str:name>/notifications", returns_to("webhooks", views.notification_add), name="notification_add"),

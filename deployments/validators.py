@@ -127,6 +127,15 @@ def validate_compose_file(value: str) -> None:
                               "e.g. compose.yaml or deploy/docker-compose.yml")
 
 
+REGISTRY_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+
+
+def validate_registry_host(value: str) -> None:
+    """A registry as image references name it (registry.example.com, host:5000), no scheme or path."""
+    if value and not REGISTRY_HOST.fullmatch(value):
+        raise ValidationError("a registry host, as in image names: registry.example.com or registry.example.com:5000")
+
+
 def validate_service_name(value: str) -> None:
     if not SERVICE_NAME.fullmatch(value or ""):
         raise ValidationError(f"{value!r} is not a service name: letters, digits, '.', '_' and '-', "

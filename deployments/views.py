@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import access, app_pages, audit, presenters
-from deployments.application import apps, deploys, domains, events, members, pushes
+from deployments.application import apps, deploys, domains, events, members, pushes, registry_credentials
 from deployments.application.app_settings import AppSpec
 from deployments.application.apps import AppChanges
 from deployments.application.errors import InvalidInput
@@ -240,6 +240,16 @@ def notification_delete(request: HttpRequest, app, target_id: int) -> str | None
 def commit_status_token(request: HttpRequest, app) -> str:
     events.set_commit_status_token(app, token=request.POST.get("token", ""), actor=actor(request))
     return "Commit status token saved." if app.encrypted_commit_status_token else "Commit status token removed."
+
+
+@app_action(access.ADMIN)
+def registry_credentials_save(request: HttpRequest, app) -> str:
+    post = request.POST
+    registry_credentials.set_registry_credentials(app, host=post.get("registry_host", ""),
+                                                  username=post.get("registry_username", ""),
+                                                  password=post.get("registry_password", ""), actor=actor(request))
+    return (f"Registry credentials for {app.registry_host} saved." if app.registry_host
+            else "Registry credentials removed.")
 
 
 @app_action(access.ADMIN)

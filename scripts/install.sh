@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(docker.io haproxy redis-server git busybox-static socat)
+# Compose image services are tested against a real registry: Debian's docker-registry, started by
+# the test itself on 127.0.0.1 (tests/support/docker_registry.py), with htpasswd (apache2-utils).
+packages+=(docker-registry apache2-utils)
 # tests/web/test_access_keys_and_logins.py serves a private repository over a real sshd (per-app deploy keys).
 packages+=(openssh-server)
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot work here).

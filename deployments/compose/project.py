@@ -84,6 +84,9 @@ class ServiceSpec:
     dockerfile: str = "Dockerfile"  # relative to the context
     build_args: tuple[tuple[str, str], ...] = ()
     build_target: str = ""
+    image: str = ""  # the reference as written, for a service with no build (compose/images.py)
+    pull_policy: str = "missing"
+    platform: str = ""
     command: tuple[str, ...] | str | None = None
     entrypoint: tuple[str, ...] | str | None = None
     environment: tuple[tuple[str, str], ...] = ()

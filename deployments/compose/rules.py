@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 from deployments.compose import mounts
 from deployments.compose.environment_files import service_environment
+from deployments.compose.images import read_image
 from deployments.compose.ports import read_ports
 from deployments.compose.profiles import active_services
 from deployments.compose.project import ComposeError, FileMount, HealthCheck, Project, Role, ServiceSpec, VolumeMount
@@ -47,7 +48,8 @@ REFUSED_KEYS = {
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
                   "expose", "restart", "labels", "init", "read_only", "tty", "ports",
-                  "runtime", "profiles", "env_file", "secrets", "configs"}
+                  "runtime", "profiles", "env_file", "secrets", "configs",
+                  "pull_policy", "platform"}
 TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "models": "Switchyard runs no AI models"}
 
 
@@ -138,7 +140,8 @@ class _Reader:
             self.problems.append(problem)
         self.notices += ports.notices
         return ServiceSpec(
-            name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
+            name=name, role=role, **self._build(where, definition), **read_image(where, definition, self.problems),
+            command=_command(definition.get("command")),
             entrypoint=_command(definition.get("entrypoint")), environment=self._environment(where, definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
             replicas=self._replicas(where, definition, web), volumes=volumes, files=files,
@@ -192,9 +195,7 @@ class _Reader:
 
     def _build(self, where: str, definition: dict) -> dict:
         build = definition.get("build")
-        if build is None:
-            self.problems.append(f"{where}: needs build: Switchyard builds every service from the repository "
-                                 "and never pulls an image")
+        if build is None:  # an image service (compose/images.py)
             return {}
         if isinstance(build, str):
             build = {"context": build}

@@ -43,7 +43,8 @@ def image_facts(reference: str) -> "Image | None":
                  env=env, onbuild=tuple(config.get("OnBuild") or ()))
 
 
-def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None) -> bool:
+def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None,
+               auth_config: dict | None = None, platform: str = "") -> bool:
     """Pull `reference` from its registry (a base image the build check needs to see before the
     build); False if Docker could not, for whatever reason (no such image, no registry reachable,
     not a reference at all): the check then refuses the name, the same way as an unusable one.
@@ -51,13 +52,15 @@ def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, 
     A registry decides how fast and how much it sends, so the pull is bounded like the build:
     stopped on request (builds.BuildStopped) or after `timeout` seconds (default BUILD_TIMEOUT), and once
     its layers add up to more than MAX_PULL_MB (both builds.BuildFailed). Stopping closes the connection;
-    dockerd cancels a pull whose client went away."""
+    dockerd cancels a pull whose client went away. `auth_config` ({"username", "password"}) goes to
+    dockerd with this pull only: the caller gives it only for the registry it was stored for."""
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
     stop_now = cancel.Deadline(timeout, should_stop)
     repository, tag = docker.utils.parse_repository_tag(reference)
     api = _PullClient(read_timeout=timeout, **docker.utils.kwargs_from_env())
     try:
-        stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True)
+        stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True, auth_config=auth_config,
+                          platform=platform or None)
         with cancel.StopWatcher(stop_now, stream.close) as watcher:
             pulled = bool(watcher.unless_stopped(lambda: _follow_pull(stream, reference)))
     except (docker.errors.DockerException, requests.exceptions.RequestException):
@@ -100,6 +103,14 @@ def _follow_pull(stream: CancellableStream, reference: str) -> bool:
             stream.close()
             raise builds.BuildFailed(f"pulling {reference} stopped: larger than {cap_mb} MiB (SWITCHYARD_MAX_PULL_MB)")
     return True
+
+
+def repo_digests(reference: str) -> tuple[str, ...]:
+    """The `repository@sha256:...` names Docker knows the image `reference` by (after a pull)."""
+    try:
+        return tuple(daemon.client().api.inspect_image(reference).get("RepoDigests") or ())
+    except docker.errors.NotFound:
+        return ()
 
 
 def app_images(repository: str) -> list[str]:

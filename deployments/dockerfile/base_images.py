@@ -42,25 +42,32 @@ Pull = Callable[[str], bool]  # pull a reference from its registry; False if tha
 class ImageResolver:
     def __init__(self, owner: Owner, inspect: Inspect, pull: Pull | None,
                  resolve_host: Callable[[str], list[str]] | None = None,
-                 registries: tuple[str, ...] | None = None) -> None:
-        """`registries`: the only registries an image may be named from (None: any public one)."""
+                 registries: tuple[str, ...] | None = None, trusted_private: tuple[str, ...] = ()) -> None:
+        """`registries`: the only registries an image may be named from (None: any public one);
+        `trusted_private`: registries at private addresses the administrator vouches for."""
         self.owner, self.inspect, self.pull = owner, inspect, pull or (lambda reference: False)
         self.resolve_host = resolve_host or _addresses
         self.registries = registries
+        self.trusted_private = trusted_private
 
     def resolve(self, reference: str, what: str) -> Image:
         """The image `reference` names, pulled first if Docker lacks it; Refused unless this app may use it."""
         if not reference or reference.startswith("-") or not reference.isascii() or any(
                 ch.isspace() or not ch.isprintable() for ch in reference):
             raise Refused(f"{what} {reference!r} is not an image reference")
-        self._refuse_unlisted_registry(reference, what)
-        self._refuse_private_registry(reference, what)
+        self.check_registry(reference, what)
         image = self.inspect(reference)
         if image is None and not _panel_name(reference) and self.pull(reference):  # no pulls of the panel's names
             image = self.inspect(reference)
         if image is None or not self._usable(image):
             raise Refused(f"{what} {reference}: {NOT_USABLE}")
         return image
+
+    def check_registry(self, reference: str, what: str) -> None:
+        """Refused unless the registry `reference` names is listed and not at a private address
+        (the administrator's trusted ones aside); asks Docker nothing."""
+        self._refuse_unlisted_registry(reference, what)
+        self._refuse_private_registry(reference, what)
 
     def _usable(self, image: Image) -> bool:
         labels = image.labels
@@ -80,7 +87,7 @@ class ImageResolver:
 
     def _refuse_private_registry(self, reference: str, what: str) -> None:
         first = registry_of(reference)
-        if first == "docker.io":
+        if first == "docker.io" or first in self.trusted_private:
             return
         host = first.rsplit(":", 1)[0] if not first.startswith("[") else first[1:first.find("]")]
         addresses = ["127.0.0.1"] if host.lower() == "localhost" else self.resolve_host(host)

@@ -63,7 +63,8 @@ class Checked:
 
 
 def check(text: str, *, owner: Owner, build_args: dict[str, str], inspect: Inspect, pull: Pull | None = None,
-          resolve_host=None, registries: tuple[str, ...] | None = None) -> Checked:
+          resolve_host=None, registries: tuple[str, ...] | None = None,
+          trusted_private: tuple[str, ...] = ()) -> Checked:
     """Raise Refused at the first instruction no tenant may use, or that Docker could read otherwise;
     return the canonical Dockerfile to build instead.
 
@@ -75,7 +76,7 @@ def check(text: str, *, owner: Owner, build_args: dict[str, str], inspect: Inspe
         if key.upper() in PROXY_ARGS:
             raise Refused(f"the build arg {key} is one of Docker's predefined proxy variables, which Docker hands to "
                           "ADD without an ARG line: remove it from build.args (RUN steps may set a proxy themselves)")
-    return _Walk(ImageResolver(owner, inspect, pull, resolve_host, registries), build_args).run(text)
+    return _Walk(ImageResolver(owner, inspect, pull, resolve_host, registries, trusted_private), build_args).run(text)
 
 
 @dataclass

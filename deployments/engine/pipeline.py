@@ -204,7 +204,7 @@ class Pipeline:
         self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()} carries on after verify (watch queue)")
         fetch.load_project(ctx, quiet=True)
         ctx.images = (fetch.redeploy_images(ctx) if self.deployment.redeploy_of_id else
-                      {spec.name: build.image_tag(ctx, spec) for spec in ctx.project.services})
+                      build.release_images(ctx))
         ctx.companions = start.companions(ctx)
         ctx.companions.take_over(self.deployment.services)
         traffic_counts.restore_baseline(ctx, self.deployment.traffic_baseline)

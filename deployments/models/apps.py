@@ -20,6 +20,7 @@ from deployments.models.deployments import Deployment
 from deployments.models.fields import PercentStepsField
 from deployments.traffic.table import COLOURS, MAX_REPLICAS
 from deployments.validators import (
+    validate_registry_host,
     validate_app_name,
     validate_canary_steps,
     validate_capabilities,
@@ -99,6 +100,13 @@ class App(models.Model):
     encrypted_commit_status_token = models.TextField(blank=True)
     # The host the token was stored for (the repository's then): it is never sent anywhere else (outgoing/commit_status.py).
     commit_status_token_host = models.CharField(max_length=255, blank=True)
+    # A private registry for a Compose app's image services: the credentials go with pulls from
+    # this host only (engine/phases/pull.py), the password encrypted at rest like the token above.
+    registry_host = models.CharField(
+        max_length=253, blank=True, validators=[validate_registry_host],
+        help_text="a private registry's host (and :port) the app's image services pull from with these credentials")
+    registry_username = models.CharField(max_length=200, blank=True)
+    encrypted_registry_password = models.TextField(blank=True)
     release_command = models.CharField(
         max_length=1000, blank=True, validators=[validate_release_command],
         help_text="run once in a container of the new image before it starts (e.g. migrations); empty: none")
@@ -163,6 +171,14 @@ class App(models.Model):
     @commit_status_token.setter
     def commit_status_token(self, plain: str) -> None:
         self.encrypted_commit_status_token = crypto.encrypt(plain) if plain else ""
+
+    @property
+    def registry_password(self) -> str:
+        return crypto.decrypt(self.encrypted_registry_password) if self.encrypted_registry_password else ""
+
+    @registry_password.setter
+    def registry_password(self, plain: str) -> None:
+        self.encrypted_registry_password = crypto.encrypt(plain) if plain else ""
 
     def hostnames(self) -> list[str]:
         """Every host that routes to this app: its own domains, and NAME.localhost where those

@@ -44,6 +44,9 @@ class Deployment(models.Model):
     # again), and its services besides the web one, with their images and containers.
     compose_text = models.TextField(blank=True)
     services = ServiceListField(default=list, blank=True)
+    # Image services (no build): service → {"reference": as written, "pinned": repository@sha256:...,
+    # "image_id": ...}, as pulled at this deploy; a redeploy runs exactly these (engine/phases/pull.py).
+    pinned_images = models.JSONField(default=dict, blank=True)
     # True while HAProxy has (or should have) this deployment's containers as servers.
     holds_backend = models.BooleanField(default=False)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

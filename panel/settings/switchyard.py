@@ -102,6 +102,9 @@ SWITCHYARD = {
     "PULL_REGISTRIES": env_registries("SWITCHYARD_PULL_REGISTRIES", DEFAULT_PULL_REGISTRIES),
     # The container runtimes a compose file's `runtime:` may name (each must be one dockerd has).
     "ALLOWED_RUNTIMES": env_runtimes("SWITCHYARD_ALLOWED_RUNTIMES", DEFAULT_ALLOWED_RUNTIMES),
+    # Registries at a loopback or private address the administrator runs and trusts (a company
+    # registry on the LAN): images may come from these too. Any other private address is refused.
+    "PRIVATE_REGISTRIES": env_registries("SWITCHYARD_PRIVATE_REGISTRIES", ""),
     "DRAIN_TIMEOUT": env_int("SWITCHYARD_DRAIN_TIMEOUT", 30, minimum=0),
     "KEEP_IMAGES": env_int("SWITCHYARD_KEEP_IMAGES", 5, minimum=1),
     "HEARTBEAT_INTERVAL": _HEARTBEAT_INTERVAL,

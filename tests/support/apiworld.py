@@ -38,6 +38,7 @@ ENDPOINTS = {
     "list_notification_targets": ("get", "/api/apps/{app}/notifications"),
     "add_notification_target": ("post", "/api/apps/{app}/notifications"),
     "set_commit_status_token": ("put", "/api/apps/{app}/commit-status-token"),
+    "set_registry_credentials": ("put", "/api/apps/{app}/registry-credentials"),
     "list_event_deliveries": ("get", "/api/apps/{app}/events"),
 }
 APP_ENDPOINTS = [name for name in ENDPOINTS if name not in ("list_apps", "create_app")]
@@ -45,6 +46,7 @@ READ_ENDPOINTS = ["get_app", "list_deployments", "get_deployment", "logs", "get_
 DEPLOYER_ENDPOINTS = ["deploy", "cancel", "redeploy", "abort"]
 ADMIN_ENDPOINTS = ["update_app", "delete_app", "upload_certificate", "use_acme_certificate",
                    "list_notification_targets", "add_notification_target", "set_commit_status_token",
+                   "set_registry_credentials",
                    "list_event_deliveries"]
 
 
@@ -77,6 +79,7 @@ class World:
             "upload_certificate": {"certificate": "-----BEGIN CERTIFICATE-----", "key": "-----BEGIN PRIVATE KEY-----"},
             "add_notification_target": {"kind": "webhook", "url": "https://hooks.example.com/deploys"},
             "set_commit_status_token": {"token": "ghp_from-a-test"},
+            "set_registry_credentials": {"host": "registry.example.com", "username": "bot", "password": "tok"},
         }.get(name)
 
     def call(self, role: str, name: str, **extra):

@@ -286,3 +286,18 @@ def test_the_registry_an_image_comes_from_is_read_as_docker_reads_it():
     assert registry_of("debian") == registry_of("library/debian:12") == registry_of("index.docker.io/x") == "docker.io"
     assert registry_of("ghcr.io/o/x:1") == "ghcr.io" and registry_of("Localhost/x") == "localhost"
     assert registry_of("host:5000/x") == "host:5000"
+
+
+def test_a_registry_at_a_private_address_the_administrator_trusts_may_be_named():
+    """SWITCHYARD_PRIVATE_REGISTRIES: the same list for a FROM as for a Compose image service."""
+    image = IMAGES["debian:bookworm"]
+    tagged = Image(id=image.id, tags=("registry.internal:5000/x:latest",), labels={}, env={}, onbuild=())
+
+    def private(host: str) -> list[str]:
+        return ["10.1.2.3"]
+    with pytest.raises(Refused, match="private address"):
+        check("FROM registry.internal:5000/x\n", owner=OWNER, build_args={}, inspect=lambda reference: tagged,
+              resolve_host=private, trusted_private=("other.internal:5000",))
+    checked = check("FROM registry.internal:5000/x\n", owner=OWNER, build_args={}, inspect=lambda reference: tagged,
+                    resolve_host=private, trusted_private=("registry.internal:5000",))
+    assert checked.images

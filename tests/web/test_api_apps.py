@@ -240,3 +240,26 @@ def test_the_commit_status_token_is_stored_encrypted_and_never_shown(api_world):
     app = App.objects.get(pk=api_world.app.pk)
     assert app.commit_status_token == "ghp_s3cret" and "ghp_s3cret" not in app.encrypted_commit_status_token
     assert "ghp_s3cret" not in api_world.client("owner").get(f"/api/apps/{APP}").content.decode()
+
+
+def test_registry_credentials_are_stored_encrypted_and_never_shown(api_world):
+    client = api_world.client("owner")
+    url = f"/api/apps/{APP}/registry-credentials"
+    response = send(client, "put", url, {"host": "Registry.Example.com:5000", "username": "bot", "password": "r3g-s3cret"})
+
+    assert response.status_code == 204
+    app = App.objects.get(pk=api_world.app.pk)
+    assert (app.registry_host, app.registry_username, app.registry_password) == (
+        "registry.example.com:5000", "bot", "r3g-s3cret")
+    assert "r3g-s3cret" not in app.encrypted_registry_password
+    assert "r3g-s3cret" not in client.get(f"/api/apps/{APP}").content.decode()
+    refused = [send(client, "put", url, body) for body in (
+        {"host": "https://registry.example.com/v2", "username": "bot", "password": "x"},
+        {"host": "other.example.com", "username": "bot"},  # the stored password is not for another host
+        {"host": "registry.example.com:5000", "username": "bot", "password": "two words"})]
+    assert [r.status_code for r in refused] == [400, 400, 400]
+    assert "a registry host" in detail(refused[0]) and "a password or token for this registry" in detail(refused[1])
+    assert App.objects.get(pk=app.pk).registry_password == "r3g-s3cret"
+    assert send(client, "put", url, {"host": ""}).status_code == 204
+    app.refresh_from_db()
+    assert (app.registry_host, app.registry_username, app.encrypted_registry_password) == ("", "", "")

@@ -57,3 +57,69 @@ def test_person_sees_a_compose_apps_services_and_why_its_web_service_is_recreate
                                                                  "changes: carried over, untouched)")
     expect(page.locator("#deployment-services")).to_contain_text("worker (replaced after the switch)")
     page.screenshot(path=str(SCREENSHOTS / "compose_deployment.png"))
+
+
+DIGEST = "sha256:" + "ab12" * 16
+
+
+def _an_app_with_a_pulled_db(owner) -> Deployment:
+    """App `shop` whose live release runs its `db` image service pinned by digest."""
+    from deployments.dockerd.values import Container, ServiceRelease
+
+    app = App.objects.create(name="shop", repo_url="/srv/shop.git", owner=owner, compose_file="compose.yaml")
+    compose_text = "services:\n  web: {build: .}\n  db: {image: 'postgres:16', volumes: [data:/data]}\nvolumes: {data: {}}\n"
+    live = Deployment.objects.create(
+        app=app, ref="main", state=Deployment.State.SUCCEEDED, commit_sha="b" * 40, compose_text=compose_text,
+        image="switchyard/shop/web:bbbbbbbbbbbb", colour="blue",
+        containers=[Container(id="w1", name="sy-shop-1_web-1", ip="", port=8000)],
+        pinned_images={"db": {"reference": "postgres:16", "pinned": f"postgres@{DIGEST}", "image_id": "sha256:9"}})
+    live.services = [ServiceRelease(name="db", role="stateful", image=f"postgres@{DIGEST}", definition="d1",
+                                    image_id="sha256:9", started_by=live.pk,
+                                    containers=(Container(id="d1", name=f"sy-shop-{live.pk}_db-1", ip="", port=0),))]
+    live.save(update_fields=["services"])
+    App.objects.filter(pk=app.pk).update(live_deployment=live, live_colour="blue")
+    return live
+
+
+def test_person_sees_the_digest_an_image_service_runs(transactional_db, page, django_user_model):
+    eve = django_user_model.objects.create_user("eve", password="pw-eve-45678")
+    live = _an_app_with_a_pulled_db(eve)
+    log_in(page, "eve", "pw-eve-45678")
+
+    page.goto("/apps/shop/")
+    db = page.locator("#services tr[data-service='db']")
+    expect(db.locator(".image")).to_contain_text(f"postgres@{DIGEST}")
+    expect(db.locator(".pulled-as")).to_have_text("pulled as postgres:16")
+    page.locator("#services").screenshot(path=str(SCREENSHOTS / "compose_image_service_digest.png"))
+
+    page.goto(f"/deployments/{live.pk}/")
+    expect(page.locator("#deployment-images")).to_contain_text(f"db postgres@{DIGEST} pulled as postgres:16")
+
+
+def test_person_sets_registry_credentials_and_the_password_is_never_shown_back(transactional_db, page,
+                                                                               django_user_model):
+    eve = django_user_model.objects.create_user("eve", password="pw-eve-45678")
+    _an_app_with_a_pulled_db(eve)
+    log_in(page, "eve", "pw-eve-45678")
+
+    page.goto("/apps/shop/settings/")
+    form = page.locator("#registry-form")
+    form.locator("#id_registry_host").fill("Registry.Example.com:5000")
+    form.locator("#id_registry_username").fill("deploy-bot")
+    form.locator("#id_registry_password").fill("s3cret-Token-value")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("body")).to_contain_text("Registry credentials for registry.example.com:5000 saved.")
+    app = App.objects.get(name="shop")
+    assert (app.registry_host, app.registry_username, app.registry_password) == (
+        "registry.example.com:5000", "deploy-bot", "s3cret-Token-value")
+    assert "s3cret" not in app.encrypted_registry_password
+    assert "s3cret-Token-value" not in page.content()
+    expect(page.locator("#id_registry_password")).to_have_attribute(
+        "placeholder", "set: leave empty to keep it")
+    page.locator("#registry").screenshot(path=str(SCREENSHOTS / "registry_credentials.png"))
+
+    form.locator("#id_registry_host").fill("other.example.com")  # a new host: the old password is not for it
+    form.locator("button[type=submit]").click()
+    expect(page.locator("body")).to_contain_text("a password or token for this registry")
+    app.refresh_from_db()
+    assert app.registry_host == "registry.example.com:5000" and app.registry_password == "s3cret-Token-value"

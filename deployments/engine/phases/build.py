@@ -7,17 +7,26 @@ from deployments.compose.project import ServiceSpec
 from deployments.dockerd import builds, images
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
 from deployments.dockerfile import build_context, check
+from deployments.engine.phases import pull
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 from deployments.git import source
 
 
 def build(ctx: DeploymentContext) -> None:
     """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py)."""
-    for spec in ctx.project.services:
+    built = [spec for spec in ctx.project.services if not spec.image]  # image services are pulled (pull.py)
+    for spec in built:
         check_dockerfile(ctx, spec)
     for spec in ctx.project.services:
-        ctx.images[spec.name] = build_service(ctx, spec)
+        ctx.images[spec.name] = pull.pin_service_image(ctx, spec) if spec.image else build_service(ctx, spec)
     ctx.save(image=ctx.images[ctx.project.web.name])
+
+
+def release_images(ctx: DeploymentContext) -> dict[str, str]:
+    """Each service's image as this deployment built or pinned it (for the task that carries on after verify)."""
+    pinned = ctx.deployment.pinned_images
+    return {spec.name: pinned[spec.name]["pinned"] if spec.image else image_tag(ctx, spec)
+            for spec in ctx.project.services}
 
 
 def image_tag(ctx: DeploymentContext, spec: ServiceSpec) -> str:
@@ -38,7 +47,8 @@ def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
     try:
         checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
                               inspect=images.image_facts, pull=lambda reference: _pull(ctx, reference),
-                              registries=settings.SWITCHYARD["PULL_REGISTRIES"])
+                              registries=settings.SWITCHYARD["PULL_REGISTRIES"],
+                              trusted_private=settings.SWITCHYARD["PRIVATE_REGISTRIES"])
         ctx.checked[spec.name] = (checked, checked.target(spec.build_target))
     except check.Refused as refused:
         raise check.Refused(f"{prefix}{spec.dockerfile}: {refused}") from None

@@ -55,6 +55,7 @@ def redeploy_images(ctx: DeploymentContext) -> dict[str, str]:
     deployment = ctx.deployment
     images = {service.name: service.image for service in deployment.redeploy_of.services}
     images[ctx.project.web.name] = deployment.image
+    images.update({name: pinned["pinned"] for name, pinned in deployment.redeploy_of.pinned_images.items()})
     missing = [spec.name for spec in ctx.project.services if spec.name not in images]
     if missing:
         raise daemon.RuntimeFailure(f"deployment #{deployment.redeploy_of_id} has no image of "

@@ -4,10 +4,12 @@ colour, with the app's limits. (A recreate stops the old release in between: rec
 from deployments.dockerd import containers, daemon, images
 from deployments.engine import release_command, release_files
 from deployments.engine.companions import Companions, environment_of, run_options
+from deployments.engine.phases import pull
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 
 
 def check_images(ctx: DeploymentContext) -> None:
+    pull.ensure_pinned(ctx)  # a redeploy's image services: pulled again by digest if gone
     for image in ctx.images.values():
         if not images.image_exists(image):  # a redeploy's, removed by hand meanwhile
             raise daemon.RuntimeFailure(f"the image {image} is gone; deploy its commit instead")

@@ -1,0 +1,103 @@
+"""A real image registry for a test: Debian's `docker-registry` (the CNCF distribution registry)
+on 127.0.0.1 with a free port and its own storage directory, optionally behind htpasswd auth;
+images are built here (FROM scratch with Debian's static busybox) and pushed to it with the
+docker SDK. dockerd speaks plain HTTP to a 127.0.0.0/8 registry by default.
+
+`stop()` stops the registry and removes every image the test pushed or pulled from it."""
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import docker.errors
+
+from deployments.dockerd import daemon
+
+REGISTRY = Path("/usr/bin/docker-registry")
+BUSYBOX = Path("/bin/busybox")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalRegistry:
+    def __init__(self, root: Path, *, username: str = "", password: str = "") -> None:
+        self.root, self.port = root, _free_port()
+        self.username, self.password = username, password
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "LocalRegistry":
+        self.root.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if self.username:
+            line = subprocess.run(["htpasswd", "-Bbn", self.username, self.password], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+            (self.root / "htpasswd").write_text(line + "\n")
+            auth = f"auth:\n  htpasswd:\n    realm: sy-test\n    path: {self.root / 'htpasswd'}\n"
+        (self.root / "config.yml").write_text(
+            f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
+            f"  delete:\n    enabled: true\nhttp:\n  addr: {self.host}\n{auth}")
+        self.process = subprocess.Popen([str(REGISTRY), "serve", str(self.root / "config.yml")],
+                                        stdout=open(self.root / "registry.log", "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"docker-registry did not start: {(self.root / 'registry.log').read_text()}")
+            time.sleep(0.1)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+            return True
+        except urllib.error.HTTPError:
+            return True  # 401: up, behind auth
+        except OSError:
+            return False
+
+    def push_image(self, name: str, files: dict[str, str], cmd: str) -> str:
+        """An image FROM scratch with busybox and `files` (path → text, executable), pushed as
+        127.0.0.1:PORT/NAME; the local tag is removed, so that a deploy pulls it. Returns its digest."""
+        reference = f"{self.host}/{name}"
+        with tempfile.TemporaryDirectory(prefix="sy-registry-image-") as context:
+            context = Path(context)
+            shutil.copy(BUSYBOX, context / "busybox")
+            for path, text in files.items():
+                (context / "files" / path).parent.mkdir(parents=True, exist_ok=True)
+                (context / "files" / path).write_text(text)
+                (context / "files" / path).chmod(0o755)
+            (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY files /\nCMD {cmd}\n")
+            daemon.client().images.build(path=str(context), tag=reference, rm=True, forcerm=True)
+        repository, tag = reference.rsplit(":", 1)
+        auth = {"username": self.username, "password": self.password} if self.username else None
+        for line in daemon.client().api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+            if "error" in line:
+                raise RuntimeError(f"push of {reference} failed: {line['error']}")
+        digest = next(d for d in daemon.client().api.inspect_image(reference)["RepoDigests"]
+                      if d.startswith(repository + "@")).split("@")[1]
+        daemon.client().images.remove(reference)  # a deploy pulls it
+        return digest
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        for image in daemon.client().images.list():
+            names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
+            if any(name.startswith(self.host + "/") for name in names):
+                try:
+                    daemon.client().images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    pass  # still used by a container the test did not remove: its own cleanup's job
+        shutil.rmtree(self.root, ignore_errors=True)
