@@ -49,11 +49,13 @@ def test_pull_policies():
         "services.db.pull_policy: build needs a build: section to build the image from"]
 
 
-def test_platform_is_a_linux_platform():
+def test_platform_is_a_linux_platform_or_webassembly():
     assert _load(f"platform: {host_platform_name()}").service("db").platform == host_platform_name()
     assert _load("platform: linux/arm64/v8").service("db").platform == "linux/arm64/v8"
+    assert _load("platform: wasi/wasm").service("db").platform == "wasi/wasm"
     assert _problems("platform: windows/amd64") == [
-        f"services.db.platform: 'windows/amd64': a Linux platform such as {host_platform_name()}"]
+        f"services.db.platform: 'windows/amd64': a Linux platform such as {host_platform_name()}, "
+        "or wasi/wasm for a WebAssembly runtime"]
 
 
 def test_a_service_with_neither_build_nor_image_is_refused_by_name():
