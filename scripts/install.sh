@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 packages=(docker.io haproxy redis-server git busybox-static socat)
 # Compose image services are tested against a real registry: Debian's docker-registry, started by
-# the test itself on 127.0.0.1 (tests/support/docker_registry.py), with htpasswd (apache2-utils).
-packages+=(docker-registry apache2-utils)
+# the test itself on 127.0.0.1 (tests/support/docker_registry.py), with htpasswd (apache2-utils);
+# only for the tests (a server needs no registry of its own).
+[ "${WITH_BROWSER:-0}" = 1 ] && packages+=(docker-registry apache2-utils)
 # tests/web/test_access_keys_and_logins.py serves a private repository over a real sshd (per-app deploy keys).
 packages+=(openssh-server)
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot work here).
