@@ -5,18 +5,23 @@ Each service gets a role, and the pipeline deploys each role the way it needs:
 - WEB: the service HAProxy routes the app's domains to; deployed blue/green;
 - STATEFUL: a service with a named volume (a database, a cache); kept running across
   deploys unless its definition changed;
-- WORKER: everything else (workers, schedulers); replaced after the switch.
+- WORKER: everything else (workers, schedulers); replaced after the switch;
+- JOB: a one-shot service (a migration) another waits for with service_completed_successfully;
+  run to its end at each deploy, before those that depend on it (engine/jobs.py).
 """
 import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from deployments.compose.hooks import Hook
+
 
 class Role(str, enum.Enum):
     WEB = "web"
     STATEFUL = "stateful"
     WORKER = "worker"
+    JOB = "job"
 
 
 class ComposeError(ValueError):
@@ -76,6 +81,11 @@ class ServiceSpec:
     labels: tuple[tuple[str, str], ...] = field(default=())
     # Run once in a container of the new image before the release starts (x-switchyard-release-command).
     release_command: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # from networks.*.aliases: names it is found by beside its service name
+    hostname: str = ""
+    stdin_open: bool = False
+    post_start: tuple[Hook, ...] = ()  # run with exec in each new container (engine/hooks.py)
+    pre_stop: tuple[Hook, ...] = ()  # run before a container is stopped
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)
@@ -100,6 +110,7 @@ class ServiceSpec:
 class Project:
     services: tuple[ServiceSpec, ...]
     volumes: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # what was read but not done as written (e.g. ports not published)
 
     @property
     def web(self) -> ServiceSpec:

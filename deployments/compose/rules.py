@@ -5,9 +5,14 @@ privileges, bind mounts, devices), what conflicts with its settings (resource li
 it has no way to honour yet."""
 import re
 import shlex
+from dataclasses import replace
 from pathlib import PurePosixPath
 
+from deployments.compose.dependencies import one_shot_services, read_depends_on
+from deployments.compose.hooks import read_hooks
+from deployments.compose.networks import ALIAS, read_service_networks, read_top_level
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
+from deployments.compose.restart import read_restart
 from deployments.traffic.table import MAX_REPLICAS
 from deployments.validators import SERVICE_NAME
 
@@ -29,7 +34,7 @@ NO_HOST_PORTS = ("traffic reaches apps only through HAProxy, and nothing is publ
 COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
 
 REFUSED_KEYS = {
-    "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
+    "links": ONE_NETWORK, "external_links": ONE_NETWORK,
     "volumes_from": "share data through a named volume instead",
     "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
     "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
@@ -46,8 +51,9 @@ REFUSED_KEYS = {
 }
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
-                  "expose", "restart", "labels", "init", "read_only", "tty"}
-TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "secrets": "use the app's environment variables",
+                  "expose", "restart", "labels", "init", "read_only", "tty",
+                  "networks", "network_mode", "hostname", "stdin_open", "post_start", "pre_stop"}
+TOP_LEVEL_REFUSED = {"secrets": "use the app's environment variables",
                      "configs": "use the app's environment variables"}
 
 
@@ -65,6 +71,7 @@ class _Reader:
         self.default_replicas = default_replicas
         self.environment = environment
         self.problems: list[str] = []
+        self.notices: list[str] = []
         self.volumes = self._volumes()
 
     def project(self) -> Project:
@@ -77,14 +84,31 @@ class _Reader:
                                  f"(the web service; services here: {', '.join(services) or 'none'})")
         if len(services) > MAX_SERVICES:
             self.problems.append(f"services: at most {MAX_SERVICES} services")
-        specs = [self._service(name, definition or {}) for name, definition in services.items()]
+        self._absorb(read_top_level(self.document))
+        specs = self._with_jobs([self._service(name, definition or {}) for name, definition in services.items()])
         if sum(spec.replicas for spec in specs) > MAX_CONTAINERS:
             self.problems.append(f"services: at most {MAX_CONTAINERS} containers in all (deploy.replicas added up)")
         if not self.problems:
             self._check_dependencies(specs)
         if self.problems:
             raise ComposeError(self.problems)
-        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes))
+        return Project(services=tuple(_dependency_order(specs)), volumes=tuple(self.volumes),
+                       notices=tuple(self.notices))
+
+    def _absorb(self, read):
+        """A reader module's result: its problems and notices collected here."""
+        self.problems += read.problems
+        self.notices += read.notices
+        return read
+
+    def _with_jobs(self, specs: list[ServiceSpec]) -> list[ServiceSpec]:
+        """Services another waits for with service_completed_successfully run once, at each deploy."""
+        one_shot = one_shot_services({spec.name: spec.depends_on for spec in specs})
+        if self.web_service in one_shot:
+            self.problems.append(f"services.{self.web_service}: the web service serves the app's domains; it cannot be "
+                                 "waited for with service_completed_successfully")
+        return [replace(spec, role=Role.JOB) if spec.name in one_shot and spec.role != Role.WEB else spec
+                for spec in specs]
 
     def _volumes(self) -> list[str]:
         names = []
@@ -120,16 +144,22 @@ class _Reader:
             self.problems.append(f"{where}.container_name: letters, digits, '_', '.' and '-', at most 63")
         volumes = tuple(self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or [])
         role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
+        networks = self._absorb(read_service_networks(where, definition, declared=set(self.document.get("networks") or {})))
+        hooks = read_hooks(where, definition)
+        self.problems += hooks.problems
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), command=_command(definition.get("command")),
             entrypoint=_command(definition.get("entrypoint")), environment=self._environment(definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
             replicas=self._replicas(where, definition, web), volumes=tuple(v for v in volumes if v),
-            depends_on=self._depends_on(where, definition.get("depends_on")),
+            depends_on=self._absorb(read_depends_on(where, definition.get("depends_on"),
+                                                    defined=set(self.document.get("services") or {}))).pairs,
             healthcheck=self._healthcheck(where, definition.get("healthcheck")),
             stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
             stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
-            restart=self._restart(where, definition),
+            restart=self._absorb(read_restart(where, definition)).policy, aliases=networks.aliases,
+            hostname=self._hostname(where, definition.get("hostname")), stdin_open=bool(definition.get("stdin_open")),
+            post_start=hooks.post_start, pre_stop=hooks.pre_stop,
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
             release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
@@ -178,8 +208,8 @@ class _Reader:
 
     def _replicas(self, where: str, definition: dict, web: bool) -> int:
         deploy = definition.get("deploy") or {}
-        for key in set(deploy) - {"replicas"}:
-            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
+        for key in set(deploy) - {"replicas", "restart_policy"}:
+            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas and restart_policy are "
                                  + ("honoured; " + LIMITS if key == "resources" else "honoured"))
         replicas = deploy.get("replicas", 1 if definition.get("container_name") else
                               self.default_replicas if web else 1)
@@ -212,18 +242,6 @@ class _Reader:
         else:
             return VolumeMount(volume=source, target=item["target"], read_only=bool(item.get("read_only")))
         return None
-
-    def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
-        if isinstance(depends_on, list):
-            depends_on = {name: {"condition": "service_started"} for name in depends_on}
-        pairs = []
-        for name, condition in (depends_on or {}).items():
-            condition = condition["condition"]
-            if condition == "service_completed_successfully":
-                self.problems.append(f"{where}.depends_on.{name}: service_completed_successfully is not supported: "
-                                     "one-off services are not deployed")
-            pairs.append((name, condition))
-        return tuple(pairs)
 
     def _healthcheck(self, where: str, healthcheck: dict | None) -> HealthCheck | None:
         if not healthcheck or healthcheck.get("disable"):
@@ -258,11 +276,14 @@ class _Reader:
                 self.problems.append(f"{where}.labels: {key}: labels under {COMPOSE_LABELS} are Docker Compose's own")
         return pairs
 
-    def _restart(self, where: str, definition: dict) -> str:
-        restart = definition.get("restart", "unless-stopped")
-        if restart not in ("no", "always", "unless-stopped", "on-failure"):
-            self.problems.append(f"{where}.restart: {restart!r}: one of no, always, unless-stopped, on-failure")
-        return restart
+    def _hostname(self, where: str, hostname) -> str:
+        if hostname is None:
+            return ""
+        if not isinstance(hostname, str) or not ALIAS.match(hostname):
+            self.problems.append(f"{where}.hostname: {hostname!r}: a host name (letters, digits, '_', '.' and '-', "
+                                 "at most 63)")
+            return ""
+        return hostname
 
     def _seconds(self, where: str, value, whole: bool = True) -> float:
         seconds = _duration(value)
@@ -277,11 +298,11 @@ class _Reader:
             for name, condition in spec.depends_on:
                 if name not in roles:
                     self.problems.append(f"services.{spec.name}.depends_on: there is no service {name!r}")
-                elif spec.role != Role.WORKER and roles[name] != Role.STATEFUL:
+                elif spec.role != Role.WORKER and roles[name] not in (Role.STATEFUL, Role.JOB):
                     self.problems.append(
                         f"services.{spec.name}.depends_on.{name}: a {spec.role.value} service can depend only on "
-                        "services that hold state (named volumes): the others are replaced after the web service "
-                        "goes live")
+                        "services that hold state (named volumes) or one-shot ones (service_completed_successfully): "
+                        "the others are replaced after the web service goes live")
                 elif condition == "service_healthy" and not next(s for s in specs if s.name == name).healthcheck:
                     self.problems.append(f"services.{spec.name}.depends_on.{name}: service_healthy needs a "
                                          f"healthcheck on {name}")

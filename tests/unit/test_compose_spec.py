@@ -101,7 +101,7 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
-    ("networks: {back: {}}\nservices: {web: {build: .}}", "networks: not supported"),
+    ("networks: {back: {external: true}}\nservices: {web: {build: .}}", "networks.back.external: not supported"),
     ("services: {web: {build: ., init: false}}", "services.web.init: false not supported"),
     ("services: {web: {build: ., healthcheck: {test: []}}}", "services.web.healthcheck.test: a command"),
     ("services: {web: {build: ., healthcheck: {test: [CMD, x], interval: 10ms}}}",
@@ -129,7 +129,7 @@ def test_the_compose_schema_is_checked_first():
      "x: {build: ., deploy: {replicas: 8}}, y: {build: ., deploy: {replicas: 8}}, z: {build: ., deploy: {replicas: 8}},"
      " v: {build: ., deploy: {replicas: 8}}}", "services: at most 40 containers"),
     ("services: {web: {build: ., labels: {switchyard.app: other}}}", "services.web.labels: switchyard.app: labels"),
-    ("services: {web: {build: ., hostname: x}}", "services.web.hostname: not supported by Switchyard"),
+    ("services: {web: {build: ., hostname: 'a b'}}", "services.web.hostname: 'a b': a host name"),
     ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: letters, digits"),
     ("services: {web: {build: ., container_name: one, deploy: {replicas: 2}}}",
      "services.web.container_name: a name is for one container"),
