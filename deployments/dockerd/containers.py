@@ -47,12 +47,15 @@ class RunOptions:
     read_only: bool = False
     tty: bool = False
     labels: tuple[tuple[str, str], ...] = ()
+    hostname: str = ""
+    stdin_open: bool = False
 
     def create_arguments(self, network: str) -> dict:
         arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
                      "working_dir": self.working_dir or None, "user": self.user or None,
                      "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
-                     "read_only": self.read_only, "tty": self.tty,
+                     "read_only": self.read_only, "tty": self.tty, "hostname": self.hostname or None,
+                     "stdin_open": self.stdin_open,
                      "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
                                  for volume, path, read_only in self.volumes} or None}
         if self.aliases:
@@ -134,7 +137,13 @@ def enable_restarts(container_id: str, policy: str = "unless-stopped") -> None:
     """Once verified, a release that crashes later is restarted by Docker. Not before: a
     crash during verification must stay visible as an exit code, not a restart loop."""
     if policy != "no":
-        daemon.client().api.update_container(container_id, restart_policy={"Name": policy})
+        daemon.client().api.update_container(container_id, restart_policy=docker_policy(policy))
+
+
+def docker_policy(policy: str) -> dict:
+    """Docker's RestartPolicy for "no", "always", "unless-stopped", "on-failure" or "on-failure:N"."""
+    name, _, attempts = policy.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(attempts)} if attempts else {"Name": name}
 
 
 def state(container_id: str) -> ContainerState:

@@ -22,6 +22,7 @@ from typing import Callable
 from deployments.compose.project import Project, Role, ServiceSpec
 from deployments.dockerd.values import Container, ServiceRelease
 from deployments.dockerd import containers, daemon, images, output, volumes
+from deployments.engine import hooks
 from deployments.engine.logs import DeploymentLog
 
 HEALTH_POLL = 0.2
@@ -37,9 +38,10 @@ def run_options(app_name: str, app_id: int, spec: ServiceSpec) -> containers.Run
     mounts = tuple((volumes.ensure_volume(app_name, app_id, m.volume), m.target, m.read_only) for m in spec.volumes)
     return containers.RunOptions(
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
-        volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
+        volumes=mounts, aliases=(spec.name, *spec.aliases), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
-        read_only=spec.read_only, tty=spec.tty, labels=spec.labels)
+        read_only=spec.read_only, tty=spec.tty, labels=spec.labels, hostname=spec.hostname,
+        stdin_open=spec.stdin_open)
 
 
 def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[str, str]:
@@ -65,6 +67,7 @@ class Companions:
         self.deadline_seconds = deadline_seconds
         self.current: dict[str, ServiceRelease] = {}
         self.stopped: list[ServiceRelease] = []  # replaced stateful services, stopped and kept for an undo
+        self.pre_stop: dict[str, tuple] = {}  # the previous release's pre_stop hooks per service (engine/hooks.py)
 
     # Before the web release starts --------------------------------------------------------------
 
@@ -79,6 +82,7 @@ class Companions:
                 self._say(spec.name, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
                                 "(its volumes are written by one container at a time)")
                 for container in old.containers:
+                    self._before_stop(old, container)
                     containers.stop(container.id, timeout=old.stop_timeout)
                     if spec.container_name:
                         containers.set_aside(container, str(self.deployment_id))
@@ -183,6 +187,8 @@ class Companions:
             self.current[spec.name] = release
             self._record(list(self.current.values()))
             self._say(spec.name, f"started {container.name}")
+            hooks.run_post_start(spec.post_start, service=spec.name, container_id=container.id,
+                                 container_name=container.name, say=self.log.write)
         deadline = time.monotonic() + self.deadline_seconds
         for container in release.containers:
             self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline, just_started=True)
@@ -212,7 +218,12 @@ class Companions:
     def _retire(self, old: ServiceRelease, what: str) -> None:
         self._say(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
         for container in old.containers:
+            self._before_stop(old, container)
             containers.stop_and_remove(container.id, timeout=old.stop_timeout)
+
+    def _before_stop(self, old: ServiceRelease, container: Container) -> None:
+        hooks.run_pre_stop(self.pre_stop.get(old.name, ()), service=old.name, container_id=container.id,
+                           grace_seconds=old.stop_timeout, say=self.log.write)
 
     @staticmethod
     def _running(release: ServiceRelease) -> bool:

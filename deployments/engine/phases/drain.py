@@ -4,6 +4,7 @@ this release replaced removed, and old images pruned (the last successful ones s
 rollback or a redeploy)."""
 from deployments.dockerd import containers, images
 from deployments.engine.phases.context import DeploymentContext
+from deployments.engine.hooks import run_pre_stop
 from deployments.engine.retire import retire
 
 
@@ -17,7 +18,11 @@ def drain(ctx: DeploymentContext) -> None:
             containers.stop_and_remove(container.id, timeout=0)
         ctx.log.write(f"Removed the previous release (deployment #{previous.id})")
     else:
-        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)
+        before_stop = ctx.companions.pre_stop.get(ctx.app.web_service, ())
+        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write,
+               before_stop=lambda container: run_pre_stop(before_stop, service=ctx.app.web_service,
+                                                          container_id=container.id,
+                                                          grace_seconds=ctx.web_stop_timeout(), say=ctx.log.write))
         ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
     ctx.companions.retire_replaced()
     prune_images(ctx)

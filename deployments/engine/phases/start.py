@@ -2,7 +2,7 @@
 the web service waits for), the release commands, then the web service's containers in the idle
 colour, with the app's limits. (A recreate stops the old release in between: recreate.py.)"""
 from deployments.dockerd import containers, daemon, images
-from deployments.engine import release_command
+from deployments.engine import hooks, jobs, release_command
 from deployments.engine.companions import Companions, environment_of, run_options
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 
@@ -14,18 +14,27 @@ def check_images(ctx: DeploymentContext) -> None:
 
 
 def start_companions(ctx: DeploymentContext) -> None:
-    """A Compose app's stateful services, then whatever the web service waits for."""
+    """A Compose app's stateful services, its one-shot ones (engine/jobs.py), then whatever the web
+    service waits for."""
     ctx.companions = companions(ctx)
     ctx.companions.start_stateful()
+    try:
+        jobs.run_jobs(ctx.companions, should_stop=ctx.cancel_requested_in_thread)
+    except jobs.JobStopped:
+        raise Cancelled() from None
     ctx.companions.wait_for_dependencies(ctx.project.web)
 
 
 def companions(ctx: DeploymentContext) -> Companions:
     previous = ctx.previous.services if ctx.previous else []
-    return Companions(app_name=ctx.app.name, app_id=ctx.app.id, deployment_id=ctx.deployment.id,
+    made = Companions(app_name=ctx.app.name, app_id=ctx.app.id, deployment_id=ctx.deployment.id,
                       project=ctx.project, images=ctx.images, previous=previous, environment=ctx.environment,
                       limits=limits(ctx, quiet=True), log=ctx.log, record=lambda services: ctx.save(services=services),
                       deadline_seconds=ctx.app.health_deadline)
+    if ctx.previous is not None:
+        made.pre_stop = hooks.pre_stop_hooks(ctx.previous.compose_text, web_service=ctx.app.web_service,
+                                             environment=ctx.environment)
+    return made
 
 
 def run_release_commands(ctx: DeploymentContext) -> None:
@@ -54,6 +63,8 @@ def start_web(ctx: DeploymentContext) -> None:
                                                        fixed_name=web.container_name)
         ctx.save(containers=[*ctx.deployment.containers, container])
         ctx.say_web(f"Started {container.name} at {container.ip}:{container.port} ({colour})")
+        hooks.run_post_start(web.post_start, service=web.name, container_id=container.id,
+                             container_name=container.name, say=ctx.log.write)
 
 
 def limits(ctx: DeploymentContext, *, quiet: bool = False) -> containers.ContainerLimits:
