@@ -89,7 +89,8 @@ def newest_deployments(apps: list[App]) -> dict[int, Deployment]:
 
 
 ROLE_TEXT = {"web": "routed: blue/green behind HAProxy", "stateful": "holds state: kept unless its definition changes",
-             "worker": "replaced after the switch"}
+             "worker": "replaced after the switch", "chain": "the web service's chain: blue/green with it",
+             "job": "one-shot: runs to its end at each deploy"}
 
 
 def compose(app: App) -> dict | None:

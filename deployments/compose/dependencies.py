@@ -50,3 +50,16 @@ def read_depends_on(where: str, value, *, defined: set[str]) -> Dependencies:
 def one_shot_services(depends_on: dict[str, tuple[tuple[str, str], ...]]) -> set[str]:
     """The services some other service waits for to complete: each runs to its end at each deploy."""
     return {name for pairs in depends_on.values() for name, condition in pairs if condition == COMPLETED}
+
+
+def chain_services(web: str, depends_on: dict[str, tuple[tuple[str, str], ...]], stateless: set[str]) -> set[str]:
+    """The stateless services the web service depends on, directly or through other such services:
+    they are replaced blue/green with it (a stateful service or a job ends a chain)."""
+    found: set[str] = set()
+    waiting = [web]
+    while waiting:
+        for name, _ in depends_on.get(waiting.pop(), ()):
+            if name in stateless and name not in found:
+                found.add(name)
+                waiting.append(name)
+    return found

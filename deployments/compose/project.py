@@ -6,6 +6,9 @@ Each service gets a role, and the pipeline deploys each role the way it needs:
 - STATEFUL: a service with a named volume (a database, a cache); kept running across
   deploys unless its definition changed;
 - WORKER: everything else (workers, schedulers); replaced after the switch;
+- CHAIN: a service without a named volume that the web service depends on (directly or through
+  other such services: nginx → backend): part of the release, deployed blue/green with the web
+  service on the release's own network (engine/chain.py);
 - JOB: a one-shot service (a migration) another waits for with service_completed_successfully;
   run to its end at each deploy, before those that depend on it (engine/jobs.py).
 """
@@ -22,6 +25,7 @@ class Role(str, enum.Enum):
     STATEFUL = "stateful"
     WORKER = "worker"
     JOB = "job"
+    CHAIN = "chain"
 
 
 class ComposeError(ValueError):

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import replace
 from pathlib import PurePosixPath
 
-from deployments.compose.dependencies import one_shot_services, read_depends_on
+from deployments.compose.dependencies import chain_services, one_shot_services, read_depends_on
 from deployments.compose.hooks import read_hooks
 from deployments.compose.networks import ALIAS, read_service_networks, read_top_level
 from deployments.compose.project import ComposeError, HealthCheck, Project, Role, ServiceSpec, VolumeMount
@@ -102,13 +102,17 @@ class _Reader:
         return read
 
     def _with_jobs(self, specs: list[ServiceSpec]) -> list[ServiceSpec]:
-        """Services another waits for with service_completed_successfully run once, at each deploy."""
+        """Services another waits for with service_completed_successfully run once, at each deploy; the
+        stateless ones the web service depends on form its chain, replaced blue/green with it."""
         one_shot = one_shot_services({spec.name: spec.depends_on for spec in specs})
         if self.web_service in one_shot:
             self.problems.append(f"services.{self.web_service}: the web service serves the app's domains; it cannot be "
                                  "waited for with service_completed_successfully")
-        return [replace(spec, role=Role.JOB) if spec.name in one_shot and spec.role != Role.WEB else spec
-                for spec in specs]
+        specs = [replace(spec, role=Role.JOB) if spec.name in one_shot and spec.role != Role.WEB else spec
+                 for spec in specs]
+        chain = chain_services(self.web_service, {spec.name: spec.depends_on for spec in specs},
+                               {spec.name for spec in specs if spec.role == Role.WORKER})
+        return [replace(spec, role=Role.CHAIN) if spec.name in chain else spec for spec in specs]
 
     def _volumes(self) -> list[str]:
         names = []
@@ -298,16 +302,22 @@ class _Reader:
             for name, condition in spec.depends_on:
                 if name not in roles:
                     self.problems.append(f"services.{spec.name}.depends_on: there is no service {name!r}")
-                elif spec.role != Role.WORKER and roles[name] not in (Role.STATEFUL, Role.JOB):
+                elif spec.role != Role.WORKER and roles[name] not in _MAY_WAIT_FOR[spec.role]:
                     self.problems.append(
                         f"services.{spec.name}.depends_on.{name}: a {spec.role.value} service can depend only on "
                         "services that hold state (named volumes) or one-shot ones (service_completed_successfully): "
-                        "the others are replaced after the web service goes live")
+                        "the others are replaced with the web service or after it goes live")
                 elif condition == "service_healthy" and not next(s for s in specs if s.name == name).healthcheck:
                     self.problems.append(f"services.{spec.name}.depends_on.{name}: service_healthy needs a "
                                          f"healthcheck on {name}")
         if not self.problems and _dependency_order(specs) is None:
             self.problems.append("services: depends_on forms a cycle")
+
+
+# What each role may depend on (workers: anything, they start last). Only the web service and its
+# chain wait for the chain: it is replaced with them, on their release's network.
+_MAY_WAIT_FOR = {Role.WEB: (Role.STATEFUL, Role.JOB, Role.CHAIN), Role.CHAIN: (Role.STATEFUL, Role.JOB, Role.CHAIN),
+                 Role.STATEFUL: (Role.STATEFUL, Role.JOB), Role.JOB: (Role.STATEFUL, Role.JOB)}
 
 
 def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:

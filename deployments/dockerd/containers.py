@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import docker.errors
 from django.conf import settings
 
-from deployments.dockerd import daemon, networks
+from deployments.dockerd import daemon, networks, release_networks
 from deployments.dockerd.values import (LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_SERVICE, Container,
                                         ListedContainer, instance_labels, name_prefix)
 
@@ -49,6 +49,8 @@ class RunOptions:
     labels: tuple[tuple[str, str], ...] = ()
     hostname: str = ""
     stdin_open: bool = False
+    release_network: str = ""  # also found there by its aliases (release_networks.py)
+    release_only: bool = False  # on the release's network only, not the app's (a web service's chain)
 
     def create_arguments(self, network: str) -> dict:
         arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
@@ -117,7 +119,7 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
                     limits: ContainerLimits, options: RunOptions = RunOptions()) -> Container:
     """Run a container on its app's network, confined by `limits`, no restart policy yet
     (see enable_restarts)."""
-    network = networks.ensure_app_network(labels[LABEL_APP])
+    network = options.release_network if options.release_only else networks.ensure_app_network(labels[LABEL_APP])
     user_labels = dict(options.labels)
     try:
         # create + start, not run(): run() pulls an image it does not find, and ours are
@@ -127,6 +129,8 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
             network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
             **limits.host_config(), **options.create_arguments(network),
         )
+        if options.release_network and not options.release_only:
+            release_networks.connect(options.release_network, container.id, options.aliases)
         container.start()
     except docker.errors.APIError as error:
         raise daemon.RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error

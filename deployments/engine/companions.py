@@ -68,6 +68,7 @@ class Companions:
         self.current: dict[str, ServiceRelease] = {}
         self.stopped: list[ServiceRelease] = []  # replaced stateful services, stopped and kept for an undo
         self.pre_stop: dict[str, tuple] = {}  # the previous release's pre_stop hooks per service (engine/hooks.py)
+        self.release_network = ""  # the release's own network, if its web service has a chain (engine/chain.py)
 
     # Before the web release starts --------------------------------------------------------------
 
@@ -168,6 +169,13 @@ class Companions:
 
     # --------------------------------------------------------------------------------------------
 
+    def start_service(self, spec: ServiceSpec) -> None:
+        """One service's containers, once those it depends on are ready (the web service's chain)."""
+        self._start(spec, images.image_id(self.images[spec.name]))
+
+    def retire(self, old: ServiceRelease, what: str) -> None:
+        self._retire(old, what)
+
     def _keep(self, old: ServiceRelease) -> None:
         self.current[old.name] = old
         self._record(list(self.current.values()))
@@ -175,7 +183,10 @@ class Companions:
 
     def _start(self, spec: ServiceSpec, image_id: str) -> None:
         self.wait_for_dependencies(spec)
-        options = run_options(self.app_name, self.app_id, spec)
+        # The release's network holds its chain and workers; stateful ones join it once it exists (chain.py).
+        network = "" if spec.role == Role.STATEFUL else self.release_network
+        options = replace(run_options(self.app_name, self.app_id, spec), release_network=network,
+                          release_only=spec.role == Role.CHAIN and bool(network))
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
                                  definition=self._definition(spec), image_id=image_id, containers=(),
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)

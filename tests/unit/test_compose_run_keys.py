@@ -39,8 +39,27 @@ def test_the_web_service_cannot_be_a_job_nor_depend_on_a_replaced_worker():
     found = problems({"web": {"build": "."}, "w": {"build": ".", "depends_on": {
         "web": {"condition": "service_completed_successfully"}}}})
     assert any(p.startswith("services.web: the web service serves the app's domains") for p in found), found
-    found = problems({"web": {"build": ".", "depends_on": ["w"]}, "w": {"build": "."}})
-    assert any("services.web.depends_on.w: a web service can depend only on" in p for p in found), found
+    found = problems({"web": {"build": ".", "depends_on": {"m": {"condition": "service_completed_successfully"}}},
+                      "m": {"build": ".", "depends_on": ["w"]}, "w": {"build": "."}})
+    assert any("services.m.depends_on.w: a job service can depend only on" in p for p in found), found
+
+
+def test_the_stateless_services_the_web_one_depends_on_are_its_chain_a_volume_ends_it():
+    project = read({"web": {"build": ".", "depends_on": ["backend"]},
+                    "backend": {"build": ".", "depends_on": ["cache", "db", "migrate"]},
+                    "cache": {"build": "."}, "db": {"build": ".", "volumes": ["data:/d"]},
+                    "worker": {"build": ".", "depends_on": ["backend"]},
+                    "migrate": {"build": ".", "depends_on": {"db": {"condition": "service_started"}}}},
+                   volumes={"data": {}})
+    roles = {s.name: s.role for s in project.services}
+    assert roles == {"web": Role.WEB, "backend": Role.CHAIN, "cache": Role.CHAIN, "db": Role.STATEFUL,
+                     "worker": Role.WORKER, "migrate": Role.CHAIN}
+    assert [s.name for s in project.of_role(Role.CHAIN)] == ["cache", "migrate", "backend"]
+    found = problems({"web": {"build": ".", "depends_on": ["api"]}, "api": {"build": "."},
+                      "db": {"build": ".", "volumes": ["data:/d"], "depends_on": ["api"]}}, volumes={"data": {}})
+    assert found == ["services.db.depends_on.api: a stateful service can depend only on services that hold state "
+                     "(named volumes) or one-shot ones (service_completed_successfully): the others are replaced with "
+                     "the web service or after it goes live"]
 
 
 def test_a_missing_optional_dependency_is_left_out_with_a_notice_a_required_one_is_refused():

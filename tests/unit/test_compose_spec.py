@@ -94,8 +94,8 @@ def test_the_compose_schema_is_checked_first():
     ("services: {web: {build: ., volumes: [data:/data]}}", "services.web.volumes: volume 'data' is not declared"),
     ("services: {web: {build: ., volumes: [/data]}}", "services.web.volumes: '/data': name the volume"),
     ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
-    ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
-     "services.web.depends_on.w: a web service can depend only on services that hold state"),
+    ("services: {web: {build: ., depends_on: {m: {condition: service_completed_successfully}}}, m: {build: ., "
+     "depends_on: [w]}, w: {build: .}}", "services.m.depends_on.w: a job service can depend only on services that hold"),
     ("services: {web: {build: .}, w: {build: ., ports: ['9000:9000']}}",
      "services.w.ports: 9000:9000 not supported: traffic reaches apps only through HAProxy"),
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",

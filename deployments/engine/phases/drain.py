@@ -4,6 +4,7 @@ this release replaced removed, and old images pruned (the last successful ones s
 rollback or a redeploy)."""
 from deployments.dockerd import containers, images
 from deployments.engine.phases.context import DeploymentContext
+from deployments.engine.chain import retire_previous_chain
 from deployments.engine.hooks import run_pre_stop
 from deployments.engine.retire import retire
 
@@ -24,6 +25,7 @@ def drain(ctx: DeploymentContext) -> None:
                                                           container_id=container.id,
                                                           grace_seconds=ctx.web_stop_timeout(), say=ctx.log.write))
         ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
+    retire_previous_chain(ctx)
     ctx.companions.retire_replaced()
     prune_images(ctx)
 

@@ -30,6 +30,8 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     if ctx.deployment.compose_text:
         ctx.project = load(ctx.deployment.compose_text, app.web_service, ctx.environment,
                            default_replicas=app.replicas)
+        for notice in ctx.project.notices:
+            say(f"{app.compose_file}: {notice}")
         say(f"{app.compose_file}: services " + ", ".join(
             f"{s.name} ({s.role.value}{f', {s.replicas} replicas' if s.replicas > 1 else ''})"
             for s in ctx.project.services))

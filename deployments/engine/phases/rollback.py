@@ -5,6 +5,7 @@ import logging
 import time
 
 from deployments.dockerd import containers
+from deployments.engine import chain
 from deployments.engine.phases.context import DeploymentContext, RolledBack
 from deployments.engine.phases.recreate import restart_previous
 from deployments.models import Deployment
@@ -37,6 +38,7 @@ def roll_back(ctx: DeploymentContext, reason: str) -> None:
     for container in ctx.deployment.containers:
         containers.stop_and_remove(container.id, timeout=ctx.web_stop_timeout())
     ctx.companions.undo()  # a stateful service this release replaced: the old one is back
+    chain.remove_network(ctx)  # the old release's chain, on its own network, served on
     if ctx.canary is not None:
         ctx.canary.mark_rolled_back()
     raise RolledBack(f"watch: {reason}; traffic is back on deployment #{ctx.previous.id}", _kind_of(reason))
@@ -70,6 +72,7 @@ def undo_before_switch(ctx: DeploymentContext) -> None:
         _remove_new_release(ctx)
         if ctx.stopped_previous and ctx.previous is not None:
             restart_previous(ctx)
+        chain.remove_network(ctx)
     except Exception as error:
         logger.exception("clean-up of deployment %s incomplete", ctx.deployment.id)
         ctx.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")

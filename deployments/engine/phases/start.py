@@ -1,8 +1,10 @@
 """The start phase: the images there, a Compose app's other services (stateful ones, then what
 the web service waits for), the release commands, then the web service's containers in the idle
 colour, with the app's limits. (A recreate stops the old release in between: recreate.py.)"""
+from dataclasses import replace
+
 from deployments.dockerd import containers, daemon, images
-from deployments.engine import hooks, jobs, release_command
+from deployments.engine import chain, hooks, jobs, release_command
 from deployments.engine.companions import Companions, environment_of, run_options
 from deployments.engine.phases.context import Cancelled, DeploymentContext
 
@@ -22,6 +24,7 @@ def start_companions(ctx: DeploymentContext) -> None:
         jobs.run_jobs(ctx.companions, should_stop=ctx.cancel_requested_in_thread)
     except jobs.JobStopped:
         raise Cancelled() from None
+    chain.start_chain(ctx)
     ctx.companions.wait_for_dependencies(ctx.project.web)
 
 
@@ -31,6 +34,7 @@ def companions(ctx: DeploymentContext) -> Companions:
                       project=ctx.project, images=ctx.images, previous=previous, environment=ctx.environment,
                       limits=limits(ctx, quiet=True), log=ctx.log, record=lambda services: ctx.save(services=services),
                       deadline_seconds=ctx.app.health_deadline)
+    made.release_network = chain.network_of(ctx)
     if ctx.previous is not None:
         made.pre_stop = hooks.pre_stop_hooks(ctx.previous.compose_text, web_service=ctx.app.web_service,
                                              environment=ctx.environment)
@@ -55,7 +59,7 @@ def start_web(ctx: DeploymentContext) -> None:
     ctx.save(colour=colour)
     web_limits = limits(ctx)
     web = ctx.project.web
-    options = run_options(app.name, app.id, web)
+    options = replace(run_options(app.name, app.id, web), release_network=ctx.companions.release_network)
     for index in range(web.replicas):
         container = containers.start_release_container(app.name, str(ctx.deployment.id), index,
                                                        ctx.deployment.image, app.port,

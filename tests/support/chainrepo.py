@@ -1,0 +1,78 @@
+"""A git repository of a Compose app whose web service has a chain, every image FROM scratch
+with busybox (tests/stack/test_compose_chain.py):
+
+- front (the web service): busybox httpd; /cgi-bin/page asks `backend` by service name and
+  answers `front-RELEASE <backend's answer>`; /health is a static file;
+- backend (no volume: the front's chain): /cgi-bin/answer says `backend-RELEASE <store's answer>`;
+- store (named volume `data`): /cgi-bin/get says `migrations=…`, the lines in /data/migrations;
+- migrate (one-shot, the backend waits for it to complete): appends RELEASE to /data/migrations,
+  then exits with MIGRATE_EXIT.
+"""
+import shutil
+
+from tests.support.apprepo import AppRepo
+
+FRONT_PAGE = """a=$(/bin/busybox timeout 5 /bin/busybox wget -q -O - http://backend:7001/cgi-bin/answer)
+if [ -z "$a" ]; then echo 'Status: 502 Backend unreachable'; echo; echo no backend; exit 0; fi
+echo 'Status: 200 OK'; echo; echo "front-RELEASE $a\""""
+BACKEND_ANSWER = """s=$(/bin/busybox timeout 5 /bin/busybox wget -q -O - http://store:7000/cgi-bin/get)
+if [ -z "$s" ]; then echo 'Status: 502 Store unreachable'; echo; echo no store; exit 0; fi
+echo 'Status: 200 OK'; echo; echo "backend-RELEASE $s\""""
+STORE_GET = """echo 'Status: 200 OK'; echo
+echo "migrations=$(/bin/busybox tr '\\n' ',' < /data/migrations 2>/dev/null)\""""
+
+COMPOSE = """services:
+  front:
+    build: {{context: ., dockerfile: front.Dockerfile}}
+    deploy: {{replicas: 2}}
+    depends_on: [backend]
+  backend:
+    build: {{context: ., dockerfile: backend.Dockerfile}}
+    environment: [RELEASE={release}]
+    depends_on:
+      store: {{condition: service_healthy}}
+      migrate: {{condition: service_completed_successfully}}
+    stop_grace_period: 1s
+  store:
+    build: {{context: ., dockerfile: store.Dockerfile}}
+    volumes: [data:/data]
+    healthcheck:
+      test: [CMD, /bin/busybox, wget, -q, -O, /dev/null, "http://localhost:7000/cgi-bin/get"]
+      interval: 1s
+      retries: 30
+  migrate:
+    build: {{context: ., dockerfile: backend.Dockerfile}}
+    volumes: [data:/data]
+    command: [/bin/busybox, sh, -c, "echo migrating to {release}; echo {release} >> /data/migrations; exit {exit_code}"]
+volumes:
+  data: {{}}
+"""
+
+
+class ChainRepo(AppRepo):
+    def commit_release(self, release: str, migrate_exit: int = 0) -> str:
+        self._tree("front", {"page": FRONT_PAGE.replace("RELEASE", release)}, health=True)
+        self._tree("backend", {"answer": BACKEND_ANSWER.replace("RELEASE", release)})
+        self._tree("store", {"get": STORE_GET})
+        self._write("front.Dockerfile", "COPY front /www\n", 8000)
+        self._write("backend.Dockerfile", "COPY backend /www\n", 7001)
+        self._write("store.Dockerfile", "COPY store /www\n", 7000, make_data=True)
+        (self.path / "compose.yaml").write_text(COMPOSE.format(release=release, exit_code=migrate_exit))
+        return self._commit(release)
+
+    def _tree(self, name: str, scripts: dict[str, str], health: bool = False) -> None:
+        root = self.path / name
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "cgi-bin").mkdir(parents=True)
+        if health:
+            (root / "health").write_text("ok")
+        for script, body in scripts.items():
+            path = root / "cgi-bin" / script
+            path.write_text(f"#!/bin/busybox sh\n{body}\n")
+            path.chmod(0o755)
+
+    def _write(self, dockerfile: str, copy: str, port: int, make_data: bool = False) -> None:
+        """No RUN step, so every layer may come from the build cache (see AppRepo._uncached)."""
+        prepare = "mkdir -p /data; " if make_data else ""
+        cmd = f'["/bin/busybox", "sh", "-c", "{prepare}exec /bin/busybox httpd -f -p {port} -h /www"]'
+        (self.path / dockerfile).write_text(f"FROM scratch\nCOPY busybox /bin/busybox\n{copy}CMD {cmd}\n")
