@@ -77,3 +77,23 @@ def test_the_web_services_chain_is_replaced_with_it_under_load_and_a_failing_mig
     assert answer(stack)[:2] == ("v2", "v2")
     assert not any(c.deployment == str(third.id) for c in containers.listed(app.name))
     assert not network_exists(release_network_name(app.name, third.id))
+    stack.reconcile()  # the live release's network and chain are its own: kept
+    assert network_exists(release_network_name(app.name, second.id)) and answer(stack)[:2] == ("v2", "v2")
+
+
+def test_a_rollback_in_the_watch_removes_the_new_chain_and_the_old_one_serves_on(stack, chain_repo):
+    chain_repo.commit_release("v1")
+    app = stack.create_app(chain_repo, name="chain", compose_file="compose.yaml", web_service="front",
+                           domains=[HOST], health_path="/cgi-bin/health", health_deadline=60, watch_window=30)
+    first = stack.wait(stack.deploy(app), timeout=180)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    chain_repo.commit_release("v2", health_breaks_after=6)
+
+    second = stack.wait(stack.deploy(app), timeout=180)
+
+    assert second.state == Deployment.State.ROLLED_BACK, second.error
+    assert answer(stack)[:2] == ("v1", "v1")
+    assert all(containers.state(c.id).running for c in service(first, "backend").containers)
+    assert not any(c.deployment == str(second.id) for c in containers.listed(app.name))
+    assert not network_exists(release_network_name(app.name, second.id))
+    assert network_exists(release_network_name(app.name, first.id))

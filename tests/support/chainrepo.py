@@ -18,6 +18,9 @@ echo 'Status: 200 OK'; echo; echo "front-RELEASE $a\""""
 BACKEND_ANSWER = """s=$(/bin/busybox timeout 5 /bin/busybox wget -q -O - http://store:7000/cgi-bin/get)
 if [ -z "$s" ]; then echo 'Status: 502 Store unreachable'; echo; echo no store; exit 0; fi
 echo 'Status: 200 OK'; echo; echo "backend-RELEASE $s\""""
+FRONT_HEALTH = """if [ $(( $(date +%s) - $(cat /tmp/started) )) -ge SECONDS ]; then
+  echo 'Status: 500 Broken'; else echo 'Status: 200 OK'; fi
+echo; echo health"""
 STORE_GET = """echo 'Status: 200 OK'; echo
 echo "migrations=$(/bin/busybox tr '\\n' ',' < /data/migrations 2>/dev/null)\""""
 
@@ -50,8 +53,10 @@ volumes:
 
 
 class ChainRepo(AppRepo):
-    def commit_release(self, release: str, migrate_exit: int = 0) -> str:
-        self._tree("front", {"page": FRONT_PAGE.replace("RELEASE", release)}, health=True)
+    def commit_release(self, release: str, migrate_exit: int = 0, health_breaks_after: int = 10**6) -> str:
+        """/cgi-bin/health answers 500 from `health_breaks_after` seconds after a front container started."""
+        self._tree("front", {"page": FRONT_PAGE.replace("RELEASE", release),
+                             "health": FRONT_HEALTH.replace("SECONDS", str(health_breaks_after))}, health=True)
         self._tree("backend", {"answer": BACKEND_ANSWER.replace("RELEASE", release)})
         self._tree("store", {"get": STORE_GET})
         self._write("front.Dockerfile", "COPY front /www\n", 8000)
@@ -73,6 +78,6 @@ class ChainRepo(AppRepo):
 
     def _write(self, dockerfile: str, copy: str, port: int, make_data: bool = False) -> None:
         """No RUN step, so every layer may come from the build cache (see AppRepo._uncached)."""
-        prepare = "mkdir -p /data; " if make_data else ""
+        prepare = "mkdir -p /data /tmp; date +%s > /tmp/started; " if make_data else "mkdir -p /tmp; date +%s > /tmp/started; "
         cmd = f'["/bin/busybox", "sh", "-c", "{prepare}exec /bin/busybox httpd -f -p {port} -h /www"]'
         (self.path / dockerfile).write_text(f"FROM scratch\nCOPY busybox /bin/busybox\n{copy}CMD {cmd}\n")
