@@ -8,7 +8,7 @@ import re
 import pytest
 
 from deployments.dockerd import containers, daemon
-from deployments.dockerd.release_networks import release_network_name
+from deployments.dockerd.release_networks import ensure_release_network, release_network_name
 from deployments.models import Deployment
 from tests.support.chainrepo import ChainRepo
 
@@ -81,7 +81,7 @@ def test_the_web_services_chain_is_replaced_with_it_under_load_and_a_failing_mig
     assert network_exists(release_network_name(app.name, second.id)) and answer(stack)[:2] == ("v2", "v2")
 
 
-def test_a_rollback_in_the_watch_removes_the_new_chain_and_the_old_one_serves_on(stack, chain_repo):
+def test_a_rollback_in_the_watch_removes_the_new_chain_the_old_one_serves_on_reconcile_keeps_its_network(stack, chain_repo):
     chain_repo.commit_release("v1")
     app = stack.create_app(chain_repo, name="chain", compose_file="compose.yaml", web_service="front",
                            domains=[HOST], health_path="/cgi-bin/health", health_deadline=60, watch_window=30)
@@ -97,3 +97,6 @@ def test_a_rollback_in_the_watch_removes_the_new_chain_and_the_old_one_serves_on
     assert not any(c.deployment == str(second.id) for c in containers.listed(app.name))
     assert not network_exists(release_network_name(app.name, second.id))
     assert network_exists(release_network_name(app.name, first.id))
+    stray = ensure_release_network(app.name, 10**7)  # of no deployment that runs, serves or backs one
+    stack.reconcile()
+    assert not network_exists(stray) and network_exists(release_network_name(app.name, first.id))

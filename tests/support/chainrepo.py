@@ -8,9 +8,7 @@ with busybox (tests/stack/test_compose_chain.py):
 - migrate (one-shot, the backend waits for it to complete): appends RELEASE to /data/migrations,
   then exits with MIGRATE_EXIT.
 """
-import shutil
-
-from tests.support.apprepo import AppRepo
+from tests.support.composerepo import ComposeRepo
 
 FRONT_PAGE = """a=$(/bin/busybox timeout 5 /bin/busybox wget -q -O - http://backend:7001/cgi-bin/answer)
 if [ -z "$a" ]; then echo 'Status: 502 Backend unreachable'; echo; echo no backend; exit 0; fi
@@ -52,31 +50,20 @@ volumes:
 """
 
 
-class ChainRepo(AppRepo):
+class ChainRepo(ComposeRepo):
     def commit_release(self, release: str, migrate_exit: int = 0, health_breaks_after: int = 10**6) -> str:
         """/cgi-bin/health answers 500 from `health_breaks_after` seconds after a front container started."""
         self._tree("front", {"page": FRONT_PAGE.replace("RELEASE", release),
                              "health": FRONT_HEALTH.replace("SECONDS", str(health_breaks_after))}, health=True)
-        self._tree("backend", {"answer": BACKEND_ANSWER.replace("RELEASE", release)})
-        self._tree("store", {"get": STORE_GET})
-        self._write("front.Dockerfile", "COPY front /www\n", 8000)
-        self._write("backend.Dockerfile", "COPY backend /www\n", 7001)
-        self._write("store.Dockerfile", "COPY store /www\n", 7000, make_data=True)
+        self._tree("backend", {"answer": BACKEND_ANSWER.replace("RELEASE", release)}, health=False)
+        self._tree("store", {"get": STORE_GET}, health=False)
+        self._serving("front.Dockerfile", "COPY front /www\n", 8000)
+        self._serving("backend.Dockerfile", "COPY backend /www\n", 7001)
+        self._serving("store.Dockerfile", "COPY store /www\n", 7000, make_data=True)
         (self.path / "compose.yaml").write_text(COMPOSE.format(release=release, exit_code=migrate_exit))
         return self._commit(release)
 
-    def _tree(self, name: str, scripts: dict[str, str], health: bool = False) -> None:
-        root = self.path / name
-        shutil.rmtree(root, ignore_errors=True)
-        (root / "cgi-bin").mkdir(parents=True)
-        if health:
-            (root / "health").write_text("ok")
-        for script, body in scripts.items():
-            path = root / "cgi-bin" / script
-            path.write_text(f"#!/bin/busybox sh\n{body}\n")
-            path.chmod(0o755)
-
-    def _write(self, dockerfile: str, copy: str, port: int, make_data: bool = False) -> None:
+    def _serving(self, dockerfile: str, copy: str, port: int, make_data: bool = False) -> None:
         """No RUN step, so every layer may come from the build cache (see AppRepo._uncached)."""
         prepare = "mkdir -p /data /tmp; date +%s > /tmp/started; " if make_data else "mkdir -p /tmp; date +%s > /tmp/started; "
         cmd = f'["/bin/busybox", "sh", "-c", "{prepare}exec /bin/busybox httpd -f -p {port} -h /www"]'
