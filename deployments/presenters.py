@@ -57,8 +57,9 @@ def phase_services(deployment: Deployment) -> dict[str, str]:
     names = {role: [s.name for s in project.of_role(role)] for role in Role}
     web = names[Role.WEB]
     every = [s.name for s in project.services]
-    touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + web, "verify": web, "canary": web,
-               "switch": web, "watch": web, "drain": names[Role.WORKER] + web}
+    chain = names[Role.CHAIN]
+    touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + names[Role.JOB] + chain + web,
+               "verify": web + chain, "canary": web, "switch": web, "watch": web, "drain": names[Role.WORKER] + web + chain}
     return {phase: ", ".join(services) for phase, services in touched.items()}
 
 
@@ -89,7 +90,8 @@ def newest_deployments(apps: list[App]) -> dict[int, Deployment]:
 
 
 ROLE_TEXT = {"web": "routed: blue/green behind HAProxy", "stateful": "holds state: kept unless its definition changes",
-             "worker": "replaced after the switch"}
+             "worker": "replaced after the switch", "chain": "the web service's chain: blue/green with it",
+             "job": "one-shot: runs to its end at each deploy"}
 
 
 def compose(app: App) -> dict | None:

@@ -5,13 +5,19 @@ Each service gets a role, and the pipeline deploys each role the way it needs:
 - WEB: the service HAProxy routes the app's domains to; deployed blue/green;
 - STATEFUL: a service with a named volume (a database, a cache); kept running across
   deploys unless its definition changed;
-- WORKER: everything else (workers, schedulers); replaced after the switch.
+- WORKER: everything else (workers, schedulers); replaced after the switch;
+- CHAIN: a service without a named volume that the web service depends on (directly or through
+  other such services: nginx → backend): part of the release, deployed blue/green with the web
+  service on the release's own network (engine/chain.py);
+- JOB: a one-shot service (a migration) another waits for with service_completed_successfully;
+  run to its end at each deploy, before those that depend on it (engine/jobs.py).
 """
 import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from deployments.compose.hooks import Hook
 from deployments.compose.service_names import docker_name
 
 
@@ -19,6 +25,8 @@ class Role(str, enum.Enum):
     WEB = "web"
     STATEFUL = "stateful"
     WORKER = "worker"
+    JOB = "job"
+    CHAIN = "chain"
 
 
 class ComposeError(ValueError):
@@ -114,6 +122,11 @@ class ServiceSpec:
     def docker_name(self) -> str:
         """The name in image repositories and container names: lower-case, collision-free."""
         return docker_name(self.name)
+    aliases: tuple[str, ...] = ()  # from networks.*.aliases: names it is found by beside its service name
+    hostname: str = ""
+    stdin_open: bool = False
+    post_start: tuple[Hook, ...] = ()  # run with exec in each new container (engine/hooks.py)
+    pre_stop: tuple[Hook, ...] = ()  # run before a container is stopped
 
     def definition(self) -> str:
         """What the service is, as one string: a stateful service whose definition (and image)

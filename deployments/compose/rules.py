@@ -5,17 +5,23 @@ privileges, bind mounts, devices), what conflicts with its settings (resource li
 it has no way to honour yet."""
 import re
 import shlex
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from deployments.compose import mounts
+from deployments.compose.dependencies import chain_services, one_shot_services, read_depends_on
 from deployments.compose.environment_files import service_environment
+from deployments.compose.hooks import read_hooks
 from deployments.compose.images import read_image
+from deployments.compose.networks import ALIAS, read_service_networks, read_top_level
 from deployments.compose.ports import read_ports
 from deployments.compose.profiles import active_services
 from deployments.compose.project import ComposeError, FileMount, HealthCheck, Project, Role, ServiceSpec, VolumeMount
 from deployments.compose.repofiles import RepoFiles
+from deployments.compose.restart import read_restart
 from deployments.compose.runtimes import runtime_problem
 from deployments.compose.service_names import SERVICE_NAME
+from deployments.compose.values import command as command_of, duration, pairs
 from deployments.traffic.table import MAX_REPLICAS
 
 MAX_SERVICES = 20
@@ -31,7 +37,7 @@ RELEASE_COMMAND_KEY = "x-switchyard-release-command"
 COMPOSE_LABELS = "com.docker.compose."  # Docker Compose's own bookkeeping; a copy would mislead it and us
 
 REFUSED_KEYS = {
-    "network_mode": ONE_NETWORK, "networks": ONE_NETWORK, "links": ONE_NETWORK, "external_links": ONE_NETWORK,
+    "links": ONE_NETWORK, "external_links": ONE_NETWORK,
     "volumes_from": "share data through a named volume instead",
     "privileged": CONFINEMENT, "cap_add": "capabilities are the app's setting (Capabilities)", "cap_drop": CONFINEMENT,
     "security_opt": CONFINEMENT, "devices": CONFINEMENT, "device_cgroup_rules": CONFINEMENT, "pid": CONFINEMENT,
@@ -48,9 +54,9 @@ REFUSED_KEYS = {
 SUPPORTED_KEYS = {"build", "image", "command", "entrypoint", "environment", "working_dir", "user", "deploy",
                   "depends_on", "healthcheck", "volumes", "stop_grace_period", "stop_signal", "container_name",
                   "expose", "restart", "labels", "init", "read_only", "tty", "ports",
-                  "runtime", "profiles", "env_file", "secrets", "configs",
-                  "pull_policy", "platform"}
-TOP_LEVEL_REFUSED = {"networks": ONE_NETWORK, "models": "Switchyard runs no AI models"}
+                  "runtime", "profiles", "env_file", "secrets", "configs", "pull_policy", "platform",
+                  "networks", "network_mode", "hostname", "stdin_open", "post_start", "pre_stop"}
+TOP_LEVEL_REFUSED = {"models": "Switchyard runs no AI models"}
 
 
 def read_services(document: dict, *, web_service: str, default_replicas: int, environment: dict[str, str],
@@ -96,7 +102,8 @@ class _Reader:
                                  f"(the web service; services here: {', '.join(services) or 'none'})")
         if len(services) > MAX_SERVICES:
             self.problems.append(f"services: at most {MAX_SERVICES} services")
-        specs = [self._service(name, definition or {}) for name, definition in services.items()]
+        self._absorb(read_top_level(self.document))
+        specs = self._with_jobs([self._service(name, definition or {}) for name, definition in services.items()])
         if sum(spec.replicas for spec in specs) > MAX_CONTAINERS:
             self.problems.append(f"services: at most {MAX_CONTAINERS} containers in all (deploy.replicas added up)")
         if not self.problems:
@@ -105,6 +112,25 @@ class _Reader:
             raise ComposeError(self.problems)
         return Project(services=tuple(_dependency_order(specs)), volumes=tuple(dict.fromkeys(self.volumes.values())),
                        notices=tuple(self.notices))
+
+    def _absorb(self, read):
+        """A reader module's result: its problems and notices collected here."""
+        self.problems += read.problems
+        self.notices += read.notices
+        return read
+
+    def _with_jobs(self, specs: list[ServiceSpec]) -> list[ServiceSpec]:
+        """Services another waits for with service_completed_successfully run once, at each deploy; the
+        stateless ones the web service depends on form its chain, replaced blue/green with it."""
+        one_shot = one_shot_services({spec.name: spec.depends_on for spec in specs})
+        if self.web_service in one_shot:
+            self.problems.append(f"services.{self.web_service}: the web service serves the app's domains; it cannot be "
+                                 "waited for with service_completed_successfully")
+        specs = [replace(spec, role=Role.JOB) if spec.name in one_shot and spec.role != Role.WEB else spec
+                 for spec in specs]
+        chain = chain_services(self.web_service, {spec.name: spec.depends_on for spec in specs},
+                               {spec.name for spec in specs if spec.role == Role.WORKER})
+        return [replace(spec, role=Role.CHAIN) if spec.name in chain else spec for spec in specs]
 
     def _volumes(self) -> dict[str, str]:
         """Each declared volume's name in the app's namespace: its `name:` if given (two keys may
@@ -128,33 +154,46 @@ class _Reader:
         where = f"services.{name}"
         self._check_keys(name, where, definition)
         web = name == self.web_service
-        mounted = [self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or []]
-        volumes = tuple(mount for mount in mounted if isinstance(mount, VolumeMount))
-        files = (*(mount for mount in mounted if isinstance(mount, FileMount)),
-                 *self.service_files.of_service(where, definition))
-        mounts.check_targets(where, [*(m for m in mounted if not isinstance(m, FileMount)), *files], self.problems)
-        role = Role.WEB if web else Role.STATEFUL if volumes else Role.WORKER
-        ports = read_ports(where, definition.get("ports"), web=web, app_port=self.app_port)
-        self.problems += ports.problems
-        if problem := runtime_problem(where, definition.get("runtime"), self.allowed_runtimes):
-            self.problems.append(problem)
-        self.notices += ports.notices
+        mounts_of = self._mounts(where, definition)
+        role = Role.WEB if web else Role.STATEFUL if mounts_of["volumes"] else Role.WORKER
+        ports = self._absorb(read_ports(where, definition.get("ports"), web=web, app_port=self.app_port))
         return ServiceSpec(
             name=name, role=role, **self._build(where, definition), **read_image(where, definition, self.problems),
-            command=_command(definition.get("command")),
-            entrypoint=_command(definition.get("entrypoint")), environment=self._environment(where, definition),
+            **mounts_of, **self._how_it_runs(where, definition), routed_port=ports.routed_port,
+            command=command_of(definition.get("command")),
+            entrypoint=command_of(definition.get("entrypoint")), environment=self._environment(where, definition),
             working_dir=definition.get("working_dir", ""), user=str(definition.get("user", "")),
-            replicas=self._replicas(where, definition, web), volumes=volumes, files=files,
-            anonymous_volumes=tuple(mount for mount in mounted if isinstance(mount, str)),
-            depends_on=self._depends_on(where, definition.get("depends_on")),
+            replicas=self._replicas(where, definition, web),
+            depends_on=self._absorb(read_depends_on(where, definition.get("depends_on"),
+                                                    defined=set(self.document.get("services") or {}))).pairs,
             healthcheck=self._healthcheck(where, definition.get("healthcheck")),
             stop_grace_period=self._seconds(f"{where}.stop_grace_period", definition.get("stop_grace_period", "10s")),
             stop_signal=definition.get("stop_signal", ""), container_name=definition.get("container_name", ""),
-            restart=self._restart(where, definition),
             read_only=bool(definition.get("read_only")), tty=bool(definition.get("tty")),
             labels=self._labels(where, definition.get("labels")),
-            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)),
-            routed_port=ports.routed_port, runtime=str(definition.get("runtime") or ""))
+            release_command=self._release_command(where, definition.get(RELEASE_COMMAND_KEY)))
+
+    def _mounts(self, where: str, definition: dict) -> dict:
+        """Named volumes, the repository's files (bind mounts, secrets, configs) and scratch volumes."""
+        mounted = [self._mount(f"{where}.volumes", item) for item in definition.get("volumes") or []]
+        files = (*(mount for mount in mounted if isinstance(mount, FileMount)),
+                 *self.service_files.of_service(where, definition))
+        mounts.check_targets(where, [*(m for m in mounted if not isinstance(m, FileMount)), *files], self.problems)
+        return {"volumes": tuple(mount for mount in mounted if isinstance(mount, VolumeMount)), "files": files,
+                "anonymous_volumes": tuple(mount for mount in mounted if isinstance(mount, str))}
+
+    def _how_it_runs(self, where: str, definition: dict) -> dict:
+        """Restart policy, network aliases, host name, hooks and runtime."""
+        if problem := runtime_problem(where, definition.get("runtime"), self.allowed_runtimes):
+            self.problems.append(problem)
+        declared = set(self.document.get("networks") or {})
+        networks = self._absorb(read_service_networks(where, definition, declared=declared))
+        hooks = read_hooks(where, definition)
+        self.problems += hooks.problems
+        return {"restart": self._absorb(read_restart(where, definition)).policy, "aliases": networks.aliases,
+                "hostname": self._hostname(where, definition.get("hostname")),
+                "stdin_open": bool(definition.get("stdin_open")), "post_start": hooks.post_start,
+                "pre_stop": hooks.pre_stop, "runtime": str(definition.get("runtime") or "")}
 
     def _check_keys(self, name: str, where: str, definition: dict) -> None:
         """The service's name, then each key: refused with its reason, or unknown to Switchyard."""
@@ -208,12 +247,12 @@ class _Reader:
         if not _inside_repository(dockerfile):
             self.problems.append(f"{where}.build.dockerfile: {dockerfile!r} must be a path inside the context")
         return {"build_context": str(PurePosixPath(context)), "dockerfile": dockerfile,
-                "build_args": _pairs(build.get("args")), "build_target": str(build.get("target", ""))}
+                "build_args": pairs(build.get("args")), "build_target": str(build.get("target", ""))}
 
     def _replicas(self, where: str, definition: dict, web: bool) -> int:
         deploy = definition.get("deploy") or {}
-        for key in set(deploy) - {"replicas"}:
-            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas is "
+        for key in set(deploy) - {"replicas", "restart_policy"}:
+            self.problems.append(f"{where}.deploy.{key}: not supported: only deploy.replicas and restart_policy are "
                                  + ("honoured; " + LIMITS if key == "resources" else "honoured"))
         replicas = deploy.get("replicas", 1 if definition.get("container_name") else
                               self.default_replicas if web else 1)
@@ -245,18 +284,6 @@ class _Reader:
             return VolumeMount(volume=self.volumes[source], target=item["target"], read_only=bool(item.get("read_only")))
         return None
 
-    def _depends_on(self, where: str, depends_on) -> tuple[tuple[str, str], ...]:
-        if isinstance(depends_on, list):
-            depends_on = {name: {"condition": "service_started"} for name in depends_on}
-        pairs = []
-        for name, condition in (depends_on or {}).items():
-            condition = condition["condition"]
-            if condition == "service_completed_successfully":
-                self.problems.append(f"{where}.depends_on.{name}: service_completed_successfully is not supported: "
-                                     "one-off services are not deployed")
-            pairs.append((name, condition))
-        return tuple(pairs)
-
     def _healthcheck(self, where: str, healthcheck: dict | None) -> HealthCheck | None:
         if not healthcheck or healthcheck.get("disable"):
             return None
@@ -285,22 +312,25 @@ class _Reader:
                                                       healthcheck.get("start_period", "0s"), whole=False))
 
     def _labels(self, where: str, labels) -> tuple[tuple[str, str], ...]:
-        pairs = _pairs(labels)
-        for key, _ in pairs:
+        labelled = pairs(labels)
+        for key, _ in labelled:
             if key.startswith("switchyard."):
                 self.problems.append(f"{where}.labels: {key}: labels under switchyard. are Switchyard's own")
             elif key.startswith(COMPOSE_LABELS):
                 self.problems.append(f"{where}.labels: {key}: labels under {COMPOSE_LABELS} are Docker Compose's own")
-        return pairs
+        return labelled
 
-    def _restart(self, where: str, definition: dict) -> str:
-        restart = definition.get("restart", "unless-stopped")
-        if restart not in ("no", "always", "unless-stopped", "on-failure"):
-            self.problems.append(f"{where}.restart: {restart!r}: one of no, always, unless-stopped, on-failure")
-        return restart
+    def _hostname(self, where: str, hostname) -> str:
+        if hostname is None:
+            return ""
+        if not isinstance(hostname, str) or not ALIAS.match(hostname):
+            self.problems.append(f"{where}.hostname: {hostname!r}: a host name (letters, digits, '_', '.' and '-', "
+                                 "at most 63)")
+            return ""
+        return hostname
 
     def _seconds(self, where: str, value, whole: bool = True) -> float:
-        seconds = _duration(value)
+        seconds = duration(value)
         if seconds is None or seconds > 3600:
             self.problems.append(f"{where}: {value!r} is not a duration up to 1h (such as 10s, 1m30s)")
             return 0
@@ -312,16 +342,22 @@ class _Reader:
             for name, condition in spec.depends_on:
                 if name not in roles:
                     self.problems.append(f"services.{spec.name}.depends_on: there is no service {name!r}")
-                elif spec.role != Role.WORKER and roles[name] != Role.STATEFUL:
+                elif spec.role != Role.WORKER and roles[name] not in _MAY_WAIT_FOR[spec.role]:
                     self.problems.append(
                         f"services.{spec.name}.depends_on.{name}: a {spec.role.value} service can depend only on "
-                        "services that hold state (named volumes): the others are replaced after the web service "
-                        "goes live")
+                        "services that hold state (named volumes) or one-shot ones (service_completed_successfully): "
+                        "the others are replaced with the web service or after it goes live")
                 elif condition == "service_healthy" and not next(s for s in specs if s.name == name).healthcheck:
                     self.problems.append(f"services.{spec.name}.depends_on.{name}: service_healthy needs a "
                                          f"healthcheck on {name}")
         if not self.problems and _dependency_order(specs) is None:
             self.problems.append("services: depends_on forms a cycle")
+
+
+# What each role may depend on (workers: anything, they start last). Only the web service and its
+# chain wait for the chain: it is replaced with them, on their release's network.
+_MAY_WAIT_FOR = {Role.WEB: (Role.STATEFUL, Role.JOB, Role.CHAIN), Role.CHAIN: (Role.STATEFUL, Role.JOB, Role.CHAIN),
+                 Role.STATEFUL: (Role.STATEFUL, Role.JOB), Role.JOB: (Role.STATEFUL, Role.JOB)}
 
 
 def _dependency_order(specs: list[ServiceSpec]) -> list[ServiceSpec] | None:
@@ -346,31 +382,3 @@ def _inside_repository(path: str) -> bool:
     if "://" in path or path.startswith(("/", "~", "git@")):
         return False
     return ".." not in PurePosixPath(path).parts
-
-
-def _command(value) -> tuple[str, ...] | str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else tuple(str(part) for part in value)
-
-
-def _pairs(value) -> tuple[tuple[str, str], ...]:
-    """environment, labels and args come as a mapping or as a list of KEY=VALUE."""
-    if isinstance(value, list):
-        value = dict(item.partition("=")[::2] for item in value)
-    return tuple(sorted((str(k), "" if v is None else str(v)) for k, v in (value or {}).items()))
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _duration(value) -> float | None:
-    """Compose's durations: 10s, 1m30s, 500ms (a bare number is seconds)."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        return None
-    return sum(float(number) * _UNITS[unit] for number, unit in parts)

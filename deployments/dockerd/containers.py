@@ -7,7 +7,7 @@ import docker.errors
 from docker.types import Mount
 from django.conf import settings
 
-from deployments.dockerd import daemon, networks
+from deployments.dockerd import daemon, networks, release_networks
 from deployments.dockerd.values import (LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_SERVICE, Container,
                                         ListedContainer, instance_labels, name_prefix)
 
@@ -51,12 +51,17 @@ class RunOptions:
     files: tuple[tuple[str, str], ...] = ()  # (an entry of a release's files volume, path): read-only
     scratch: tuple[str, ...] = ()  # paths of anonymous volumes, removed with the container
     runtime: str = ""  # HostConfig.Runtime: one the administrator allows (SWITCHYARD_ALLOWED_RUNTIMES)
+    hostname: str = ""
+    stdin_open: bool = False
+    release_network: str = ""  # also found there by its aliases (release_networks.py)
+    release_only: bool = False  # on the release's network only, not the app's (a web service's chain)
 
     def create_arguments(self, network: str) -> dict:
         arguments = {"command": _listed(self.command), "entrypoint": _listed(self.entrypoint),
                      "working_dir": self.working_dir or None, "user": self.user or None,
                      "healthcheck": self.healthcheck, "stop_signal": self.stop_signal or None,
                      "read_only": self.read_only, "tty": self.tty, "runtime": self.runtime or None,
+                     "hostname": self.hostname or None, "stdin_open": self.stdin_open,
                      "volumes": {volume: {"bind": path, "mode": "ro" if read_only else "rw"}
                                  for volume, path, read_only in self.volumes} or None,
                      "mounts": [*(Mount(path, source, type="bind", read_only=True) for source, path in self.files),
@@ -120,7 +125,7 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
                     limits: ContainerLimits, options: RunOptions = RunOptions()) -> Container:
     """Run a container on its app's network, confined by `limits`, no restart policy yet
     (see enable_restarts)."""
-    network = networks.ensure_app_network(labels[LABEL_APP])
+    network = options.release_network if options.release_only else networks.ensure_app_network(labels[LABEL_APP])
     user_labels = dict(options.labels)
     try:
         # create + start, not run(): run() pulls an image it does not find, and ours are
@@ -130,6 +135,8 @@ def start_container(name: str, image: str, port: int, env: dict[str, str], label
             network=network, init=True, log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "3"}},
             **limits.host_config(), **options.create_arguments(network),
         )
+        if options.release_network and not options.release_only:
+            release_networks.connect(options.release_network, container.id, options.aliases)
         container.start()
     except docker.errors.APIError as error:
         raise daemon.RuntimeFailure(f"Docker could not start {name}: {error.explanation or error}") from error
@@ -140,7 +147,13 @@ def enable_restarts(container_id: str, policy: str = "unless-stopped") -> None:
     """Once verified, a release that crashes later is restarted by Docker. Not before: a
     crash during verification must stay visible as an exit code, not a restart loop."""
     if policy != "no":
-        daemon.client().api.update_container(container_id, restart_policy={"Name": policy})
+        daemon.client().api.update_container(container_id, restart_policy=docker_policy(policy))
+
+
+def docker_policy(policy: str) -> dict:
+    """Docker's RestartPolicy for "no", "always", "unless-stopped", "on-failure" or "on-failure:N"."""
+    name, _, attempts = policy.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(attempts)} if attempts else {"Name": name}
 
 
 def state(container_id: str) -> ContainerState:

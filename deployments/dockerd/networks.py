@@ -45,16 +45,21 @@ def ensure_app_network(app_name: str) -> str:
     hence our own pool. Two workers may pick the same free subnet at once: Docker refuses
     the second (403), which then takes the next one. A network being created is not listed
     until it is complete, so a refused subnet counts as taken without being seen."""
-    name = network_name(app_name)
+    return ensure_network(network_name(app_name), labels=instance_labels(**{LABEL_APP: app_name}),
+                          bridge=bridge_name(app_name), found_by=_network_label(app_name))
+
+
+def ensure_network(name: str, *, labels: dict[str, str], bridge: str, found_by: list[str]) -> str:
+    """A bridge network of this installation (an app's, or a release's: release_networks.py) with a
+    subnet from our pool and a bridge name the egress rules match; found by the labels `found_by`."""
     refused: list[ipaddress.IPv4Network] = []
     for _ in range(NETWORK_ATTEMPTS):
-        if any(n["Name"] == name for n in daemon.client().api.networks(filters={"label": _network_label(app_name)})):
+        if any(n["Name"] == name for n in daemon.client().api.networks(filters={"label": found_by})):
             return name
         subnet = _free_subnet(refused)
         try:
             daemon.client().api.create_network(
-                name, driver="bridge", check_duplicate=True, labels=instance_labels(**{LABEL_APP: app_name}),
-                options={BRIDGE_NAME_OPTION: bridge_name(app_name)},
+                name, driver="bridge", check_duplicate=True, labels=labels, options={BRIDGE_NAME_OPTION: bridge},
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]))
             return name
         except docker.errors.APIError as error:

@@ -22,6 +22,7 @@ from typing import Callable
 from deployments.compose.project import Project, Role, ServiceSpec
 from deployments.dockerd.values import Container, ServiceRelease
 from deployments.dockerd import containers, daemon, images, output, volumes
+from deployments.engine import hooks
 from deployments.engine import release_files
 from deployments.engine.logs import DeploymentLog
 
@@ -41,9 +42,10 @@ def run_options(app_name: str, app_id: int, spec: ServiceSpec, *, deployment_id:
         files=release_files.binds(app_name=app_name, app_id=app_id, deployment_id=deployment_id, spec=spec),
         scratch=spec.anonymous_volumes,
         command=spec.command, entrypoint=spec.entrypoint, working_dir=spec.working_dir, user=spec.user,
-        volumes=mounts, aliases=(spec.name,), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
+        volumes=mounts, aliases=(spec.name, *spec.aliases), healthcheck=spec.healthcheck.docker() if spec.healthcheck else None,
         stop_signal=spec.stop_signal,
-        read_only=spec.read_only, tty=spec.tty, labels=spec.labels, runtime=spec.runtime)
+        read_only=spec.read_only, tty=spec.tty, labels=spec.labels, runtime=spec.runtime, hostname=spec.hostname,
+        stdin_open=spec.stdin_open)
 
 
 def environment_of(spec: ServiceSpec, app_environment: dict[str, str]) -> dict[str, str]:
@@ -69,6 +71,8 @@ class Companions:
         self.deadline_seconds = deadline_seconds
         self.current: dict[str, ServiceRelease] = {}
         self.stopped: list[ServiceRelease] = []  # replaced stateful services, stopped and kept for an undo
+        self.pre_stop: dict[str, tuple] = {}  # the previous release's pre_stop hooks per service (engine/hooks.py)
+        self.release_network = ""  # the release's own network, if its web service has a chain (engine/chain.py)
 
     # Before the web release starts --------------------------------------------------------------
 
@@ -83,6 +87,7 @@ class Companions:
                 self._say(spec.name, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
                                 "(its volumes are written by one container at a time)")
                 for container in old.containers:
+                    self._before_stop(old, container)
                     containers.stop(container.id, timeout=old.stop_timeout)
                     if spec.container_name:
                         containers.set_aside(container, str(self.deployment_id))
@@ -168,6 +173,13 @@ class Companions:
 
     # --------------------------------------------------------------------------------------------
 
+    def start_service(self, spec: ServiceSpec) -> None:
+        """One service's containers, once those it depends on are ready (the web service's chain)."""
+        self._start(spec, images.image_id(self.images[spec.name]))
+
+    def retire(self, old: ServiceRelease, what: str) -> None:
+        self._retire(old, what)
+
     def _keep(self, old: ServiceRelease) -> None:
         self.current[old.name] = old
         self._record(list(self.current.values()))
@@ -175,7 +187,10 @@ class Companions:
 
     def _start(self, spec: ServiceSpec, image_id: str) -> None:
         self.wait_for_dependencies(spec)
-        options = run_options(self.app_name, self.app_id, spec, deployment_id=self.deployment_id)
+        # The release's network holds its chain and workers; stateful ones join it once it exists (chain.py).
+        network = "" if spec.role == Role.STATEFUL else self.release_network
+        options = replace(run_options(self.app_name, self.app_id, spec, deployment_id=self.deployment_id), release_network=network,
+                          release_only=spec.role == Role.CHAIN and bool(network))
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
                                  definition=self._definition(spec), image_id=image_id, containers=(),
                                  started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
@@ -187,6 +202,8 @@ class Companions:
             self.current[spec.name] = release
             self._record(list(self.current.values()))
             self._say(spec.name, f"started {container.name}")
+            hooks.run_post_start(spec.post_start, service=spec.name, container_id=container.id,
+                                 container_name=container.name, say=self.log.write)
         deadline = time.monotonic() + self.deadline_seconds
         for container in release.containers:
             self._wait_until_ready(spec.name, container, spec.healthcheck is not None, deadline, just_started=True)
@@ -216,7 +233,12 @@ class Companions:
     def _retire(self, old: ServiceRelease, what: str) -> None:
         self._say(old.name, f"{what} ({', '.join(c.name for c in old.containers)})")
         for container in old.containers:
+            self._before_stop(old, container)
             containers.stop_and_remove(container.id, timeout=old.stop_timeout)
+
+    def _before_stop(self, old: ServiceRelease, container: Container) -> None:
+        hooks.run_pre_stop(self.pre_stop.get(old.name, ()), service=old.name, container_id=container.id,
+                           grace_seconds=old.stop_timeout, say=self.log.write)
 
     @staticmethod
     def _running(release: ServiceRelease) -> bool:

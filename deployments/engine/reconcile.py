@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
-from deployments.dockerd import containers, daemon, images, networks, release_files, volumes
+from deployments.dockerd import containers, daemon, images, networks, release_files, release_networks, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.engine.retire import retire
@@ -274,7 +274,8 @@ def _carried_over(owned_ids: set[int]) -> set[str]:
 
 def _remove_orphan_networks() -> list[str]:
     """Networks of deleted apps (and the shared network of older versions, once empty)."""
-    names = networks.remove_app_networks(keep=App.objects.values_list("name", flat=True))
+    names = release_networks.remove_unowned(_owned_ids())  # the networks of retired releases' chains
+    names += networks.remove_app_networks(keep=App.objects.values_list("name", flat=True))
     return [f"removed network {name}" for name in names]
 
 

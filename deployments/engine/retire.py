@@ -8,6 +8,7 @@ from typing import Callable
 from django.conf import settings
 
 from deployments.dockerd import containers
+from deployments.dockerd.values import Container
 from deployments.engine import release_files
 from deployments.models import Deployment
 from deployments.traffic import changes, readings
@@ -17,13 +18,15 @@ DRAIN_POLL_INTERVAL = 0.05
 Say = Callable[[str], None]
 
 
-def retire(old: Deployment, *, stop_timeout: int, say: Say) -> None:
+def retire(old: Deployment, *, stop_timeout: int, say: Say,
+           before_stop: Callable[[Container], None] = lambda container: None) -> None:
     """Out of service if it still holds its backend, then its containers stopped and removed
     (each given `stop_timeout` seconds after SIGTERM), then whatever its processes left open
     in HAProxy cut, then its files volume, unless a container still uses it."""
     if old.holds_backend:
         take_out_of_service(old, say=say)
     for container in old.containers:
+        before_stop(container)  # its pre_stop hooks (engine/hooks.py), once no request reaches it
         containers.stop_and_remove(container.id, timeout=stop_timeout)
     changes.close_sessions(old)  # what its process left open, if anything
     for name in release_files.remove_unused(old.app.name, old.app_id):

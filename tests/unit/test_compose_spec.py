@@ -111,8 +111,8 @@ def test_newer_files_are_read_with_the_current_specification():
     ("services: {web: {build: ../elsewhere}}", "services.web.build.context: '../elsewhere' must be a directory"),
     ("services: {web: {build: ., volumes: [data:/data]}}", "services.web.volumes: volume 'data' is not declared"),
     ("services: {web: {build: ., depends_on: [db]}}", "services.web.depends_on: there is no service 'db'"),
-    ("services: {web: {build: ., depends_on: [w]}, w: {build: .}}",
-     "services.web.depends_on.w: a web service can depend only on services that hold state"),
+    ("services: {web: {build: ., depends_on: {m: {condition: service_completed_successfully}}}, m: {build: ., "
+     "depends_on: [w]}, w: {build: .}}", "services.m.depends_on.w: a job service can depend only on services that hold"),
     ("services: {web: {build: ., ports: ['53:53/udp']}}", "services.web.ports: 53:53/udp: UDP is not supported: "
      "HAProxy routes HTTP"),
     ("services: {web: {build: ., ports: [{target: 53, protocol: udp}]}}", "services.web.ports: 53: UDP is not"),
@@ -121,7 +121,7 @@ def test_newer_files_are_read_with_the_current_specification():
     ("services: {web: {build: ., command: '${TOKEN:?from the panel}'}}",
      "services.web.command: TOKEN must be set in the app's environment variables (from the panel)"),
     ("services: {web: {build: ., stop_grace_period: forever}}", "services.web.stop_grace_period: 'forever' is not"),
-    ("networks: {back: {}}\nservices: {web: {build: .}}", "networks: not supported"),
+    ("networks: {back: {external: true}}\nservices: {web: {build: .}}", "networks.back.external: not supported"),
     ("services: {web: {build: ., init: false}}", "services.web.init: false not supported"),
     ("services: {web: {build: ., healthcheck: {test: []}}}", "services.web.healthcheck.test: a command"),
     ("services: {web: {build: ., healthcheck: {test: [CMD, x], interval: 10ms}}}",
@@ -149,7 +149,7 @@ def test_newer_files_are_read_with_the_current_specification():
      "x: {build: ., deploy: {replicas: 8}}, y: {build: ., deploy: {replicas: 8}}, z: {build: ., deploy: {replicas: 8}},"
      " v: {build: ., deploy: {replicas: 8}}}", "services: at most 40 containers"),
     ("services: {web: {build: ., labels: {switchyard.app: other}}}", "services.web.labels: switchyard.app: labels"),
-    ("services: {web: {build: ., hostname: x}}", "services.web.hostname: not supported by Switchyard"),
+    ("services: {web: {build: ., hostname: 'a b'}}", "services.web.hostname: 'a b': a host name"),
     ("services: {web: {build: ., container_name: 'a b'}}", "services.web.container_name: 'a b' does not match"),
     ("services: {web: {build: ., container_name: one, deploy: {replicas: 2}}}",
      "services.web.container_name: a name is for one container"),

@@ -5,6 +5,8 @@ rollback or a redeploy)."""
 from deployments.dockerd import containers, images
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext
+from deployments.engine.chain import retire_previous_chain
+from deployments.engine.hooks import run_pre_stop
 from deployments.engine.retire import retire
 
 
@@ -18,8 +20,13 @@ def drain(ctx: DeploymentContext) -> None:
             containers.stop_and_remove(container.id, timeout=0)
         ctx.log.write(f"Removed the previous release (deployment #{previous.id})")
     else:
-        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)
+        before_stop = ctx.companions.pre_stop.get(ctx.app.web_service, ())
+        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write,
+               before_stop=lambda container: run_pre_stop(before_stop, service=ctx.app.web_service,
+                                                          container_id=container.id,
+                                                          grace_seconds=ctx.web_stop_timeout(), say=ctx.log.write))
         ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
+    retire_previous_chain(ctx)
     ctx.companions.retire_replaced()
     for name in release_files.remove_unused(ctx.app.name, ctx.app.id):  # the replaced services' too
         ctx.log.write(f"Removed the files volume {name}")

@@ -5,6 +5,7 @@ import logging
 import time
 
 from deployments.dockerd import containers
+from deployments.engine import chain
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext, RolledBack
 from deployments.engine.phases.recreate import restart_previous
@@ -39,6 +40,7 @@ def roll_back(ctx: DeploymentContext, reason: str) -> None:
         containers.stop_and_remove(container.id, timeout=ctx.web_stop_timeout())
     ctx.companions.undo()  # a stateful service this release replaced: the old one is back
     release_files.remove_unused(ctx.app.name, ctx.app.id, ending=ctx.deployment.id)
+    chain.remove_network(ctx)  # the old release's chain, on its own network, served on
     if ctx.canary is not None:
         ctx.canary.mark_rolled_back()
     raise RolledBack(f"watch: {reason}; traffic is back on deployment #{ctx.previous.id}", _kind_of(reason))
@@ -73,6 +75,7 @@ def undo_before_switch(ctx: DeploymentContext) -> None:
         if ctx.stopped_previous and ctx.previous is not None:
             restart_previous(ctx)
         release_files.remove_unused(ctx.app.name, ctx.app.id, ending=ctx.deployment.id)
+        chain.remove_network(ctx)
     except Exception as error:
         logger.exception("clean-up of deployment %s incomplete", ctx.deployment.id)
         ctx.log.write(f"Clean-up incomplete ({error}); reconcile will finish it")
