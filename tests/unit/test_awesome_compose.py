@@ -1,11 +1,7 @@
 """The 39 compose files of docker/awesome-compose (CC0; vendored in tests/data/awesome-compose
 with the repository files they reference) read as a user would paste them: each is accepted,
 with the service a user would route as the web one and the container port its ports: name, or
-refused ONLY for what a shared host cannot allow, each refusal naming the service and the key.
-
-Examples that still fail on this branch because a feature lands from another branch of issue 24
-are marked xfail(strict=True) with the feature they wait for: remove a mark as its feature merges
-(strict: the mark fails the suite once the example passes)."""
+refused ONLY for what a shared host cannot allow, each refusal naming the service and the key."""
 import hashlib
 from pathlib import Path
 
@@ -53,25 +49,6 @@ REFUSED = {
     "minecraft": {"services.minecraft.volumes": "host", "services.minecraft.deploy.resources": "limits"},
 }
 
-NETWORKS, CHAIN = "networks", "a stateless chain (web depends on a service without a volume)"
-# What each example still needs from another branch of issue 24 (the lead removes these at merge).
-WAITS_FOR = {
-    "elasticsearch-logstash-kibana": [NETWORKS, CHAIN], "flask-redis": [CHAIN],
-    "nextcloud-redis-mariadb": [NETWORKS], "nginx-aspnet-mysql": [CHAIN], "nginx-flask-mongo": [CHAIN],
-    "nginx-flask-mysql": [NETWORKS, CHAIN], "nginx-golang": [CHAIN], "nginx-golang-mysql": [CHAIN],
-    "nginx-golang-postgres": [CHAIN], "nginx-nodejs-redis": ["hostname", CHAIN], "nginx-wsgi-flask": [CHAIN],
-    "pihole-cloudflared-DoH": [NETWORKS], "react-express-mongodb": [NETWORKS, "stdin_open"],
-    "react-express-mysql": [NETWORKS], "react-java-mysql": [NETWORKS, CHAIN],
-    "react-rust-postgres": [NETWORKS], "spring-postgres": [NETWORKS],
-}
-
-
-def _example(name: str):
-    marks = [pytest.mark.xfail(strict=True, reason=f"needs {', '.join(WAITS_FOR[name])}: other branch")] \
-        if name in WAITS_FOR else []
-    return pytest.param(name, marks=marks, id=name)
-
-
 def _read_file_in(directory: Path):
     """A repository's files as load() reads them."""
     def read_file(path: str) -> bytes:
@@ -96,7 +73,7 @@ def test_the_corpus_is_the_39_examples():
     assert len(WEB) == 39 and len(REFUSED) == 6 and set(REFUSED) <= set(WEB)
 
 
-@pytest.mark.parametrize("name", [_example(name) for name in sorted(WEB) if name not in REFUSED])
+@pytest.mark.parametrize("name", [name for name in sorted(WEB) if name not in REFUSED])
 def test_an_example_is_accepted_with_the_service_a_user_routes(name):
     try:
         project = _load(name)
@@ -105,7 +82,7 @@ def test_an_example_is_accepted_with_the_service_a_user_routes(name):
     assert (project.web.name, project.web.routed_port) == WEB[name]
 
 
-@pytest.mark.parametrize("name", [_example(name) for name in sorted(REFUSED)])
+@pytest.mark.parametrize("name", sorted(REFUSED))
 def test_an_example_is_refused_only_for_what_a_shared_host_cannot_allow(name):
     with pytest.raises(ComposeError) as refused:
         _load(name)
