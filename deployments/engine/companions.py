@@ -189,7 +189,8 @@ class Companions:
         self.wait_for_dependencies(spec)
         # The release's network holds its chain and workers; stateful ones join it once it exists (chain.py).
         network = "" if spec.role == Role.STATEFUL else self.release_network
-        options = replace(run_options(self.app_name, self.app_id, spec, deployment_id=self.deployment_id), release_network=network,
+        options = replace(run_options(self.app_name, self.app_id, spec, deployment_id=self.deployment_id),
+                          release_network=network,
                           release_only=spec.role == Role.CHAIN and bool(network))
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
                                  definition=self._definition(spec), image_id=image_id, containers=(),

@@ -42,7 +42,8 @@ def _run(companions: Companions, spec, should_stop: Callable[[], bool]) -> None:
         last.append(line)
         log.output(f"[{spec.name}] {line}")
 
-    options = replace(run_options(companions.app_name, companions.app_id, spec, deployment_id=companions.deployment_id), aliases=(), healthcheck=None)
+    options = replace(run_options(companions.app_name, companions.app_id, spec, deployment_id=companions.deployment_id),
+                      aliases=(), healthcheck=None)
     deployment = str(companions.deployment_id)
     ended = one_off.run_once(
         f"{name_prefix()}-{companions.app_name}_{deployment}-{spec.name}-job", companions.images[spec.name],
