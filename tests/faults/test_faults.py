@@ -9,6 +9,7 @@ milliseconds (the switch) can be hit. Times are printed (`pytest -s` shows them)
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,12 +99,15 @@ def _pool_pid(deployment: Deployment, task_name: str = "deployments.tasks.run_de
     """The pid of the pool process running the deployment's task, as the workers report it (at
     once, unlike the log line "Worker process PID on HOST": stored with the next line, which
     in fetch comes after its pause). After verify that task is continue_deployment, on the watch
-    worker."""
+    worker. Asked of that worker alone: with limit=1 and no destination the first reply, often
+    an idle worker's, was the only one read, and fetch could pass while the test asked again."""
+    worker = f"{'watch' if task_name.endswith('continue_deployment') else 'celery'}@{socket.gethostname()}"
+
     def reported() -> int | None:
         # A connection of its own each time: a pooled one is stale once the Redis test has
         # restarted Redis ("Connection closed by server" for the next test that asks).
         with celery_app.connection_for_read() as connection:
-            active = celery_app.control.inspect(timeout=1, limit=1, connection=connection).active()
+            active = celery_app.control.inspect([worker], timeout=1, limit=1, connection=connection).active()
         for tasks in (active or {}).values():
             for task in tasks:
                 if task["name"] == task_name and list(task["args"])[0] == deployment.id:

@@ -4,10 +4,12 @@ read-only copy of the release's commit in the release's files volume (engine/rel
 replaced under load by the next release's copy; a stateful service whose mounted file did not
 change keeps running (and keeps its release's files volume), one whose file changed is replaced."""
 import pytest
+from django.conf import settings
 
 from deployments.application import apps
 from deployments.application.errors import InvalidInput
 from deployments.dockerd import daemon, release_files
+from deployments.dockerd.values import LABEL_APP, LABEL_INSTANCE
 from deployments.models import Deployment
 from tests.support.apprepo import AppRepo
 from tests.support.stack import TEST_ACTOR
@@ -62,7 +64,8 @@ def commit_release(repo: AppRepo, greeting: str, store_conf: str = "store conf 1
 
 def files_volumes(app_name: str) -> list[str]:
     return sorted(volume.name for volume in daemon.client().volumes.list(
-        filters={"label": [f"switchyard.app={app_name}", release_files.LABEL_FILES_OF]}))
+        filters={"label": [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP}={app_name}",
+                           release_files.LABEL_FILES_OF]}))
 
 
 def deploy_under_load(stack, app, host: str) -> tuple[Deployment, object]:
