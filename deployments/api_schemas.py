@@ -61,6 +61,9 @@ AppOut = create_model(
     webhook_secret=(str | None, Field(description="the app's own credential; only for its admins")),
     deploy_key=(str, Field(description="the app's SSH public key: add it to the git host as a read-only deploy key "
                                         "(POST .../deploy-key/rotate for a new one)")),
+    registry=(dict, Field(description='the private registry image services pull from: {"host": ..., "username": '
+                                      '... (admins only, else null), "password_set": bool}; the password is never '
+                                      'returned (PUT .../registry-credentials sets them)')),
 )
 
 
@@ -96,6 +99,8 @@ class DeploymentOut(Schema):
     redeploy_of: int | None
     watch_until: datetime | None
     traffic: dict = Field(description='{"old": {"requests": n, "failed": m}, "new": {...}} from HAProxy')
+    pinned_images: dict = Field(description='image services: {"SERVICE": {"reference": as written, "pinned": '
+                                            '"repository@sha256:...", "image_id": ...}}, what this release ran')
     canary: dict | None = Field(None, description=(
         'a canary\'s steps: {"steps": [{"percent": p, "old": {"requests": n, "5xx": m, "p95_ms": t}, '
         '"new": {...}, "verdict": "as good" | "worse" | "too little traffic" | "promoted" | "aborted" | "running", '
@@ -140,6 +145,9 @@ def app_out(request: HttpRequest, app: App) -> dict:
         "role": role,
         "webhook_url": request.build_absolute_uri(f"/hooks/{app.name}/"),
         "webhook_secret": app.webhook_secret if access.allows(role, access.ADMIN) else None,
+        "registry": {"host": app.registry_host,
+                     "username": app.registry_username if access.allows(role, access.ADMIN) else None,
+                     "password_set": bool(app.encrypted_registry_password)},
     }
 
 
@@ -152,6 +160,7 @@ def deployment_out(deployment: Deployment) -> dict:
         "finished_at": deployment.finished_at, "phases": presenters.steps(deployment),
         "redeploy_of": deployment.redeploy_of_id, "watch_until": deployment.watch_until,
         "traffic": deployment.traffic, "canary": deployment.canary or None,
+        "pinned_images": deployment.pinned_images,
     }
 
 

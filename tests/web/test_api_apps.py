@@ -39,7 +39,7 @@ def test_creating_an_app_answers_201_and_makes_the_token_user_its_owner(api_worl
         "build_timeout": 1800, "https_redirect": True, "hsts": False, "zero_downtime": False, "auto_deploy": True,
         "domains": ["new.example.com"], "env_keys": ["API_KEY"], "live_deployment": None, "role": "admin",
         "webhook_url": "http://testserver/hooks/new-app/", "webhook_secret": app.webhook_secret,
-        "deploy_key": app.deploy_public_key,
+        "deploy_key": app.deploy_public_key, "registry": {"host": "", "username": "", "password_set": False},
     }
     assert app.env_vars.get().value == NEW_VALUE
     assert routed("new.example.com app_new-app_blue") and ROUTING in handed_over
@@ -252,7 +252,10 @@ def test_registry_credentials_are_stored_encrypted_and_never_shown(api_world):
     assert (app.registry_host, app.registry_username, app.registry_password) == (
         "registry.example.com:5000", "bot", "r3g-s3cret")
     assert "r3g-s3cret" not in app.encrypted_registry_password
-    assert "r3g-s3cret" not in client.get(f"/api/apps/{APP}").content.decode()
+    shown = client.get(f"/api/apps/{APP}")
+    assert "r3g-s3cret" not in shown.content.decode()
+    assert shown.json()["registry"] == {"host": "registry.example.com:5000", "username": "bot", "password_set": True}
+    assert api_world.client("viewer").get(f"/api/apps/{APP}").json()["registry"]["username"] is None
     refused = [send(client, "put", url, body) for body in (
         {"host": "https://registry.example.com/v2", "username": "bot", "password": "x"},
         {"host": "other.example.com", "username": "bot"},  # the stored password is not for another host
@@ -263,3 +266,4 @@ def test_registry_credentials_are_stored_encrypted_and_never_shown(api_world):
     assert send(client, "put", url, {"host": ""}).status_code == 204
     app.refresh_from_db()
     assert (app.registry_host, app.registry_username, app.encrypted_registry_password) == ("", "", "")
+    assert client.get(f"/api/apps/{APP}").json()["registry"] == {"host": "", "username": "", "password_set": False}
