@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from deployments import access
-from deployments.compose.for_app import load_for_app
+from deployments.compose.for_app import load_for_app, summary
 from deployments.compose.project import ComposeError, Role
 from deployments.models import App, Certificate, Deployment
 from deployments.traffic import rows
@@ -48,19 +48,29 @@ def _shows_canary(deployment: Deployment) -> bool:
 
 def phase_services(deployment: Deployment) -> dict[str, str]:
     """For a Compose release: which services each phase works on, e.g. {"start": "store, web"}."""
-    if not deployment.compose_text:
-        return {}
     try:
-        project = load_for_app(deployment.app, deployment.compose_text, deployment.app.environment())
+        summary = compose_summary(deployment)
     except ComposeError:
         return {}
-    names = {role: [s.name for s in project.of_role(role)] for role in Role}
-    web = names[Role.WEB]
-    every = [s.name for s in project.services]
-    chain = names[Role.CHAIN]
+    if summary is None:
+        return {}
+    names = {role: summary["roles"].get(role.value, []) for role in Role}
+    web, chain = names[Role.WEB], names[Role.CHAIN]
+    every = [name for role in Role for name in names[role]]
     touched = {"fetch": every, "build": every, "start": names[Role.STATEFUL] + names[Role.JOB] + chain + web,
                "verify": web + chain, "canary": web, "switch": web, "watch": web, "drain": names[Role.WORKER] + web + chain}
     return {phase: ", ".join(services) for phase, services in touched.items()}
+
+
+def compose_summary(deployment: Deployment) -> dict | None:
+    """Deployment.compose_summary as the worker recorded it with the repository's files; for a
+    release from before it was recorded, its stored file read again here (ComposeError if it
+    cannot be), without the files an `include` names. None: not a Compose release."""
+    if deployment.compose_summary:
+        return deployment.compose_summary
+    if not deployment.compose_text:
+        return None
+    return summary(load_for_app(deployment.app, deployment.compose_text, deployment.app.environment()))
 
 
 def state_message(deployment: Deployment) -> dict:
@@ -113,8 +123,8 @@ def compose(app: App) -> dict | None:
     recreate, problem, notices = [], "", ()
     if latest is not None and latest.compose_text:
         try:
-            project = load_for_app(app, latest.compose_text, app.environment())
-            recreate, notices = project.web.recreate_reasons(), project.notices
+            read = compose_summary(latest)
+            recreate, notices = read["recreate"], read["notices"]
         except ComposeError as error:
             problem = str(error)
     return {"file": app.compose_file, "services": rows, "recreate": recreate, "problem": problem,

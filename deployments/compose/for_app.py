@@ -5,7 +5,7 @@ from django.conf import settings
 
 from deployments.compose.file import load
 from deployments.compose.profiles import profile_names
-from deployments.compose.project import Project
+from deployments.compose.project import Project, Role
 from deployments.compose.repofiles import ReadFile
 
 
@@ -15,3 +15,10 @@ def load_for_app(app, text: str, environment: dict[str, str], read_file: ReadFil
     return load(text, app.web_service, environment, default_replicas=app.replicas, app_port=app.port,
                 read_file=read_file, compose_file=app.compose_file,
                 allowed_runtimes=settings.SWITCHYARD["ALLOWED_RUNTIMES"], profiles=profile_names(app.compose_profiles))
+
+
+def summary(project: Project) -> dict:
+    """What the panel shows of a release's file (Deployment.compose_summary): the services by
+    role, why the web service is recreated, what was not done as written."""
+    return {"roles": {role.value: [s.name for s in project.of_role(role)] for role in Role},
+            "recreate": list(project.web.recreate_reasons()), "notices": list(project.notices)}

@@ -194,6 +194,12 @@ def record_containers(deployment: Deployment, containers: list) -> None:
     deployment.containers = containers
 
 
+def record_compose_summary(deployment: Deployment, summary: dict) -> None:
+    """What the panel shows of the release's compose file (Deployment.compose_summary)."""
+    Deployment.objects.filter(pk=deployment.pk).update(compose_summary=summary)
+    deployment.compose_summary = summary
+
+
 def record_services(deployment: Deployment, services: list) -> None:
     """A Compose release's other services now are these (their containers or state changed)."""
     Deployment.objects.filter(pk=deployment.pk).update(services=services)

@@ -44,6 +44,10 @@ class Deployment(models.Model):
     # again), and its services besides the web one, with their images and containers.
     compose_text = models.TextField(blank=True)
     services = ServiceListField(default=list, blank=True)
+    # What the panel shows of that file, as the worker read it with the repository's files (an
+    # `include`d or `extends`ed file is read only there): {"roles": {role: [service, ...]},
+    # "recreate": [why the web service is recreated], "notices": [what was not done as written]}.
+    compose_summary = models.JSONField(default=dict, blank=True)
     # Image services (no build): service → {"reference": as written, "pinned": repository@sha256:...,
     # "image_id": ...}, as pulled at this deploy; a redeploy runs exactly these (engine/phases/pull.py).
     pinned_images = models.JSONField(default=dict, blank=True)

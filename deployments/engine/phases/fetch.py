@@ -1,7 +1,7 @@
 """The release's source and its services: the commit fetched (a Compose app's file read at it),
 the project loaded from it, and a redeploy's images taken from the release it redeploys."""
 from deployments.compose.file import MAX_FILE_BYTES
-from deployments.compose.for_app import load_for_app
+from deployments.compose.for_app import load_for_app, summary
 from deployments.compose.project import single_service
 from deployments.dockerd import daemon
 from deployments.engine import lifecycle
@@ -31,6 +31,8 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     if ctx.deployment.compose_text:
         files = repo_files.at_commit(app.name, ctx.deployment.commit_sha)
         ctx.project = load_for_app(app, ctx.deployment.compose_text, ctx.environment, read_file=files.read_file)
+        if not quiet:  # here, where the repository's files are (what an include or extends names)
+            lifecycle.record_compose_summary(ctx.deployment, summary(ctx.project))
         for notice in ctx.project.notices:
             say(f"{app.compose_file}: {notice}")
         say(f"{app.compose_file}: services " + ", ".join(
