@@ -1,4 +1,6 @@
 """Images: inspected as a build would resolve them, pulled within bounds, listed and pruned per app."""
+import hashlib
+import json
 from typing import Callable, Iterable
 
 import docker
@@ -8,7 +10,7 @@ import requests
 from docker.types.daemon import CancellableStream
 
 from deployments.dockerd import builds, cancel, daemon
-from deployments.dockerd.values import LABEL_INSTANCE, Image
+from deployments.dockerd.values import LABEL_BUILD_BASES, LABEL_INSTANCE, Image
 
 
 def image_id(tag: str) -> str:
@@ -16,6 +18,20 @@ def image_id(tag: str) -> str:
         return daemon.client().images.get(tag).id
     except docker.errors.ImageNotFound:
         return ""
+
+
+def built_from(tag: str) -> str:
+    """What a built image is made of, as a hash: each step as Docker's history records it (a
+    COPY or ADD with its files' content hash, a RUN with its command) and its base images
+    (LABEL_BUILD_BASES, a step too). Two builds of the same files and bases are equal here even
+    when the build cache gave them different IDs: the classic builder takes the newest of sibling
+    cache entries, so a build that raced with another one, or whose cache was pruned, makes a new
+    image of the same files. "" for an image without the label (pulled, or built before it)."""
+    facts = image_facts(tag)
+    if facts is None or LABEL_BUILD_BASES not in facts.labels:
+        return ""
+    steps = [entry.get("CreatedBy", "") for entry in daemon.client().api.history(tag)]
+    return hashlib.sha256(json.dumps(steps).encode()).hexdigest()
 
 
 def image_exists(tag: str) -> bool:

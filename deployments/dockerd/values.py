@@ -15,6 +15,10 @@ LABEL_INSTANCE = "switchyard.instance"
 LABEL_APP = "switchyard.app"
 LABEL_DEPLOYMENT = "switchyard.deployment"
 LABEL_SERVICE = "switchyard.service"
+# On a built image: its base images' IDs, hashed (engine/phases/build.py), the one input of a
+# build that its history (images.built_from) does not show. Constant while the bases are, so
+# the build cache still serves every step.
+LABEL_BUILD_BASES = "switchyard.build-bases"
 LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
 
 
@@ -71,18 +75,20 @@ class ServiceRelease:
     started_by: int
     stop_timeout: int = 10  # its stop_grace_period, for when a later deploy stops it
     state: str = "running"  # as reconcile last saw its containers (the panel shows it without asking Docker)
+    built_from: str = ""  # images.built_from of its image ("" for a pulled image, or one built before it existed)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "role": self.role, "image": self.image, "definition": self.definition,
                 "image_id": self.image_id, "containers": [c.as_dict() for c in self.containers],
-                "started_by": self.started_by, "stop_timeout": self.stop_timeout, "state": self.state}
+                "started_by": self.started_by, "stop_timeout": self.stop_timeout, "state": self.state,
+                "built_from": self.built_from}
 
     @classmethod
     def from_dict(cls, stored: dict) -> "ServiceRelease":
         return cls(name=stored["name"], role=stored["role"], image=stored["image"], definition=stored["definition"],
                    image_id=stored["image_id"], containers=tuple(Container.from_dict(c) for c in stored["containers"]),
                    started_by=int(stored["started_by"]), stop_timeout=int(stored.get("stop_timeout", 10)),
-                   state=stored.get("state", "running"))
+                   state=stored.get("state", "running"), built_from=stored.get("built_from", ""))
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,10 @@ class Companions:
         for spec in self.project.of_role(Role.STATEFUL):
             old = self.previous.get(spec.name)
             image_id = images.image_id(self.images[spec.name])
-            if old and old.definition == self._definition(spec) and old.image_id == image_id and self._running(old):
-                self._keep(old)
+            if old and old.definition == self._definition(spec) and self._same_image(old, spec, image_id) \
+                    and self._running(old):
+                self._keep(old, "" if old.image_id == image_id else
+                           " (its new build has a new image ID from the same inputs: it keeps the image it runs)")
                 continue
             if old:
                 self._say(spec.name, f"changed: stopping {', '.join(c.name for c in old.containers)} first "
@@ -180,10 +182,10 @@ class Companions:
     def retire(self, old: ServiceRelease, what: str) -> None:
         self._retire(old, what)
 
-    def _keep(self, old: ServiceRelease) -> None:
+    def _keep(self, old: ServiceRelease, why: str = "") -> None:
         self.current[old.name] = old
         self._record(list(self.current.values()))
-        self._say(old.name, f"unchanged: keeps running ({', '.join(c.name for c in old.containers)})")
+        self._say(old.name, f"unchanged{why}: keeps running ({', '.join(c.name for c in old.containers)})")
 
     def _start(self, spec: ServiceSpec, image_id: str) -> None:
         self.wait_for_dependencies(spec)
@@ -194,7 +196,8 @@ class Companions:
                           release_only=spec.role == Role.CHAIN and bool(network))
         release = ServiceRelease(name=spec.name, role=spec.role.value, image=self.images[spec.name],
                                  definition=self._definition(spec), image_id=image_id, containers=(),
-                                 started_by=self.deployment_id, stop_timeout=spec.stop_grace_period)
+                                 started_by=self.deployment_id, stop_timeout=spec.stop_grace_period,
+                                 built_from=self._built_from(spec))
         for index in range(spec.replicas):
             container = containers.start_service_container(
                 self.app_name, str(self.deployment_id), spec.docker_name, index, release.image,
@@ -240,6 +243,14 @@ class Companions:
     def _before_stop(self, old: ServiceRelease, container: Container) -> None:
         hooks.run_pre_stop(self.pre_stop.get(old.name, ()), service=old.name, container_id=container.id,
                            grace_seconds=old.stop_timeout, say=self.log.write)
+
+    def _same_image(self, old: ServiceRelease, spec: ServiceSpec, image_id: str) -> bool:
+        """The same ID, or built from the same files and bases (images.built_from): a database
+        must not restart because a build cache gave the same files a new ID."""
+        return old.image_id == image_id or bool(old.built_from and old.built_from == self._built_from(spec))
+
+    def _built_from(self, spec: ServiceSpec) -> str:
+        return "" if spec.image else images.built_from(self.images[spec.name])  # a pulled image's label is not ours
 
     @staticmethod
     def _running(release: ServiceRelease) -> bool:

@@ -1,11 +1,14 @@
 """The build phase: every service's Dockerfile checked before the first build starts
 (dockerfile/check.py), then each service's image built from the checked Dockerfile and tagged
 with the commit."""
+import hashlib
+import json
+
 from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
 from deployments.dockerd import builds, images
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES
 from deployments.dockerfile import build_context, check
 from deployments.engine.phases import pull
 from deployments.engine.phases.context import Cancelled, DeploymentContext
@@ -65,13 +68,20 @@ def _pull(ctx: DeploymentContext, reference: str) -> bool:
     return images.pull_image(reference, should_stop=ctx.cancel_requested_in_thread, timeout=ctx.app.build_timeout)
 
 
+def bases_of(checked: check.Checked) -> str:
+    """LABEL_BUILD_BASES: the IDs of the images the Dockerfile builds on, hashed."""
+    ids = sorted(images.image_id(reference) for reference in checked.images)
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+
 def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     app, tag, prefix = ctx.app, image_tag(ctx, spec), _prefix(ctx, spec)
     try:
         checked, target = ctx.checked[spec.name]
         with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
             dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
-            labels = {LABEL_APP: app.name, LABEL_APP_ID: str(app.id)}
+            labels = {LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
+                      LABEL_BUILD_BASES: bases_of(checked)}
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
