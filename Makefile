@@ -23,7 +23,7 @@ TEST_PROCESSES ?= 3
 test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
-	.venv/bin/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not serial"
+	.venv/bin/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not serial" --durations=30  # the slowest, to keep it under 12 min
 	.venv/bin/pytest -m serial
 
 # The production stack (compose/) built from a local Debian base, started, used and torn down.
