@@ -44,6 +44,10 @@ class Deployment(models.Model):
     # again), and its services besides the web one, with their images and containers.
     compose_text = models.TextField(blank=True)
     services = ServiceListField(default=list, blank=True)
+    # Its services' pre_stop hooks as its compose file resolved them at deploy (engine/hooks.py):
+    # {"web": [hook, ...], "services": {name: [hook, ...]}}. Whatever stops one of its containers
+    # runs them, a reconcile too, without reading the file again with today's settings.
+    pre_stop = models.JSONField(default=dict, blank=True)
     # Image services (no build): service → {"reference": as written, "pinned": repository@sha256:...,
     # "image_id": ...}, as pulled at this deploy; a redeploy runs exactly these (engine/phases/pull.py).
     pinned_images = models.JSONField(default=dict, blank=True)
