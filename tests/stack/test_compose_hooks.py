@@ -91,16 +91,22 @@ def test_pre_stop_runs_in_each_old_web_container_while_it_still_serves_then_it_s
 
 
 def test_a_rollback_runs_the_new_releases_pre_stop_and_leaves_the_old_one_serving(stack, hook_repo, hooked_app):
+    """The new web containers and the store that replaced v1's served during the watch: each
+    stops with its pre_stop (the web first: it uses the store); v1's web and store serve on."""
     app, first = hooked_app
     App.objects.filter(pk=app.pk).update(watch_window=30)
-    second = deploy(stack, app, hook_repo, "v2", health_breaks_after=6)
+    second = deploy(stack, app, hook_repo, "v2", store_release="s2", health_breaks_after=6)
 
     assert second.state == Deployment.State.ROLLED_BACK, second.error
     seen = events(stack)
     assert set(web_hooks(seen, "pre_stop", "v2")) == hostnames(second.containers) != set(), seen
     assert all(details[-1] == "up=ok" for details in web_hooks(seen, "pre_stop", "v2").values())
     assert not web_hooks(seen, "pre_stop", "v1"), seen  # it serves on
+    assert len(position(seen, "pre_stop", "store", "s2")) == 1, seen
+    assert position(seen, "pre_stop", "store", "s2") > position(seen, "pre_stop", "web", "v2")
     assert all(containers.state(c.id).running for c in first.containers)
+    old_store = next(s for s in first.services if s.name == "store")
+    assert all(containers.state(c.id).running for c in old_store.containers)
     assert all(containers.state(c.id).status == "removed" for c in second.containers)
 
 

@@ -38,7 +38,7 @@ def roll_back(ctx: DeploymentContext, reason: str) -> None:
     changes.withdraw_backups(ctx.deployment)
     changes.withdraw_servers(ctx.deployment)
     stop_web(ctx.deployment, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)  # it served: its pre_stop
-    ctx.companions.undo()  # a stateful service this release replaced: the old one is back
+    ctx.companions.undo(served=True)  # a stateful service this release replaced: the old one is back
     release_files.remove_unused(ctx.app.name, ctx.app.id, ending=ctx.deployment.id)
     chain.remove_network(ctx)  # the old release's chain, on its own network, served on
     if ctx.canary is not None:
