@@ -17,6 +17,16 @@ class Hook:
     working_dir: str = ""
     environment: tuple[tuple[str, str], ...] = ()
 
+    def as_dict(self) -> dict:
+        return {"command": list(self.command), "user": self.user, "working_dir": self.working_dir,
+                "environment": [list(pair) for pair in self.environment]}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Hook":
+        return cls(command=tuple(stored["command"]), user=stored.get("user", ""),
+                   working_dir=stored.get("working_dir", ""),
+                   environment=tuple((key, value) for key, value in stored.get("environment", ())))
+
 
 @dataclass
 class Hooks:

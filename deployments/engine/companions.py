@@ -155,11 +155,13 @@ class Companions:
 
     # Undo ----------------------------------------------------------------------------------------
 
-    def undo(self) -> None:
-        """A failure before the switch: remove what this deployment started, and start the
-        stateful containers it had stopped again."""
+    def undo(self, *, served: bool = False) -> None:
+        """A failure before the switch: remove what this deployment started (at once: none of it
+        served), and start the stateful containers it had stopped again. A rollback after the
+        switch (`served`): what it started stops as any container that served, its pre_stop
+        hooks first, then SIGTERM and its stop_grace_period."""
         for name in list(self.current):
-            self._remove_started(name)
+            self._remove_started(name, served=served)
         for old in self.stopped:
             for container in old.containers:
                 containers.bring_back(container)
@@ -167,11 +169,15 @@ class Companions:
         self._record([])
         self.current, self.stopped = {}, []
 
-    def _remove_started(self, name: str) -> None:
+    def _remove_started(self, name: str, *, served: bool = False) -> None:
         release = self.current.pop(name, None)
-        if release is not None and release.started_by == self.deployment_id:
-            for container in release.containers:
-                containers.stop_and_remove(container.id, timeout=0)
+        if release is None or release.started_by != self.deployment_id:
+            return
+        if served:
+            self._retire(release, "the release is rolled back: stopping it")
+            return
+        for container in release.containers:
+            containers.stop_and_remove(container.id, timeout=0)
 
     # --------------------------------------------------------------------------------------------
 
@@ -241,8 +247,14 @@ class Companions:
             containers.stop_and_remove(container.id, timeout=old.stop_timeout)
 
     def _before_stop(self, old: ServiceRelease, container: Container) -> None:
-        hooks.run_pre_stop(self.pre_stop.get(old.name, ()), service=old.name, container_id=container.id,
-                           grace_seconds=old.stop_timeout, say=self.log.write)
+        """Its pre_stop hooks: the previous release's as it recorded them, or, for what this
+        deployment started (a rollback), its own compose file's."""
+        if old.started_by == self.deployment_id:
+            own = next((spec.pre_stop for spec in self.project.services if spec.name == old.name), ())
+        else:
+            own = self.pre_stop.get(old.name, ())
+        hooks.run_pre_stop(own, service=old.name, container_id=container.id, grace_seconds=old.stop_timeout,
+                           say=self.log.write)
 
     def _same_image(self, old: ServiceRelease, spec: ServiceSpec, image_id: str) -> bool:
         """The same ID, or built from the same files and bases (images.built_from): a database

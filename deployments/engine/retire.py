@@ -1,15 +1,16 @@
 """Retiring a release that no longer serves: taken out of service (no new requests, those
 waiting for an answer finish up to SWITCHYARD_DRAIN_TIMEOUT), then its containers stopped. One
 way for the pipeline's drain and recreate and for reconcile, which retires what a lost worker's
-drain would have."""
+drain would have; and the one way a served release's web containers stop (stop_web: a
+rollback and a recreate stop theirs with it too), their pre_stop hooks first."""
 import time
 from typing import Callable
 
 from django.conf import settings
 
 from deployments.dockerd import containers
-from deployments.dockerd.values import Container
 from deployments.engine import release_files
+from deployments.engine.hooks import run_pre_stop, web_pre_stop
 from deployments.models import Deployment
 from deployments.traffic import changes, readings
 
@@ -18,19 +19,30 @@ DRAIN_POLL_INTERVAL = 0.05
 Say = Callable[[str], None]
 
 
-def retire(old: Deployment, *, stop_timeout: int, say: Say,
-           before_stop: Callable[[Container], None] = lambda container: None) -> None:
+def retire(old: Deployment, *, stop_timeout: int, say: Say) -> None:
     """Out of service if it still holds its backend, then its containers stopped and removed
     (each given `stop_timeout` seconds after SIGTERM), then whatever its processes left open
     in HAProxy cut, then its files volume, unless a container still uses it."""
     if old.holds_backend:
         take_out_of_service(old, say=say)
-    for container in old.containers:
-        before_stop(container)  # its pre_stop hooks (engine/hooks.py), once no request reaches it
-        containers.stop_and_remove(container.id, timeout=stop_timeout)
+    stop_web(old, stop_timeout=stop_timeout, say=say)
     changes.close_sessions(old)  # what its process left open, if anything
     for name in release_files.remove_unused(old.app.name, old.app_id):
         say(f"Removed the files volume {name}")
+
+
+def stop_web(release: Deployment, *, stop_timeout: int, say: Say, keep: bool = False) -> None:
+    """Each web container of a release that served, once no request reaches it: its service's
+    pre_stop hooks as the release recorded them (engine/hooks.py), then SIGTERM and `stop_timeout`
+    seconds; removed, unless `keep` (a recreate keeps the old release to start it again)."""
+    hooks = web_pre_stop(release)
+    for container in release.containers:
+        run_pre_stop(hooks, service=release.app.web_service, container_id=container.id,
+                     grace_seconds=stop_timeout, say=say)
+        if keep:
+            containers.stop(container.id, timeout=stop_timeout)
+        else:
+            containers.stop_and_remove(container.id, timeout=stop_timeout)
 
 
 def take_out_of_service(old: Deployment, *, say: Say) -> None:

@@ -1,7 +1,10 @@
 """A deployment (one release of an app, from queued to its end) and its log lines."""
+import json
+
 from django.db import models
 from django.utils import timezone
 
+from deployments import crypto
 from deployments.models.fields import ContainerListField, ServiceListField
 from deployments.validators import validate_git_ref
 
@@ -48,6 +51,11 @@ class Deployment(models.Model):
     # `include`d or `extends`ed file is read only there): {"roles": {role: [service, ...]},
     # "recreate": [why the web service is recreated], "notices": [what was not done as written]}.
     compose_summary = models.JSONField(default=dict, blank=True)
+    # Its services' pre_stop hooks as its compose file resolved them at deploy (engine/hooks.py),
+    # encrypted like the app's variables, which their environment may hold: {"web": [hook, ...],
+    # "services": {name: [hook, ...]}}. Whatever stops one of its containers runs them, a
+    # reconcile too, without reading the file again with today's settings.
+    encrypted_pre_stop = models.TextField(blank=True)
     # Image services (no build): service → {"reference": as written, "pinned": repository@sha256:...,
     # "image_id": ...}, as pulled at this deploy; a redeploy runs exactly these (engine/phases/pull.py).
     pinned_images = models.JSONField(default=dict, blank=True)
@@ -101,6 +109,16 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app.name}#{self.pk}"
+
+    @property
+    def pre_stop(self) -> dict:
+        """encrypted_pre_stop read ({} for a release recorded without hooks)."""
+        return json.loads(crypto.decrypt(self.encrypted_pre_stop)) if self.encrypted_pre_stop else {}
+
+    @staticmethod
+    def sealed_pre_stop(record: dict) -> str:
+        """The value of encrypted_pre_stop for `record`."""
+        return crypto.encrypt(json.dumps(record))
 
     @property
     def is_final(self) -> bool:

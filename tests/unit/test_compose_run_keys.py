@@ -1,13 +1,16 @@
 """How a release's services run together, as the file says: one-shot services (depends_on with
 service_completed_successfully), depends_on's long syntax, restart policies, networks and their
-aliases, hostname, stdin_open and lifecycle hooks. Read with rules.read_services directly: the
+aliases, hostname, stdin_open and lifecycle hooks (and what a deployment records of pre_stop). Read with rules.read_services directly: the
 bundled schema may predate the newest keys (post_start, depends_on.required)."""
+
 import pytest
 
 from deployments.compose.hooks import Hook
 from deployments.compose.project import ComposeError, Role
 from deployments.compose.rules import read_services
 from deployments.dockerd.containers import docker_policy
+from deployments.engine import hooks
+from deployments.models import Deployment
 
 
 def read(services: dict, **top):
@@ -139,3 +142,18 @@ def test_a_privileged_or_empty_hook_is_refused_by_name():
                      "(a hook runs confined as its container)",
                      "services.web.pre_stop[0].command: a command, as a string or a list of strings",
                      "services.web.pre_stop[1]: a mapping with a command"]
+
+
+def test_a_deployment_records_its_pre_stop_hooks_and_gets_them_back_as_they_were_read():
+    """What whatever stops its containers later runs (engine/hooks.py), encrypted: a hook's
+    environment may hold the app's variables, which are encrypted at rest."""
+    project = read({"web": {"build": ".", "pre_stop": [{"command": ["./drain"], "user": "1000", "working_dir": "/app",
+                                                         "environment": {"TOKEN": "s3cret-value"}}]},
+                    "db": {"build": ".", "volumes": ["data:/data"], "pre_stop": [{"command": "pg_ctl stop"}]},
+                    "w": {"build": "."}}, volumes={"data": {}})
+    stored = Deployment(encrypted_pre_stop=Deployment.sealed_pre_stop(hooks.recorded_pre_stop(project)))
+    assert "s3cret-value" not in stored.encrypted_pre_stop
+    assert hooks.web_pre_stop(stored) == project.web.pre_stop != ()
+    assert hooks.services_pre_stop(stored) == {"db": (Hook(command=("pg_ctl", "stop")),)}
+    recorded_before = Deployment()  # a release deployed before hooks were recorded: none
+    assert (hooks.web_pre_stop(recorded_before), hooks.services_pre_stop(recorded_before)) == ((), {})

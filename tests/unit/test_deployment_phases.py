@@ -66,6 +66,11 @@ class Recorder:
                             lambda id, timeout: self.calls.append(f"stop {id} {timeout}"))
         monkeypatch.setattr(retire, "DRAIN_POLL_INTERVAL", 0)
         monkeypatch.setattr(retire.release_files, "remove_unused", lambda app_name, app_id: [])
+        monkeypatch.setattr(retire, "run_pre_stop", self.pre_stop)
+
+    def pre_stop(self, hooks, *, service: str, container_id: str, grace_seconds: float, say) -> None:
+        shown = " ".join(word for hook in hooks for word in hook.command)
+        self.calls.append(f"pre_stop {service} {shown} in {container_id} within {grace_seconds}")
 
     def open_streams(self, old) -> OpenStreams:
         return OpenStreams(waiting=self.waiting.pop(0) if len(self.waiting) > 1 else self.waiting[0])
@@ -73,13 +78,15 @@ class Recorder:
 
 def release(holds_backend: bool = True) -> SimpleNamespace:
     return SimpleNamespace(holds_backend=holds_backend, containers=[SimpleNamespace(id="a"), SimpleNamespace(id="b")],
-                           app=SimpleNamespace(name="app"), app_id=1)
+                           app=SimpleNamespace(name="app", web_service="web"), app_id=1,
+                           pre_stop={"web": [{"command": ["./drain"], "user": "", "working_dir": "", "environment": []}]})
 
 
 def test_retiring_waits_for_the_requests_in_flight_then_stops_the_containers(monkeypatch):
     recorder, said = Recorder(monkeypatch, waiting=[2, 1, 0]), []
     retire.retire(release(), stop_timeout=7, say=said.append)
-    assert recorder.calls == ["withdraw", "stop a 7", "stop b 7", "close"]
+    assert recorder.calls == ["withdraw", "pre_stop web ./drain in a within 7", "stop a 7",
+                              "pre_stop web ./drain in b within 7", "stop b 7", "close"]
     assert said == ["The old release has no requests in flight"]
 
 
@@ -87,11 +94,13 @@ def test_retiring_cuts_what_still_waits_at_the_drain_timeout(monkeypatch):
     monkeypatch.setitem(settings.SWITCHYARD, "DRAIN_TIMEOUT", 0)
     recorder, said = Recorder(monkeypatch, waiting=[3]), []
     retire.retire(release(), stop_timeout=1, say=said.append)
-    assert recorder.calls == ["withdraw", "close", "stop a 1", "stop b 1", "close"]
+    assert recorder.calls == ["withdraw", "close", "pre_stop web ./drain in a within 1", "stop a 1",
+                              "pre_stop web ./drain in b within 1", "stop b 1", "close"]
     assert said == ["Drain timeout (0s): closing 3 request(s) still open on the old release"]
 
 
 def test_a_release_that_no_longer_holds_its_backend_is_only_stopped(monkeypatch):
     recorder = Recorder(monkeypatch, waiting=[5])
     retire.retire(release(holds_backend=False), stop_timeout=1, say=lambda text: None)
-    assert recorder.calls == ["stop a 1", "stop b 1", "close"]
+    assert recorder.calls == ["pre_stop web ./drain in a within 1", "stop a 1", "pre_stop web ./drain in b within 1",
+                              "stop b 1", "close"]

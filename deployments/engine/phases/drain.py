@@ -6,7 +6,6 @@ from deployments.dockerd import containers, images
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext
 from deployments.engine.chain import retire_previous_chain
-from deployments.engine.hooks import run_pre_stop
 from deployments.engine.retire import retire
 
 
@@ -20,11 +19,7 @@ def drain(ctx: DeploymentContext) -> None:
             containers.stop_and_remove(container.id, timeout=0)
         ctx.log.write(f"Removed the previous release (deployment #{previous.id})")
     else:
-        before_stop = ctx.companions.pre_stop.get(ctx.app.web_service, ())
-        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write,
-               before_stop=lambda container: run_pre_stop(before_stop, service=ctx.app.web_service,
-                                                          container_id=container.id,
-                                                          grace_seconds=ctx.web_stop_timeout(), say=ctx.log.write))
+        retire(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)
         ctx.say_web(f"Retired the previous release (deployment #{previous.id}, {previous.short_sha})")
     retire_previous_chain(ctx)
     ctx.companions.retire_replaced()

@@ -4,9 +4,10 @@ from deployments.compose.file import MAX_FILE_BYTES
 from deployments.compose.for_app import load_for_app, summary
 from deployments.compose.project import single_service
 from deployments.dockerd import daemon
-from deployments.engine import lifecycle
+from deployments.engine import hooks, lifecycle
 from deployments.engine.phases.context import DeploymentContext, PhaseFailed
 from deployments.git import repo_files, source
+from deployments.models import Deployment
 
 
 def fetch(ctx: DeploymentContext) -> None:
@@ -46,6 +47,8 @@ def load_project(ctx: DeploymentContext, *, quiet: bool = False) -> None:
     if not quiet and (problem := lifecycle.reserve_release(ctx.deployment,
                                                           sum(s.replicas for s in ctx.project.services))):
         raise PhaseFailed(ctx.deployment.phase, problem)
+    if not quiet:  # for whatever stops its containers later, a reconcile too (engine/hooks.py)
+        ctx.save(encrypted_pre_stop=Deployment.sealed_pre_stop(hooks.recorded_pre_stop(ctx.project)))
     reasons = ctx.project.web.recreate_reasons()
     if reasons and not ctx.recreate:
         ctx.recreate = True

@@ -4,7 +4,7 @@ release fails before its switch."""
 from deployments.dockerd import containers
 from deployments.engine import lifecycle
 from deployments.engine.phases.context import DeploymentContext
-from deployments.engine.retire import take_out_of_service
+from deployments.engine.retire import stop_web, take_out_of_service
 from deployments.traffic import changes
 
 
@@ -16,9 +16,9 @@ def stop_previous(ctx: DeploymentContext) -> None:
         return
     ctx.log.write("Recreate: stopping the running release first; HAProxy answers 503 until the new one is up")
     take_out_of_service(previous, say=ctx.log.write)
-    for container in previous.containers:
-        containers.stop(container.id, timeout=ctx.web_stop_timeout())
-        if ctx.project.web.container_name:  # the new one takes the name
+    stop_web(previous, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write, keep=True)
+    if ctx.project.web.container_name:  # the new one takes the name
+        for container in previous.containers:
             containers.set_aside(container, str(ctx.deployment.id))
     changes.close_sessions(previous)
     ctx.stopped_previous = True

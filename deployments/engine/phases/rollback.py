@@ -9,6 +9,7 @@ from deployments.engine import chain
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext, RolledBack
 from deployments.engine.phases.recreate import restart_previous
+from deployments.engine.retire import stop_web
 from deployments.models import Deployment
 from deployments.traffic import changes
 
@@ -36,9 +37,8 @@ def roll_back(ctx: DeploymentContext, reason: str) -> None:
     ctx.log.write(f"Rolled back in {(routed_at - detected) * 1000:.0f} ms: {reason}")
     changes.withdraw_backups(ctx.deployment)
     changes.withdraw_servers(ctx.deployment)
-    for container in ctx.deployment.containers:
-        containers.stop_and_remove(container.id, timeout=ctx.web_stop_timeout())
-    ctx.companions.undo()  # a stateful service this release replaced: the old one is back
+    stop_web(ctx.deployment, stop_timeout=ctx.web_stop_timeout(), say=ctx.log.write)  # it served: its pre_stop
+    ctx.companions.undo(served=True)  # a stateful service this release replaced: the old one is back
     release_files.remove_unused(ctx.app.name, ctx.app.id, ending=ctx.deployment.id)
     chain.remove_network(ctx)  # the old release's chain, on its own network, served on
     if ctx.canary is not None:

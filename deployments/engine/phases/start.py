@@ -41,8 +41,7 @@ def companions(ctx: DeploymentContext) -> Companions:
                       deadline_seconds=ctx.app.health_deadline)
     made.release_network = chain.network_of(ctx)
     if ctx.previous is not None:
-        made.pre_stop = hooks.pre_stop_hooks(ctx.previous.compose_text, web_service=ctx.app.web_service,
-                                             environment=ctx.environment)
+        made.pre_stop = hooks.services_pre_stop(ctx.previous)
     return made
 
 
