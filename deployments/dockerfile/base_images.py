@@ -4,7 +4,8 @@ Every image named is resolved as Docker resolves it (tag, ID, short ID, digest);
 not have is pulled first by the worker, so that its ONBUILD triggers can be checked and the
 canonical Dockerfile can name it by ID (the daemon then resolves nothing by name at build time).
 An image is usable when it is this app's own, or carries no Switchyard label and a tag outside
-the panel's `switchyard*` names. Anything else — another app's, the panel's, an intermediate
+the panel's `switchyard*` names (an app's hold tag on a pulled image, dockerd/pins.py, is no name
+of it to use: it neither counts as its tag nor refuses it). Anything else — another app's, the panel's, an intermediate
 layer, or a name nothing answers to even after a pull — is refused with one and the same message:
 different messages would tell a tenant which image IDs exist on the host. An image named from a
 registry the administrator did not list (SWITCHYARD_PULL_REGISTRIES; a name without a registry is
@@ -18,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image, is_hold_tag
 from deployments.dockerfile.syntax import Refused
 
 LABEL_PANEL = "switchyard.panel"  # on the panel's own images (compose/*.Dockerfile)
@@ -76,7 +77,8 @@ class ImageResolver:
                     and labels.get(LABEL_APP_ID) in (None, str(self.owner.app_id)))
         if LABEL_INSTANCE in labels or LABEL_PANEL in labels:
             return False
-        return bool(image.tags) and not any(_panel_name(tag) for tag in image.tags)
+        tags = [tag for tag in image.tags if not is_hold_tag(tag)]  # an app's hold on a pulled image (dockerd/pins.py)
+        return bool(tags) and not any(_panel_name(tag) for tag in tags)
 
     def _refuse_unlisted_registry(self, reference: str, what: str) -> None:
         """Checked before Docker is asked anything, so the answer never depends on what is local."""

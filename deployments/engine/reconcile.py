@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
-from deployments.dockerd import containers, daemon, images, networks, release_files, release_networks, volumes
+from deployments.dockerd import containers, daemon, images, networks, pins, release_files, release_networks, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.engine.retire import retire
@@ -303,6 +303,8 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
             containers.stop_and_remove(container.id, timeout=stop_timeout)
     if app_id is not None:
         volumes.remove_app_volumes(app_id)
+        for digest in pins.held_digests(app_id):  # its pulled images, unless another app holds them
+            pins.let_go(app_id, digest)
     if App.objects.filter(name=name).exists():
         return
     networks.remove_app_network(name)  # if a container is still attached, the periodic run removes it
