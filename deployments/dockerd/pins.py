@@ -34,8 +34,8 @@ def hold(app_id: int, pinned: str) -> bool:
 def held_digests(app_id: int) -> set[str]:
     """The digests (sha256:HEX) the app holds an image for."""
     digests = set()
-    for image in daemon.client().images.list(name=hold_repository(app_id)):
-        digests |= {"sha256:" + tag.rsplit(":" + HOLD_TAG_PREFIX, 1)[1] for tag in image.tags
+    for image in daemon.client().api.images(name=hold_repository(app_id)):  # a plain listing: no inspect
+        digests |= {"sha256:" + tag.rsplit(":" + HOLD_TAG_PREFIX, 1)[1] for tag in image.get("RepoTags") or ()
                     if tag.startswith(hold_repository(app_id) + ":" + HOLD_TAG_PREFIX)}
     return digests
 
