@@ -57,6 +57,8 @@ class ImageResolver:
                 ch.isspace() or not ch.isprintable() for ch in reference):
             raise Refused(f"{what} {reference!r} is not an image reference")
         self.check_registry(reference, what)
+        if is_hold_tag(_without_docker_hub(reference)):  # an app's hold on a pulled image is no name to use
+            raise Refused(f"{what} {reference}: {NOT_USABLE}")
         image = self.inspect(reference)
         if image is None and not _panel_name(reference) and self.pull(reference):  # no pulls of the panel's names
             image = self.inspect(reference)
@@ -107,6 +109,14 @@ def registry_of(reference: str) -> str:
         return "docker.io"
     host = first.lower()
     return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def _without_docker_hub(reference: str) -> str:
+    """The name as Docker lists it: Docker Hub's registry names dropped."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if reference.lower().startswith(prefix):
+            return reference[len(prefix):]
+    return reference
 
 
 def _panel_name(reference: str) -> bool:
