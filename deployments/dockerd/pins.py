@@ -40,6 +40,22 @@ def held_digests(app_id: int) -> set[str]:
     return digests
 
 
+def held_app_ids() -> set[int]:
+    """The apps (by id) this installation holds pulled images for."""
+    prefix = hold_repository(0).removesuffix("0")
+    return {int(tag[len(prefix):].split(":", 1)[0])
+            for image in daemon.client().api.images(name=prefix.rsplit("/", 1)[0] + "/*")
+            for tag in image.get("RepoTags") or () if tag.startswith(prefix) and is_hold_tag(tag)}
+
+
+def let_go_all(app_id: int) -> list[str]:
+    """A deleted app's holds let go of; returns the digests."""
+    digests = sorted(held_digests(app_id))
+    for digest in digests:
+        let_go(app_id, digest)
+    return digests
+
+
 def let_go(app_id: int, digest: str) -> list[str]:
     """Remove the app's hold on the image of `digest` (sha256:HEX); then, if nobody else holds or
     runs it, its registry references too (Docker removes the image with the last). Returns what

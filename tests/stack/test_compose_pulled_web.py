@@ -11,7 +11,7 @@ from deployments.application import apps as app_actions
 from deployments.application import deploys
 from deployments.application.errors import NotPossible
 from deployments.audit import Actor
-from deployments.dockerd import daemon, images
+from deployments.dockerd import daemon, images, pins
 from deployments.models import App, Deployment
 from tests.stack.test_compose_images import trusted
 from tests.support.apprepo import AppRepo, STAMP_AND_SERVE
@@ -144,6 +144,9 @@ def test_pulled_images_no_kept_release_uses_are_removed_unless_another_app_holds
     assert stack.get("pruneb.localhost") == (200, "v1") and stack.get("prunea.localhost") == (200, "v4")
     app_actions.delete_app("pruneb", actor=ACTOR)  # its containers stopped, its holds let go of
     eventually(lambda: not on_docker(releases[0].image), "the deleted app's pulled image removed", 60)
-    assert on_docker(releases[3].image)
+    assert on_docker(releases[3].image) and other.id not in pins.held_app_ids()
+    pins.hold(other.id + 1000, releases[3].image)  # an app deleted while no worker ran its removal
+    assert f"of deleted app #{other.id + 1000}" in stack.reconcile()
+    assert other.id + 1000 not in pins.held_app_ids() and on_docker(releases[3].image)  # the app still holds it
     with pytest.raises(NotPossible, match="no longer kept"):
         deploys.redeploy(releases[1], actor=ACTOR)  # no longer kept: the panel does not offer it

@@ -9,7 +9,8 @@ An image already on the host is used without a pull only if a deployment of this
 one another app pulled (with its own credentials) is pulled again, so that the registry checks
 this app's access. The app's registry credentials go with a pull only when the image names the registry they were
 stored for (never to another registry, nor to one a redirect leads to: dockerd gets them for
-that pull alone)."""
+that pull alone). Each pinned image is held for the app (dockerd/pins.py): no other app's prune
+removes it while this app keeps it."""
 from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
