@@ -7,6 +7,7 @@ Image is what Docker knows of an image, as far as the build check needs it. cont
 creates the containers (it owns their names), images.py the images; this module imports no
 Docker, so the models, the build check and the web process can use the values without it.
 """
+import re
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -40,6 +41,20 @@ def image_namespace() -> str:
     (`switchyard` for `main`): another installation's build never moves this one's tags."""
     instance = settings.SWITCHYARD["INSTANCE"]
     return "switchyard" if instance == "main" else f"switchyard-{instance}"
+
+
+# A pulled image's hold tag (dockerd/pins.py): one per app that keeps it, of any installation.
+HOLD_TAG = re.compile(r"^switchyard(-[^/:@]+)?\.pins/app-\d+:sha256-[0-9a-f]{64}$")
+
+
+def hold_repository(app_id: int) -> str:
+    """Where this installation's app `app_id` holds the images it pulled (by app id: a later app of
+    the same name holds nothing of the deleted one's)."""
+    return f"{image_namespace()}.pins/app-{app_id}"
+
+
+def is_hold_tag(tag: str) -> bool:
+    return bool(HOLD_TAG.match(tag))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Every image named is resolved as Docker resolves it (tag, ID, short ID, digest);
 not have is pulled first by the worker, so that its ONBUILD triggers can be checked and the
 canonical Dockerfile can name it by ID (the daemon then resolves nothing by name at build time).
 An image is usable when it is this app's own, or carries no Switchyard label and a tag outside
-the panel's `switchyard*` names. Anything else — another app's, the panel's, an intermediate
+the panel's `switchyard*` names (an app's hold tag on a pulled image, dockerd/pins.py, is no name
+of it to use: it neither counts as its tag nor refuses it). Anything else — another app's, the panel's, an intermediate
 layer, or a name nothing answers to even after a pull — is refused with one and the same message:
 different messages would tell a tenant which image IDs exist on the host. An image named from a
 registry the administrator did not list (SWITCHYARD_PULL_REGISTRIES; a name without a registry is
@@ -18,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, Image, is_hold_tag
 from deployments.dockerfile.syntax import Refused
 
 LABEL_PANEL = "switchyard.panel"  # on the panel's own images (compose/*.Dockerfile)
@@ -56,6 +57,8 @@ class ImageResolver:
                 ch.isspace() or not ch.isprintable() for ch in reference):
             raise Refused(f"{what} {reference!r} is not an image reference")
         self.check_registry(reference, what)
+        if is_hold_tag(_without_docker_hub(reference)):  # an app's hold on a pulled image is no name to use
+            raise Refused(f"{what} {reference}: {NOT_USABLE}")
         image = self.inspect(reference)
         if image is None and not _panel_name(reference) and self.pull(reference):  # no pulls of the panel's names
             image = self.inspect(reference)
@@ -76,7 +79,8 @@ class ImageResolver:
                     and labels.get(LABEL_APP_ID) in (None, str(self.owner.app_id)))
         if LABEL_INSTANCE in labels or LABEL_PANEL in labels:
             return False
-        return bool(image.tags) and not any(_panel_name(tag) for tag in image.tags)
+        tags = [tag for tag in image.tags if not is_hold_tag(tag)]  # an app's hold on a pulled image (dockerd/pins.py)
+        return bool(tags) and not any(_panel_name(tag) for tag in tags)
 
     def _refuse_unlisted_registry(self, reference: str, what: str) -> None:
         """Checked before Docker is asked anything, so the answer never depends on what is local."""
@@ -105,6 +109,14 @@ def registry_of(reference: str) -> str:
         return "docker.io"
     host = first.lower()
     return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def _without_docker_hub(reference: str) -> str:
+    """The name as Docker lists it: Docker Hub's registry names dropped."""
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if reference.lower().startswith(prefix):
+            return reference[len(prefix):]
+    return reference
 
 
 def _panel_name(reference: str) -> bool:

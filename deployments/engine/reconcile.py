@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
-from deployments.dockerd import containers, daemon, images, networks, release_files, release_networks, volumes
+from deployments.dockerd import containers, daemon, images, networks, pins, release_files, release_networks, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.engine.retire import retire
@@ -81,6 +81,7 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
         actions += _remove_orphan_networks()
         actions += _remove_orphan_volumes()
         actions += _remove_unused_files_volumes()
+        actions += _let_go_of_deleted_apps_images()
         changes.sync_all(hold=revived, release=stale)
         actions.append("HAProxy config, map and servers match the database")
         return actions
@@ -291,6 +292,14 @@ def _remove_unused_files_volumes() -> list[str]:
     return [f"removed files volume {name}" for name in release_files.remove_unused(keep=running)]
 
 
+def _let_go_of_deleted_apps_images() -> list[str]:
+    """Pulled images a deleted app still holds (its removal task never ran). Holds are listed
+    before the apps: an app created in between is among them."""
+    deleted = pins.held_app_ids() - set(App.objects.values_list("id", flat=True))
+    return [f"let go of the pulled image {digest[:19]} of deleted app #{app_id}"
+            for app_id in sorted(deleted) for digest in pins.let_go_all(app_id)]
+
+
 def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str,
                        app_id: int | None = None) -> None:
     """Right after an app was deleted: its deployments' containers, and, unless an app of the
@@ -303,6 +312,7 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
             containers.stop_and_remove(container.id, timeout=stop_timeout)
     if app_id is not None:
         volumes.remove_app_volumes(app_id)
+        pins.let_go_all(app_id)  # its pulled images, removed unless another app holds them
     if App.objects.filter(name=name).exists():
         return
     networks.remove_app_network(name)  # if a container is still attached, the periodic run removes it

@@ -2,6 +2,7 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from deployments import crypto
@@ -232,6 +233,16 @@ class App(models.Model):
         for deployment in self.deployments.filter(image__in=web_images).only("services"):
             kept |= {service.image for service in deployment.services}
         return kept
+
+    def kept_pinned_images(self, web_images: list[str]) -> set[str]:
+        """The pulled images (repository@sha256:...) the app keeps: those its kept releases (by their
+        web image, as kept_service_images) ran, and those of its deployments not ended yet (the one
+        deploying, a queued redeploy's release)."""
+        unfinished = self.deployments.exclude(state__in=Deployment.FINAL_STATES)
+        releases = self.deployments.filter(Q(image__in=web_images) | Q(pk__in=unfinished.values("redeploy_of"))
+                                           | ~Q(state__in=Deployment.FINAL_STATES))
+        return {entry["pinned"] for pinned in releases.values_list("pinned_images", flat=True)
+                for entry in pinned.values() if entry.get("pinned")}
 
     def environment(self) -> dict[str, str]:
         return {var.key: var.value for var in self.env_vars.all()}

@@ -35,7 +35,8 @@ class Deployment(models.Model):
     triggered_by = models.CharField(max_length=150, blank=True)
     ref = models.CharField(max_length=200, validators=[validate_git_ref])
     commit_sha = models.CharField(max_length=40, blank=True)
-    image = models.CharField(max_length=200, blank=True)
+    # A build's tag, or a pulled web service's repository@sha256:... (a reference may be 255 long, its digest 71 more).
+    image = models.CharField(max_length=400, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
     phase = models.CharField(max_length=10, blank=True)
     phase_times = models.JSONField(default=dict, blank=True)  # {"build": {"start": iso, "end": iso}}

@@ -93,11 +93,11 @@ class LocalRegistry:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
-        for image in daemon.client().images.list():
-            names = list(image.tags) + list(image.attrs.get("RepoDigests") or [])
+        for image in daemon.client().api.images():  # not images.list(): it inspects each, and fails on one
+            names = list(image.get("RepoTags") or []) + list(image.get("RepoDigests") or [])  # removed meanwhile
             if any(name.startswith(self.host + "/") for name in names):
                 try:
-                    daemon.client().images.remove(image.id, force=True)
+                    daemon.client().images.remove(image["Id"], force=True)
                 except docker.errors.APIError:
                     pass  # still used by a container the test did not remove: its own cleanup's job
         shutil.rmtree(self.root, ignore_errors=True)

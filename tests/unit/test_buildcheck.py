@@ -32,6 +32,11 @@ IMAGES = {
     "sha256:layer": Image("sha256:layer"),
     "triggered:1": Image("sha256:f", ("triggered:1",), onbuild=("ADD http://127.0.0.1/x /x",)),
 }
+# A pulled image two apps hold (dockerd/pins.py), and one only held, its registry tag moved on.
+HOLD = "switchyard.pins/app-3:sha256-" + "a" * 64
+IMAGES["pulled:1"] = Image("sha256:p", ("pulled:1", HOLD, "switchyard-other.pins/app-9:sha256-" + "a" * 64))
+IMAGES[HOLD] = IMAGES["docker.io/" + HOLD] = IMAGES["pulled:1"]
+IMAGES["switchyard.pins/app-3:sha256-" + "b" * 64] = Image("sha256:q", ("switchyard.pins/app-3:sha256-" + "b" * 64,))
 
 
 # What a registry would give a pull: nothing of these is here before the pull.
@@ -301,3 +306,11 @@ def test_a_registry_at_a_private_address_the_administrator_trusts_may_be_named()
     checked = check("FROM registry.internal:5000/x\n", owner=OWNER, build_args={}, inspect=lambda reference: tagged,
                     resolve_host=private, trusted_private=("registry.internal:5000",))
     assert checked.images
+
+
+def test_an_apps_hold_tag_on_a_pulled_image_is_neither_its_name_nor_a_reason_to_refuse_it():
+    """dockerd/pins.py tags a pulled image for each app that keeps it; the image is judged by its
+    registry tags as before, and a hold tag, however written, names nothing a build may use."""
+    assert _check("FROM pulled:1\n").images == ("pulled:1 (sha256:p)",)
+    for name in (HOLD, "docker.io/" + HOLD, "switchyard.pins/app-3:sha256-" + "b" * 64):
+        _assert_refused(f"FROM {name}\n", UNUSABLE)

@@ -1,8 +1,8 @@
 """The drain phase: a Compose app's workers replaced, the previous release retired
 (engine/retire.py: out of service, requests in flight finished, containers stopped), services
-this release replaced removed, files volumes no container uses removed, and old images pruned (the last successful ones stay for a
-rollback or a redeploy)."""
-from deployments.dockerd import containers, images
+this release replaced removed, files volumes no container uses removed, and old images pruned,
+built and pulled (the last successful releases' stay for a rollback or a redeploy)."""
+from deployments.dockerd import containers, images, pins
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext
 from deployments.engine.chain import retire_previous_chain
@@ -29,8 +29,15 @@ def drain(ctx: DeploymentContext) -> None:
 
 
 def prune_images(ctx: DeploymentContext) -> None:
+    """Images no kept release uses: the app's builds, and the pulled images it holds (dockerd/pins.py)."""
     app = ctx.app
-    kept = app.kept_service_images(app.kept_images(newest=ctx.deployment.image))
+    web_images = app.kept_images(newest=ctx.deployment.image)
+    kept = app.kept_service_images(web_images)
     removed = images.remove_images(t for t in images.app_images(app.image_repository()) if t not in kept)
     if removed:
         ctx.log.write(f"Removed old images: {', '.join(removed)}")
+    kept_digests = {pinned.rsplit("@", 1)[1] for pinned in app.kept_pinned_images(web_images)}
+    for digest in sorted(pins.held_digests(app.id) - kept_digests):
+        removed = pins.let_go(app.id, digest)
+        ctx.log.write(f"Let go of the pulled image {digest[:19]}: " + (
+            f"removed {', '.join(removed)}" if removed else "another app holds it, or a container was made from it"))

@@ -9,11 +9,12 @@ An image already on the host is used without a pull only if a deployment of this
 one another app pulled (with its own credentials) is pulled again, so that the registry checks
 this app's access. The app's registry credentials go with a pull only when the image names the registry they were
 stored for (never to another registry, nor to one a redirect leads to: dockerd gets them for
-that pull alone)."""
+that pull alone). Each pinned image is held for the app (dockerd/pins.py): no other app's prune
+removes it while this app keeps it."""
 from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
-from deployments.dockerd import builds, daemon, images
+from deployments.dockerd import builds, daemon, images, pins
 from deployments.dockerfile.base_images import ImageResolver, Owner, registry_of
 from deployments.dockerfile.syntax import Refused
 from deployments.engine.phases.context import Cancelled, DeploymentContext
@@ -44,6 +45,7 @@ def pin_service_image(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     if not pinned:
         raise Refused(f"{where} {spec.image}: Docker has no registry digest for it (an image made on this host, "
                       "never pulled); a release runs an image pinned by the digest its registry serves")
+    pins.hold(ctx.app.id, pinned)  # at once: another app's prune lets go of it only if no app holds it
     ctx.deployment.pinned_images[spec.name] = {"reference": spec.image, "pinned": pinned, "image_id": image.id}
     ctx.save(pinned_images=ctx.deployment.pinned_images)
     ctx.log.write(f"[{spec.name}] {spec.image} (pull_policy {policy}): runs {pinned} (image {image.id[:19]})")
@@ -51,24 +53,29 @@ def pin_service_image(ctx: DeploymentContext, spec: ServiceSpec) -> str:
 
 
 def ensure_pinned(ctx: DeploymentContext) -> None:
-    """A redeploy's image services: the digests its release ran, pulled by digest if Docker no
-    longer has them (through the same registry rules and bounds)."""
-    pinned_images = ctx.deployment.redeploy_of.pinned_images if ctx.deployment.redeploy_of_id else {}
-    if pinned_images:
-        ctx.save(pinned_images=pinned_images)
+    """The release's image services at their pinned digests (a redeploy's: those its release ran),
+    each held for the app (dockerd/pins.py, so that no prune takes it from under the release). One
+    Docker no longer has (removed by hand, or let go of in between) is pulled again by digest,
+    through the same registry rules and bounds."""
+    if ctx.deployment.redeploy_of_id and ctx.deployment.redeploy_of.pinned_images:
+        ctx.save(pinned_images=ctx.deployment.redeploy_of.pinned_images)
     for spec in ctx.project.services:
-        pinned = pinned_images.get(spec.name, {}).get("pinned")
-        if not pinned or images.image_exists(pinned):
-            continue
-        where = f"services.{spec.name}.image:"
-        _resolver(ctx, spec, pull_first=False, may_pull=True).check_registry(pinned, where)
-        try:
-            pulled = _pull(ctx, spec)(pinned)
-        except builds.BuildStopped:
-            raise Cancelled() from None
-        if not pulled:
-            raise daemon.RuntimeFailure(f"{where} {pinned} is gone from Docker and its registry; deploy again")
-        ctx.log.write(f"[{spec.name}] pulled {pinned} again by digest")
+        pinned = ctx.deployment.pinned_images.get(spec.name, {}).get("pinned")
+        if pinned and not pins.hold(ctx.app.id, pinned):
+            _pull_again(ctx, spec, pinned)
+            pins.hold(ctx.app.id, pinned)
+
+
+def _pull_again(ctx: DeploymentContext, spec: ServiceSpec, pinned: str) -> None:
+    where = f"services.{spec.name}.image:"
+    _resolver(ctx, spec, pull_first=False, may_pull=True).check_registry(pinned, where)
+    try:
+        pulled = _pull(ctx, spec)(pinned)
+    except builds.BuildStopped:
+        raise Cancelled() from None
+    if not pulled:
+        raise daemon.RuntimeFailure(f"{where} {pinned} is gone from Docker and its registry; deploy again")
+    ctx.log.write(f"[{spec.name}] pulled {pinned} again by digest")
 
 
 def credentials_for(app: App, reference: str) -> dict | None:
