@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0020_image_services'),
+        ('deployments', '0022_deployment_pre_stop'),
     ]
 
     operations = [
