@@ -225,3 +225,22 @@ def test_refused_images_name_the_service_and_a_private_registry_needs_the_apps_c
     failed = stack.wait(stack.deploy(other), timeout=120)  # the image is on the host, but not this app's to use
     assert failed.state == Deployment.State.FAILED and refused[db_image] in failed.error, failed.error
     assert "this app never pulled it: pulling it" in " ".join(failed.log_lines.values_list("text", flat=True))
+    _a_dockerfile_from_the_private_image_needs_the_apps_credentials_too(stack, tmp_path, db_image)
+
+
+def _a_dockerfile_from_the_private_image_needs_the_apps_credentials_too(stack, tmp_path, db_image: str) -> None:
+    """The image is on the host (privdb pulled it), but a build FROM it pulls it first, with this
+    app's credentials, so that its registry checks this app's access."""
+    repo = AppRepo(tmp_path / "from-repo")
+    (repo.path / "Dockerfile").write_text(f"FROM {db_image}\n"
+                                          'CMD ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/store"]\n')
+    repo._commit("FROM the private image")
+    app = stack.create_app(repo, name="frompriv", health_deadline=60)
+    failed = stack.wait(stack.deploy(app), timeout=120)
+    assert failed.state == Deployment.State.FAILED and failed.phase == "build", failed.error
+    assert f"FROM {db_image}: no image this app may use has that name" in failed.error, failed.error
+    registry_credentials.set_registry_credentials(app, host=db_image.split("/")[0], username="puller",
+                                                  password="pull-S3cret", actor=Actor.cli("test"))
+    built = stack.wait(stack.deploy(app), timeout=180)
+    assert built.state == Deployment.State.SUCCEEDED, built.error
+    assert stack.get("frompriv.localhost", "/health") == (200, "ok")

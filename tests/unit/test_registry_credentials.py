@@ -34,7 +34,7 @@ def test_no_credentials_without_a_host_or_username():
 
 def test_the_pinned_reference_is_the_digest_of_the_images_own_repository():
     digests = ("127.0.0.1:5000/other@sha256:" + "1" * 64, "127.0.0.1:5000/team/db@sha256:" + "2" * 64)
-    assert pull._pinned_reference("127.0.0.1:5000/team/db:1", digests) == digests[1]
-    assert pull._pinned_reference("docker.io/library/postgres:16", ("postgres@sha256:" + "3" * 64,)) == \
+    assert pull.pinned_reference("127.0.0.1:5000/team/db:1", digests) == digests[1]
+    assert pull.pinned_reference("docker.io/library/postgres:16", ("postgres@sha256:" + "3" * 64,)) == \
         "postgres@sha256:" + "3" * 64
-    assert pull._pinned_reference("postgres", ("mysql@sha256:" + "3" * 64,)) == ""
+    assert pull.pinned_reference("postgres", ("mysql@sha256:" + "3" * 64,)) == ""

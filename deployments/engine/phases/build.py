@@ -7,7 +7,7 @@ import json
 from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
-from deployments.dockerd import builds, images
+from deployments.dockerd import builds, images, pins
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES
 from deployments.dockerfile import build_context, check
 from deployments.engine.phases import pull
@@ -48,8 +48,8 @@ def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
         text = build_context.dockerfile_from_context(context, spec.dockerfile)
     owner = check.Owner(app=app.name, app_id=app.id, instance=settings.SWITCHYARD["INSTANCE"])
     try:
-        checked = check.check(text, owner=owner, build_args=dict(spec.build_args),
-                              inspect=images.image_facts, pull=lambda reference: _pull(ctx, reference),
+        inspect, pull_base = _base_images_for(ctx)
+        checked = check.check(text, owner=owner, build_args=dict(spec.build_args), inspect=inspect, pull=pull_base,
                               registries=settings.SWITCHYARD["PULL_REGISTRIES"],
                               trusted_private=settings.SWITCHYARD["PRIVATE_REGISTRIES"])
         ctx.checked[spec.name] = (checked, checked.target(spec.build_target))
@@ -63,9 +63,31 @@ def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
                   f"{', '.join(checked.images) or 'none'}")
 
 
-def _pull(ctx: DeploymentContext, reference: str) -> bool:
-    """A base image the check needs, pulled within the build's own timeout and cancel."""
-    return images.pull_image(reference, should_stop=ctx.cancel_requested_in_thread, timeout=ctx.app.build_timeout)
+def _base_images_for(ctx: DeploymentContext):
+    """(inspect, pull) for the check. An image Docker got from a registry counts as missing until
+    this build pulled it, with this app's credentials, so that its registry checks this app's
+    access: another app may have pulled it from a private registry with its own (the rule of
+    image services, pull.py). An image made on this host has no registry to ask. What is pulled
+    is held for the app (dockerd/pins.py) until the drain, so no other app's prune takes it
+    from under the build."""
+    pulled: set[str] = set()
+
+    def inspect(reference: str):
+        image = images.image_facts(reference)
+        if image is None or reference in pulled or not images.repo_digests(image.id):
+            return image
+        return None
+
+    def pull_base(reference: str) -> bool:
+        if not images.pull_image(reference, should_stop=ctx.cancel_requested_in_thread, timeout=ctx.app.build_timeout,
+                                 auth_config=pull.credentials_for(ctx.app, reference)):
+            return False
+        pulled.add(reference)
+        image = images.image_facts(reference)
+        if image and (pinned := pull.pinned_reference(reference, images.repo_digests(image.id))):
+            pins.hold(ctx.app.id, pinned)
+        return True
+    return inspect, pull_base
 
 
 def bases_of(checked: check.Checked) -> str:

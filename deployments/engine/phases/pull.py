@@ -41,7 +41,7 @@ def pin_service_image(ctx: DeploymentContext, spec: ServiceSpec) -> str:
         raise Cancelled() from None
     except builds.BuildFailed as failed:  # past the deadline or MAX_PULL_MB
         raise builds.BuildFailed(f"{where} {failed}") from None
-    pinned = _pinned_reference(spec.image, images.repo_digests(image.id))
+    pinned = pinned_reference(spec.image, images.repo_digests(image.id))
     if not pinned:
         raise Refused(f"{where} {spec.image}: Docker has no registry digest for it (an image made on this host, "
                       "never pulled); a release runs an image pinned by the digest its registry serves")
@@ -134,7 +134,7 @@ def _pull(ctx: DeploymentContext, spec: ServiceSpec):
     return pull
 
 
-def _pinned_reference(reference: str, repo_digests: tuple[str, ...]) -> str:
+def pinned_reference(reference: str, repo_digests: tuple[str, ...]) -> str:
     """The RepoDigest of the repository `reference` names (Docker writes Docker Hub's short)."""
     if "@sha256:" in reference:
         return reference
