@@ -91,8 +91,9 @@ def _base_images_for(ctx: DeploymentContext):
 
 
 def bases_of(checked: check.Checked) -> str:
-    """LABEL_BUILD_BASES: the IDs of the images the Dockerfile builds on, hashed."""
-    ids = sorted(images.image_id(reference) for reference in checked.images)
+    """LABEL_BUILD_BASES: the IDs of the images the Dockerfile builds on (each of checked.images
+    is `REFERENCE (ID)`), hashed."""
+    ids = sorted(used.rsplit(" (", 1)[-1].rstrip(")") for used in checked.images)
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
 
 
