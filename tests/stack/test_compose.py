@@ -14,6 +14,9 @@ from tests.support.composerepo import ComposeRepo
 from tests.support.stack import TEST_ACTOR
 
 PAGE = re.compile(r"^(v\d+) count=(\d+) writer=(\S*)$")
+# The health deadline for a release whose check never passes: verify waits that long, so it is
+# short (a release that must pass gets 60 s on a loaded machine).
+FAILING_DEADLINE = 10
 
 
 @pytest.fixture
@@ -98,6 +101,7 @@ def _v3_replaces_the_store_and_the_count_goes_on(stack, compose_repo: ComposeRep
 def _a_broken_web_release_is_refused_and_v3_runs_on(stack, compose_repo: ComposeRepo, app: App, host: str,
                                                     third: Deployment) -> None:
     """Refused before the switch; every v3 service keeps running."""
+    App.objects.filter(pk=app.pk).update(health_deadline=FAILING_DEADLINE)  # what never passes is waited for
     compose_repo.commit_release("v4", store_format=2, web_health=False)
     broken, load = deploy_under_load(stack, app, host)
     assert broken.state == Deployment.State.FAILED and broken.phase == "verify", broken.error
@@ -106,6 +110,7 @@ def _a_broken_web_release_is_refused_and_v3_runs_on(stack, compose_repo: Compose
     assert all(containers.state(c.id).running for s in third.services for c in s.containers)
     stack.eventually(lambda: page(stack, host)[2] == "worker-v3", "the v3 worker still writes", timeout=20)
     assert not any(c.deployment == str(broken.id) for c in containers.listed(app.name))
+    App.objects.filter(pk=app.pk).update(health_deadline=60)
 
 
 def _redeploy_v1_on_the_same_volume(stack, host: str, first: Deployment, count_before: int) -> None:
@@ -193,6 +198,7 @@ def test_service_healthy_and_the_web_services_healthcheck_gate_its_start_and_its
     app_repo.commit_version("v2")
     (app_repo.path / "compose.yaml").write_text(GATED.format(web_check='"false"', store_ready_after=STORE_READY_AFTER))
     app_repo._commit("compose v2")
+    App.objects.filter(pk=app.pk).update(health_deadline=FAILING_DEADLINE)
     second = stack.deploy_and_wait(app)
 
     assert second.state == Deployment.State.FAILED and second.phase == "verify", second.error
