@@ -56,7 +56,8 @@ def image_facts(reference: str) -> "Image | None":
     config = found.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
     return Image(id=found["Id"], tags=tuple(found.get("RepoTags") or ()), labels=config.get("Labels") or {},
-                 env=env, onbuild=tuple(config.get("OnBuild") or ()))
+                 env=env, onbuild=tuple(config.get("OnBuild") or ()),
+                 repo_digests=tuple(found.get("RepoDigests") or ()))
 
 
 def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, timeout: int | None = None,

@@ -124,3 +124,4 @@ class Image:
     labels: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     onbuild: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()  # `repository@sha256:...`: what a pull by digest leaves, with no tag

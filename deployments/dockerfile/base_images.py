@@ -79,8 +79,10 @@ class ImageResolver:
                     and labels.get(LABEL_APP_ID) in (None, str(self.owner.app_id)))
         if LABEL_INSTANCE in labels or LABEL_PANEL in labels:
             return False
-        tags = [tag for tag in image.tags if not is_hold_tag(tag)]  # an app's hold on a pulled image (dockerd/pins.py)
-        return bool(tags) and not any(_panel_name(tag) for tag in tags)
+        # Its registry names: tags, and `repository@sha256:...` (an image pulled by digest has no
+        # tag); an app's hold on a pulled image (dockerd/pins.py) is none.
+        names = [name for name in (*image.tags, *image.repo_digests) if not is_hold_tag(name)]
+        return bool(names) and not any(_panel_name(name) for name in names)
 
     def _refuse_unlisted_registry(self, reference: str, what: str) -> None:
         """Checked before Docker is asked anything, so the answer never depends on what is local."""

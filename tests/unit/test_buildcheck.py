@@ -37,6 +37,9 @@ HOLD = "switchyard.pins/app-3:sha256-" + "a" * 64
 IMAGES["pulled:1"] = Image("sha256:p", ("pulled:1", HOLD, "switchyard-other.pins/app-9:sha256-" + "a" * 64))
 IMAGES[HOLD] = IMAGES["docker.io/" + HOLD] = IMAGES["pulled:1"]
 IMAGES["switchyard.pins/app-3:sha256-" + "b" * 64] = Image("sha256:q", ("switchyard.pins/app-3:sha256-" + "b" * 64,))
+# An image pulled by digest: no tag, only its registry digest.
+BY_DIGEST = "postgres@sha256:" + "c" * 64
+IMAGES[BY_DIGEST] = Image("sha256:r", repo_digests=(BY_DIGEST,))
 
 
 # What a registry would give a pull: nothing of these is here before the pull.
@@ -314,3 +317,10 @@ def test_an_apps_hold_tag_on_a_pulled_image_is_neither_its_name_nor_a_reason_to_
     assert _check("FROM pulled:1\n").images == ("pulled:1 (sha256:p)",)
     for name in (HOLD, "docker.io/" + HOLD, "switchyard.pins/app-3:sha256-" + "b" * 64):
         _assert_refused(f"FROM {name}\n", UNUSABLE)
+
+
+def test_an_image_pulled_by_digest_is_usable_by_that_name_though_it_has_no_tag():
+    """`image: postgres@sha256:...` or `FROM postgres@sha256:...`: Docker keeps no tag for it, only
+    the digest; an untagged layer with no registry name stays refused."""
+    assert _check(f"FROM {BY_DIGEST}\n").images == (f"{BY_DIGEST} (sha256:r)",)
+    _assert_refused("FROM sha256:layer\n", UNUSABLE)
