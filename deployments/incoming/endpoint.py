@@ -1,4 +1,7 @@
 """The webhook endpoint, POST /hooks/<app>/: only records and enqueues (see application/pushes.py)."""
+import logging
+
+import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -9,6 +12,7 @@ from deployments.application import pushes
 from deployments.audit import client_address
 from deployments.models import App
 
+logger = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # GitHub caps payloads at 25 MB, but a push we act on is a few kB
 
 
@@ -33,4 +37,8 @@ def _rejection_within_budget(request: HttpRequest) -> bool:
     """Count one rejected delivery against the sender's address (REMOTE_ADDR; the cache is Redis,
     so every web worker shares the count); False once it has sent more this minute than allowed."""
     rate = f"{settings.WEBHOOK_REJECTIONS_PER_MINUTE}/m"
-    return not is_ratelimited(request, group="webhook-rejections", key="ip", rate=rate, increment=True)
+    try:
+        return not is_ratelimited(request, group="webhook-rejections", key="ip", rate=rate, increment=True)
+    except redis.RedisError:  # while Redis is away the count is lost; the delivery is refused all the same
+        logger.warning("webhook rejections not counted: Redis is unreachable")
+        return True

@@ -1,5 +1,10 @@
 """Fixtures of the web process's tests."""
+import time
+from types import SimpleNamespace
+
+import django_ratelimit.core
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from deployments import enqueue
@@ -21,6 +26,18 @@ def committed_per_request(db, monkeypatch, django_capture_on_commit_callbacks) -
             return send(self, **request)
 
     monkeypatch.setattr(Client, "request", request_then_commit)
+
+
+@pytest.fixture
+def full_rejection_budgets(redis_server, monkeypatch):
+    """Webhook tests: every test starts with untouched budgets of rejected deliveries (the test
+    client always comes from 127.0.0.1; the count is in the suite's Redis), inside one rate-limit
+    window: django-ratelimit's clock stands still, so no minute ends mid-test."""
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    for key in redis_server.scan_iter(match=f"{prefix}:*"):
+        redis_server.delete(key)
+    frozen = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: frozen))
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,9 @@ def delivery(name: str, secret: str = SECRET, **body_changes) -> tuple[dict, byt
     return recorded["expect"], body, headers
 
 
+# A rejected delivery is counted in Redis (incoming/endpoint.py): every test has it, with fresh budgets.
+pytestmark = pytest.mark.usefixtures("full_rejection_budgets")
+
 def send(client, body: bytes, headers: dict):
     content_type = headers.get("Content-Type", "application/json")
     sent = {k: v for k, v in headers.items() if k not in ("Content-Type", "Request-URL")}

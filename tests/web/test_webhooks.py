@@ -3,11 +3,8 @@ else is answered, recorded, and queues nothing."""
 import hashlib
 import hmac
 import json
-import time
 import uuid
-from types import SimpleNamespace
 
-import django_ratelimit.core
 import pytest
 from django.conf import settings
 
@@ -104,15 +101,7 @@ def app(committed_per_request) -> App:
     return App.objects.create(name="shop", repo_url=REPO_URL, branch="main", webhook_secret=SECRET)
 
 
-@pytest.fixture(autouse=True)
-def full_rejection_budgets(redis_server, monkeypatch):
-    """Every test starts with untouched budgets (the test client always comes from 127.0.0.1), inside
-    one rate-limit window: django-ratelimit's clock stands still, so no minute ends mid-test."""
-    prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    for key in redis_server.scan_iter(match=f"{prefix}:*"):
-        redis_server.delete(key)
-    frozen = time.time()
-    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: frozen))
+pytestmark = pytest.mark.usefixtures("full_rejection_budgets")
 
 
 def _post(client, body: bytes, headers: dict, name: str = "shop", address: str = "127.0.0.1"):
@@ -256,6 +245,17 @@ def test_redeliver_acts_on_the_recorded_push_again(client, app, redis_server, di
     again = WebhookDelivery.objects.exclude(pk=original.pk).get()
     assert again.redelivery_of_id == original.pk and again.status_code == 202
     assert list(Deployment.objects.values_list("commit_sha", flat=True)) == [SHA, SHA]
+
+
+def test_a_rejected_delivery_is_still_403_while_redis_is_down(client, app, dispatched, redis_server):
+    """The count of rejections is lost while Redis is away; the delivery is refused all the same,
+    never a 500."""
+    redis_server.stop()
+    try:
+        response = _post(client, *_tamper(*github()), address="192.0.2.68")
+    finally:
+        redis_server.start()
+    assert response.status_code == 403 and dispatched == []
 
 
 def test_a_forged_flood_gets_429_past_the_budget_and_signed_deliveries_still_queue(client, app, dispatched):
