@@ -3,7 +3,9 @@
 Each thread keeps one keep-alive connection (HTTPS with SNI when given a TLS context) (reconnecting after an error) and sends GET /
 (or `path`) with the app's Host header until told to stop, `max_requests` is reached, or `max_seconds`
 pass — it always ends by itself. With `body` (a function giving each request's body), it POSTs;
-each answer keeps the body it was sent for.
+each answer keeps the body it was sent for. With `pace`, a thread starts a request at most every
+`pace` seconds (the test suite's loads: enough to catch a gap of a few milliseconds, without
+spending the machine's CPU on thousands of CGI processes a second that the other tests need).
 """
 import http.client
 import ssl
@@ -50,8 +52,9 @@ class LoadResult:
 
 class Load:
     def __init__(self, port: int, host: str, threads: int = 4, max_requests: int = 10_000_000, max_seconds: float = 120,
-                 path: str = "/", tls: ssl.SSLContext | None = None, body: Callable[[], str] | None = None) -> None:
-        self.port, self.host, self.path, self.tls, self.body = port, host, path, tls, body
+                 path: str = "/", tls: ssl.SSLContext | None = None, body: Callable[[], str] | None = None,
+                 pace: float = 0.0) -> None:
+        self.port, self.host, self.path, self.tls, self.body, self.pace = port, host, path, tls, body, pace
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -104,5 +107,7 @@ class Load:
                 connection = None
             with self._lock:
                 self.result.answers.append(answer)
+            if self.pace:
+                time.sleep(max(0.0, started + self.pace - time.time()))
         if connection is not None:
             connection.close()

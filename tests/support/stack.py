@@ -19,6 +19,9 @@ TEST_ACTOR = Actor.cli("test")
 SPEC_FIELDS = {"branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
 
 
+LOAD_PACE = 0.01  # seconds between the starts of a load thread's requests
+
+
 class Stack:
     @property
     def port(self) -> int:
@@ -119,7 +122,8 @@ class Stack:
             connection.close()
 
     def load(self, host: str, **options) -> Load:
-        return Load(self.port, host, **options)
+        """A load through HAProxy; each of its threads sends up to 100 requests a second (load.py)."""
+        return Load(self.port, host, **{"pace": LOAD_PACE, **options})
 
     def wait_until_idle(self, timeout: float = 120) -> None:
         """Until no deployment is queued or running; after `timeout` the teardown goes on anyway."""
