@@ -19,7 +19,7 @@ TEST_ACTOR = Actor.cli("test")
 SPEC_FIELDS = {"branch", "dockerfile", "compose_file", "web_service", "port", "health_path", "domains", "env", "replicas", "zero_downtime"}
 
 
-LOAD_PACE = 0.01  # seconds between the starts of a load thread's requests
+LOAD_PACE = 0.02  # seconds between the starts of a load thread's requests: 4 threads, up to 200 a second
 
 
 class Stack:
@@ -122,7 +122,7 @@ class Stack:
             connection.close()
 
     def load(self, host: str, **options) -> Load:
-        """A load through HAProxy; each of its threads sends up to 100 requests a second (load.py)."""
+        """A load through HAProxy; each of its threads sends up to 50 requests a second (load.py)."""
         return Load(self.port, host, **{"pace": LOAD_PACE, **options})
 
     def wait_until_idle(self, timeout: float = 120) -> None:

@@ -25,7 +25,7 @@ from deployments.audit import Actor
 from deployments.models import ApiToken, App, Deployment, LogLine
 
 APP = "fuzzed"
-MAX_EXAMPLES = 35  # per operation and mode, each sent as both users (20 operations: ~80 s)
+MAX_EXAMPLES = 20  # per operation and mode, each sent as both users (26 operations: about 2,000 requests)
 SEED = 20261123  # the same cases every run, whatever else changes in this file
 # not_a_server_error is the point. The two conformance checks hold too: documented answers
 # have the documented shape and type. Left out: status_code_conformance (401/403/404/409/422
@@ -49,7 +49,7 @@ def test_no_request_to_the_api_gets_a_server_error(stack, app_repo, django_user_
 
     stack.wait_until_idle()  # what the fuzzed deploys queued has ended
     print(f"fuzzed {len(operations)} operations: {len(calls)} requests in {time.monotonic() - started:.0f} s")
-    assert len(operations) >= 14 and len(calls) > 2000
+    assert len(operations) >= 14 and len(calls) > len(operations) * MAX_EXAMPLES * 2  # of at most 4 per example
     assert not failures, "\n\n".join(failures[:10]) + f"\n\n{len(failures)} failures in all"
 
 
