@@ -16,7 +16,7 @@ from deployments.application import apps, deploys
 from deployments.application.app_settings import AppSpec
 from deployments.dockerd.values import Container
 from deployments.audit import Actor
-from deployments.dockerd import builds, containers, images
+from deployments.dockerd import builds, containers, image_removal, images
 from deployments.dockerd.values import LABEL_APP, image_namespace
 from deployments.models import App, Deployment
 
@@ -170,7 +170,7 @@ class NginxDeployer:
         self.front.remove(self.name)
         for container in containers.listed(self.name):
             containers.stop_and_remove(container.id, timeout=0)
-        images.remove_images(images.app_images(f"{image_namespace()}/{self.name}"))
+        image_removal.remove_images(images.app_images(f"{image_namespace()}/{self.name}"))
 
 
 def _nginx_config(workdir: Path, port: int, upstreams: dict[str, tuple[str, int]]) -> str:

@@ -4,7 +4,7 @@ from typing import BinaryIO, Callable
 import docker
 from django.conf import settings
 
-from deployments.dockerd import build_cgroup, cancel, daemon, networks
+from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, networks
 from deployments.dockerd.values import LABEL_APP, instance_labels
 
 
@@ -35,7 +35,7 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     api = _BuildClient(**docker.utils.kwargs_from_env())
     try:
         with build_cgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"],
-                                      daemon.cgroup_driver()) as cgroup:
+                                      daemon.cgroup_driver()) as cgroup, build_lock.building():
             if cgroup.problem:
                 on_line(f"(no process limit for this build's RUN steps: cannot make its cgroup: {cgroup.problem})")
             api.cgroup_parent = cgroup.path

@@ -1,8 +1,10 @@
 """Everything of this installation removed from Docker at once (tests, benchmarks)."""
 from django.conf import settings
 
-from deployments.dockerd import containers, daemon, networks
+from deployments.dockerd import containers, daemon, image_removal, networks
 from deployments.dockerd.values import LABEL_INSTANCE
+
+SET_ASIDE_WAIT = 300  # seconds
 
 
 def remove_instance_resources() -> None:
@@ -10,8 +12,9 @@ def remove_instance_resources() -> None:
     for container in containers.listed():
         containers.stop_and_remove(container.id, timeout=0)
     label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
-    for image in daemon.client().images.list(filters={"label": label}):
-        daemon.client().images.remove(image.id, force=True)
+    image_removal.remove_images([image.id for image in daemon.client().images.list(filters={"label": label})],
+                                force=True)
+    image_removal.remove_set_aside(wait=SET_ASIDE_WAIT)  # other installations' builds end by then
     for volume in daemon.client().volumes.list(filters={"label": label}):
         volume.remove(force=True)
     networks.remove_app_networks()

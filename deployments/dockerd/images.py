@@ -1,7 +1,7 @@
 """Images: inspected as a build would resolve them, pulled within bounds, listed and pruned per app."""
 import hashlib
 import json
-from typing import Callable, Iterable
+from typing import Callable
 
 import docker
 import docker.errors
@@ -139,16 +139,3 @@ def app_images(repository: str) -> list[str]:
             tags += [t for t in image.tags if t.startswith((repository + ":", repository + "/")) and t not in tags]
     return tags
 
-
-def remove_images(tags: Iterable[str]) -> list[str]:
-    """Remove images by tag; one still used by a container is left alone. Returns removed tags."""
-    removed = []
-    for tag in tags:
-        try:
-            daemon.client().images.remove(tag, noprune=False)
-            removed.append(tag)
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError:
-            pass  # in use by a container (e.g. a release still draining): next deploy retries
-    return removed

@@ -26,7 +26,7 @@ from django.utils import timezone
 from deployments.dockerd.values import Container, ListedContainer
 from deployments.engine import egress, lifecycle
 from deployments.git import source
-from deployments.dockerd import containers, daemon, images, networks, pins, release_files, release_networks, volumes
+from deployments.dockerd import containers, daemon, image_removal, images, networks, pins, release_files, release_networks, volumes
 from deployments.engine.locks import reconcile_lock
 from deployments.engine.logs import append
 from deployments.engine.retire import retire
@@ -82,6 +82,7 @@ def reconcile(lost: tuple[int, ...] = (), wait: float = 0) -> list[str]:
         actions += _remove_orphan_volumes()
         actions += _remove_unused_files_volumes()
         actions += _let_go_of_deleted_apps_images()
+        actions += _remove_set_aside_layers()
         changes.sync_all(hold=revived, release=stale)
         actions.append("HAProxy config, map and servers match the database")
         return actions
@@ -300,6 +301,12 @@ def _let_go_of_deleted_apps_images() -> list[str]:
             for app_id in sorted(deleted) for digest in pins.let_go_all(app_id)]
 
 
+def _remove_set_aside_layers() -> list[str]:
+    """Layers a removal set aside while a build ran (dockerd/image_removal.py), if none runs now."""
+    return ["removed the image layers set aside while builds ran"] if (
+        image_removal.set_aside() and image_removal.remove_set_aside()) else []
+
+
 def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, image_repository: str,
                        app_id: int | None = None) -> None:
     """Right after an app was deleted: its deployments' containers, and, unless an app of the
@@ -316,5 +323,5 @@ def remove_deleted_app(name: str, deployment_ids: list[int], stop_timeout: int, 
     if App.objects.filter(name=name).exists():
         return
     networks.remove_app_network(name)  # if a container is still attached, the periodic run removes it
-    images.remove_images(images.app_images(image_repository))
+    image_removal.remove_images(images.app_images(image_repository))
     source.delete_cache(name)

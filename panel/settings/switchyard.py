@@ -1,6 +1,7 @@
 """Switchyard's own settings (SWITCHYARD, and the webhook endpoint's budgets), each from an
 environment variable; defaults that contradict each other stop start-up."""
 import ipaddress
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -93,6 +94,9 @@ SWITCHYARD = {
     "REMOTE_CHECK_TIMEOUT": env_int("SWITCHYARD_REMOTE_CHECK_TIMEOUT", 20, minimum=1, maximum=300),
     "REMOTE_CHECK_MAX_MB": env_int("SWITCHYARD_REMOTE_CHECK_MAX_MB", 32, minimum=1, maximum=4096),
     "BUILD_TIMEOUT": env_int("SWITCHYARD_BUILD_TIMEOUT", 1800, minimum=1),
+    # Builds hold this file's lock shared, removals of their layers exclusively (dockerd/build_lock.py):
+    # every installation on one Docker daemon must name the same file (the compose stack: /data's).
+    "BUILD_LOCK_FILE": Path(env_str("SWITCHYARD_BUILD_LOCK_FILE", str(DATA_DIR / "build.lock"))),
     # A base image the build check pulls: its layers' sizes as the registry declares them, at most
     # this much in all (the pull also ends with the build's timeout and the deployment's cancel).
     "MAX_PULL_MB": env_int("SWITCHYARD_MAX_PULL_MB", 4096, minimum=1, maximum=2**20),

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from deployments.dockerfile import check
-from deployments.dockerd import daemon, images
+from deployments.dockerd import daemon, image_removal, images
 from deployments.models import Deployment, LogLine
 from tests.support.apprepo import SERVE, AppRepo
 
@@ -309,5 +309,5 @@ def test_a_base_image_pulled_for_the_check_has_its_onbuild_triggers_checked(stac
             _refused_in_build(stack.deploy_and_wait(app), "SWITCHYARD_PULL_REGISTRIES", "not from registry.example.org")
             assert stack.get("puller.localhost") == (200, "v1")
         finally:
-            images.remove_images([f"{name}:latest", f"{stored}:local"])
+            image_removal.remove_images([f"{name}:latest", f"{stored}:local"])
         assert hits == []

@@ -4,7 +4,7 @@ web containers start, a failing one leaving the running release serving; hostnam
 restart: on-failure:N policy applied; lifecycle hooks run with docker exec in a real container."""
 import pytest
 
-from deployments.dockerd import containers, daemon, networks
+from deployments.dockerd import build_lock, containers, daemon, image_removal, networks
 from deployments.dockerd.containers import ContainerLimits, RunOptions
 from deployments.dockerd.values import LABEL_APP, name_prefix
 from deployments.engine import hooks
@@ -64,13 +64,14 @@ def test_a_one_shot_service_runs_to_its_end_before_the_web_one_and_a_failing_one
 def busybox_container(app_repo):
     """A running container of a busybox image built here (nothing is pulled), removed afterwards."""
     app_repo.commit_version("v1")
-    image, _ = daemon.client().images.build(path=str(app_repo.path), tag=f"{name_prefix()}-hooks-test:1", rm=True)
+    with build_lock.building():
+        image, _ = daemon.client().images.build(path=str(app_repo.path), tag=f"{name_prefix()}-hooks-test:1", rm=True)
     container = containers.start_container(f"{name_prefix()}-hooks_test-1", image.id, 8000, {"GREETING": "hi"},
                                            {LABEL_APP: "hooks"}, ContainerLimits.defaults(), RunOptions())
     yield container
     containers.stop_and_remove(container.id, timeout=0)
     networks.remove_app_network("hooks")
-    daemon.client().images.remove(image.id, force=True)
+    image_removal.remove_images([image.id], force=True)
 
 
 def test_hooks_run_in_the_container_with_its_environment_and_a_failure_says_why(busybox_container):

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from deployments.dockerd import builds, images
+from deployments.dockerd import builds, image_removal, images
 from tests.support.registry import fake_registry
 
 GIB = 1024 ** 3
@@ -25,7 +25,7 @@ def registry():
 def pulled_images():
     references: list[str] = []
     yield references
-    images.remove_images(references)
+    image_removal.remove_images(references)
 
 
 def _name() -> str:

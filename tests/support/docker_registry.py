@@ -13,9 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import docker.errors
-
-from deployments.dockerd import daemon
+from deployments.dockerd import build_lock, daemon, image_removal
 
 REGISTRY = Path("/usr/bin/docker-registry")
 BUSYBOX = Path("/bin/busybox")
@@ -78,7 +76,8 @@ class LocalRegistry:
                 (context / "files" / path).write_text(text)
                 (context / "files" / path).chmod(0o755)
             (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY files /\nCMD {cmd}\n")
-            daemon.client().images.build(path=str(context), tag=reference, rm=True, forcerm=True)
+            with build_lock.building():  # its first layer is every busybox build's (build_lock.py)
+                daemon.client().images.build(path=str(context), tag=reference, rm=True, forcerm=True)
         repository, tag = reference.rsplit(":", 1)
         auth = {"username": self.username, "password": self.password} if self.username else None
         for line in daemon.client().api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
@@ -86,7 +85,7 @@ class LocalRegistry:
                 raise RuntimeError(f"push of {reference} failed: {line['error']}")
         digest = next(d for d in daemon.client().api.inspect_image(reference)["RepoDigests"]
                       if d.startswith(repository + "@")).split("@")[1]
-        daemon.client().images.remove(reference)  # a deploy pulls it
+        image_removal.remove_images([reference])  # a deploy pulls it
         return digest
 
     def stop(self) -> None:
@@ -96,8 +95,5 @@ class LocalRegistry:
         for image in daemon.client().api.images():  # not images.list(): it inspects each, and fails on one
             names = list(image.get("RepoTags") or []) + list(image.get("RepoDigests") or [])  # removed meanwhile
             if any(name.startswith(self.host + "/") for name in names):
-                try:
-                    daemon.client().images.remove(image["Id"], force=True)
-                except docker.errors.APIError:
-                    pass  # still used by a container the test did not remove: its own cleanup's job
+                image_removal.remove_images([image["Id"]], force=True)  # one a container still uses: its cleanup's
         shutil.rmtree(self.root, ignore_errors=True)

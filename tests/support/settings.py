@@ -8,12 +8,19 @@ import os
 import socket
 import tempfile
 import uuid
+from pathlib import Path
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _shared_build_lock() -> Path:
+    var = Path(__file__).resolve().parent.parent.parent / "var"
+    var.mkdir(exist_ok=True)
+    return var / "build.lock"
 
 
 def _own_installation_per_process() -> None:
@@ -42,6 +49,9 @@ run_id = _default("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
 if "SWITCHYARD_DATA_DIR" not in os.environ:  # subprocesses inherit the parent's
     _default("SWITCHYARD_DATA_DIR", tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-"))
 _default("SWITCHYARD_INSTANCE", f"test-{run_id}")
+# One lock file for every installation on this machine's dockerd: the test processes side by side
+# and the panel `make run` serves from this checkout (its data dir is var/): dockerd/build_lock.py.
+_default("SWITCHYARD_BUILD_LOCK_FILE", str(_shared_build_lock()))
 _default("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
 _default("SWITCHYARD_QUEUE", f"test-{run_id}")
 _default("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")

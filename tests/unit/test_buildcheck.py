@@ -37,6 +37,9 @@ HOLD = "switchyard.pins/app-3:sha256-" + "a" * 64
 IMAGES["pulled:1"] = Image("sha256:p", ("pulled:1", HOLD, "switchyard-other.pins/app-9:sha256-" + "a" * 64))
 IMAGES[HOLD] = IMAGES["docker.io/" + HOLD] = IMAGES["pulled:1"]
 IMAGES["switchyard.pins/app-3:sha256-" + "b" * 64] = Image("sha256:q", ("switchyard.pins/app-3:sha256-" + "b" * 64,))
+# A layer set aside while a build ran (dockerd/image_removal.py): another app's build cache.
+SET_ASIDE = "switchyard.set-aside:sha256-" + "d" * 64
+IMAGES[SET_ASIDE] = Image("sha256:s", (SET_ASIDE,))
 # An image pulled by digest: no tag, only its registry digest.
 BY_DIGEST = "postgres@sha256:" + "c" * 64
 IMAGES[BY_DIGEST] = Image("sha256:r", repo_digests=(BY_DIGEST,))
@@ -317,6 +320,12 @@ def test_an_apps_hold_tag_on_a_pulled_image_is_neither_its_name_nor_a_reason_to_
     assert _check("FROM pulled:1\n").images == ("pulled:1 (sha256:p)",)
     for name in (HOLD, "docker.io/" + HOLD, "switchyard.pins/app-3:sha256-" + "b" * 64):
         _assert_refused(f"FROM {name}\n", UNUSABLE)
+
+
+def test_a_layer_set_aside_while_a_build_ran_is_no_name_to_build_from():
+    """Its tag is the only name another app's intermediate layer (its source, COPYed in) has."""
+    _assert_refused(f"FROM {SET_ASIDE}\n", UNUSABLE)
+    _assert_refused(f"FROM scratch\nCOPY --from={SET_ASIDE} / /\n", UNUSABLE)
 
 
 def test_an_image_pulled_by_digest_is_usable_by_that_name_though_it_has_no_tag():

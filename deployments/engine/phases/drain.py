@@ -2,7 +2,7 @@
 (engine/retire.py: out of service, requests in flight finished, containers stopped), services
 this release replaced removed, files volumes no container uses removed, and old images pruned,
 built and pulled (the last successful releases' stay for a rollback or a redeploy)."""
-from deployments.dockerd import containers, images, pins
+from deployments.dockerd import containers, image_removal, images, pins
 from deployments.engine import release_files
 from deployments.engine.phases.context import DeploymentContext
 from deployments.engine.chain import retire_previous_chain
@@ -33,7 +33,7 @@ def prune_images(ctx: DeploymentContext) -> None:
     app = ctx.app
     web_images = app.kept_images(newest=ctx.deployment.image)
     kept = app.kept_service_images(web_images)
-    removed = images.remove_images(t for t in images.app_images(app.image_repository()) if t not in kept)
+    removed = image_removal.remove_images(t for t in images.app_images(app.image_repository()) if t not in kept)
     if removed:
         ctx.log.write(f"Removed old images: {', '.join(removed)}")
     kept_digests = {pinned.rsplit("@", 1)[1] for pinned in app.kept_pinned_images(web_images)}

@@ -1,0 +1,71 @@
+"""Removing images without breaking a build that runs meanwhile (build_lock.py says why it could).
+
+While no build runs, an image goes with its untagged parents, the layers its build left. While one
+runs, only the image itself goes, and its parent is set aside under a tag of this installation's
+(`<image namespace>.set-aside:sha256-<hex>`, a name no tenant may build from: base_images.py),
+so it is neither lost nor taken from the build; the next removal that finds no build running, or
+the periodic reconcile, removes what was set aside, with its own untagged parents."""
+from typing import Iterable
+
+import docker.errors
+
+from deployments.dockerd import build_lock, daemon, images
+from deployments.dockerd.values import image_namespace
+
+
+def remove_images(references: Iterable[str], force: bool = False) -> list[str]:
+    """Remove images by tag (or ID, with `force` even one with several tags); one still used by a
+    container is left alone (the next prune retries). Returns the references removed."""
+    with build_lock.no_build_running() as with_parents:
+        removed = [reference for reference in references if _remove(reference, with_parents, force)]
+        if with_parents:
+            _remove_set_aside()
+    return removed
+
+
+def set_aside() -> bool:
+    """Whether any layer is set aside (a plain listing: cheap enough for every reconcile)."""
+    return bool(daemon.client().api.images(name=_set_aside_repository(), quiet=True))
+
+
+def remove_set_aside(wait: float = 0) -> bool:
+    """Remove the parents set aside, once no build runs (waiting up to `wait` seconds); whether it could."""
+    with build_lock.no_build_running(wait) as free:
+        if free:
+            _remove_set_aside()
+    return free
+
+
+def _remove(reference: str, with_parents: bool, force: bool) -> bool:
+    api = daemon.client().api
+    try:
+        found = api.inspect_image(reference)
+        api.remove_image(reference, force=force, noprune=not with_parents)
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError:
+        return False  # in use by a container (e.g. a release still draining)
+    if not with_parents and found.get("Parent") and not images.image_exists(found["Id"]):
+        _set_aside(found["Parent"])
+    return True
+
+
+def _set_aside(parent_id: str) -> None:
+    try:
+        daemon.client().api.tag(parent_id, _set_aside_repository(), tag="sha256-" + parent_id.removeprefix("sha256:"))
+    except docker.errors.NotFound:
+        pass  # another installation removed it: it was no build's
+
+
+def _remove_set_aside() -> None:
+    api = daemon.client().api
+    for image in api.images(name=_set_aside_repository()):
+        for tag in image.get("RepoTags") or ():
+            try:
+                api.remove_image(tag, noprune=False)  # just the tag if a build has made a child of it since
+            except docker.errors.APIError:
+                pass  # removed meanwhile by another installation's removal
+
+
+def _set_aside_repository() -> str:
+    return f"{image_namespace()}.set-aside"
