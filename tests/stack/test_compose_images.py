@@ -4,7 +4,6 @@ from the repository, its `db` is pulled from 127.0.0.1:PORT, pinned by digest, k
 release deployed under load with its volume's counter going on, and a redeploy of the first
 release runs the digest it ran even after the tag was pushed again with another image."""
 import re
-from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
@@ -73,42 +72,7 @@ def push_db(registry: LocalRegistry, version: int) -> str:
                                DB_CMD)
 
 
-UNTRUSTED_PRIVATE = "10.0.0.1:5000"  # listed, at a private address, not trusted
-
-
-@contextmanager
-def trusted(celery_worker, served: LocalRegistry, keep_images: int | None = None):
-    """The registry, and the worker restarted trusting it (it is at a private address, on purpose refused
-    for tenants unless the administrator names it in SWITCHYARD_PRIVATE_REGISTRIES); keep_images:
-    SWITCHYARD_KEEP_IMAGES for the worker and this process."""
-    listed = ("docker.io", served.host, UNTRUSTED_PRIVATE)
-    env = {"SWITCHYARD_PULL_REGISTRIES": ",".join(listed), "SWITCHYARD_PRIVATE_REGISTRIES": served.host}
-    if keep_images is not None:
-        env["SWITCHYARD_KEEP_IMAGES"] = str(keep_images)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setitem(settings.SWITCHYARD, "PULL_REGISTRIES", listed)
-            patch.setitem(settings.SWITCHYARD, "PRIVATE_REGISTRIES", (served.host,))
-            patch.setitem(settings.SWITCHYARD, "KEEP_IMAGES", keep_images or settings.SWITCHYARD["KEEP_IMAGES"])
-            celery_worker.restart(**env)
-            yield served
-    finally:
-        celery_worker.restart()
-        served.stop()
-
-
-@pytest.fixture
-def registry(celery_worker, tmp_path):
-    with trusted(celery_worker, LocalRegistry(tmp_path / "registry").start()) as served:
-        yield served
-
-
-@pytest.fixture
-def auth_registry(celery_worker, tmp_path):
-    """A registry behind htpasswd: only the app's credentials pull from it."""
-    with trusted(celery_worker, LocalRegistry(tmp_path / "registry", username="puller",
-                                               password="pull-S3cret").start()) as served:
-        yield served
+UNTRUSTED_PRIVATE = settings.UNTRUSTED_PRIVATE_REGISTRY  # listed, at a private address, not trusted
 
 
 def page(stack, host: str) -> tuple[str, int, int]:

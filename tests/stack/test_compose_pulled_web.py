@@ -4,6 +4,7 @@ in awesome-compose's wordpress-mysql), against the real stack and a real registr
 redeployed from the panel's path, rolled back to in the watch, or redeployed after Docker lost the
 image; and pulled images no kept release uses are removed, but never one another app holds."""
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -13,7 +14,6 @@ from deployments.application.errors import NotPossible
 from deployments.audit import Actor
 from deployments.dockerd import daemon, images, pins
 from deployments.models import App, Deployment
-from tests.stack.test_compose_images import trusted
 from tests.support.apprepo import AppRepo, STAMP_AND_SERVE
 from tests.support.docker_registry import LocalRegistry
 from tests.support.eventually import eventually
@@ -40,18 +40,6 @@ def push_site(registry: LocalRegistry, version: str, health: str = "echo 'Status
     return registry.push_image("sy-test/site:1", {"www/index.html": version,
                                                   "www/cgi-bin/health": f"#!/bin/busybox sh\n{health}\n"},
                                STAMP_AND_SERVE)
-
-
-@pytest.fixture
-def registry(celery_worker, tmp_path):
-    with trusted(celery_worker, LocalRegistry(tmp_path / "registry").start()) as served:
-        yield served
-
-
-@pytest.fixture
-def registry_keeping_two(celery_worker, tmp_path):
-    with trusted(celery_worker, LocalRegistry(tmp_path / "registry").start(), keep_images=2) as served:
-        yield served
 
 
 def running_image(deployment: Deployment) -> str:
@@ -123,30 +111,29 @@ def on_docker(pinned: str) -> bool:
 
 
 @pytest.mark.slow
-def test_pulled_images_no_kept_release_uses_are_removed_unless_another_app_holds_them(
-        registry_keeping_two, stack, tmp_path):
-    registry = registry_keeping_two
+def test_pulled_images_no_kept_release_uses_are_removed_unless_another_app_holds_them(registry, stack, tmp_path):
     push_site(registry, "v1")
     app = make_app(stack, registry, tmp_path, "prunea")
     other = make_app(stack, registry, tmp_path, "pruneb")
     releases = [deployed(stack, stack.deploy(app))]
     shared = deployed(stack, stack.deploy(other))  # the same tag: the same image, held by both apps
     assert shared.image == releases[0].image
-    for version in ("v2", "v3", "v4"):  # KEEP_IMAGES=2: each deploy keeps itself and the one before
-        push_site(registry, version)
+    kept = settings.SWITCHYARD["KEEP_IMAGES"]
+    for version in range(2, kept + 3):  # the last deploy keeps itself and the kept - 1 before it
+        push_site(registry, f"v{version}")
         releases.append(deployed(stack, stack.deploy(app)))
-    assert len({release.image for release in releases}) == 4
+    assert len({release.image for release in releases}) == kept + 2
     assert not on_docker(releases[1].image)  # not kept, held by no other app: removed
-    log = list(releases[3].log_lines.values_list("text", flat=True))
+    log = list(releases[kept + 1].log_lines.values_list("text", flat=True))
     assert any(line.startswith("Let go of the pulled image") and releases[1].image in line for line in log), log
-    assert on_docker(releases[2].image) and on_docker(releases[3].image)  # kept
+    assert all(on_docker(release.image) for release in releases[2:])  # kept
     assert on_docker(releases[0].image)  # not kept by this app, but the other app runs it
-    assert stack.get("pruneb.localhost") == (200, "v1") and stack.get("prunea.localhost") == (200, "v4")
+    assert stack.get("pruneb.localhost") == (200, "v1") and stack.get("prunea.localhost") == (200, f"v{kept + 2}")
     app_actions.delete_app("pruneb", actor=ACTOR)  # its containers stopped, its holds let go of
     eventually(lambda: not on_docker(releases[0].image), "the deleted app's pulled image removed", 60)
-    assert on_docker(releases[3].image) and other.id not in pins.held_app_ids()
-    pins.hold(other.id + 1000, releases[3].image)  # an app deleted while no worker ran its removal
+    assert on_docker(releases[-1].image) and other.id not in pins.held_app_ids()
+    pins.hold(other.id + 1000, releases[-1].image)  # an app deleted while no worker ran its removal
     assert f"of deleted app #{other.id + 1000}" in stack.reconcile()
-    assert other.id + 1000 not in pins.held_app_ids() and on_docker(releases[3].image)  # the app still holds it
+    assert other.id + 1000 not in pins.held_app_ids() and on_docker(releases[-1].image)  # the app still holds it
     with pytest.raises(NotPossible, match="no longer kept"):
         deploys.redeploy(releases[1], actor=ACTOR)  # no longer kept: the panel does not offer it

@@ -4,8 +4,8 @@ images are built here (FROM scratch with Debian's static busybox) and pushed to 
 docker SDK. dockerd speaks plain HTTP to a 127.0.0.0/8 registry by default.
 
 `stop()` stops the registry and removes every image the test pushed or pulled from it."""
+import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,15 +19,12 @@ REGISTRY = Path("/usr/bin/docker-registry")
 BUSYBOX = Path("/bin/busybox")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class LocalRegistry:
+    """On the port the test settings list and trust (TEST_REGISTRY): the workers pull from it as
+    from a registry the administrator named in SWITCHYARD_PRIVATE_REGISTRIES."""
+
     def __init__(self, root: Path, *, username: str = "", password: str = "") -> None:
-        self.root, self.port = root, _free_port()
+        self.root, self.port = root, int(os.environ["SWITCHYARD_TEST_REGISTRY_PORT"])
         self.username, self.password = username, password
         self.process: subprocess.Popen | None = None
 

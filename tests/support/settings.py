@@ -89,6 +89,8 @@ _provider = f"http://127.0.0.1:{os.environ['SWITCHYARD_TEST_PROVIDER_PORT']}"
 _default("SWITCHYARD_GITHUB_API_URL", f"{_provider}/github")
 _default("SWITCHYARD_GITLAB_URL", f"{_provider}/gitlab")
 _default("SWITCHYARD_GITEA_URL", f"{_provider}/gitea")
+# The port of the registry image tests start (tests/support/docker_registry.py), one at a time.
+_default("SWITCHYARD_TEST_REGISTRY_PORT", str(_free_port()))
 
 from panel.settings import *  # noqa: E402,F401,F403
 
@@ -100,6 +102,14 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
 # The browser test serves the panel like `make run` does: collectstatic, then whitenoise.
 STATIC_ROOT = DATA_DIR / "static"  # noqa: F405
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request while it is missing
+
+# That registry is at a private address (loopback), refused for tenants unless the administrator
+# lists and trusts it: here it is from the start, as is a listed private registry nobody trusts, so
+# no image test restarts the workers to trust its registry.
+TEST_REGISTRY = f"127.0.0.1:{os.environ['SWITCHYARD_TEST_REGISTRY_PORT']}"
+UNTRUSTED_PRIVATE_REGISTRY = "10.0.0.1:5000"
+SWITCHYARD["PULL_REGISTRIES"] = (*SWITCHYARD["PULL_REGISTRIES"], TEST_REGISTRY, UNTRUSTED_PRIVATE_REGISTRY)  # noqa: F405
+SWITCHYARD["PRIVATE_REGISTRIES"] = (*SWITCHYARD["PRIVATE_REGISTRIES"], TEST_REGISTRY)  # noqa: F405
 
 # A password hashed for a test user need not resist an attacker: Django's default hasher takes a
 # few hundred milliseconds by design (seconds on a loaded 2-core machine), once per created user
