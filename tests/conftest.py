@@ -118,7 +118,8 @@ class Worker:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "panel", "worker", "--queues", *queues, "--concurrency", "4",
              "--loglevel", "info", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **env},
+            cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings",
+                           "SWITCHYARD_TEST_GIT_PROTOCOLS": "file:http", **env},  # tests/support/settings.py says why
             stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 

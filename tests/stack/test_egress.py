@@ -1,9 +1,10 @@
 """App containers and build steps cannot reach the host's own services, the cloud metadata
 address or private networks (engine/egress.py); an allow-listed address they can; a rule removed
-by hand is noticed by `manage.py egress --check` and put back by `--apply` (as at every start).
+by hand is noticed by `manage.py egress --check` and put back by `--apply` (as at every start;
+the command runs in the test's process).
 DNS to the nameservers dockerd uses passes, on a private address too, and nothing else there does."""
 import http.server
-import os
+import io
 import shutil
 import socket
 import subprocess
@@ -12,12 +13,16 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 
 from deployments.dockerd import containers, daemon, networks
 from deployments.dockerd.values import LABEL_INSTANCE
+from panel.env import env_networks, env_str
 from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,9 +160,32 @@ def _fetch_from(container_id: str, url: str) -> str:
     return result.output.decode(errors="replace")
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **env})
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# The settings a start reads from these variables, parsed as panel/settings/switchyard.py does.
+EGRESS_VARIABLES = {"SWITCHYARD_EGRESS_ALLOW": ("EGRESS_ALLOW", env_networks),
+                    "SWITCHYARD_EGRESS_RESOLV_CONF": ("EGRESS_RESOLV_CONF", lambda name: env_str(name, ""))}
+
+
+def _manage(command: str, option: str, **env: str) -> Ran:
+    """`manage.py egress OPTION` as a start with these variables runs it, in this process: a new
+    Django process per call costs seconds on a loaded machine, and the rules are the host's anyway."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in env.items():
+            patch.setenv(variable, value)
+            key, parse = EGRESS_VARIABLES[variable]
+            patch.setitem(settings.SWITCHYARD, key, parse(variable))
+        try:
+            call_command(command, option, stdout=out, stderr=err)
+        except CommandError as error:
+            return Ran(1, out.getvalue(), str(error))
+    return Ran(0, out.getvalue(), err.getvalue())
 
 
 def _build_probing(host: str, port: int, lan: str) -> str:

@@ -95,16 +95,8 @@ def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_try(stack, app_
     assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # 1 s, then 2 s (SWITCHYARD_EVENT_RETRY_SECONDS=1)
 
 
-@pytest.fixture
-def git_over_http(celery_worker):
-    """The suite lets git use local files only; this test's repository is served over HTTP."""
-    celery_worker.restart(SWITCHYARD_TEST_GIT_PROTOCOLS="file:http")
-    yield
-    celery_worker.restart()
-
-
 @pytest.mark.slow
-def test_a_gitea_push_marks_its_commit_pending_then_success_or_failure_on_gitea_only(stack, app_repo, git_over_http):
+def test_a_gitea_push_marks_its_commit_pending_then_success_or_failure_on_gitea_only(stack, app_repo):
     """The app's repository is served by "Gitea" over HTTP (git's dumb protocol, from a local
     server that also records the API calls); a real Gitea delivery (with GitHub's headers beside
     Gitea's) deploys, and every status goes to Gitea's API with the app's token, none to GitHub's."""

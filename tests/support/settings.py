@@ -62,8 +62,10 @@ _default("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
 _default("SWITCHYARD_DRAIN_TIMEOUT", "10")
 # Git may use no transport but local files here: a test (or the API fuzzer) that names an
 # https:// or ssh:// repository gets git's refusal at once, and no traffic leaves the machine.
-# A test whose repository is served over HTTP by a local server restarts the workers with
-# SWITCHYARD_TEST_GIT_PROTOCOLS=file:http (tests/stack/test_events.py).
+# The Celery workers also fetch over plain HTTP (tests/conftest.py sets
+# SWITCHYARD_TEST_GIT_PROTOCOLS=file:http for them), from the local servers of the tests whose
+# repository is served so (tests/stack/test_events.py): an app gets a repository only after the
+# panel, in the test process, has read it, so a fuzzed URL never reaches them.
 os.environ["GIT_ALLOW_PROTOCOL"] = os.environ.get("SWITCHYARD_TEST_GIT_PROTOCOLS", "file")
 # Most tests are about other phases; the watch tests set a window on their apps.
 _default("SWITCHYARD_DEFAULT_WATCH_WINDOW", "0")
