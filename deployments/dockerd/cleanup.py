@@ -12,8 +12,7 @@ def remove_instance_resources() -> None:
     for container in containers.listed():
         containers.stop_and_remove(container.id, timeout=0)
     label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
-    image_removal.remove_images([image.id for image in daemon.client().images.list(filters={"label": label})],
-                                force=True)
+    image_removal.remove_images(daemon.client().api.images(filters={"label": label}, quiet=True), force=True)
     image_removal.remove_set_aside(wait=SET_ASIDE_WAIT)  # other installations' builds end by then
     for volume in daemon.client().volumes.list(filters={"label": label}):
         volume.remove(force=True)

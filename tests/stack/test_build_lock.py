@@ -42,7 +42,11 @@ def _build(context: bytes, tag: str, said: list[str] | None = None) -> str:
 
 
 @pytest.fixture
-def tags():
+def tags(stack, app_repo):
+    """Tags to remove afterwards; the builds are of an app that exists (else reconcile, which the
+    worker's beat sends at its start, would remove the app's network as an orphan mid-build)."""
+    app_repo.commit_version("v1")
+    stack.create_app(app_repo, name=APP)
     made: list[str] = []
     yield made
     image_removal.remove_images(made)
@@ -53,8 +57,9 @@ def tags():
 def test_a_running_build_holds_the_lock_removals_wait_for(tags):
     tags.append(f"{image_namespace()}/{APP}:slow")
     said: list[str] = []
+    built: list[str] = []
     context = _context('RUN ["/bin/busybox", "sleep", "3"]\n').getvalue()
-    thread = threading.Thread(target=_build, args=(context, tags[0], said))
+    thread = threading.Thread(target=lambda: built.append(_build(context, tags[0], said)))
     thread.start()
     try:
         for _ in range(300):
@@ -66,6 +71,7 @@ def test_a_running_build_holds_the_lock_removals_wait_for(tags):
             assert free is False  # the build holds the lock for as long as it runs
     finally:
         thread.join(timeout=60)
+    assert built and images.image_exists(built[0]), said  # the build itself went through
     with build_lock.no_build_running(wait=NO_OTHER_BUILD_WITHIN) as free:
         assert free is True
 
