@@ -32,6 +32,9 @@ RECONCILE_INTERVAL = 2
 ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.settings", "SWITCHYARD_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL),
        "SWITCHYARD_HEARTBEAT_TIMEOUT": "90"}
 APP_NAME = f"periodic-{os.environ['SWITCHYARD_TEST_RUN']}"
+# Every test of the module with the same database access: pytest-django orders tests by it, which
+# would split the module in two and start `supervised` (two sets of workers swapped) twice.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class Supervised:
