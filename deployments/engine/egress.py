@@ -18,8 +18,8 @@ loopback address (a LAN resolver, dnsmasq on a bridge) would meet the rules abov
 through udp and tcp port 53 to exactly the nameservers dockerd uses (`nameservers()`), nothing else
 on those addresses.
 
-Chains are replaced atomically (iptables-restore --noflush) and the jumps put first in their
-chain; `ensure()` runs at every start (manage.py egress --apply, the worker's start), finds what
+Chains are replaced and the jumps put first in their chain in one transaction (iptables-restore
+--noflush); `ensure()` runs at every start (manage.py egress --apply, the worker's start), finds what
 is missing (a rule deleted by hand, a Docker restart that reordered DOCKER-USER) and repairs it.
 Chain names carry a hash of SWITCHYARD_INSTANCE: test runs side by side never touch each
 other's rules. IPv6 is not enabled on app networks, so IPv4 rules cover them.
@@ -27,6 +27,7 @@ other's rules. IPv6 is not enabled on app networks, so IPv4 rules cover them.
 import fcntl
 import hashlib
 import ipaddress
+import re
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,7 +81,8 @@ def expected() -> Rules:
                *[("-d", cidr, "-j", "RETURN") for cidr in allowed], *_dns_rules(),
                ("-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"),
                ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")]
-    comment = ("-m", "comment", "--comment", f"switchyard {settings.SWITCHYARD['INSTANCE']}"[:200])
+    instance = re.sub(r"[^\w.-]", "-", settings.SWITCHYARD["INSTANCE"])  # it goes into iptables-restore's input
+    comment = ("-m", "comment", "--comment", f"switchyard {instance}"[:200])
     interfaces = [f"{prefix}+"] + [b for b in _bridges() if not b.startswith(prefix)]
     jumps = [(chain, ("-i", interface, *comment, "-j", target)) for interface in interfaces
              for chain, target in (("DOCKER-USER", forward_chain), ("INPUT", input_chain))]
@@ -162,10 +164,6 @@ def ensure() -> list[str]:
         problems = missing(rules)
         if problems:
             _restore(rules)
-            for chain, rule in rules.jumps:
-                while _iptables("-C", chain, *rule, check=False).returncode == 0:  # duplicates, or not first
-                    _iptables("-D", chain, *rule)
-                _iptables("-I", chain, "1", *rule)
             still = missing(rules)
             if still:
                 raise EgressError("egress rules could not be installed: " + "; ".join(still))
@@ -186,11 +184,26 @@ def remove() -> None:
 
 
 def _restore(rules: Rules) -> None:
-    """Both chains replaced in one transaction: never a moment with half of them."""
+    """Both chains replaced and every jump put first, in one transaction: never a moment with half
+    of the rules, or with a jump taken out to be put back first (a build step's request to the LAN
+    got through such a moment while another process repaired the rules)."""
     lines = ["*filter", f":{rules.forward_chain} - [0:0]", f":{rules.input_chain} - [0:0]"]
-    lines += [" ".join(("-A", rules.forward_chain, *rule)) for rule in rules.forward]
-    lines += [" ".join(("-A", rules.input_chain, *rule)) for rule in rules.input]
+    lines += [_line("-A", rules.forward_chain, *rule) for rule in rules.forward]
+    lines += [_line("-A", rules.input_chain, *rule) for rule in rules.input]
+    for chain, rule in rules.jumps:  # each copy out (duplicates, or not first), then one in first
+        lines += [_line("-D", chain, *rule)] * _copies(chain, rule)
+        lines.append(_line("-I", chain, "1", *rule))
     _run(["iptables-restore", "-w", "5", "--noflush"], input="\n".join(lines + ["COMMIT", ""]))
+
+
+def _line(*words: str) -> str:
+    """One iptables-restore line; a word with spaces (the comment) in quotes."""
+    return " ".join(f'"{word}"' if " " in word else word for word in words)
+
+
+def _copies(chain: str, rule: tuple[str, ...]) -> int:
+    """How many times this jump (its interface and target) is in the chain."""
+    return sum(1 for line in _chain_rules(chain) or [] if f"-i {rule[1]} " in line and line.endswith(f"-j {rule[-1]}"))
 
 
 def _chain_rules(chain: str) -> list[str] | None:

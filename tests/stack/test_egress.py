@@ -282,3 +282,36 @@ def test_containers_resolve_through_dockerds_nameservers_on_private_addresses_an
             _manage("egress", "--apply")  # the rules of this run's worker again
 
 
+
+
+def _jumps_missing_from(saved: str, rules) -> list[str]:
+    """The jumps of `rules` not in an `iptables-save` listing."""
+    lines = saved.splitlines()
+    return [f"{chain} {rule[1]}" for chain, rule in rules.jumps
+            if not any(line.startswith(f"-A {chain} -i {rule[1]} ") and line.endswith(f"-j {rule[-1]}") for line in lines)]
+
+
+def test_a_repair_never_takes_a_jump_out_even_for_a_moment(stack):
+    """Every repair puts the jumps first in the same transaction that replaces the chains: a
+    listing taken at any moment during repairs has every jump (a jump taken out and put back in
+    two steps once let a build step reach the LAN while another process repaired the rules)."""
+    from deployments.engine import egress
+    rules, gaps, stop = egress.expected(), [], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=20).stdout
+            gaps.extend(_jumps_missing_from(saved, rules))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(20):  # a harmless difference (one more reject), then a repair of it
+            subprocess.run(["iptables", "-w", "5", "-A", rules.forward_chain, "-d", "192.0.2.1/32", "-j", "REJECT"],
+                           check=True, timeout=20)
+            assert any("differs" in problem for problem in egress.ensure())
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert gaps == [], f"listings without a jump: {gaps[:5]}"
+    assert egress.missing(rules) == []
