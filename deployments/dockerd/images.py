@@ -10,7 +10,7 @@ import requests
 from docker.types.daemon import CancellableStream
 
 from deployments.dockerd import builds, cancel, daemon
-from deployments.dockerd.values import LABEL_BUILD_BASES, LABEL_INSTANCE, Image
+from deployments.dockerd.values import LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE, Image
 
 
 def image_id(tag: str) -> str:
@@ -26,12 +26,33 @@ def built_from(tag: str) -> str:
     (LABEL_BUILD_BASES, a step too). Two builds of the same files and bases are equal here even
     when the build cache gave them different IDs: the classic builder takes the newest of sibling
     cache entries, so a build that raced with another one, or whose cache was pruned, makes a new
-    image of the same files. "" for an image without the label (pulled, or built before it)."""
+    image of the same files. "" for an image without the label (pulled, or built before it).
+    Each build label is a step of its own; LABEL_SOURCE's is left out: it names the whole build
+    context's git tree, which a commit changes without changing what this image is made of."""
     facts = image_facts(tag)
     if facts is None or LABEL_BUILD_BASES not in facts.labels:
         return ""
     steps = [entry.get("CreatedBy", "") for entry in daemon.client().api.history(tag)]
+    steps = [step for step in steps if f"LABEL {LABEL_SOURCE}=" not in step]
     return hashlib.sha256(json.dumps(steps).encode()).hexdigest()
+
+
+def built_from_source(repository: str, source: str, app_id: int) -> str:
+    """The ID of an image of `repository` this installation built for app `app_id` from `source`
+    (LABEL_SOURCE), or ""."""
+    wanted = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP_ID}={app_id}", f"{LABEL_SOURCE}={source}"]
+    found = daemon.client().api.images(name=repository, filters={"label": wanted}, quiet=True)
+    return found[0] if found else ""
+
+
+def tag_image(image_id: str, tag: str) -> bool:
+    """Give the image one more tag; False if Docker no longer has it."""
+    repository, name = tag.rsplit(":", 1)
+    try:
+        daemon.client().api.tag(image_id, repository, tag=name)
+    except docker.errors.NotFound:
+        return False
+    return True
 
 
 def image_exists(tag: str) -> bool:

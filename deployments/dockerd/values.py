@@ -20,6 +20,9 @@ LABEL_SERVICE = "switchyard.service"
 # build that its history (images.built_from) does not show. Constant while the bases are, so
 # the build cache still serves every step.
 LABEL_BUILD_BASES = "switchyard.build-bases"
+# On a built image: what it was built from (the build context's git tree, the checked Dockerfile,
+# its target and build arguments), hashed: a later build of the same source reuses the image.
+LABEL_SOURCE = "switchyard.source"
 LABEL_APP_ID = "switchyard.app-id"  # on volumes: a new app of a deleted one's name never gets its data
 
 

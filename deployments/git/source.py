@@ -220,6 +220,14 @@ def archive(app_name: str, sha: str, directory: str = ".") -> BinaryIO:
     return output
 
 
+def tree_id(app_name: str, sha: str, directory: str = ".") -> str:
+    """The git tree of that commit's directory: equal for two commits exactly when their files there are."""
+    tree = f"{sha}^{{tree}}" if directory in ("", ".") else f"{sha}:{directory}"
+    result = _git(["rev-parse", "--verify", "--end-of-options", tree], cwd=cache_dir(app_name))
+    _checked(result, f"read the tree of {directory!r} in commit {sha[:12]}")
+    return result.stdout.decode().strip()
+
+
 def read_file(app_name: str, sha: str, path: str, max_bytes: int) -> str:
     """One file of that commit (a compose file), as text; refused above max_bytes (before reading it)."""
     return _read(cache_dir(app_name), sha, path, max_bytes)

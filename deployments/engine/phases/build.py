@@ -1,6 +1,7 @@
 """The build phase: every service's Dockerfile checked before the first build starts
 (dockerfile/check.py), then each service's image built from the checked Dockerfile and tagged
-with the commit."""
+with the commit; or, when an image built earlier for the app has the same source (its build
+context's git tree, Dockerfile and build arguments), that image tagged with the commit instead."""
 import hashlib
 import json
 
@@ -8,7 +9,7 @@ from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
 from deployments.dockerd import builds, images, pins
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_SOURCE
 from deployments.dockerfile import build_context, check
 from deployments.engine.phases import pull
 from deployments.engine.phases.context import Cancelled, DeploymentContext
@@ -97,14 +98,40 @@ def bases_of(checked: check.Checked) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
 
 
+def source_of(ctx: DeploymentContext, spec: ServiceSpec) -> tuple[str, str]:
+    """(LABEL_SOURCE, the build context's git tree): everything a build reads, hashed. The tree
+    is equal for two commits exactly when the context's files are; the checked Dockerfile names
+    its base images by ID, so a base that moved makes another source."""
+    checked, target = ctx.checked[spec.name]
+    tree = source.tree_id(ctx.app.name, ctx.deployment.commit_sha, spec.build_context)
+    facts = {"tree": tree, "dockerfile": checked.dockerfile, "bases": bases_of(checked), "target": target,
+             "build_args": sorted(dict(spec.build_args).items())}
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest(), tree
+
+
+def reuse_image(ctx: DeploymentContext, spec: ServiceSpec, source_key: str, tree: str) -> bool:
+    """Tag the image an earlier build made from the same source with this commit, if Docker still
+    has it: a redeploy, or a commit that changed nothing the build reads, builds nothing."""
+    tag = image_tag(ctx, spec)
+    image_id = images.built_from_source(tag.rsplit(":", 1)[0], source_key, ctx.app.id)
+    if not image_id or not images.tag_image(image_id, tag):
+        return False
+    ctx.log.write(f"{_prefix(ctx, spec)}Reused image {image_id.removeprefix('sha256:')[:12]} as {tag}, no build: "
+                  f"its build context (git tree {tree[:12]}), Dockerfile and build arguments are unchanged")
+    return True
+
+
 def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     app, tag, prefix = ctx.app, image_tag(ctx, spec), _prefix(ctx, spec)
+    source_key, tree = source_of(ctx, spec)
+    if reuse_image(ctx, spec, source_key, tree):
+        return tag
     try:
         checked, target = ctx.checked[spec.name]
         with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
             dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
             labels = {LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
-                      LABEL_BUILD_BASES: bases_of(checked)}
+                      LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key}
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,

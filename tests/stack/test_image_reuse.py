@@ -1,0 +1,45 @@
+"""A deploy whose build would read exactly what an earlier build of the app read (the build
+context's git tree, the checked Dockerfile, its target and build arguments) reuses that image and
+builds nothing (engine/phases/build.py); a changed source is built, and another app never gets
+this app's image, whatever its source."""
+from deployments.dockerd import images
+from deployments.models import Deployment
+
+REUSED = "Reused image "
+
+
+def _log(deployment: Deployment) -> list[str]:
+    return list(deployment.log_lines.values_list("text", flat=True))
+
+
+def test_an_unchanged_tree_reuses_its_image_and_a_changed_one_never_does(stack, app_repo):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo, name="reuse")
+    first = stack.deploy_and_wait(app)
+    assert first.state == Deployment.State.SUCCEEDED, first.error
+    assert not any(line.startswith(REUSED) for line in _log(first))
+
+    app_repo._git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "--allow-empty",
+                  "-m", "nothing the build reads")
+    second = stack.deploy_and_wait(app)
+
+    assert second.state == Deployment.State.SUCCEEDED, second.error
+    assert second.commit_sha != first.commit_sha and second.image.endswith(second.commit_sha[:12])
+    assert images.image_id(second.image) == images.image_id(first.image)
+    log = _log(second)
+    assert any(line.startswith(REUSED) and second.image in line and "unchanged" in line for line in log), log
+    assert not any(line.startswith("Step ") for line in log), log  # no build ran
+    assert stack.get("reuse.localhost") == (200, "v1")
+
+    app_repo.commit_version("v2")
+    third = stack.deploy_and_wait(app)
+
+    assert third.state == Deployment.State.SUCCEEDED, third.error
+    assert not any(line.startswith(REUSED) for line in _log(third))
+    assert images.image_id(third.image) != images.image_id(first.image)
+    assert stack.get("reuse.localhost") == (200, "v2")
+
+    other = stack.deploy_and_wait(stack.create_app(app_repo, name="reuseother"))  # the same commit, another app
+    assert other.state == Deployment.State.SUCCEEDED, other.error
+    assert not any(line.startswith(REUSED) for line in _log(other))
+    assert images.image_id(other.image) != images.image_id(third.image)
