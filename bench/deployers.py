@@ -7,6 +7,8 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,11 +34,17 @@ class DeployRecord:
     end: float
     outcome: str  # succeeded | failed | rolled_back
     health_ok: float | None = None  # when the new release was known healthy (switch may follow)
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (Switchyard)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (PHASES), both methods
     # From Switchyard's own log: HAProxy's UP seen → HAProxy routes to the new release, and
     # trouble detected → HAProxy routes back to the old one.
     routed_ms: float | None = None
     rollback_ms: float | None = None
+
+
+# Where a deploy's time goes, in order, for both methods: queued (the deploy asked for → a worker
+# starts it) and finish (the last phase's end → the deployment recorded final) are Switchyard's
+# own bookkeeping; Dokku's method has neither, and no canary or watch.
+PHASES = ("queued", "fetch", "build", "start", "verify", "canary", "switch", "watch", "drain", "finish")
 
 
 def _number(pattern: re.Pattern, text: str) -> float | None:
@@ -71,7 +79,7 @@ class SwitchyardDeployer:
         verify = deployment.phase_times.get("verify", {})
         health_ok = _timestamp(verify.get("end")) if deployment.phase_duration("verify") is not None and \
             deployment.state != Deployment.State.FAILED else None
-        phases = {p: deployment.phase_duration(p) or 0.0 for p in Deployment.PHASES}
+        phases = _switchyard_phases(deployment)
         log = "\n".join(deployment.log_lines.values_list("text", flat=True))
         return DeployRecord(release, deployment.created_at.timestamp(), deployment.finished_at.timestamp(),
                             deployment.state, health_ok, phases,
@@ -79,6 +87,33 @@ class SwitchyardDeployer:
 
     def close(self) -> None:
         apps.delete_app(self.name, actor=Actor.cli("bench"))
+
+
+def _switchyard_phases(deployment: Deployment) -> dict[str, float]:
+    phases = {p: deployment.phase_duration(p) or 0.0 for p in Deployment.PHASES}
+    starts = [_timestamp(t.get("start")) for t in deployment.phase_times.values() if t.get("start")]
+    ends = [_timestamp(t.get("end")) for t in deployment.phase_times.values() if t.get("end")]
+    if starts:
+        phases["queued"] = min(starts) - deployment.created_at.timestamp()
+    if ends:
+        phases["finish"] = max(0.0, deployment.finished_at.timestamp() - max(ends))
+    return phases
+
+
+class _PhaseClock:
+    """Seconds per phase of one deploy of Dokku's method, phase by phase."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.time()
+        try:
+            yield
+        finally:
+            self.phases[name] = time.time() - began
 
 
 class NginxFront:
@@ -133,25 +168,27 @@ class NginxDeployer:
         return f"{self.name}.localhost"
 
     def deploy(self, release: Release) -> DeployRecord:
-        start = time.time()
-        sha = self.repo.commit_release(release)
-        tag = f"{image_namespace()}/{self.name}:{sha[:12]}"
-        builds.build_image(io.BytesIO(self._archive(sha)), tag, "Dockerfile", {LABEL_APP: self.name}, lambda line: None)
-        new = containers.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
-                                                 containers.ContainerLimits.defaults())
-        health_ok = self._wait_healthy(new)
+        sha = self.repo.commit_release(release)  # the push, before either method's deploy starts
+        clock = _PhaseClock()
+        with clock.phase("fetch"):
+            archive = archive_commit(self.repo, sha)
+        with clock.phase("build"):
+            tag = build_commit(self.name, sha, archive)
+        with clock.phase("start"):
+            new = containers.start_release_container(self.name, release.version, 0, tag, 8000, self.env,
+                                                     containers.ContainerLimits.defaults())
+        with clock.phase("verify"):
+            health_ok = self._wait_healthy(new)
         if health_ok is None:  # Dokku's CHECKS fail: the deploy aborts, the old container keeps serving
             containers.stop_and_remove(new.id, timeout=0)
-            return DeployRecord(release, start, time.time(), "failed")
-        self.front.route(self.name, (new.ip, new.port))
-        if self.current:
-            containers.stop_and_remove(self.current.id, timeout=self.stop_timeout)
+            return DeployRecord(release, clock.started, time.time(), "failed", phases=clock.phases)
+        with clock.phase("switch"):
+            self.front.route(self.name, (new.ip, new.port))
+        with clock.phase("drain"):
+            if self.current:
+                containers.stop_and_remove(self.current.id, timeout=self.stop_timeout)
         self.current = new
-        return DeployRecord(release, start, time.time(), "succeeded", health_ok)
-
-    def _archive(self, sha: str) -> bytes:
-        return subprocess.run(["git", "archive", "--format=tar", sha], cwd=self.repo.path, check=True,
-                              capture_output=True, timeout=30).stdout
+        return DeployRecord(release, clock.started, time.time(), "succeeded", health_ok, phases=clock.phases)
 
     def _wait_healthy(self, container: Container) -> float | None:
         deadline = time.monotonic() + HEALTH_DEADLINE
@@ -171,6 +208,26 @@ class NginxDeployer:
         for container in containers.listed(self.name):
             containers.stop_and_remove(container.id, timeout=0)
         image_removal.remove_images(images.app_images(f"{image_namespace()}/{self.name}"))
+
+
+def archive_commit(repo: BenchRepo, sha: str) -> bytes:
+    return subprocess.run(["git", "archive", "--format=tar", sha], cwd=repo.path, check=True,
+                          capture_output=True, timeout=30).stdout
+
+
+def build_commit(name: str, sha: str, archive: bytes) -> str:
+    """The commit's image, built as Dokku builds it (its Dockerfile as written); returns its tag."""
+    tag = f"{image_namespace()}/{name}:{sha[:12]}"
+    builds.build_image(io.BytesIO(archive), tag, "Dockerfile", {LABEL_APP: name}, lambda line: None)
+    return tag
+
+
+def warm_build_cache(repo: BenchRepo, releases: list[Release]) -> None:
+    """Each release's files built once before the first scenario: every method then meets the
+    build cache in the same state (the first one would otherwise build cold what the others find)."""
+    for release in releases:
+        sha = repo.commit_release(release)
+        build_commit("warm", sha, archive_commit(repo, sha))
 
 
 def _nginx_config(workdir: Path, port: int, upstreams: dict[str, tuple[str, int]]) -> str:

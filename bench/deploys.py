@@ -28,8 +28,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from bench import chart, metrics  # noqa: E402
-from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer  # noqa: E402
+from bench import chart, metrics, phase_chart  # noqa: E402
+from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer, warm_build_cache  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import free_port, redis_server, workers  # noqa: E402
@@ -42,6 +42,7 @@ WATCH_WINDOW = 12
 DWELL = 2.0
 DWELL_AFTER_BREAK = 12.0
 CHART = ROOT / "bench" / "deploys.png"
+PHASE_CHART = ROOT / "bench" / "deploys_phases.png"
 
 
 def run_scenario(name: str, deployer, port: int) -> metrics.ScenarioResult:
@@ -80,6 +81,7 @@ def main() -> None:
         with redis_server(), workers(work):  # as the Procfile runs them: a watch hands off to its own worker
             try:
                 changes.sync_all()
+                warm_build_cache(BenchRepo(work / "warm"), [INITIAL, *RELEASES])
                 http_port = settings.SWITCHYARD["HTTP_BIND"][1]
                 results.append(run_scenario("Switchyard zero-downtime", SwitchyardDeployer(
                     BenchRepo(work / "zd"), "zd", zero_downtime=True, watch_window=WATCH_WINDOW), http_port))
@@ -100,9 +102,10 @@ def main() -> None:
 
 
 def report(results: list[metrics.ScenarioResult]) -> None:
-    table = metrics.table(results)
-    print(table)
+    table, phases = metrics.table(results), metrics.phase_table(results)
+    print(table, phases, sep="\n\n")
     chart.draw(results, CHART)
+    phase_chart.draw(results, PHASE_CHART, "Where a deploy's time goes: ten deploys, median per phase")
     releases = ", ".join(r.label for r in RELEASES)
     replace_section("deploys", f"""## Ten deploys under load: Switchyard against Dokku's method
 
@@ -116,6 +119,13 @@ health check, then the old container stopped at once (real Dokku waits `DOKKU_WA
 60 s by default, before stopping it; the issue asks for the method as stated).
 
 {table}
+
+Where the time goes, per phase (median of the deploys that went live; every method meets the
+build cache in the same state: each release's files were built once before the first scenario):
+
+{phases}
+
+![median seconds per phase](deploys_phases.png)
 
 Switch latency = from the moment the deployer knew the new release healthy (Switchyard: HAProxy
 reported the new servers UP, which verify polls every 20 ms; Dokku's method: the health check

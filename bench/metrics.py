@@ -2,7 +2,7 @@
 import statistics
 from dataclasses import dataclass
 
-from bench.deployers import DeployRecord
+from bench.deployers import PHASES, DeployRecord
 from tests.support.load import Answer
 
 
@@ -28,14 +28,31 @@ class ScenarioResult:
     def switch_latencies_ms(self) -> list[float]:
         """Per deploy that went live: health OK → first request answered by the new version
         (measured at the moment that request was sent, so its own duration does not count)."""
-        latencies = []
-        for record in self.records:
-            if record.health_ok is None or record.outcome != "succeeded":
-                continue
-            first = min((a.started for a in self.answers if a.body == record.release.version), default=None)
-            if first is not None:
-                latencies.append(max(0.0, first - record.health_ok) * 1000)
-        return latencies
+        return [max(0.0, first - record.health_ok) * 1000 for record in self.succeeded()
+                if record.health_ok is not None and (first := self.first_answer(record)) is not None]
+
+    def first_answer(self, record: DeployRecord) -> float | None:
+        """When the first request the record's release answered was sent."""
+        return min((a.started for a in self.answers if a.body == record.release.version), default=None)
+
+    def serving_seconds(self) -> list[float]:
+        """Per deploy that went live: the deploy asked for → the first request the new release
+        answered (at that request's send time)."""
+        return [max(0.0, first - record.start) for record in self.succeeded()
+                if (first := self.first_answer(record)) is not None]
+
+    def seconds_without_watch(self) -> list[float]:
+        """Per deploy that went live: the whole deployment, the configured watch window aside."""
+        return [r.end - r.start - r.phases.get("watch", 0.0) for r in self.succeeded()]
+
+    def phase_medians(self) -> dict[str, float]:
+        """Median seconds of each phase over the deploys that went live (0 for a phase it lacks)."""
+        records = self.succeeded()
+        return {phase: statistics.median(r.phases.get(phase, 0.0) for r in records) if records else 0.0
+                for phase in PHASES}
+
+    def succeeded(self) -> list[DeployRecord]:
+        return [r for r in self.records if r.outcome == "succeeded"]
 
     def latencies_during_deploys_ms(self) -> list[float]:
         windows = [(r.start, r.end) for r in self.records]
@@ -95,6 +112,9 @@ def table(results: list[ScenarioResult]) -> str:
         ("latency during deploys p50 / p99",
          lambda r: f"{percentile(r.latencies_during_deploys_ms(), .5):.1f} / "
                    f"{percentile(r.latencies_during_deploys_ms(), .99):.1f} ms"),
+        ("time to the new release serving (deploy asked → first new answer), median / max",
+         lambda r: _pair(r.serving_seconds(), "{:.2f} s")),
+        ("whole deployment, watch window aside, median / max", lambda r: _pair(r.seconds_without_watch(), "{:.2f} s")),
         ("panel overhead per deploy, median / max", lambda r: _pair(r.overheads(), "{:.2f} s") if r.overheads() else "–"),
         ("late-breaking release caught", lambda r: "yes, rolled back" if r.late_break()["caught"] else "no"),
         ("first 5xx → old release serving again", lambda r: _recovery(r.late_break())),
@@ -105,6 +125,16 @@ def table(results: list[ScenarioResult]) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([name, *[cell(r) for r in results]]) + " |" for name, cell in rows]
+    return "\n".join(lines)
+
+
+def phase_table(results: list[ScenarioResult]) -> str:
+    """Median seconds per phase, one column per method (deploys that went live)."""
+    medians = [r.phase_medians() for r in results]
+    lines = ["| phase, median | " + " | ".join(r.name for r in results) + " |", "|" + "---|" * (len(results) + 1)]
+    lines += [f"| {phase} | " + " | ".join(f"{m[phase]:.2f} s" for m in medians) + " |" for phase in PHASES]
+    lines.append("| **sum, watch window aside** | " + " | ".join(
+        f"**{sum(v for k, v in m.items() if k != 'watch'):.2f} s**" for m in medians) + " |")
     return "\n".join(lines)
 
 

@@ -18,9 +18,12 @@ class BuildStopped(Exception):
 
 def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
                 on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
-                timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "") -> str:
+                timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "",
+                labels_in_dockerfile: bool = False) -> str:
     """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
-    memory); every output line goes to on_line. Returns the image id.
+    memory); every output line goes to on_line. Returns the image id. The labels (with this
+    installation's) go through the API, unless the Dockerfile already ends with them
+    (dockerfile/build_context.with_labels: one build step instead of one per label).
 
     RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
     of an app, at most BUILD_PIDS processes in all: build_cgroup.py).
@@ -41,7 +44,7 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
             api.cgroup_parent = cgroup.path
             stream = api.build(
                 fileobj=context_tar, custom_context=True, tag=tag, dockerfile=dockerfile,
-                labels=instance_labels(**labels), rm=True, forcerm=True, decode=True,
+                labels=None if labels_in_dockerfile else instance_labels(**labels), rm=True, forcerm=True, decode=True,
                 container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
                 network_mode=network,
             )

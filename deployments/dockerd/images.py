@@ -20,6 +20,9 @@ def image_id(tag: str) -> str:
         return ""
 
 
+SWITCHYARD_LABEL_STEP = "LABEL switchyard."  # how history shows the build's own LABEL step (or steps)
+
+
 def built_from(tag: str) -> str:
     """What a built image is made of, as a hash: each step as Docker's history records it (a
     COPY or ADD with its files' content hash, a RUN with its command) and its base images
@@ -27,13 +30,14 @@ def built_from(tag: str) -> str:
     when the build cache gave them different IDs: the classic builder takes the newest of sibling
     cache entries, so a build that raced with another one, or whose cache was pruned, makes a new
     image of the same files. "" for an image without the label (pulled, or built before it).
-    Each build label is a step of its own; LABEL_SOURCE's is left out: it names the whole build
-    context's git tree, which a commit changes without changing what this image is made of."""
+    Switchyard's own label steps are left out (LABEL_SOURCE names the whole build context's git
+    tree, which a commit changes without changing what this image is made of), and the bases
+    label's value counted instead."""
     facts = image_facts(tag)
     if facts is None or LABEL_BUILD_BASES not in facts.labels:
         return ""
     steps = [entry.get("CreatedBy", "") for entry in daemon.client().api.history(tag)]
-    steps = [step for step in steps if f"LABEL {LABEL_SOURCE}=" not in step]
+    steps = [step for step in steps if SWITCHYARD_LABEL_STEP not in step] + [facts.labels[LABEL_BUILD_BASES]]
     return hashlib.sha256(json.dumps(steps).encode()).hexdigest()
 
 

@@ -46,3 +46,25 @@ def add_checked_dockerfile(context_tar: BinaryIO, text: str) -> str:
         archive.addfile(info, io.BytesIO(data))
     context_tar.seek(0)
     return name
+
+
+def with_labels(dockerfile: str, target: str, labels: dict[str, str]) -> str:
+    """The checked Dockerfile with one LABEL instruction ending the stage that is built (`target`,
+    canonical as `stage-N`, or the last one). dockerd makes each label given through its API a
+    build step of its own, and each step not in the cache creates and commits a container: one
+    instruction makes all of them one step. The stage's own LABELs come before it: ours win."""
+    lines = dockerfile.rstrip("\n").split("\n")  # canonical: one instruction per line
+    label = "LABEL " + " ".join(f"{key}={_quoted(value)}" for key, value in sorted(labels.items()))
+    end = len(lines)
+    if target:
+        start = next(i for i, line in enumerate(lines) if line.startswith("FROM ") and line.endswith(f" AS {target}"))
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("FROM ")), len(lines))
+    return "\n".join([*lines[:end], label, *lines[end:]]) + "\n"
+
+
+def _quoted(value: str) -> str:
+    """A LABEL value in double quotes, read back exactly: backslash, quote and `$` (which a LABEL
+    would expand) escaped."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a label value on two lines: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'

@@ -2,7 +2,8 @@
 context's git tree, the checked Dockerfile, its target and build arguments) reuses that image and
 builds nothing (engine/phases/build.py); a changed source is built, and another app never gets
 this app's image, whatever its source."""
-from deployments.dockerd import images
+from deployments.dockerd import daemon, images
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE
 from deployments.models import Deployment
 
 REUSED = "Reused image "
@@ -18,6 +19,7 @@ def test_an_unchanged_tree_reuses_its_image_and_a_changed_one_never_does(stack, 
     first = stack.deploy_and_wait(app)
     assert first.state == Deployment.State.SUCCEEDED, first.error
     assert not any(line.startswith(REUSED) for line in _log(first))
+    _labelled_in_one_step(first.image)
 
     app_repo._git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "--allow-empty",
                   "-m", "nothing the build reads")
@@ -43,3 +45,11 @@ def test_an_unchanged_tree_reuses_its_image_and_a_changed_one_never_does(stack, 
     assert other.state == Deployment.State.SUCCEEDED, other.error
     assert not any(line.startswith(REUSED) for line in _log(other))
     assert images.image_id(other.image) != images.image_id(third.image)
+
+
+def _labelled_in_one_step(tag: str) -> None:
+    """Switchyard's labels on the image, all from one build step (not one per label)."""
+    labels = images.image_facts(tag).labels
+    assert {LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE} <= set(labels), labels
+    steps = [entry["CreatedBy"] for entry in daemon.client().api.history(tag)]
+    assert len([step for step in steps if "LABEL switchyard." in step]) == 1, steps

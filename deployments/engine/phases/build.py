@@ -9,7 +9,7 @@ from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
 from deployments.dockerd import builds, images, pins
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_SOURCE
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_SOURCE, instance_labels
 from deployments.dockerfile import build_context, check
 from deployments.engine.phases import pull
 from deployments.engine.phases.context import Cancelled, DeploymentContext
@@ -129,13 +129,14 @@ def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     try:
         checked, target = ctx.checked[spec.name]
         with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
-            dockerfile = build_context.add_checked_dockerfile(context, checked.dockerfile)  # built instead of the tenant's
-            labels = {LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
-                      LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key}
+            labels = instance_labels(**{LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
+                                        LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key})
+            labelled = build_context.with_labels(checked.dockerfile, target, labels)
+            dockerfile = build_context.add_checked_dockerfile(context, labelled)  # built instead of the tenant's
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
-                               build_args=dict(spec.build_args), target=target)
+                               build_args=dict(spec.build_args), target=target, labels_in_dockerfile=True)
     except builds.BuildStopped:
         raise Cancelled() from None
     ctx.log.write(f"{prefix}Built {tag}")
