@@ -21,10 +21,8 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
                 timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "",
                 labels_in_dockerfile: bool = False) -> str:
     """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
-    memory); every output line goes to on_line. Returns the image id. The labels (with this
-    installation's) go through the API, unless the Dockerfile already ends with them
-    (dockerfile/build_context.with_labels: one build step instead of one per label).
-
+    memory); every output line goes to on_line. Returns the image id. The labels (and this
+    installation's) go through the API unless the Dockerfile ends with them (build_context.with_labels).
     RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
     of an app, at most BUILD_PIDS processes in all: build_cgroup.py).
     To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
