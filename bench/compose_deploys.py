@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
+from bench import installation  # noqa: E402
+installation.configure()  # an isolated installation on free ports, timed as shipped
 
 import django  # noqa: E402
 

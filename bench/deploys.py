@@ -9,7 +9,6 @@ breaks under every method). Writes the table into bench/RESULTS.md and the chart
 bench/deploys.png. Everything it starts is stopped, and everything it creates removed.
 """
 import gc
-import os
 import shutil
 import sys
 import tempfile
@@ -18,8 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
-os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
+from bench import installation  # noqa: E402
+installation.configure(SWITCHYARD_DRAIN_TIMEOUT="30")  # an isolated installation on free ports, timed as shipped
 
 import django  # noqa: E402
 

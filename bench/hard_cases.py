@@ -24,8 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
-os.environ["SWITCHYARD_DRAIN_TIMEOUT"] = "30"
+from bench import installation  # noqa: E402
+installation.configure(SWITCHYARD_DRAIN_TIMEOUT="30")  # an isolated installation on free ports, timed as shipped
 # The apps report each POST to a recorder on the host, at their network's gateway: the egress
 # rules keep containers off the host's services unless allowed, as an administrator allows one.
 os.environ.setdefault("SWITCHYARD_EGRESS_ALLOW", os.environ.get("SWITCHYARD_APP_SUBNETS", "172.16.0.0/16"))

@@ -8,7 +8,6 @@ workers' memory and CPU are read from /proc around each phase. Writes its sectio
 bench/RESULTS.md. Everything it starts is stopped, and everything it creates removed.
 """
 import http.client
-import os
 import shutil
 import statistics
 import sys
@@ -20,8 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings"  # an isolated installation on free ports
-os.environ["SWITCHYARD_DEFAULT_WATCH_WINDOW"] = "0"
+from bench import installation  # noqa: E402
+installation.configure(SWITCHYARD_DEFAULT_WATCH_WINDOW="0")  # an isolated installation on free ports, timed as shipped
 
 import django  # noqa: E402
 
