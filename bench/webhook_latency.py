@@ -35,11 +35,13 @@ from bench.services import free_port, redis_server, serve_panel  # noqa: E402
 REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "1000"))
 SECRET = "bench-secret"
 SHA = "b" * 40
+REPOSITORY = "https://github.com/bench/app.git"
 
 
 def delivery(branch: str) -> tuple[bytes, dict]:
     body = json.dumps({"ref": f"refs/heads/{branch}", "after": SHA, "pusher": {"name": "bench"},
-                       "repository": {"full_name": "bench/app"}, "commits": [{"id": SHA}]}).encode()
+                       "repository": {"full_name": "bench/app", "clone_url": REPOSITORY},  # the app's: it acts on it
+                       "commits": [{"id": SHA}]}).encode()
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     return body, {"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
                   "X-Hub-Signature-256": signature, "Content-Type": "application/json"}
@@ -84,7 +86,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     with redis_server():
         owner = get_user_model().objects.create_user("bench")
-        App.objects.create(name="bench", repo_url="/srv/bench.git", branch="main", owner=owner, webhook_secret=SECRET)
+        App.objects.create(name="bench", repo_url=REPOSITORY, branch="main", owner=owner, webhook_secret=SECRET)
         with serve_panel(free_port()) as port:
             measure(port)  # warm-up round (imports, connections); discarded below
             timings = measure(port)
