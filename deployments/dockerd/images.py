@@ -20,7 +20,7 @@ def image_id(tag: str) -> str:
         return ""
 
 
-SWITCHYARD_LABEL_STEP = "LABEL switchyard."  # how history shows the build's own LABEL step (or steps)
+SWITCHYARD_LABEL_STEP = "#(nop)  LABEL switchyard."  # how history shows the build's own LABEL step(s)
 
 
 def built_from(tag: str) -> str:
@@ -30,15 +30,17 @@ def built_from(tag: str) -> str:
     when the build cache gave them different IDs: the classic builder takes the newest of sibling
     cache entries, so a build that raced with another one, or whose cache was pruned, makes a new
     image of the same files. "" for an image without the label (pulled, or built before it).
-    Switchyard's own label steps are left out (LABEL_SOURCE names the whole build context's git
-    tree, which a commit changes without changing what this image is made of), and the bases
-    label's value counted instead."""
+    The build's own label steps, the newest ones, are left out (LABEL_SOURCE names the whole build
+    context's git tree, which a commit changes without changing what this image is made of; and
+    an image labelled one step per label, as before, hashes as one labelled in one step), and the
+    bases label's value counted instead."""
     facts = image_facts(tag)
     if facts is None or LABEL_BUILD_BASES not in facts.labels:
         return ""
-    steps = [entry.get("CreatedBy", "") for entry in daemon.client().api.history(tag)]
-    steps = [step for step in steps if SWITCHYARD_LABEL_STEP not in step] + [facts.labels[LABEL_BUILD_BASES]]
-    return hashlib.sha256(json.dumps(steps).encode()).hexdigest()
+    steps = [entry.get("CreatedBy", "") for entry in daemon.client().api.history(tag)]  # the newest first
+    while steps and SWITCHYARD_LABEL_STEP in steps[0]:
+        steps.pop(0)
+    return hashlib.sha256(json.dumps(steps + [facts.labels[LABEL_BUILD_BASES]]).encode()).hexdigest()
 
 
 def built_from_source(repository: str, source: str, app_id: int) -> str:

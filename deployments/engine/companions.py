@@ -258,8 +258,12 @@ class Companions:
 
     def _same_image(self, old: ServiceRelease, spec: ServiceSpec, image_id: str) -> bool:
         """The same ID, or built from the same files and bases (images.built_from): a database
-        must not restart because a build cache gave the same files a new ID."""
-        return old.image_id == image_id or bool(old.built_from and old.built_from == self._built_from(spec))
+        must not restart because a build cache gave the same files a new ID. The running image's
+        value is computed again while Docker has it: the one recorded may be of an older formula."""
+        if old.image_id == image_id:
+            return True
+        built_from = (images.built_from(old.image_id) if old.built_from else "") or old.built_from
+        return bool(built_from and built_from == self._built_from(spec))
 
     def _built_from(self, spec: ServiceSpec) -> str:
         return "" if spec.image else images.built_from(self.images[spec.name])  # a pulled image's label is not ours

@@ -81,7 +81,7 @@ def expected() -> Rules:
                *[("-d", cidr, "-j", "RETURN") for cidr in allowed], *_dns_rules(),
                ("-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"),
                ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")]
-    instance = re.sub(r"[^\w.-]", "-", settings.SWITCHYARD["INSTANCE"])  # it goes into iptables-restore's input
+    instance = re.sub(r"[^\w.-]", "-", settings.SWITCHYARD["INSTANCE"], flags=re.ASCII)  # into iptables-restore's input
     comment = ("-m", "comment", "--comment", f"switchyard {instance}"[:200])
     interfaces = [f"{prefix}+"] + [b for b in _bridges() if not b.startswith(prefix)]
     jumps = [(chain, ("-i", interface, *comment, "-j", target)) for interface in interfaces
@@ -202,8 +202,10 @@ def _line(*words: str) -> str:
 
 
 def _copies(chain: str, rule: tuple[str, ...]) -> int:
-    """How many times this jump (its interface and target) is in the chain."""
-    return sum(1 for line in _chain_rules(chain) or [] if f"-i {rule[1]} " in line and line.endswith(f"-j {rule[-1]}"))
+    """How many times exactly this jump is in the chain, as `iptables -S` prints it: a `-D` for
+    a copy that differs (another comment, a rule added by hand) would fail the whole transaction."""
+    printed = _line("-A", chain, *rule)
+    return sum(1 for line in _chain_rules(chain) or [] if line == printed)
 
 
 def _chain_rules(chain: str) -> list[str] | None:

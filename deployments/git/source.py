@@ -228,6 +228,16 @@ def tree_id(app_name: str, sha: str, directory: str = ".") -> str:
     return result.stdout.decode().strip()
 
 
+def substitutes_on_archive(app_name: str, sha: str) -> bool:
+    """Whether any .gitattributes of that commit asks for `export-subst`: `git archive` (what a
+    build reads) then writes the commit's own details ($Format:%H$) into files, and two commits
+    of one tree make different build contexts."""
+    result = _git(["grep", "-q", "-e", "export-subst", sha, "--", "*.gitattributes"], cwd=cache_dir(app_name))
+    if result.returncode not in (0, 1):  # 1: not found
+        _checked(result, f"read the .gitattributes of commit {sha[:12]}")
+    return result.returncode == 0
+
+
 def read_file(app_name: str, sha: str, path: str, max_bytes: int) -> str:
     """One file of that commit (a compose file), as text; refused above max_bytes (before reading it)."""
     return _read(cache_dir(app_name), sha, path, max_bytes)

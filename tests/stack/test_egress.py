@@ -315,3 +315,7 @@ def test_a_repair_never_takes_a_jump_out_even_for_a_moment(stack):
         watcher.join(timeout=30)
     assert gaps == [], f"listings without a jump: {gaps[:5]}"
     assert egress.missing(rules) == []
+    saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=20).stdout
+    for chain, rule in rules.jumps:  # each repair took out the copy it put in before: one of each
+        assert sum(line.startswith(f"-A {chain} -i {rule[1]} ") and line.endswith(f"-j {rule[-1]}")
+                   for line in saved.splitlines()) == 1, (chain, rule)

@@ -41,6 +41,8 @@ def test_an_unchanged_tree_reuses_its_image_and_a_changed_one_never_does(stack, 
     assert images.image_id(third.image) != images.image_id(first.image)
     assert stack.get("reuse.localhost") == (200, "v2")
 
+    _a_tree_that_git_archive_stamps_with_its_commit_is_built_again(stack, app, app_repo)
+
     other = stack.deploy_and_wait(stack.create_app(app_repo, name="reuseother"))  # the same commit, another app
     assert other.state == Deployment.State.SUCCEEDED, other.error
     assert not any(line.startswith(REUSED) for line in _log(other))
@@ -53,3 +55,18 @@ def _labelled_in_one_step(tag: str) -> None:
     assert {LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE} <= set(labels), labels
     steps = [entry["CreatedBy"] for entry in daemon.client().api.history(tag)]
     assert len([step for step in steps if "LABEL switchyard." in step]) == 1, steps
+
+
+def _a_tree_that_git_archive_stamps_with_its_commit_is_built_again(stack, app, app_repo) -> None:
+    """export-subst: `git archive` writes each commit's hash into www/commit.txt, so an empty
+    commit changes what the build reads."""
+    app_repo.commit_files({".gitattributes": "www/commit.txt export-subst\n", "www/commit.txt": "$Format:%H$"},
+                          "stamp the commit")
+    stamped = stack.deploy_and_wait(app)
+    assert stamped.state == Deployment.State.SUCCEEDED, stamped.error
+    app_repo._git("-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "--allow-empty",
+                  "-m", "the same tree, another commit")
+    again = stack.deploy_and_wait(app)
+    assert again.state == Deployment.State.SUCCEEDED, again.error
+    assert not any(line.startswith(REUSED) for line in _log(again)), _log(again)
+    assert stack.get("reuse.localhost", "/commit.txt") == (200, again.commit_sha)

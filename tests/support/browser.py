@@ -1,5 +1,6 @@
 """Debian's Chromium driven by Playwright for the browser tests (tests/web/test_browser_*.py): a
 page on the panel, logging in, and where the screenshots go (README, "What it looks like")."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,7 +52,8 @@ def _relayed(panel_server: str) -> Iterator[dict[str, str]]:
             assert relay.poll() is None, "socat, the relay to the panel, exited"
             yield {**os.environ, "CHROMIUM": CHROMIUM, "PANEL_PORT": port, "PANEL_SOCKET": socket_path}
         finally:
-            os.killpg(relay.pid, signal.SIGTERM)  # socat and the children it forked per connection
+            with contextlib.suppress(ProcessLookupError):  # exited already: the assertion above says so
+                os.killpg(relay.pid, signal.SIGTERM)  # socat and the children it forked per connection
             relay.wait(timeout=10)
 
 

@@ -100,12 +100,15 @@ def bases_of(checked: check.Checked) -> str:
 
 def source_of(ctx: DeploymentContext, spec: ServiceSpec) -> tuple[str, str]:
     """(LABEL_SOURCE, the build context's git tree): everything a build reads, hashed. The tree
-    is equal for two commits exactly when the context's files are; the checked Dockerfile names
-    its base images by ID, so a base that moved makes another source."""
+    is equal for two commits exactly when the context's files are (unless `export-subst` writes
+    the commit into them: then the commit counts too); the checked Dockerfile names its base
+    images by ID, so a base that moved makes another source."""
     checked, target = ctx.checked[spec.name]
-    tree = source.tree_id(ctx.app.name, ctx.deployment.commit_sha, spec.build_context)
+    sha = ctx.deployment.commit_sha
+    tree = source.tree_id(ctx.app.name, sha, spec.build_context)
     facts = {"tree": tree, "dockerfile": checked.dockerfile, "bases": bases_of(checked), "target": target,
-             "build_args": sorted(dict(spec.build_args).items())}
+             "build_args": sorted(dict(spec.build_args).items()),
+             "commit": sha if source.substitutes_on_archive(ctx.app.name, sha) else ""}
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest(), tree
 
 
