@@ -132,7 +132,7 @@ def _remove_directories(name: str) -> None:
     for _ in range(REMOVE_ATTEMPTS):
         left = [d for d in [CGROUP_ROOT / name, *CGROUP_ROOT.glob(f"*/{name}")] if d.is_dir()]
         for top in left:
-            for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)) + [top]:
+            for directory in [*_deepest_first(top), top]:
                 try:
                     directory.rmdir()
                 except OSError:
@@ -140,6 +140,13 @@ def _remove_directories(name: str) -> None:
         if not any(d.is_dir() for d in left):
             return
         time.sleep(0.1)
+
+
+def _deepest_first(top: Path) -> list[Path]:
+    """The directories under `top`, each before its parent. os.walk, not Path.rglob: runc removes
+    a RUN step's cgroup while this walks, and rglob fails on a directory gone from under it
+    (a build that timed out failed with "internal error: No such file or directory")."""
+    return [Path(root) for root, _, _ in os.walk(top, topdown=False) if Path(root) != top]
 
 
 # systemd --------------------------------------------------------------------------------------
