@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker.io haproxy redis-server git busybox-static socat)
+# nftables: the egress rules (deployments/engine/egress.py) are a table of their own.
+packages=(docker.io haproxy redis-server git busybox-static socat nftables)
 # Compose image services are tested against a real registry: Debian's docker-registry, started by
 # the test itself on 127.0.0.1 (tests/support/docker_registry.py), with htpasswd (apache2-utils);
 # only for the tests (a server needs no registry of its own).

@@ -1,16 +1,25 @@
-"""Egress rules: what app containers and build steps may reach (iptables, the host adapter).
+"""Egress rules: what app containers and build steps may reach (nftables, the host adapter).
 
 Every app network's bridge is named `<prefix><hash>` (networks.bridge_name, one prefix per
-installation), so two rules cover every network of this installation, present and future:
+installation), so one table of this installation's own covers every network of it, present and
+future: `ip switchyard_<id>`, with a chain on the forward hook and one on the input hook, each
+jumping for `iifname "<prefix>*"` to
 
-- `DOCKER-USER -i <prefix>+ -j SY-<id>-FWD`: traffic routed through the host (to the LAN, the
-  metadata address 169.254.169.254, other private or special ranges) is rejected, except to
-  SWITCHYARD_EGRESS_ALLOW and to public addresses; traffic between containers of one app
-  network is left to Docker (its isolation rules keep apps apart);
-- `INPUT -i <prefix>+ -j SY-<id>-IN`: traffic to the host's own addresses (its services on any
-  interface, the bridge gateways) is rejected, except replies of connections the host opened
-  (HAProxy and the health probes reach containers from the host), HAProxy's HTTP and HTTPS ports
-  (an app calling another by its public name) and SWITCHYARD_EGRESS_ALLOW.
+- `egress_forward`: traffic routed through the host (to the LAN, the metadata address
+  169.254.169.254, other private or special ranges) is rejected, except to SWITCHYARD_EGRESS_ALLOW
+  and to public addresses; traffic between containers of one app network is left to Docker (its
+  isolation rules keep apps apart);
+- `egress_input`: traffic to the host's own addresses (its services on any interface, the bridge
+  gateways) is rejected, except replies of connections the host opened (HAProxy and the health
+  probes reach containers from the host), HAProxy's HTTP and HTTPS ports (an app calling another
+  by its public name) and SWITCHYARD_EGRESS_ALLOW.
+
+Why a table of its own and not Docker's DOCKER-USER chain: dockerd (20.10) takes the FORWARD
+chain's jump to DOCKER-USER out and puts it back first at every network it creates, and puts the
+new bridge's ACCEPT rules first meanwhile; for those milliseconds every container's traffic to
+the LAN was accepted before DOCKER-USER was reached (a CI run saw an app container fetch from a
+LAN host). Docker never touches this table. Its base chains run before iptables' (priority
+filter - 10); their `return` lets a packet on to the host's other rules, their reject ends it.
 
 DNS: Docker's embedded resolver (127.0.0.11 in a container) answers inside the container's network
 namespace and forwards to the host's nameservers from there, so a nameserver on a private or
@@ -18,15 +27,17 @@ loopback address (a LAN resolver, dnsmasq on a bridge) would meet the rules abov
 through udp and tcp port 53 to exactly the nameservers dockerd uses (`nameservers()`), nothing else
 on those addresses.
 
-Chains are replaced and the jumps put first in their chain in one transaction (iptables-restore
---noflush); `ensure()` runs at every start (manage.py egress --apply, the worker's start), finds what
-is missing (a rule deleted by hand, a Docker restart that reordered DOCKER-USER) and repairs it.
-Chain names carry a hash of SWITCHYARD_INSTANCE: test runs side by side never touch each
-other's rules. IPv6 is not enabled on app networks, so IPv4 rules cover them.
+The table is replaced in one nft transaction: never a moment with half of the rules. Each rule
+carries a comment naming its place and a hash of its text, so `missing()` finds a rule deleted or
+changed by hand (or one the settings no longer give) by comparing comments. `ensure()` runs at
+every start (manage.py egress --apply, the worker's start) and at every periodic reconcile, and
+repairs what it finds. Table names carry a hash of SWITCHYARD_INSTANCE: test runs side by side
+never touch each other's rules. IPv6 is not enabled on app networks, so IPv4 rules cover them.
 """
 import fcntl
 import hashlib
 import ipaddress
+import json
 import re
 import subprocess
 from contextlib import contextmanager
@@ -37,8 +48,12 @@ from typing import Iterator
 from django.conf import settings
 
 from deployments.dockerd import networks
+from deployments.engine import egress_iptables
 
-TIMEOUT = 20  # seconds for one iptables call (it waits up to 5 s for the xtables lock)
+TIMEOUT = 20  # seconds for one nft call
+FAMILY = "ip"
+PRIORITY = -10  # before iptables' filter chains (priority filter, 0)
+FORWARD_CHAIN, INPUT_CHAIN = "egress_forward", "egress_input"
 # Not public (RFC 6890 special-purpose ranges): the host's LAN, the cloud metadata address,
 # carrier-grade NAT, documentation, benchmarking, multicast and reserved space.
 NOT_PUBLIC = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
@@ -48,52 +63,70 @@ NOT_PUBLIC = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.25
 # file systemd-resolved writes with the real upstream servers (moby: libnetwork/resolvconf.Path).
 SYSTEMD_RESOLVED_STUB = "127.0.0.53"
 SYSTEMD_RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
+BRIDGE_NAME = re.compile(r"^[\w.-]{1,15}$", re.ASCII)  # what may go between quotes in a rule
 
 
 class EgressError(Exception):
-    """iptables is missing, not allowed, or refused a rule; the message says which."""
+    """nft is missing, not allowed, or refused the table; the message says which."""
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain of the table: `hook` is "" for one reached only by a jump."""
+    name: str
+    hook: str
+    rules: tuple[str, ...]
+
+    def comments(self) -> tuple[str, ...]:
+        """Each rule's comment: its place and a hash of its text (how missing() recognises it)."""
+        return tuple(f"sy {index} {hashlib.sha1(f'{self.name}|{rule}'.encode()).hexdigest()[:12]}"
+                     for index, rule in enumerate(self.rules))
 
 
 @dataclass(frozen=True)
 class Rules:
-    """The rules this installation needs, as iptables argument lists."""
-    forward_chain: str
-    input_chain: str
-    forward: tuple[tuple[str, ...], ...]
-    input: tuple[tuple[str, ...], ...]
-    jumps: tuple[tuple[str, tuple[str, ...]], ...]  # (built-in chain, rule)
+    """The table this installation needs."""
+    table: str
+    chains: tuple[Chain, ...]
+
+    def script(self) -> str:
+        """An nft script that replaces the table in one transaction (made first, so that the
+        delete never fails); chains reached by a jump come before the chains that jump."""
+        lines = [f"table {FAMILY} {self.table}", f"delete table {FAMILY} {self.table}", f"table {FAMILY} {self.table} {{"]
+        for chain in self.chains:
+            lines.append(f"  chain {chain.name} {{")
+            if chain.hook:
+                lines.append(f"    type filter hook {chain.hook} priority {PRIORITY}; policy accept;")
+            lines += [f'    {rule} comment "{comment}"' for rule, comment in zip(chain.rules, chain.comments())]
+            lines.append("  }")
+        return "\n".join(lines + ["}", ""])
 
 
 def expected() -> Rules:
     digest = hashlib.sha1(settings.SWITCHYARD["INSTANCE"].encode()).hexdigest()[:8]
-    forward_chain, input_chain = f"SY-{digest}-FWD", f"SY-{digest}-IN"
     prefix = networks.bridge_prefix()
-    allowed = [str(n) for n in settings.SWITCHYARD["EGRESS_ALLOW"] if n.version == 4]
-    replies = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN")
-    forward = [replies, ("-o", f"{prefix}+", "-j", "RETURN")]  # within an app network: Docker decides
-    forward += [("-d", cidr, "-j", "RETURN") for cidr in allowed]
-    forward += _dns_rules()
-    forward += [("-d", cidr, "-j", "REJECT", "--reject-with", "icmp-port-unreachable") for cidr in NOT_PUBLIC]
+    allowed = [f"ip daddr {network} return" for network in settings.SWITCHYARD["EGRESS_ALLOW"] if network.version == 4]
+    replies = "ct state established,related return"
+    # A TCP reset, not an ICMP error, for TCP: the kernel sends at most about one ICMP error a
+    # second, and a connection refused without one waits for its SYN to be sent again.
+    forward = [replies, f'oifname "{prefix}*" return', *allowed, *_dns_rules(),  # within an app network: Docker decides
+               *[f"ip daddr {cidr} meta l4proto tcp reject with tcp reset" for cidr in NOT_PUBLIC],
+               *[f"ip daddr {cidr} reject with icmp type port-unreachable" for cidr in NOT_PUBLIC]]
     # HAProxy's own ports stay open: an app may call another app (or the panel) by its public name
     # when that name points at this host. HAProxy answers there as it answers anyone.
     ports = sorted({settings.SWITCHYARD["HTTP_BIND"][1], settings.SWITCHYARD["HTTPS_BIND"][1]})
-    inbound = [replies, ("-p", "tcp", "-m", "multiport", "--dports", ",".join(map(str, ports)), "-j", "RETURN"),
-               *[("-d", cidr, "-j", "RETURN") for cidr in allowed], *_dns_rules(),
-               ("-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"),
-               ("-j", "REJECT", "--reject-with", "icmp-port-unreachable")]
-    instance = re.sub(r"[^\w.-]", "-", settings.SWITCHYARD["INSTANCE"], flags=re.ASCII)  # into iptables-restore's input
-    comment = ("-m", "comment", "--comment", f"switchyard {instance}"[:200])
-    interfaces = [f"{prefix}+"] + [b for b in _bridges() if not b.startswith(prefix)]
-    jumps = [(chain, ("-i", interface, *comment, "-j", target)) for interface in interfaces
-             for chain, target in (("DOCKER-USER", forward_chain), ("INPUT", input_chain))]
-    return Rules(forward_chain, input_chain, tuple(forward), tuple(inbound), tuple(jumps))
+    inbound = [replies, f"tcp dport {{ {', '.join(map(str, ports))} }} return", *allowed, *_dns_rules(),
+               "meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]
+    interfaces = [f"{prefix}*"] + [b for b in _bridges() if not b.startswith(prefix) and BRIDGE_NAME.match(b)]
+    return Rules(f"switchyard_{digest}", (
+        Chain(FORWARD_CHAIN, "", tuple(forward)), Chain(INPUT_CHAIN, "", tuple(inbound)),
+        Chain("forward", "forward", tuple(f'iifname "{name}" jump {FORWARD_CHAIN}' for name in interfaces)),
+        Chain("input", "input", tuple(f'iifname "{name}" jump {INPUT_CHAIN}' for name in interfaces))))
 
 
-def _dns_rules() -> list[tuple[str, ...]]:
-    """DNS to dockerd's nameservers: the port and protocols a resolver answers on, nothing else.
-    `-m udp`/`-m tcp` spelled out, as `iptables -S` prints them back."""
-    return [("-d", f"{address}/32", "-p", protocol, "-m", protocol, "--dport", "53", "-j", "RETURN")
-            for address in nameservers() for protocol in ("udp", "tcp")]
+def _dns_rules() -> list[str]:
+    """DNS to dockerd's nameservers: the port and protocols a resolver answers on, nothing else."""
+    return [f"ip daddr {address} {protocol} dport 53 return" for address in nameservers() for protocol in ("udp", "tcp")]
 
 
 def nameservers() -> list[str]:
@@ -137,21 +170,49 @@ def _bridges() -> list[str]:
 def missing(rules: Rules | None = None) -> list[str]:
     """What is not in place, one line each (empty: all is)."""
     rules = rules or expected()
+    listed = _listing(rules.table)
+    if listed is None:
+        return [f"table {FAMILY} {rules.table} is missing"]
+    chains, comments = listed
     problems = []
-    for chain, wanted in ((rules.forward_chain, rules.forward), (rules.input_chain, rules.input)):
-        present = _chain_rules(chain)
-        if present is None:
-            problems.append(f"chain {chain} is missing")
-        elif present != [_normal(chain, rule) for rule in wanted]:
-            problems.append(f"chain {chain} differs from what it must hold ({len(present)} rules, {len(wanted)} expected)")
-    for chain, rule in rules.jumps:
-        if _chain_rules(chain) is None:
-            problems.append(f"chain {chain} is missing (is dockerd running?)")
-        elif _iptables("-C", chain, *rule, check=False).returncode != 0:
-            problems.append(f"the jump from {chain} for {rule[1]} is missing")
-        elif not _ahead_of_others(chain, rule):
-            problems.append(f"the jump from {chain} for {rule[1]} comes after rules that are not Switchyard's")
+    for chain in rules.chains:
+        if chain.name not in chains:
+            problems.append(f"chain {chain.name} is missing")
+        elif chains[chain.name] != ((chain.hook, PRIORITY, "accept") if chain.hook else ("", None, None)):
+            problems.append(f"chain {chain.name} is not on the {chain.hook or 'no'} hook as it must be")
+        elif chain.hook:
+            problems += _jump_problems(chain, comments.get(chain.name, []))
+        elif comments.get(chain.name, []) != list(chain.comments()):
+            problems.append(f"chain {chain.name} differs from what it must hold "
+                            f"({len(comments.get(chain.name, []))} rules, {len(chain.rules)} expected)")
     return problems
+
+
+def _jump_problems(chain: Chain, present: list[str]) -> list[str]:
+    """A base chain's jumps: each there exactly once, and nothing else."""
+    problems = [f"the jump from the {chain.hook} hook for {rule.split()[1]} is missing"
+                for rule, comment in zip(chain.rules, chain.comments()) if present.count(comment) != 1]
+    if not problems and present != list(chain.comments()):
+        problems.append(f"chain {chain.name} holds rules that are not Switchyard's")
+    return problems
+
+
+def _listing(table: str) -> tuple[dict[str, tuple], dict[str, list[str]]] | None:
+    """The table as the kernel has it: {chain: (hook, priority, policy)} and {chain: rule
+    comments in order}; None if there is no such table."""
+    result = _run(["nft", "-j", "list", "table", FAMILY, table], check=False)
+    if result.returncode != 0:
+        if "No such file or directory" in result.stderr:
+            return None
+        raise EgressError(f"nft list table failed: {result.stderr.strip() or result.returncode}")
+    chains, comments = {}, {}
+    for item in json.loads(result.stdout)["nftables"]:
+        if "chain" in item:
+            chain = item["chain"]
+            chains[chain["name"]] = (chain.get("hook", ""), chain.get("prio"), chain.get("policy"))
+        elif "rule" in item:
+            comments.setdefault(item["rule"]["chain"], []).append(item["rule"].get("comment", ""))
+    return chains, comments
 
 
 def ensure() -> list[str]:
@@ -163,93 +224,40 @@ def ensure() -> list[str]:
         rules = expected()
         problems = missing(rules)
         if problems:
-            _restore(rules)
+            _run(["nft", "-f", "-"], input=rules.script())
             still = missing(rules)
             if still:
                 raise EgressError("egress rules could not be installed: " + "; ".join(still))
+            _remove_earlier_rules()
         return problems
 
 
 def remove() -> None:
     """Take this installation's rules out (the test suite, at its end)."""
     with rules_lock():
-        rules = expected()
-        for chain, rule in rules.jumps:
-            while _iptables("-C", chain, *rule, check=False).returncode == 0:
-                _iptables("-D", chain, *rule)
-        for chain in (rules.forward_chain, rules.input_chain):
-            if _chain_rules(chain) is not None:
-                _iptables("-F", chain)
-                _iptables("-X", chain)
+        table = expected().table
+        if _listing(table) is not None:
+            _run(["nft", "delete", "table", FAMILY, table])
+        _remove_earlier_rules()
 
 
-def _restore(rules: Rules) -> None:
-    """Both chains replaced and every jump put first, in one transaction: never a moment with half
-    of the rules, or with a jump taken out to be put back first (a build step's request to the LAN
-    got through such a moment while another process repaired the rules)."""
-    lines = ["*filter", f":{rules.forward_chain} - [0:0]", f":{rules.input_chain} - [0:0]"]
-    lines += [_line("-A", rules.forward_chain, *rule) for rule in rules.forward]
-    lines += [_line("-A", rules.input_chain, *rule) for rule in rules.input]
-    for chain, rule in rules.jumps:  # each copy out (duplicates, or not first), then one in first
-        lines += [_line("-D", chain, *rule)] * _copies(chain, rule)
-        lines.append(_line("-I", chain, "1", *rule))
-    _run(["iptables-restore", "-w", "5", "--noflush"], input="\n".join(lines + ["COMMIT", ""]))
-
-
-def _line(*words: str) -> str:
-    """One iptables-restore line; a word with spaces (the comment) in quotes."""
-    return " ".join(f'"{word}"' if " " in word else word for word in words)
-
-
-def _copies(chain: str, rule: tuple[str, ...]) -> int:
-    """How many times exactly this jump is in the chain, as `iptables -S` prints it: a `-D` for
-    a copy that differs (another comment, a rule added by hand) would fail the whole transaction."""
-    printed = _line("-A", chain, *rule)
-    return sum(1 for line in _chain_rules(chain) or [] if line == printed)
-
-
-def _chain_rules(chain: str) -> list[str] | None:
-    result = _iptables("-S", chain, check=False)
-    if result.returncode != 0:
-        return None
-    return [line for line in result.stdout.splitlines() if line.startswith("-A ")]
-
-
-def _normal(chain: str, rule: tuple[str, ...]) -> str:
-    """A rule as `iptables -S` prints it (addresses with their prefix length)."""
-    words = list(rule)
-    for index, word in enumerate(words[:-1]):
-        if word == "-d":
-            words[index + 1] = str(ipaddress.ip_network(words[index + 1]))
-    return " ".join(("-A", chain, *words))
-
-
-def _ahead_of_others(chain: str, rule: tuple[str, ...]) -> bool:
-    """Only jumps of Switchyard installations (by their comment) may come before this one: a rule
-    of another kind ahead of it (an ACCEPT, Docker's RETURN) would let traffic by unchecked."""
-    target = rule[-1]
-    for line in _chain_rules(chain) or []:
-        if f"-i {rule[1]} " in line and line.endswith(f"-j {target}"):
-            return True
-        if '--comment "switchyard ' not in line:
-            return False
-    return False
-
-
-def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run(["iptables", "-w", "5", *args], check=check)
+def _remove_earlier_rules() -> None:
+    """Once the table is in place (egress_iptables.py says why)."""
+    problem = egress_iptables.remove_earlier_rules(settings.SWITCHYARD["INSTANCE"])
+    if problem:
+        raise EgressError(problem)
 
 
 def _run(command: list[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     try:
         result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=TIMEOUT)
     except FileNotFoundError:
-        raise EgressError(f"{command[0]} is not installed (Debian package iptables); or set "
+        raise EgressError(f"{command[0]} is not installed (Debian package nftables); or set "
                           "SWITCHYARD_EGRESS_RULES=false if the host's firewall does this") from None
     except subprocess.TimeoutExpired:
         raise EgressError(f"{command[0]} did not finish within {TIMEOUT}s") from None
     if check and result.returncode != 0:
-        raise EgressError(f"{' '.join(command[:4])} failed: {result.stderr.strip() or result.returncode}")
+        raise EgressError(f"{' '.join(command[:4])} failed: {result.stderr.strip()[-500:] or result.returncode}")
     return result
 
 

@@ -20,6 +20,7 @@ from deployments import tasks
 from deployments.engine import egress
 from deployments.models import App, Deployment, LogLine
 from panel.celery import app as celery_app
+from tests.support import egress_table
 from tests.support.apprepo import AppRepo
 from tests.support.eventually import eventually
 
@@ -207,8 +208,8 @@ def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(sup
     # Both deleted under the lock a repair takes: a reconcile halfway through its repair would
     # otherwise see the second deletion as its own failure ("not in place"), not as a repair.
     with egress.rules_lock():
-        for chain, jump in rules.jumps[:2]:  # the prefix rule's jumps from DOCKER-USER and INPUT
-            subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
+        for hook in ("forward", "input"):  # the prefix rule's jumps
+            egress_table.delete_jump(rules, hook)
     # No check of the rules between here and the repair: a reconcile every 2 s may already have
     # run. What it repaired is in the control worker's log (supervisord passes it on within a
     # moment).
@@ -217,7 +218,7 @@ def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(sup
     def repair_lines() -> str:
         return "\n".join(line for line in supervised.log()[log_before:].splitlines()
                          if "reconcile: egress rules repaired:" in line)
-    eventually(lambda: all(jump in repair_lines() for jump in ("the jump from INPUT", "the jump from DOCKER-USER")),
+    eventually(lambda: all(jump in repair_lines() for jump in ("the jump from the input hook", "the jump from the forward hook")),
                lambda: f"the log lines of both repairs (log since the deletion:\n{supervised.log()[log_before:][-3000:]})",
                10)
 

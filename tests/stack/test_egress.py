@@ -2,10 +2,14 @@
 address or private networks (engine/egress.py); an allow-listed address they can; a rule removed
 by hand is noticed by `manage.py egress --check` and put back by `--apply` (as at every start;
 the command runs in the test's process).
-DNS to the nameservers dockerd uses passes, on a private address too, and nothing else there does."""
+DNS to the nameservers dockerd uses passes, on a private address too, and nothing else there does.
+No container gets through while Docker creates networks (it once did, through DOCKER-USER)."""
+import hashlib
 import http.server
 import io
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +27,7 @@ from django.core.management import CommandError, call_command
 from deployments.dockerd import containers, daemon, networks
 from deployments.dockerd.values import LABEL_INSTANCE
 from panel.env import env_networks, env_str
+from tests.support import egress_table
 from tests.support.eventually import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,11 +217,10 @@ def _allowed_addresses_are_reachable_until_a_start_without_them(container_id: st
 def _a_rule_removed_by_hand_is_found_and_repaired(container_id: str, rules, *, host: str, port: int,
                                                   secret: str) -> None:
     """The container reaches the host again, the check says so, a start repairs it."""
-    chain, jump = next((chain, rule) for chain, rule in rules.jumps if chain == "INPUT")
-    subprocess.run(["iptables", "-w", "5", "-D", chain, *jump], check=True, timeout=20)
+    egress_table.delete_jump(rules, "input")
     assert _fetch_from(container_id, f"http://{host}:{port}/") == secret
     checked = _manage("egress", "--check")
-    assert checked.returncode != 0 and "the jump from INPUT" in checked.stderr, checked.stderr
+    assert checked.returncode != 0 and "the jump from the input hook" in checked.stderr, checked.stderr
     repaired = _manage("egress", "--apply")
     assert repaired.returncode == 0 and "repaired" in repaired.stdout, repaired.stdout + repaired.stderr
     assert _manage("egress", "--check").stdout.strip() == "egress rules in place"
@@ -284,38 +288,102 @@ def test_containers_resolve_through_dockerds_nameservers_on_private_addresses_an
 
 
 
-def _jumps_missing_from(saved: str, rules) -> list[str]:
-    """The jumps of `rules` not in an `iptables-save` listing."""
-    lines = saved.splitlines()
-    return [f"{chain} {rule[1]}" for chain, rule in rules.jumps
-            if not any(line.startswith(f"-A {chain} -i {rule[1]} ") and line.endswith(f"-j {rule[-1]}") for line in lines)]
-
-
 def test_a_repair_never_takes_a_jump_out_even_for_a_moment(stack):
-    """Every repair puts the jumps first in the same transaction that replaces the chains: a
-    listing taken at any moment during repairs has every jump (a jump taken out and put back in
-    two steps once let a build step reach the LAN while another process repaired the rules)."""
+    """Every repair replaces the whole table in one transaction: a listing taken at any moment
+    during repairs has every jump (a jump taken out and put back in two steps once let a build
+    step reach the LAN while another process repaired the rules)."""
     from deployments.engine import egress
     rules, gaps, stop = egress.expected(), [], threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=20).stdout
-            gaps.extend(_jumps_missing_from(saved, rules))
+            gaps.extend(egress_table.jumps_missing(rules))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
         for _ in range(20):  # a harmless difference (one more reject), then a repair of it
-            subprocess.run(["iptables", "-w", "5", "-A", rules.forward_chain, "-d", "192.0.2.1/32", "-j", "REJECT"],
-                           check=True, timeout=20)
+            egress_table.add_rule(rules, egress.FORWARD_CHAIN, "ip daddr 192.0.2.1 reject")
             assert any("differs" in problem for problem in egress.ensure())
     finally:
         stop.set()
         watcher.join(timeout=30)
     assert gaps == [], f"listings without a jump: {gaps[:5]}"
     assert egress.missing(rules) == []
-    saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=20).stdout
-    for chain, rule in rules.jumps:  # each repair took out the copy it put in before: one of each
-        assert sum(line.startswith(f"-A {chain} -i {rule[1]} ") and line.endswith(f"-j {rule[-1]}")
-                   for line in saved.splitlines()) == 1, (chain, rule)
+    jumps = [rule for rule in egress_table.rules_of(rules) if rule["chain"] in ("forward", "input")]
+    assert len(jumps) == sum(len(chain.rules) for chain in rules.chains if chain.hook)  # one of each
+
+
+NETWORKS_MADE = 30
+
+
+def _kill_process_tree_of(exec_id: str) -> None:
+    """The exec's shell, its loops and their wgets."""
+    tree, index = [daemon.client().api.exec_inspect(exec_id)["Pid"]], 0
+    while index < len(tree):
+        children = subprocess.run(["pgrep", "-P", str(tree[index])], capture_output=True, text=True, timeout=10)
+        tree += [int(pid) for pid in children.stdout.split()]
+        index += 1
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_no_container_gets_through_while_docker_creates_networks(stack, app_repo):
+    """dockerd takes its FORWARD jump to DOCKER-USER out and puts it back at every network it
+    creates, with the new bridge's ACCEPT rules first meanwhile: rules in DOCKER-USER let every
+    container through for those moments. A container asks the LAN host over and over while
+    networks are made; not one answer gets through."""
+    app_repo.commit_version("v1")
+    assert stack.deploy_and_wait(stack.create_app(app_repo, name="asker")).state == "succeeded"
+    container = containers.listed("asker")[0]
+    secret = f"secret-{uuid.uuid4().hex}"
+    with _lan_host(secret) as lan:
+        # No -T: Debian's static busybox wget dies of SIGSEGV with it once a connection is made.
+        probe = f"/bin/busybox wget -q -O - http://{lan}/ 2>/dev/null; echo ."
+        asking = daemon.client().api.exec_create(container.id, [  # four askers: a gap lasts a millisecond or two
+            "/bin/busybox", "sh", "-c", f"for i in 1 2 3 4; do (while true; do {probe}; done) & done; wait"])
+        answers = daemon.client().api.exec_start(asking["Id"], stream=True)
+        try:
+            for _ in range(NETWORKS_MADE):
+                name = f"{settings.SWITCHYARD['DOCKER_NETWORK']}-gap-{uuid.uuid4().hex[:6]}"
+                daemon.client().networks.create(name, labels={LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"]}).remove()
+        finally:
+            _kill_process_tree_of(asking["Id"])
+            heard = b"".join(answers).decode(errors="replace")
+    assert heard.count(".") > 20 * NETWORKS_MADE, heard[-500:]  # it kept asking all along
+    assert secret not in heard
+
+
+def test_the_iptables_rules_of_earlier_versions_are_taken_out_and_nothing_else():
+    """An installation upgraded from the iptables rules: its chains and jumps go, another
+    installation's stay (they still keep that one's containers in)."""
+    from deployments.engine import egress_iptables
+    upgraded, other = f"upgraded-{uuid.uuid4().hex[:6]}", f"other-{uuid.uuid4().hex[:6]}"
+    _old_style_rules(upgraded)
+    _old_style_rules(other)
+    try:
+        assert egress_iptables.remove_earlier_rules(upgraded) == ""
+        saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True, timeout=20).stdout
+        assert upgraded not in saved and _old_chain(upgraded, "FWD") not in saved
+        assert saved.count(f'"switchyard {other}"') == 2 and f":{_old_chain(other, 'IN')} " in saved
+        assert egress_iptables.remove_earlier_rules(upgraded) == ""  # nothing left to do
+    finally:
+        egress_iptables.remove_earlier_rules(other)
+
+
+def _old_chain(instance: str, kind: str) -> str:
+    return f"SY-{hashlib.sha1(instance.encode()).hexdigest()[:8]}-{kind}"
+
+
+def _old_style_rules(instance: str) -> None:
+    """As egress.py installed them before the nftables table."""
+    comment = f'-m comment --comment "switchyard {instance}"'
+    forward, inbound = _old_chain(instance, "FWD"), _old_chain(instance, "IN")
+    script = ["*filter", f":{forward} - [0:0]", f":{inbound} - [0:0]", f"-A {forward} -d 10.0.0.0/8 -j REJECT",
+              f"-A {inbound} -j REJECT", f"-I DOCKER-USER 1 -i syold+ {comment} -j {forward}",
+              f"-I INPUT 1 -i syold+ {comment} -j {inbound}", "COMMIT", ""]
+    subprocess.run(["iptables-restore", "-w", "5", "--noflush"], input="\n".join(script), text=True, check=True,
+                   capture_output=True, timeout=20)
