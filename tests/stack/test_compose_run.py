@@ -2,6 +2,8 @@
 the web one waits for (service_completed_successfully), run to its end at each deploy before the
 web containers start, a failing one leaving the running release serving; hostname and a
 restart: on-failure:N policy applied; lifecycle hooks run with docker exec in a real container."""
+import uuid
+
 import pytest
 
 from deployments.dockerd import build_lock, containers, daemon, image_removal, networks
@@ -62,10 +64,14 @@ def test_a_one_shot_service_runs_to_its_end_before_the_web_one_and_a_failing_one
 
 @pytest.fixture
 def busybox_container(app_repo):
-    """A running container of a busybox image built here (nothing is pulled), removed afterwards."""
+    """A running container of a busybox image built here (nothing is pulled), removed afterwards.
+    Its label makes the image its own: without one it is the very image every app build of these
+    files makes at its CMD step, and removing it while such a build ran took the layer that build
+    had just picked (`unable to find image "sha256:..."` in another test process)."""
     app_repo.commit_version("v1")
     with build_lock.building():
-        image, _ = daemon.client().images.build(path=str(app_repo.path), tag=f"{name_prefix()}-hooks-test:1", rm=True)
+        image, _ = daemon.client().images.build(path=str(app_repo.path), tag=f"{name_prefix()}-hooks-test:1", rm=True,
+                                                labels={"switchyard-test.image": uuid.uuid4().hex})
     container = containers.start_container(f"{name_prefix()}-hooks_test-1", image.id, 8000, {"GREETING": "hi"},
                                            {LABEL_APP: "hooks"}, ContainerLimits.defaults(), RunOptions())
     yield container
