@@ -164,11 +164,13 @@ class Pipeline:
             with self._phase("fetch"):
                 fetch.fetch(ctx)
                 fetch.load_project(ctx)
+                verify.arm(ctx)
             with self._phase("build"):
                 build.build(ctx)
         with self._phase("start"):
             if deployment.redeploy_of_id:
                 fetch.load_project(ctx)
+                verify.arm(ctx)
                 ctx.images = fetch.redeploy_images(ctx)
             start.check_images(ctx)
             start.start_companions(ctx)

@@ -1,6 +1,6 @@
 """The runtime API's commands for a routing table's server slots, as text: addresses and states,
 a canary's weights, joined into lines the admin socket takes. Pure: apply.py sends them."""
-from deployments.haproxy.config import backup_slot_name, canary_slot_name, slot_name
+from deployments.haproxy.config import PLACEHOLDER_ADDR, backup_slot_name, canary_slot_name, slot_name
 from deployments.traffic.table import COLOURS, MAX_REPLICAS, Backend, RoutingTable, Server
 
 MAP_BATCH_BYTES = 8 * 1024  # of commands per runtime-API line: well under HAProxy's 16 KiB buffer
@@ -14,6 +14,20 @@ def ready(backend: str, servers: tuple[Server, ...], kind: str = "servers") -> l
     for index, server in enumerate(servers):
         name = f"{backend}/{SLOT_NAMES[kind](index)}"
         commands += [f"set server {name} addr {server.addr} port {server.port}", f"set server {name} state ready"]
+    return commands
+
+
+def armed(backend: str, count: int) -> list[str]:
+    """The first `count` slots out of maintenance at the placeholder address (the loopback's port
+    1, where nothing listens: each check fails at once, where an address that dropped packets
+    would hold a check until its timeout). HAProxy finds them DOWN and checks them every
+    `downinter` from then on. No request reaches them: their backend is not the one the map
+    routes to."""
+    address, port = PLACEHOLDER_ADDR
+    commands = []
+    for index in range(count):
+        name = f"{backend}/{slot_name(index)}"
+        commands += [f"set server {name} addr {address} port {port}", f"set server {name} state ready"]
     return commands
 
 

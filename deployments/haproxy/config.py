@@ -271,7 +271,7 @@ defaults
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response 503
-    default-server inter {checks.interval()} fall 2 rise 1 observe layer7 error-limit 10 on-error fail-check
+    default-server inter {checks.interval()} downinter {checks.down_interval()} fall 2 rise 1 observe layer7 error-limit 10 on-error fail-check
 """
 
 

@@ -35,6 +35,20 @@ def publish_servers(deployment: Deployment) -> None:
         _apply(server_commands=commands.ready(backend, rows.servers(deployment.containers)))
 
 
+def arm_servers(app_backend: str, count: int) -> None:
+    """The slots a deployment's containers will take, checked by HAProxy from now on at an
+    address that refuses (haproxy/commands.armed). Nothing is written: the table still has them
+    in maintenance, so a reload, a restart or reconcile puts them back there."""
+    with router_lock():
+        _apply(server_commands=commands.armed(app_backend, count))
+
+
+def disarm_servers(app_backend: str, count: int) -> None:
+    """Armed slots back in maintenance (a deployment that ends before its servers are published)."""
+    with router_lock():
+        _apply(server_commands=commands.maintenance(app_backend, count))
+
+
 def withdraw_servers(deployment: Deployment) -> None:
     """No new requests to the deployment's servers; those in flight carry on (see
     readings.open_streams)."""

@@ -106,10 +106,21 @@ class CheckTiming:
     """HAProxy's own check of each server: every `interval_ms`, UP after one good answer, DOWN
     after two bad ones (the pipeline's verify waits for UP, the watch's failover for DOWN)."""
     interval_ms: int = 1000
+    # A server that is DOWN is checked this often (HAProxy's downinter): a slot a deployment has
+    # armed (engine/phases/verify.py arm) is checked again within this of getting its container,
+    # where the first check of a slot leaving maintenance waits up to a whole interval.
+    down_interval_ms: int = 100
 
     def interval(self) -> str:
         """As HAProxy's time format: whole seconds as "1s" (what the config always said), else ms."""
-        return f"{self.interval_ms // 1000}s" if self.interval_ms % 1000 == 0 else f"{self.interval_ms}ms"
+        return _haproxy_time(self.interval_ms)
+
+    def down_interval(self) -> str:
+        return _haproxy_time(min(self.down_interval_ms, self.interval_ms))
+
+
+def _haproxy_time(ms: int) -> str:
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
 @dataclass(frozen=True)

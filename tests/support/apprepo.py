@@ -59,6 +59,12 @@ class AppRepo:
                   "echo 'Status: 500 Broken'; else echo 'Status: 200 OK'; fi\necho\necho health")
         return self._commit(version)
 
+    def commit_counted_health(self, version: str) -> str:
+        """/cgi-bin/health adds a line to /www/checks at each call (read with `wc -l`)."""
+        self.commit_version(version)
+        self._cgi("health", "echo . >> /www/checks; echo 'Status: 200 OK'; echo; echo health")
+        return self._commit(f"{version}: counted health")
+
     def commit_flaky_page(self, version: str) -> str:
         """/cgi-bin/page answers 500 about one time in three; /health stays fine."""
         self.commit_version(version)

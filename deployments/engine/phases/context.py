@@ -60,6 +60,7 @@ class DeploymentContext:
         self.switch_ms: float | None = None
         self.traffic_before: dict[str, stats.Responses] | None = None
         self.canary_slots_before: stats.Responses | None = None
+        self.armed: tuple[str, int] | None = None  # (backend, slots) verify.arm took out of maintenance
 
     def canary_applies(self) -> bool:
         return bool(self.app.canary_steps and self.previous and self.previous.containers and not self.recreate)

@@ -90,5 +90,7 @@ def _remove_new_release(ctx: DeploymentContext) -> None:
         changes.withdraw_backups(deployment)
     if deployment.holds_backend:
         changes.withdraw_servers(deployment)
+    elif ctx.armed is not None:  # armed, never published
+        changes.disarm_servers(*ctx.armed)
     for container in deployment.containers:
         containers.stop_and_remove(container.id, timeout=0)

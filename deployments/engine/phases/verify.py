@@ -1,6 +1,14 @@
 """The verify phase: each new container's port, health path (and a Compose healthcheck) answer;
 then the containers join their colour's backend (the old release as backups if a watch follows),
-and HAProxy's own check must report every new server UP."""
+and HAProxy's own check must report every new server UP.
+
+HAProxy 2.6 checks a slot that leaves maintenance first when its check task next comes round,
+anywhere up to a whole check interval later (1 s as shipped), and nothing in the runtime API
+brings that check forward. So the slots are armed before the build (arm): out of maintenance at
+an address that refuses, so HAProxy has found them DOWN by the time the containers start, and
+checks them every `downinter` (100 ms); given its container's address, a slot is UP within that.
+Once UP, a server is checked every interval again."""
+import logging
 import time
 
 from deployments.dockerd import containers, output
@@ -9,8 +17,22 @@ from deployments.engine import health
 from deployments.engine.phases.context import DeploymentContext, PhaseFailed
 from deployments.traffic import changes, readings
 
+logger = logging.getLogger(__name__)
 HAPROXY_UP_GRACE = 10.0  # HAProxy's own check runs every second; allow a few rounds
 UP_POLL_INTERVAL = 0.02  # the switch follows HAProxy's "UP" by at most this plus a few ms
+
+
+def arm(ctx: DeploymentContext) -> None:
+    """Before the build (or a redeploy's start): the slots the web service's replicas will take,
+    in the colour that does not serve, armed. Only time rides on it: a deployment never fails
+    for it (publish_servers then finds the slots in maintenance, as before)."""
+    backend, count = ctx.app.backend_name(ctx.app.idle_colour), ctx.project.web.replicas
+    try:
+        changes.arm_servers(backend, count)
+    except Exception as error:  # HAProxy not answering: publish_servers will say so, in verify
+        logger.warning("deployment %s: slots not armed: %s", ctx.deployment.id, error)
+        return
+    ctx.armed = (backend, count)
 
 
 def verify(ctx: DeploymentContext) -> None:
@@ -18,6 +40,8 @@ def verify(ctx: DeploymentContext) -> None:
     for container in ctx.deployment.containers:
         verify_container(ctx, container, deadline=deadline)
     changes.publish_servers(ctx.deployment)
+    if ctx.armed and ctx.armed[0] != ctx.app.backend_name(ctx.deployment.colour):  # the live colour moved meanwhile
+        changes.disarm_servers(*ctx.armed)
     if ctx.watch_applies():  # ready before the switch, so the switch itself is one map commit
         changes.publish_backups(ctx.deployment)
     wait_for_haproxy_up(ctx, deadline=max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
