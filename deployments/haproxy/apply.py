@@ -70,6 +70,16 @@ def apply_table(table: RoutingTable, location: Paths, binds: Binds, *, applied: 
         runtime_api.run(location.admin_socket, line)
 
 
+def run_server_commands(location: Paths, server_commands: list[str]) -> None:
+    """Runtime commands alone, for a state no file holds (a deployment's armed slots): no table
+    rendered, nothing written; nothing at all if HAProxy is not running (it then starts with
+    every slot as the files have it)."""
+    if not process.is_running(location):
+        return
+    for line in commands.joined_in_batches(server_commands):
+        runtime_api.run(location.admin_socket, line)
+
+
 def _pushed_tls(table: RoutingTable, location: Paths, binds: Binds, applied: Applied) -> bool:
     """push_tls; if HAProxy refuses a certificate there, again once the certificates it refuses
     on their own are found and left out (_write_loadable)."""

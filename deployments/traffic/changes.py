@@ -40,13 +40,13 @@ def arm_servers(app_backend: str, count: int) -> None:
     address that refuses (haproxy/commands.armed). Nothing is written: the table still has them
     in maintenance, so a reload, a restart or reconcile puts them back there."""
     with router_lock():
-        _apply(server_commands=commands.armed(app_backend, count))
+        apply.run_server_commands(target.paths(), commands.armed(app_backend, count))
 
 
 def disarm_servers(app_backend: str, count: int) -> None:
     """Armed slots back in maintenance (a deployment that ends before its servers are published)."""
     with router_lock():
-        _apply(server_commands=commands.maintenance(app_backend, count))
+        apply.run_server_commands(target.paths(), commands.maintenance(app_backend, count))
 
 
 def withdraw_servers(deployment: Deployment) -> None:
