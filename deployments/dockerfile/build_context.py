@@ -1,15 +1,23 @@
-"""The Dockerfile in a build context (a tar of the commit): read the tenant's out of it, and put
-the checked, canonical one in under a name of ours, so that dockerd builds exactly what was checked."""
+"""The Dockerfile in a build context (a tar of the commit): read the tenant's out of it, and make
+the context dockerd is sent (for_build): the tenant's .dockerignore applied, and the checked,
+canonical Dockerfile in under a name of ours, so that dockerd builds exactly what was checked."""
 import io
 import posixpath
-import secrets
 import tarfile
-from typing import BinaryIO
+import tempfile
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
+from docker.utils.build import PatternMatcher
 
 from deployments.dockerfile.syntax import Refused
 
 MAX_DOCKERFILE_BYTES = 1024 * 1024
-CHECKED_DOCKERFILE_PREFIX = ".switchyard-checked-dockerfile-"
+# One name for every build: it is in the .dockerignore dockerd sees (copied by a `COPY . .` unless
+# the tenant's lists itself), and a name that changed from one build to the next (it was random)
+# made every step after such a COPY miss the build cache. A repository file at it is left out.
+CHECKED_DOCKERFILE = ".switchyard-checked-dockerfile"
+DOCKERIGNORE = ".dockerignore"
 
 
 def dockerfile_from_context(context_tar: bytes | BinaryIO, dockerfile: str) -> str:
@@ -33,19 +41,65 @@ def dockerfile_from_context(context_tar: bytes | BinaryIO, dockerfile: str) -> s
     return data.decode("utf-8", errors="replace")
 
 
-def add_checked_dockerfile(context_tar: BinaryIO, text: str) -> str:
-    """Append `text` to the context (a seekable tar file) under a fresh name; returns that name.
-    The name is random, so no file of the repository is at it; were one there, the later member
-    wins as dockerd unpacks the tar."""
-    name = f"{CHECKED_DOCKERFILE_PREFIX}{secrets.token_hex(8)}"
+@contextmanager
+def for_build(archive: BinaryIO, checked_dockerfile: str) -> Iterator[tuple[BinaryIO, str]]:
+    """The context dockerd is sent, in a temporary file, and the name of the Dockerfile in it.
+
+    - What the tenant's `.dockerignore` excludes is left out, as `docker build` leaves it out:
+      dockerd applies none of those patterns to a context sent through its API (the docker CLI
+      filters before it sends), so a `COPY . .` copied what the tenant had excluded.
+    - The checked Dockerfile goes in as CHECKED_DOCKERFILE, and a `.dockerignore` that lists it
+      (and itself, if the tenant had none): dockerd takes what it lists out of the context once it
+      has read the Dockerfile, so a `COPY . .` never copies it."""
+    name = CHECKED_DOCKERFILE
+    archive.seek(0)
+    with tempfile.TemporaryFile(prefix="switchyard-context-") as output:
+        with tarfile.open(fileobj=archive) as source, tarfile.open(fileobj=output, mode="w") as context:
+            ignored = _member_text(source, DOCKERIGNORE)
+            _copy_kept(source, context, _matcher(ignored), leave_out={name, DOCKERIGNORE})
+            _add(context, name, checked_dockerfile)
+            listed = [name] if ignored is not None else [name, DOCKERIGNORE]
+            _add(context, DOCKERIGNORE, (ignored or "").rstrip("\n") + "\n" + "\n".join(listed) + "\n")
+        output.seek(0)
+        yield output, name
+
+
+def _member_text(archive: tarfile.TarFile, name: str) -> str | None:
+    try:
+        handle = archive.extractfile(archive.getmember(name))
+    except KeyError:
+        return None
+    return handle.read(MAX_DOCKERFILE_BYTES).decode("utf-8", errors="replace") if handle else None
+
+
+def _matcher(dockerignore: str | None) -> PatternMatcher | None:
+    """The patterns as the docker CLI reads them: a line each, `#` lines and blank ones skipped."""
+    patterns = [_cleaned(line.strip()) for line in (dockerignore or "").splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    return PatternMatcher(patterns) if patterns else None
+
+
+def _cleaned(pattern: str) -> str:
+    """A path cleaned and taken from the context's root; an exception (`!`) stays one."""
+    negated = pattern.startswith("!")
+    path = posixpath.normpath(pattern[1:] if negated else pattern).lstrip("/")
+    return f"!{path}" if negated else path
+
+
+def _copy_kept(source: tarfile.TarFile, context: tarfile.TarFile, excluded: PatternMatcher | None,
+               leave_out: set[str]) -> None:
+    for member in source:
+        path = posixpath.normpath(member.name).lstrip("/")
+        if path in leave_out or (excluded is not None and path != "." and excluded.matches(path)):
+            continue
+        context.addfile(member, source.extractfile(member) if member.isfile() else None)
+
+
+def _add(context: tarfile.TarFile, name: str, text: str) -> None:
     data = text.encode()
-    context_tar.seek(0)
-    with tarfile.open(fileobj=context_tar, mode="a") as archive:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode = len(data), 0o644
-        archive.addfile(info, io.BytesIO(data))
-    context_tar.seek(0)
-    return name
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    context.addfile(info, io.BytesIO(data))
 
 
 def with_labels(dockerfile: str, target: str, labels: dict[str, str]) -> str:

@@ -2,16 +2,13 @@
 ownership by label, the panel's images, ONBUILD triggers, registries on private addresses, the
 parser differentials it refuses and the canonical Dockerfile it renders.
 The attacks themselves go through the worker in tests/stack/test_build_isolation.py."""
-import io
 import re
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from deployments.dockerfile.check import Checked, Image, Owner, Refused, check
 from deployments.dockerfile.base_images import registry_of
-from deployments.dockerfile.build_context import add_checked_dockerfile, dockerfile_from_context
 from deployments.dockerfile.syntax import parse
 
 OWNER = Owner(app="mine", app_id=7, instance="main")
@@ -251,18 +248,6 @@ def test_a_stages_onbuild_triggers_run_in_a_stage_from_it():
 ])
 def test_what_is_modelled_is_kept(dockerfile):
     _check(dockerfile)
-
-
-def test_the_checked_dockerfile_goes_into_the_build_context_under_a_name_of_ours():
-    files = io.BytesIO()
-    with tarfile.open(fileobj=files, mode="w") as archive:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = 5
-        archive.addfile(info, io.BytesIO(b"FROM "))
-    files.seek(0)
-    name = add_checked_dockerfile(files, "FROM scratch AS stage-0\n")
-    assert dockerfile_from_context(files.getvalue(), name) == "FROM scratch AS stage-0\n"
-    assert dockerfile_from_context(files.getvalue(), "Dockerfile") == "FROM "
 
 
 @pytest.mark.parametrize("dockerfile", ["compose/Dockerfile", "compose/postgres.Dockerfile", "compose/redis.Dockerfile"])

@@ -131,11 +131,11 @@ def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
         return tag
     try:
         checked, target = ctx.checked[spec.name]
-        with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
-            labels = instance_labels(**{LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
-                                        LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key})
-            labelled = build_context.with_labels(checked.dockerfile, target, labels)
-            dockerfile = build_context.add_checked_dockerfile(context, labelled)  # built instead of the tenant's
+        labels = instance_labels(**{LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
+                                    LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key})
+        labelled = build_context.with_labels(checked.dockerfile, target, labels)  # built instead of the tenant's
+        with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as archive, \
+                build_context.for_build(archive, labelled) as (context, dockerfile):
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
