@@ -38,6 +38,7 @@ class ServerHealth:
     detail: str  # HAProxy's words on that check
     answered: Responses
     backend: str = ""
+    downs: int = 0  # how often HAProxy's check took it from UP to DOWN (chkdown), since HAProxy started
 
     @property
     def checked_up(self) -> bool:
@@ -87,7 +88,8 @@ def by_backend(servers_: list[ServerHealth]) -> dict[str, Responses]:
 
 def parse_servers(csv_text: str) -> list[ServerHealth]:
     return [ServerHealth(slot=row["svname"], status=row["status"], check=row.get("check_status") or "",
-                         detail=row.get("check_desc") or "", answered=_responses(row), backend=row["pxname"])
+                         detail=row.get("check_desc") or "", answered=_responses(row), backend=row["pxname"],
+                         downs=int(row.get("chkdown") or 0))
             for row in _rows(csv_text) if row.get("svname") not in ("FRONTEND", "BACKEND", None)]
 
 

@@ -28,9 +28,11 @@ def test_the_slots_are_armed_during_the_build_and_put_back_in_maintenance_when_i
 
     app_repo.commit_version("slow failing build", extra_dockerfile=SLOW_FAILING_BUILD)
     deployment = stack.deploy(app)
-    eventually(lambda: _slot(app, idle).status == "DOWN", "the idle colour's slot armed while the build runs", 30)
-    deployment.refresh_from_db()
-    assert deployment.phase == "build" and _slot(app, idle).check.startswith("L4CON"), _slot(app, idle).describe()
+    def armed_in_the_build() -> bool:
+        deployment.refresh_from_db()
+        return deployment.phase == "build" and _slot(app, idle).status == "DOWN"
+    eventually(armed_in_the_build, "the idle colour's slot armed while the build runs", 30)
+    assert _slot(app, idle).check.startswith("L4CON"), _slot(app, idle).describe()
     assert stack.get("armed.localhost") == (200, "v1")  # the live colour is untouched
 
     assert stack.wait(deployment).state == "failed"

@@ -5,16 +5,16 @@ from deployments.engine import lifecycle
 from deployments.engine.canary import Canary, CanaryFailed
 from deployments.engine.phases.context import DeploymentContext, RolledBack
 from deployments.engine.phases.rollback import undo_before_switch
-from deployments.engine.phases.watch import broken, restart_counts
+from deployments.engine.phases.watch import broken, health_baseline
 from deployments.traffic import changes
 
 
 def run_canary(ctx: DeploymentContext) -> None:
     """canary.Canary moves the weights and compares; a worse new release is undone as any
     failure before the switch is, and the deployment ends rolled back."""
-    restarts = restart_counts(ctx)
+    health = health_baseline(ctx)
     ctx.canary = Canary(ctx.deployment, ctx.previous, ctx.log, ctx.say_web,
-                        broken=lambda: broken(ctx, restarts=restarts))
+                        broken=lambda: broken(ctx, since=health))
     try:
         ctx.canary.run()
         lifecycle.consume_promote(ctx.deployment.pk)  # a Promote as the last step ended: not the watch's

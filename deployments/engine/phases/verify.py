@@ -27,12 +27,11 @@ def arm(ctx: DeploymentContext) -> None:
     in the colour that does not serve, armed. Only time rides on it: a deployment never fails
     for it (publish_servers then finds the slots in maintenance, as before)."""
     backend, count = ctx.app.backend_name(ctx.app.idle_colour), ctx.project.web.replicas
+    ctx.armed = (backend, count)  # first: a failure halfway through still leaves them to be disarmed
     try:
         changes.arm_servers(backend, count)
     except Exception as error:  # HAProxy not answering: publish_servers will say so, in verify
         logger.warning("deployment %s: slots not armed: %s", ctx.deployment.id, error)
-        return
-    ctx.armed = (backend, count)
 
 
 def verify(ctx: DeploymentContext) -> None:
@@ -40,8 +39,6 @@ def verify(ctx: DeploymentContext) -> None:
     for container in ctx.deployment.containers:
         verify_container(ctx, container, deadline=deadline)
     changes.publish_servers(ctx.deployment)
-    if ctx.armed and ctx.armed[0] != ctx.app.backend_name(ctx.deployment.colour):  # the live colour moved meanwhile
-        changes.disarm_servers(*ctx.armed)
     if ctx.watch_applies():  # ready before the switch, so the switch itself is one map commit
         changes.publish_backups(ctx.deployment)
     wait_for_haproxy_up(ctx, deadline=max(deadline, time.monotonic() + HAPROXY_UP_GRACE))

@@ -2,6 +2,7 @@
 health of the new servers, the 5xx ratio of their answers, and their containers; any trouble
 rolls back (rollback.py). The old release stays ready meanwhile, as backup servers."""
 import time
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -15,6 +16,16 @@ from deployments.traffic import changes, readings
 WATCH_INTERVAL = 0.1  # how often the watch looks; detection to rollback stays well under a second
 
 
+@dataclass(frozen=True)
+class HealthBaseline:
+    """What broken() compares with, read as the watch or the canary begins: each new container's
+    restarts, and each new server's DOWN transitions (HAProxy's chkdown). A count, not a look:
+    a server down for less than one look of the watch (a DOWN server is checked again within
+    100 ms: downinter) is seen all the same."""
+    restarts: dict[str, int]
+    downs: dict[str, int]
+
+
 def watch(ctx: DeploymentContext) -> None:
     """Until the window ends (or someone promotes): HAProxy's health of the new servers,
     the 5xx ratio of their answers, and their containers. Any trouble: roll back."""
@@ -22,10 +33,10 @@ def watch(ctx: DeploymentContext) -> None:
     ctx.save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
     ctx.say_web(f"Watching the new release for {window}s; the old one stays ready")
     baseline = _answered(ctx)
-    restarts = restart_counts(ctx)
+    health = health_baseline(ctx)
     deadline = time.monotonic() + window
     while time.monotonic() < deadline:
-        trouble = _trouble(ctx, baseline=baseline, restarts=restarts)
+        trouble = _trouble(ctx, baseline=baseline, health=health)
         if trouble:
             roll_back(ctx, trouble)
         if _promoted(ctx):
@@ -36,9 +47,9 @@ def watch(ctx: DeploymentContext) -> None:
     ctx.say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
 
-def _trouble(ctx: DeploymentContext, *, baseline: stats.Responses, restarts: dict[str, int]) -> str:
+def _trouble(ctx: DeploymentContext, *, baseline: stats.Responses, health: HealthBaseline) -> str:
     """Why the new release must be rolled back, or "" if it is fine."""
-    found = broken(ctx, restarts=restarts)
+    found = broken(ctx, since=health)
     if found:
         return found
     since = _answered(ctx).since(baseline)
@@ -48,22 +59,24 @@ def _trouble(ctx: DeploymentContext, *, baseline: stats.Responses, restarts: dic
     return ""
 
 
-def restart_counts(ctx: DeploymentContext) -> dict[str, int]:
-    """How often Docker restarted each new container so far (see broken)."""
-    return {c.id: containers.state(c.id).restarts for c in ctx.deployment.containers}
-
-
-def broken(ctx: DeploymentContext, *, restarts: dict[str, int]) -> str:
-    """HAProxy marked a new server DOWN, or a new container exited or restarted since
-    `restarts` was read; "" if neither."""
+def health_baseline(ctx: DeploymentContext) -> HealthBaseline:
     deployment = ctx.deployment
     servers = readings.servers(ctx.app, deployment.colour, len(deployment.containers))
-    down = [server.describe() for server in servers if server.down]
+    return HealthBaseline(restarts={c.id: containers.state(c.id).restarts for c in deployment.containers},
+                          downs={server.slot: server.downs for server in servers})
+
+
+def broken(ctx: DeploymentContext, *, since: HealthBaseline) -> str:
+    """HAProxy marked a new server DOWN (or has since `since` was read), or a new container exited
+    or restarted since then; "" if none of it."""
+    deployment = ctx.deployment
+    servers = readings.servers(ctx.app, deployment.colour, len(deployment.containers))
+    down = [server.describe() for server in servers if server.down or server.downs > since.downs.get(server.slot, 0)]
     if down:
         return f"HAProxy's health check marked the new release DOWN: {', '.join(down)}"
     for container in deployment.containers:
         state = containers.state(container.id)
-        if not state.running or state.restarts > restarts[container.id]:
+        if not state.running or state.restarts > since.restarts[container.id]:
             return f"container {container.name} exited (code {state.exit_code})"
     return ""
 
