@@ -6,9 +6,7 @@ import posixpath
 import tarfile
 import tempfile
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
-
-from docker.utils.build import PatternMatcher
+from typing import BinaryIO, Callable, Iterator
 
 from deployments.dockerfile.syntax import Refused
 
@@ -41,13 +39,17 @@ def dockerfile_from_context(context_tar: bytes | BinaryIO, dockerfile: str) -> s
     return data.decode("utf-8", errors="replace")
 
 
+Excluder = Callable[[str | None], Callable[[str], bool] | None]  # dockerd/dockerignore.py excluder
+
+
 @contextmanager
-def for_build(archive: BinaryIO, checked_dockerfile: str) -> Iterator[tuple[BinaryIO, str]]:
+def for_build(archive: BinaryIO, checked_dockerfile: str, excluder: Excluder) -> Iterator[tuple[BinaryIO, str]]:
     """The context dockerd is sent, in a temporary file, and the name of the Dockerfile in it.
 
-    - What the tenant's `.dockerignore` excludes is left out, as `docker build` leaves it out:
-      dockerd applies none of those patterns to a context sent through its API (the docker CLI
-      filters before it sends), so a `COPY . .` copied what the tenant had excluded.
+    - What the tenant's `.dockerignore` excludes (`excluder` reads its patterns) is left out, as
+      `docker build` leaves it out: dockerd applies none of those patterns to a context sent
+      through its API (the docker CLI filters before it sends), so a `COPY . .` copied what the
+      tenant had excluded.
     - The checked Dockerfile goes in as CHECKED_DOCKERFILE, and a `.dockerignore` that lists it
       (and itself, if the tenant had none): dockerd takes what it lists out of the context once it
       has read the Dockerfile, so a `COPY . .` never copies it."""
@@ -56,7 +58,7 @@ def for_build(archive: BinaryIO, checked_dockerfile: str) -> Iterator[tuple[Bina
     with tempfile.TemporaryFile(prefix="switchyard-context-") as output:
         with tarfile.open(fileobj=archive) as source, tarfile.open(fileobj=output, mode="w") as context:
             ignored = _member_text(source, DOCKERIGNORE)
-            _copy_kept(source, context, _matcher(ignored), leave_out={name, DOCKERIGNORE})
+            _copy_kept(source, context, excluder(ignored), leave_out={name, DOCKERIGNORE})
             _add(context, name, checked_dockerfile)
             listed = [name] if ignored is not None else [name, DOCKERIGNORE]
             _add(context, DOCKERIGNORE, (ignored or "").rstrip("\n") + "\n" + "\n".join(listed) + "\n")
@@ -72,25 +74,11 @@ def _member_text(archive: tarfile.TarFile, name: str) -> str | None:
     return handle.read(MAX_DOCKERFILE_BYTES).decode("utf-8", errors="replace") if handle else None
 
 
-def _matcher(dockerignore: str | None) -> PatternMatcher | None:
-    """The patterns as the docker CLI reads them: a line each, `#` lines and blank ones skipped."""
-    patterns = [_cleaned(line.strip()) for line in (dockerignore or "").splitlines()
-                if line.strip() and not line.strip().startswith("#")]
-    return PatternMatcher(patterns) if patterns else None
-
-
-def _cleaned(pattern: str) -> str:
-    """A path cleaned and taken from the context's root; an exception (`!`) stays one."""
-    negated = pattern.startswith("!")
-    path = posixpath.normpath(pattern[1:] if negated else pattern).lstrip("/")
-    return f"!{path}" if negated else path
-
-
-def _copy_kept(source: tarfile.TarFile, context: tarfile.TarFile, excluded: PatternMatcher | None,
+def _copy_kept(source: tarfile.TarFile, context: tarfile.TarFile, excluded: Callable[[str], bool] | None,
                leave_out: set[str]) -> None:
     for member in source:
         path = posixpath.normpath(member.name).lstrip("/")
-        if path in leave_out or (excluded is not None and path != "." and excluded.matches(path)):
+        if path in leave_out or (excluded is not None and path != "." and excluded(path)):
             continue
         context.addfile(member, source.extractfile(member) if member.isfile() else None)
 

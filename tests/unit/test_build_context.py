@@ -4,6 +4,7 @@ from its text, listed in a .dockerignore so that dockerd takes it out before any
 import io
 import tarfile
 
+from deployments.dockerd.dockerignore import excluder
 from deployments.dockerfile.build_context import CHECKED_DOCKERFILE, dockerfile_from_context, for_build
 
 CHECKED = "FROM scratch AS stage-0\nCOPY . /app\n"
@@ -21,7 +22,7 @@ def _archive(files: dict[str, str]) -> io.BytesIO:
 
 
 def _sent(files: dict[str, str], checked: str = CHECKED) -> tuple[dict[str, str], str]:
-    with for_build(_archive(files), checked) as (context, name):
+    with for_build(_archive(files), checked, excluder) as (context, name):
         with tarfile.open(fileobj=context) as archive:
             return {m.name: archive.extractfile(m).read().decode() for m in archive if m.isfile()}, name
 
@@ -31,7 +32,7 @@ def test_the_checked_dockerfile_goes_in_under_a_name_of_ours_that_the_dockerigno
     assert name == CHECKED_DOCKERFILE and sent[name] == CHECKED
     assert sent["Dockerfile"] == "FROM " and sent["app.py"] == "print()"
     assert sent[".dockerignore"].split() == [name, ".dockerignore"]  # dockerd takes both out once read
-    with for_build(_archive({"Dockerfile": "FROM "}), CHECKED) as (context, name):
+    with for_build(_archive({"Dockerfile": "FROM "}), CHECKED, excluder) as (context, name):
         assert dockerfile_from_context(context.read(), name) == CHECKED
 
 

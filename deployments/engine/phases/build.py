@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 
 from deployments.compose.project import ServiceSpec
-from deployments.dockerd import builds, images, pins
+from deployments.dockerd import builds, dockerignore, images, pins
 from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_SOURCE, instance_labels
 from deployments.dockerfile import build_context, check
 from deployments.engine.phases import pull
@@ -135,7 +135,7 @@ def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
                                     LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key})
         labelled = build_context.with_labels(checked.dockerfile, target, labels)  # built instead of the tenant's
         with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as archive, \
-                build_context.for_build(archive, labelled) as (context, dockerfile):
+                build_context.for_build(archive, labelled, dockerignore.excluder) as (context, dockerfile):
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
