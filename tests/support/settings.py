@@ -17,10 +17,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The build lock of every installation on this machine's dockerd (the Makefile's `run` names it
+# too): test runs of two checkouts side by side, the benchmark, the panel `make run` serves.
+# Once it was in the checkout's var/: a test run of another checkout removed a cache layer a
+# build had picked (`unable to find image "sha256:..."`).
+MACHINE_BUILD_LOCK = Path("/run/lock/switchyard-build.lock")
+
+
 def _shared_build_lock() -> Path:
-    var = Path(__file__).resolve().parent.parent.parent / "var"
-    var.mkdir(exist_ok=True)
-    return var / "build.lock"
+    MACHINE_BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    return MACHINE_BUILD_LOCK
 
 
 def _own_installation_per_process() -> None:
@@ -49,8 +55,7 @@ run_id = _default("SWITCHYARD_TEST_RUN", uuid.uuid4().hex[:8])
 if "SWITCHYARD_DATA_DIR" not in os.environ:  # subprocesses inherit the parent's
     _default("SWITCHYARD_DATA_DIR", tempfile.mkdtemp(prefix=f"switchyard-test-{run_id}-"))
 _default("SWITCHYARD_INSTANCE", f"test-{run_id}")
-# One lock file for every installation on this machine's dockerd: the test processes side by side
-# and the panel `make run` serves from this checkout (its data dir is var/): dockerd/build_lock.py.
+# One lock file for every installation on this machine's dockerd: dockerd/build_lock.py.
 _default("SWITCHYARD_BUILD_LOCK_FILE", str(_shared_build_lock()))
 _default("SWITCHYARD_DOCKER_NETWORK", f"sy-test-{run_id}")
 _default("SWITCHYARD_QUEUE", f"test-{run_id}")
