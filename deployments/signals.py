@@ -1,8 +1,10 @@
 """Worker start-up: egress rules in place, build cgroups a killed worker left removed, then HAProxy
 and the containers made to match the database before any deploy runs. A pool process lost in the middle of a deployment: its
-deployment is ended at once."""
+deployment is ended at once. A new network: the egress rules learn its bridge before any container joins it."""
 from billiard.exceptions import WorkerLostError
 from celery.signals import task_failure, worker_init, worker_ready
+
+from deployments.dockerd.network_events import network_created
 
 
 @worker_init.connect
@@ -18,6 +20,16 @@ def egress_rules_on_worker_start(sender, **kwargs) -> None:
         raise SystemExit(f"the worker does not start without its egress rules: {error}") from None
     if repaired:
         print("egress rules repaired: " + "; ".join(repaired), flush=True)
+
+
+def _egress_rules_know_the_new_bridge(sender, bridge: str, **kwargs) -> None:
+    """Its containers reach each other only once the rules have its bridge (engine/egress.py)."""
+    from deployments.engine import egress
+
+    egress.ensure()
+
+
+network_created.connect(_egress_rules_know_the_new_bridge, dispatch_uid="egress-rules-new-bridge")
 
 
 @worker_ready.connect

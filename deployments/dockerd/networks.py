@@ -9,6 +9,7 @@ import docker.errors
 from django.conf import settings
 
 from deployments.dockerd import daemon
+from deployments.dockerd.network_events import network_created
 from deployments.dockerd.values import LABEL_APP, LABEL_INSTANCE, instance_labels
 
 
@@ -61,6 +62,7 @@ def ensure_network(name: str, *, labels: dict[str, str], bridge: str, found_by: 
             daemon.client().api.create_network(
                 name, driver="bridge", check_duplicate=True, labels=labels, options={BRIDGE_NAME_OPTION: bridge},
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(subnet))]))
+            network_created.send(sender=None, bridge=bridge)
             return name
         except docker.errors.APIError as error:
             if error.status_code not in (403, 409):  # 403: subnet taken meanwhile, 409: same name

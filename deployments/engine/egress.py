@@ -6,9 +6,10 @@ future: `ip switchyard_<id>`, with a chain on the forward hook and one on the in
 jumping for `iifname "<prefix>*"` to
 
 - `egress_forward`: traffic routed through the host (to the LAN, the metadata address
-  169.254.169.254, other private or special ranges) is rejected, except to SWITCHYARD_EGRESS_ALLOW
-  and to public addresses; traffic between containers of one app network is left to Docker (its
-  isolation rules keep apps apart);
+  169.254.169.254, other private or special ranges, another app's network) is rejected, except
+  to SWITCHYARD_EGRESS_ALLOW and to public addresses; traffic between the containers of one
+  network is left to Docker, a rule per bridge, which ensure() adds as each network is made
+  (dockerd/network_events.py), before any container joins it;
 - `egress_input`: traffic to the host's own addresses (its services on any interface, the bridge
   gateways) is rejected, except replies of connections the host opened (HAProxy and the health
   probes reach containers from the host), HAProxy's HTTP and HTTPS ports (an app calling another
@@ -18,7 +19,8 @@ Why a table of its own and not Docker's DOCKER-USER chain: dockerd (20.10) takes
 chain's jump to DOCKER-USER out and puts it back first at every network it creates, and puts the
 new bridge's ACCEPT rules first meanwhile; for those milliseconds every container's traffic to
 the LAN was accepted before DOCKER-USER was reached (a CI run saw an app container fetch from a
-LAN host). Docker never touches this table. Its base chains run before iptables' (priority
+LAN host). Its isolation chains, which kept apps apart, are jumped to the same way, so the table
+rejects traffic between two bridges itself. Docker never touches this table. Its base chains run before iptables' (priority
 filter - 10); their `return` lets a packet on to the host's other rules, their reject ends it.
 
 DNS: Docker's embedded resolver (127.0.0.11 in a container) answers inside the container's network
@@ -107,21 +109,31 @@ def expected() -> Rules:
     prefix = networks.bridge_prefix()
     allowed = [f"ip daddr {network} return" for network in settings.SWITCHYARD["EGRESS_ALLOW"] if network.version == 4]
     replies = "ct state established,related return"
-    # A TCP reset, not an ICMP error, for TCP: the kernel sends at most about one ICMP error a
-    # second, and a connection refused without one waits for its SYN to be sent again.
-    forward = [replies, f'oifname "{prefix}*" return', *allowed, *_dns_rules(),  # within an app network: Docker decides
-               *[f"ip daddr {cidr} meta l4proto tcp reject with tcp reset" for cidr in NOT_PUBLIC],
-               *[f"ip daddr {cidr} reject with icmp type port-unreachable" for cidr in NOT_PUBLIC]]
+    bridges = [name for name in _bridges() if BRIDGE_NAME.match(name)]
+    # Within one bridge (an app's network, a release's): Docker decides. To another bridge of
+    # this installation: rejected here, not by Docker's isolation chains alone, whose jump dockerd
+    # also takes out and puts back at every network it makes. A TCP reset, not an ICMP error,
+    # for TCP: the kernel sends about one ICMP error a second, and a connection refused without
+    # one waits for its SYN to be sent again.
+    forward = [replies, *[f'iifname "{name}" oifname "{name}" return' for name in bridges],
+               *_rejected([f'oifname "{name}"' for name in [f"{prefix}*", *bridges]]), *allowed, *_dns_rules(),
+               *_rejected([f"ip daddr {cidr}" for cidr in NOT_PUBLIC])]
     # HAProxy's own ports stay open: an app may call another app (or the panel) by its public name
     # when that name points at this host. HAProxy answers there as it answers anyone.
     ports = sorted({settings.SWITCHYARD["HTTP_BIND"][1], settings.SWITCHYARD["HTTPS_BIND"][1]})
     inbound = [replies, f"tcp dport {{ {', '.join(map(str, ports))} }} return", *allowed, *_dns_rules(),
                "meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]
-    interfaces = [f"{prefix}*"] + [b for b in _bridges() if not b.startswith(prefix) and BRIDGE_NAME.match(b)]
+    interfaces = [f"{prefix}*"] + [name for name in bridges if not name.startswith(prefix)]
     return Rules(f"switchyard_{digest}", (
         Chain(FORWARD_CHAIN, "", tuple(forward)), Chain(INPUT_CHAIN, "", tuple(inbound)),
         Chain("forward", "forward", tuple(f'iifname "{name}" jump {FORWARD_CHAIN}' for name in interfaces)),
         Chain("input", "input", tuple(f'iifname "{name}" jump {INPUT_CHAIN}' for name in interfaces))))
+
+
+def _rejected(matches: list[str]) -> list[str]:
+    """Each match rejected: TCP with a reset, the rest with an ICMP error."""
+    return [*[f"{match} meta l4proto tcp reject with tcp reset" for match in matches],
+            *[f"{match} reject with icmp type port-unreachable" for match in matches]]
 
 
 def _dns_rules() -> list[str]:
@@ -161,20 +173,24 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _bridges() -> list[str]:
+    """Every bridge of this installation's networks. Docker must answer: rules made without them
+    would cut the containers of each network off from each other."""
     try:
         return networks.instance_bridges()
-    except Exception:  # Docker down: the prefix rule still covers every network made from now on
-        return []
+    except Exception as error:
+        raise EgressError(f"cannot list this installation's Docker networks (is dockerd running?): {error}") from None
 
 
 def missing(rules: Rules | None = None) -> list[str]:
     """What is not in place, one line each (empty: all is)."""
     rules = rules or expected()
+    earlier = ["the iptables rules of an earlier version are still there"] \
+        if egress_iptables.earlier_rules_present(settings.SWITCHYARD["INSTANCE"]) else []
     listed = _listing(rules.table)
     if listed is None:
-        return [f"table {FAMILY} {rules.table} is missing"]
+        return [f"table {FAMILY} {rules.table} is missing", *earlier]
     chains, comments = listed
-    problems = []
+    problems = earlier
     for chain in rules.chains:
         if chain.name not in chains:
             problems.append(f"chain {chain.name} is missing")
