@@ -36,7 +36,10 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except ConnectionResetError:  # HAProxy resets a health check's connection once it has the status
+            pass
 
     def log_message(self, *args) -> None:
         pass
