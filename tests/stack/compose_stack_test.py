@@ -13,6 +13,7 @@ Not collected by `make test` (the name does not start with test_): it builds ima
 minutes on a fresh machine. Run it with `make stack-test`.
 """
 import asyncio
+import hashlib
 import http.client
 import http.cookiejar
 import json
@@ -117,8 +118,9 @@ class Stack:
         return password
 
     def down(self) -> None:
-        """The project's containers, networks and volumes, and the apps' containers, networks and
-        images the worker made (they carry the stack's instance label)."""
+        """The project's containers, networks and volumes, the apps' containers, networks and
+        images the worker made (they carry the stack's instance label), and the egress table its
+        workers put on the host (engine/egress.py: named after the instance)."""
         self.compose("down", "--volumes", "--remove-orphans", timeout=180, check=False)
         label = f"label=switchyard.instance={self.name}"
         for kind, listing in (("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"]),
@@ -127,6 +129,8 @@ class Stack:
             if ids:
                 removal = ["rm", "-f"] if kind == "container" else ["rmi", "-f"] if kind == "image" else ["network", "rm"]
                 subprocess.run(["docker", *removal, *ids], capture_output=True)
+        table = f"switchyard_{hashlib.sha1(self.name.encode()).hexdigest()[:8]}"
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, timeout=20)
 
 
 def wait_for(condition, what: str, timeout: float):
