@@ -63,6 +63,15 @@ def _send_forever(messages: queue.Queue) -> None:
             loop.run_until_complete(layer.group_send(group, message))
         except Exception as error:
             logger.warning("could not publish to %s: %s", group, error)
+        finally:
+            messages.task_done()
+
+
+def wait_until_published() -> None:
+    """Until every message this process handed to its publisher so far is sent (or failed): for a
+    test that must know its lines went out before a listener joins."""
+    if _queue is not None:
+        _queue.join()
 
 
 class DeploymentLog:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.test import Client
 
-from deployments.engine.logs import DeploymentLog
+from deployments.engine.logs import DeploymentLog, wait_until_published
 from deployments import consumers
 from deployments.models import App, Deployment, EnvVar, Membership
 from deployments.ws_urls import websocket_urlpatterns
@@ -60,6 +60,7 @@ def _write(deployment_id: int, *texts: str) -> None:
     for text in texts:
         log.write(text)
     log.flush()
+    wait_until_published()  # else a listener joining now may get these lines broadcast besides its backlog
 
 
 def test_stored_then_live_lines_arrive_in_order(people, redis_server):
