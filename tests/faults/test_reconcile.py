@@ -12,9 +12,9 @@ from tests.support.processes import haproxy_commands, kill_haproxy
 def test_killed_haproxy_comes_back_routing_to_the_live_release(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     app_repo.commit_version("v2")
-    stack.deploy_and_wait(app)  # the live release is now on the other colour than at first
+    stack.deploy_live(app)  # the live release is now on the other colour than at first
     # Anything that changes HAProxy starts it if it is down: the worker's periodic reconcile, and
     # any routing change (under the router lock; seen once: a connection reset by an HAProxy
     # starting under the probe). Holding both, nobody but this test touches HAProxy meanwhile.

@@ -79,9 +79,9 @@ def test_cancel_after_the_switch_is_refused(stack, app_repo):
 def test_redeploy_rolls_back_to_a_kept_image_without_building(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    first = stack.deploy_and_wait(app)
+    first = stack.deploy_live(app)
     app_repo.commit_version("v2")
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     assert stack.get(f"{app.name}.localhost") == (200, "v2")
 
     with stack.load(f"{app.name}.localhost", max_seconds=60) as load:
@@ -101,7 +101,7 @@ def test_editing_settings_keeps_the_live_release_routed_and_healthy(stack, app_r
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
     stale = App.objects.get(pk=app.pk)  # loaded before the deploy moved traffic to the other colour
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
 
     # /ready does not exist in v1: checking the live release with it would take it DOWN.
     apps.update_app(stale, AppChanges(settings={"health_path": "/ready"}, domains=["web.example.com"]), actor=Actor.cli("test"))

@@ -258,7 +258,7 @@ def test_containers_resolve_through_dockerds_nameservers_on_private_addresses_an
     (INPUT): Docker's DNS forwards a container's queries to them from the container's namespace."""
     host, answer = _host_address(), "192.0.2.77"
     app_repo.commit_version("v1")
-    stack.deploy_and_wait(stack.create_app(app_repo, name="resolver"))
+    stack.deploy_live(stack.create_app(app_repo, name="resolver"))
     resolv_conf = tmp_path / "resolv.conf"
     with _host_server() as (port, secret), _lan_host(secret, dns_answer=answer) as lan, \
             _host_resolver(host, answer):

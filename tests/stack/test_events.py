@@ -62,7 +62,7 @@ def test_each_target_gets_each_end_once_signed_with_the_reason_and_the_traffic(s
 def test_the_traffic_proof_is_in_the_event(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     app_repo.commit_version("v2")
     with Receiver() as receiver:
         event_targets.add_target(app, kind="webhook", url=f"{receiver.url}/hook", actor=TEST_ACTOR)

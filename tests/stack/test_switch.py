@@ -24,7 +24,7 @@ def test_a_switch_leaves_runtime_file_and_database_equal_and_other_apps_alone(st
     app_repo.commit_version("v1")
     shop = stack.create_app(app_repo, name="shop", domains=["shop.example.com"])
     other = stack.create_app(app_repo, name="shop2")  # a name that starts like the first one
-    stack.deploy_and_wait(shop)
+    stack.deploy_live(shop)
     other_release = stack.deploy_and_wait(other)
     app_repo.commit_version("v2")
 

@@ -76,7 +76,7 @@ def test_release_whose_container_exits_during_the_watch_is_rolled_back(stack, ap
 def test_clean_watch_window_then_the_old_release_is_retired(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, watch_window=3)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     app_repo.commit_version("v2")
 
     good = stack.wait(stack.deploy(app))
@@ -92,7 +92,7 @@ def test_clean_watch_window_then_the_old_release_is_retired(stack, app_repo):
 def test_promote_skips_the_rest_of_the_watch(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, watch_window=120)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     app_repo.commit_version("v2")
     deployment = stack.deploy(app)
     stack.wait_for_state_phase(deployment, "watch")
@@ -120,7 +120,7 @@ def test_promote_outside_the_watch_is_refused(stack, app_repo):
 def test_watch_window_zero_goes_straight_to_the_drain(stack, app_repo):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo, watch_window=0)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     app_repo.commit_version("v2")
 
     done = stack.deploy_and_wait(app)

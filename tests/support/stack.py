@@ -84,6 +84,16 @@ class Stack:
     def deploy_and_wait(self, app: App, ref: str | None = None) -> Deployment:
         return self.wait(self.deploy(app, ref))
 
+    def deploy_live(self, app: App, ref: str | None = None) -> Deployment:
+        """A deploy a test builds on: it must succeed, and if it does not, the failure says why
+        (its error and the end of its log), not a later assertion on what the app answers."""
+        deployment = self.deploy_and_wait(app, ref)
+        if deployment.state != Deployment.State.SUCCEEDED:
+            tail = list(deployment.log_lines.order_by("-id").values_list("text", flat=True)[:20])[::-1]
+            raise AssertionError(f"deployment #{deployment.id} ended {deployment.state}: {deployment.error}\n"
+                                 + "\n".join(tail))
+        return deployment
+
     @staticmethod
     def eventually(check, what: str, timeout: float = 10):
         """For what a worker does after the web process answered (routing, removal). The timeout

@@ -27,7 +27,7 @@ def _change_form_data(page) -> dict:
 def test_a_domain_added_in_the_admin_routes_to_the_app(stack, app_repo, admin_client):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     url = f"/admin/deployments/app/{app.pk}/change/"
     data = _change_form_data(admin_client.get(url))
     data.update({"domains-TOTAL_FORMS": "1", "domains-0-hostname": "added-in-admin.example.com",
@@ -45,7 +45,7 @@ def test_a_domain_added_in_the_admin_routes_to_the_app(stack, app_repo, admin_cl
 def test_deleting_an_app_in_the_admin_removes_its_containers_and_routing(stack, app_repo, admin_client):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     assert containers.listed(app_name=app.name)
 
     response = admin_client.post(f"/admin/deployments/app/{app.pk}/delete/", {"post": "yes"})

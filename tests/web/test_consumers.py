@@ -150,7 +150,7 @@ def test_outsider_and_anonymous_are_refused_before_any_data(people, redis_server
 def test_container_output_streams_the_live_release(stack, app_repo, django_user_model):
     app_repo.commit_version("v1")
     app = stack.create_app(app_repo)
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     owner = django_user_model.objects.create_user("ops", password="x")
     App.objects.filter(pk=app.pk).update(owner=owner)
 
@@ -297,7 +297,7 @@ def test_container_output_masks_the_apps_env_values(stack, app_repo, django_user
     variable = EnvVar(app=app, key="API_TOKEN")
     variable.value = secret
     variable.save()
-    stack.deploy_and_wait(app)
+    stack.deploy_live(app)
     owner = django_user_model.objects.create_user("ops", password="x")
     App.objects.filter(pk=app.pk).update(owner=owner)
 
