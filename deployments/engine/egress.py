@@ -110,18 +110,19 @@ def expected() -> Rules:
     allowed = [f"ip daddr {network} return" for network in settings.SWITCHYARD["EGRESS_ALLOW"] if network.version == 4]
     replies = "ct state established,related return"
     bridges = [name for name in _bridges() if BRIDGE_NAME.match(name)]
+    dns = _dns_rules()  # resolv.conf read once for both chains
     # Within one bridge (an app's network, a release's): Docker decides. To another bridge of
     # this installation: rejected here, not by Docker's isolation chains alone, whose jump dockerd
     # also takes out and puts back at every network it makes. A TCP reset, not an ICMP error,
     # for TCP: the kernel sends about one ICMP error a second, and a connection refused without
     # one waits for its SYN to be sent again.
     forward = [replies, *[f'iifname "{name}" oifname "{name}" return' for name in bridges],
-               *_rejected([f'oifname "{name}"' for name in [f"{prefix}*", *bridges]]), *allowed, *_dns_rules(),
+               *_rejected([f'oifname "{name}"' for name in [f"{prefix}*", *bridges]]), *allowed, *dns,
                *_rejected([f"ip daddr {cidr}" for cidr in NOT_PUBLIC])]
     # HAProxy's own ports stay open: an app may call another app (or the panel) by its public name
     # when that name points at this host. HAProxy answers there as it answers anyone.
     ports = sorted({settings.SWITCHYARD["HTTP_BIND"][1], settings.SWITCHYARD["HTTPS_BIND"][1]})
-    inbound = [replies, f"tcp dport {{ {', '.join(map(str, ports))} }} return", *allowed, *_dns_rules(),
+    inbound = [replies, f"tcp dport {{ {', '.join(map(str, ports))} }} return", *allowed, *dns,
                "meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]
     interfaces = [f"{prefix}*"] + [name for name in bridges if not name.startswith(prefix)]
     return Rules(f"switchyard_{digest}", (

@@ -23,12 +23,7 @@ def armed(backend: str, count: int) -> list[str]:
     would hold a check until its timeout). HAProxy finds them DOWN and checks them every
     `downinter` from then on. No request reaches them: their backend is not the one the map
     routes to."""
-    address, port = PLACEHOLDER_ADDR
-    commands = []
-    for index in range(count):
-        name = f"{backend}/{slot_name(index)}"
-        commands += [f"set server {name} addr {address} port {port}", f"set server {name} state ready"]
-    return commands
+    return ready(backend, (Server(*PLACEHOLDER_ADDR),) * count)
 
 
 def maintenance(backend: str, count: int, kind: str = "servers") -> list[str]:
