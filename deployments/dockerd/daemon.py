@@ -4,6 +4,8 @@ Everything created carries the labels `switchyard.instance` (this installation),
 `switchyard.app` and, for containers, `switchyard.deployment` (values.py), so reconcile and tests
 can find exactly what is theirs.
 """
+import os
+import threading
 from functools import lru_cache
 
 import docker
@@ -13,9 +15,18 @@ class RuntimeFailure(Exception):
     """Docker refused to create or start a container, or is not reachable."""
 
 
-@lru_cache(maxsize=1)
+_made = threading.local()  # (pid, client) of the thread
+
+
 def client() -> docker.DockerClient:
-    return docker.from_env(timeout=60)
+    """The thread's client, made on first use. Making one asks the daemon for its API version,
+    a request of its own (about 10 ms, more under load), and opens a new connection pool; a deploy
+    talks to Docker a few dozen times. One per process: a Celery child must not share its
+    parent's sockets; and per thread: a requests Session is not meant to be shared by threads."""
+    made = getattr(_made, "client", None)
+    if made is None or made[0] != os.getpid():
+        made = _made.client = (os.getpid(), docker.from_env(timeout=60))
+    return made[1]
 
 
 @lru_cache(maxsize=1)

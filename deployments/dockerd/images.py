@@ -160,9 +160,10 @@ def repo_digests(reference: str) -> tuple[str, ...]:
 def app_images(repository: str) -> list[str]:
     """Tags of one app's images (repository:tag), its services' too (repository/SERVICE:tag)."""
     tags = []
-    for name in (repository, f"{repository}/*"):
-        for image in daemon.client().images.list(name=name,  # another installation's images are not ours to prune
-                                                 filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
-            tags += [t for t in image.tags if t.startswith((repository + ":", repository + "/")) and t not in tags]
+    for name in (repository, f"{repository}/*"):  # a plain listing: the SDK's images.list inspects each one
+        for image in daemon.client().api.images(name=name,  # another installation's images are not ours to prune
+                                                filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
+            tags += [t for t in image.get("RepoTags") or () if t.startswith((repository + ":", repository + "/"))
+                     and t not in tags]
     return tags
 

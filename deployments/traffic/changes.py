@@ -27,12 +27,18 @@ from deployments.traffic.table import MAX_REPLICAS, RoutingTable, other_colour
 log = logging.getLogger(__name__)
 
 
-def publish_servers(deployment: Deployment) -> None:
-    """The deployment's containers into its colour's backend (they start health checks)."""
+def publish_servers(deployment: Deployment, *, with_backups: bool = False) -> None:
+    """The deployment's containers into its colour's backend (they start health checks); with
+    `with_backups`, the previous release's containers as `backup` servers of that backend too, in
+    the same change."""
     with router_lock():
-        lifecycle.record_routing(deployment, holds_backend=True)
+        flags = {"holds_backend": True, "serves_backup": True} if with_backups else {"holds_backend": True}
+        lifecycle.record_routing(deployment, **flags)
         backend = deployment.app.backend_name(deployment.colour)
-        _apply(server_commands=commands.ready(backend, rows.servers(deployment.containers)))
+        server_commands = commands.ready(backend, rows.servers(deployment.containers))
+        if with_backups:
+            server_commands += commands.ready(backend, rows.servers(deployment.previous.containers), "backups")
+        _apply(server_commands=server_commands)
 
 
 def arm_servers(app_backend: str, count: int) -> None:
@@ -56,14 +62,6 @@ def withdraw_servers(deployment: Deployment) -> None:
         lifecycle.record_routing(deployment, holds_backend=False)
         backend = deployment.app.backend_name(deployment.colour)
         _apply(server_commands=commands.maintenance(backend, len(deployment.containers)))
-
-
-def publish_backups(deployment: Deployment) -> None:
-    """The previous release's containers become `backup` servers of the deployment's backend."""
-    with router_lock():
-        lifecycle.record_routing(deployment, serves_backup=True)
-        backend = deployment.app.backend_name(deployment.colour)
-        _apply(server_commands=commands.ready(backend, rows.servers(deployment.previous.containers), "backups"))
 
 
 def withdraw_backups(deployment: Deployment) -> None:

@@ -1,6 +1,6 @@
-"""The verify phase: each new container's port, health path (and a Compose healthcheck) answer;
-then the containers join their colour's backend (the old release as backups if a watch follows),
-and HAProxy's own check must report every new server UP.
+"""The verify phase: the containers join their colour's backend (the old release as backups if a
+watch follows); each new container's port, health path (and a Compose healthcheck) must answer
+the worker, and HAProxy's own check must report every new server UP.
 
 HAProxy 2.6 checks a slot that leaves maintenance first when its check task next comes round,
 anywhere up to a whole check interval later (1 s as shipped), and nothing in the runtime API
@@ -35,12 +35,13 @@ def arm(ctx: DeploymentContext) -> None:
 
 
 def verify(ctx: DeploymentContext) -> None:
+    """The containers join their backend first, so HAProxy's checks run while the worker's own
+    do (no request reaches that backend before the switch); with the old release as backups if a
+    watch follows, ready before the switch, so the switch itself is one map commit."""
     deadline = time.monotonic() + ctx.app.health_deadline
+    changes.publish_servers(ctx.deployment, with_backups=ctx.watch_applies())
     for container in ctx.deployment.containers:
         verify_container(ctx, container, deadline=deadline)
-    changes.publish_servers(ctx.deployment)
-    if ctx.watch_applies():  # ready before the switch, so the switch itself is one map commit
-        changes.publish_backups(ctx.deployment)
     wait_for_haproxy_up(ctx, deadline=max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
 
 
