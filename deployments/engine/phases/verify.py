@@ -39,9 +39,15 @@ def verify(ctx: DeploymentContext) -> None:
     do (no request reaches that backend before the switch); with the old release as backups if a
     watch follows, ready before the switch, so the switch itself is one map commit."""
     deadline = time.monotonic() + ctx.app.health_deadline
-    changes.publish_servers(ctx.deployment, with_backups=ctx.watch_applies())
+    # A container that exited before Docker gave it an address has none to publish: its check
+    # below reports the exit.
+    published = all(container.ip for container in ctx.deployment.containers)
+    if published:
+        changes.publish_servers(ctx.deployment, with_backups=ctx.watch_applies())
     for container in ctx.deployment.containers:
         verify_container(ctx, container, deadline=deadline)
+    if not published:
+        changes.publish_servers(ctx.deployment, with_backups=ctx.watch_applies())
     wait_for_haproxy_up(ctx, deadline=max(deadline, time.monotonic() + HAPROXY_UP_GRACE))
 
 
