@@ -46,3 +46,4 @@ bench:
 	.venv/bin/python bench/compose_deploys.py
 	.venv/bin/python bench/hard_cases.py
 	.venv/bin/python bench/many_apps.py
+	.venv/bin/python bench/goals.py

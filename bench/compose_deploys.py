@@ -37,6 +37,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from bench import metrics  # noqa: E402
+from bench import figures  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import free_port, redis_server, workers  # noqa: E402
 from deployments.application import apps, deploys  # noqa: E402
@@ -212,6 +213,7 @@ def table(results: list[Scenario]) -> str:
 def report(results: list[Scenario]) -> None:
     text = table(results)
     print(text)
+    figures.record("compose", failed=len(results[-1].failed))  # Switchyard's, for bench/goals.py
     replace_section("compose", f"""## A Compose app: the seed's method against Switchyard
 
 The test suite's Compose app (web × 2 reading a counter from a store with a named volume, a worker

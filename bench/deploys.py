@@ -10,6 +10,7 @@ bench/deploys.png. Everything it starts is stopped, and everything it creates re
 """
 import gc
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from bench import chart, metrics, phase_chart  # noqa: E402
+from bench import chart, figures, metrics, phase_chart  # noqa: E402
 from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer, warm_build_cache  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
@@ -102,6 +103,7 @@ def main() -> None:
 
 def report(results: list[metrics.ScenarioResult]) -> None:
     table, phases = metrics.table(results), metrics.phase_table(results)
+    record_figures(results)
     print(table, phases, sep="\n\n")
     chart.draw(results, CHART)
     phase_chart.draw(results, PHASE_CHART, "Where a deploy's time goes: ten deploys, median per phase")
@@ -134,6 +136,17 @@ window and the drain (deliberate waits); that is queueing, fetch, switch and boo
 
 ![successful requests per 100 ms](deploys.png)
 """)
+
+
+def record_figures(results: list[metrics.ScenarioResult]) -> None:
+    """For bench/goals.py: zero-downtime (the first scenario) against Dokku's method (the last)."""
+    ours, dokku = results[0], results[-1]
+    figures.record("deploys", serving=statistics.median(ours.serving_seconds()),
+                   serving_dokku=statistics.median(dokku.serving_seconds()),
+                   whole=statistics.median(ours.seconds_without_watch()),
+                   whole_dokku=statistics.median(dokku.seconds_without_watch()),
+                   overhead=statistics.median(ours.overheads()),
+                   failed_not_own=len(ours.failed) - ours.late_break()["errors"])
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from bench import figures  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import free_port, redis_server, serve_panel  # noqa: E402
 
@@ -92,6 +93,7 @@ def main() -> None:
             timings = measure(port)
     result = table(timings)
     print(result)
+    figures.record("webhook", **{kind: percentile(values, 0.95) for kind, values in timings.items()})
     replace_section("webhook", f"## Webhook answer time\n\n{REQUESTS} signed GitHub push deliveries, one at a "
                     f"time over keep-alive, to the panel served as by `make run` (gunicorn, 2 uvicorn workers, "
                     f"SQLite). Queued: push to the app's branch (recorded, deployment queued, older queued one "

@@ -39,13 +39,16 @@ def live_health(apps: list[App]) -> dict[str, str]:
         every = stats.page_servers(target.paths().stats_socket)
     except runtime_api.HAProxyUnavailable:
         return {app.name: "unknown" for app in apps}
+    by_backend: dict[str, list[str]] = {}  # one pass: the page lists every slot of every app's backends
+    for server in every:
+        by_backend.setdefault(server.backend, []).append(server.status)
     summary = {}
     for app in apps:
         if app.live_deployment_id is None:
             summary[app.name] = "no release"
             continue
         wanted = len(app.live_deployment.containers) if app.live_deployment else 0
-        statuses = [s.status for s in every if s.backend == app.backend_name(app.live_colour)][:wanted]
+        statuses = by_backend.get(app.backend_name(app.live_colour), [])[:wanted]
         summary[app.name] = "UP" if statuses and all(s.startswith("UP") for s in statuses) else "DOWN"
     return summary
 
