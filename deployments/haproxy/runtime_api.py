@@ -74,12 +74,13 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(str(self.socket_path))
 
 
-def stats_page_csv(stats_socket: Path, timeout: float = 2.0) -> str:
+def stats_page_csv(stats_socket: Path, timeout: float = 2.0, up_only: bool = False) -> str:
     """The stats page's CSV (HTTP on a unix socket): the same as `show stat`, from an interface
-    that cannot change anything. stats.py reads it."""
+    that cannot change anything; `up_only` leaves out the servers in maintenance or DOWN (`;up`).
+    stats.py reads it."""
     connection = _UnixHTTPConnection(stats_socket, timeout)
     try:
-        connection.request("GET", "/;csv;norefresh")
+        connection.request("GET", "/;csv;norefresh" + (";up" if up_only else ""))
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
     except (OSError, http.client.HTTPException) as error:

@@ -36,20 +36,16 @@ def live_health(apps: list[App]) -> dict[str, str]:
     "no release", or "unknown" when HAProxy does not answer. One read of the stats page for
     all: the panel calls this, and needs neither HAProxy's files nor its admin socket."""
     try:
-        every = stats.page_servers(target.paths().stats_socket)
+        up = stats.page_up_servers(target.paths().stats_socket)
     except runtime_api.HAProxyUnavailable:
         return {app.name: "unknown" for app in apps}
-    by_backend: dict[str, list[str]] = {}  # one pass: the page lists every slot of every app's backends
-    for server in every:
-        by_backend.setdefault(server.backend, []).append(server.status)
     summary = {}
     for app in apps:
         if app.live_deployment_id is None:
             summary[app.name] = "no release"
             continue
-        wanted = len(app.live_deployment.containers) if app.live_deployment else 0
-        statuses = by_backend.get(app.backend_name(app.live_colour), [])[:wanted]
-        summary[app.name] = "UP" if statuses and all(s.startswith("UP") for s in statuses) else "DOWN"
+        wanted = {slot_name(i) for i in range(len(app.live_deployment.containers) if app.live_deployment else 0)}
+        summary[app.name] = "UP" if wanted and wanted <= up.get(app.backend_name(app.live_colour), set()) else "DOWN"
     return summary
 
 

@@ -62,6 +62,22 @@ def test_the_panel_reads_health_from_the_stats_page_alone_and_it_cannot_change_a
     assert stack.get("watched.localhost") == (200, "v1")
 
 
+def test_the_health_the_panel_reads_is_down_when_a_live_server_is_not_up(stack, app_repo):
+    app_repo.commit_version("v1")
+    app = stack.create_app(app_repo, name="watched", replicas=2)
+    stack.deploy_live(app)
+    live = App.objects.select_related("live_deployment").get(pk=app.pk)
+    second = f"{live.backend_name(live.live_colour)}/s2"
+    assert readings.live_health([live]) == {"watched": "UP"}
+
+    runtime_api.run(target.paths().admin_socket, f"set server {second} state maint")
+    try:  # the stats page is read with ;up, which leaves this server out: one of two is not UP
+        assert readings.live_health([live]) == {"watched": "DOWN"}
+    finally:
+        runtime_api.run(target.paths().admin_socket, f"set server {second} state ready")
+    stack.eventually(lambda: readings.live_health([live]) == {"watched": "UP"}, "HAProxy finds s2 UP again")
+
+
 def _stats_post(stats_socket: Path, body: str) -> str:
     with socket.socket(socket.AF_UNIX) as conn:
         conn.settimeout(5)
