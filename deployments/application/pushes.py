@@ -2,7 +2,7 @@
 branch, exactly the pushed commit is queued; a recorded push can be acted on again (Redeliver).
 Reading a provider's headers and payload is incoming/providers.py's; this decides and records."""
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 from django.db import transaction
@@ -53,10 +53,11 @@ def redeliver(delivery: WebhookDelivery, *, actor: Actor) -> tuple[int, dict]:
 
 
 def _act_on_push(received: Received, actor: Actor) -> tuple[int, dict]:
-    app, push = received.app, received.push
+    push = received.push
     with transaction.atomic():
-        App.objects.select_for_update().get(pk=app.pk)  # one delivery of an app at a time: no double queue
-        app.refresh_from_db()
+        # One delivery of an app at a time (no double queue), each deciding on the app as it is now.
+        app = App.objects.select_for_update().get(pk=received.app.pk)
+        received = replace(received, app=app)
         reason = _ignore_reason(received)
         if reason:
             _record_delivery(received, status=200, result=f"ignored: {reason}")

@@ -22,7 +22,7 @@ def receive(request: HttpRequest, name: str) -> JsonResponse:
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > MAX_BODY:
         return JsonResponse({"detail": "body larger than 1 MiB"}, status=413)
-    app = App.objects.filter(name=name).first()
+    app = App.objects.filter(name=name).only("id", "name", "webhook_secret").first()  # a push reads the rest locked
     if app is None:
         return JsonResponse({"detail": f"no app named {name!r}"}, status=404)
     body = request.read(MAX_BODY + 1)
