@@ -4,6 +4,8 @@ with the commit; or, when an image built earlier for the app has the same source
 context's git tree, Dockerfile and build arguments), that image tagged with the commit instead."""
 import hashlib
 import json
+from contextlib import ExitStack
+from typing import BinaryIO
 
 from django.conf import settings
 
@@ -17,12 +19,17 @@ from deployments.git import source
 
 
 def build(ctx: DeploymentContext) -> None:
-    """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py)."""
+    """Every service's Dockerfile is checked before the first build starts (dockerfile/check.py).
+    Each build context is archived once, for its check and its build."""
     built = [spec for spec in ctx.project.services if not spec.image]  # image services are pulled (pull.py)
-    for spec in built:
-        check_dockerfile(ctx, spec)
-    for spec in ctx.project.services:
-        ctx.images[spec.name] = pull.pin_service_image(ctx, spec) if spec.image else build_service(ctx, spec)
+    with ExitStack() as archives:
+        contexts = {spec.name: archives.enter_context(source.archive(ctx.app.name, ctx.deployment.commit_sha,
+                                                                     spec.build_context)) for spec in built}
+        for spec in built:
+            check_dockerfile(ctx, spec, contexts[spec.name])
+        for spec in ctx.project.services:
+            ctx.images[spec.name] = (pull.pin_service_image(ctx, spec) if spec.image else
+                                     build_service(ctx, spec, contexts[spec.name]))
     ctx.save(image=ctx.images[ctx.project.web.name])
 
 
@@ -42,11 +49,11 @@ def _prefix(ctx: DeploymentContext, spec: ServiceSpec) -> str:
     return f"[{spec.name}] " if ctx.deployment.compose_text else ""
 
 
-def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec) -> None:
-    """The service's Dockerfile checked, and the canonical one the build will use kept for it."""
+def check_dockerfile(ctx: DeploymentContext, spec: ServiceSpec, context: BinaryIO) -> None:
+    """The service's Dockerfile (read from its build context's archive) checked, and the
+    canonical one the build will use kept for it."""
     app, prefix = ctx.app, _prefix(ctx, spec)
-    with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as context:
-        text = build_context.dockerfile_from_context(context, spec.dockerfile)
+    text = build_context.dockerfile_from_context(context, spec.dockerfile)
     owner = check.Owner(app=app.name, app_id=app.id, instance=settings.SWITCHYARD["INSTANCE"])
     try:
         inspect, pull_base = _base_images_for(ctx)
@@ -124,7 +131,7 @@ def reuse_image(ctx: DeploymentContext, spec: ServiceSpec, source_key: str, tree
     return True
 
 
-def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
+def build_service(ctx: DeploymentContext, spec: ServiceSpec, archive: BinaryIO) -> str:
     app, tag, prefix = ctx.app, image_tag(ctx, spec), _prefix(ctx, spec)
     source_key, tree = source_of(ctx, spec)
     if reuse_image(ctx, spec, source_key, tree):
@@ -134,8 +141,7 @@ def build_service(ctx: DeploymentContext, spec: ServiceSpec) -> str:
         labels = instance_labels(**{LABEL_APP: app.name, LABEL_APP_ID: str(app.id),
                                     LABEL_BUILD_BASES: bases_of(checked), LABEL_SOURCE: source_key})
         labelled = build_context.with_labels(checked.dockerfile, target, labels)  # built instead of the tenant's
-        with source.archive(app.name, ctx.deployment.commit_sha, spec.build_context) as archive, \
-                build_context.for_build(archive, labelled, dockerignore.excluder) as (context, dockerfile):
+        with build_context.for_build(archive, labelled, dockerignore.excluder) as (context, dockerfile):
             builds.build_image(context, tag, dockerfile, labels,
                                lambda line: ctx.log.output(prefix + line),
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
