@@ -21,7 +21,7 @@ worker serves (Procfile `control`), so a domain change never waits behind a buil
 periodic tasks (reconcile, certificates, prune_logs, send_due_events: beat sends them, with an
 expiry of one interval) and deployment_lost, which would otherwise wait for a deploy slot while
 every slot builds, and end a dead worker's deployment only once the builds are done.
-A deployment with a canary or a watch carries on after verify in continue_deployment, on
+A deployment with a canary or a watch carries on after verify (or the switch) in continue_deployment, on
 settings.WATCH_QUEUE (Procfile `watch`), so minutes of watching never hold a build's slot.
 """
 

@@ -18,13 +18,15 @@ one web service. The web service goes through the phases above; a Compose app's 
 services are started and replaced around it by engine/companions.py.
 
 A canary or a watch takes minutes of polling, and a deploy worker has a few slots that builds
-need. So when one follows, the task that ran the deployment up to verify hands it over: a task
-on the watch queue (settings.WATCH_QUEUE, its own worker) carries on from the row (resume):
-the release's project, images, containers and services, and the traffic baseline are stored
-there; the new release is confirmed UP once more, and the phases go on from the canary or the
-switch. Before the switch nothing changed for the old release, so a hand-over that goes wrong
-(the task lost, or waiting for a watch slot longer than the heartbeat timeout) ends as any
-failure before the switch does.
+need. So when one follows, the task that ran the deployment up to verify (and the switch, unless
+a canary comes first: the hand-over is not on the path to the new release serving) hands it
+over: a task on the watch queue (settings.WATCH_QUEUE, its own worker) carries on from the row
+(resume): the release's project, images, containers and services, the traffic baseline and the
+switch's time are stored there; the new release is confirmed UP once more, and the phases go on
+from the canary or the watch. A hand-over that goes wrong (the task lost, or waiting for a watch
+slot longer than the heartbeat timeout) ends as a lost worker does at that point: before a
+canary's switch as any failure before the switch; after the switch, the new release is kept
+(reconcile.end_lost).
 """
 import logging
 import os
@@ -124,6 +126,8 @@ class Pipeline:
             else:
                 traffic_counts.read_baseline(self.ctx)
                 self._up_to_verify()
+                if not self.ctx.canary_applies():
+                    self._switch()  # on the hot path from HAProxy's UP: before any hand-off
                 if hand_off is not None and self._hand_off_applies() and self._handed_off(hand_off):
                     return False
             self._from_verify()
@@ -188,29 +192,40 @@ class Pipeline:
         """A canary or a watch follows: a task on the watch queue carries on (resume) and this
         worker's slot is free for a build. What that task needs and memory alone had is stored
         first. True once it is sent; if the queue is unreachable, this task carries on."""
-        self.ctx.leave_hot_path()
-        self.ctx.save(phase_times=self.deployment.phase_times, traffic_baseline=traffic_counts.stored_baseline(self.ctx),
-                      heartbeat_at=timezone.now())
-        self.log.write("Verified; a watch worker carries on (the deploy worker's slot is free for builds)")
+        ctx = self.ctx
+        ctx.leave_hot_path()
+        ctx.save(phase_times=self.deployment.phase_times, traffic_baseline=traffic_counts.stored_baseline(ctx),
+                 switch_ms=ctx.switch_ms, heartbeat_at=timezone.now())
+        done = "Switched" if ctx.switched else "Verified"
+        self.log.write(f"{done}; a watch worker carries on (the deploy worker's slot is free for builds)")
         self.log.flush()
         if send():
             return True
         self.log.write("The watch queue (Redis) is unreachable: this worker carries on")
-        verify.wait_for_haproxy_up(self.ctx, deadline=time.monotonic() + verify.HAPROXY_UP_GRACE)
+        if not ctx.switched:  # the canary's verdict then the switch are measured from HAProxy's UP
+            verify.wait_for_haproxy_up(ctx, deadline=time.monotonic() + verify.HAPROXY_UP_GRACE)
         return False
 
     def _resume(self) -> None:
-        """In the task that carries on after verify: what the phases up to it kept in memory,
-        from the row; then the new release must still be UP in HAProxy."""
-        ctx = self.ctx
-        self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()} carries on after verify (watch queue)")
+        """In the task that carries on after verify (and the switch, unless a canary comes first):
+        what the phases up to it kept in memory, from the row; then the new release must still be
+        UP in HAProxy."""
+        ctx, deployment = self.ctx, self.deployment
+        ctx.switched = "end" in deployment.phase_times.get("switch", {})
+        after = "the switch" if ctx.switched else "verify"
+        self.log.write(f"Worker process {os.getpid()} on {socket.gethostname()} carries on after {after} (watch queue)")
+        self.log.flush()  # which process it is: stored now, whatever happens to it next
+        if ctx.switched:  # the app's live colour is the new release's now
+            ctx.old_colour, ctx.switch_ms = ctx.app.idle_colour_of(deployment.colour), deployment.switch_ms
         fetch.load_project(ctx, quiet=True)
-        ctx.images = (fetch.redeploy_images(ctx) if self.deployment.redeploy_of_id else
+        ctx.images = (fetch.redeploy_images(ctx) if deployment.redeploy_of_id else
                       build.release_images(ctx))
         ctx.companions = start.companions(ctx)
-        ctx.companions.take_over(self.deployment.services)
-        traffic_counts.restore_baseline(ctx, self.deployment.traffic_baseline)
+        ctx.companions.take_over(deployment.services)
+        traffic_counts.restore_baseline(ctx, deployment.traffic_baseline)
         verify.wait_for_haproxy_up(ctx, deadline=time.monotonic() + verify.HAPROXY_UP_GRACE)
+        if ctx.switched:  # no switch to wait for: nothing holds the log or the garbage collector
+            ctx.leave_hot_path()
 
     def _from_verify(self) -> None:
         ctx = self.ctx
@@ -220,8 +235,8 @@ class Pipeline:
                 switch.run_canary(ctx)
             ctx.healthy_at = time.monotonic()  # the switch is measured from the canary's verdict
             ctx.enter_hot_path()
-        with self._phase("switch"):
-            switch.switch(ctx)
+        if not ctx.switched:
+            self._switch()
         if ctx.canary is not None:
             ctx.canary.withdraw()  # a rollback in the watch must find the old backend as it was
         if ctx.watch_applies():
@@ -229,6 +244,10 @@ class Pipeline:
                 watch.watch(ctx)
         with self._phase("drain"):
             drain.drain(ctx)
+
+    def _switch(self) -> None:
+        with self._phase("switch"):
+            switch.switch(self.ctx)
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
