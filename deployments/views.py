@@ -43,8 +43,7 @@ def app_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Created {app.name}. Deploy it when you are ready.")
             return redirect("app", name=app.name)
-    visible = list(access.visible_apps(request.user).select_related("live_deployment").prefetch_related("domains")
-                   .defer(*(f"live_deployment__{name}" for name in presenters.LIST_UNREAD_FIELDS)))
+    visible = presenters.listed_apps(access.visible_apps(request.user))
     return render(request, "deployments/app_list.html", {
         "rows": presenters.app_rows(visible, readings.live_health(visible)), "form": form,
     }, status=400 if form.errors else 200)
