@@ -47,11 +47,16 @@ def test_watching_and_canarying_deployments_leave_the_deploy_slots_to_builds(sta
                                                          else "watch")
         deploys.promote(deployment, actor=TEST_ACTOR)
     held = [stack.wait(deployment, timeout=60) for deployment in held]
+    _carried_on_by_the_watch_worker(held)
+    assert [d.state for d in held] == [Deployment.State.SUCCEEDED] * SLOTS, [d.error for d in held]
+    assert [stack.get(f"slot{index}.localhost")[1] for index in range(SLOTS)] == [f"w{i}-v2" for i in range(SLOTS)]
+
+
+def _carried_on_by_the_watch_worker(held: list[Deployment]) -> None:
+    """The canary (held[0]) switches in the watch worker; a watch alone follows a switch the
+    deploy worker made."""
     carried_on = LogLine.objects.filter(deployment__in=held, text__contains=" carries on after ",
                                         text__endswith=" (watch queue)")
     assert carried_on.count() == SLOTS
-    # A canary switches in the watch worker; a watch alone follows a switch the deploy worker made.
     assert LogLine.objects.filter(deployment=held[0], text__endswith="carries on after verify (watch queue)").exists()
     assert LogLine.objects.filter(deployment=held[1], text__endswith="carries on after the switch (watch queue)").exists()
-    assert [d.state for d in held] == [Deployment.State.SUCCEEDED] * SLOTS, [d.error for d in held]
-    assert [stack.get(f"slot{index}.localhost")[1] for index in range(SLOTS)] == [f"w{i}-v2" for i in range(SLOTS)]
