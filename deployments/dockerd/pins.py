@@ -7,10 +7,12 @@ Each app that pins an image gives it a reference of its own, a hold tag
 an image by removing its own hold tag only; the image's registry references (`repository@sha256:...`
 and the tags of that repository on it) go once no hold tag of any app or installation is left on it
 and no container, of whoever, was made from it. Docker then removes the image; layers another
-image holds stay. A hold tag names no image a tenant may use (base_images.py ignores them)."""
+image holds stay. Every removal goes through image_removal.py: a pulled image is the very image a
+build on this daemon made if their configs match, and then its parents are build cache that a
+running build may have picked. A hold tag names no image a tenant may use (base_images.py ignores them)."""
 import docker.errors
 
-from deployments.dockerd import daemon
+from deployments.dockerd import daemon, image_removal
 from deployments.dockerd.values import hold_repository, is_hold_tag
 
 HOLD_TAG_PREFIX = "sha256-"
@@ -63,8 +65,9 @@ def let_go(app_id: int, digest: str) -> list[str]:
     tag = f"{hold_repository(app_id)}:{HOLD_TAG_PREFIX}{digest.removeprefix('sha256:')}"
     try:
         found = daemon.client().api.inspect_image(tag)
-        daemon.client().api.remove_image(tag, noprune=False)
     except docker.errors.NotFound:
+        return []
+    if not image_removal.remove_images([tag]):  # gone meanwhile, or its last name and a container uses it
         return []
     if any(is_hold_tag(name) and name != tag for name in found.get("RepoTags") or ()) or _made_containers(found["Id"]):
         return []
@@ -83,13 +86,6 @@ def _remove_registry_references(found: dict, digest: str) -> list[str]:
     repositories = {name.rsplit("@", 1)[0] for name in digests}
     tags = [name for name in found.get("RepoTags") or ()
             if not is_hold_tag(name) and name.rsplit(":", 1)[0] in repositories]
-    removed = []
-    for name in [*digests, *tags]:
-        try:
-            daemon.client().api.remove_image(name, noprune=False)
-            removed.append(name)
-        except docker.errors.NotFound:
-            pass  # gone with the previous name (a tag's removal takes its repository's digests along)
-        except docker.errors.APIError:
-            break  # a container was made from it meanwhile: it stays, the next deploy looks again
-    return removed
+    # One gone with the previous name (a tag's removal takes its repository's digests along) is
+    # skipped; if a container was made from the image meanwhile, it stays: the next deploy looks again.
+    return image_removal.remove_images([*digests, *tags])

@@ -73,7 +73,7 @@ def _panel_image():
     try:
         yield tag
     finally:
-        daemon.client().images.remove(tag, force=True)
+        image_removal.remove_images([tag], force=True)
 
 
 def _log(deployment: Deployment) -> list[str]:
@@ -243,7 +243,7 @@ def _victim_image():
                 break
         yield image_id.split(":")[1][:12], secret
     finally:
-        daemon.client().images.remove(f"{repository}:local", force=True)
+        image_removal.remove_images([f"{repository}:local"], force=True)
 
 
 def test_a_stage_named_like_another_apps_short_id_is_the_stage_and_the_id_is_refused(stack, app_repo):

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from deployments.application import deploys, registry_credentials
 from deployments.audit import Actor
-from deployments.dockerd import daemon
+from deployments.dockerd import daemon, image_removal
 from deployments.models import Deployment
 from tests.support.apprepo import AppRepo
 from tests.support.docker_registry import LocalRegistry
@@ -110,7 +110,7 @@ def test_an_image_service_is_pinned_kept_under_load_and_redeployed_by_digest(reg
 
 
 def _a_redeploy_pulls_its_digest_again_once_docker_lost_it(stack, host, first, count_v3) -> None:
-    daemon.client().images.remove(first.pinned_images["db"]["image_id"], force=True)  # no container uses it now
+    image_removal.remove_images([first.pinned_images["db"]["image_id"]], force=True)  # no container uses it now
     again = stack.wait(deploys.redeploy(first, actor=Actor.cli("test")), timeout=180)
     assert again.state == Deployment.State.SUCCEEDED, again.error
     assert f"[db] pulled {db_of(first).image} again by digest" in again.log_lines.values_list("text", flat=True)

@@ -12,7 +12,7 @@ from deployments.application import apps as app_actions
 from deployments.application import deploys
 from deployments.application.errors import NotPossible
 from deployments.audit import Actor
-from deployments.dockerd import daemon, images, pins
+from deployments.dockerd import daemon, image_removal, images, pins
 from deployments.models import App, Deployment
 from tests.support.apprepo import AppRepo, STAMP_AND_SERVE
 from tests.support.docker_registry import LocalRegistry
@@ -97,7 +97,7 @@ def _the_deployment_page_shows_the_digest(deployment: Deployment) -> None:
 def _a_redeploy_pulls_the_digest_again_once_docker_lost_it(stack, host, first, second) -> None:
     deployed(stack, deploys.redeploy(second, actor=ACTOR))  # no container runs v1's image now
     assert stack.get(host) == (200, "v2")
-    daemon.client().images.remove(first.pinned_images["site"]["image_id"], force=True)
+    image_removal.remove_images([first.pinned_images["site"]["image_id"]], force=True)
     assert images.image_facts(first.image) is None
     back = deployed(stack, deploys.redeploy(first, actor=ACTOR))
     assert f"[site] pulled {first.image} again by digest" in back.log_lines.values_list("text", flat=True)
