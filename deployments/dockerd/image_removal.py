@@ -4,10 +4,16 @@ While no build runs, an image goes with its untagged parents, the layers its bui
 runs, only the image itself goes, and its parent is set aside under a tag of this installation's
 (`<image namespace>.set-aside:sha256-<hex>`, a name no tenant may build from: base_images.py),
 so it is neither lost nor taken from the build; the next removal that finds no build running, or
-the periodic reconcile, removes what was set aside, with its own untagged parents."""
+the periodic reconcile, removes what was set aside, with its own untagged parents.
+
+A removal looks for layers set aside only if this installation marked that it set one aside (a
+file in its data dir): listing images costs dockerd a read of every image on the daemon, whatever
+the filter, and most removals find nothing set aside. The reconcile lists them anyway."""
+from pathlib import Path
 from typing import Iterable
 
 import docker.errors
+from django.conf import settings
 
 from deployments.dockerd import build_lock, daemon, images
 from deployments.dockerd.values import image_namespace
@@ -18,7 +24,7 @@ def remove_images(references: Iterable[str], force: bool = False) -> list[str]:
     container is left alone (the next prune retries). Returns the references removed."""
     with build_lock.no_build_running() as with_parents:
         removed = [reference for reference in references if _remove(reference, with_parents, force)]
-        if with_parents:
+        if with_parents and _unmark_set_aside():
             _remove_set_aside()
     return removed
 
@@ -54,7 +60,21 @@ def _set_aside(parent_id: str) -> None:
     try:
         daemon.client().api.tag(parent_id, _set_aside_repository(), tag="sha256-" + parent_id.removeprefix("sha256:"))
     except docker.errors.NotFound:
-        pass  # another installation removed it: it was no build's
+        return  # another installation removed it: it was no build's
+    _set_aside_mark().touch()  # after the tag: a removal that took the mark away before it lists it
+
+
+def _unmark_set_aside() -> bool:
+    """Whether a layer was marked as set aside; the mark goes (before the listing it calls for)."""
+    try:
+        _set_aside_mark().unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _set_aside_mark() -> Path:
+    return Path(settings.DATA_DIR) / "image-layers-set-aside"
 
 
 def _remove_set_aside() -> None:

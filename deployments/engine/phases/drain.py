@@ -5,7 +5,8 @@ built and pulled (the last successful releases' stay for a rollback or a redeplo
 
 The prune runs beside the retire: both mostly wait for dockerd (stopping a container takes it
 a few hundred ms), and neither needs the other, except that an image a stopping container still
-uses is left alone (Docker refuses it): a second look after the retire takes those."""
+uses is left alone (Docker refuses it): those are removed again after the retire. The app's images
+are listed once: dockerd reads every image on the daemon for each listing, whatever its filter."""
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,12 +23,13 @@ def drain(ctx: DeploymentContext) -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prune") as pool:
         early = pool.submit(prune_builds, kept)  # Docker only: the database stays with this thread
         retire_previous(ctx)
-        removed = early.result()
+        pruned = early.result()
     retire_previous_chain(ctx)
     ctx.companions.retire_replaced()
     for name in release_files.remove_unused(ctx.app.name, ctx.app.id):  # the replaced services' too
         ctx.log.write(f"Removed the files volume {name}")
-    for line in removed + prune_builds(kept) + let_go_of_pulled(kept):  # and what the retire freed
+    pruned = pruned.again()  # what the retired containers still used
+    for line in pruned.lines() + let_go_of_pulled(kept):
         ctx.log.write(line)
 
 
@@ -61,10 +63,26 @@ def kept_images(ctx: DeploymentContext) -> KeptImages:
                       frozenset(pinned.rsplit("@", 1)[1] for pinned in app.kept_pinned_images(web_images)))
 
 
-def prune_builds(kept: KeptImages) -> list[str]:
-    """The app's builds that no kept release uses; one a container still uses stays (for the next look)."""
-    removed = image_removal.remove_images(t for t in images.app_images(kept.repository) if t not in kept.tags)
-    return [f"Removed old images: {', '.join(removed)}"] if removed else []
+@dataclass(frozen=True)
+class Pruned:
+    """The app's old builds removed, and those Docker refused (a container still used them)."""
+    removed: tuple[str, ...]
+    refused: tuple[str, ...]
+
+    def again(self) -> "Pruned":
+        """The refused ones removed again (once the containers that used them are gone)."""
+        removed = tuple(image_removal.remove_images(self.refused))
+        return Pruned(self.removed + removed, tuple(t for t in self.refused if t not in removed))
+
+    def lines(self) -> list[str]:
+        return [f"Removed old images: {', '.join(self.removed)}"] if self.removed else []
+
+
+def prune_builds(kept: KeptImages) -> Pruned:
+    """The app's builds that no kept release uses; one a container still uses is refused (Pruned.again)."""
+    old = [tag for tag in images.app_images(kept.repository) if tag not in kept.tags]
+    removed = tuple(image_removal.remove_images(old))
+    return Pruned(removed, tuple(tag for tag in old if tag not in removed))
 
 
 def let_go_of_pulled(kept: KeptImages) -> list[str]:
