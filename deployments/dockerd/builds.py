@@ -1,10 +1,11 @@
 """Building an app's image from a tar of its source, bounded in time, memory, CPU and processes."""
+import re
 from typing import BinaryIO, Callable
 
 import docker
 from django.conf import settings
 
-from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, networks
+from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, image_removal, networks
 from deployments.dockerd.values import LABEL_APP, instance_labels
 
 
@@ -17,9 +18,46 @@ class BuildStopped(Exception):
 
 
 def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
-                on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
-                timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "",
-                labels_in_dockerfile: bool = False) -> str:
+                on_line: Callable[[str], None], **options) -> str:
+    """_build_image; a build that fails or is stopped leaves none of the images its steps made."""
+    made = StepImages(on_line)
+    try:
+        return _build_image(context_tar, tag, dockerfile, labels, made.see, **options)
+    except (BuildFailed, BuildStopped):
+        made.remove()  # after the build let go of the build lock: with their untagged parents if no build runs
+        raise
+
+
+STEP_IMAGE = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")
+FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
+
+
+class StepImages:
+    """The images a build's own steps committed, read from its output (` ---> ID` after each step;
+    not the base image of a FROM, nor one after ` ---> Using cache`: those are older builds').
+    The classic builder keeps each step's image when a later step fails: untagged, without the
+    labels that come last, used by nothing, and never removed by anyone else."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line, self.made, self._not_ours = on_line, [], False
+
+    def see(self, line: str) -> None:
+        self.on_line(line)
+        if line.strip() == "---> Using cache" or FROM_STEP.match(line):
+            self._not_ours = True
+        elif found := STEP_IMAGE.match(line):
+            if not self._not_ours:
+                self.made.append(found[1])
+            self._not_ours = False
+
+    def remove(self) -> None:
+        image_removal.remove_images(reversed(self.made))  # newest first: each has no child left
+
+
+def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
+                 on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
+                 timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "",
+                 labels_in_dockerfile: bool = False) -> str:
     """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
     memory); every output line goes to on_line. Returns the image id. The labels (and this
     installation's) go through the API unless the Dockerfile ends with them (build_context.with_labels).

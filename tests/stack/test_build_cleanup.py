@@ -1,0 +1,62 @@
+"""A build that fails leaves no image behind (dockerd/builds.py, StepImages): the classic builder
+keeps the image of every step before the failing one, untagged and without the labels that
+would let a prune find it, so each failed deploy would leave layers on the daemon for good.
+While another build runs (another test process), the removal sets the oldest aside instead
+(dockerd/image_removal.py): it goes once no build runs."""
+import io
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from deployments.dockerd import builds, daemon, image_removal, networks
+from deployments.dockerd.values import LABEL_APP, image_namespace
+
+BUSYBOX = Path("/bin/busybox")
+APP = "cleanup"
+NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by then
+
+
+def _context(nonce: str) -> io.BytesIO:
+    """Two steps of this test's own (the label and the file carry its nonce), then a RUN that fails."""
+    dockerfile = (f"FROM scratch\nLABEL test-nonce={nonce}\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
+                  'RUN ["/bin/busybox", "false"]\n')
+    files = {"Dockerfile": dockerfile.encode(), "busybox": BUSYBOX.read_bytes(), "marker": nonce.encode()}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _images_labelled(nonce: str) -> list[str]:
+    return daemon.client().api.images(all=True, quiet=True, filters={"label": f"test-nonce={nonce}"})
+
+
+@pytest.fixture
+def app(stack, app_repo):
+    """An app that exists (reconcile would remove the network of one that does not, mid-build)."""
+    app_repo.commit_version("v1")
+    stack.create_app(app_repo, name=APP)
+    yield APP
+    networks.remove_app_network(APP)
+
+
+def test_a_failed_build_leaves_none_of_its_steps_images(app):
+    nonce = uuid.uuid4().hex
+    said: list[str] = []
+    with pytest.raises(builds.BuildFailed, match="non-zero code"):
+        builds.build_image(_context(nonce), f"switchyard/{APP}:failing", "Dockerfile", {LABEL_APP: APP},
+                           on_line=said.append)
+
+    made = [line for line in said if line.strip().startswith("---> ") and "Running in" not in line]
+    assert len(made) >= 3, said  # the label's and the two copies': the builder committed them
+    for image in _images_labelled(nonce):  # only if a build ran meanwhile: set aside
+        assert all(tag.startswith(f"{image_namespace()}.set-aside:")
+                   for tag in daemon.client().api.inspect_image(image)["RepoTags"]), said
+    assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
+    assert _images_labelled(nonce) == [], said
