@@ -4,16 +4,14 @@ would let a prune find it, so each failed deploy would leave layers on the daemo
 While another build runs (another test process), the removal sets the oldest aside instead
 (dockerd/image_removal.py): it goes once no build runs."""
 import io
-import tarfile
 import uuid
-from pathlib import Path
 
 import pytest
 
 from deployments.dockerd import builds, daemon, image_removal, networks
 from deployments.dockerd.values import LABEL_APP, image_namespace
+from tests.support.buildcontext import busybox_context
 
-BUSYBOX = Path("/bin/busybox")
 APP = "cleanup"
 NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by then
 
@@ -22,15 +20,7 @@ def _context(nonce: str) -> io.BytesIO:
     """Two steps of this test's own (the label and the file carry its nonce), then a RUN that fails."""
     dockerfile = (f"FROM scratch\nLABEL test-nonce={nonce}\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
                   'RUN ["/bin/busybox", "false"]\n')
-    files = {"Dockerfile": dockerfile.encode(), "busybox": BUSYBOX.read_bytes(), "marker": nonce.encode()}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755
-            tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+    return busybox_context(dockerfile, {"marker": nonce.encode()})
 
 
 def _images_labelled(nonce: str) -> list[str]:

@@ -7,17 +7,15 @@ process's cleanup removed its images while another built the same files). A buil
 a removal meanwhile takes the image only and sets its parent aside, for a removal that finds no
 build running."""
 import io
-import tarfile
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 
 from deployments.dockerd import build_lock, builds, daemon, image_removal, images, networks
 from deployments.dockerd.values import LABEL_APP, image_namespace
+from tests.support.buildcontext import busybox_context
 
-BUSYBOX = Path("/bin/busybox")
 APP = "locktest"
 NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by then
 
@@ -25,15 +23,7 @@ NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by 
 def _context(extra_step: str = "") -> io.BytesIO:
     """A FROM-scratch build of files no other test builds: its layers are this test's alone."""
     dockerfile = f'FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n{extra_step}CMD ["/bin/busybox", "true"]\n'
-    files = {"Dockerfile": dockerfile.encode(), "busybox": BUSYBOX.read_bytes(), "marker": uuid.uuid4().hex.encode()}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755
-            tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+    return busybox_context(dockerfile, {"marker": uuid.uuid4().hex.encode()})
 
 
 def _build(context: bytes, tag: str, said: list[str] | None = None) -> str:
