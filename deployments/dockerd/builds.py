@@ -6,15 +6,8 @@ import docker
 from django.conf import settings
 
 from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, image_removal, networks
+from deployments.dockerd.build_errors import BuildFailed, BuildStopped  # raised by pulls too (images.py)
 from deployments.dockerd.values import LABEL_APP, instance_labels
-
-
-class BuildFailed(Exception):
-    """The Dockerfile did not build; the message is Docker's error line."""
-
-
-class BuildStopped(Exception):
-    """The build was stopped on request (should_stop returned True)."""
 
 
 def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],

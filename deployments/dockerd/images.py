@@ -9,7 +9,8 @@ from django.conf import settings
 import requests
 from docker.types.daemon import CancellableStream
 
-from deployments.dockerd import builds, cancel, daemon
+from deployments.dockerd import cancel, daemon
+from deployments.dockerd.build_errors import BuildFailed, BuildStopped
 from deployments.dockerd.values import LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE, Image
 
 
@@ -94,8 +95,8 @@ def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, 
     not a reference at all): the check then refuses the name, the same way as an unusable one.
 
     A registry decides how fast and how much it sends, so the pull is bounded like the build:
-    stopped on request (builds.BuildStopped) or after `timeout` seconds (default BUILD_TIMEOUT), and once
-    its layers add up to more than MAX_PULL_MB (both builds.BuildFailed). Stopping closes the connection;
+    stopped on request (BuildStopped) or after `timeout` seconds (default BUILD_TIMEOUT), and once
+    its layers add up to more than MAX_PULL_MB (both BuildFailed). Stopping closes the connection;
     dockerd cancels a pull whose client went away. `auth_config` ({"username", "password"}) goes to
     dockerd with this pull only: the caller gives it only for the registry it was stored for."""
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
@@ -113,8 +114,8 @@ def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, 
         api.close()
     if stop_now():  # whatever the closed (or timed out) connection made of the pull
         if stop_now.expired:
-            raise builds.BuildFailed(f"pulling {reference} did not finish within {timeout} s")
-        raise builds.BuildStopped()
+            raise BuildFailed(f"pulling {reference} did not finish within {timeout} s")
+        raise BuildStopped()
     return pulled
 
 
@@ -133,7 +134,7 @@ class _PullClient(cancel.CancellableClient):
 
 
 def _follow_pull(stream: CancellableStream, reference: str) -> bool:
-    """Read a pull's progress events: False on Docker's error event; builds.BuildFailed (and the stream
+    """Read a pull's progress events: False on Docker's error event; BuildFailed (and the stream
     closed) once the layers' declared sizes add up to more than MAX_PULL_MB."""
     cap_mb = settings.SWITCHYARD["MAX_PULL_MB"]
     layer_sizes: dict[str, int] = {}
@@ -145,7 +146,7 @@ def _follow_pull(stream: CancellableStream, reference: str) -> bool:
             layer_sizes.setdefault(event["id"], total)  # downloading, then extracting: counted once
         if sum(layer_sizes.values()) > cap_mb * 1024 * 1024:
             stream.close()
-            raise builds.BuildFailed(f"pulling {reference} stopped: larger than {cap_mb} MiB (SWITCHYARD_MAX_PULL_MB)")
+            raise BuildFailed(f"pulling {reference} stopped: larger than {cap_mb} MiB (SWITCHYARD_MAX_PULL_MB)")
     return True
 
 
