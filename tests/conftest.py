@@ -204,7 +204,7 @@ def _remove_docker_resources() -> None:
 @pytest.fixture
 def stack(transactional_db, celery_worker):
     """The running Switchyard for one test; afterwards its deployments have ended and
-    its containers and networks are gone."""
+    its containers, networks and images are gone."""
     daemon.ping()
     changes.sync_all()
     helper = Stack()
@@ -213,6 +213,9 @@ def stack(transactional_db, celery_worker):
     for container in containers.listed():
         containers.stop_and_remove(container.id, timeout=0)
     networks.remove_app_networks()
+    # Its builds too: dockerd reads every image on the daemon for each listing and each build step's
+    # cache lookup, so images kept until the session's end made every later test slower.
+    cleanup.remove_instance_images()
 
 
 @pytest.fixture
