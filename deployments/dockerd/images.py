@@ -160,11 +160,14 @@ def repo_digests(reference: str) -> tuple[str, ...]:
 
 def app_images(repository: str) -> list[str]:
     """Tags of one app's images (repository:tag), its services' too (repository/SERVICE:tag)."""
+    # One plain listing (the SDK's images.list inspects each image; dockerd reads every image on the
+    # daemon for each listing): its `reference` patterns match either way. Another installation's
+    # images are not ours to prune.
+    found = daemon.client().api.images(filters={"reference": [repository, f"{repository}/*"],
+                                                "label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"})
     tags = []
-    for name in (repository, f"{repository}/*"):  # a plain listing: the SDK's images.list inspects each one
-        for image in daemon.client().api.images(name=name,  # another installation's images are not ours to prune
-                                                filters={"label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"}):
-            tags += [t for t in image.get("RepoTags") or () if t.startswith((repository + ":", repository + "/"))
-                     and t not in tags]
+    for image in found:
+        tags += [t for t in image.get("RepoTags") or () if t.startswith((repository + ":", repository + "/"))
+                 and t not in tags]
     return tags
 
