@@ -83,16 +83,10 @@ def page_up_servers(stats_socket: Path, timeout: float = 2.0) -> dict[str, set[s
     """Per backend, its servers that are UP (or going down: still serving), from the stats page
     with `;up`, which leaves out those in maintenance or DOWN: the apps page's question, answered
     without reading every slot of every backend (some 3,000 rows at 100 apps, most of them idle)."""
-    reader = csv.reader(io.StringIO(runtime_api.stats_page_csv(stats_socket, timeout, up_only=True).lstrip("# ")))
-    header = next(reader, [])
-    try:
-        backend, slot, status = (header.index(name) for name in ("pxname", "svname", "status"))
-    except ValueError:
-        return {}
     up: dict[str, set[str]] = {}
-    for row in reader:
-        if len(row) > status and row[slot] not in ("FRONTEND", "BACKEND") and row[status].startswith("UP"):
-            up.setdefault(row[backend], set()).add(row[slot])
+    for row in _rows(runtime_api.stats_page_csv(stats_socket, timeout, up_only=True)):
+        if row.get("svname") not in (None, "FRONTEND", "BACKEND") and row.get("status", "").startswith("UP"):
+            up.setdefault(row["pxname"], set()).add(row["svname"])
     return up
 
 
