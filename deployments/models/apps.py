@@ -184,7 +184,10 @@ class App(models.Model):
     def hostnames(self) -> list[str]:
         """Every host that routes to this app: its own domains, and NAME.localhost where those
         names are on (SWITCHYARD_LOCALHOST_NAMES; by default only when HAProxy binds loopback)."""
-        own = [domain.hostname for domain in self.domains.all()]  # prefetch-aware
+        return self.routed_hostnames([domain.hostname for domain in self.domains.all()])  # prefetch-aware
+
+    def routed_hostnames(self, own: list[str]) -> list[str]:
+        """hostnames() for an app whose own domains were read already (a page of many apps)."""
         return [self.default_hostname, *own] if settings.SWITCHYARD["LOCALHOST_NAMES"] else own
 
     @property

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
 from deployments.models import App, Deployment, Domain, Membership
@@ -100,6 +100,29 @@ def test_the_apps_page_asks_the_database_as_often_for_ten_apps_as_for_one(client
     ten, rows = queries()
     assert ten == one
     assert len(rows) == 10 and all(state == Deployment.State.FAILED for name, state in rows if name != APP)
+
+
+@pytest.mark.parametrize("script_prefix", ["/", "/0/panel/"])
+def test_each_apps_page_row_links_to_its_app_its_newest_deployment_and_its_hosts(client, panel_world, script_prefix):
+    """The rows' links are made once per page (presenters._RowLinks), not by reverse() per row:
+    they must be what reverse() makes, under a script prefix that looks like a placeholder too."""
+    client.force_login(panel_world.users["superuser"])
+    app = App.objects.create(name="0-9a", repo_url="/srv/more.git", owner=panel_world.users["owner"])
+    Domain.objects.create(app=app, hostname="zero.example.com")
+    newest = Deployment.objects.create(app=app, ref="main", state=Deployment.State.FAILED)
+
+    page = reverse("apps")
+    set_script_prefix(script_prefix)  # as a WSGI or ASGI handler sets it; the test client's leaves it
+    try:
+        rows = {row["app"].name: row for row in client.get(page).context["rows"]}
+        links = reverse("app", args=["0-9a"]), reverse("deployment", args=[newest.pk])
+    finally:
+        set_script_prefix("/")
+
+    row = rows["0-9a"]
+    assert (row["href"], row["last_href"]) == links and row["href"].startswith(script_prefix)
+    assert row["last_label"] == "Failed"
+    assert [host for _, host in row["hosts"]] == app.hostnames() and "zero.example.com" in app.hostnames()
 
 
 # Roles ---------------------------------------------------------------------------------------
