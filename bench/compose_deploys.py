@@ -37,7 +37,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from bench import metrics  # noqa: E402
-from bench import figures  # noqa: E402
+from bench import collector, figures  # noqa: E402
 from bench.results import replace_section  # noqa: E402
 from bench.services import free_port, redis_server, workers  # noqa: E402
 from deployments.application import apps, deploys  # noqa: E402
@@ -178,7 +178,9 @@ def main() -> None:
             results.append(run("The seed's method (docker-compose + HAProxy DNS)", seed.repo, seed))
         finally:
             seed.close()
-        with redis_server(), workers(work):  # as the Procfile runs them: a watch hands off to its own worker
+        # As the Procfile runs them (a watch hands off to its own worker); the load's answers kept
+        # out of the garbage collector's way (bench/collector.py).
+        with redis_server(), workers(work), collector.answers_frozen():
             try:
                 changes.sync_all()
                 repo = ComposeRepo(work / "sy")

@@ -8,7 +8,6 @@ Each deploy is followed by 2 s of plain load (12 s after the late-breaking relea
 breaks under every method). Writes the table into bench/RESULTS.md and the chart into
 bench/deploys.png. Everything it starts is stopped, and everything it creates removed.
 """
-import gc
 import shutil
 import statistics
 import sys
@@ -28,7 +27,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from bench import chart, figures, metrics, phase_chart  # noqa: E402
+from bench import chart, collector, figures, metrics, phase_chart  # noqa: E402
 from bench.deployers import NginxDeployer, NginxFront, SwitchyardDeployer, warm_build_cache  # noqa: E402
 from bench.releases import INITIAL, RELEASES, BenchRepo  # noqa: E402
 from bench.results import replace_section  # noqa: E402
@@ -63,10 +62,6 @@ def run_scenario(name: str, deployer, port: int) -> metrics.ScenarioResult:
             if slow:
                 slow_answers += slow.stop().answers
             records.append(record)
-            # The load's answers pile up to a few hundred thousand objects; a full garbage
-            # collection would scan them all while every client thread waits (a gap no proxy
-            # caused). Frozen, they are skipped; newer objects are collected as usual.
-            gc.freeze()
             print(f"   {release.label}: {record.outcome} in {record.end - record.start:.1f}s", flush=True)
             time.sleep(DWELL_AFTER_BREAK if release.kind == "breaks_later" else DWELL)
     deployer.close()
@@ -78,7 +73,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     results = []
     try:
-        with redis_server(), workers(work):  # as the Procfile runs them: a watch hands off to its own worker
+        # As the Procfile runs them (a watch hands off to its own worker); the load's answers kept
+        # out of the garbage collector's way (bench/collector.py).
+        with redis_server(), workers(work), collector.answers_frozen():
             try:
                 changes.sync_all()
                 warm_build_cache(BenchRepo(work / "warm"), [INITIAL, *RELEASES])

@@ -37,7 +37,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench import hard_report  # noqa: E402
+from bench import collector, hard_report  # noqa: E402
 from bench.hard_apps import StreamsRepo, WebSocketRepo  # noqa: E402
 from bench.hard_report import CaseResult  # noqa: E402
 from bench.methods import DokkuMethod, SwitchyardMethod  # noqa: E402
@@ -178,7 +178,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     results: dict[str, list[CaseResult]] = {case: [] for case in CASES}
     try:
-        with installation(work), serve_recorder() as (recorder, recorder_port):
+        with installation(work), serve_recorder() as (recorder, recorder_port), collector.answers_frozen() as pauses:
             for method in (SwitchyardMethod(True), SwitchyardMethod(False), DokkuMethod(work / "nginx")):
                 try:
                     for case, run in CASES.items():
@@ -189,6 +189,7 @@ def main() -> None:
                     method.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"longest pause of this process's garbage collector: {pauses.longest * 1000:.0f} ms", flush=True)
     hard_report.write(results)
 
 

@@ -32,7 +32,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from bench import figures, processes  # noqa: E402
+from bench import collector, figures, processes  # noqa: E402
 from bench.deployers import ROUTED_LINE  # noqa: E402
 from bench.metrics import longest_gap, percentile  # noqa: E402
 from bench.results import replace_section  # noqa: E402
@@ -202,24 +202,25 @@ def _answers(port: int, app: App) -> bool:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     try:
-        with installation(work) as started:
+        with installation(work) as started, collector.answers_frozen() as pauses:
             pids = [worker.pid for worker in started]
             costs, phases, sample, serving, all_seconds = run(work, pids)
             haproxy_memory = processes.haproxy_rss_mib(target.paths())
             worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(costs, phases, sample, serving, haproxy_memory, worker_memory, all_seconds)
+    report(costs, phases, sample, serving, haproxy_memory, worker_memory, all_seconds, pauses.longest)
 
 
 def report(costs: list[Costs], phases: list[Phase], sample: list[list[Answer]], serving: int, haproxy_mib: float,
-           worker_mib: float, all_seconds: float) -> None:
+           worker_mib: float, all_seconds: float, client_pause: float) -> None:
     answers = [answer for answers in sample for answer in answers]
     failed = sum(1 for a in answers if a.status != 200)
     others_gap_ms = max(longest_gap(answers) for answers in sample) * 1000
     text = _SECTION.format(
         others=APPS - SAMPLE - 1, at_once=AT_ONCE, sample_apps=SAMPLE, apps=APPS, serving=serving, owners=OWNERS,
         sent=len(answers), failed=failed, haproxy_mib=haproxy_mib, others_gap_ms=others_gap_ms,
+        client_pause_ms=client_pause * 1000,
         all_seconds=all_seconds, worker_mib=worker_mib, phase_table=_phase_table(phases), cost_table=_cost_table(costs))
     print(text)
     figures.record("many", at_once_max=max(phases[-1].deploy_seconds), single=statistics.median(costs[-1].deploy_seconds),
@@ -271,6 +272,7 @@ measures for all three methods.
 | {apps} apps created and deployed: from the first created to the last serving (the measurements at 1 app aside) | {all_seconds:.0f} s |
 | requests on the {sample_apps} apps not being deployed: sent / failed | {sent:,} / {failed:,} |
 | longest gap without a successful answer on any one of those {sample_apps} apps | {others_gap_ms:.0f} ms |
+| longest pause of the load clients' own garbage collector (bench/collector.py: it would show as a gap) | {client_pause_ms:.0f} ms |
 | apps answering through HAProxy at the end | {serving} of {apps} |
 | HAProxy memory at the end (master and workers, RSS) | {haproxy_mib:.0f} MiB |
 | workers' memory at the end (both Celery workers and their children, RSS) | {worker_mib:.0f} MiB |
