@@ -52,7 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: turns a lock-out into its 429 page
+    "axes.middleware.AxesMiddleware",  # last of those that act, as django-axes asks: a lock-out becomes its 429 page
+    "panel.middleware.OneThreadMiddleware",  # innermost: the chain runs in one thread under ASGI (see there)
 ]
 
 ROOT_URLCONF = "panel.urls"
