@@ -34,6 +34,14 @@ RELEASES = [
 ]
 
 
+def answer(status: str, body: str) -> str:
+    """A CGI answer with its length, as real apps give one: without it HAProxy (which does not
+    re-chunk an HTTP/1.0 answer) closes the client's connection after each request, and every
+    request of the load was a new connection on both sides of the proxy."""
+    text = f"{body}\n" if body else ""
+    return f"echo 'Status: {status}'; echo 'Content-Length: {len(text.encode())}'; echo; " + (f"echo {body}" if body else "true")
+
+
 class BenchRepo(AppRepo):
     """Starts with the initial release committed, so an app can be created from it."""
 
@@ -47,15 +55,15 @@ class BenchRepo(AppRepo):
             return self._git("rev-parse", "HEAD").strip()
         self.last = release
         self.commit_version(release.version, cmd=STAMP_AND_SERVE)
-        healthy = "echo 'Status: 200 OK'; echo; echo ok"
-        page = f"echo 'Status: 200 OK'; echo; echo {release.version}"
+        healthy = answer("200 OK", "ok")
+        page = answer("200 OK", release.version)
         if release.kind == "fails_health":
-            healthy = "echo 'Status: 500 Broken'; echo; echo broken"
+            healthy = answer("500 Broken", "broken")
         if release.kind == "breaks_later":
             broken = f"[ $(( $(date +%s) - $(cat /tmp/started) )) -ge {BREAKS_AFTER} ]"
-            healthy = f"if {broken}; then echo 'Status: 500 Broken'; echo; else {healthy}; fi"
-            page = f"if {broken}; then echo 'Status: 500 Broken'; echo; echo broken; else {page}; fi"
+            healthy = f"if {broken}; then {answer('500 Broken', '')}; else {healthy}; fi"
+            page = f"if {broken}; then {answer('500 Broken', 'broken')}; else {page}; fi"
         self._cgi("health", healthy)
         self._cgi("page", page)
-        self._cgi("slow", f"sleep 2; echo 'Status: 200 OK'; echo; echo {release.version}")
+        self._cgi("slow", f"sleep 2; {answer('200 OK', release.version)}")
         return self._commit(release.label)
