@@ -17,11 +17,12 @@ def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[s
     try:
         return _build_image(context_tar, tag, dockerfile, labels, made.see, **options)
     except (BuildFailed, BuildStopped):
-        made.remove()  # after the build let go of the build lock: with their untagged parents if no build runs
+        made.remove()  # after the build let go of the build lock: set aside instead while other builds run
         raise
 
 
 STEP_IMAGE = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")
+STEP = re.compile(r"^Step \d+/\d+ : ", re.IGNORECASE)
 FROM_STEP = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
 
 
@@ -36,7 +37,9 @@ class StepImages:
 
     def see(self, line: str) -> None:
         self.on_line(line)
-        if line.strip() == "---> Using cache" or FROM_STEP.match(line):
+        if STEP.match(line):  # each step says anew (`FROM scratch` is followed by no image at all)
+            self._not_ours = bool(FROM_STEP.match(line))
+        elif line.strip() == "---> Using cache":
             self._not_ours = True
         elif found := STEP_IMAGE.match(line):
             if not self._not_ours:
@@ -44,7 +47,7 @@ class StepImages:
             self._not_ours = False
 
     def remove(self) -> None:
-        image_removal.remove_images(reversed(self.made))  # newest first: each has no child left
+        image_removal.remove_build_cache(reversed(self.made))  # newest first: each has no child left
 
 
 def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],

@@ -29,6 +29,19 @@ def remove_images(references: Iterable[str], force: bool = False) -> list[str]:
     return removed
 
 
+def remove_build_cache(image_ids: Iterable[str]) -> None:
+    """Untagged images a build's own steps made (builds.StepImages), newest first: removed with
+    their untagged parents while no build runs. While one runs, each is set aside instead, none
+    removed: they are build cache, and that build may have just picked one for a step of its
+    own (it then fails with `unable to find image`, as a test run side by side showed)."""
+    with build_lock.no_build_running() as free:
+        for image_id in image_ids:
+            if free:
+                _remove(image_id, with_parents=True, force=False)
+            else:
+                _set_aside(image_id)
+
+
 def set_aside() -> bool:
     """Whether any layer is set aside (a plain listing: cheap enough for every reconcile)."""
     return bool(daemon.client().api.images(name=_set_aside_repository(), quiet=True))
@@ -56,9 +69,11 @@ def _remove(reference: str, with_parents: bool, force: bool) -> bool:
     return True
 
 
-def _set_aside(parent_id: str) -> None:
+def _set_aside(image_id: str) -> None:
+    api = daemon.client().api
     try:
-        daemon.client().api.tag(parent_id, _set_aside_repository(), tag="sha256-" + parent_id.removeprefix("sha256:"))
+        full_id = api.inspect_image(image_id)["Id"]  # a build's output names its steps' images by a short id
+        api.tag(full_id, _set_aside_repository(), tag="sha256-" + full_id.removeprefix("sha256:"))
     except docker.errors.NotFound:
         return  # another installation removed it: it was no build's
     _set_aside_mark().touch()  # after the tag: a removal that took the mark away before it lists it

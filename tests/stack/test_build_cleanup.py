@@ -1,14 +1,15 @@
 """A build that fails leaves no image behind (dockerd/builds.py, StepImages): the classic builder
 keeps the image of every step before the failing one, untagged and without the labels that
 would let a prune find it, so each failed deploy would leave layers on the daemon for good.
-While another build runs (another test process), the removal sets the oldest aside instead
-(dockerd/image_removal.py): it goes once no build runs."""
+While another build runs (another test process), the removal sets them all aside instead
+(dockerd/image_removal.remove_build_cache): that build may have picked one from the cache. They go
+once no build runs."""
 import io
 import uuid
 
 import pytest
 
-from deployments.dockerd import builds, daemon, image_removal, networks
+from deployments.dockerd import build_lock, builds, daemon, image_removal, networks
 from deployments.dockerd.values import LABEL_APP, image_namespace
 from tests.support.buildcontext import busybox_context
 
@@ -48,5 +49,24 @@ def test_a_failed_build_leaves_none_of_its_steps_images(app):
     for image in _images_labelled(nonce):  # only if a build ran meanwhile: set aside
         assert all(tag.startswith(f"{image_namespace()}.set-aside:")
                    for tag in daemon.client().api.inspect_image(image)["RepoTags"]), said
+    assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
+    assert _images_labelled(nonce) == [], said
+
+
+def test_while_another_build_runs_every_step_image_of_a_failed_build_is_set_aside_none_removed(app):
+    """They are build cache: the other build may have just picked one for a step of its own, and
+    would fail with `unable to find image` if it went (a full test run showed it)."""
+    nonce = uuid.uuid4().hex
+    said: list[str] = []
+    with build_lock.building():  # another build, as far as a removal can tell
+        with pytest.raises(builds.BuildFailed, match="non-zero code"):
+            builds.build_image(_context(nonce), f"switchyard/{APP}:failing", "Dockerfile", {LABEL_APP: APP},
+                               on_line=said.append)
+        kept = _images_labelled(nonce)
+
+    assert len(kept) == 3, said  # the label's step and the two copies'
+    for image in kept:
+        tags = daemon.client().api.inspect_image(image)["RepoTags"]
+        assert tags and all(tag.startswith(f"{image_namespace()}.set-aside:") for tag in tags), said
     assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
     assert _images_labelled(nonce) == [], said
