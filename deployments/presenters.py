@@ -101,6 +101,8 @@ class _RowLinks:
     def __init__(self) -> None:
         self._app = reverse("app", args=[self.PLACEHOLDER])
         self._deployment = reverse("deployment", args=[self.PLACEHOLDER])
+        for reversed_ in (self._app, self._deployment):  # a route of another shape needs reverse() per row
+            assert reversed_.endswith(f"/{self.PLACEHOLDER}/"), reversed_
 
     def app(self, name: str) -> str:
         return self._put(self._app, name)
@@ -121,7 +123,8 @@ class NewestDeployment(NamedTuple):
 
     @property
     def state_label(self) -> str:
-        return Deployment.State(self.state).label
+        """As get_state_display(): the raw value for a state no longer among the choices."""
+        return dict(Deployment.State.choices).get(self.state, self.state)
 
 
 def app_rows(apps: list[App], health: dict[str, str]) -> list[dict]:
@@ -137,7 +140,7 @@ def _app_row(app: App, last: NewestDeployment | None, hostnames: list[str], heal
     live = app.live_deployment
     return {"app": app, "last": last, "href": links.app(app.name),
             "hosts": [(app_url(host), host) for host in hostnames],
-            "live_sha": live.short_sha if live else "",
+            "live": live is not None, "live_sha": live.short_sha if live else "",
             "live_age": timesince(live.finished_at, now) if live and live.finished_at else "",
             "last_href": links.deployment(last.pk) if last else "",
             "last_label": last.state_label if last else "",

@@ -1,4 +1,5 @@
-"""Request-level security that Django's static settings cannot express."""
+"""Request-level behaviour that Django's static settings cannot express: cookies marked Secure
+per request, the client address login throttling counts, and the chain run in one thread."""
 import ipaddress
 from collections.abc import Callable
 

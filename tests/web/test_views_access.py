@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse, set_script_prefix
 from django.utils import timezone
 
+from deployments import presenters
 from deployments.models import App, Deployment, Domain, Membership
 from tests.support.panelworld import (ACTIONS, ADMINS, ADMIN_ACTIONS, APP, DEPLOYERS, DEPLOYER_ACTIONS, NEW_VALUE,
                                       PAGES, ROLES, ROUTES, TABS, TAB_PAGES, World, db_state, home_tab, messages_of,
@@ -107,22 +108,46 @@ def test_each_apps_page_row_links_to_its_app_its_newest_deployment_and_its_hosts
     """The rows' links are made once per page (presenters._RowLinks), not by reverse() per row:
     they must be what reverse() makes, under a script prefix that looks like a placeholder too."""
     client.force_login(panel_world.users["superuser"])
-    app = App.objects.create(name="0-9a", repo_url="/srv/more.git", owner=panel_world.users["owner"])
-    Domain.objects.create(app=app, hostname="zero.example.com")
+    app = App.objects.create(name="a0-9", repo_url="/srv/more.git", owner=panel_world.users["owner"])
+    for hostname in ("zz.example.com", "aa.example.com"):  # listed as created, as App.hostnames lists them
+        Domain.objects.create(app=app, hostname=hostname)
     newest = Deployment.objects.create(app=app, ref="main", state=Deployment.State.FAILED)
 
     page = reverse("apps")
     set_script_prefix(script_prefix)  # as a WSGI or ASGI handler sets it; the test client's leaves it
     try:
         rows = {row["app"].name: row for row in client.get(page).context["rows"]}
-        links = reverse("app", args=["0-9a"]), reverse("deployment", args=[newest.pk])
+        links = reverse("app", args=["a0-9"]), reverse("deployment", args=[newest.pk])
     finally:
         set_script_prefix("/")
 
-    row = rows["0-9a"]
+    row = rows["a0-9"]
     assert (row["href"], row["last_href"]) == links and row["href"].startswith(script_prefix)
     assert row["last_label"] == "Failed"
-    assert [host for _, host in row["hosts"]] == app.hostnames() and "zero.example.com" in app.hostnames()
+    assert [host for _, host in row["hosts"]] == app.hostnames() == ["a0-9.localhost", "zz.example.com",
+                                                                        "aa.example.com"]
+
+
+def test_the_apps_page_shows_each_rows_release_newest_deployment_and_health(client, panel_world):
+    """What the rows' texts (made in presenters.app_rows) render to, for an app with a live
+    release and one without."""
+    client.force_login(panel_world.users["superuser"])
+    live_app = App.objects.create(name="shown", repo_url="/srv/more.git", owner=panel_world.users["owner"])
+    live = Deployment.objects.create(app=live_app, ref="main", state=Deployment.State.SUCCEEDED, commit_sha="d" * 40,
+                                     finished_at=timezone.now())
+    App.objects.filter(pk=live_app.pk).update(live_deployment=live)
+
+    html = client.get(reverse("apps")).content.decode()
+
+    shown = html[html.index('href="/apps/shown/"'):]
+    shown = shown[:shown.index("</tr>")]
+    assert f"<code>{'d' * 12}</code>" in shown and "minutes ago" in shown
+    assert f'href="/deployments/{live.pk}/"' in shown and ">Succeeded<" in shown
+    other = html[html.index(f'href="/apps/{APP}/"'):]
+    other = other[:other.index("</tr>")]
+    assert "none yet" in other and 'class="badge unknown">unknown<' in other  # no HAProxy answers here
+    listed = presenters.listed_apps(App.objects.filter(name=APP))
+    assert presenters.app_rows(listed, {APP: "no release"})[0]["health_class"] == "none"
 
 
 # Roles ---------------------------------------------------------------------------------------
