@@ -8,8 +8,8 @@ from docker.types import Mount
 from django.conf import settings
 
 from deployments.dockerd import daemon, networks, release_networks
-from deployments.dockerd.values import (LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_SERVICE, Container,
-                                        ListedContainer, instance_labels, name_prefix)
+from deployments.dockerd.values import (LABEL_APP, LABEL_DEPLOYMENT, LABEL_SERVICE, Container, ListedContainer,
+                                        instance_label, instance_labels, name_prefix)
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def stop_and_remove(container_id: str, timeout: int) -> None:
 
 def listed(app_name: str | None = None) -> list[ListedContainer]:
     """This installation's containers (optionally one app's), running or not."""
-    filters = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"]
+    filters = [instance_label()]
     if app_name:
         filters.append(f"{LABEL_APP}={app_name}")
     found = daemon.client().api.containers(all=True, filters={"label": filters})

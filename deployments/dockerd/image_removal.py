@@ -72,7 +72,8 @@ def _remove(reference: str, with_parents: bool, force: bool) -> bool:
 def _set_aside(image_id: str) -> None:
     api = daemon.client().api
     try:
-        full_id = api.inspect_image(image_id)["Id"]  # a build's output names its steps' images by a short id
+        # A build's output names its steps' images by a short id; a parent comes as a full one.
+        full_id = image_id if image_id.startswith("sha256:") else api.inspect_image(image_id)["Id"]
         api.tag(full_id, _set_aside_repository(), tag="sha256-" + full_id.removeprefix("sha256:"))
     except docker.errors.NotFound:
         return  # another installation removed it: it was no build's

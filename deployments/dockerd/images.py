@@ -11,7 +11,7 @@ from docker.types.daemon import CancellableStream
 
 from deployments.dockerd import cancel, daemon
 from deployments.dockerd.build_errors import BuildFailed, BuildStopped
-from deployments.dockerd.values import LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_INSTANCE, LABEL_SOURCE, Image
+from deployments.dockerd.values import LABEL_APP_ID, LABEL_BUILD_BASES, LABEL_SOURCE, Image, instance_label
 
 
 def image_id(tag: str) -> str:
@@ -47,7 +47,7 @@ def built_from(tag: str) -> str:
 def built_from_source(repository: str, source: str, app_id: int) -> str:
     """The ID of an image of `repository` this installation built for app `app_id` from `source`
     (LABEL_SOURCE), or ""."""
-    wanted = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP_ID}={app_id}", f"{LABEL_SOURCE}={source}"]
+    wanted = [instance_label(), f"{LABEL_APP_ID}={app_id}", f"{LABEL_SOURCE}={source}"]
     found = daemon.client().api.images(name=repository, filters={"label": wanted}, quiet=True)
     return found[0] if found else ""
 
@@ -164,7 +164,7 @@ def app_images(repository: str) -> list[str]:
     # daemon for each listing): its `reference` patterns match either way. Another installation's
     # images are not ours to prune.
     found = daemon.client().api.images(filters={"reference": [repository, f"{repository}/*"],
-                                                "label": f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"})
+                                                "label": instance_label()})
     tags = []
     for image in found:
         tags += [t for t in image.get("RepoTags") or () if t.startswith((repository + ":", repository + "/"))

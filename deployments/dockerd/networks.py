@@ -10,7 +10,7 @@ from django.conf import settings
 
 from deployments.dockerd import daemon
 from deployments.dockerd.network_events import network_created
-from deployments.dockerd.values import LABEL_APP, LABEL_INSTANCE, instance_labels
+from deployments.dockerd.values import LABEL_APP, instance_label, instance_labels
 
 
 def network_name(app_name: str) -> str:
@@ -29,7 +29,7 @@ def bridge_name(app_name: str) -> str:
 
 def instance_bridges() -> list[str]:
     """Host interfaces of this installation's networks (older ones are br-<id>, not prefixed)."""
-    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    label = instance_label()
     return [(network.get("Options") or {}).get(BRIDGE_NAME_OPTION) or f"br-{network['Id'][:12]}"
             for network in daemon.client().api.networks(filters={"label": label})]
 
@@ -75,7 +75,7 @@ NETWORK_ATTEMPTS = 10  # workers creating networks at the same moment each take 
 
 
 def _network_label(app_name: str) -> list[str]:
-    return [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP}={app_name}"]
+    return [instance_label(), f"{LABEL_APP}={app_name}"]
 
 
 def _free_subnet(refused: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
@@ -121,7 +121,7 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
 def remove_app_networks(keep: Iterable[str] = ()) -> list[str]:
     """Remove this installation's networks except those of the apps in `keep` (reconcile,
     tests); a network that still has containers stays for a later call. Returns the names."""
-    label = f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+    label = instance_label()
     kept = set(keep)
     return [network["Name"] for network in daemon.client().api.networks(filters={"label": label})
             if network["Labels"].get(LABEL_APP) not in kept and _remove_network(network["Id"])]

@@ -16,10 +16,9 @@ app (it carries the app's id, as named volumes do: volumes.py)."""
 from typing import BinaryIO, Iterable
 
 import docker.errors
-from django.conf import settings
 
 from deployments.dockerd import daemon
-from deployments.dockerd.values import (LABEL_APP, LABEL_APP_ID, LABEL_DEPLOYMENT, LABEL_INSTANCE, instance_labels,
+from deployments.dockerd.values import (LABEL_APP, LABEL_APP_ID, LABEL_DEPLOYMENT, instance_label, instance_labels,
                                         name_prefix)
 
 LABEL_FILES_OF = "switchyard.files-of"  # on a files volume: the deployment whose files it holds
@@ -72,7 +71,7 @@ def remove_unused(keep: Iterable[int], app_name: str | None = None) -> list[str]
     (running or stopped: a stopped one may be started again), except those of the deployments in
     `keep` (one still starting has not started its containers yet). Returns the names removed."""
     kept = {str(deployment) for deployment in keep}
-    label = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", LABEL_FILES_OF]
+    label = [instance_label(), LABEL_FILES_OF]
     if app_name is not None:
         label.append(f"{LABEL_APP}={app_name}")
     client = daemon.client()
@@ -96,6 +95,6 @@ def remove_unused(keep: Iterable[int], app_name: str | None = None) -> list[str]
 
 def _bind_sources() -> list[str]:
     listed = daemon.client().api.containers(all=True, filters={
-        "label": [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"]})
+        "label": [instance_label()]})
     return [mount.get("Source", "") for container in listed for mount in container.get("Mounts") or []
             if mount.get("Type") == "bind"]

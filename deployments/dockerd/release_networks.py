@@ -12,10 +12,9 @@ holds up to three subnets during a deploy (its network, the old release's, the n
 import hashlib
 
 import docker.errors
-from django.conf import settings
 
 from deployments.dockerd import daemon, networks
-from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, LABEL_INSTANCE, instance_labels
+from deployments.dockerd.values import LABEL_APP, LABEL_DEPLOYMENT, instance_label, instance_labels
 
 
 def release_network_name(app_name: str, deployment: int) -> str:
@@ -50,7 +49,7 @@ def remove_release_network(app_name: str, deployment: int) -> None:
 
 def remove_unowned(owned: set[int]) -> list[str]:
     """Reconcile: release networks of deployments that no longer run, serve or back one that does."""
-    label = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", LABEL_DEPLOYMENT]
+    label = [instance_label(), LABEL_DEPLOYMENT]
     removed = []
     for network in daemon.client().api.networks(filters={"label": label}):
         deployment = network["Labels"].get(LABEL_DEPLOYMENT, "")
@@ -60,7 +59,7 @@ def remove_unowned(owned: set[int]) -> list[str]:
 
 
 def _labels(app_name: str, deployment: int) -> list[str]:
-    return [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", f"{LABEL_APP}={app_name}",
+    return [instance_label(), f"{LABEL_APP}={app_name}",
             f"{LABEL_DEPLOYMENT}={deployment}"]
 
 

@@ -30,6 +30,11 @@ def instance_labels(**extra: str) -> dict[str, str]:
     return {LABEL_INSTANCE: settings.SWITCHYARD["INSTANCE"], **extra}
 
 
+def instance_label() -> str:
+    """The `label` filter that finds this installation's containers, images, networks and volumes."""
+    return f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}"
+
+
 def name_prefix() -> str:
     """What the names of this installation's containers and volumes start with: `sy` for the
     installation named `main` (the default), `sy.INSTANCE` for another, so that two installations

@@ -3,10 +3,9 @@ deploys, removed with the app."""
 from typing import Iterable
 
 import docker.errors
-from django.conf import settings
 
 from deployments.dockerd import daemon
-from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, LABEL_INSTANCE, instance_labels, name_prefix
+from deployments.dockerd.values import LABEL_APP, LABEL_APP_ID, instance_label, instance_labels, name_prefix
 
 
 def ensure_volume(app_name: str, app_id: int, volume: str) -> str:
@@ -32,7 +31,7 @@ def remove_app_volumes(app_id: int) -> None:
 
 def remove_orphan_volumes(keep: Iterable[int], only: int | None = None) -> list[str]:
     """This installation's app volumes whose app (by id) is not in `keep`; returns their names."""
-    label = [f"{LABEL_INSTANCE}={settings.SWITCHYARD['INSTANCE']}", LABEL_APP_ID]
+    label = [instance_label(), LABEL_APP_ID]
     kept, removed = {str(i) for i in keep}, []
     for volume in daemon.client().volumes.list(filters={"label": label}):
         owner = (volume.attrs.get("Labels") or {}).get(LABEL_APP_ID)
