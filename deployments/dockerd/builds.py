@@ -2,7 +2,6 @@
 import re
 from typing import BinaryIO, Callable
 
-import docker
 from django.conf import settings
 
 from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, image_removal, networks
@@ -67,7 +66,7 @@ def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[
     stop_now = cancel.Deadline(timeout, should_stop)
     # RUN steps run on the app's own network: under the egress rules like its containers.
     network = networks.ensure_app_network(labels[LABEL_APP])
-    api = _BuildClient(**docker.utils.kwargs_from_env())
+    api = _BuildClient(**daemon.own_client_options())
     try:
         with build_cgroup.BuildCgroup(settings.SWITCHYARD["INSTANCE"], settings.SWITCHYARD["BUILD_PIDS"],
                                       daemon.cgroup_driver()) as cgroup, build_lock.building():

@@ -29,6 +29,13 @@ def client() -> docker.DockerClient:
     return made[1]
 
 
+def own_client_options() -> dict:
+    """For a client of its own (one a build or a pull closes to stop it): the daemon's address
+    from the environment, and the API version the thread's client already asked for, so that
+    making it costs no request."""
+    return {**docker.utils.kwargs_from_env(), "version": client().api.api_version}
+
+
 @lru_cache(maxsize=1)
 def cgroup_driver() -> str:
     """Docker's cgroup driver ("cgroupfs" or "systemd"): the form a cgroup parent takes."""

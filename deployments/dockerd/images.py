@@ -102,7 +102,7 @@ def pull_image(reference: str, should_stop: Callable[[], bool] = lambda: False, 
     timeout = timeout or settings.SWITCHYARD["BUILD_TIMEOUT"]
     stop_now = cancel.Deadline(timeout, should_stop)
     repository, tag = docker.utils.parse_repository_tag(reference)
-    api = _PullClient(read_timeout=timeout, **docker.utils.kwargs_from_env())
+    api = _PullClient(read_timeout=timeout, **daemon.own_client_options())
     try:
         stream = api.pull(repository, tag=tag or "latest", stream=True, decode=True, auth_config=auth_config,
                           platform=platform or None)

@@ -5,7 +5,6 @@ Always the git CLI with argument lists, a timeout, and no way to prompt for cred
 """
 import os
 import re
-import resource
 import shlex
 import shutil
 import signal
@@ -94,18 +93,16 @@ def _git(args: list[str], cwd: Path | None = None, timeout: float | None = None,
     and the pinning apply; raises repo_policy.Refused). Past the timeout git and everything it
     started (remote helpers, ssh, index-pack: its process group) are killed."""
     limit = timeout or settings.SWITCHYARD["GIT_TIMEOUT"]
-
-    def in_child() -> None:
-        priority.in_child()  # git works on the tenant's repository: not at the deployment's raised priority
-        if max_output:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (max_output, max_output))
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited across exec, unlike a handler
-
     with _environment(remote_url, access) as (env, options):
         command = ["git", *options, *args]
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
-                                   stdin=subprocess.PIPE if stdin is not None else None,
-                                   stderr=subprocess.PIPE, preexec_fn=in_child, start_new_session=True)
+        # git works on the tenant's repository: not at the deployment's raised priority.
+        # RLIMIT_FSIZE set by prlimit; SIGXFSZ stays ignored (Python ignores it, and
+        # restore_signals=False passes that on), so a write past the limit fails with "File too
+        # large" where the signal would kill the git that made it (an index-pack, mid-fetch).
+        limited = ["prlimit", f"--fsize={max_output}", *command] if max_output else command
+        process = subprocess.Popen(priority.as_before(limited), cwd=cwd, env=env, stdout=stdout or subprocess.PIPE,
+                                   stdin=subprocess.PIPE if stdin is not None else None, stderr=subprocess.PIPE,
+                                   start_new_session=True, restore_signals=not max_output)
         try:
             out, err = process.communicate(input=stdin, timeout=limit)
         except subprocess.TimeoutExpired:
