@@ -154,10 +154,15 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+# A reload is waited for under the router lock (runtime commands must reach the new worker), and
+# every other routing change of every deployment waits on that lock: the poll is short.
+WAIT_POLL_SECONDS = 0.01
+
+
 def _wait_until(condition, message: str, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(WAIT_POLL_SECONDS)
     raise TimeoutError(f"{message} within {timeout:.0f}s")
