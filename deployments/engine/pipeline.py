@@ -92,7 +92,8 @@ def _execute(deployment_id: int, **how) -> int | None:
         lifecycle.finish(deployment_id, Deployment.State.FAILED, f"start-up failed: internal error: {error}")
         append(deployment_id, f"Deployment failed before its first phase: {error}")
         return deployment.app_id
-    ended = pipeline.execute(**how)
+    with priority.raised():
+        ended = pipeline.execute(**how)
     return deployment.app_id if ended else None
 
 
@@ -144,7 +145,6 @@ class Pipeline:
             self._fail(f"{self.deployment.phase or 'start-up'} failed: internal error: {error}")
         finally:
             heartbeat.stop()
-            priority.restore()  # a failure on the hot path left the thread raised: not for the next task
         return True
 
     def _fail(self, reason: str) -> None:

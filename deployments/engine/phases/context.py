@@ -9,7 +9,7 @@ from django.db import connection
 
 from deployments.compose.project import Project
 from deployments.dockerfile import check
-from deployments.engine import lifecycle, priority
+from deployments.engine import lifecycle
 from deployments.engine.canary import Canary
 from deployments.engine.companions import Companions
 from deployments.engine.logs import DeploymentLog
@@ -107,13 +107,10 @@ class DeploymentContext:
         """From "the new release is healthy" (or "broken") until HAProxy routes accordingly,
         nothing may wait: log lines and state messages stay in memory, and no garbage
         collection pass may start (a full one takes ~50 ms in a process with Django, Celery
-        and the Docker SDK loaded, measured here); the thread runs ahead of app traffic
-        (engine/priority.py)."""
+        and the Docker SDK loaded, measured here)."""
         self.log.hold()
         gc.disable()
-        priority.raise_now()
 
     def leave_hot_path(self) -> None:
-        priority.restore()
         gc.enable()
         self.log.release()
