@@ -30,6 +30,11 @@ def router_lock() -> Iterator[None]:
         yield
 
 
+def router_lock_taken() -> bool:
+    """Whether a process holds the router lock at this moment."""
+    return redis_client().lock(_name("router")).locked()
+
+
 @contextmanager
 def reconcile_lock(wait: float = 0) -> Iterator[bool]:
     """One reconcile at a time; yields False if another one runs (after waiting up to `wait`

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from deployments.engine import lifecycle
 from deployments.engine.locks import router_lock
-from deployments.haproxy import apply, challenges, commands, sessions
+from deployments.haproxy import apply, challenges, commands, files, sessions
 from deployments.haproxy.config import PANEL_CERTIFICATE, slot_name
 from deployments.models import Certificate, Deployment
 from deployments.traffic import rows, target
@@ -131,7 +131,10 @@ def apply_certificates() -> None:
 
 def apps_changed() -> None:
     """After apps or domains were added, changed or deleted: new files, and a reload if HAProxy
-    runs. Does not start HAProxy: creating an app from the CLI must not leave a proxy behind."""
+    runs. Does not start HAProxy: creating an app from the CLI must not leave a proxy behind.
+    The new config is checked by HAProxy before the lock, where the check does not hold up
+    every other change (haproxy/files.py check_ahead)."""
+    files.check_ahead(target.paths(), rows.table(), target.binds())
     with router_lock():
         _apply(push_maps=True, start_if_down=False)
 
