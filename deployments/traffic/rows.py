@@ -27,7 +27,7 @@ def check_timing() -> CheckTiming:
 
 # What _holder reads of a deployment holding a backend: a row has a dozen more JSON fields (its
 # phase times, traffic, compose summary...), decoded for every holder at every routing change,
-# under the router lock.
+# under the router lock: the whole derivation took 22 ms at 100 apps with them, 16 ms without.
 HOLDER_FIELDS = ("app", "colour", "health_check", "containers", "serves_backup", "canary_percent", "previous",
                  "previous__containers")
 
