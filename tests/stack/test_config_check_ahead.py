@@ -5,9 +5,11 @@ from collections import OrderedDict
 import pytest
 
 from deployments.engine import locks
-from deployments.haproxy import files, process as haproxy_process
+from deployments.haproxy import challenges, files, process as haproxy_process
 from deployments.models import App, Deployment
 from deployments.traffic import changes, target
+
+TOKEN = "token-of-another-order"
 
 
 @pytest.fixture
@@ -50,12 +52,15 @@ def test_a_file_changed_after_the_check_ahead_is_checked_again_under_the_lock(st
     lock = locks.router_lock
 
     def after_the_check_ahead():  # another change of a file HAProxy reads comes first
-        with location.challenges_map.open("a") as challenges:
-            challenges.write("token-of-another-order key-authorization\n")
+        with location.challenges_map.open("a") as entries:
+            entries.write(f"{TOKEN} key-authorization\n")
         return lock()
     monkeypatch.setattr(changes, "router_lock", after_the_check_ahead)
 
-    changes.apps_changed()
+    try:
+        changes.apps_changed()
+    finally:  # the file and the running HAProxy, which the reload gave it, are shared with later tests
+        challenges.withdraw(location, TOKEN)
 
     assert checks == [False, True]
     assert "backend app_second_blue" in location.config.read_text()
