@@ -15,10 +15,10 @@ def redis_client() -> redis.Redis:
 # A change to HAProxy takes milliseconds, a reload a few seconds. If the process holding the
 # lock dies (a killed worker), Redis frees it after this long, so routing waits at most that.
 ROUTER_LOCK_SECONDS = 30
-# How often a waiting process asks Redis again (redis-py polls; its default is 0.1 s, added to
-# nearly every wait). Each deployment takes this lock five times or more, and while 40 apps were
-# created and deployed, waiting for it was a fifth of the deploy workers' time (sampled).
-ROUTER_LOCK_POLL_SECONDS = 0.005
+# How often a waiting process asks Redis again (redis-py's default). 5 ms cut the waits of many
+# deployments at once, but the next holder then often sent its runtime commands right after a
+# reload, while the old HAProxy worker still took some (haproxy/process.py WAIT_POLL_SECONDS).
+ROUTER_LOCK_POLL_SECONDS = 0.1
 
 
 @contextmanager
