@@ -72,7 +72,7 @@ def check_ahead(location: Paths, table: RoutingTable, binds: Binds) -> None:
     key = _check_key(location, config)
     if key in _accepted:
         return
-    temporary = location.config.with_name(f".{location.config.name}.ahead.{os.getpid()}.{time.monotonic_ns()}")
+    temporary = _beside(location.config)
     try:
         temporary.write_text(config)
         process.check_config(temporary)
@@ -158,7 +158,7 @@ def write_if_changed(path: Path, text: str) -> None:
 def atomic_write(path: Path, text: str, check=None) -> None:
     """Write a temporary file beside `path`, pass it to `check` if given (which raises to
     refuse it), then rename it over `path`."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temporary = _beside(path)
     try:
         with open(temporary, "w") as handle:
             handle.write(text)
@@ -169,3 +169,9 @@ def atomic_write(path: Path, text: str, check=None) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _beside(path: Path) -> Path:
+    """A temporary file's name in path's directory: hidden (a leading dot), and this process's
+    own at this moment (atomic_write's file before its rename, check_ahead's checked copy)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
