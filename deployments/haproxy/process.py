@@ -116,7 +116,7 @@ def start(paths: Paths) -> None:
 def reload(paths: Paths) -> None:
     """Seamless reload; returns once the new worker answers on the admin socket."""
     old_pid = runtime_api.worker_pid(paths.admin_socket)
-    runtime_api.send(paths.master_socket, "reload")
+    runtime_api.send_to_master(paths.master_socket, "reload")
     _wait_until(
         lambda: runtime_api.worker_pid(paths.admin_socket) not in (None, old_pid),
         "HAProxy did not finish reloading",

@@ -2,9 +2,13 @@
 read-only stats page."""
 import http.client
 import socket
+import time
 from pathlib import Path
 
 SOCKET_TIMEOUT = 5.0
+# The master re-executes itself on a reload and refuses connections for a moment then.
+MASTER_RESTART_WAIT = 3.0
+MASTER_RETRY_PAUSE = 0.02
 # The runtime API answers errors in prose on the same stream as successes.
 ERROR_MARKERS = ("unknown", "no such", "require", "not found", "invalid", "failed", "out of range",
                  "can't", "cannot", "unable", "missing", "expects", "error")
@@ -34,6 +38,20 @@ def send(socket_path: Path, command: str, timeout: float = SOCKET_TIMEOUT) -> st
     except (FileNotFoundError, ConnectionRefusedError, socket.timeout, OSError) as error:
         raise HAProxyUnavailable(f"HAProxy socket {socket_path}: {error}") from error
     return b"".join(chunks).decode(errors="replace")
+
+
+def send_to_master(master_socket: Path, command: str) -> str:
+    """`send` to the master CLI, asked again while the master re-executes (its socket file
+    stays, but nothing listens on it): a refused connection delivered nothing, so a second
+    try cannot run a command twice. Gives up when the socket is gone or the wait is over."""
+    deadline = time.monotonic() + MASTER_RESTART_WAIT
+    while True:
+        try:
+            return send(master_socket, command)
+        except HAProxyUnavailable:
+            if not master_socket.exists() or time.monotonic() > deadline:
+                raise
+            time.sleep(MASTER_RETRY_PAUSE)
 
 
 def run(socket_path: Path, command: str) -> str:

@@ -22,7 +22,6 @@ BACKEND = re.compile(r"^\s+backend=(\S+) ")
 SERVER = re.compile(r"^\s+server=(\S+) ")
 TXN = re.compile(r"^\s+txn=\S+ .*\bstatus=(-?\d+) ")
 PROC_LINE = re.compile(r"^(\d+)\s+worker\b")
-MASTER_RESTART_WAIT = 3.0
 SECOND_LOOK_PAUSE = 0.05
 
 
@@ -68,17 +67,9 @@ def _add(streams: list[Stream], fields: dict) -> None:
 
 def worker_pids(master_socket: Path) -> list[int]:
     """The current worker and the old ones still finishing their connections (`show proc`).
-    The master re-executes itself on a reload and does not answer for a moment then: asked
-    again, rather than taking the current worker's word for all of them."""
-    deadline = time.monotonic() + MASTER_RESTART_WAIT
-    while True:
-        try:
-            answer = runtime_api.send(master_socket, "show proc")
-            break
-        except runtime_api.HAProxyUnavailable:
-            if not master_socket.exists() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    Asked of the master even while it re-executes, rather than taking the current worker's
+    word for all of them."""
+    answer = runtime_api.send_to_master(master_socket, "show proc")
     return [int(found.group(1)) for line in answer.splitlines() if (found := PROC_LINE.match(line))]
 
 
