@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 from deployments.dockerd import build_lock, daemon, image_removal
@@ -63,7 +64,10 @@ class LocalRegistry:
 
     def push_image(self, name: str, files: dict[str, str], cmd: str) -> str:
         """An image FROM scratch with busybox and `files` (path → text, executable), pushed as
-        127.0.0.1:PORT/NAME; the local tag is removed, so that a deploy pulls it. Returns its digest."""
+        127.0.0.1:PORT/NAME; the local tag is removed, so that a deploy pulls it. Returns its digest.
+        Its label makes the image its own: without one, another test process pushing the same
+        files builds the very same image (a cache hit at every step), and removing the tag here
+        while that build ran took the image it had just picked (`unable to find image`)."""
         reference = f"{self.host}/{name}"
         with tempfile.TemporaryDirectory(prefix="sy-registry-image-") as context:
             context = Path(context)
@@ -74,7 +78,8 @@ class LocalRegistry:
                 (context / "files" / path).chmod(0o755)
             (context / "Dockerfile").write_text(f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY files /\nCMD {cmd}\n")
             with build_lock.building():  # its first layer is every busybox build's (build_lock.py)
-                daemon.client().images.build(path=str(context), tag=reference, rm=True, forcerm=True)
+                daemon.client().images.build(path=str(context), tag=reference, rm=True, forcerm=True,
+                                             labels={"switchyard-test.image": uuid.uuid4().hex})
         repository, tag = reference.rsplit(":", 1)
         auth = {"username": self.username, "password": self.password} if self.username else None
         for line in daemon.client().api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
