@@ -144,6 +144,18 @@ class Deployment(models.Model):
         return (sum(part.get("requests", 0) for part in self.traffic.values()),
                 sum(part.get("failed", 0) for part in self.traffic.values()))
 
+    def log_complete(self) -> bool:
+        """Whether the log holds every line of an ended deployment. The pipeline stores its
+        last lines ("Deployment succeeded", …) just after the final state, and the lines it held
+        in memory since its last write with them; a reconcile that ended it writes one line."""
+        if not self.is_final:
+            return False
+        if not self.phase:  # ended while queued (cancelled, superseded): no pipeline ran
+            return True
+        outcome = (models.Q(text__startswith=f"Deployment {self.state}")
+                   | models.Q(text__startswith="reconcile:", text__endswith=f"marked {self.state}"))
+        return self.log_lines.filter(outcome).exists()
+
     def duration(self) -> float | None:
         if not self.started_at:
             return None

@@ -4,7 +4,6 @@ import io
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db.models import Q
 
 from deployments.application import apps, deploys
 from deployments.application.app_settings import AppSpec
@@ -52,15 +51,10 @@ class Stack:
 
     @staticmethod
     def _wait_for_outcome_line(deployment: Deployment, timeout: float = 5) -> None:
-        """The pipeline stores its last lines ("Deployment failed: …") just after the state: a test
-        that reads the log once the state is final must not read it in between. A deployment
-        ended by reconcile has no such line; after `timeout` the log is what it is."""
-        if not deployment.phase:  # ended while queued (cancelled, superseded): no pipeline ran
-            return
-        state = deployment.state
-        outcome = Q(text__startswith=f"Deployment {state}") | Q(text__startswith="reconcile:", text__endswith=f"marked {state}")
+        """A test that reads the log once the state is final must not read it before the lines
+        stored just after (Deployment.log_complete). After `timeout` the log is what it is."""
         try:
-            eventually(deployment.log_lines.filter(outcome).exists, "the outcome line", timeout)
+            eventually(deployment.log_complete, "the outcome line", timeout)
         except TimeoutError:
             pass
 

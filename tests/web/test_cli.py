@@ -97,7 +97,7 @@ def test_cli_creates_deploys_follows_lists_and_deletes(stack, app_repo):
     followed = _manage("deploy", "web", "--follow")
     assert followed.returncode == 0, followed.stdout + followed.stderr
     lines = followed.stdout.splitlines()
-    assert "==> build" in lines and "==> switch" in lines
+    assert "==> build" in lines and "==> switch" in lines, followed.stdout
     assert lines[-1].startswith("Deployment #") and lines[-1].endswith("is live")
     assert stack.get("web.example.com") == (200, "v1")
     assert len(containers.listed("web")) == 2

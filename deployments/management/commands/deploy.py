@@ -10,6 +10,7 @@ from deployments.models import App, Deployment, LogLine
 
 POLL_SECONDS = 0.2
 QUEUED_HINT_SECONDS = 15
+LAST_LINES_WAIT_SECONDS = 5  # after the final state, for the lines stored just after it
 
 
 class Command(BaseCommand):
@@ -33,16 +34,20 @@ class Command(BaseCommand):
             self._follow(deployment)
 
     def _follow(self, deployment: Deployment) -> None:
-        """Print stored log lines as they appear (the database is the complete log)."""
+        """Print stored log lines as they appear (the database is the complete log), until the
+        deployment has ended and its last lines are stored (Deployment.log_complete)."""
         last_seq, started = 0, time.monotonic()
-        hinted = False
+        hinted, ended_at = False, None
         while True:
             deployment.refresh_from_db()
+            complete = deployment.log_complete()  # asked before reading: then the read has every line
             for line in LogLine.objects.filter(deployment=deployment, seq__gt=last_seq).order_by("seq"):
                 self.stdout.write(line.text)
                 last_seq = line.seq
             if deployment.is_final:
-                break
+                ended_at = ended_at or time.monotonic()
+                if complete or time.monotonic() - ended_at > LAST_LINES_WAIT_SECONDS:
+                    break
             if deployment.state == Deployment.State.QUEUED and not hinted and time.monotonic() - started > QUEUED_HINT_SECONDS:
                 self.stdout.write("Still queued: another deployment of this app runs, or no worker is running")
                 hinted = True
