@@ -28,6 +28,7 @@ slot longer than the heartbeat timeout) ends as a lost worker does at that point
 canary's switch as any failure before the switch; after the switch, the new release is kept
 (reconcile.end_lost).
 """
+import datetime
 import logging
 import os
 import socket
@@ -195,7 +196,7 @@ class Pipeline:
         ctx = self.ctx
         ctx.leave_hot_path()
         ctx.save(phase_times=self.deployment.phase_times, traffic_baseline=traffic_counts.stored_baseline(ctx),
-                 switch_ms=ctx.switch_ms, heartbeat_at=timezone.now())
+                 switch_ms=ctx.switch_ms, heartbeat_at=timezone.now(), watch_baseline=self._watch_baseline())
         done = "Switched" if ctx.switched else "Verified"
         self.log.write(f"{done}; a watch worker carries on (the deploy worker's slot is free for builds)")
         self.log.flush()
@@ -205,6 +206,19 @@ class Pipeline:
         if not ctx.switched:  # the canary's verdict then the switch are measured from HAProxy's UP
             verify.wait_for_haproxy_up(ctx, deadline=time.monotonic() + verify.HAPROXY_UP_GRACE)
         return False
+
+    def _watch_baseline(self) -> dict:
+        """After the switch, the watch's baseline read now (watch.Baseline): the window starts at
+        the switch, not once the watch worker has taken over. Empty otherwise, or if it cannot be
+        read now (HAProxy or Docker away for a moment): the watch worker reads it then."""
+        if not (self.ctx.switched and self.ctx.watch_applies()):
+            return {}
+        try:
+            return watch.read_baseline(self.ctx).stored()
+        except Exception:  # the watch worker reads it itself then, and fails there if it must
+            logger.warning("deployment %s: the watch baseline is read by the watch worker", self.deployment.id,
+                           exc_info=True)
+            return {}
 
     def _resume(self) -> None:
         """In the task that carries on after verify (and the switch, unless a canary comes first):
@@ -240,7 +254,7 @@ class Pipeline:
         if ctx.canary is not None:
             ctx.canary.withdraw()  # a rollback in the watch must find the old backend as it was
         if ctx.watch_applies():
-            with self._phase("watch"):
+            with self._phase("watch", started=watch.window_start(ctx)):
                 watch.watch(ctx)
         with self._phase("drain"):
             drain.drain(ctx)
@@ -250,11 +264,11 @@ class Pipeline:
             switch.switch(self.ctx)
 
     @contextmanager
-    def _phase(self, name: str) -> Iterator[None]:
+    def _phase(self, name: str, started: datetime.datetime | None = None) -> Iterator[None]:
         # Entering a phase is a conditional UPDATE against the cancel flag, and cancelling is a
         # conditional UPDATE against the phase: whichever comes first wins, never both. The same
         # UPDATE stores the previous phase's end: between verify and switch there is one write.
-        self._enter(name)
+        self._enter(name, started)
         try:
             yield
         except (PhaseFailed, Cancelled):
@@ -267,10 +281,10 @@ class Pipeline:
             self.deployment.phase_times = times
         self.log.write(f"    {name} done in {self.deployment.phase_duration(name):.2f}s")
 
-    def _enter(self, name: str) -> None:
+    def _enter(self, name: str, started: datetime.datetime | None = None) -> None:
         """lifecycle.enter_phase, or why not: an Abort pressed as the canary's last step ended
-        (rolled back), else a cancel."""
-        times = {**self.deployment.phase_times, name: {"start": timezone.now().isoformat()}}
+        (rolled back), else a cancel. `started`: when the phase began, if before now (the watch)."""
+        times = {**self.deployment.phase_times, name: {"start": (started or timezone.now()).isoformat()}}
         if not lifecycle.enter_phase(self.deployment.pk, name, times):
             aborted = lifecycle.aborted_by(self.deployment.pk)
             if aborted is not None:  # pressed as the canary's last step ended

@@ -99,6 +99,10 @@ class Deployment(models.Model):
     # HAProxy's answer counters when the deployment started, for its traffic figures: kept here
     # because the task that carries on after verify (on the watch queue) computes them at the end.
     traffic_baseline = models.JSONField(default=dict, blank=True)
+    # What the watch compares with, read as the switch ended (engine/phases/watch.py, Baseline):
+    # the watch window runs from then, the hand-off to the watch worker inside it. Empty: the
+    # watch reads it as it begins.
+    watch_baseline = models.JSONField(default=dict, blank=True)
     # What the release was started with (per container, and how many), counted in its owner's
     # totals while it runs or serves (deployments/quotas.py): the app's settings may be lowered
     # since, but its containers keep these until the next release. Null: not counted yet.

@@ -1,4 +1,5 @@
 """After the switch the new release is watched; trouble sends traffic back to the old one."""
+import datetime
 import re
 import time
 
@@ -87,6 +88,19 @@ def test_clean_watch_window_then_the_old_release_is_retired(stack, app_repo):
     assert "Watch passed" in _log(good)
     assert _live_ids(app) == [str(good.id)]
     assert not Deployment.objects.get(pk=good.pk).serves_backup
+    _the_window_began_at_the_switch_before_the_hand_off(good)
+
+
+def _the_window_began_at_the_switch_before_the_hand_off(deployment: Deployment) -> None:
+    """The deploy worker read the watch's baseline as the switch ended, before a watch worker
+    took over: the window (and the watch phase) runs from then, the hand-off inside it."""
+    times = {phase: {k: datetime.datetime.fromisoformat(v) for k, v in marks.items()}
+             for phase, marks in deployment.phase_times.items()}
+    began = datetime.datetime.fromisoformat(deployment.watch_baseline["at"])
+    handed_off = deployment.log_lines.get(text__contains="a watch worker carries on").created_at
+    assert times["switch"]["end"] <= began == times["watch"]["start"] <= handed_off
+    assert deployment.watch_until == began + datetime.timedelta(seconds=deployment.app.watch_window)
+    assert deployment.watch_baseline["answers"] == [0, 0]  # the new release had answered nothing before
 
 
 def test_promote_skips_the_rest_of_the_watch(stack, app_repo):

@@ -1,13 +1,14 @@
 """Pieces of the deploy engine's phases that need no stack: the traffic counts across a hand-off and
 a canary, what the watch's trouble is called, and how retiring a release waits (HAProxy and Docker
 replaced by recorders)."""
+import datetime
 from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 
 from deployments.engine import retire
-from deployments.engine.phases import rollback, traffic_counts
+from deployments.engine.phases import rollback, traffic_counts, watch
 from deployments.haproxy.sessions import OpenStreams
 from deployments.haproxy.stats import Responses
 
@@ -104,3 +105,11 @@ def test_a_release_that_no_longer_holds_its_backend_is_only_stopped(monkeypatch)
     retire.retire(release(holds_backend=False), stop_timeout=1, say=lambda text: None)
     assert recorder.calls == ["pre_stop web ./drain in a within 1", "stop a 1", "pre_stop web ./drain in b within 1",
                               "stop b 1", "close"]
+
+
+def test_the_watchs_baseline_comes_back_as_it_was_read_across_a_hand_off():
+    read = watch.Baseline(Responses(12, 1), watch.HealthBaseline(restarts={"c1": 0, "c2": 2}, downs={"s1": 1}),
+                          datetime.datetime(2026, 12, 7, 15, 0, 1, 250000, tzinfo=datetime.timezone.utc))
+    assert watch.Baseline.from_stored(read.stored()) == read
+    assert watch.window_start(SimpleNamespace(deployment=SimpleNamespace(watch_baseline=read.stored()))) == read.at
+    assert watch.window_start(SimpleNamespace(deployment=SimpleNamespace(watch_baseline={}))) is None

@@ -1,6 +1,7 @@
 """The watch: for the app's watch window after the switch (or until someone promotes), HAProxy's
 health of the new servers, the 5xx ratio of their answers, and their containers; any trouble
 rolls back (rollback.py). The old release stays ready meanwhile, as backup servers."""
+import datetime
 import time
 from dataclasses import dataclass
 
@@ -26,24 +27,54 @@ class HealthBaseline:
     downs: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Where the watch window begins: what the new servers had answered, and their health, then.
+    Read as the switch ends when a watch worker carries on (stored with the hand-off, so the
+    window and what it compares with both start at the switch, the hand-off inside it)."""
+    answers: stats.Responses
+    health: HealthBaseline
+    at: datetime.datetime
+
+    def stored(self) -> dict:
+        return {"answers": [self.answers.total, self.answers.errors], "restarts": self.health.restarts,
+                "downs": self.health.downs, "at": self.at.isoformat()}
+
+    @classmethod
+    def from_stored(cls, stored: dict) -> "Baseline":
+        return cls(stats.Responses(*stored["answers"]), HealthBaseline(stored["restarts"], stored["downs"]),
+                   datetime.datetime.fromisoformat(stored["at"]))
+
+
+def read_baseline(ctx: DeploymentContext) -> Baseline:
+    return Baseline(_answered(ctx), health_baseline(ctx), timezone.now())
+
+
+def window_start(ctx: DeploymentContext) -> datetime.datetime | None:
+    """When the watch window began, if its baseline was read before the watch (at the switch)."""
+    stored = ctx.deployment.watch_baseline
+    return datetime.datetime.fromisoformat(stored["at"]) if stored else None
+
+
 def watch(ctx: DeploymentContext) -> None:
     """Until the window ends (or someone promotes): HAProxy's health of the new servers,
     the 5xx ratio of their answers, and their containers. Any trouble: roll back."""
     window = ctx.app.watch_window
-    ctx.save(watch_until=timezone.now() + timezone.timedelta(seconds=window))
+    stored = ctx.deployment.watch_baseline
+    baseline = Baseline.from_stored(stored) if stored else read_baseline(ctx)
+    ends = baseline.at + datetime.timedelta(seconds=window)
+    ctx.save(watch_until=ends)
     ctx.say_web(f"Watching the new release for {window}s; the old one stays ready")
-    baseline = _answered(ctx)
-    health = health_baseline(ctx)
-    deadline = time.monotonic() + window
+    deadline = time.monotonic() + (ends - timezone.now()).total_seconds()
     while time.monotonic() < deadline:
-        trouble = _trouble(ctx, baseline=baseline, health=health)
+        trouble = _trouble(ctx, baseline=baseline.answers, health=baseline.health)
         if trouble:
             roll_back(ctx, trouble)
         if _promoted(ctx):
             break
         time.sleep(WATCH_INTERVAL)
     changes.withdraw_backups(ctx.deployment)
-    since = _answered(ctx).since(baseline)
+    since = _answered(ctx).since(baseline.answers)
     ctx.say_web(f"Watch passed: {since.total} responses, {since.errors} 5xx")
 
 
