@@ -202,6 +202,9 @@ def test_a_build_that_never_ends_fails_at_the_apps_build_timeout_and_the_old_rel
     while not _refresh(deployment).is_final and time.monotonic() < deadline:
         answers.append(stack.get("slow-build.localhost"))
         time.sleep(0.2)
+    # The build's last output line ("Running in …") is stored with the lines written just after
+    # the final state (the RUN step prints nothing more): read the log once it is whole.
+    deployment = stack.wait(deployment, timeout=10)
 
     assert (deployment.state, deployment.error) == ("failed", "build failed: timed out after 5 s")
     assert 5 <= deployment.phase_duration("build") < 8
