@@ -156,9 +156,9 @@ def _pid_alive(pid: int) -> bool:
 
 # Not shorter: right after the new worker first answers on the admin socket, the old one can still
 # take a command there, and it has no backend of an app the reload added ("No such backend": two
-# tests failed so in one CI run with a 10 ms poll here and 5 ms on the router lock). A wait that ends
-# only once the old worker no longer listens is the fix (runtime commands through the master CLI's
-# "@1", which always names the newest worker); until then, this keeps the old timing.
+# tests failed so in one CI run with a 10 ms poll here and 5 ms on the router lock). The fix is to
+# take the worker before and after a reload from the master's `show proc`, not from the admin
+# socket, which an old worker can still answer; until then, this keeps the old timing.
 WAIT_POLL_SECONDS = 0.05
 
 

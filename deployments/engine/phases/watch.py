@@ -53,7 +53,7 @@ def read_baseline(ctx: DeploymentContext) -> Baseline:
 def window_start(ctx: DeploymentContext) -> datetime.datetime | None:
     """When the watch window began, if its baseline was read before the watch (at the switch)."""
     stored = ctx.deployment.watch_baseline
-    return datetime.datetime.fromisoformat(stored["at"]) if stored else None
+    return Baseline.from_stored(stored).at if stored else None
 
 
 def watch(ctx: DeploymentContext) -> None:
