@@ -114,13 +114,27 @@ def start(paths: Paths) -> None:
 
 
 def reload(paths: Paths) -> None:
-    """Seamless reload; returns once the new worker answers on the admin socket."""
-    old_pid = runtime_api.worker_pid(paths.admin_socket)
+    """Seamless reload; returns once the master's new worker answers on the admin socket. Which
+    worker is current is the master's word: for a moment after a reload the admin socket can
+    still reach the worker before, whose pid, read as "the one before this reload", would make
+    the previous reload's worker look new (and a command sent next would miss what this reload
+    added: "No such backend")."""
+    before = _current_worker(paths)
     runtime_api.send_to_master(paths.master_socket, "reload")
-    _wait_until(
-        lambda: runtime_api.worker_pid(paths.admin_socket) not in (None, old_pid),
-        "HAProxy did not finish reloading",
-    )
+    _wait_until(lambda: _new_worker_answers(paths, before), "HAProxy did not finish reloading")
+
+
+def _current_worker(paths: Paths) -> int | None:
+    current, _ = runtime_api.master_workers(paths.master_socket)
+    return current[0] if current else None
+
+
+def _new_worker_answers(paths: Paths, before: int | None) -> bool:
+    try:
+        current = _current_worker(paths)
+    except runtime_api.HAProxyUnavailable:
+        return False
+    return current not in (None, before) and runtime_api.worker_pid(paths.admin_socket) == current
 
 
 def stop(paths: Paths) -> None:
@@ -154,11 +168,10 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-# Not shorter: right after the new worker first answers on the admin socket, the old one can still
-# take a command there, and it has no backend of an app the reload added ("No such backend": two
-# tests failed so in one CI run with a 10 ms poll here and 5 ms on the router lock). The fix is to
-# take the worker before and after a reload from the master's `show proc`, not from the admin
-# socket, which an old worker can still answer; until then, this keeps the old timing.
+# Not shorter yet: with a 10 ms poll here and 5 ms on the router lock, two tests failed in one CI
+# run with "No such backend": a command sent right after a reload reached the old worker. reload()
+# now takes the current worker from the master, not from the admin socket; the faster polls come
+# back once a stress run shows no old worker answers a command sent after reload() returned.
 WAIT_POLL_SECONDS = 0.05
 
 

@@ -1,6 +1,7 @@
 """A client for HAProxy's runtime API (the admin stats socket), its master CLI and its
 read-only stats page."""
 import http.client
+import re
 import socket
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ SOCKET_TIMEOUT = 5.0
 # The master re-executes itself on a reload and refuses connections for a moment then.
 MASTER_RESTART_WAIT = 3.0
 MASTER_RETRY_PAUSE = 0.02
+PROC_LINE = re.compile(r"^(\d+)\s+worker\b")
 # The runtime API answers errors in prose on the same stream as successes.
 ERROR_MARKERS = ("unknown", "no such", "require", "not found", "invalid", "failed", "out of range",
                  "can't", "cannot", "unable", "missing", "expects", "error")
@@ -52,6 +54,20 @@ def send_to_master(master_socket: Path, command: str) -> str:
             if not master_socket.exists() or time.monotonic() > deadline:
                 raise
             time.sleep(MASTER_RETRY_PAUSE)
+
+
+def master_workers(master_socket: Path) -> tuple[list[int], list[int]]:
+    """(the current worker, the old ones still finishing their connections), from the master's
+    `show proc`: its "# workers" and "# old workers" sections."""
+    current: list[int] = []
+    old: list[int] = []
+    section = ""
+    for line in send_to_master(master_socket, "show proc").splitlines():
+        if line.startswith("#"):
+            section = line.lstrip("#").strip()
+        elif found := PROC_LINE.match(line):
+            (current if section == "workers" else old).append(int(found.group(1)))
+    return current, old
 
 
 def run(socket_path: Path, command: str) -> str:

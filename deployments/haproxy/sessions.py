@@ -21,7 +21,6 @@ STREAM_START = re.compile(r"^0x[0-9a-f]+: \[")
 BACKEND = re.compile(r"^\s+backend=(\S+) ")
 SERVER = re.compile(r"^\s+server=(\S+) ")
 TXN = re.compile(r"^\s+txn=\S+ .*\bstatus=(-?\d+) ")
-PROC_LINE = re.compile(r"^(\d+)\s+worker\b")
 SECOND_LOOK_PAUSE = 0.05
 
 
@@ -69,8 +68,8 @@ def worker_pids(master_socket: Path) -> list[int]:
     """The current worker and the old ones still finishing their connections (`show proc`).
     Asked of the master even while it re-executes, rather than taking the current worker's
     word for all of them."""
-    answer = runtime_api.send_to_master(master_socket, "show proc")
-    return [int(found.group(1)) for line in answer.splitlines() if (found := PROC_LINE.match(line))]
+    current, old = runtime_api.master_workers(master_socket)
+    return current + old
 
 
 def on_servers(admin_socket: Path, master_socket: Path, backend: str, slots: set[str]) -> OpenStreams:

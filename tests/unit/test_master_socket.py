@@ -55,3 +55,22 @@ def test_a_master_that_never_comes_back_is_given_up_after_the_wait(tmp_path, mon
         with pytest.raises(runtime_api.HAProxyUnavailable):
             runtime_api.send_to_master(path, "reload")
     assert 0.2 <= time.monotonic() - started < 1.0
+
+
+SHOW_PROC = """#<PID>          <type>          <reloads>       <uptime>        <version>
+2558            master          1 [failed: 0]   0d00h00m01s     2.6.12-1+deb12u4
+# workers
+2605            worker          0               0d00h00m00s     2.6.12-1+deb12u4
+# old workers
+2559            worker          1               0d00h00m01s     2.6.12-1+deb12u4
+# programs
+"""
+
+
+def test_the_master_tells_the_current_worker_from_old_ones_still_finishing(tmp_path):
+    """`show proc` as HAProxy 2.6 answers it with an old worker still serving a request: reload
+    waits for the current one (process.reload), the drain asks every one (sessions.py)."""
+    path = tmp_path / "master.sock"
+    server = _listen_later(path, delay=0, answer=SHOW_PROC.encode())
+    assert runtime_api.master_workers(path) == ([2605], [2559])
+    server.join(timeout=5)
