@@ -6,6 +6,7 @@ from django.conf import settings
 
 from deployments.dockerd import build_cgroup, build_lock, cancel, daemon, image_removal, networks
 from deployments.dockerd.build_errors import BuildFailed, BuildStopped  # raised by pulls too (images.py)
+from deployments.dockerd.quiet_ticks import QUIET, QUIET_SECONDS, with_quiet_ticks
 from deployments.dockerd.values import LABEL_APP, instance_labels
 
 
@@ -52,9 +53,10 @@ class StepImages:
 def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
                  on_line: Callable[[str], None], should_stop: Callable[[], bool] = lambda: False,
                  timeout: int | None = None, build_args: dict[str, str] | None = None, target: str = "",
-                 labels_in_dockerfile: bool = False) -> str:
+                 labels_in_dockerfile: bool = False, on_quiet: Callable[[], None] = lambda: None) -> str:
     """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
-    memory); every output line goes to on_line. Returns the image id. The labels (and this
+    memory); every output line goes to on_line, and on_quiet is called whenever the build has been
+    silent for QUIET_SECONDS (a RUN step at work: what came before it can be shown). Returns the image id. The labels (and this
     installation's) go through the API unless the Dockerfile ends with them (build_context.with_labels).
     RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
     of an app, at most BUILD_PIDS processes in all: build_cgroup.py).
@@ -80,7 +82,7 @@ def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[
                 network_mode=network,
             )
             with cancel.StopWatcher(stop_now, stream.close) as watcher:
-                image_id = watcher.unless_stopped(lambda: _follow_build(stream, on_line))
+                image_id = watcher.unless_stopped(lambda: _follow_build(stream, on_line, on_quiet))
     finally:
         api.close()
     if watcher.fired and stop_now.expired:
@@ -119,9 +121,12 @@ class _BuildClient(cancel.CancellableClient):
         return super()._post(url, **kwargs)
 
 
-def _follow_build(stream, on_line: Callable[[str], None]) -> str | None:
+def _follow_build(stream, on_line: Callable[[str], None], on_quiet: Callable[[], None]) -> str | None:
     image_id = None
-    for chunk in stream:
+    for chunk in with_quiet_ticks(stream, QUIET_SECONDS):
+        if chunk is QUIET:
+            on_quiet()
+            continue
         if "error" in chunk:
             raise BuildFailed(chunk["error"].strip())
         for line in chunk.get("stream", "").splitlines():

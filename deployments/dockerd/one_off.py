@@ -6,6 +6,7 @@ import docker.errors
 
 from deployments.dockerd import cancel, containers, daemon, networks, output
 from deployments.dockerd.containers import ContainerLimits, RunOptions
+from deployments.dockerd.quiet_ticks import QUIET, QUIET_SECONDS, with_quiet_ticks
 from deployments.dockerd.values import LABEL_APP, instance_labels
 
 
@@ -19,9 +20,9 @@ class OneOff:
 
 def run_once(name: str, image: str, env: dict[str, str], labels: dict[str, str], limits: ContainerLimits,
              options: RunOptions, on_line: Callable[[str], None], timeout: int,
-             should_stop: Callable[[], bool] = lambda: False) -> OneOff:
+             should_stop: Callable[[], bool] = lambda: False, on_quiet: Callable[[], None] = lambda: None) -> OneOff:
     """Run a container to its end on its app's network, confined like the app's, every output
-    line to on_line; killed after `timeout` seconds or when should_stop() turns true. The
+    line to on_line (on_quiet whenever it has been silent for QUIET_SECONDS); killed after `timeout` seconds or when should_stop() turns true. The
     container is removed in every case."""
     network = networks.ensure_app_network(labels[LABEL_APP])
     try:
@@ -34,8 +35,7 @@ def run_once(name: str, image: str, env: dict[str, str], labels: dict[str, str],
     try:
         container.start()
         with cancel.StopWatcher(stop_now, lambda: _kill(container)) as watcher:
-            for line in output.line_by_line(container.logs(stream=True, follow=True)):
-                on_line(line)
+            _follow(container, on_line, on_quiet)
             exit_code = container.wait(timeout=30).get("StatusCode")
     except docker.errors.APIError as error:
         raise daemon.RuntimeFailure(f"Docker could not run {name}: {error.explanation or error}") from error
@@ -44,6 +44,14 @@ def run_once(name: str, image: str, env: dict[str, str], labels: dict[str, str],
     if watcher.fired:
         return OneOff(None, timed_out=stop_now.expired, stopped=not stop_now.expired)
     return OneOff(exit_code)
+
+
+def _follow(container, on_line: Callable[[str], None], on_quiet: Callable[[], None]) -> None:
+    for line in with_quiet_ticks(output.line_by_line(container.logs(stream=True, follow=True)), QUIET_SECONDS):
+        if line is QUIET:
+            on_quiet()
+        else:
+            on_line(line)
 
 
 def _kill(container) -> None:

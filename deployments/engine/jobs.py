@@ -49,7 +49,8 @@ def _run(companions: Companions, spec, should_stop: Callable[[], bool]) -> None:
         f"{name_prefix()}-{companions.app_name}_{deployment}-{spec.name}-job", companions.images[spec.name],
         environment_of(spec, companions.environment),
         {LABEL_APP: companions.app_name, LABEL_DEPLOYMENT: deployment, LABEL_SERVICE: spec.name},
-        companions.limits, options, on_line=on_line, timeout=timeout, should_stop=should_stop)
+        companions.limits, options, on_line=on_line, timeout=timeout, should_stop=should_stop,
+        on_quiet=log.flush_pending)
     if ended.stopped:
         raise JobStopped()
     output = "\n".join(last) or "(no output)"

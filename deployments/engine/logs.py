@@ -134,6 +134,12 @@ class DeploymentLog:
         if len(self._pending) >= FLUSH_LINES or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
+    def flush_pending(self) -> None:
+        """For output that has gone quiet (a RUN step or a release command at work): the lines held
+        for the next batch are stored and shown now, not when the next line comes (unless held)."""
+        if not self._held:
+            self.flush()
+
     def send(self, message: dict) -> None:
         """Publish a message that is not a line (e.g. the deployment's state) to the same group."""
         if self._held:

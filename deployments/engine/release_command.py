@@ -51,7 +51,7 @@ def run_all(*, app_name: str, app_id: int, deployment_id: int, project: Project,
                   LABEL_SERVICE: spec.docker_name}
         ended = one_off.run_once(name, images[spec.name], environment_of(spec, environment), labels, limits, options,
                                  on_line=lambda line: log.output(f"{prefix}[release] {line}"), timeout=timeout,
-                                 should_stop=should_stop)
+                                 should_stop=should_stop, on_quiet=log.flush_pending)
         if ended.stopped:
             raise ReleaseCommandStopped()
         if ended.timed_out:

@@ -143,7 +143,7 @@ def build_service(ctx: DeploymentContext, spec: ServiceSpec, archive: BinaryIO) 
         labelled = build_context.with_labels(checked.dockerfile, target, labels)  # built instead of the tenant's
         with build_context.for_build(archive, labelled, dockerignore.excluder) as (context, dockerfile):
             builds.build_image(context, tag, dockerfile, labels,
-                               lambda line: ctx.log.output(prefix + line),
+                               lambda line: ctx.log.output(prefix + line), on_quiet=ctx.log.flush_pending,
                                should_stop=ctx.cancel_requested_in_thread, timeout=app.build_timeout,
                                build_args=dict(spec.build_args), target=target, labels_in_dockerfile=True)
     except builds.BuildStopped:
