@@ -33,12 +33,12 @@ def remove_build_cache(image_ids: Iterable[str]) -> None:
     """Untagged images a build's own steps made (builds.StepImages), newest first: removed with
     their untagged parents while no build runs. While one runs, each is set aside instead, none
     removed: they are build cache, and that build may have just picked one for a step of its
-    own (it then fails with `unable to find image`, as a test run side by side showed)."""
+    own (it then fails with `unable to find image`, as a test run side by side showed). One that
+    dockerd refuses to remove is set aside too: a stopped build's RUN step container is still
+    being removed when the build call returns, and holds the step before it."""
     with build_lock.no_build_running() as free:
         for image_id in image_ids:
-            if free:
-                _remove(image_id, with_parents=True, force=False)
-            else:
+            if not (free and _remove(image_id, with_parents=True, force=False)):
                 _set_aside(image_id)
 
 

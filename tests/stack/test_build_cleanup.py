@@ -17,10 +17,10 @@ APP = "cleanup"
 NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by then
 
 
-def _context(nonce: str) -> io.BytesIO:
+def _context(nonce: str, run: str = '["/bin/busybox", "false"]') -> io.BytesIO:
     """Two steps of this test's own (the label and the file carry its nonce), then a RUN that fails."""
     dockerfile = (f"FROM scratch\nLABEL test-nonce={nonce}\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
-                  'RUN ["/bin/busybox", "false"]\n')
+                  f"RUN {run}\n")
     return busybox_context(dockerfile, {"marker": nonce.encode()})
 
 
@@ -68,5 +68,25 @@ def test_while_another_build_runs_every_step_image_of_a_failed_build_is_set_asid
     for image in kept:
         tags = daemon.client().api.inspect_image(image)["RepoTags"]
         assert tags and all(tag.startswith(f"{image_namespace()}.set-aside:") for tag in tags), said
+    assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
+    assert _images_labelled(nonce) == [], said
+
+
+def _running_its_run_step(said: list[str]) -> bool:
+    steps = [index for index, line in enumerate(said) if line.startswith("Step ") and " : RUN " in line]
+    return bool(steps) and any("Running in" in line for line in said[steps[-1]:])
+
+
+def test_a_stopped_build_leaves_none_of_its_steps_images(app):
+    """Stopped in its RUN step (a cancel, a deadline): dockerd still removes that step's container
+    when the build call returns, and refuses to remove the image the container was made from
+    meanwhile; so that image is set aside, for the next removal, and not left for good."""
+    nonce = uuid.uuid4().hex
+    said: list[str] = []
+    with pytest.raises(builds.BuildStopped):
+        builds.build_image(_context(nonce, run='["/bin/busybox", "sleep", "600"]'), f"switchyard/{APP}:stopped",
+                           "Dockerfile", {LABEL_APP: APP}, on_line=said.append,
+                           should_stop=lambda: _running_its_run_step(said))
+
     assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
     assert _images_labelled(nonce) == [], said
