@@ -1,4 +1,6 @@
 """Building an app's image from a tar of its source, bounded in time, memory, CPU and processes."""
+import contextlib
+import logging
 import re
 from typing import BinaryIO, Callable
 
@@ -9,16 +11,27 @@ from deployments.dockerd.build_errors import BuildFailed, BuildStopped  # raised
 from deployments.dockerd.quiet_ticks import QUIET, QUIET_SECONDS, with_quiet_ticks
 from deployments.dockerd.values import LABEL_APP, instance_labels
 
+logger = logging.getLogger(__name__)
+
 
 def build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[str, str],
                 on_line: Callable[[str], None], **options) -> str:
-    """_build_image; a build that fails or is stopped leaves none of the images its steps made."""
+    """_build_image; a build that fails, is stopped or ends in an error of ours (a log write)
+    leaves none of the images its steps made."""
     made = StepImages(on_line)
     try:
         return _build_image(context_tar, tag, dockerfile, labels, made.see, **options)
-    except (BuildFailed, BuildStopped):
-        made.remove()  # after the build let go of the build lock: set aside instead while other builds run
+    except Exception:
+        _remove_quietly(made)  # after the build let go of the build lock: set aside instead while other builds run
         raise
+
+
+def _remove_quietly(made: "StepImages") -> None:
+    """The step images' removal must not replace the error that ended the build."""
+    try:
+        made.remove()
+    except Exception as error:  # dockerd gone meanwhile, say: the images stay for a prune
+        logger.warning("a failed build's step images were not removed: %s", error)
 
 
 STEP_IMAGE = re.compile(r"^\s*---> ([0-9a-f]{12,64})\s*$")
@@ -56,8 +69,9 @@ def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[
                  labels_in_dockerfile: bool = False, on_quiet: Callable[[], None] = lambda: None) -> str:
     """Build from a tar of the source (a file, streamed to dockerd as it is read: never whole in
     memory); every output line goes to on_line, and on_quiet is called whenever the build has been
-    silent for QUIET_SECONDS (a RUN step at work: what came before it can be shown). Returns the image id. The labels (and this
-    installation's) go through the API unless the Dockerfile ends with them (build_context.with_labels).
+    silent for QUIET_SECONDS (a RUN step at work: what came before it can be shown). Returns the
+    image id. The labels (and this installation's) go through the API unless the Dockerfile ends
+    with them (build_context.with_labels).
     RUN steps get the build limits (memory without swap, at most BUILD_CPUS, half the CPU weight
     of an app, at most BUILD_PIDS processes in all: build_cgroup.py).
     To stop a build, on request or after `timeout` seconds (default BUILD_TIMEOUT), a
@@ -81,8 +95,7 @@ def _build_image(context_tar: BinaryIO, tag: str, dockerfile: str, labels: dict[
                 container_limits=_build_limits(), buildargs=build_args or None, target=target or None,
                 network_mode=network,
             )
-            with cancel.StopWatcher(stop_now, stream.close) as watcher:
-                image_id = watcher.unless_stopped(lambda: _follow_build(stream, on_line, on_quiet))
+            image_id, watcher = _follow_until_stopped(stream, stop_now, on_line, on_quiet)
     finally:
         api.close()
     if watcher.fired and stop_now.expired:
@@ -119,6 +132,24 @@ class _BuildClient(cancel.CancellableClient):
             if self.cgroup_parent:
                 kwargs["params"]["cgroupparent"] = self.cgroup_parent
         return super()._post(url, **kwargs)
+
+
+def _follow_until_stopped(stream, stop_now: cancel.Deadline, on_line: Callable[[str], None],
+                          on_quiet: Callable[[], None]) -> tuple[str | None, cancel.StopWatcher]:
+    """The build's output followed to its end, or until the watcher shuts the stream at stop_now:
+    (the image id if it said one, the watcher, which tells whether it fired)."""
+    with cancel.StopWatcher(stop_now, stream.close) as watcher:
+        try:
+            return watcher.unless_stopped(lambda: _follow_build(stream, on_line, on_quiet)), watcher
+        finally:
+            # Read in a thread of its own (quiet_ticks): if the caller's side failed (a log write),
+            # only closing the stream ends that reader and makes dockerd cancel the build.
+            _close(stream)
+
+
+def _close(stream) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # the watcher may be closing it at the same moment
+        stream.close()
 
 
 def _follow_build(stream, on_line: Callable[[str], None], on_quiet: Callable[[], None]) -> str | None:

@@ -5,6 +5,7 @@ While another build runs (another test process), the removal sets them all aside
 (dockerd/image_removal.remove_build_cache): that build may have picked one from the cache. They go
 once no build runs."""
 import io
+import threading
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from deployments.dockerd import build_lock, builds, daemon, image_removal, networks
 from deployments.dockerd.values import LABEL_APP, image_namespace
 from tests.support.buildcontext import busybox_context
+from tests.support.eventually import eventually
 
 APP = "cleanup"
 NO_OTHER_BUILD_WITHIN = 120  # seconds: the other test processes' builds end by then
@@ -72,6 +74,15 @@ def test_while_another_build_runs_every_step_image_of_a_failed_build_is_set_asid
     assert _images_labelled(nonce) == [], said
 
 
+def _set_aside_images_go(nonce: str) -> None:
+    """The next removals take every step image of the build: dockerd may still be removing the
+    stopped RUN step's container, which holds the step before it, at the first one."""
+    def gone() -> bool:
+        assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
+        return _images_labelled(nonce) == []
+    eventually(gone, lambda: f"no step image left: {_images_labelled(nonce)}", 30, interval=1)
+
+
 def _running_its_run_step(said: list[str]) -> bool:
     steps = [index for index, line in enumerate(said) if line.startswith("Step ") and " : RUN " in line]
     return bool(steps) and any("Running in" in line for line in said[steps[-1]:])
@@ -88,5 +99,23 @@ def test_a_stopped_build_leaves_none_of_its_steps_images(app):
                            "Dockerfile", {LABEL_APP: APP}, on_line=said.append,
                            should_stop=lambda: _running_its_run_step(said))
 
-    assert image_removal.remove_set_aside(wait=NO_OTHER_BUILD_WITHIN)
-    assert _images_labelled(nonce) == [], said
+    _set_aside_images_go(nonce)
+
+
+def test_an_error_on_the_callers_side_ends_the_build_and_leaves_none_of_its_steps_images(app):
+    """The output is read in a thread of its own (dockerd/quiet_ticks.py): when storing it fails
+    (the log's database write, here a raise from on_quiet while the RUN step works), the build's
+    stream is closed, so dockerd cancels the build and that thread ends, and its step images go."""
+    nonce = uuid.uuid4().hex
+    said: list[str] = []
+
+    def store_fails() -> None:
+        if _running_its_run_step(said):
+            raise RuntimeError("the log could not be stored")
+
+    with pytest.raises(RuntimeError, match="could not be stored"):
+        builds.build_image(_context(nonce, run='["/bin/busybox", "sleep", "600"]'), f"switchyard/{APP}:caller-failed",
+                           "Dockerfile", {LABEL_APP: APP}, on_line=said.append, on_quiet=store_fails)
+
+    eventually(lambda: not [t for t in threading.enumerate() if t.name == "quiet-ticks"], "the reader thread ending", 10)
+    _set_aside_images_go(nonce)
