@@ -22,8 +22,8 @@ def run_once(name: str, image: str, env: dict[str, str], labels: dict[str, str],
              options: RunOptions, on_line: Callable[[str], None], timeout: int,
              should_stop: Callable[[], bool] = lambda: False, on_quiet: Callable[[], None] = lambda: None) -> OneOff:
     """Run a container to its end on its app's network, confined like the app's, every output
-    line to on_line (on_quiet whenever it has been silent for QUIET_SECONDS); killed after `timeout` seconds or when should_stop() turns true. The
-    container is removed in every case."""
+    line to on_line (on_quiet whenever it has been silent for QUIET_SECONDS); killed after
+    `timeout` seconds or when should_stop() turns true. The container is removed in every case."""
     network = networks.ensure_app_network(labels[LABEL_APP])
     try:
         container = daemon.client().containers.create(

@@ -50,18 +50,23 @@ def read_baseline(ctx: DeploymentContext) -> Baseline:
     return Baseline(_answered(ctx), health_baseline(ctx), timezone.now())
 
 
+def _stored_baseline(ctx: DeploymentContext) -> Baseline | None:
+    """The baseline read at the switch and stored with the hand-off, if it was."""
+    stored = ctx.deployment.watch_baseline
+    return Baseline.from_stored(stored) if stored else None
+
+
 def window_start(ctx: DeploymentContext) -> datetime.datetime | None:
     """When the watch window began, if its baseline was read before the watch (at the switch)."""
-    stored = ctx.deployment.watch_baseline
-    return Baseline.from_stored(stored).at if stored else None
+    baseline = _stored_baseline(ctx)
+    return baseline.at if baseline else None
 
 
 def watch(ctx: DeploymentContext) -> None:
     """Until the window ends (or someone promotes): HAProxy's health of the new servers,
     the 5xx ratio of their answers, and their containers. Any trouble: roll back."""
     window = ctx.app.watch_window
-    stored = ctx.deployment.watch_baseline
-    baseline = Baseline.from_stored(stored) if stored else read_baseline(ctx)
+    baseline = _stored_baseline(ctx) or read_baseline(ctx)
     ends = baseline.at + datetime.timedelta(seconds=window)
     ctx.save(watch_until=ends)
     ctx.say_web(f"Watching the new release for {window}s; the old one stays ready")
