@@ -34,14 +34,23 @@ def deploy_goals(d: dict) -> list[Goal]:
 def many_goals(m: dict) -> list[Goal]:
     return [
         Goal("10 apps redeployed at once: each ≤ 2 × a single deploy",
-             f"slowest {m['at_once_max']:.1f} s against 2 × {m['single']:.1f} s", m["at_once_max"] <= 2 * m["single"]),
+             f"slowest {m['at_once_max']:.1f} s against 2 × {m['single']:.1f} s{_floor(m)}",
+             m["at_once_max"] <= 2 * m["single"]),
         Goal("100 apps created and deployed ≤ 120 s", f"{m['all_seconds']:.0f} s", m["all_seconds"] <= 120),
         Goal("The apps page ≤ 50 ms at 100 apps", f"{m['page_ms']:.0f} ms", m["page_ms"] <= 50),
     ]
 
 
+def _floor(m: dict) -> str:
+    """dockerd's own time to start those 10 containers at once, when the run measured it."""
+    if "floor_at_once" not in m:
+        return ""
+    return f" (dockerd alone takes {m['floor_at_once']:.1f} s to start their 10 containers at once)"
+
+
 def webhook_goals(w: dict) -> list[Goal]:
-    return [Goal(f"Webhook answer p95 ≤ 10 ms, {kind}", f"{w[kind]:.1f} ms", w[kind] <= 10)
+    floor = f" (a request refused at once: {w['floor']:.1f} ms)" if "floor" in w else ""
+    return [Goal(f"Webhook answer p95 ≤ 10 ms, {kind}", f"{w[kind]:.1f} ms{floor}", w[kind] <= 10)
             for kind in ("queued", "ignored")]
 
 

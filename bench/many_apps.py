@@ -32,7 +32,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from bench import collector, figures, processes  # noqa: E402
+from bench import collector, dockerd_floor, figures, processes  # noqa: E402
 from bench.deployers import ROUTED_LINE  # noqa: E402
 from bench.metrics import longest_gap, percentile  # noqa: E402
 from bench.results import replace_section  # noqa: E402
@@ -150,9 +150,11 @@ def phase(name_: str, phases: list[Phase], worker_pids: list[int]):
                         processes.usage(target.paths(), worker_pids).since(before)))
 
 
-def run(work: Path, worker_pids: list[int]) -> tuple[list[Costs], list[Phase], list[list[Answer]], int, float]:
+def run(work: Path, worker_pids: list[int]) -> tuple[list[Costs], list[Phase], list[list[Answer]], int, float,
+                                                     dockerd_floor.Floor]:
     """Returns the costs at 1 and 100 apps, the phases, each sample app's answers, how many apps
-    answer at the end, and the seconds from the first app created to the 100th serving."""
+    answer at the end, the seconds from the first app created to the 100th serving, and what
+    dockerd alone takes to start the redeployed apps' containers at once."""
     repo = AppRepo(work / "repo")
     repo.commit_version("v1")
     get_user_model().objects.create_superuser("bench-admin", "", "bench-password")
@@ -180,12 +182,14 @@ def run(work: Path, worker_pids: list[int]) -> tuple[list[Costs], list[Phase], l
             batch = [App.objects.get(name=name(i)) for i in range(APPS - AT_ONCE, APPS)]
             for deployment in deploy_all(batch):
                 times.append((deployment.finished_at - deployment.created_at).total_seconds())
+        print(f"== dockerd alone: {AT_ONCE} release containers started at once", flush=True)
+        floor = dockerd_floor.measure(batch)  # under the same load
     finally:
         for load in loads:
             load.stop()
     costs.append(measure_costs(App.objects.get(pk=first.pk), APPS))
     serving = sum(1 for app in App.objects.all() if _answers(port, app))
-    return costs, phases, [load.result.answers for load in loads], serving, all_seconds
+    return costs, phases, [load.result.answers for load in loads], serving, all_seconds, floor
 
 
 def _answers(port: int, app: App) -> bool:
@@ -204,16 +208,16 @@ def main() -> None:
     try:
         with installation(work) as started, collector.answers_frozen() as pauses:
             pids = [worker.pid for worker in started]
-            costs, phases, sample, serving, all_seconds = run(work, pids)
+            costs, phases, sample, serving, all_seconds, floor = run(work, pids)
             haproxy_memory = processes.haproxy_rss_mib(target.paths())
             worker_memory = sum(processes.tree_rss_mib(pid) for pid in pids)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(costs, phases, sample, serving, haproxy_memory, worker_memory, all_seconds, pauses.longest)
+    report(costs, phases, sample, serving, haproxy_memory, worker_memory, all_seconds, pauses.longest, floor)
 
 
 def report(costs: list[Costs], phases: list[Phase], sample: list[list[Answer]], serving: int, haproxy_mib: float,
-           worker_mib: float, all_seconds: float, client_pause: float) -> None:
+           worker_mib: float, all_seconds: float, client_pause: float, floor: dockerd_floor.Floor) -> None:
     answers = [answer for answers in sample for answer in answers]
     failed = sum(1 for a in answers if a.status != 200)
     others_gap_ms = max(longest_gap(answers) for answers in sample) * 1000
@@ -221,10 +225,12 @@ def report(costs: list[Costs], phases: list[Phase], sample: list[list[Answer]], 
         others=APPS - SAMPLE - 1, at_once=AT_ONCE, sample_apps=SAMPLE, apps=APPS, serving=serving, owners=OWNERS,
         sent=len(answers), failed=failed, haproxy_mib=haproxy_mib, others_gap_ms=others_gap_ms,
         client_pause_ms=client_pause * 1000,
-        all_seconds=all_seconds, worker_mib=worker_mib, phase_table=_phase_table(phases), cost_table=_cost_table(costs))
+        all_seconds=all_seconds, worker_mib=worker_mib, phase_table=_phase_table(phases), cost_table=_cost_table(costs),
+        floor_count=floor.count, floor_at_once=floor.at_once_seconds, floor_alone=floor.alone_seconds)
     print(text)
     figures.record("many", at_once_max=max(phases[-1].deploy_seconds), single=statistics.median(costs[-1].deploy_seconds),
-                   all_seconds=all_seconds, page_ms=costs[-1].page_ms, others_gap_ms=others_gap_ms, failed=failed)
+                   all_seconds=all_seconds, page_ms=costs[-1].page_ms, others_gap_ms=others_gap_ms, failed=failed,
+                   floor_at_once=floor.at_once_seconds, floor_alone=floor.alone_seconds)
     replace_section("many", text)
 
 
@@ -279,7 +285,15 @@ measures for all three methods.
 
 {phase_table}
 
-Per deploy = deploy asked → ended, the wait for a worker slot included. HAProxy's CPU is mostly
+Per deploy = deploy asked → ended, the wait for a worker slot included.
+
+The floor under "redeployed at once", under the same load: dockerd alone (bench/dockerd_floor.py)
+started {floor_count} of those apps' release containers at once, each as the start phase starts one
+(the app's network, its limits, docker-init) and with nothing else around it, in {floor_at_once:.2f} s;
+one alone took {floor_alone:.2f} s. No deployment of those apps can have its container running
+sooner, whatever the panel does.
+
+HAProxy's CPU is mostly
 the load it serves on the sample meanwhile, plus one reload per app created (each new worker
 parses the whole config); the workers' includes `haproxy -c` on every config change.
 
