@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 # CPU per worker, command and test process, and a fifth of the quick test loop's time.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test stack-test bench install
+.PHONY: run test stack-test multihost-test agent bench install
 
 install:
 	scripts/install.sh
@@ -30,7 +30,7 @@ TEST_PROCESSES ?= 3
 test:
 	WITH_BROWSER=1 scripts/install.sh
 	NO_REDIS=1 scripts/services.sh
-	.venv/bin/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not serial" --durations=30  # the slowest, to keep it under 12 min
+	.venv/bin/pytest -n $(TEST_PROCESSES) --dist worksteal -m "not serial and not multihost" --durations=30  # the slowest, to keep it under 12 min
 	.venv/bin/pytest -m serial
 
 # The production stack (compose/) built from a local Debian base, started, used and torn down.
@@ -39,6 +39,20 @@ stack-test:
 	NO_REDIS=1 scripts/services.sh
 	scripts/base-image.sh
 	.venv/bin/pytest tests/stack/compose_stack_test.py
+
+# The fleet (deployments/fleet/) on a rig of hosts simulated on this machine: network namespaces on a
+# private bridge, a dockerd each, the registry (tests/multihost/rig.py). One process: the rig's
+# names (namespaces, links) are the machine's, so two runs at once would share them.
+multihost-test:
+	WITH_MULTIHOST=1 scripts/install.sh
+	NO_REDIS=1 scripts/services.sh
+	SWITCHYARD_TEST_BROKER_PASSWORD=1 .venv/bin/pytest -m multihost tests/multihost
+
+# This machine as a host of a fleet: `manage.py hosts add` on the panel printed the command, which
+# sets SWITCHYARD_AGENT_BROKER and SWITCHYARD_PANEL_FINGERPRINT; HOST is the host's name.
+agent: install
+	NO_REDIS=1 scripts/services.sh
+	$(PYTHON) manage.py agent --host $(HOST)
 
 # Benchmarks (not part of `make test`); each writes its section of bench/RESULTS.md.
 bench:

@@ -8,6 +8,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from deployments import access, audit, presenters
+from deployments.api_hosts import router as hosts_router
 from deployments.api_schemas import (
     AppIn,
     AppOut,
@@ -291,3 +292,8 @@ def use_acme_certificate(request, name: str):
 def app_audit_log(request, name: str, limit: int = Query(100, ge=1, le=AUDIT_PAGE_MAX)):
     app = access.app_for_user(request.user, name)
     return [audit_out(e) for e in audit.visible_events(request.user, app)[:limit]]
+
+
+# The fleet's hosts (superusers): api_hosts.py -------------------------------------------------
+
+api.add_router("/hosts", hosts_router)

@@ -34,6 +34,8 @@ from deployments import enqueue
 from deployments.certificates import app_certificates as certificate_work
 from deployments.engine import logs, pipeline, queue
 from deployments.engine import reconcile as reconciler
+from deployments.fleet import credentials as fleet_credentials
+from deployments.fleet import heartbeats
 from deployments.outgoing import events
 from deployments.traffic import changes
 
@@ -76,6 +78,15 @@ def reconcile() -> list[str]:
         sent = enqueue.send(deployment_id)
         actions.append(f"deployment #{deployment_id} was waiting: {'sent to a worker' if sent else 'Redis unreachable'}")
     return actions
+
+
+@shared_task(ignore_result=True)
+def fleet_heartbeats() -> None:
+    """Periodic (beat, every few seconds): the hosts' heartbeats read and their states judged;
+    their broker users set again (Redis keeps ACL users in memory only: a restarted Redis has
+    lost them, and a revoked host's stays off)."""
+    fleet_credentials.apply_all()
+    heartbeats.read_all()
 
 
 @shared_task(ignore_result=True)

@@ -19,6 +19,9 @@ packages+=(openssh-server)
 # `make stack-test` builds the compose stack's base image (debootstrap) and starts it with
 # Debian's docker-compose.
 [ "${WITH_STACK:-0}" = 1 ] && packages+=(debootstrap docker-compose pebble)
+# `make multihost-test` simulates hosts: network namespaces (iproute2), a dockerd each started with
+# nsenter (util-linux), one FORWARD rule (iptables), the image registry (docker-registry).
+[ "${WITH_MULTIHOST:-0}" = 1 ] && packages+=(docker-registry iproute2 util-linux iptables)
 # The benchmark reproduces Dokku's method with Debian's nginx; its WebSocket app is websocketd (static).
 [ "${WITH_BENCH:-0}" = 1 ] && packages+=(nginx debootstrap docker-compose websocketd)
 missing=()

@@ -48,11 +48,14 @@ class RedisServer(redis.Redis):
     comes back empty, as a Redis without persistence does."""
 
     process: subprocess.Popen | None = None
+    also_on: tuple[str, ...] = ()  # addresses besides the loopback (the multi-host rig's bridge)
 
     def start(self) -> None:
         port = self.connection_pool.connection_kwargs["port"]
+        password = self.connection_pool.connection_kwargs.get("password")
         process = self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            ["redis-server", "--bind", "127.0.0.1", *self.also_on, *(["--requirepass", password] if password else []),
+             "--port", str(port), "--save", "", "--appendonly", "no",
              "--dir", str(DATA_DIR)],
             stdout=open(DATA_DIR / "redis.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -175,7 +178,9 @@ def cleanup_session():
 
 # A test on one of these runs against the real worker, HAProxy and Docker: seconds, not milliseconds.
 REAL_STACK_FIXTURES = {"stack", "celery_worker", "panel_server"}
-REAL_STACK_DIRECTORIES = {ROOT / "tests" / "stack", ROOT / "tests" / "faults"}
+REAL_STACK_DIRECTORIES = {ROOT / "tests" / "stack", ROOT / "tests" / "faults", ROOT / "tests" / "multihost"}
+# The fleet's tests (a rig of hosts: network namespaces, a dockerd each) run by `make multihost-test`.
+MULTIHOST_DIRECTORY = ROOT / "tests" / "multihost"
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -186,6 +191,8 @@ def pytest_collection_modifyitems(config, items) -> None:
         on_the_stack = item.path.parent in REAL_STACK_DIRECTORIES
         if on_the_stack or REAL_STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.path.parent == MULTIHOST_DIRECTORY:
+            item.add_marker(pytest.mark.multihost)
 
 
 def pytest_unconfigure(config) -> None:

@@ -1,6 +1,7 @@
 """The models, one module per aggregate: an app and what only it has (apps.py), its deployments
 (deployments.py), webhook deliveries in and deploy events out (deliveries.py), what belongs to a
-user and the audit log (accounts.py), HTTPS certificates (certificates.py).
+user and the audit log (accounts.py), HTTPS certificates (certificates.py), the fleet's hosts
+(hosts.py).
 
 The database is the truth: HAProxy's config, map and runtime state, and which containers should
 exist, are all derived from these rows (see traffic/rows.py and engine/reconcile.py). The rest of
@@ -21,11 +22,12 @@ from deployments.models.defaults import (
 )
 from deployments.models.deliveries import EVENTS, EventDelivery, NotificationTarget, WebhookDelivery, all_events
 from deployments.models.deployments import Deployment, LogLine
+from deployments.models.hosts import Host
 from deployments.models.fields import ContainerListField, PercentStepsField, ServiceListField
 
 __all__ = [
     "AcmeAccount", "ApiToken", "App", "AuditEvent", "Certificate", "Deployment", "Domain", "EnvVar", "EventDelivery",
-    "LogLine", "Membership", "NotificationTarget", "Quota", "WebhookDelivery",
+    "Host", "LogLine", "Membership", "NotificationTarget", "Quota", "WebhookDelivery",
     "EVENTS", "all_events",
     "ContainerListField", "PercentStepsField", "ServiceListField",
     "default_build_timeout", "default_canary_step_seconds", "default_cpus", "default_memory_mb", "default_pids",

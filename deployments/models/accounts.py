@@ -55,6 +55,7 @@ class AuditEvent(models.Model):
         CLI = "cli", "CLI"
         WEBHOOK = "webhook", "Webhook"
         ADMIN = "admin", "Admin"
+        FLEET = "fleet", "Fleet"  # what the broker saw: an agent refused (fleet/credentials.py)
 
     at = models.DateTimeField(default=timezone.now)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -6,6 +6,10 @@ from panel.settings.switchyard import SWITCHYARD
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
+# The broker as the fleet's hosts reach it (deployments/fleet/): the command that starts a host's
+# agent carries it, with the host's own user and credential. The panel machine's private address,
+# where REDIS_URL may be its loopback.
+FLEET_BROKER_URL = env_str("SWITCHYARD_FLEET_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = False  # on purpose: see deployments/tasks.py
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A worker takes a task only when a pool process is free: none waits unacknowledged in a busy
@@ -28,7 +32,7 @@ CELERY_TASK_ROUTES = {
     "deployments.tasks.send_event": {"queue": EVENTS_QUEUE},
     **{f"deployments.tasks.{name}": {"queue": CONTROL_QUEUE}
        for name in ("deployment_lost", "reconcile", "prune_logs", "certificates", "apply_certificates",
-                    "apply_routing", "send_due_events")},
+                    "apply_routing", "send_due_events", "fleet_heartbeats")},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -57,6 +61,8 @@ CELERY_BEAT_SCHEDULE = {
     "certificates": _periodic("certificates", float(SWITCHYARD["CERTIFICATE_INTERVAL"])),
     # Delete the logs of deployments older than SWITCHYARD_LOG_RETENTION_DAYS (docs/security-model.md, "Logs").
     "prune-logs": _periodic("prune_logs", 3600.0),
+    # The fleet's hosts: suspect after 10 s without a heartbeat, down after 30 s (fleet/heartbeats.py).
+    "fleet-heartbeats": _periodic("fleet_heartbeats", 2.0),
 }
 
 # Django's cache (webhook rejection budgets) lives in Redis, shared by every web worker.

@@ -226,6 +226,7 @@ def test_egress_rules_removed_by_hand_are_put_back_by_the_periodic_reconcile(sup
 def test_periodic_tasks_and_deployment_lost_go_to_the_control_queue_and_expire_after_their_interval():
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert entry["options"] == {"queue": settings.CONTROL_QUEUE, "expires": entry["schedule"]}, name
-    for task in (tasks.reconcile, tasks.certificates, tasks.prune_logs, tasks.send_due_events, tasks.deployment_lost):
+    for task in (tasks.reconcile, tasks.certificates, tasks.prune_logs, tasks.send_due_events, tasks.deployment_lost,
+                 tasks.fleet_heartbeats):
         assert celery_app.amqp.router.route({}, task.name)["queue"].name == settings.CONTROL_QUEUE, task.name
     assert celery_app.amqp.router.route({}, tasks.run_deployment.name)["queue"].name == settings.CELERY_TASK_DEFAULT_QUEUE

@@ -63,7 +63,11 @@ _default("SWITCHYARD_HTTP_BIND", f"127.0.0.1:{_free_port()}")
 _default("SWITCHYARD_HTTPS_BIND", f"127.0.0.1:{_free_port()}")
 # No ACME server but the one tests/stack/test_https.py starts (pebble); it restarts the worker with it.
 _default("SWITCHYARD_ACME_DIRECTORY", "off")
-_default("REDIS_URL", f"redis://127.0.0.1:{_free_port()}/0")
+# The fleet's tests (`make multihost-test` sets SWITCHYARD_TEST_BROKER_PASSWORD=1) need a broker whose
+# default user has a password: hosts reach it over a network, and the panel adds no host to a broker
+# anyone may enter as its administrator (fleet/credentials.py). tests/conftest.py starts it so.
+_broker_login = f":{uuid.uuid4().hex}@" if os.environ.get("SWITCHYARD_TEST_BROKER_PASSWORD") == "1" else ""
+_default("REDIS_URL", f"redis://{_broker_login}127.0.0.1:{_free_port()}/0")
 _default("SWITCHYARD_DRAIN_TIMEOUT", "10")
 # The p95 of a busybox CGI answering in a few ms swings by tens of ms on a loaded two-core test
 # machine: a healthy canary was rolled back at 45 ms against 22 ms. The latency rule itself is

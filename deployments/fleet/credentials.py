@@ -1,0 +1,95 @@
+"""A host's way into the broker: a Redis ACL user of its own (keys.acl_rules), set from the hash the
+database keeps, so the credential itself is never stored. Redis keeps ACL users in memory only:
+`apply_all` sets every host's user again (the control worker does at start and with each
+heartbeat round), and a revoked host's user is switched off and its connections cut at once.
+
+Redis also records every refused login (ACL LOG): `take_refused_logins` hands over the ones made as
+a fleet user, which heartbeats.py records as audit events, so a host that tries a wrong or revoked credential is on record."""
+from dataclasses import dataclass
+
+import redis
+
+from deployments.engine.locks import redis_client
+from deployments.fleet import keys
+from deployments.models import Host
+
+# Redis's ACL LOG keeps the last 128 entries by default.
+_LOG_ENTRIES = 128
+
+
+@dataclass(frozen=True)
+class RefusedLogin:
+    host: str  # the fleet user's host part
+    client: str  # Redis's "addr=... laddr=..." line of the client that tried last
+    count: int  # Redis folds repeats of the same refusal into one entry
+
+
+def anyone_may_enter() -> bool:
+    """Whether Redis lets a client in as its default user (all rights) without a password. Hosts
+    reach the broker over a network: such a broker would give any of them everything, whatever
+    their own users allow, so no host is let in to it."""
+    rules = _as_dict(redis_client().execute_command("ACL", "GETUSER", "default"))
+    flags = rules.get("flags", "")
+    return "on" in flags.split() and "nopass" in flags.split()
+
+
+def apply(host: Host) -> None:
+    """Set the host's ACL user from the database: on with its credential's hash, or off if revoked."""
+    client = redis_client()
+    if host.revoked_at is not None:
+        revoke(host.name)
+        return
+    client.execute_command("ACL", "SETUSER", keys.acl_user(host.name), *keys.acl_rules(host.name, host.credential_hash))
+
+
+def revoke(host_name: str) -> None:
+    """The user off and every connection it holds closed: a revoked agent gets nothing more."""
+    client = redis_client()
+    client.execute_command("ACL", "SETUSER", keys.acl_user(host_name), "reset", "off")
+    try:
+        client.execute_command("CLIENT", "KILL", "USER", keys.acl_user(host_name))
+    except redis.ResponseError:  # no client connected as that user
+        pass
+
+
+def remove(host_name: str) -> None:
+    revoke(host_name)
+    redis_client().execute_command("ACL", "DELUSER", keys.acl_user(host_name))
+
+
+def apply_all() -> None:
+    for host in Host.objects.all():
+        apply(host)
+
+
+def take_refused_logins() -> list[RefusedLogin]:
+    """The refused logins as a fleet user since the last call. Redis 7.0's log entries have no id
+    to resume from, so the log is read and emptied in one transaction: none is seen twice, none
+    is lost in between. (This Redis is Switchyard's broker: no one else reads its ACL log.)"""
+    with redis_client().pipeline(transaction=True) as pipe:
+        pipe.execute_command("ACL", "LOG", _LOG_ENTRIES)
+        pipe.execute_command("ACL", "LOG", "RESET")
+        entries, _ = pipe.execute()
+    found = []
+    for entry in map(_as_dict, entries):
+        username = entry.get("username", "")
+        if entry.get("reason") == "auth" and username.startswith(f"{keys.PREFIX}-"):
+            found.append(RefusedLogin(username[len(keys.PREFIX) + 1:], entry.get("client-info", ""),
+                                      int(entry.get("count", 1))))
+    return found
+
+
+def _as_dict(raw) -> dict[str, str]:
+    """An ACL LOG entry or ACL GETUSER's answer: redis-py hands either over as a flat list of names
+    and values (RESP2)."""
+    if isinstance(raw, dict):
+        pairs = raw.items()
+    else:
+        pairs = zip(raw[::2], raw[1::2])
+    return {_text(name): _text(value) for name, value in pairs}
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(_text, value))
+    return value.decode() if isinstance(value, bytes) else str(value)

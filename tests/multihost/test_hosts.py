@@ -1,0 +1,155 @@
+"""Adding hosts to the fleet: their agents, started with the command the panel printed, report
+through their heartbeats and run the work sent to their own queue; a host's credential reaches
+nothing of another host's, work the panel did not sign is refused, and a revoked credential gets
+nothing and is on record."""
+import base64
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from deployments.fleet import broker, heartbeats, keys
+from deployments.models import AuditEvent, Host
+from tests.multihost.conftest import healthy
+from tests.support.eventually import eventually
+
+BUSYBOX_IMAGE = "switchyard-rig-busybox"
+
+
+def _facts(name: str, timeout: float = 30) -> dict:
+    return broker.host_app(name).send_task("fleet.facts").get(timeout=timeout)
+
+
+def _as_host(agent) -> redis.Redis:
+    """A client of the broker with the host's own credential, as its agent connects."""
+    return redis.Redis.from_url(agent.environment["SWITCHYARD_AGENT_BROKER"], socket_timeout=5)
+
+
+def _labelled_container(host) -> None:
+    """A stopped container with Switchyard's label on that host's own Docker."""
+    client = host.docker()
+    client.images.build(path=str(_context()), tag=BUSYBOX_IMAGE, rm=True)
+    client.containers.create(BUSYBOX_IMAGE, labels={"switchyard.instance": settings.SWITCHYARD["INSTANCE"]})
+
+
+def _context() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="switchyard-rig-context-"))
+    shutil.copy("/bin/busybox", directory / "busybox")
+    (directory / "Dockerfile").write_text('FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "true"]\n')
+    return directory
+
+
+def test_three_hosts_report_their_heartbeats_and_run_the_work_sent_to_their_own_queue(fleet, rig):
+    agents = [fleet.add(host, f"zone={'a' if host.number < 3 else 'b'}") for host in rig.hosts]
+    _labelled_container(rig.hosts[1])
+    for agent in agents:
+        fleet.start(agent)
+
+    healthy(fleet, "h1", "h2", "h3")
+
+    answers = {host.name: _facts(host.name) for host in rig.hosts}
+    assert {name: facts["switchyard_containers"] for name, facts in answers.items()} == {"h1": 0, "h2": 1, "h3": 0}
+    assert all(facts["docker_version"].startswith("20.10") for facts in answers.values()), answers
+    listed = StringIO()
+    call_command("hosts", "list", stdout=listed)
+    rows = {line.split()[0]: line.split() for line in listed.getvalue().splitlines()[1:]}
+    assert set(rows) == {"h1", "h2", "h3"}
+    assert [rows[name][2] for name in ("h1", "h2", "h3")] == ["healthy"] * 3
+    assert rows["h2"][1] == "10.78.0.12" and rows["h3"][-1] == "zone=b"
+    assert Host.objects.get(name="h2").facts["haproxy_version"].startswith("2.6")
+    with pytest.raises(CommandError, match="still runs 1 of Switchyard's containers"):
+        call_command("hosts", "remove", "h2")
+    call_command("hosts", "remove", "h3", stdout=StringIO())
+    assert not Host.objects.filter(name="h3").exists()
+
+
+def test_a_hosts_credential_reaches_its_own_keys_and_nothing_of_another_host(fleet, rig):
+    first, second = fleet.add(rig.hosts[0]), fleet.add(rig.hosts[1])
+    as_first = _as_host(first)
+
+    as_first.lpush(f"{keys.key_prefix('h1')}probe", "mine")
+    for forbidden in (lambda: as_first.lpush(f"{keys.key_prefix('h2')}{keys.queue('h2')}", "forged"),
+                      lambda: as_first.get(keys.heartbeat_key("h2")),
+                      lambda: as_first.keys("*"),
+                      lambda: as_first.get("_kombu.binding.switchyard"),
+                      lambda: as_first.execute_command("ACL", "WHOAMI") and as_first.execute_command("ACL", "LIST")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            forbidden()
+    assert _as_host(second).get(keys.heartbeat_key("h2")) is None  # its own: allowed, and empty yet
+
+
+def test_work_the_panel_did_not_sign_is_refused_and_signed_work_runs(fleet, rig):
+    agent = fleet.add(rig.hosts[0])
+    fleet.start(agent)
+    healthy(fleet, "h1")
+    forged_id = str(uuid.uuid4())
+
+    _as_host(agent).lpush(f"{keys.key_prefix('h1')}{keys.queue('h1')}", _unsigned_message(forged_id))
+
+    assert _facts("h1")["docker_version"]  # signed work after it still runs
+    eventually(lambda: "ContentDisallowed" in agent.log.read_text() or "disallowed" in agent.log.read_text().lower(),
+               "the agent never said it refused the unsigned message", 30)
+    assert broker.host_app("h1").AsyncResult(forged_id).state == "PENDING"  # never ran
+
+
+def test_a_revoked_host_is_cut_off_and_its_refused_logins_are_on_record(fleet, rig):
+    agent = fleet.add(rig.hosts[2])
+    process = fleet.start(agent)
+    healthy(fleet, "h3")
+
+    call_command("hosts", "revoke", "h3", stdout=StringIO())
+
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        _as_host(agent).ping()
+    eventually(lambda: _refusals("h3"), "no refused login of h3 on record", 30)
+    assert process.poll() is None  # the agent waits for the broker; it gets nothing meanwhile
+    with pytest.raises(CommandError, match="wrong or revoked"):
+        _start_agent_here(agent)
+
+    renewed = fleet.new_credential(rig.hosts[2])
+    agent.stop()
+    fleet.start(renewed)
+    eventually(lambda: _facts("h3", timeout=10)["docker_version"], "h3 never ran work with its new credential", 60)
+
+
+def _start_agent_here(agent) -> None:
+    """The agent command with the revoked credential: it must refuse to start, saying why."""
+    saved = {name: os.environ.get(name) for name in agent.environment}
+    os.environ.update(agent.environment)
+    try:
+        call_command("agent", "--host", agent.host.name)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _refusals(host: str) -> list[AuditEvent]:
+    heartbeats.record_refused_logins()
+    return list(AuditEvent.objects.filter(action="host.login_refused", detail__startswith=f"host {host}:"))
+
+
+def _unsigned_message(task_id: str) -> str:
+    """A Celery protocol 2 message for fleet.facts, in plain JSON: what anyone with the host's
+    credential could put in its queue."""
+    body = base64.b64encode(json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None,
+                                                 "chord": None}]).encode()).decode()
+    return json.dumps({
+        "body": body, "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": {"lang": "py", "task": "fleet.facts", "id": task_id, "root_id": task_id, "parent_id": None,
+                    "group": None, "retries": 0, "argsrepr": "()", "kwargsrepr": "{}", "origin": "forger"},
+        "properties": {"correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+                       "delivery_info": {"exchange": "", "routing_key": keys.queue("h1")}, "priority": 0,
+                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())},
+    })
