@@ -118,6 +118,13 @@ class Rig:
         self.started.append(process)
         return process
 
+    def cut(self, host: RigHost) -> None:
+        """The host's link down: packets to and from it vanish, its processes run on (a partition)."""
+        _run("ip", "link", "set", host.veth, "down")
+
+    def heal(self, host: RigHost) -> None:
+        _run("ip", "link", "set", host.veth, "up")
+
     def remove_containers(self) -> None:
         for host in self.hosts:
             _remove_containers(host)

@@ -1,7 +1,7 @@
 """Adding hosts to the fleet: their agents, started with the command the panel printed, report
 through their heartbeats and run the work sent to their own queue; a host's credential reaches
 nothing of another host's, work the panel did not sign is refused, and a revoked credential gets
-nothing and is on record."""
+nothing and is on record; a host cut off turns suspect, then down, and healthy once it is back."""
 import base64
 import json
 import os
@@ -23,6 +23,8 @@ from tests.multihost.conftest import healthy
 from tests.support.eventually import eventually
 
 BUSYBOX_IMAGE = "switchyard-rig-busybox"
+# A beat every 2 s: the last one the panel saw may be up to 2 s older than the cut; plus a read's delay.
+HEARTBEAT_SLACK = 2.5
 
 
 def _facts(name: str, timeout: float = 30) -> dict:
@@ -153,3 +155,43 @@ def _unsigned_message(task_id: str) -> str:
                        "delivery_info": {"exchange": "", "routing_key": keys.queue("h1")}, "priority": 0,
                        "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())},
     })
+
+
+def test_a_host_cut_off_turns_suspect_after_10_s_and_down_after_30_s_then_healthy_when_it_is_back(fleet, rig):
+    first, second = rig.hosts[0], rig.hosts[1]
+    for host in (first, second):
+        fleet.start(fleet.add(host))
+    healthy(fleet, "h1", "h2")
+    last_beat = _next_heartbeat("h2")
+
+    rig.cut(second)
+    try:
+        suspect_at = _state_reached("h2", Host.State.SUSPECT, 20)
+        down_at = _state_reached("h2", Host.State.DOWN, 40)
+        assert Host.objects.get(name="h1").state == Host.State.HEALTHY
+    finally:
+        rig.heal(second)
+    healthy(fleet, "h2")
+
+    # judged on the panel's clock from the last heartbeat it saw (the reads every 0.05 s add at most that)
+    assert 10 <= suspect_at - last_beat <= 10 + HEARTBEAT_SLACK, suspect_at - last_beat
+    assert 30 <= down_at - last_beat <= 30 + HEARTBEAT_SLACK, down_at - last_beat
+
+
+def _next_heartbeat(name: str) -> float:
+    """The moment (time.time) the panel saw a new heartbeat of the host."""
+    before = Host.objects.get(name=name).last_heartbeat_at
+
+    def seen() -> float | None:
+        heartbeats.read_all()
+        last = Host.objects.get(name=name).last_heartbeat_at
+        return last.timestamp() if last != before else None
+    return eventually(seen, f"no new heartbeat of {name}", 10, interval=0.02)
+
+
+def _state_reached(name: str, state: str, timeout: float) -> float:
+    def reached() -> float | None:
+        heartbeats.read_all()
+        host = Host.objects.get(name=name)
+        return host.state_since.timestamp() if host.state == state else None
+    return eventually(reached, f"{name} never turned {state}", timeout)
