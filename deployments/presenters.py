@@ -12,7 +12,7 @@ from django.utils.timesince import timesince
 from deployments import access
 from deployments.compose.for_app import load_for_app, summary
 from deployments.compose.project import ComposeError, Role
-from deployments.models import App, Certificate, Deployment, Domain
+from deployments.models import App, Certificate, Deployment, Domain, Host
 from deployments.templatetags.switchyard import app_url
 from deployments.traffic import rows
 
@@ -245,3 +245,26 @@ def deployment_page(user, deployment: Deployment) -> dict:
                      for s in deployment.services],
         "pinned_images": sorted(deployment.pinned_images.items()),  # image services: what ran, by digest
     }
+
+
+def host_row(host: Host) -> dict:
+    """A host of the fleet as the hosts page lists it: its state, and what its last heartbeat said."""
+    facts = host.facts
+    return {
+        "host": host, "state": "revoked" if host.revoked_at else host.state,
+        "heartbeat": _ago(host.last_heartbeat_at),
+        "docker": facts.get("docker_version") or ("not answering" if facts else "–"),
+        "haproxy": facts.get("haproxy_version") or "–",
+        "containers": f"{facts.get('containers_running', 0)} running of {facts.get('containers', 0)}" if facts else "–",
+        "cpu": f"{facts.get('cpus', 0)} CPUs, load {facts.get('load1', 0)}" if facts else "–",
+        "memory": f"{facts.get('memory_available_mb', 0)} of {facts.get('memory_total_mb', 0)} MiB free" if facts else "–",
+        "labels": " ".join(f"{key}={value}" for key, value in host.labels.items()),
+    }
+
+
+def _ago(moment: datetime | None) -> str:
+    """Seconds while it is under a minute (a heartbeat comes every 2 s), then Django's words."""
+    if moment is None:
+        return "never"
+    seconds = (timezone.now() - moment).total_seconds()
+    return f"{seconds:.0f} s ago" if seconds < 60 else f"{timesince(moment)} ago"

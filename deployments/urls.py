@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from deployments import app_pages, views
+from deployments import app_pages, host_pages, views
 from deployments.app_pages import returns_to
 
 
@@ -45,6 +45,10 @@ urlpatterns = [
     path("apps/<str:name>/events/<id:delivery_id>/redeliver", returns_to("webhooks", views.event_redeliver), name="event_redeliver"),
     path("tokens/", views.tokens, name="tokens"),
     path("audit/", views.audit_log, name="audit"),
+    path("hosts/", host_pages.hosts_page, name="hosts"),
+    path("hosts/<str:name>/credential", host_pages.host_credential, name="host_credential"),
+    path("hosts/<str:name>/revoke", host_pages.host_revoke, name="host_revoke"),
+    path("hosts/<str:name>/remove", host_pages.host_remove, name="host_remove"),
     path("tokens/<id:token_id>/revoke", views.token_revoke, name="token_revoke"),
     path("deployments/<id:pk>/", views.deployment_detail, name="deployment"),
     path("deployments/<id:pk>/log", views.deployment_log, name="deployment_log"),

@@ -16,6 +16,7 @@ from deployments.fleet import credentials, heartbeats, keys
 from deployments.models import Host
 from tests.conftest import ROOT, RedisServer
 from tests.multihost.rig import PANEL_ADDRESS, Rig, RigHost
+from tests.support.browser import panel_page
 from tests.support.eventually import eventually
 
 HOSTS = 3
@@ -38,7 +39,9 @@ def redis_server(rig):
     server.start()
     assert server.connection_pool.connection_kwargs.get("password"), \
         "the broker needs a password for the fleet: run these tests with SWITCHYARD_TEST_BROKER_PASSWORD=1 (make multihost-test)"
-    settings.FLEET_BROKER_URL = f"redis://{PANEL_ADDRESS}:{server.connection_pool.connection_kwargs['port']}/0"
+    # for this process, and the panel and workers it starts (their settings read the environment)
+    settings.FLEET_BROKER_URL = os.environ["SWITCHYARD_FLEET_BROKER_URL"] = \
+        f"redis://{PANEL_ADDRESS}:{server.connection_pool.connection_kwargs['port']}/0"
     yield server
     server.stop()
 
@@ -68,15 +71,15 @@ class Fleet:
         printed = StringIO()
         call_command("hosts", "add", host.name, "--address", host.address,
                      *[f"--label={label}" for label in labels], stdout=printed)
-        return self._remember(host, printed.getvalue())
+        return self.remember(host, printed.getvalue().strip().splitlines()[-1])
 
     def new_credential(self, host: RigHost) -> Agent:
         printed = StringIO()
         call_command("hosts", "credential", host.name, stdout=printed)
-        return self._remember(host, printed.getvalue())
+        return self.remember(host, printed.getvalue().strip().splitlines()[-1])
 
-    def _remember(self, host: RigHost, printed: str) -> Agent:
-        command = printed.strip().splitlines()[-1]
+    def remember(self, host: RigHost, command: str) -> Agent:
+        """The agent `command` (as the panel printed it) starts on `host`."""
         words = shlex.split(command)
         assert words[-2:] == ["agent", f"HOST={host.name}"] and words[-3] == "make", command
         variables = dict(word.split("=", 1) for word in words[:-3])
@@ -101,6 +104,13 @@ class Fleet:
     def stop_all(self) -> None:
         for agent in self.agents.values():
             agent.stop()
+
+
+@pytest.fixture
+def page(panel_server):
+    """A headless Chromium page on the running panel (tests/support/browser.py)."""
+    with panel_page(panel_server) as page:
+        yield page
 
 
 @pytest.fixture

@@ -64,3 +64,15 @@ def test_the_hosts_api_is_for_superusers_and_answers_bad_input_with_what_to_fix(
     listed = client.get("/api/hosts", **as_admin).json()
     assert [(host["name"], host["state"], host["revoked"]) for host in listed] == [("h1", "new", False)]
     assert Host.objects.count() == 1 and Host.objects.get().revoked_at is None
+
+
+@pytest.mark.django_db
+def test_the_hosts_page_and_its_actions_are_not_there_for_anyone_but_superusers(client):
+    client.force_login(get_user_model().objects.create_user("someone"))
+    Host.objects.create(name="h1", address="10.0.0.1", credential_hash="0" * 64)
+
+    assert client.get("/hosts/").status_code == 404
+    assert b'href="/hosts/"' not in client.get("/").content
+    for path in ("/hosts/", "/hosts/h1/credential", "/hosts/h1/revoke", "/hosts/h1/remove"):
+        assert client.post(path, {"name": "h2", "address": "10.0.0.2"}).status_code == 404, path
+    assert list(Host.objects.values_list("name", "revoked_at", "credential_hash")) == [("h1", None, "0" * 64)]
