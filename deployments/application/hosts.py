@@ -98,12 +98,11 @@ def agent_command(host: Host, credential: str) -> str:
 
 
 def _let_in(host: Host) -> None:
-    """The host's ACL user, and the certificate its agent checks signatures with where it reads it."""
+    """The host's ACL user and the certificate its agent checks signatures with (credentials.apply)."""
     if credentials.anyone_may_enter():
         raise NotPossible("the broker lets anyone in as its default user, without a password: give Redis one "
                           "(requirepass, and the same in REDIS_URL) before adding hosts, which reach it over a network")
     credentials.apply(host)
-    redis_client().set(keys.panel_certificate_key(host.name), signing.panel_key().certificate_pem)
 
 
 @contextmanager

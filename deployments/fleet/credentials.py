@@ -1,16 +1,18 @@
 """A host's way into the broker: a Redis ACL user of its own (keys.acl_rules), set from the hash the
-database keeps, so the credential itself is never stored. Redis keeps ACL users in memory only:
-`apply_all` sets every host's user again (the control worker does at start and with each
-heartbeat round), and a revoked host's user is switched off and its connections cut at once.
+database keeps, so the credential itself is never stored, and the panel's certificate where its
+agent reads it. Redis keeps ACL users in memory only: `apply_all` sets every host's again (the
+control worker does with each heartbeat round, every 2 s, so a restarted Redis lets the hosts back
+in), and a revoked host's user is switched off and its connections cut at once.
 
 Redis also records every refused login (ACL LOG): `take_refused_logins` hands over the ones made as
-a fleet user, which heartbeats.py records as audit events, so a host that tries a wrong or revoked credential is on record."""
+a fleet user, which heartbeats.py records as audit events, so a host that tries a wrong or revoked
+credential is on record."""
 from dataclasses import dataclass
 
 import redis
 
 from deployments.engine.locks import redis_client
-from deployments.fleet import keys
+from deployments.fleet import keys, signing
 from deployments.models import Host
 
 # Redis's ACL LOG keeps the last 128 entries by default.
@@ -34,12 +36,14 @@ def anyone_may_enter() -> bool:
 
 
 def apply(host: Host) -> None:
-    """Set the host's ACL user from the database: on with its credential's hash, or off if revoked."""
+    """Set the host's ACL user from the database (on with its credential's hash, or off if
+    revoked), and the panel's certificate where its agent reads it (at start)."""
     client = redis_client()
     if host.revoked_at is not None:
         revoke(host.name)
         return
     client.execute_command("ACL", "SETUSER", keys.acl_user(host.name), *keys.acl_rules(host.name, host.credential_hash))
+    client.set(keys.panel_certificate_key(host.name), signing.panel_key().certificate_pem)
 
 
 def revoke(host_name: str) -> None:
