@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 import redis
 from celery import Celery, bootsteps
 
+from deployments.dockerd import images
+from deployments.dockerd.build_errors import BuildFailed
 from deployments.dockerd.host_facts import docker_facts
 from deployments.fleet import keys, signing
 
@@ -70,6 +72,18 @@ def _meminfo() -> dict[str, int]:
 def register_tasks(app: Celery) -> None:
     """The tasks a host runs. Their names are what the panel sends (broker.host_app)."""
     app.task(name="fleet.facts")(facts_task)
+    app.task(name="fleet.pull")(pull_task)
+
+
+def pull_task(reference: str, timeout: int) -> dict:
+    """fleet.pull: an image pulled into this host's Docker (bounded in time and size as any pull),
+    and the id it has here; a failure is an answer ("error"), for the panel to name the host."""
+    try:
+        pulled = images.pull_image(reference, timeout=timeout)
+    except BuildFailed as failure:
+        return {"image_id": "", "error": str(failure)}
+    image_id = images.image_id(reference) if pulled else ""
+    return {"image_id": image_id, "error": "" if image_id else f"Docker could not pull {reference}"}
 
 
 def facts_task() -> dict:
