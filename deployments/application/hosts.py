@@ -2,6 +2,7 @@
 credential revoked or replaced, removed once empty. Hosts are the machine's business, not an
 app's: only the CLI and superusers act on them (`Actor.trusted`)."""
 import ipaddress
+import logging
 import re
 import shlex
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from deployments.audit import Actor, record
 from deployments.engine.locks import redis_client
 from deployments.fleet import credentials, keys, signing
 from deployments.models import Host
+
+logger = logging.getLogger(__name__)
 
 # A host's name goes into Redis keys, a queue name and an ACL user name: letters, digits, dashes.
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -60,13 +63,18 @@ def new_credential(*, name: str, actor: Actor) -> AddedHost:
 
 
 def revoke_host(*, name: str, actor: Actor) -> Host:
-    """The host's credential stops opening the broker, and its open connections are closed."""
+    """The host's credential stops opening the broker, and its open connections are closed.
+    Recorded first: if Redis cannot be reached now, the next heartbeat round switches the user
+    off (credentials.apply_all), so a revocation never waits on the broker, nor is undone by it."""
     _require_trusted(actor)
     host = _host(name)
-    with _broker_needed(), transaction.atomic():
+    with transaction.atomic():
         Host.objects.filter(pk=host.pk).update(revoked_at=timezone.now())
-        credentials.revoke(host.name)
         record(actor, "host.revoke", detail=f"host {name}: credential revoked")
+    try:
+        credentials.revoke(host.name)
+    except (redis.RedisError, OSError) as error:
+        logger.warning("host %s revoked; the broker cuts it off at the next round (%s)", name, error)
     host.refresh_from_db()
     return host
 
@@ -103,6 +111,7 @@ def _let_in(host: Host) -> None:
         raise NotPossible("the broker lets anyone in as its default user, without a password: give Redis one "
                           "(requirepass, and the same in REDIS_URL) before adding hosts, which reach it over a network")
     credentials.apply(host)
+    credentials.load_scripts()
 
 
 @contextmanager
@@ -125,9 +134,8 @@ def _forget_keys(name: str) -> None:
 
 def _with_credential(url: str, user: str, credential: str) -> str:
     parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(credential, safe='')}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
+    address = parts.netloc.rpartition("@")[2]  # host and port as written ([::1]:6379 keeps its brackets)
+    netloc = f"{quote(user, safe='')}:{quote(credential, safe='')}@{address}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import redis
 from celery import Celery, bootsteps
@@ -14,28 +14,13 @@ from deployments.dockerd import images
 from deployments.dockerd.build_errors import BuildFailed
 from deployments.dockerd.host_facts import docker_facts
 from deployments.fleet import keys, signing
+from deployments.fleet.facts import HostFacts
 
 HEARTBEAT_SECONDS = 2.0
 # The heartbeat key outlives a few missed beats, then goes: the panel tells a silent host from one
 # it never heard of by the Host row, not by the key.
 HEARTBEAT_TTL_SECONDS = 120
 COMMAND_TIMEOUT_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class HostFacts:
-    """What a host says about itself with every heartbeat (shown by `hosts list`)."""
-    docker_version: str
-    haproxy_version: str
-    containers: int  # on this host's Docker, running or not
-    containers_running: int
-    switchyard_containers: int  # of those, Switchyard's (a host is removed only with none)
-    cpus: int
-    load1: float
-    memory_total_mb: int
-    memory_available_mb: int
-    sent_at: float  # the agent's clock, seconds since the epoch
-    docker_error: str = ""  # why Docker did not answer (then its figures are 0)
 
 
 def facts() -> HostFacts:

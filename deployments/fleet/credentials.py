@@ -4,12 +4,13 @@ agent reads it. Redis keeps ACL users in memory only: `apply_all` sets every hos
 control worker does with each heartbeat round, every 2 s, so a restarted Redis lets the hosts back
 in), and a revoked host's user is switched off and its connections cut at once.
 
-Redis also records every refused login (ACL LOG): `take_refused_logins` hands over the ones made as
-a fleet user, which heartbeats.py records as audit events, so a host that tries a wrong or revoked
+Redis also records every refusal (ACL LOG): `take_refusals` hands over the ones of a fleet user
+(logins, and commands or keys beyond its rules), which heartbeats.py records as audit events, so a host that tries a wrong or revoked
 credential is on record."""
 from dataclasses import dataclass
 
 import redis
+from redis.lock import Lock
 
 from deployments.engine.locks import redis_client
 from deployments.fleet import keys, signing
@@ -17,11 +18,15 @@ from deployments.models import Host
 
 # Redis's ACL LOG keeps the last 128 entries by default.
 _LOG_ENTRIES = 128
+# The scripts an agent runs (EVALSHA only: keys.AGENT_COMMANDS): kombu's mutex is a redis-py lock.
+SCRIPTS = (Lock.LUA_RELEASE_SCRIPT,)
 
 
 @dataclass(frozen=True)
-class RefusedLogin:
+class Refusal:
     host: str  # the fleet user's host part
+    reason: str  # "auth" (a wrong or revoked credential), "command", "key" or "channel" (beyond its rules)
+    what: str  # the command, key or channel refused (empty for a login)
     client: str  # Redis's "addr=... laddr=..." line of the client that tried last
     count: int  # Redis folds repeats of the same refusal into one entry
 
@@ -61,15 +66,30 @@ def remove(host_name: str) -> None:
     redis_client().execute_command("ACL", "DELUSER", keys.acl_user(host_name))
 
 
+def load_scripts() -> None:
+    for script in SCRIPTS:
+        redis_client().script_load(script)
+
+
 def apply_all() -> None:
-    for host in Host.objects.all():
+    """Every host's user as its row says, and no fleet user without a row (a host removed while
+    a round was setting it again); the scripts agents run, in the server's cache."""
+    hosts = list(Host.objects.all())
+    if hosts:
+        load_scripts()
+    for host in hosts:
         apply(host)
+    known = {keys.acl_user(host.name) for host in hosts}
+    for user in map(_text, redis_client().execute_command("ACL", "USERS")):
+        if user.startswith(f"{keys.PREFIX}-") and user not in known:
+            remove(user[len(keys.PREFIX) + 1:])
 
 
-def take_refused_logins() -> list[RefusedLogin]:
-    """The refused logins as a fleet user since the last call. Redis 7.0's log entries have no id
-    to resume from, so the log is read and emptied in one transaction: none is seen twice, none
-    is lost in between. (This Redis is Switchyard's broker: no one else reads its ACL log.)"""
+def take_refusals() -> list[Refusal]:
+    """What Redis refused a fleet user since the last call: logins, and commands, keys or channels
+    beyond its rules (a host probing others'). Redis 7.0's log entries have no id to resume from,
+    so the log is read and emptied in one transaction: none is seen twice, none is lost in between.
+    (This Redis is Switchyard's broker: no one else reads its ACL log.)"""
     with redis_client().pipeline(transaction=True) as pipe:
         pipe.execute_command("ACL", "LOG", _LOG_ENTRIES)
         pipe.execute_command("ACL", "LOG", "RESET")
@@ -77,9 +97,10 @@ def take_refused_logins() -> list[RefusedLogin]:
     found = []
     for entry in map(_as_dict, entries):
         username = entry.get("username", "")
-        if entry.get("reason") == "auth" and username.startswith(f"{keys.PREFIX}-"):
-            found.append(RefusedLogin(username[len(keys.PREFIX) + 1:], entry.get("client-info", ""),
-                                      int(entry.get("count", 1))))
+        # redis-py names its connection with CLIENT SETINFO where Redis has it (7.2): not a probe
+        if username.startswith(f"{keys.PREFIX}-") and entry.get("object") != "client|setinfo":
+            found.append(Refusal(username[len(keys.PREFIX) + 1:], entry.get("reason", ""), entry.get("object", ""),
+                                 entry.get("client-info", ""), int(entry.get("count", 1))))
     return found
 
 

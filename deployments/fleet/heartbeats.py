@@ -2,7 +2,7 @@
 state judged from how long ago a new heartbeat came, on the panel's clock (a host's clock may be
 off; only whether its heartbeat changed is taken from it): healthy, suspect after SUSPECT_AFTER
 seconds of silence, down after DOWN_AFTER. The control worker does this every few seconds (beat:
-`fleet_heartbeats`); refused logins found meanwhile go to the audit log."""
+`fleet_heartbeats`); what Redis refused a host meanwhile goes to the audit log."""
 import json
 import logging
 import re
@@ -13,6 +13,7 @@ from django.utils import timezone
 from deployments.audit import Actor, Via, record
 from deployments.engine.locks import redis_client
 from deployments.fleet import credentials, keys
+from deployments.fleet.facts import FACT_NAMES as _FACT_NAMES
 from deployments.models import Host
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,26 @@ def read_all() -> list[Host]:
         return []
     beats = redis_client().mget([keys.heartbeat_key(host.name) for host in hosts])
     now = timezone.now()
-    changed = [host for host, beat in zip(hosts, beats) if _update(host, beat, now)]
-    record_refused_logins()
+    changed = [host for host, beat in zip(hosts, beats) if _update(host, _facts(host, beat), now)]
+    record_refusals()
     return changed
 
 
-def _update(host: Host, beat: bytes | None, now: datetime) -> bool:
+def _facts(host: Host, beat: bytes | None) -> dict | None:
+    """The heartbeat's facts, if it is one: a host writes its key itself, so it is checked."""
+    try:
+        facts = json.loads(beat) if beat else None
+    except ValueError:
+        facts = None
+    if facts is not None and not (isinstance(facts, dict) and set(facts) <= _FACT_NAMES
+                                  and all(isinstance(value, (int, float, str)) for value in facts.values())):
+        logger.warning("host %s wrote a heartbeat that is not one; ignored", host.name)
+        return None
+    return facts
+
+
+def _update(host: Host, facts: dict | None, now: datetime) -> bool:
     """The host's row from its latest heartbeat; True if its state changed."""
-    facts = json.loads(beat) if beat else None
     fields = {}
     if facts is not None and facts != host.facts:
         fields.update(facts=facts, last_heartbeat_at=now)
@@ -60,10 +73,15 @@ def judge(last_heartbeat_at: datetime | None, now: datetime) -> str:
     return Host.State.HEALTHY
 
 
-def record_refused_logins() -> None:
-    """An audit event per refused fleet login Redis logged since the last look."""
-    for login in credentials.take_refused_logins():
-        address = _ADDRESS.search(login.client)
-        record(Actor(user=None, via=Via.FLEET, label="broker"), "host.login_refused",
-               detail=f"host {login.host}: {login.count} refused login(s), last from "
-                      f"{address.group(1) if address else 'an unknown address'} (wrong or revoked credential)")
+def record_refusals() -> None:
+    """An audit event per refusal of a fleet user Redis logged since the last look."""
+    for refusal in credentials.take_refusals():
+        found = _ADDRESS.search(refusal.client)
+        address = found.group(1) if found else "an unknown address"
+        if refusal.reason == "auth":
+            action, detail = "host.login_refused", (f"{refusal.count} refused login(s), last from {address} "
+                                                    f"(wrong or revoked credential)")
+        else:
+            action, detail = "host.denied", (f"{refusal.count} x {refusal.reason} {refusal.what!r} refused, last "
+                                              f"from {address} (beyond the host's rules)")
+        record(Actor(user=None, via=Via.FLEET, label="broker"), action, detail=f"host {refusal.host}: {detail}")

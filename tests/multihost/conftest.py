@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from deployments.fleet import credentials, heartbeats, keys
-from deployments.models import Host
+from deployments.models import AuditEvent, Host
 from tests.conftest import ROOT, RedisServer
 from tests.multihost.rig import PANEL_ADDRESS, Rig, RigHost
 from tests.support.browser import panel_page
@@ -66,6 +66,7 @@ class Fleet:
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
         self.agents: dict[str, Agent] = {}
+        self.probing = False  # the test itself tries what a host may not: refusals are expected
 
     def add(self, host: RigHost, *labels: str) -> Agent:
         printed = StringIO()
@@ -119,12 +120,16 @@ def fleet(rig, redis_server, transactional_db):
     broker users and keys."""
     made = Fleet(rig)
     yield made
+    heartbeats.record_refusals()
+    denied = list(AuditEvent.objects.filter(action="host.denied").values_list("detail", flat=True))
     made.stop_all()
     rig.remove_containers()
     for name in Host.objects.values_list("name", flat=True):
         credentials.remove(name)
         redis_server.delete(*(redis_server.keys(f"{keys.key_prefix(name)}*") or [keys.heartbeat_key(name)]))
     Host.objects.all().delete()
+    # An agent's own work never needs what its broker user may not do (keys.AGENT_COMMANDS).
+    assert made.probing or not denied, f"the broker refused an agent: {denied}"
 
 
 def healthy(fleet: Fleet, *names: str) -> None:

@@ -77,18 +77,24 @@ def test_three_hosts_report_their_heartbeats_and_run_the_work_sent_to_their_own_
 
 
 def test_a_hosts_credential_reaches_its_own_keys_and_nothing_of_another_host(fleet, rig):
+    fleet.probing = True
     first, second = fleet.add(rig.hosts[0]), fleet.add(rig.hosts[1])
     as_first = _as_host(first)
 
     as_first.lpush(f"{keys.key_prefix('h1')}probe", "mine")
     for forbidden in (lambda: as_first.lpush(f"{keys.key_prefix('h2')}{keys.queue('h2')}", "forged"),
                       lambda: as_first.get(keys.heartbeat_key("h2")),
-                      lambda: as_first.keys("*"),
                       lambda: as_first.get("_kombu.binding.switchyard"),
-                      lambda: as_first.execute_command("ACL", "WHOAMI") and as_first.execute_command("ACL", "LIST")):
+                      lambda: as_first.keys("*"), lambda: as_first.scan(0), lambda: as_first.randomkey(),
+                      lambda: as_first.dbsize(), lambda: as_first.execute_command("CLIENT", "TRACKING", "on", "BCAST"),
+                      lambda: as_first.eval("return 1", 0), lambda: as_first.execute_command("ACL", "LIST"),
+                      lambda: as_first.execute_command("CONFIG", "GET", "*"), lambda: as_first.flushall()):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
     assert _as_host(second).get(keys.heartbeat_key("h2")) is None  # its own: allowed, and empty yet
+    heartbeats.record_refusals()
+    denied = " ".join(AuditEvent.objects.filter(action="host.denied").values_list("detail", flat=True))
+    assert "host h1:" in denied and "'scan'" in denied and "fleet:h2:heartbeat" in denied
 
 
 def test_work_the_panel_did_not_sign_is_refused_and_signed_work_runs(fleet, rig):
@@ -140,7 +146,7 @@ def _start_agent_here(agent) -> None:
 
 
 def _refusals(host: str) -> list[AuditEvent]:
-    heartbeats.record_refused_logins()
+    heartbeats.record_refusals()
     return list(AuditEvent.objects.filter(action="host.login_refused", detail__startswith=f"host {host}:"))
 
 

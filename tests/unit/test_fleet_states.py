@@ -18,5 +18,6 @@ def test_a_hosts_broker_user_reaches_only_its_own_keys_and_channels():
     rules = keys.acl_rules("h1", "ab" * 32)
     assert rules[:2] == ["reset", "on"] and f"#{'ab' * 32}" in rules
     assert [rule for rule in rules if rule[0] in "~&%"] == ["~fleet:h1:*", "&fleet:h1:*"]
-    assert "-@dangerous" in rules
+    assert "-@all" in rules and "+brpop" in rules
+    assert not {"+scan", "+keys", "+eval", "+randomkey", "+dbsize", "+client", "+@all"} & set(rules)
     assert keys.queue("h1") == "host.h1" and keys.heartbeat_key("h1").startswith(keys.key_prefix("h1"))
