@@ -72,17 +72,12 @@ def load_scripts() -> None:
 
 
 def apply_all() -> None:
-    """Every host's user as its row says, and no fleet user without a row (a host removed while
-    a round was setting it again); the scripts agents run, in the server's cache."""
+    """Every host's user as its row says, and the scripts agents run in the server's cache."""
     hosts = list(Host.objects.all())
     if hosts:
         load_scripts()
     for host in hosts:
         apply(host)
-    known = {keys.acl_user(host.name) for host in hosts}
-    for user in map(_text, redis_client().execute_command("ACL", "USERS")):
-        if user.startswith(f"{keys.PREFIX}-") and user not in known:
-            remove(user[len(keys.PREFIX) + 1:])
 
 
 def take_refusals() -> list[Refusal]:
